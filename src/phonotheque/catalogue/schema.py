@@ -1,0 +1,194 @@
+"""Catalogue schema and forward migrations.
+
+``MIGRATIONS[i]`` takes a catalogue from version ``i`` to ``i + 1``. A catalogue
+records its version in ``PRAGMA user_version``; opening one whose version is
+higher than ``len(MIGRATIONS)`` is refused (it was written by a newer phono).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from phonotheque.errors import SchemaTooNew, WorkspaceError
+
+# Provenance columns carried by every row that comes from an input.
+_PROV = "source TEXT, locator TEXT, licence TEXT"
+
+V1 = f"""
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
+
+CREATE TABLE artist(
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    mbid TEXT,
+    name TEXT NOT NULL,
+    sort_name TEXT,
+    {_PROV}
+);
+CREATE INDEX artist_mbid ON artist(mbid);
+
+CREATE TABLE release(
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    mbid TEXT,
+    title TEXT NOT NULL,
+    date TEXT,
+    label TEXT,
+    barcode TEXT,
+    artist_credit TEXT,
+    art_path TEXT,
+    {_PROV}
+);
+CREATE INDEX release_mbid ON release(mbid);
+
+CREATE TABLE track(
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    mbid TEXT,
+    title TEXT NOT NULL,
+    artist_credit TEXT,
+    release_id INTEGER REFERENCES release(id),
+    disc INTEGER,
+    position INTEGER,
+    duration_ms INTEGER,
+    excluded INTEGER NOT NULL DEFAULT 0,
+    {_PROV}
+);
+CREATE INDEX track_mbid ON track(mbid);
+CREATE INDEX track_release ON track(release_id);
+
+CREATE TABLE track_artist(
+    track_id INTEGER NOT NULL REFERENCES track(id),
+    position INTEGER NOT NULL,
+    artist_id INTEGER NOT NULL REFERENCES artist(id),
+    PRIMARY KEY(track_id, position)
+) WITHOUT ROWID;
+CREATE INDEX track_artist_artist ON track_artist(artist_id);
+
+CREATE TABLE track_isrc(
+    track_id INTEGER NOT NULL REFERENCES track(id),
+    isrc TEXT NOT NULL,
+    known_country INTEGER NOT NULL DEFAULT 1,
+    {_PROV},
+    PRIMARY KEY(track_id, isrc)
+) WITHOUT ROWID;
+CREATE INDEX track_isrc_isrc ON track_isrc(isrc);
+
+-- Listen counts keep the key they arrived with, so listens may be ingested
+-- before or after the tracks they count; track_id is resolved afterwards.
+CREATE TABLE listens(
+    id INTEGER PRIMARY KEY,
+    dataset TEXT NOT NULL,
+    key_kind TEXT NOT NULL CHECK (key_kind IN ('mbid', 'isrc', 'track_id', 'key')),
+    key TEXT NOT NULL,
+    count INTEGER NOT NULL CHECK (count >= 0),
+    users INTEGER,
+    track_id INTEGER REFERENCES track(id),
+    {_PROV},
+    UNIQUE(dataset, key_kind, key)
+);
+CREATE INDEX listens_track ON listens(track_id);
+
+CREATE TABLE source_audio(
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    track_id INTEGER NOT NULL REFERENCES track(id),
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    codec TEXT,
+    container TEXT,
+    bitrate INTEGER,
+    duration_ms INTEGER,
+    sample_rate INTEGER,
+    channels INTEGER,
+    match TEXT,
+    {_PROV}
+);
+CREATE INDEX source_audio_track ON source_audio(track_id);
+
+CREATE TABLE exclusion(
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('isrc', 'mbid', 'path')),
+    value TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    added_at TEXT NOT NULL,
+    UNIQUE(kind, value)
+);
+
+CREATE TABLE reject(
+    id INTEGER PRIMARY KEY,
+    stage TEXT NOT NULL,
+    source TEXT NOT NULL,
+    locator TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE(stage, source, locator, reason)
+);
+
+-- How far an ingest got in each input file, committed in the same transaction
+-- as the rows it covers, so a killed ingest resumes where it stopped.
+CREATE TABLE ingest_checkpoint(
+    source TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    size INTEGER,
+    mtime_ns INTEGER,
+    offset INTEGER NOT NULL DEFAULT 0,
+    done INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+
+MIGRATIONS: Sequence[str] = (V1,)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(
+    conn: sqlite3.Connection, path: object, migrations: Sequence[str] = MIGRATIONS
+) -> int:
+    """Bring ``conn`` up to the newest schema; return the version it was at.
+
+    Each migration runs in its own transaction together with the version bump,
+    so a crash mid-migration leaves the catalogue at the previous version.
+    """
+    current = schema_version(conn)
+    if current > len(migrations):
+        raise SchemaTooNew(
+            path,
+            f"catalogue schema version {current} is newer than this phono understands "
+            f"(up to {len(migrations)}); upgrade phonotheque",
+        )
+    if current == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+        raise WorkspaceError(path, "not a Phonothèque catalogue (tables present, no schema version)")
+    for version in range(current, len(migrations)):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(migrations[version]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return current
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into statements (executescript would commit on its own)."""
+    out: list[str] = []
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        if line.lstrip().startswith("--"):
+            continue
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        out.append(buf.strip())
+    return out

@@ -1,0 +1,126 @@
+"""What every command shares: the root group, the workspace option, error mapping, progress."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from phonotheque import __version__
+from phonotheque.errors import PhonoError
+from phonotheque.workspace import Workspace
+
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="phono")
+def main() -> None:
+    """Phonothèque: build a lawful, publicly distributable music preservation archive.
+
+    A workspace folder is one archive: catalogue.sqlite plus audio/, torrents/
+    and publish/. Most commands take --workspace (default: $PHONO_WORKSPACE or
+    the current folder).
+    """
+
+
+def workspace_option(f: F) -> F:
+    """Add ``--workspace/-w`` and pass an opened :class:`Workspace` as ``ws``."""
+
+    @click.option(
+        "--workspace",
+        "-w",
+        "workspace",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=lambda: os.environ.get("PHONO_WORKSPACE", "."),
+        show_default="$PHONO_WORKSPACE or .",
+        help="Workspace folder.",
+    )
+    @functools.wraps(f)
+    def wrapper(*args: Any, workspace: Path, **kwargs: Any) -> Any:
+        ws = Workspace.open(workspace)
+        return f(*args, ws=ws, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def handle_errors(f: F) -> F:
+    """Turn library errors into a one-line message and the error's exit code."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except PhonoError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/]; re-run the same command to resume")
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def command(group: click.Group, name: str | None = None, **kw: Any) -> Callable[[F], F]:
+    """``group.command`` with our error handling applied underneath."""
+
+    def deco(f: F) -> F:
+        return group.command(name, **kw)(handle_errors(f))  # type: ignore[return-value]
+
+    return deco
+
+
+@contextmanager
+def progress_bar(description: str, total: float | None, unit: str = "rows") -> Iterator[
+    Callable[..., None]
+]:
+    """A rich progress bar; yields ``advance(n=1, **fields)`` for a library callback.
+
+    Shows count, rate (per second) and ETA. Quiet when stdout is not a terminal
+    unless PHONO_PROGRESS=1 (tests and logs stay readable).
+    """
+    show = console.is_terminal or os.environ.get("PHONO_PROGRESS") == "1"
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not show,
+        transient=False,
+    )
+    task = progress.add_task(description, total=total, rate="")
+
+    def advance(n: float = 1, total: float | None = None, **fields: Any) -> None:
+        if total is not None:
+            progress.update(task, total=total)
+        progress.advance(task, n)
+        t = progress.tasks[task]
+        speed = t.finished_speed or t.speed
+        rate = f"{speed:,.0f} {unit}/s" if speed else ""
+        progress.update(task, rate=rate, **fields)
+
+    with progress:
+        yield advance
