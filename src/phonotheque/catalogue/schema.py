@@ -137,6 +137,81 @@ CREATE TABLE ingest_checkpoint(
     done INTEGER NOT NULL DEFAULT 0,
     updated_at TEXT NOT NULL
 ) WITHOUT ROWID;
+
+-- select: the plan (recomputed by every `phono select`) ...
+CREATE TABLE selection(
+    track_id INTEGER PRIMARY KEY REFERENCES track(id),
+    rank INTEGER NOT NULL,
+    band INTEGER NOT NULL,
+    cum_share REAL NOT NULL,
+    tier TEXT NOT NULL CHECK (tier IN ('original', 'reencode')),
+    est_bytes INTEGER NOT NULL DEFAULT 0,
+    priority REAL
+);
+CREATE INDEX selection_rank ON selection(rank);
+
+-- ... and the ledger: one status per track (todo, success, skipped_*, excluded,
+-- error_<reason>); audio outcomes survive a re-selection.
+CREATE TABLE ledger(
+    track_id INTEGER PRIMARY KEY REFERENCES track(id),
+    status TEXT NOT NULL,
+    detail TEXT,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX ledger_status ON ledger(status);
+
+-- audio: one archive file per selected track; path is relative to the workspace.
+CREATE TABLE audio_file(
+    id INTEGER PRIMARY KEY,
+    track_id INTEGER NOT NULL UNIQUE REFERENCES track(id),
+    source_audio_id INTEGER REFERENCES source_audio(id),
+    tier TEXT NOT NULL,
+    path TEXT NOT NULL UNIQUE,
+    container TEXT,
+    codec TEXT,
+    bitrate INTEGER,
+    duration_ms INTEGER,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    original_sha256 TEXT,
+    original_size INTEGER,
+    btv2_root TEXT,
+    patch_path TEXT,
+    replaygain_gain REAL,
+    replaygain_peak REAL,
+    reconstruction TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX audio_file_sha256 ON audio_file(sha256);
+
+-- pack / publish
+CREATE TABLE torrent(
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('data', 'meta', 'art')),
+    band INTEGER,
+    name TEXT NOT NULL UNIQUE,
+    torrent_path TEXT NOT NULL,
+    data_path TEXT NOT NULL,
+    infohash_v1 TEXT,
+    infohash_v2 TEXT,
+    piece_length INTEGER,
+    size INTEGER NOT NULL,
+    files INTEGER NOT NULL,
+    wave INTEGER,
+    obsolete INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL
+);
+
+CREATE TABLE torrent_file(
+    torrent_id INTEGER NOT NULL REFERENCES torrent(id),
+    path TEXT NOT NULL,
+    audio_file_id INTEGER REFERENCES audio_file(id),
+    size INTEGER NOT NULL,
+    sha256 TEXT,
+    pieces_root TEXT,
+    PRIMARY KEY(torrent_id, path)
+) WITHOUT ROWID;
+CREATE INDEX torrent_file_audio ON torrent_file(audio_file_id);
 """
 
 MIGRATIONS: Sequence[str] = (V1,)
