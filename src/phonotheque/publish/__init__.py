@@ -1,0 +1,1 @@
+"""Publish and verify: metadata databases, torrents index, release waves."""

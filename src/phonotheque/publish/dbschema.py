@@ -1,0 +1,65 @@
+"""Schema of the published metadata database (``publish/metadata.sqlite``).
+
+This is the public contract: what `phono publish` writes, what `phono serve`
+reads (read-only) and what users open with plain ``sqlite3`` or, as Parquet,
+with DuckDB/pandas. It is deliberately flat and self-describing: no internal
+state, no provenance paths of the builder's machine beyond source names.
+"""
+
+from __future__ import annotations
+
+PUBLISH_SCHEMA_VERSION = 1
+
+DDL = """
+CREATE TABLE info(key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
+
+CREATE TABLE artist(
+    id INTEGER PRIMARY KEY, mbid TEXT, name TEXT NOT NULL, sort_name TEXT);
+
+CREATE TABLE release(
+    id INTEGER PRIMARY KEY, mbid TEXT, title TEXT NOT NULL, date TEXT, label TEXT,
+    barcode TEXT, artist_credit TEXT);
+
+-- one row per catalogue track; listens/rank/band/tier/status come from select + audio
+CREATE TABLE track(
+    id INTEGER PRIMARY KEY, mbid TEXT, title TEXT NOT NULL, artist_credit TEXT,
+    release_id INTEGER, disc INTEGER, position INTEGER, duration_ms INTEGER,
+    source TEXT, licence TEXT,
+    listens INTEGER NOT NULL DEFAULT 0, rank INTEGER, band INTEGER, tier TEXT,
+    status TEXT NOT NULL);
+CREATE INDEX track_mbid ON track(mbid);
+CREATE INDEX track_rank ON track(rank);
+
+CREATE TABLE track_artist(
+    track_id INTEGER NOT NULL, position INTEGER NOT NULL, artist_id INTEGER NOT NULL,
+    PRIMARY KEY(track_id, position)) WITHOUT ROWID;
+
+CREATE TABLE track_isrc(
+    track_id INTEGER NOT NULL, isrc TEXT NOT NULL, PRIMARY KEY(track_id, isrc)) WITHOUT ROWID;
+CREATE INDEX track_isrc_isrc ON track_isrc(isrc);
+
+CREATE TABLE torrent(
+    id INTEGER PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL UNIQUE, band INTEGER,
+    wave INTEGER, infohash_v1 TEXT, infohash_v2 TEXT, magnet TEXT NOT NULL,
+    size INTEGER NOT NULL, files INTEGER NOT NULL, obsolete INTEGER NOT NULL DEFAULT 0,
+    added_at TEXT NOT NULL);
+
+-- where each archived track's file is: which torrent, which path inside it
+CREATE TABLE file(
+    track_id INTEGER NOT NULL, torrent_id INTEGER NOT NULL, path TEXT NOT NULL,
+    size INTEGER NOT NULL, sha256 TEXT NOT NULL, btv2_root TEXT, tier TEXT NOT NULL,
+    container TEXT, codec TEXT, bitrate INTEGER,
+    original_sha256 TEXT, original_size INTEGER, patch_path TEXT,
+    PRIMARY KEY(torrent_id, path)) WITHOUT ROWID;
+CREATE INDEX file_track ON file(track_id);
+CREATE INDEX file_sha256 ON file(sha256);
+
+CREATE TABLE stats(key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+
+-- full-text search over title, artists, release and ISRCs; prefix and
+-- diacritic-insensitive matching (unicode61 remove_diacritics 2)
+CREATE VIRTUAL TABLE track_fts USING fts5(
+    title, artists, release, isrc,
+    tokenize='unicode61 remove_diacritics 2', prefix='2 3');
+"""
+# track_fts rowid = track.id.
