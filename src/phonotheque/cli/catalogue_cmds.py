@@ -9,8 +9,36 @@ import orjson
 from rich.table import Table
 
 from phonotheque.cli._common import command, console, workspace_option
+from phonotheque.compare import KeyOverlap, compare
+from phonotheque.errors import WorkspaceError
 from phonotheque.model import Exclusion
-from phonotheque.workspace import Workspace
+from phonotheque.stats import catalogue_stats
+from phonotheque.workspace import CATALOGUE, Workspace
+
+
+def _catalogue_file(path: Path) -> Path:
+    """A workspace folder or a catalogue.sqlite file -> the catalogue file."""
+    if path.is_dir() and (path / CATALOGUE).is_file():
+        return path / CATALOGUE
+    if path.is_file() and path.suffix == ".sqlite":
+        return path
+    raise WorkspaceError(path, "not a workspace or catalogue.sqlite")
+
+
+def _overlap_table(o: KeyOverlap, a: str, b: str) -> Table:
+    t = Table(title=f"{o.kind.upper()}s", show_header=True)
+    t.add_column("")
+    t.add_column("count", justify="right")
+    t.add_column("share", justify="right")
+    t.add_column("sample", overflow="fold")
+    t.add_row(f"in {a}", f"{o.in_a:,}", "", "")
+    t.add_row(f"in {b}", f"{o.in_b:,}", "", "")
+    t.add_row("in both", f"{o.both:,}", f"{o.share_of_a_in_b:.1%} of {a}", "")
+    t.add_row(f"only in {a}", f"{o.only_a:,}", f"{1 - o.share_of_a_in_b:.1%} of {a}" if o.in_a else "",
+              ", ".join(o.sample_only_a))
+    t.add_row(f"only in {b}", f"{o.only_b:,}", f"{1 - o.share_of_b_in_a:.1%} of {b}" if o.in_b else "",
+              ", ".join(o.sample_only_b))
+    return t
 
 
 def register(main: click.Group) -> None:
@@ -20,6 +48,54 @@ def register(main: click.Group) -> None:
         """Create a workspace in DIRECTORY (idempotent)."""
         ws = Workspace.create(directory)
         console.print(f"workspace ready: {ws.root}")
+
+    @command(main, "stats")
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @workspace_option
+    def stats(ws: Workspace, as_json: bool) -> None:
+        """Counts a curator needs: tracks, ISRCs (unique, shared, missing), listens, audio."""
+        with ws.store(readonly=True) as store:
+            st = catalogue_stats(store)
+        if as_json:
+            click.echo(orjson.dumps(st.as_dict(), option=orjson.OPT_INDENT_2))
+            return
+        table = Table(title=f"catalogue {ws.root}")
+        table.add_column("what")
+        table.add_column("count", justify="right")
+        for key, value in st.as_dict().items():
+            table.add_row(key.replace("_", " "), f"{value:,}")
+        console.print(table)
+
+    @command(main, "compare")
+    @click.argument("a", type=click.Path(exists=True, path_type=Path))
+    @click.argument("b", type=click.Path(exists=True, path_type=Path))
+    @click.option("--sample", type=int, default=10, show_default=True,
+                  help="How many example keys to show for each side.")
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    def compare_cmd(a: Path, b: Path, sample: int, as_json: bool) -> None:
+        """Compare two catalogues (workspaces or catalogue.sqlite files) by ISRC and MBID.
+
+        Answers "how many of our ISRCs does the other catalogue lack?". To compare
+        with a MusicBrainz dump, ingest it into its own workspace first.
+        """
+        from phonotheque.catalogue.store import Store
+
+        with Store(_catalogue_file(a), readonly=True) as store:
+            rep = compare(store, _catalogue_file(b), sample=sample, a_name=str(a), b_name=str(b))
+        if as_json:
+            def part(o: KeyOverlap) -> dict[str, object]:
+                return {"in_a": o.in_a, "in_b": o.in_b, "both": o.both, "only_a": o.only_a,
+                        "only_b": o.only_b, "sample_only_a": o.sample_only_a,
+                        "sample_only_b": o.sample_only_b}
+            click.echo(orjson.dumps({"a": rep.a, "b": rep.b, "isrc": part(rep.isrc),
+                                     "mbid": part(rep.mbid)}, option=orjson.OPT_INDENT_2))
+            return
+        console.print(_overlap_table(rep.isrc, "A", "B"))
+        console.print(_overlap_table(rep.mbid, "A", "B"))
+        console.print(f"A = {rep.a}\nB = {rep.b}")
+        console.print(
+            f"[bold]{rep.isrc.only_a:,}[/] of A's {rep.isrc.in_a:,} ISRCs are missing from B."
+        )
 
     @command(main, "rejects")
     @click.option("--stage", help="Only rejects of this stage (ingest, audio, ...).")
@@ -35,8 +111,9 @@ def register(main: click.Group) -> None:
                 (stage,) if stage else (),
             )
         if as_json:
-            click.echo(orjson.dumps({"total": total, "rejects": [r.__dict__ if hasattr(r, "__dict__") else
-                                      {k: getattr(r, k) for k in r.__slots__} for r in rows]}))
+            click.echo(orjson.dumps({"total": total, "rejects": [
+                {"stage": r.stage, "source": r.source, "locator": r.locator, "reason": r.reason,
+                 "created_at": r.created_at} for r in rows]}))
             return
         table = Table(title=f"{total} rejects")
         for col in ("stage", "source", "locator", "reason"):
