@@ -124,6 +124,7 @@ class Checkpoint:
     kind: str
     offset: int
     done: bool = False
+    line: int = 0  # lines before ``offset``, so a resumed run numbers locators the same
     size: int | None = None
     mtime_ns: int | None = None
 

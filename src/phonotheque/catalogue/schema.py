@@ -134,6 +134,7 @@ CREATE TABLE ingest_checkpoint(
     size INTEGER,
     mtime_ns INTEGER,
     offset INTEGER NOT NULL DEFAULT 0,
+    line INTEGER NOT NULL DEFAULT 0,
     done INTEGER NOT NULL DEFAULT 0,
     updated_at TEXT NOT NULL
 ) WITHOUT ROWID;

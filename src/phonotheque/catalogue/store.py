@@ -451,12 +451,14 @@ class Store:
 
     def _checkpoint(self, cp: Checkpoint) -> None:
         self.conn.execute(
-            """INSERT INTO ingest_checkpoint(source, kind, size, mtime_ns, offset, done, updated_at)
-               VALUES (?,?,?,?,?,?,?)
+            """INSERT INTO ingest_checkpoint(source, kind, size, mtime_ns, offset, line, done,
+                                             updated_at)
+               VALUES (?,?,?,?,?,?,?,?)
                ON CONFLICT(source) DO UPDATE SET kind = excluded.kind, size = excluded.size,
-                 mtime_ns = excluded.mtime_ns, offset = excluded.offset, done = excluded.done,
-                 updated_at = excluded.updated_at""",
-            (cp.source, cp.kind, cp.size, cp.mtime_ns, cp.offset, int(cp.done), now_iso()),
+                 mtime_ns = excluded.mtime_ns, offset = excluded.offset, line = excluded.line,
+                 done = excluded.done, updated_at = excluded.updated_at""",
+            (cp.source, cp.kind, cp.size, cp.mtime_ns, cp.offset, cp.line, int(cp.done),
+             now_iso()),
         )
 
     def checkpoint(self, source: str) -> Checkpoint | None:
@@ -467,7 +469,7 @@ class Store:
             return None
         return Checkpoint(
             source=row["source"], kind=row["kind"], offset=row["offset"], done=bool(row["done"]),
-            size=row["size"], mtime_ns=row["mtime_ns"],
+            size=row["size"], mtime_ns=row["mtime_ns"], line=row["line"],
         )
 
     def resolve_listens(self) -> int:
