@@ -147,9 +147,22 @@ CREATE TABLE selection(
     cum_share REAL NOT NULL,
     tier TEXT NOT NULL CHECK (tier IN ('original', 'reencode')),
     est_bytes INTEGER NOT NULL DEFAULT 0,
-    priority REAL
+    priority REAL,
+    -- estimated archive size of ranks 1..rank (what the budget is checked against)
+    cum_bytes INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX selection_rank ON selection(rank);
+
+-- One row per `phono select`: the options it ran with and what it reached (JSON),
+-- plus the downsampled coverage curve, for reports and the published statistics.
+CREATE TABLE select_run(
+    id INTEGER PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    finished_at TEXT NOT NULL,
+    options TEXT NOT NULL,
+    result TEXT NOT NULL,
+    curve TEXT NOT NULL
+);
 
 -- ... and the ledger: one status per track (todo, success, skipped_*, excluded,
 -- error_<reason>); audio outcomes survive a re-selection.
