@@ -213,8 +213,20 @@ CREATE TABLE torrent(
     files INTEGER NOT NULL,
     wave INTEGER,
     obsolete INTEGER NOT NULL DEFAULT 0,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    -- what the torrent carries: audio (a data folder), aac_meta (the AAC metadata
+    -- file of one data folder), database (metadata.sqlite + Parquet), art (the tar)
+    role TEXT,
+    layout TEXT,
+    collection TEXT,
+    aac_from TEXT,
+    aac_to TEXT,
+    generation INTEGER,
+    magnet TEXT,
+    describes INTEGER REFERENCES torrent(id),
+    superseded_by INTEGER REFERENCES torrent(id)
 );
+CREATE INDEX torrent_wave ON torrent(wave);
 
 CREATE TABLE torrent_file(
     torrent_id INTEGER NOT NULL REFERENCES torrent(id),
@@ -223,9 +235,31 @@ CREATE TABLE torrent_file(
     size INTEGER NOT NULL,
     sha256 TEXT,
     pieces_root TEXT,
+    role TEXT NOT NULL DEFAULT 'audio',
+    aacid TEXT,
     PRIMARY KEY(torrent_id, path)
 ) WITHOUT ROWID;
 CREATE INDEX torrent_file_audio ON torrent_file(audio_file_id);
+
+-- release waves: which torrents went public together (torrent.wave), and when
+-- (derived from the torrents' own timestamps so re-runs give the same bytes).
+CREATE TABLE wave(
+    id INTEGER PRIMARY KEY,
+    released_at TEXT NOT NULL,
+    torrents INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    options TEXT NOT NULL DEFAULT '{}'
+);
+
+-- album art chosen for each release by `phono pack` (rewritten by every pack)
+CREATE TABLE release_art(
+    release_id INTEGER PRIMARY KEY REFERENCES release(id),
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mime TEXT NOT NULL,
+    member TEXT NOT NULL,
+    origin TEXT NOT NULL
+);
 """
 
 MIGRATIONS: Sequence[str] = (V1,)
