@@ -248,7 +248,7 @@ CREATE TABLE wave(
     released_at TEXT NOT NULL,
     torrents INTEGER NOT NULL,
     bytes INTEGER NOT NULL,
-    options TEXT NOT NULL DEFAULT '{}'
+    options TEXT NOT NULL DEFAULT '{{}}'
 );
 
 -- album art chosen for each release by `phono pack` (rewritten by every pack)
