@@ -231,6 +231,8 @@ class Store:
         counts.add(kind, added, updated, existing - updated)
 
     def _artists(self, items: list[Artist], counts: WriteCounts) -> None:
+        # An artist appears on every line that credits it: keep the provenance of
+        # the first sighting (as tracks do), so seeing it again changes nothing.
         uniq = {a.key: a for a in items}
         rows = [(a.key, a.mbid, a.name, a.sort_name, *_prov(a.prov)) for a in uniq.values()]
         self._upsert(
@@ -243,13 +245,12 @@ class Store:
                  mbid = coalesce(excluded.mbid, mbid),
                  name = excluded.name,
                  sort_name = coalesce(excluded.sort_name, sort_name),
-                 source = excluded.source, locator = excluded.locator,
-                 licence = coalesce(excluded.licence, licence)
-               WHERE (artist.mbid, artist.name, artist.sort_name, artist.source, artist.locator,
-                      artist.licence)
+                 source = coalesce(source, excluded.source),
+                 locator = coalesce(locator, excluded.locator),
+                 licence = coalesce(licence, excluded.licence)
+               WHERE (artist.mbid, artist.name, artist.sort_name)
                  IS NOT (coalesce(excluded.mbid, artist.mbid), excluded.name,
-                      coalesce(excluded.sort_name, artist.sort_name), excluded.source,
-                      excluded.locator, coalesce(excluded.licence, artist.licence))""",
+                      coalesce(excluded.sort_name, artist.sort_name))""",
             rows,
             counts,
         )

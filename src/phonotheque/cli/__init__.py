@@ -15,6 +15,8 @@ from phonotheque.cli._common import main
 # Each module defines ``register(group)``; order is the order of `phono --help`.
 COMMAND_MODULES = [
     "phonotheque.cli.catalogue_cmds",
+    "phonotheque.cli.ingest_cmds",
+    "phonotheque.cli.synth_cmds",
 ]
 
 for _name in COMMAND_MODULES:

@@ -1,0 +1,156 @@
+"""What every source shares: the reader interface, its options, and line/archive helpers.
+
+A source turns input files into model records. It never touches SQLite: it
+yields :mod:`phonotheque.model` records, :class:`~phonotheque.model.Reject` for
+input it refuses, and :class:`~phonotheque.model.Checkpoint` markers that tell
+the store how far the records yielded so far reach, so a killed run resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from phonotheque.errors import InputError, wrap_os_error
+from phonotheque.model import Checkpoint, Record, Reject
+
+STAGE = "ingest"
+
+# How often (in input lines) line-oriented readers yield a checkpoint. The store
+# keeps the last one per batch, so this only bounds how much a resumed run redoes.
+CHECKPOINT_EVERY = 256
+
+KnownFile = Callable[[str, int, int], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadOptions:
+    """Per-run options a reader may use; each reader ignores what does not concern it."""
+
+    key: str | None = None  # listens: key column (isrc, recording_mbid, track_id)
+    count_column: str | None = None  # listens: count column
+    dataset: str | None = None  # listens: dataset name (default: the file stem)
+    # tags: ``known(path, size, mtime_ns)`` says a file is already in the catalogue
+    # unchanged, so it is not opened again.
+    known: KnownFile | None = None
+    tmp_dir: Path | None = None  # mbdump: where the temporary join database goes
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    """One unit of input with its identity for checkpoints."""
+
+    path: Path
+    source: str  # checkpoint key: the absolute path, printable
+    size: int
+    mtime_ns: int
+    # bytes the progress bar can count for this input (None: unknown, e.g. archives)
+    progress_size: int | None = None
+
+
+class Source(Protocol):
+    """A kind of input, registered by name in :data:`phonotheque.sources.SOURCES`."""
+
+    kind: str
+    licence: str | None
+    # True if :meth:`read` can start at a checkpoint offset; otherwise a partial
+    # input is read again from the start, which is safe because upserts are idempotent.
+    resumable: bool
+
+    def inputs(self, paths: Sequence[Path]) -> list[Input]:
+        """Expand the paths the user gave into inputs; raise InputError if one is unusable."""
+        ...
+
+    def read(
+        self, item: Input, options: ReadOptions, start: int = 0, line: int = 0
+    ) -> Iterator[Record]:
+        """Yield records, rejects and checkpoints for ``item``, from byte ``start``."""
+        ...
+
+
+# -- helpers ------------------------------------------------------------------
+
+
+def printable(path: str | bytes | os.PathLike[str]) -> str:
+    """A path as text SQLite can store and a terminal can show.
+
+    File names on Linux are bytes; names that are not UTF-8 come back from
+    ``os.fsdecode`` with lone surrogates, which cannot be encoded. Those bytes
+    are shown as ``\\xNN`` escapes instead; control characters are escaped too.
+    """
+    text = os.fsdecode(path)
+    raw = text.encode("utf-8", "surrogateescape")
+    text = raw.decode("utf-8", "backslashreplace")
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        text = "".join(c if ord(c) >= 32 and ord(c) != 127 else repr(c)[1:-1] for c in text)
+    return text
+
+
+def is_printable_utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def file_input(path: Path, *, progress: bool = True) -> Input:
+    """An :class:`Input` for one regular file; raises InputError if it is missing or unreadable."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise wrap_os_error(exc, printable(path)) from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(printable(path), "not a regular file")
+    absolute = Path(os.path.abspath(path))
+    return Input(
+        absolute, printable(absolute), st.st_size, st.st_mtime_ns,
+        st.st_size if progress else None,
+    )
+
+
+def expand_files(paths: Sequence[Path], suffixes: tuple[str, ...]) -> list[Input]:
+    """Files given directly, plus files with one of ``suffixes`` inside given folders (sorted)."""
+    out: list[Input] = []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(
+                q for q in p.rglob("*") if q.is_file() and q.name.lower().endswith(suffixes)
+            )
+            if not found:
+                raise InputError(printable(p), f"no input files ({', '.join(suffixes)}) inside")
+            out.extend(file_input(q) for q in found)
+        else:
+            out.append(file_input(p))
+    return out
+
+
+def reject(source: str, locator: str, reason: str) -> Reject:
+    return Reject(STAGE, source, locator, reason)
+
+
+def checkpoint(item: Input, kind: str, offset: int, line: int, done: bool = False) -> Checkpoint:
+    return Checkpoint(
+        item.source, kind, offset, done=done, size=item.size, mtime_ns=item.mtime_ns, line=line
+    )
+
+
+def lines(path: Path, start: int = 0, first_line: int = 0) -> Iterator[tuple[int, int, bytes]]:
+    """Yield ``(line number, offset after the line, raw line)`` from byte ``start`` on."""
+    try:
+        f = open(path, "rb", buffering=1 << 20)  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise wrap_os_error(exc, printable(path)) from exc
+    with f:
+        if start:
+            f.seek(start)
+        pos = start
+        n = first_line
+        for raw in f:
+            n += 1
+            pos += len(raw)
+            yield n, pos, raw

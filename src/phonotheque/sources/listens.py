@@ -1,0 +1,362 @@
+"""Listen counts: ListenBrainz JSON, ListenBrainz listens (JSON Lines), CSV and Parquet.
+
+Shapes read (each found in ListenBrainz's own test data):
+
+* rows as objects with ``recording_mbid`` (or ``isrc``) and ``total_listen_count``
+  / ``listen_count`` / ``count``, optionally ``total_user_count`` — as a list, under
+  ``data`` or ``payload``, or as a list of per-user objects each with ``data``;
+* rows as arrays, the ListenBrainz popularity table layout
+  ``[artist_mbid, recording_mbid, total_listen_count, total_user_count]``;
+* listens (one per JSON line, or a list): each counts one for its
+  ``track_metadata.mbid_mapping.recording_mbid`` or
+  ``track_metadata.additional_info.recording_mbid``, else its ISRC;
+* Spotify play records (``track.external_ids.isrc`` + ``played_at``): one listen per ISRC;
+* CSV and Parquet with a key column (``isrc``, ``recording_mbid`` or ``track_id``)
+  and a count column, streamed in record batches.
+
+Counts belong to a *dataset* (default: the file name without extension); the
+store replaces a dataset's count for a key, so ingesting a file again replaces
+its counts instead of adding to them. JSON rows with the same key are summed
+(per-user rows add up to totals; listens are counted); CSV/Parquet files are
+expected to have one row per key and a repeated key keeps its last row.
+
+Listens JSON is aggregated in memory (one counter per distinct recording),
+so it is not resumable mid-file; nor are CSV/Parquet. All are re-read whole
+after an interruption, which is safe because counts are replaced, not added.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from phonotheque import isrc as isrc_mod
+from phonotheque.errors import InputError, InvalidISRC, wrap_os_error
+from phonotheque.model import Listen, Provenance, Record
+from phonotheque.sources._base import (
+    Input,
+    ReadOptions,
+    checkpoint,
+    expand_files,
+    printable,
+    reject,
+)
+
+KIND = "listens"
+LB_LICENCE = "CC0-1.0"  # ListenBrainz data dumps and statistics are CC0
+SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".parquet")
+KEY_COLUMNS = {"recording_mbid": "mbid", "mbid": "mbid", "isrc": "isrc", "track_id": "track_id"}
+COUNT_COLUMNS = ("count", "listens", "listen_count", "total_listen_count", "plays")
+USER_COLUMNS = ("total_user_count", "user_count", "users")
+_MBID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_BATCH_ROWS = 65_536
+_INT = re.compile(r"^[+-]?[0-9]+$")
+
+
+class _BadRow(ValueError):
+    pass
+
+
+def _key(kind: str, raw: Any) -> str:
+    """Validate and normalise a key value of ``kind``; raise _BadRow."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        raise _BadRow(f"missing {'recording_mbid' if kind == 'mbid' else kind}")
+    if kind == "mbid":
+        v = str(raw).strip().lower()
+        if not _MBID.match(v):
+            raise _BadRow(f"invalid recording MBID {raw!r}")
+        return v
+    if kind == "isrc":
+        try:
+            return isrc_mod.parse(str(raw)).code
+        except InvalidISRC as exc:
+            raise _BadRow(str(exc)) from None
+    if kind == "track_id":
+        try:
+            return str(int(raw))
+        except (TypeError, ValueError):
+            raise _BadRow(f"invalid track id {raw!r}") from None
+    raise _BadRow(f"unknown key kind {kind}")
+
+
+def _count(raw: Any, what: str = "count") -> int:
+    """A whole, non-negative count from an int, an integral float or decimal digits."""
+    if isinstance(raw, bool) or raw is None:
+        raise _BadRow(f"missing {what}")
+    if isinstance(raw, int):
+        value = raw
+    elif isinstance(raw, float) and raw.is_integer():
+        value = int(raw)
+    elif isinstance(raw, str) and _INT.match(raw.strip()):
+        value = int(raw.strip())
+    else:
+        raise _BadRow(f"invalid {what} {raw!r} (not a whole number)")
+    if value < 0:
+        raise _BadRow(f"negative {what} {value}")
+    return value
+
+
+class _Tally:
+    """Counts summed per (key kind, key) for JSON inputs."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], list[Any]] = {}  # -> [count, users, locator]
+
+    def add(self, kind: str, key: str, count: int, users: int | None, locator: str) -> None:
+        row = self.counts.get((kind, key))
+        if row is None:
+            self.counts[(kind, key)] = [count, users, locator]
+        else:
+            row[0] += count
+            if users is not None:
+                row[1] = (row[1] or 0) + users
+
+
+def _row(obj: dict[str, Any], tally: _Tally, locator: str) -> str | None:
+    """Add one JSON row or listen to ``tally``; return a reject reason or None."""
+    try:
+        tm = obj.get("track_metadata")
+        if isinstance(tm, dict):  # a ListenBrainz listen: counts one
+            mapping = tm.get("mbid_mapping") or {}
+            info = tm.get("additional_info") or {}
+            mbid = mapping.get("recording_mbid") or info.get("recording_mbid")
+            if mbid:
+                tally.add("mbid", _key("mbid", mbid), 1, None, locator)
+            elif info.get("isrc"):
+                tally.add("isrc", _key("isrc", info["isrc"]), 1, None, locator)
+            else:
+                return "listen has no recording_mbid and no ISRC"
+            return None
+        track = obj.get("track")
+        if isinstance(track, dict) and "played_at" in obj:  # a Spotify play record
+            code = (track.get("external_ids") or {}).get("isrc")
+            if not code:
+                return "Spotify play without ISRC (track.external_ids.isrc)"
+            tally.add("isrc", _key("isrc", code), 1, None, locator)
+            return None
+        count_raw = next((obj[c] for c in COUNT_COLUMNS if c in obj), None)
+        users_raw = next((obj[c] for c in USER_COLUMNS if c in obj), None)
+        if "recording_mbid" in obj or "mbid" in obj:
+            kind, raw = "mbid", obj.get("recording_mbid", obj.get("mbid"))
+        elif "isrc" in obj:
+            kind, raw = "isrc", obj["isrc"]
+        elif "artist_mbid" in obj:
+            return "artist-level count (artist_mbid), not a recording"
+        else:
+            return f"no recording_mbid or isrc (keys: {', '.join(sorted(obj)[:8])})"
+        key = _key(kind, raw)
+        users = None if users_raw is None else _count(users_raw, "user count")
+        tally.add(kind, key, _count(count_raw, "listen count"), users, locator)
+    except _BadRow as exc:
+        return str(exc)
+    return None
+
+
+def _array_row(row: list[Any], tally: _Tally, locator: str) -> str | None:
+    """``[artist_mbid, recording_mbid, total_listen_count, total_user_count]`` and shorter forms."""
+    try:
+        if len(row) == 4:
+            _, mbid, count, users = row
+        elif len(row) == 3:
+            mbid, count, users = row
+        elif len(row) == 2:
+            (mbid, count), users = row, None
+        else:
+            return f"array row of {len(row)} values (expected 2 to 4)"
+        tally.add("mbid", _key("mbid", mbid), _count(count, "listen count"),
+                  None if users is None else _count(users, "user count"), locator)
+    except _BadRow as exc:
+        return str(exc)
+    return None
+
+
+class ListenCounts:
+    """The ``listens`` source."""
+
+    kind = KIND
+    licence: str | None = None
+    resumable = False
+
+    def inputs(self, paths: Sequence[Path]) -> list[Input]:
+        return [Input(i.path, i.source, i.size, i.mtime_ns, None)
+                for i in expand_files(paths, SUFFIXES)]
+
+    def read(
+        self, item: Input, options: ReadOptions, start: int = 0, line: int = 0
+    ) -> Iterator[Record]:
+        name = item.path.name
+        lower = name.lower()
+        dataset = options.dataset or _stem(name)
+        if lower.endswith(".parquet"):
+            yield from self._table(item, options, dataset, _parquet_batches(item, options))
+        elif lower.endswith(".csv"):
+            yield from self._table(item, options, dataset, _csv_batches(item, options))
+        else:
+            yield from self._json(item, dataset)
+        yield checkpoint(item, KIND, item.size, 0, done=True)
+
+    # -- JSON -----------------------------------------------------------------
+
+    def _json(self, item: Input, dataset: str) -> Iterator[Record]:
+        tally = _Tally()
+        rejects = []
+        try:
+            data = item.path.read_bytes()
+        except OSError as exc:
+            raise wrap_os_error(exc, item.source) from exc
+        try:
+            docs: list[tuple[str, Any]] = [("document", orjson.loads(data))]
+        except orjson.JSONDecodeError:
+            docs = []  # JSON Lines: one document per line
+            for n, raw in enumerate(data.splitlines(), start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    docs.append((f"line {n}", orjson.loads(raw)))
+                except orjson.JSONDecodeError as exc:
+                    rejects.append(reject(item.source, f"line {n}", f"malformed JSON: {exc}"))
+        for where, doc in docs:
+            for locator, row in _rows(doc, where):
+                if isinstance(row, dict):
+                    why = _row(row, tally, locator)
+                elif isinstance(row, list):
+                    why = _array_row(row, tally, locator)
+                else:
+                    why = f"not a listen-count row ({type(row).__name__})"
+                if why is not None:
+                    rejects.append(reject(item.source, locator, why))
+        if not tally.counts and not rejects:
+            rejects.append(reject(item.source, "document", "no listen counts found"))
+        yield from rejects
+        file_name = printable(item.path.name)
+        for (kind, key), (count, users, locator) in tally.counts.items():
+            yield Listen(kind, key, count, users=users, dataset=dataset,
+                         prov=Provenance(file_name, locator, LB_LICENCE))
+
+    # -- tables ---------------------------------------------------------------
+
+    def _table(
+        self, item: Input, options: ReadOptions, dataset: str,
+        batches: Iterator[pa.RecordBatch],
+    ) -> Iterator[Record]:
+        file_name = printable(item.path.name)
+        row_no = 0
+        columns: tuple[str, str, str, str | None] | None = None
+        for batch in batches:
+            if columns is None:
+                columns = _columns(item, batch.schema.names, options)
+            key_col, kind, count_col, users_col = columns
+            keys = batch.column(key_col).to_pylist()
+            counts = batch.column(count_col).to_pylist()
+            users = batch.column(users_col).to_pylist() if users_col else [None] * len(keys)
+            for raw_key, raw_count, raw_users in zip(keys, counts, users, strict=True):
+                row_no += 1
+                locator = f"row {row_no}"
+                try:
+                    key = _key(kind, raw_key)
+                    count = _count(raw_count, "listen count")
+                    n_users = None if raw_users is None else _count(raw_users, "user count")
+                except _BadRow as exc:
+                    yield reject(item.source, locator, f"{exc}")
+                    continue
+                yield Listen(kind, key, count, users=n_users, dataset=dataset,
+                             prov=Provenance(file_name, locator, None))
+
+
+def _rows(doc: Any, where: str) -> Iterator[tuple[str, Any]]:
+    """The rows of a JSON document, each with a locator."""
+    if isinstance(doc, dict):
+        for container in ("data", "payload", "recordings", "listens"):
+            inner = doc.get(container)
+            if isinstance(inner, list | dict):
+                yield from _rows(inner, f"{where} {container}")
+                return
+        yield where, doc  # one row or listen (or something else, rejected by _row)
+        return
+    if isinstance(doc, list):
+        for i, row in enumerate(doc, start=1):
+            if isinstance(row, dict) and isinstance(row.get("data"), list):
+                yield from _rows(row["data"], f"{where} item {i} data")
+            else:
+                yield f"{where} item {i}", row
+        return
+    yield where, doc
+
+
+def _stem(name: str) -> str:
+    for suffix in (".parquet", ".csv", ".jsonl", ".ndjson", ".json"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _columns(
+    item: Input, names: list[str], options: ReadOptions
+) -> tuple[str, str, str, str | None]:
+    lower = {n.lower(): n for n in names}
+    if options.key:
+        if options.key.lower() not in lower:
+            raise InputError(item.source, f"no key column {options.key!r} (columns: {names})")
+        key_col = lower[options.key.lower()]
+    else:
+        found = [lower[k] for k in KEY_COLUMNS if k in lower]
+        if not found:
+            raise InputError(item.source, f"no key column ({', '.join(KEY_COLUMNS)}) "
+                                          f"in columns {names}; use --key")
+        key_col = found[0]
+    kind = KEY_COLUMNS.get(key_col.lower(), "mbid")
+    if options.count_column:
+        if options.count_column.lower() not in lower:
+            raise InputError(item.source,
+                             f"no count column {options.count_column!r} (columns: {names})")
+        count_col = lower[options.count_column.lower()]
+    else:
+        counts = [lower[c] for c in COUNT_COLUMNS if c in lower]
+        if not counts:
+            raise InputError(item.source, f"no count column ({', '.join(COUNT_COLUMNS)}) "
+                                          f"in columns {names}; use --count-column")
+        count_col = counts[0]
+    users_col = next((lower[c] for c in USER_COLUMNS if c in lower), None)
+    return key_col, kind, count_col, users_col
+
+
+def _parquet_batches(item: Input, options: ReadOptions) -> Iterator[pa.RecordBatch]:
+    try:
+        pf = pq.ParquetFile(item.path)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(item.source, f"not a readable Parquet file: {exc}") from exc
+    key_col, _, count_col, users_col = _columns(item, pf.schema_arrow.names, options)
+    cols = [c for c in (key_col, count_col, users_col) if c]
+    try:
+        yield from pf.iter_batches(batch_size=_BATCH_ROWS, columns=cols)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(item.source, f"corrupt Parquet file: {exc}") from exc
+
+
+def _csv_batches(item: Input, options: ReadOptions) -> Iterator[pa.RecordBatch]:
+    # Every column as text: keys like ISRCs must not be read as numbers, and bad
+    # counts must become rejects naming the row, not a failed type conversion.
+    try:
+        with open(item.path, "rb") as f:
+            header = f.readline().decode("utf-8", "replace").strip().split(",")
+    except OSError as exc:
+        raise wrap_os_error(exc, item.source) from exc
+    names = [h.strip().strip('"') for h in header]
+    convert = pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                   strings_can_be_null=True)
+    try:
+        reader = pacsv.open_csv(item.path, convert_options=convert,
+                                read_options=pacsv.ReadOptions(block_size=1 << 22))
+        yield from reader
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(item.source, f"malformed CSV: {exc}") from exc
+
+
+SOURCE = ListenCounts()

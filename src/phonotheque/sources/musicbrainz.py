@@ -1,0 +1,353 @@
+"""MusicBrainz JSON dumps: one entity per line, the web service's JSON.
+
+Reads release objects (media -> tracks -> recording with ``isrcs``), recording
+objects (``isrcs`` + ``artist-credit``) and artist objects, from
+
+* ``.jsonl`` files and ``.json`` files holding one object per line, or one
+  (pretty-printed) object or array of objects;
+* the published ``.tar.xz`` archives, streamed (``tarfile`` ``r|*``) without
+  unpacking: entities come from the ``mbdump/<entity>`` members.
+
+Keys are accepted hyphenated (``artist-credit``, the web service and dumps) and
+with underscores (``artist_credit``, as python-musicbrainzngs-style clients and
+beets store them). MusicBrainz data is CC0, so every record carries that licence.
+
+Resuming: line files resume at the byte offset of the last checkpoint; archives
+are decompressed again from the start but lines before the checkpoint are
+skipped without parsing; single JSON documents are read again whole (writes are
+idempotent upserts, so nothing is counted twice).
+"""
+
+from __future__ import annotations
+
+import lzma
+import re
+import tarfile
+import zlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from phonotheque import isrc as isrc_mod
+from phonotheque.errors import InvalidISRC, wrap_os_error
+from phonotheque.model import Artist, Provenance, Record, Release, Track, TrackISRC
+from phonotheque.sources._base import (
+    CHECKPOINT_EVERY,
+    Input,
+    ReadOptions,
+    checkpoint,
+    expand_files,
+    lines,
+    printable,
+    reject,
+)
+
+KIND = "musicbrainz"
+LICENCE = "CC0-1.0"
+SUFFIXES = (".json", ".jsonl", ".ndjson", ".tar.xz", ".txz", ".tar", ".tar.gz", ".tar.bz2")
+_ARCHIVE = (".tar.xz", ".txz", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2")
+_MBID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_ENTITIES = ("release", "recording", "artist")
+# Keys only a release has, for releases fetched without their media.
+_RELEASE_ONLY = ("barcode", "release-events", "release_events", "text-representation",
+                 "text_representation", "label-info", "label_info")
+
+
+def _get(obj: dict[str, Any], key: str) -> Any:
+    """``obj[key]`` with the key hyphenated or with underscores (beets stores the latter)."""
+    value = obj.get(key)
+    if value is None and "-" in key:
+        value = obj.get(key.replace("-", "_"))
+    return value
+
+
+def _mbid(value: Any) -> str | None:
+    if isinstance(value, str):
+        v = value.strip().lower()
+        if _MBID.match(v):
+            return v
+    return None
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    s = str(value).strip()
+    return s or None
+
+
+class _Missing(ValueError):
+    """An entity lacks a key we need; becomes a reject naming the key."""
+
+
+def entity_kind(obj: dict[str, Any]) -> str | None:
+    """Guess the entity type of a web-service object read from a plain file."""
+    if "media" in obj or any(k in obj for k in _RELEASE_ONLY):
+        return "release"
+    if "recording" in obj and "position" in obj:
+        return None  # a single track of a release, not a dump entity
+    if "title" in obj and ("length" in obj or "video" in obj or "isrcs" in obj):
+        return "recording"
+    if "name" in obj and _get(obj, "sort-name") is not None and "title" not in obj:
+        return "artist"
+    return None
+
+
+class _Parser:
+    """Turns one entity into records; holds what every record of a file shares."""
+
+    def __init__(self, file_name: str, reject_source: str) -> None:
+        self.file_name = file_name
+        self.reject_source = reject_source
+
+    def entity(self, obj: Any, kind: str | None, locator: str) -> list[Record]:
+        if not isinstance(obj, dict):
+            return [reject(self.reject_source, locator,
+                           f"not a JSON object (got {type(obj).__name__})")]
+        kind = kind or entity_kind(obj)
+        prov = Provenance(self.file_name, locator, LICENCE)
+        out: list[Record] = []
+        try:
+            if kind == "release":
+                self._release(obj, prov, out)
+            elif kind == "recording":
+                self._recording(obj, prov, out, None)
+            elif kind == "artist":
+                self._artist_entity(obj, prov, out)
+            else:
+                keys = ", ".join(sorted(obj)[:8])
+                return [reject(self.reject_source, locator,
+                               f"not a MusicBrainz release, recording or artist (keys: {keys})")]
+        except _Missing as exc:
+            return [reject(self.reject_source, locator, str(exc))]
+        except (AttributeError, TypeError, KeyError, ValueError) as exc:
+            return [reject(self.reject_source, locator,
+                           f"malformed {kind}: {type(exc).__name__}: {exc}")]
+        return out
+
+    # -- entities -------------------------------------------------------------
+
+    def _artist_entity(self, obj: dict[str, Any], prov: Provenance, out: list[Record]) -> None:
+        mbid = _mbid(obj.get("id"))
+        if mbid is None:
+            raise _Missing(f"artist: missing or invalid key 'id' ({obj.get('id')!r})")
+        name = _text(obj.get("name"))
+        if name is None:
+            raise _Missing(f"artist {mbid}: missing key 'name'")
+        out.append(Artist(mbid, name, mbid=mbid, sort_name=_text(_get(obj, "sort-name")),
+                          prov=prov))
+
+    def _credit(
+        self, credits: Any, prov: Provenance, out: list[Record]
+    ) -> tuple[str | None, tuple[str, ...]]:
+        """Artist records for a credit; return the credit as text and the artist keys."""
+        if not credits or not isinstance(credits, list):
+            return None, ()
+        text = []
+        keys: list[str] = []
+        for c in credits:
+            if isinstance(c, str):  # some clients flatten join phrases into the list
+                text.append(c)
+                continue
+            artist = c.get("artist") or {}
+            name = _text(c.get("name")) or _text(artist.get("name"))
+            text.append((name or "") + (c.get("joinphrase") or ""))
+            mbid = _mbid(artist.get("id"))
+            artist_name = _text(artist.get("name")) or name
+            if mbid and artist_name and mbid not in keys:
+                keys.append(mbid)
+                out.append(Artist(mbid, artist_name, mbid=mbid,
+                                  sort_name=_text(_get(artist, "sort-name")), prov=prov))
+        credit = "".join(text).strip() or None
+        return credit, tuple(keys)
+
+    def _release(self, obj: dict[str, Any], prov: Provenance, out: list[Record]) -> None:
+        mbid = _mbid(obj.get("id"))
+        if mbid is None:
+            raise _Missing(f"release: missing or invalid key 'id' ({obj.get('id')!r})")
+        title = _text(obj.get("title"))
+        if title is None:
+            raise _Missing(f"release {mbid}: missing key 'title'")
+        credit, artist_keys = self._credit(_get(obj, "artist-credit"), prov, out)
+        label = None
+        for info in _get(obj, "label-info") or ():
+            label = _text(((info or {}).get("label") or {}).get("name"))
+            if label:
+                break
+        out.append(Release(mbid, title, mbid=mbid, date=_text(obj.get("date")), label=label,
+                           barcode=_text(obj.get("barcode")), artist_credit=credit, prov=prov))
+        for m_index, medium in enumerate(obj.get("media") or (), start=1):
+            disc = medium.get("position") or m_index
+            tracks = list(medium.get("tracks") or ())
+            pregap = medium.get("pregap")
+            if isinstance(pregap, dict):
+                tracks.insert(0, pregap)
+            for t_index, track in enumerate(tracks, start=1):
+                rec = track.get("recording")
+                where = f"release {mbid} medium {disc} track {track.get('position', t_index)}"
+                if not isinstance(rec, dict) or _mbid(rec.get("id")) is None:
+                    out.append(reject(self.reject_source, prov.locator,
+                                      f"{where}: missing or invalid recording id"))
+                    continue
+                placement = (mbid, disc, track.get("position", t_index), track)
+                self._recording(rec, prov, out, placement, credit, artist_keys)
+
+    def _recording(
+        self,
+        rec: dict[str, Any],
+        prov: Provenance,
+        out: list[Record],
+        placement: tuple[str, int, int, dict[str, Any]] | None,
+        release_credit: str | None = None,
+        release_artists: tuple[str, ...] = (),
+    ) -> None:
+        mbid = _mbid(rec.get("id"))
+        if mbid is None:
+            raise _Missing(f"recording: missing or invalid key 'id' ({rec.get('id')!r})")
+        track = placement[3] if placement else {}
+        title = _text(rec.get("title")) or _text(track.get("title"))
+        if title is None:
+            raise _Missing(f"recording {mbid}: missing key 'title'")
+        credits = _get(rec, "artist-credit") or _get(track, "artist-credit")
+        credit, artist_keys = self._credit(credits, prov, out)
+        if credit is None:
+            credit, artist_keys = release_credit, release_artists
+        length = rec.get("length") or track.get("length")
+        out.append(Track(
+            mbid, title, mbid=mbid, artist_credit=credit, artist_keys=artist_keys,
+            release_key=placement[0] if placement else None,
+            disc=placement[1] if placement else None,
+            position=placement[2] if placement else None,
+            duration_ms=int(length) if isinstance(length, int | float) and length > 0 else None,
+            prov=prov,
+        ))
+        for raw in rec.get("isrcs") or ():
+            try:
+                code = isrc_mod.parse(raw)
+            except InvalidISRC as exc:
+                out.append(reject(self.reject_source, prov.locator, f"recording {mbid}: {exc}"))
+                continue
+            out.append(TrackISRC(mbid, code.code, known_country=code.known_country, prov=prov))
+
+
+class MusicBrainzJSON:
+    """The ``musicbrainz`` source."""
+
+    kind = KIND
+    licence: str | None = LICENCE
+    resumable = True
+
+    def inputs(self, paths: Sequence[Path]) -> list[Input]:
+        out = expand_files(paths, SUFFIXES)
+        # An archive's progress is not its compressed size; leave the bar indeterminate.
+        return [
+            Input(i.path, i.source, i.size, i.mtime_ns, None)
+            if i.path.name.lower().endswith(_ARCHIVE) else i
+            for i in out
+        ]
+
+    def read(
+        self, item: Input, options: ReadOptions, start: int = 0, line: int = 0
+    ) -> Iterator[Record]:
+        name = item.path.name.lower()
+        parser = _Parser(printable(item.path.name), item.source)
+        if name.endswith(_ARCHIVE):
+            yield from self._archive(item, parser, start)
+        elif name.endswith(".json") and not _first_line_is_object(item.path):
+            yield from self._document(item, parser)
+        else:
+            yield from self._lines(item, parser, start, line)
+
+    # -- layouts --------------------------------------------------------------
+
+    def _lines(self, item: Input, parser: _Parser, start: int, line: int) -> Iterator[Record]:
+        pos, n = start, line
+        loads = orjson.loads
+        for n, pos, raw in lines(item.path, start, line):
+            if raw.isspace():
+                continue
+            locator = f"line {n}"
+            try:
+                obj = loads(raw)
+            except orjson.JSONDecodeError as exc:
+                why = f"malformed JSON: {exc}"
+                if not raw.endswith(b"\n"):
+                    why = f"truncated line (no newline at end of file); {why}"
+                yield reject(item.source, locator, why)
+            else:
+                yield from parser.entity(obj, None, locator)
+            if n % CHECKPOINT_EVERY == 0:
+                yield checkpoint(item, KIND, pos, n)
+        yield checkpoint(item, KIND, pos, n, done=True)
+
+    def _document(self, item: Input, parser: _Parser) -> Iterator[Record]:
+        try:
+            data = item.path.read_bytes()
+        except OSError as exc:
+            raise wrap_os_error(exc, item.source) from exc
+        try:
+            doc = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            yield reject(item.source, f"line {exc.lineno}", f"malformed JSON: {exc.msg}")
+        else:
+            objs = doc if isinstance(doc, list) else [doc]
+            for i, obj in enumerate(objs, start=1):
+                yield from parser.entity(obj, None, "document" if len(objs) == 1 else f"item {i}")
+        yield checkpoint(item, KIND, item.size, 0, done=True)
+
+    def _archive(self, item: Input, parser: _Parser, start: int) -> Iterator[Record]:
+        """Stream ``mbdump/<entity>`` members; offsets count uncompressed bytes."""
+        pos = total_lines = 0
+        locator = "archive"
+        loads = orjson.loads
+        try:
+            with tarfile.open(item.path, mode="r|*") as tar:
+                for member in tar:
+                    entity = member.name.rsplit("/", 1)[-1]
+                    if not member.isfile() or entity not in _ENTITIES:
+                        continue
+                    f = tar.extractfile(member)
+                    if f is None:
+                        continue
+                    n = 0
+                    locator = f"{member.name}:start"
+                    for raw in f:
+                        n += 1
+                        total_lines += 1
+                        pos += len(raw)
+                        if pos <= start or raw.isspace():
+                            continue  # already written by the run that was interrupted
+                        locator = f"{member.name}:line {n}"
+                        try:
+                            obj = loads(raw)
+                        except orjson.JSONDecodeError as exc:
+                            yield reject(item.source, locator, f"malformed JSON: {exc}")
+                        else:
+                            yield from parser.entity(obj, entity, locator)
+                        if total_lines % CHECKPOINT_EVERY == 0:
+                            yield checkpoint(item, KIND, pos, total_lines)
+        except (tarfile.TarError, EOFError, lzma.LZMAError, zlib.error, OSError) as exc:
+            # The archive ends early or is corrupt: keep what was read, say where it broke.
+            yield reject(item.source, f"after {locator}",
+                         f"truncated or corrupt archive: {type(exc).__name__}: {exc}")
+        yield checkpoint(item, KIND, pos, total_lines, done=True)
+
+
+def _first_line_is_object(path: Path) -> bool:
+    """True if the file's first non-blank line is a whole JSON object (JSON Lines layout)."""
+    try:
+        with open(path, "rb") as f:
+            for raw in f:
+                if raw.strip():
+                    try:
+                        return isinstance(orjson.loads(raw), dict)
+                    except orjson.JSONDecodeError:
+                        return False
+    except OSError as exc:
+        raise wrap_os_error(exc, printable(path)) from exc
+    return True
+
+
+SOURCE = MusicBrainzJSON()

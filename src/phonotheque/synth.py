@@ -1,0 +1,273 @@
+"""A synthetic catalogue for benchmarks: MusicBrainz JSON dump lines plus listen counts.
+
+Deterministic for a given seed (same bytes every run) and streamed, so memory
+stays flat for 10 M tracks. What it models:
+
+* release objects, one per line, in the web-service JSON of the MusicBrainz
+  dumps (``media`` -> ``tracks`` -> ``recording`` with ``isrcs`` and
+  ``artist-credit``); singles, EPs and albums, some on two discs;
+* durations log-normal around 3.5 minutes;
+* ~10 % of recordings without ISRC, ~2 % with two, ~1 % reusing an ISRC already
+  given to another recording (shared ISRCs exist in real data);
+* listen counts per recording with a power-law (Zipf-like) tail and many zeros.
+
+Files (written atomically): ``release.jsonl``, ``listens.parquet`` (and/or
+``listens.csv``; columns ``recording_mbid``, ``listen_count``) and
+``synth.json`` with the exact counts, for tests and benchmarks to check against.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+import os
+import random
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from phonotheque.errors import InputError, wrap_os_error
+
+_COUNTRIES = ("US", "GB", "DE", "FR", "JP", "SE", "NL", "CA", "AU", "BR", "QM", "QZ")
+_SYLLABLES = ("ka", "lo", "mi", "ra", "ne", "so", "ti", "va", "du", "pe", "zo", "an", "el")
+_B36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_LISTENS_BATCH = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class SynthOptions:
+    tracks: int
+    seed: int = 1
+    listens_formats: tuple[str, ...] = ("parquet",)  # parquet and/or csv
+    median_duration_ms: int = 210_000
+    no_isrc_share: float = 0.10
+    shared_isrc_share: float = 0.01
+    two_isrc_share: float = 0.02
+    zipf_a: float = 0.6  # tail exponent of listen counts; P(count = 0) = 1 - 2**-a
+
+
+@dataclass(slots=True)
+class SynthReport:
+    tracks: int = 0
+    releases: int = 0
+    artists: int = 0
+    isrc_links: int = 0
+    unique_isrcs: int = 0
+    shared_isrc_links: int = 0
+    tracks_without_isrc: int = 0
+    total_listens: int = 0
+    zero_listen_tracks: int = 0
+    release_file: str = ""
+    listens_files: tuple[str, ...] = ()
+    seed: int = 0
+
+
+def _uuid(seed: int, kind: str, i: int) -> str:
+    digest = hashlib.md5(f"{seed}:{kind}:{i}".encode()).digest()
+    return str(uuid.UUID(bytes=digest, version=4))
+
+
+def _name(rng: random.Random, words: int) -> str:
+    return " ".join(
+        "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(1, 3))).capitalize()
+        for _ in range(words)
+    )
+
+
+def _b36(n: int, width: int) -> str:
+    out = ""
+    for _ in range(width):
+        n, r = divmod(n, 36)
+        out = _B36[r] + out
+    return out
+
+
+class _Tmp:
+    """Files written under a temporary name and renamed into place on success."""
+
+    def __init__(self, final: Path) -> None:
+        self.final = final
+        self.tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+
+    def commit(self) -> None:
+        with open(self.tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(self.tmp, self.final)
+
+    def discard(self) -> None:
+        self.tmp.unlink(missing_ok=True)
+
+
+def synth(
+    out: Path, options: SynthOptions, progress: Callable[[int], object] | None = None
+) -> SynthReport:
+    """Write a synthetic catalogue of ``options.tracks`` tracks into folder ``out``."""
+    if options.tracks < 1:
+        raise InputError(options.tracks, "--tracks must be at least 1")
+    bad = set(options.listens_formats) - {"parquet", "csv"}
+    if bad:
+        raise InputError(", ".join(sorted(bad)), "unknown listens format (parquet, csv)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise wrap_os_error(exc, out) from exc
+    rng = random.Random(options.seed)
+    listen_rng = random.Random(options.seed * 7919 + 1)
+    report = SynthReport(seed=options.seed)
+    n_artists = max(5, options.tracks // 40)
+    used_artists = bytearray(n_artists)
+    recent_isrcs: deque[str] = deque(maxlen=1000)
+    mu = math.log(options.median_duration_ms)
+
+    rel_tmp = _Tmp(out / "release.jsonl")
+    listen_tmps = {fmt: _Tmp(out / f"listens.{fmt}") for fmt in options.listens_formats}
+    schema = pa.schema([("recording_mbid", pa.string()), ("listen_count", pa.int64())])
+    mbids: list[str] = []
+    counts: list[int] = []
+    try:
+        rel_f = open(rel_tmp.tmp, "wb", buffering=1 << 20)  # noqa: SIM115 - closed below
+        pq_writer = (pq.ParquetWriter(listen_tmps["parquet"].tmp, schema, compression="zstd")
+                     if "parquet" in listen_tmps else None)
+        csv_f = (open(listen_tmps["csv"].tmp, "w", newline="", encoding="utf-8")  # noqa: SIM115
+                 if "csv" in listen_tmps else None)
+        csv_w = csv.writer(csv_f) if csv_f else None
+        if csv_w:
+            csv_w.writerow(["recording_mbid", "listen_count"])
+
+        def flush_listens() -> None:
+            if pq_writer is not None and mbids:
+                pq_writer.write_table(pa.table({"recording_mbid": mbids, "listen_count": counts},
+                                               schema=schema))
+            if csv_w is not None:
+                csv_w.writerows(zip(mbids, counts, strict=True))
+            mbids.clear()
+            counts.clear()
+
+        t = 0
+        r = 0
+        while t < options.tracks:
+            kind = rng.random()
+            n = 1 if kind < 0.2 else rng.randint(2, 6) if kind < 0.4 else rng.randint(8, 16)
+            n = min(n, options.tracks - t)
+            artist = rng.randrange(n_artists)
+            used_artists[artist] = 1
+            credit = _credit(options.seed, artist, rng)
+            rel_id = _uuid(options.seed, "release", r)
+            discs = 2 if n > 12 and rng.random() < 0.2 else 1
+            per_disc = math.ceil(n / discs)
+            media = []
+            for d in range(discs):
+                tracks = []
+                for p in range(1, min(per_disc, n - d * per_disc) + 1):
+                    isrcs = _isrcs(options, rng, t, recent_isrcs, report)
+                    duration = int(min(max(rng.lognormvariate(mu, 0.4), 20_000), 1_800_000))
+                    rec_id = _uuid(options.seed, "recording", t)
+                    title = _name(rng, rng.randint(1, 4))
+                    tracks.append({
+                        "id": _uuid(options.seed, "track", t),
+                        "position": p,
+                        "number": str(p),
+                        "title": title,
+                        "length": duration,
+                        "recording": {
+                            "id": rec_id,
+                            "title": title,
+                            "length": duration,
+                            "video": False,
+                            "isrcs": isrcs,
+                            "artist-credit": credit,
+                        },
+                    })
+                    u = 1.0 - listen_rng.random()  # (0, 1]
+                    count = min(int(u ** (-1.0 / options.zipf_a)) - 1, 1_000_000_000)
+                    mbids.append(rec_id)
+                    counts.append(count)
+                    report.total_listens += count
+                    report.zero_listen_tracks += count == 0
+                    t += 1
+                media.append({"position": d + 1, "format": "Digital Media",
+                              "track-count": len(tracks), "tracks": tracks})
+            release = {
+                "id": rel_id,
+                "title": _name(rng, rng.randint(1, 3)),
+                "status": "Official",
+                "date": f"{rng.randint(1955, 2025)}-{rng.randint(1, 12):02d}-"
+                        f"{rng.randint(1, 28):02d}",
+                "barcode": f"{rng.randrange(10**12):012d}",
+                "label-info": [{"catalog-number": f"SYN-{r}",
+                                "label": {"id": _uuid(options.seed, "label", artist % 97),
+                                          "name": f"Label {artist % 97}"}}],
+                "artist-credit": credit,
+                "media": media,
+            }
+            rel_f.write(orjson.dumps(release))
+            rel_f.write(b"\n")
+            r += 1
+            if len(mbids) >= _LISTENS_BATCH:
+                flush_listens()
+            if progress is not None:
+                progress(n)
+        flush_listens()
+        rel_f.close()
+        if pq_writer is not None:
+            pq_writer.close()
+        if csv_f is not None:
+            csv_f.close()
+        rel_tmp.commit()
+        for tmp in listen_tmps.values():
+            tmp.commit()
+    except OSError as exc:
+        rel_tmp.discard()
+        for tmp in listen_tmps.values():
+            tmp.discard()
+        raise wrap_os_error(exc, out) from exc
+    report.tracks = t
+    report.artists = sum(used_artists)
+    report.releases = r
+    report.unique_isrcs = report.isrc_links - report.shared_isrc_links
+    report.release_file = str(rel_tmp.final)
+    report.listens_files = tuple(str(x.final) for x in listen_tmps.values())
+    manifest = _Tmp(out / "synth.json")
+    manifest.tmp.write_bytes(orjson.dumps(asdict(report), option=orjson.OPT_INDENT_2))
+    manifest.commit()
+    return report
+
+
+def _credit(seed: int, artist: int, rng: random.Random) -> list[dict[str, object]]:
+    name = f"{_name(random.Random(seed * 1_000_003 + artist), 2)} {artist}"
+    credit: list[dict[str, object]] = [{
+        "name": name, "joinphrase": "",
+        "artist": {"id": _uuid(seed, "artist", artist), "name": name, "sort-name": name},
+    }]
+    return credit
+
+
+def _isrcs(
+    options: SynthOptions, rng: random.Random, t: int, recent: deque[str], report: SynthReport
+) -> list[str]:
+    x = rng.random()
+    if x < options.no_isrc_share:
+        report.tracks_without_isrc += 1
+        return []
+    if x < options.no_isrc_share + options.shared_isrc_share and recent:
+        # Reuse an ISRC another recording already has (a shared ISRC).
+        report.isrc_links += 1
+        report.shared_isrc_links += 1
+        return [rng.choice(recent)]
+    # Unique by construction: registrant and designation encode the track number.
+    codes = []
+    for k in range(2 if rng.random() < options.two_isrc_share else 1):
+        i = t * 2 + k
+        code = (f"{rng.choice(_COUNTRIES)}{_b36(i // 100_000, 3)}{rng.randint(0, 99):02d}"
+                f"{i % 100_000:05d}")
+        codes.append(code)
+        recent.append(code)
+    report.isrc_links += len(codes)
+    return codes
