@@ -1,0 +1,1 @@
+"""Packing: popularity bands, payload layout, torrents, album art."""
