@@ -1,0 +1,127 @@
+"""`phono build` (every stage in order) and `phono demo` (a build over the bundled demo data)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from phonotheque.cli._common import command, console
+from phonotheque.pipeline import (
+    BuildOptions,
+    BuildReport,
+    SourceSpec,
+    StageResult,
+    build,
+    parse_source,
+)
+from phonotheque.workspace import Workspace
+
+
+def demo_sources() -> list[SourceSpec]:
+    """The bundled demo catalogue (see demo_data/README.md), as build sources."""
+    root = Path(str(resources.files("phonotheque") / "demo_data"))
+    return [
+        SourceSpec("musicbrainz", root / "musicbrainz" / "mbdump-sample.jsonl"),
+        SourceSpec("mbdump", root / "mbdump"),
+        SourceSpec("tags", root / "audio"),
+        SourceSpec("listens", root / "listens.csv"),
+        SourceSpec("listens", root / "listenbrainz-top-recordings.json"),
+    ]
+
+
+def _run_build(ws: Workspace, sources: list[SourceSpec], options: BuildOptions) -> BuildReport:
+    progress = Progress(
+        TextColumn("[bold]{task.fields[stage]:>8}"),
+        BarColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal,
+        transient=True,
+    )
+    tasks: dict[str, Any] = {}
+
+    def on_progress(stage: str, message: str, done: float, total: float | None) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(message, total=total, stage=stage)
+        progress.update(tasks[stage], description=message, completed=done, total=total)
+
+    def on_stage(result: StageResult) -> None:
+        mark = "[green]changed[/]" if result.changed else "[dim]up to date[/]"
+        progress.console.print(
+            f"[bold]{result.name:>8}[/] {result.summary}  ({result.elapsed:.1f} s, {mark})"
+        )
+
+    with progress:
+        report = build(ws, sources, options, progress=on_progress, on_stage=on_stage)
+    if not report.changed:
+        console.print("[green]nothing to do:[/] every stage was already up to date")
+    return report
+
+
+def _summary(ws: Workspace, report: BuildReport) -> Table:
+    from phonotheque.stats import catalogue_stats
+
+    with ws.store(readonly=True) as store:
+        st = catalogue_stats(store)
+    t = Table(title=f"archive {ws.root}", show_header=False)
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    t.add_row("tracks", f"{st.tracks:,}")
+    t.add_row("unique ISRCs", f"{st.unique_isrcs:,}")
+    t.add_row("listens", f"{st.total_listens:,}")
+    t.add_row("tracks with audio", f"{st.tracks_with_audio:,}")
+    t.add_row("rejected inputs", f"{st.rejects:,}")
+    sel = report.stage("select")
+    if sel is not None:
+        t.add_row("selected", f"{sel.report.selected:,}")
+        t.add_row("coverage reached", f"{sel.report.covered_share:.2%}")
+    t.add_row("build time", f"{report.elapsed:.1f} s")
+    return t
+
+
+def register(main: click.Group) -> None:
+    @command(main, "build")
+    @click.argument("sources", nargs=-1, required=True)
+    @click.option("--workspace", "-w", type=click.Path(file_okay=False, path_type=Path),
+                  required=True, help="Workspace folder (created if missing).")
+    @click.option("--coverage", type=float, default=0.996, show_default=True,
+                  help="Share of listens the archive must cover.")
+    @click.option("--scheduler", help="Dask scheduler address (tcp://host:8786) for audio work.")
+    @click.option("--workers", type=int, help="Local worker processes (default: all cores).")
+    @click.option("--stop-after", type=click.Choice(["ingest", "select", "audio", "pack", "publish"]),
+                  help="Run the stages up to this one only.")
+    def build_cmd(sources: tuple[str, ...], workspace: Path, coverage: float,
+                  scheduler: str | None, workers: int | None, stop_after: str | None) -> None:
+        """Run ingest -> select -> audio -> pack -> publish over SOURCES.
+
+        Each SOURCE is `kind:PATH` (musicbrainz:, mbdump:, tags:, listens:) or a
+        path whose kind is detected. Re-running with the same inputs changes
+        nothing; a killed build resumes where it stopped.
+        """
+        from phonotheque.select import SelectOptions
+
+        specs = [parse_source(s) for s in sources]
+        ws = Workspace.create(workspace)
+        options = BuildOptions(select=SelectOptions(coverage=coverage), scheduler=scheduler,
+                               workers=workers, stop_after=stop_after)
+        report = _run_build(ws, specs, options)
+        console.print(_summary(ws, report))
+
+    @command(main, "demo")
+    @click.option("--workspace", "-w", type=click.Path(file_okay=False, path_type=Path),
+                  default=Path("demo-archive"), show_default=True,
+                  help="Where to build the demo archive.")
+    def demo(workspace: Path) -> None:
+        """Build a small archive from the bundled real demo catalogue and show what it made."""
+        ws = Workspace.create(workspace)
+        console.print(f"[bold]Phonothèque demo[/]: building {ws.root} from the bundled catalogue")
+        report = _run_build(ws, demo_sources(), BuildOptions())
+        console.print(_summary(ws, report))
+        console.print(f"\nNext: [bold]phono stats -w {workspace}[/], "
+                      f"[bold]phono ledger -w {workspace}[/], [bold]phono rejects -w {workspace}[/]")

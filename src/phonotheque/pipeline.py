@@ -1,0 +1,200 @@
+"""`phono build`: every stage, in order, over one workspace.
+
+The stages are small named functions assembled in one list (:data:`STAGES`);
+each reads its input from the catalogue and writes its results back, so the
+build is re-runnable: a second run with the same inputs finds every stage's
+work done and changes nothing, and a run killed at any moment resumes.
+Skipping and change detection belong here, not to the stages (STYLE rule 4).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from phonotheque.errors import InputError
+from phonotheque.workspace import Workspace
+
+# What a stage tells the runner while it works: (stage, message, done, total).
+StageProgress = Callable[[str, str, float, float | None], object]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """One input of a build: a source kind (see :mod:`phonotheque.sources`) and a path."""
+
+    kind: str
+    path: Path
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.path}"
+
+
+def parse_source(text: str) -> SourceSpec:
+    """``kind:PATH`` or a bare path whose kind is detected from what it is.
+
+    Detection: a folder holding MusicBrainz COPY tables (``mbdump/`` or
+    ``recording`` + ``track`` files) or a ``.tar.bz2`` is ``mbdump``; any other
+    folder is ``tags``; ``.csv``/``.parquet`` are ``listens``; JSON is
+    ``listens`` when it looks like ListenBrainz data, else ``musicbrainz``.
+    """
+    from phonotheque.sources import SOURCES
+
+    kind, sep, rest = text.partition(":")
+    if sep and kind in SOURCES:
+        return SourceSpec(kind, Path(rest))
+    path = Path(text)
+    if not path.exists():
+        raise InputError(text, "no such file or folder")
+    return SourceSpec(_detect(path), path)
+
+
+def _detect(path: Path) -> str:
+    name = path.name.lower()
+    if path.is_dir():
+        if (path / "mbdump").is_dir() or ((path / "recording").is_file() and (path / "track").is_file()):
+            return "mbdump"
+        return "tags"
+    if name.endswith((".tar.bz2", ".tbz2")):
+        return "mbdump"
+    if name.endswith((".csv", ".parquet", ".tsv")):
+        return "listens"
+    if name.endswith((".json", ".jsonl", ".ndjson")):
+        with open(path, "rb") as f:
+            head = f.read(65536)
+        lb_markers = (b'"listen_count"', b'"total_listen_count"', b'"listened_at"', b'"track_metadata"')
+        if head.lstrip().startswith(b"[") or any(m in head for m in lb_markers):
+            return "listens"
+        return "musicbrainz"
+    if name.endswith((".tar.xz", ".txz", ".tar")):
+        return "musicbrainz"
+    raise InputError(path, "cannot tell what kind of source this is; prefix it with kind: "
+                           "(musicbrainz:, mbdump:, tags:, listens:)")
+
+
+@dataclass(frozen=True, slots=True)
+class BuildOptions:
+    """Options of every stage; each stage reads only its own part."""
+
+    select: Any = None  # phonotheque.select.SelectOptions
+    audio: Any = None  # phonotheque.audio options
+    pack: Any = None
+    publish: Any = None
+    scheduler: str | None = None
+    workers: int | None = None
+    stop_after: str | None = None  # run stages up to and including this one
+
+
+@dataclass(slots=True)
+class StageResult:
+    name: str
+    report: Any
+    elapsed: float
+    changed: bool
+    summary: str = ""
+
+
+@dataclass(slots=True)
+class BuildReport:
+    stages: list[StageResult] = field(default_factory=list)
+    elapsed: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return any(s.changed for s in self.stages)
+
+    def stage(self, name: str) -> StageResult | None:
+        return next((s for s in self.stages if s.name == name), None)
+
+
+def _digest(ws: Workspace, queries: Sequence[str]) -> str:
+    """A fingerprint of some catalogue tables, to tell whether a stage changed anything."""
+    h = hashlib.sha256()
+    with ws.store(readonly=True) as store:
+        for q in queries:
+            for row in store.conn.execute(q):
+                h.update(repr(tuple(row)).encode())
+    return h.hexdigest()
+
+
+# -- the stages --------------------------------------------------------------------
+
+
+def _ingest(ws: Workspace, sources: Sequence[SourceSpec], opts: BuildOptions,
+            progress: StageProgress) -> StageResult:
+    from phonotheque.ingest import IngestReport, ingest
+
+    # Catalogue sources first, listens last: listens resolve against tracks
+    # (they would resolve later anyway, but the report is clearer this way).
+    order = {"musicbrainz": 0, "mbdump": 1, "tags": 2, "listens": 3}
+    reports: list[IngestReport] = []
+    for spec in sorted(sources, key=lambda s: order.get(s.kind, 9)):
+        def on(p: Any, spec: SourceSpec = spec) -> None:
+            progress("ingest", f"{spec.kind} {spec.path.name}", p.done_bytes, p.total_bytes)
+
+        reports.append(ingest(ws, spec.kind, [spec.path], progress=on))
+    added = sum(r.added for r in reports)
+    updated = sum(r.updated for r in reports)
+    rejected = sum(r.rejected for r in reports)
+    return StageResult(
+        "ingest", reports, 0.0, changed=bool(added or updated),
+        summary=f"{sum(r.read for r in reports):,} records read, {added:,} added, "
+                f"{updated:,} updated, {rejected:,} rejected",
+    )
+
+
+_SELECT_STATE = (
+    "SELECT track_id, rank, band, tier, est_bytes FROM selection ORDER BY track_id",
+    "SELECT track_id, status FROM ledger ORDER BY track_id",
+)
+
+
+def _select(ws: Workspace, sources: Sequence[SourceSpec], opts: BuildOptions,
+            progress: StageProgress) -> StageResult:
+    from phonotheque.select import SelectOptions, select
+
+    before = _digest(ws, _SELECT_STATE)
+    rep = select(ws, opts.select or SelectOptions(),
+                 progress=lambda step, i, n: progress("select", step, i, n))
+    changed = _digest(ws, _SELECT_STATE) != before
+    return StageResult(
+        "select", rep, 0.0, changed=changed,
+        summary=f"{rep.selected:,} tracks selected covering {rep.covered_share:.2%} of listens",
+    )
+
+
+Stage = Callable[[Workspace, Sequence[SourceSpec], BuildOptions, StageProgress], StageResult]
+
+STAGES: list[tuple[str, Stage]] = [
+    ("ingest", _ingest),
+    ("select", _select),
+]
+
+
+def build(
+    ws: Workspace,
+    sources: Sequence[SourceSpec],
+    options: BuildOptions | None = None,
+    progress: StageProgress | None = None,
+    on_stage: Callable[[StageResult], object] | None = None,
+) -> BuildReport:
+    """Run every stage in order; return what each did (and whether anything changed)."""
+    options = options or BuildOptions()
+    progress = progress or (lambda *a: None)
+    report = BuildReport()
+    started = time.perf_counter()
+    for name, stage in STAGES:
+        t0 = time.perf_counter()
+        result = stage(ws, sources, options, progress)
+        result.elapsed = time.perf_counter() - t0
+        report.stages.append(result)
+        if on_stage is not None:
+            on_stage(result)
+        if options.stop_after == name:
+            break
+    report.elapsed = time.perf_counter() - started
+    return report
