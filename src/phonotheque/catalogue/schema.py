@@ -224,7 +224,10 @@ CREATE TABLE torrent(
     generation INTEGER,
     magnet TEXT,
     describes INTEGER REFERENCES torrent(id),
-    superseded_by INTEGER REFERENCES torrent(id)
+    superseded_by INTEGER REFERENCES torrent(id),
+    -- 0 while planned (rows and members recorded, payload not yet hashed), so an
+    -- interrupted pack resumes the same plan and produces the same bytes
+    built INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX torrent_wave ON torrent(wave);
 
