@@ -1,0 +1,1 @@
+"""Serve the published metadata: web page, JSON API (`app`), and the seeder (`seeder`)."""

@@ -1,0 +1,362 @@
+"""The search page and JSON API: a Starlette ASGI app over the published metadata.
+
+Pages are rendered on the server (Jinja2, no JavaScript needed); the JSON API is
+described by a hand-written OpenAPI document (:mod:`phonotheque.serve.openapi`).
+Fast look-ups (ISRC, track by id) run inline on the event loop: they cost tens of
+microseconds, less than a hop to a worker thread. Text searches go to the thread
+pool, where SQLite releases the GIL, so one slow search does not stall the rest.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from phonotheque import isrc as isrc_mod
+from phonotheque.errors import InvalidISRC
+from phonotheque.serve import openapi
+from phonotheque.serve.queries import (
+    DEFAULT_LIMIT,
+    MAX_ID,
+    MAX_TORRENT_LIMIT,
+    BadQuery,
+    PublishedDB,
+    SearchPage,
+)
+
+METADATA = "metadata.sqlite"
+COVERAGE_IMAGES = ("coverage.svg", "coverage.png")
+_STATIC = Path(__file__).parent / "static"
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (
+        b"content-security-policy",
+        b"default-src 'none'; style-src 'self'; img-src 'self' data:; "
+        b"form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How to serve one published folder."""
+
+    publish: Path
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    cache_size: int = 4096  # cached answers per kind per worker (the file is immutable)
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def _api_error(status: int, code: str, message: str) -> JSON:
+    return JSON({"error": {"status": status, "code": code, "message": message}}, status)
+
+
+# -- template helpers ------------------------------------------------------------------
+def _duration(ms: int | None) -> str:
+    if not ms:
+        return "–"
+    s = round(ms / 1000)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "–"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+def _number(n: Any) -> str:
+    if isinstance(n, bool) or not isinstance(n, int | float):
+        return str(n)
+    return f"{n:,}" if isinstance(n, int) else f"{n:,.4g}"
+
+
+def _coverage_svg(points: list[tuple[int, float]], width: int = 640, height: int = 320) -> Markup:
+    """A small, accessible SVG line chart: cumulative share of listens against rank."""
+    left, right, top, bottom = 48, 12, 12, 36
+    n = max((p[0] for p in points), default=0) or 1
+    w, h = width - left - right, height - top - bottom
+
+    def xy(rank: int, share: float) -> str:
+        return f"{left + rank / n * w:.1f},{top + (1 - share) * h:.1f}"
+
+    path = " ".join(xy(r, s) for r, s in points)
+    grid = []
+    for share in (0, 0.25, 0.5, 0.75, 1):
+        y = top + (1 - share) * h
+        grid.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{left + w}" y2="{y:.1f}" class="grid"/>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{share:.0%}</text>'
+        )
+    for frac in (0, 0.25, 0.5, 0.75, 1):
+        x = left + frac * w
+        grid.append(
+            f'<text x="{x:.1f}" y="{height - bottom + 16}" text-anchor="middle">'
+            f"{_number(round(frac * n))}</text>"
+        )
+    desc = "; ".join(
+        f"top {_number(r)} tracks: {s:.0%}" for r, s in points[1 :: max(1, len(points) // 6)]
+    )
+    return Markup(
+        f'<svg viewBox="0 0 {width} {height}" role="img" aria-labelledby="cov-title cov-desc"'
+        f' class="chart"><title id="cov-title">Cumulative share of listens by track rank</title>'
+        f'<desc id="cov-desc">{html.escape(desc)}</desc>{"".join(grid)}'
+        f'<polyline points="{path}" class="curve"/>'
+        f'<text x="{left + w / 2}" y="{height - 4}" text-anchor="middle">tracks, by rank</text>'
+        "</svg>"
+    )
+
+
+def _env() -> Environment:
+    env = Environment(
+        loader=PackageLoader("phonotheque.serve", "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(duration=_duration, size=_size, number=_number)
+    return env
+
+
+# -- the app ---------------------------------------------------------------------------
+class _SecurityHeaders:
+    """Pure ASGI middleware (cheaper than BaseHTTPMiddleware) adding fixed headers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", [])) + _SECURITY_HEADERS
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _int_param(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if len(raw) > 20 or not raw.lstrip("-").isdigit():
+        raise BadQuery(name, f"must be an integer, got {raw[:40]!r}", f"bad_{name}")
+    return int(raw)
+
+
+def create_app(options: ServeOptions) -> Starlette:
+    """The ASGI app serving ``options.publish`` (opened now, so a bad folder fails early)."""
+    publish = Path(options.publish)
+    db = PublishedDB(publish / METADATA, cache_size=options.cache_size)
+    env = _env()
+    site = {"name": db.info.get("name", "Phonothèque")}
+
+    def page(name: str, http_status: int = 200, **context: Any) -> HTMLResponse:
+        body = env.get_template(name).render(site=site, **context)
+        return HTMLResponse(body, http_status)
+
+    def coverage_image() -> Path | None:
+        for name in COVERAGE_IMAGES:
+            if (publish / name).is_file():
+                return publish / name
+        return None
+
+    # -- HTML ------------------------------------------------------------------------
+    async def home(request: Request) -> Response:
+        if request.query_params.get("q"):
+            return RedirectResponse(f"/search?{urlencode({'q': request.query_params['q']})}")
+        return page("home.html", stats=db.stats(), q="")
+
+    async def search_page(request: Request) -> Response:
+        q = request.query_params.get("q", "")
+        try:
+            offset = _int_param(request, "offset", 0)
+            limit = _int_param(request, "limit", DEFAULT_LIMIT)
+            result: SearchPage | None = await run_in_threadpool(db.search, q, limit, offset)
+            error = None
+        except BadQuery as exc:
+            result, error = None, str(exc)
+        if result is not None and result.kind == "isrc" and len(result.results) == 1 and not offset:
+            return RedirectResponse(f"/track/{result.results[0]['id']}", 303)
+        more = None
+        if result is not None and result.next_offset is not None:
+            more = "/search?" + urlencode({"q": q, "offset": result.next_offset, "limit": limit})
+        prev = None
+        if result is not None and result.offset > 0:
+            prev = "/search?" + urlencode({"q": q, "offset": max(0, offset - limit), "limit": limit})
+        return page(
+            "search.html", 400 if error else 200, q=q[:200], page=result, error=error,
+            more=more, prev=prev,
+        )  # fmt: skip
+
+    async def track_page(request: Request) -> Response:
+        raw = request.path_params["id"]
+        track = db.track(int(raw)) if raw.isdigit() and len(raw) <= 19 else None
+        if track is None:
+            raise HTTPException(404, "no such track in this archive")
+        return page("track.html", track=track, q="")
+
+    async def torrents_page(request: Request) -> Response:
+        torrents = db.torrents()
+        current = [t for t in torrents if not t["obsolete"]]
+        return page(
+            "torrents.html", current=current, obsolete=[t for t in torrents if t["obsolete"]],
+            total=sum(t["size"] for t in current), q="",
+        )  # fmt: skip
+
+    async def coverage_page(request: Request) -> Response:
+        image = coverage_image()
+        chart = None if image else _coverage_svg(await run_in_threadpool(db.coverage))
+        html_report = (publish / "coverage.html").is_file()
+        return page(
+            "coverage.html", image=f"/{image.name}" if image else None, chart=chart,
+            html_report=html_report, stats=db.stats(), q="",
+        )  # fmt: skip
+
+    async def coverage_file(request: Request) -> Response:
+        name = request.url.path.lstrip("/")
+        path = publish / name
+        if name not in (*COVERAGE_IMAGES, "coverage.html") or not path.is_file():
+            raise HTTPException(404, "not published")
+        return FileResponse(path)
+
+    async def stats_page(request: Request) -> Response:
+        return page("stats.html", stats=db.stats(), info=db.info, q="")
+
+    async def api_page(request: Request) -> Response:
+        return page("api.html", q="", spec=openapi.SPEC)
+
+    # -- JSON API --------------------------------------------------------------------
+    async def api_search(request: Request) -> Response:
+        q = request.query_params.get("q")
+        if q is None:
+            return _api_error(400, "missing_q", "q: required")
+        limit = _int_param(request, "limit", DEFAULT_LIMIT)
+        offset = _int_param(request, "offset", 0)
+        result = await run_in_threadpool(db.search, q, limit, offset)
+        return JSON(result.as_dict())
+
+    async def api_isrc(request: Request) -> Response:
+        raw = request.path_params["isrc"]
+        if len(raw) > 40:
+            return _api_error(400, "invalid_isrc", f"{raw[:40]!r}...: too long to be an ISRC")
+        try:
+            code = isrc_mod.parse(raw)
+        except InvalidISRC as exc:
+            return _api_error(400, "invalid_isrc", str(exc))
+        rows = db.by_isrc(code.code)
+        if not rows:
+            return _api_error(404, "not_found", f"{code.code}: no track with this ISRC here")
+        return JSON({"isrc": code.code, "count": len(rows), "results": rows})
+
+    async def api_track(request: Request) -> Response:
+        raw = request.path_params["id"]
+        if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or int(raw) > MAX_ID:
+            return _api_error(400, "bad_id", f"id: must be a positive integer, got {raw[:40]!r}")
+        track = db.track(int(raw))
+        if track is None:
+            return _api_error(404, "not_found", f"track {raw}: not in this archive")
+        return JSON(track)
+
+    async def api_torrents(request: Request) -> Response:
+        limit = _int_param(request, "limit", MAX_TORRENT_LIMIT)
+        offset = _int_param(request, "offset", 0)
+        rows = db.torrents(limit, offset)
+        total = db.torrent_count()
+        more = offset + len(rows) < total
+        return JSON(
+            {"total": total, "limit": limit, "offset": offset, "count": len(rows),
+             "next_offset": offset + len(rows) if more else None, "torrents": rows}
+        )  # fmt: skip
+
+    async def api_stats(request: Request) -> Response:
+        return JSON({"info": db.info, "stats": db.stats()})
+
+    async def api_openapi(request: Request) -> Response:
+        return JSON(openapi.SPEC)
+
+    # -- errors ----------------------------------------------------------------------
+    async def bad_query(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, BadQuery)
+        if request.url.path.startswith("/api/"):
+            return _api_error(400, exc.code, str(exc))
+        return page("error.html", 400, status=400, message=str(exc), q="")
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if request.url.path.startswith("/api/") or request.url.path == "/openapi.json":
+            return _api_error(exc.status_code, "not_found" if exc.status_code == 404 else "http",
+                              str(exc.detail))
+        return page("error.html", exc.status_code, status=exc.status_code, message=exc.detail, q="")
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        # Never leak internals; the log (uvicorn) has the traceback.
+        if request.url.path.startswith("/api/"):
+            return _api_error(500, "internal", "internal error")
+        return page("error.html", 500, status=500, message="internal error", q="")
+
+    routes = [
+        Route("/", home),
+        Route("/search", search_page),
+        Route("/track/{id}", track_page),
+        Route("/torrents", torrents_page),
+        Route("/coverage", coverage_page),
+        Route("/coverage.svg", coverage_file),
+        Route("/coverage.png", coverage_file),
+        Route("/coverage.html", coverage_file),
+        Route("/stats", stats_page),
+        Route("/api", api_page),
+        Route("/api/search", api_search),
+        Route("/api/isrc/{isrc}", api_isrc),
+        Route("/api/tracks/{id}", api_track),
+        Route("/api/torrents", api_torrents),
+        Route("/api/stats", api_stats),
+        Route("/openapi.json", api_openapi),
+        Mount("/static", StaticFiles(directory=_STATIC), name="static"),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            BadQuery: bad_query,
+            HTTPException: http_error,
+            Exception: server_error,
+        },
+    )
+    app.state.db = db
+    app.add_middleware(_SecurityHeaders)
+    return app
+
+
+__all__ = ["JSON", "ServeOptions", "create_app"]

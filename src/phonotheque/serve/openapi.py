@@ -1,0 +1,302 @@
+"""The OpenAPI 3.0 document of the JSON API, written by hand so it says exactly what we promise.
+
+schemathesis fuzzes the app against this document (tests/serve/test_fuzz.py): every
+limit stated here is enforced by the handlers, and no input may produce a 5xx.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from phonotheque import __version__
+from phonotheque.serve.queries import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    MAX_OFFSET,
+    MAX_QUERY_CHARS,
+    MAX_TORRENT_LIMIT,
+)
+
+_ERROR = {"$ref": "#/components/responses/Error"}
+
+
+def _int_query(name: str, minimum: int, maximum: int, default: int, doc: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": doc,
+        "schema": {"type": "integer", "minimum": minimum, "maximum": maximum, "default": default},
+    }
+
+
+_LIMIT = _int_query("limit", 1, MAX_LIMIT, DEFAULT_LIMIT, "Results per page.")
+_OFFSET = _int_query("offset", 0, MAX_OFFSET, 0, "Results to skip (use `next_offset`).")
+
+_nullable_str = {"type": "string", "nullable": True}
+_nullable_int = {"type": "integer", "nullable": True}
+
+SPEC: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {
+        "title": "Phonothèque archive API",
+        "version": __version__,
+        "description": (
+            "Read-only look-ups in a published Phonothèque archive: find a track by text or "
+            "ISRC, and the torrent and path inside it that hold its audio."
+        ),
+        "license": {"name": "GPL-3.0-or-later"},
+    },
+    "paths": {
+        "/api/search": {
+            "get": {
+                "operationId": "search",
+                "summary": "Search titles, artists, releases and ISRCs",
+                "description": (
+                    "Full-text search with prefix and diacritic-insensitive matching. A query "
+                    "that is an ISRC (spaces and hyphens allowed) is an exact ISRC look-up."
+                ),
+                "parameters": [
+                    {
+                        "name": "q",
+                        "in": "query",
+                        "required": True,
+                        "description": "Search text or an ISRC.",
+                        "schema": {"type": "string", "maxLength": MAX_QUERY_CHARS},
+                    },
+                    _LIMIT,
+                    _OFFSET,
+                ],
+                "responses": {
+                    "200": {
+                        "description": "One page of results.",
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/SearchPage"}}
+                        },
+                    },
+                    "400": _ERROR,
+                },
+            }
+        },
+        "/api/isrc/{isrc}": {
+            "get": {
+                "operationId": "isrc",
+                "summary": "Tracks with this ISRC",
+                "parameters": [
+                    {
+                        "name": "isrc",
+                        "in": "path",
+                        "required": True,
+                        "description": "ISRC, e.g. GBAAA9900303 or GB-AAA-99-00303.",
+                        "schema": {"type": "string", "maxLength": 40},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The tracks carrying this ISRC.",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["isrc", "count", "results"],
+                                    "properties": {
+                                        "isrc": {"type": "string"},
+                                        "count": {"type": "integer"},
+                                        "results": {
+                                            "type": "array",
+                                            "items": {"$ref": "#/components/schemas/Track"},
+                                        },
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "400": _ERROR,
+                    "404": _ERROR,
+                },
+            }
+        },
+        "/api/tracks/{id}": {
+            "get": {
+                "operationId": "track",
+                "summary": "One track, with its artists, ISRCs and files",
+                "parameters": [
+                    {
+                        "name": "id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The track.",
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Track"}}
+                        },
+                    },
+                    "400": _ERROR,
+                    "404": _ERROR,
+                },
+            }
+        },
+        "/api/torrents": {
+            "get": {
+                "operationId": "torrents",
+                "summary": "Published torrents (data, metadata, art), current first",
+                "parameters": [
+                    _int_query("limit", 1, MAX_TORRENT_LIMIT, MAX_TORRENT_LIMIT, "Torrents per page."),
+                    _OFFSET,
+                ],
+                "responses": {
+                    "200": {
+                        "description": "One page of torrents.",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["total", "torrents"],
+                                    "properties": {
+                                        "total": {"type": "integer"},
+                                        "limit": {"type": "integer"},
+                                        "offset": {"type": "integer"},
+                                        "count": {"type": "integer"},
+                                        "next_offset": _nullable_int,
+                                        "torrents": {
+                                            "type": "array",
+                                            "items": {"$ref": "#/components/schemas/Torrent"},
+                                        },
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "400": _ERROR,
+                },
+            }
+        },
+        "/api/stats": {
+            "get": {
+                "operationId": "stats",
+                "summary": "Archive statistics and build information",
+                "responses": {
+                    "200": {
+                        "description": "Statistics.",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["info", "stats"],
+                                    "properties": {
+                                        "info": {"type": "object"},
+                                        "stats": {"type": "object"},
+                                    },
+                                }
+                            }
+                        },
+                    }
+                },
+            }
+        },
+    },
+    "components": {
+        "responses": {
+            "Error": {
+                "description": "Bad input or nothing found.",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                },
+            }
+        },
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "required": ["status", "code", "message"],
+                        "properties": {
+                            "status": {"type": "integer"},
+                            "code": {"type": "string"},
+                            "message": {"type": "string"},
+                        },
+                    }
+                },
+            },
+            "SearchPage": {
+                "type": "object",
+                "required": ["query", "kind", "limit", "offset", "count", "next_offset", "results"],
+                "properties": {
+                    "query": {"type": "string"},
+                    "kind": {"type": "string", "enum": ["text", "isrc", "empty"]},
+                    "limit": {"type": "integer"},
+                    "offset": {"type": "integer"},
+                    "count": {"type": "integer"},
+                    "next_offset": _nullable_int,
+                    "results": {"type": "array", "items": {"$ref": "#/components/schemas/Track"}},
+                },
+            },
+            "Torrent": {
+                "type": "object",
+                "required": ["id", "kind", "name", "magnet", "size", "files", "obsolete"],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "kind": {"type": "string"},
+                    "name": {"type": "string"},
+                    "band": _nullable_int,
+                    "wave": _nullable_int,
+                    "infohash_v1": _nullable_str,
+                    "infohash_v2": _nullable_str,
+                    "magnet": {"type": "string"},
+                    "size": {"type": "integer"},
+                    "files": {"type": "integer"},
+                    "obsolete": {"type": "boolean"},
+                    "added_at": {"type": "string"},
+                },
+            },
+            "File": {
+                "type": "object",
+                "required": ["path", "size", "sha256", "tier", "torrent"],
+                "properties": {
+                    "path": {"type": "string", "description": "Path inside the torrent."},
+                    "size": {"type": "integer"},
+                    "sha256": {"type": "string"},
+                    "btv2_root": _nullable_str,
+                    "tier": {"type": "string"},
+                    "container": _nullable_str,
+                    "codec": _nullable_str,
+                    "bitrate": _nullable_int,
+                    "original_sha256": _nullable_str,
+                    "original_size": _nullable_int,
+                    "patch_path": _nullable_str,
+                    "torrent": {"type": "object"},
+                },
+            },
+            "Track": {
+                "type": "object",
+                "required": ["id", "title", "listens", "status", "artists", "isrcs", "files"],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "mbid": _nullable_str,
+                    "title": {"type": "string"},
+                    "artist_credit": _nullable_str,
+                    "disc": _nullable_int,
+                    "position": _nullable_int,
+                    "duration_ms": _nullable_int,
+                    "source": _nullable_str,
+                    "licence": _nullable_str,
+                    "listens": {"type": "integer"},
+                    "rank": _nullable_int,
+                    "band": _nullable_int,
+                    "tier": _nullable_str,
+                    "status": {"type": "string"},
+                    "release": {"type": "object", "nullable": True},
+                    "artists": {"type": "array", "items": {"type": "object"}},
+                    "isrcs": {"type": "array", "items": {"type": "string"}},
+                    "files": {"type": "array", "items": {"$ref": "#/components/schemas/File"}},
+                },
+            },
+        },
+    },
+}

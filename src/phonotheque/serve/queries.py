@@ -1,0 +1,376 @@
+"""Read-only queries over the published metadata database (``publish/metadata.sqlite``).
+
+The database is opened with ``mode=ro&immutable=1``: SQLite then takes no locks and
+reads no WAL, which is right for a file that never changes while it is served and
+is what makes one connection per thread cheap. Every query is parametrised; user
+text reaches FTS5 only as quoted tokens built by :func:`fts_query`.
+
+Results are plain dicts (JSON-ready) so the HTML templates and the JSON API share
+one shape; they are cached (the file is immutable) and must not be mutated.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sqlite3
+import threading
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+from phonotheque import isrc as isrc_mod
+from phonotheque.errors import InputError, WorkspaceError
+from phonotheque.publish.dbschema import PUBLISH_SCHEMA_VERSION
+
+# Input limits: every value a client sends is bounded before it reaches SQLite.
+MAX_QUERY_CHARS = 200
+MAX_TOKENS = 12
+MAX_LIMIT = 100
+DEFAULT_LIMIT = 20
+MAX_OFFSET = 10_000
+MAX_TORRENT_LIMIT = 1000
+MAX_ID = 2**63 - 1
+MAX_ISRC_MATCHES = 100
+
+# bm25 column weights: a title hit counts most, then artists, release, ISRC.
+_BM25 = "bm25(track_fts, 10.0, 5.0, 2.0, 1.0)"
+_TOKEN = re.compile(r"\w+")
+
+Row = dict[str, Any]
+
+
+class BadQuery(InputError):
+    """A search parameter is out of range or malformed (HTTP 400)."""
+
+    def __init__(self, subject: object, problem: str, code: str = "bad_request") -> None:
+        super().__init__(subject, problem)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    """One page of search results."""
+
+    query: str
+    kind: str  # "text", "isrc" or "empty"
+    limit: int
+    offset: int
+    results: list[Row]
+    next_offset: int | None
+
+    def as_dict(self) -> Row:
+        return {
+            "query": self.query,
+            "kind": self.kind,
+            "limit": self.limit,
+            "offset": self.offset,
+            "count": len(self.results),
+            "next_offset": self.next_offset,
+            "results": self.results,
+        }
+
+
+def fts_query(text: str) -> str:
+    """Turn free user text into a safe FTS5 query: quoted tokens, prefix-matched, ANDed.
+
+    Tokens are runs of word characters (after NFKC normalisation, so decomposed
+    accents join their letter); quoting them means no user character is ever read
+    as FTS5 syntax. Tokens of 2+ characters get ``*`` (prefix search, served by the
+    table's 2/3-character prefix indexes); a single character stays exact so that
+    ``a`` does not expand to every term starting with "a". Returns "" if there is
+    nothing to search for.
+    """
+    tokens = _TOKEN.findall(unicodedata.normalize("NFKC", text))[:MAX_TOKENS]
+    return " ".join(f'"{t}"*' if len(t) >= 2 else f'"{t}"' for t in tokens)
+
+
+def check_limit(limit: int, maximum: int = MAX_LIMIT) -> int:
+    if not 1 <= limit <= maximum:
+        raise BadQuery("limit", f"must be between 1 and {maximum}, got {limit}", "bad_limit")
+    return limit
+
+
+def check_offset(offset: int) -> int:
+    if not 0 <= offset <= MAX_OFFSET:
+        raise BadQuery("offset", f"must be between 0 and {MAX_OFFSET}, got {offset}", "bad_offset")
+    return offset
+
+
+def check_query(q: str) -> str:
+    if len(q) > MAX_QUERY_CHARS:
+        raise BadQuery("q", f"too long ({len(q)} characters, at most {MAX_QUERY_CHARS})", "q_too_long")
+    return q.strip()
+
+
+def looks_like_isrc(q: str) -> isrc_mod.ISRC | None:
+    """The ISRC if the whole query is one (spaces/hyphens allowed), else None."""
+    if not 12 <= len(q) <= 20:
+        return None
+    try:
+        return isrc_mod.parse(q)
+    except InputError:
+        return None
+
+
+class PublishedDB:
+    """The published metadata database, opened read-only, one connection per thread."""
+
+    def __init__(self, path: Path, *, cache_size: int = 4096) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise WorkspaceError(self.path, "no published metadata (run `phono publish` first)")
+        self._uri = f"file:{quote(str(self.path.resolve()))}?mode=ro&immutable=1"
+        self._local = threading.local()
+        info = self._read_info()
+        version = info.get("schema_version", str(PUBLISH_SCHEMA_VERSION))
+        if str(version) != str(PUBLISH_SCHEMA_VERSION):
+            raise WorkspaceError(
+                self.path, f"published schema version {version}, this phono reads {PUBLISH_SCHEMA_VERSION}"
+            )
+        self.info = info
+        # The file never changes while served, so caching answers is always correct.
+        size = max(0, cache_size)
+        self._search_c = functools.lru_cache(maxsize=size)(self._search)
+        self._by_isrc_c = functools.lru_cache(maxsize=size)(self._by_isrc)
+        self._track_c = functools.lru_cache(maxsize=size)(self._track)
+        self._coverage: list[tuple[int, float]] | None = None
+
+    # -- connections -------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self._uri, uri=True, cached_statements=64)
+            except sqlite3.Error as exc:
+                raise WorkspaceError(self.path, f"cannot open: {exc}") from exc
+            conn.execute("PRAGMA query_only = 1")
+            conn.execute("PRAGMA cache_size = -65536")  # 64 MiB page cache per thread
+            conn.execute("PRAGMA mmap_size = 1073741824")
+            self._local.conn = conn
+        return conn
+
+    def _read_info(self) -> dict[str, str]:
+        try:
+            return dict(self._conn().execute("SELECT key, value FROM info"))
+        except sqlite3.Error as exc:
+            raise WorkspaceError(self.path, f"not a published metadata database ({exc})") from exc
+
+    # -- search ------------------------------------------------------------------------
+    def search(self, q: str, limit: int = DEFAULT_LIMIT, offset: int = 0) -> SearchPage:
+        """Search titles, artists, releases and ISRCs; an ISRC query is an exact look-up."""
+        return self._search_c(q, limit, offset)
+
+    def _search(self, q: str, limit: int = DEFAULT_LIMIT, offset: int = 0) -> SearchPage:
+        q = check_query(q)
+        check_limit(limit)
+        check_offset(offset)
+        code = looks_like_isrc(q)
+        if code is not None:
+            rows = self.by_isrc(code.code)
+            page = rows[offset : offset + limit]
+            more = offset + limit < len(rows)
+            return SearchPage(q, "isrc", limit, offset, page, offset + limit if more else None)
+        match = fts_query(q)
+        if not match:
+            return SearchPage(q, "empty", limit, offset, [], None)
+        # One row more than asked tells whether there is a next page without count(*),
+        # which would have to visit every match of a common word.
+        ids = [
+            r[0]
+            for r in self._conn().execute(
+                f"SELECT rowid FROM track_fts WHERE track_fts MATCH ? ORDER BY {_BM25}, rowid "
+                "LIMIT ? OFFSET ?",
+                (match, limit + 1, offset),
+            )
+        ]
+        more = len(ids) > limit
+        rows = self._hydrate(ids[:limit])
+        return SearchPage(q, "text", limit, offset, rows, offset + limit if more else None)
+
+    def by_isrc(self, code: str) -> list[Row]:
+        """Tracks carrying this (normalised) ISRC."""
+        return self._by_isrc_c(code)
+
+    def _by_isrc(self, code: str) -> list[Row]:
+        ids = [
+            r[0]
+            for r in self._conn().execute(
+                "SELECT track_id FROM track_isrc WHERE isrc = ? ORDER BY track_id LIMIT ?",
+                (code, MAX_ISRC_MATCHES),
+            )
+        ]
+        return self._hydrate(ids)
+
+    def track(self, track_id: int) -> Row | None:
+        """One track with its artists, ISRCs and files, or None."""
+        return self._track_c(track_id)
+
+    def _track(self, track_id: int) -> Row | None:
+        if not 0 <= track_id <= MAX_ID:
+            return None
+        rows = self._hydrate([track_id])
+        return rows[0] if rows else None
+
+    def _hydrate(self, ids: list[int]) -> list[Row]:
+        """Full records for ``ids``, in that order: four indexed queries, not one per track."""
+        if not ids:
+            return []
+        conn = self._conn()
+        key = orjson.dumps(ids).decode()
+        tracks: dict[int, Row] = {}
+        for r in conn.execute(
+            "SELECT t.id, t.mbid, t.title, t.artist_credit, t.disc, t.position, t.duration_ms,"
+            " t.source, t.licence, t.listens, t.rank, t.band, t.tier, t.status,"
+            " r.id, r.mbid, r.title, r.date, r.label, r.artist_credit"
+            " FROM track t LEFT JOIN release r ON r.id = t.release_id"
+            " WHERE t.id IN (SELECT value FROM json_each(?))",
+            (key,),
+        ):
+            tracks[r[0]] = {
+                "id": r[0],
+                "mbid": r[1],
+                "title": r[2],
+                "artist_credit": r[3],
+                "disc": r[4],
+                "position": r[5],
+                "duration_ms": r[6],
+                "source": r[7],
+                "licence": r[8],
+                "listens": r[9],
+                "rank": r[10],
+                "band": r[11],
+                "tier": r[12],
+                "status": r[13],
+                "release": None
+                if r[14] is None
+                else {
+                    "id": r[14],
+                    "mbid": r[15],
+                    "title": r[16],
+                    "date": r[17],
+                    "label": r[18],
+                    "artist_credit": r[19],
+                },
+                "artists": [],
+                "isrcs": [],
+                "files": [],
+            }
+        for tid, aid, name, mbid in conn.execute(
+            "SELECT ta.track_id, a.id, a.name, a.mbid FROM track_artist ta"
+            " JOIN artist a ON a.id = ta.artist_id"
+            " WHERE ta.track_id IN (SELECT value FROM json_each(?))"
+            " ORDER BY ta.track_id, ta.position",
+            (key,),
+        ):
+            tracks[tid]["artists"].append({"id": aid, "name": name, "mbid": mbid})
+        for tid, code in conn.execute(
+            "SELECT track_id, isrc FROM track_isrc"
+            " WHERE track_id IN (SELECT value FROM json_each(?)) ORDER BY track_id, isrc",
+            (key,),
+        ):
+            tracks[tid]["isrcs"].append(code)
+        for f in conn.execute(
+            "SELECT f.track_id, f.path, f.size, f.sha256, f.btv2_root, f.tier, f.container,"
+            " f.codec, f.bitrate, f.original_sha256, f.original_size, f.patch_path,"
+            " o.id, o.name, o.kind, o.band, o.wave, o.magnet, o.obsolete,"
+            " o.infohash_v1, o.infohash_v2"
+            " FROM file f JOIN torrent o ON o.id = f.torrent_id"
+            " WHERE f.track_id IN (SELECT value FROM json_each(?))"
+            " ORDER BY f.track_id, o.obsolete, o.wave DESC, o.id",
+            (key,),
+        ):
+            tracks[f[0]]["files"].append(
+                {
+                    "path": f[1],
+                    "size": f[2],
+                    "sha256": f[3],
+                    "btv2_root": f[4],
+                    "tier": f[5],
+                    "container": f[6],
+                    "codec": f[7],
+                    "bitrate": f[8],
+                    "original_sha256": f[9],
+                    "original_size": f[10],
+                    "patch_path": f[11],
+                    "torrent": {
+                        "id": f[12],
+                        "name": f[13],
+                        "kind": f[14],
+                        "band": f[15],
+                        "wave": f[16],
+                        "magnet": f[17],
+                        "obsolete": bool(f[18]),
+                        "infohash_v1": f[19],
+                        "infohash_v2": f[20],
+                    },
+                }
+            )
+        return [tracks[i] for i in ids if i in tracks]
+
+    # -- torrents, stats, coverage -----------------------------------------------------
+    def torrents(self, limit: int = MAX_TORRENT_LIMIT, offset: int = 0) -> list[Row]:
+        """Published torrents: current first, by kind, wave and band."""
+        check_limit(limit, MAX_TORRENT_LIMIT)
+        check_offset(offset)
+        cols = (
+            "id", "kind", "name", "band", "wave", "infohash_v1", "infohash_v2", "magnet",
+            "size", "files", "obsolete", "added_at",
+        )  # fmt: skip
+        rows = self._conn().execute(
+            f"SELECT {', '.join(cols)} FROM torrent ORDER BY obsolete, kind, wave, band, name"
+            " LIMIT ? OFFSET ?",
+            (limit, offset),
+        )
+        out = []
+        for r in rows:
+            d = dict(zip(cols, r, strict=True))
+            d["obsolete"] = bool(d["obsolete"])
+            out.append(d)
+        return out
+
+    def torrent_count(self) -> int:
+        return int(self._conn().execute("SELECT count(*) FROM torrent").fetchone()[0])
+
+    def stats(self) -> Row:
+        """The ``stats`` table as a dict; JSON-looking text values are decoded."""
+        out: Row = {}
+        for key, value in self._conn().execute("SELECT key, value FROM stats ORDER BY key"):
+            if isinstance(value, str) and value[:1] in ("{", "["):
+                try:
+                    value = orjson.loads(value)
+                except orjson.JSONDecodeError:
+                    pass
+            out[key] = value
+        return out
+
+    def coverage(self, points: int = 120) -> list[tuple[int, float]]:
+        """(rank, cumulative share of listens) samples, computed once in one table scan."""
+        if self._coverage is None:
+            conn = self._conn()
+            n, total = conn.execute(
+                "SELECT count(*), coalesce(sum(listens), 0) FROM track WHERE rank IS NOT NULL"
+            ).fetchone()
+            curve: list[tuple[int, float]] = [(0, 0.0)]
+            if n and total:
+                step = max(1, -(-n // points))
+                acc = 0
+                for bucket, s in conn.execute(
+                    "SELECT (rank - 1) / ?, sum(listens) FROM track WHERE rank IS NOT NULL"
+                    " GROUP BY 1 ORDER BY 1",
+                    (step,),
+                ):
+                    acc += s or 0
+                    curve.append((min(n, (bucket + 1) * step), acc / total))
+            self._coverage = curve
+        return self._coverage
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None

@@ -1,0 +1,111 @@
+"""Run the app under uvicorn: in the foreground (``phono serve``) or in a background thread.
+
+We bind the listening socket ourselves so that port 0 works (the caller learns the
+real port) and so that several worker processes can share it: uvicorn's own
+``workers=`` needs an import string and ambient configuration, which we avoid.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+
+from phonotheque.errors import InputError, wrap_os_error
+from phonotheque.serve.app import ServeOptions, create_app
+
+
+def _config(options: ServeOptions, app: Any) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=options.host,
+        port=options.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        server_header=False,
+        backlog=2048,
+    )
+
+
+def _bind(config: uvicorn.Config) -> socket.socket:
+    try:
+        return config.bind_socket()
+    except SystemExit as exc:  # uvicorn exits on bind errors; we raise
+        raise InputError(f"{config.host}:{config.port}", "cannot listen (address in use?)") from exc
+    except OSError as exc:
+        raise wrap_os_error(exc, f"{config.host}:{config.port}") from exc
+
+
+def url_of(sock: socket.socket, host: str) -> str:
+    port = sock.getsockname()[1]
+    shown = host if host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}/"
+
+
+def run(options: ServeOptions, on_ready: Callable[[str], None] | None = None) -> None:
+    """Serve until SIGINT/SIGTERM; ``options.workers`` processes share one socket."""
+    app = create_app(options)  # opens the database now: a bad folder fails before binding
+    config = _config(options, app)
+    sock = _bind(config)
+    if on_ready is not None:
+        on_ready(url_of(sock, options.host))
+    if options.workers <= 1:
+        uvicorn.Server(config).run(sockets=[sock])
+        return
+    ctx = multiprocessing.get_context("fork")
+    procs = [
+        ctx.Process(target=_worker, args=(options, sock), daemon=True)
+        for _ in range(options.workers)
+    ]
+    for p in procs:
+        p.start()
+
+    def forward(signum: int, frame: Any) -> None:
+        for p in procs:
+            if p.pid and p.is_alive():
+                os.kill(p.pid, signal.SIGTERM)
+
+    old_int = signal.signal(signal.SIGINT, forward)
+    old_term = signal.signal(signal.SIGTERM, forward)
+    try:
+        for p in procs:
+            p.join()
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+        sock.close()
+
+
+def _worker(options: ServeOptions, sock: socket.socket) -> None:
+    # Each worker builds its own app: SQLite connections must not cross a fork.
+    config = _config(options, create_app(options))
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+@contextmanager
+def background(options: ServeOptions) -> Iterator[str]:
+    """Serve in a thread of this process (tests, demo); yields the base URL."""
+    app = create_app(options)
+    config = _config(options, app)
+    sock = _bind(config)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started and thread.is_alive():
+            threading.Event().wait(0.01)
+        yield url_of(sock, options.host)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()

@@ -1,0 +1,126 @@
+"""Search semantics over a published DB built from real MusicBrainz data."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from phonotheque.errors import WorkspaceError
+from phonotheque.serve.queries import BadQuery, PublishedDB, fts_query
+
+
+@pytest.fixture(scope="module")
+def db(publish_dir: Path) -> PublishedDB:
+    return PublishedDB(publish_dir / "metadata.sqlite")
+
+
+def titles(page) -> list[str]:
+    return [r["title"] for r in page.results]
+
+
+def test_fts_query_quotes_every_token() -> None:
+    assert fts_query('NEAR("a" OR b*) AND -c') == '"NEAR"* "a" "OR"* "b" "AND"* "c"'
+    assert fts_query("  ") == ""
+    assert fts_query('"') == ""
+    # decomposed accents are composed first, so "Ärzte" stays one token
+    assert fts_query("A\u0308rzte") == '"Ärzte"*'
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("arzte", "Lady"),  # diacritic-insensitive: Die Ärzte
+        ("ÄRZTE", "Lady"),
+        ("thinking out", "Thinking Out Loud"),  # prefix on the last word
+        ("sheer", "Thinking Out Loud"),  # artist prefix
+        ("чайков", "Act 2: IVc. Dance des Cygnes - Dance des Cygnes"),  # Cyrillic artist alias
+        ("サマー", "サマーれげぇ!レインボー"),  # Japanese title prefix
+        ("7人祭", "サマーれげぇ!レインボー"),
+        ("百花繚乱", "百花繚乱"),
+        ("surrender hey", "Hey Boy Hey Girl"),  # release + title
+    ],
+)
+def test_text_search_finds(db: PublishedDB, q: str, expected: str) -> None:
+    page = db.search(q, 20, 0)
+    assert page.kind == "text"
+    assert expected in titles(page), (q, titles(page))
+
+
+def test_isrc_query_goes_to_isrc_index(db: PublishedDB) -> None:
+    for q in ("GBAAA9900303", "gb-aaa-99-00303", " GB AAA 99 00303 "):
+        page = db.search(q, 20, 0)
+        assert page.kind == "isrc"
+        assert titles(page) == ["Hey Boy Hey Girl"]
+        assert page.results[0]["isrcs"] == ["GBAAA9900303"]
+    # a prefix of an ISRC is a text search over the isrc column
+    assert "Hey Boy Hey Girl" in titles(db.search("GBAAA99003", 50, 0))
+    assert db.by_isrc("JPA600102450")[0]["title"] == "サマーれげぇ!レインボー"
+    assert db.by_isrc("ZZZZZ0000000") == []
+
+
+def test_results_carry_where_the_file_is(db: PublishedDB) -> None:
+    (track,) = db.by_isrc("GBAHS1400099")
+    assert track["title"] == "Thinking Out Loud"
+    assert [a["name"] for a in track["artists"]] == ["Ed Sheeran"]
+    assert track["duration_ms"] == 281000
+    f = track["files"][0]
+    assert f["path"].endswith(".flac") or f["path"].endswith(".opus")
+    assert len(f["sha256"]) == 64
+    assert f["torrent"]["magnet"].startswith("magnet:?xt=urn:btih:")
+    assert f["torrent"]["name"].startswith("phonotheque-w1-")
+
+
+def test_pagination_is_stable_and_complete(db: PublishedDB) -> None:
+    everything = db.search("the", 100, 0)
+    assert everything.next_offset is None
+    ids = [r["id"] for r in everything.results]
+    paged: list[int] = []
+    offset: int | None = 0
+    while offset is not None:
+        page = db.search("the", 7, offset)
+        paged += [r["id"] for r in page.results]
+        offset = page.next_offset
+    assert paged == ids and len(ids) > 14
+
+
+def test_hostile_text_is_just_text(db: PublishedDB) -> None:
+    for q in ['"', "*", "NEAR(", "a OR b", "')--", "\x00", "title:love", "^love", "{title}: x"]:
+        assert db.search(q, 5, 0).kind in ("text", "empty")
+
+
+def test_limits(db: PublishedDB) -> None:
+    with pytest.raises(BadQuery, match="limit"):
+        db.search("x", 0, 0)
+    with pytest.raises(BadQuery, match="limit"):
+        db.search("x", 101, 0)
+    with pytest.raises(BadQuery, match="offset"):
+        db.search("x", 10, -1)
+    with pytest.raises(BadQuery, match="too long"):
+        db.search("x" * 201, 10, 0)
+
+
+def test_track_torrents_stats_coverage(db: PublishedDB) -> None:
+    assert db.track(1062699)["title"] == "Hey Boy Hey Girl"  # type: ignore[index]
+    assert db.track(1) is None
+    torrents = db.torrents()
+    assert [t["obsolete"] for t in torrents] == sorted(t["obsolete"] for t in torrents)
+    assert db.stats()["bands"] == {"1": 40, "2": 60, "3": 27}
+    curve = db.coverage()
+    assert curve[0] == (0, 0.0) and curve[-1][1] == pytest.approx(1.0)
+    assert all(a[1] <= b[1] for a, b in zip(curve, curve[1:], strict=False))
+
+
+def test_opened_read_only(db: PublishedDB) -> None:
+    with pytest.raises(sqlite3.OperationalError):
+        db._conn().execute("DELETE FROM track")
+
+
+def test_refuses_missing_or_foreign_file(tmp_path: Path) -> None:
+    with pytest.raises(WorkspaceError, match="no published metadata"):
+        PublishedDB(tmp_path / "metadata.sqlite")
+    other = tmp_path / "other.sqlite"
+    sqlite3.connect(other).execute("CREATE TABLE x(y)").connection.commit()
+    with pytest.raises(WorkspaceError, match="not a published metadata database"):
+        PublishedDB(other)
