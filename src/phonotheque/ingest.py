@@ -130,7 +130,7 @@ def _one(
 ) -> SourceReport:
     cp = store.checkpoint(item.source)
     same = cp is not None and cp.size == item.size and cp.mtime_ns == item.mtime_ns
-    if cp is not None and cp.done and same and not options.force:
+    if cp is not None and cp.done and same and not options.force and not src.always_rescan:
         state.bytes += item.progress_size or 0
         if progress is not None:
             progress(IngestProgress(item.source, state.rows, state.bytes, total_bytes))

@@ -60,6 +60,9 @@ class Source(Protocol):
     # True if :meth:`read` can start at a checkpoint offset; otherwise a partial
     # input is read again from the start, which is safe because upserts are idempotent.
     resumable: bool
+    # True if a finished input must be read again anyway, because its size and
+    # mtime do not show changes inside it (a folder tree of audio files).
+    always_rescan: bool
 
     def inputs(self, paths: Sequence[Path]) -> list[Input]:
         """Expand the paths the user gave into inputs; raise InputError if one is unusable."""

@@ -183,6 +183,7 @@ class ListenCounts:
     kind = KIND
     licence: str | None = None
     resumable = False
+    always_rescan = False
 
     def inputs(self, paths: Sequence[Path]) -> list[Input]:
         return [Input(i.path, i.source, i.size, i.mtime_ns, None)

@@ -238,6 +238,7 @@ class MusicBrainzJSON:
     kind = KIND
     licence: str | None = LICENCE
     resumable = True
+    always_rescan = False
 
     def inputs(self, paths: Sequence[Path]) -> list[Input]:
         out = expand_files(paths, SUFFIXES)
