@@ -9,7 +9,7 @@ dictionary is byte-identical to the reference tools' --
   component by component as the BEP 52 file tree orders them; in hybrid
   torrents every non-empty file of a multi-file torrent is followed by a BEP
   47 pad file ``.pad/<size>`` with ``attr: p`` up to the next piece boundary,
-  the last file included; a single-file torrent gets none).
+  the last file included; a torrent of one file gets none).
 
 The info dictionary holds only ``name``, ``piece length``, ``pieces`` /
 ``length`` / ``files`` (v1), ``file tree`` / ``meta version`` (v2) and
@@ -39,6 +39,7 @@ MIN_V2_PIECE = 16 * 1024
 MAX_PIECE_LENGTH = 1 << 29  # 512 MiB; larger pieces are not useful and hostile files use them
 MAX_PIECES = 0x200000  # libtorrent's default load limit
 PAD_DIR = ".pad"
+NAME_MAX = 255  # bytes per path component on common file systems
 
 # libtorrent 2.x automatic piece size: the first threshold the total size does
 # not exceed picks 16 KiB << index (up to 16 MiB). Derived so that the v1 hash
@@ -240,9 +241,10 @@ def create_torrent(
         sources.sort(key=_v2_order)
         _check_tree_conflicts(sources, path)
         v1 = version == "hybrid"
-        pads = [
-            (-s.size) % piece_length if (v1 and is_dir and s.size) else 0 for s in sources
-        ]
+        # libtorrent pads after every non-empty file, the last included, but
+        # never when the torrent has a single file (even inside a folder).
+        padded = v1 and len(sources) > 1
+        pads = [(-s.size) % piece_length if padded and s.size else 0 for s in sources]
         segs = [hashing.Segment(s.path, s.size, pad) for s, pad in zip(sources, pads, strict=True)]
         hashes = hashing.hash_aligned(
             segs, piece_length, v1=v1, v2=True, workers=options.workers, progress=progress
@@ -339,6 +341,8 @@ def _check_component(part: str, what: str, err: type[TorrentError] = TorrentErro
     for bad in ("/", "\\", "\x00"):
         if bad in part:
             raise err(what, f"{part!r} contains {bad!r} (path traversal or foreign separator)")
+    if len(part.encode("utf-8")) > NAME_MAX:
+        raise err(what, f"file name longer than {NAME_MAX} bytes")
 
 
 class _Reader:
@@ -500,8 +504,8 @@ def _v1_files(r: _Reader, info: dict[bytes, bencode.Value], name: str) -> tuple[
         for i, e in enumerate(entries):
             if not isinstance(e, dict):
                 raise r.fail(f"file #{i} is not a dictionary")
-            size = r.length(e.get(b"length"), f"length of file #{i}")
             attr = r.attr(e.get(b"attr"), f"file #{i}")
+            size = r.length(e.get(b"length"), f"length of file #{i}")
             raw_path = e.get(b"path")
             if "p" in attr and raw_path is None:
                 parts = [PAD_DIR, str(size)]  # BEP 47 pad files may omit their path
@@ -564,10 +568,10 @@ def _v2_files(r: _Reader, info: dict[bytes, bencode.Value], name: str) -> tuple[
                 walk(child, [*parts, part])
 
     walk(tree, [])
-    # One file at the top of the tree is a single-file torrent.
+    # One file at the top of the tree is a single-file torrent, named by its
+    # key (as libtorrent reads it, even when ``name`` says otherwise).
     if len(tree) == 1 and len(out) == 1 and "/" not in out[0].path:
-        only = out[0]
-        return [TorrentFile(name, only.size, only.pieces_root, only.attr, 0)], False
+        return out, False
     return out, True
 
 
@@ -680,15 +684,20 @@ class VerifyReport:
 
 
 def content_root(info: TorrentInfo, data_dir: Path) -> Path:
-    """Where the torrent's files are: ``data_dir/name``, or ``data_dir`` itself when it is the folder."""
+    """The folder the torrent's paths are relative to.
+
+    ``data_dir`` is where a client saves the torrent (it holds the file of a
+    single-file torrent, or the torrent's folder); given the torrent's folder
+    itself, that folder is used.
+    """
     data_dir = Path(data_dir)
+    if not info.multi_file:
+        return data_dir
     candidate = data_dir / info.name
-    if info.multi_file:
-        if candidate.is_dir() or not data_dir.is_dir():
-            return candidate
-        first = info.data_files[0].path
-        return data_dir if (data_dir / first).exists() or data_dir.name == info.name else candidate
-    return candidate
+    if candidate.is_dir() or not data_dir.is_dir():
+        return candidate
+    first = info.data_files[0].path
+    return data_dir if (data_dir / first).exists() or data_dir.name == info.name else candidate
 
 
 def verify_torrent(
@@ -703,7 +712,7 @@ def verify_torrent(
     root = content_root(info, data_dir)
 
     def where(f: TorrentFile) -> Path:
-        return root if not info.multi_file else root.joinpath(*f.path.split("/"))
+        return root.joinpath(*f.path.split("/"))
 
     missing: list[str] = []
     truncated: list[str] = []
@@ -758,6 +767,7 @@ def verify_torrent(
 
     extra: list[str] = []
     if info.multi_file and root.is_dir():
+        # Only a torrent's own folder can hold unexpected files.
         expected = {f.path for f in info.data_files}
         for dirpath, _dirs, names in os.walk(root):
             for n in names:
