@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "phonotheque.cli.catalogue_cmds",
     "phonotheque.cli.ingest_cmds",
     "phonotheque.cli.synth_cmds",
+    "phonotheque.cli.torrent_cmds",
 ]
 
 for _name in COMMAND_MODULES:

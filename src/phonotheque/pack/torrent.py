@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 from phonotheque import __version__
-from phonotheque.errors import InputError, TorrentError, wrap_os_error
+from phonotheque.errors import TorrentError, wrap_os_error
 from phonotheque.pack import bencode, hashing, merkle
 from phonotheque.pack.magnet import magnet_link
 
@@ -189,6 +189,11 @@ def _scan(path: Path) -> tuple[list[_Source], bool]:
             except UnicodeEncodeError:
                 raise TorrentError(src.path, "file name is not valid UTF-8") from None
     return found, True
+
+
+def content_size(path: Path) -> int:
+    """Bytes ``create_torrent`` will hash for ``path`` (for progress bars)."""
+    return sum(s.size for s in _scan(Path(path))[0])
 
 
 def _v1_order(src: _Source) -> bytes:
@@ -825,9 +830,9 @@ __all__ = [
     "VerifyReport",
     "auto_piece_length",
     "content_root",
+    "content_size",
     "create_torrent",
     "read_torrent",
     "verify_torrent",
     "write_torrent",
-    "InputError",
 ]
