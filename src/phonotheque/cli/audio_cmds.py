@@ -1,0 +1,163 @@
+"""`phono audio`: archive the selected tracks (tiers, tags, hashes, patches); `rebuild`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from phonotheque.cli._common import command, console, handle_errors
+from phonotheque.errors import WorkspaceError
+from phonotheque.workspace import Workspace
+
+
+def register(main: click.Group) -> None:
+    @main.group("audio", invoke_without_command=True)
+    @click.option("--workspace", "-w", "workspace",
+                  type=click.Path(file_okay=False, path_type=Path),
+                  default=lambda: os.environ.get("PHONO_WORKSPACE", "."),
+                  show_default="$PHONO_WORKSPACE or .", help="Workspace folder.")
+    @click.option("--workers", "-j", type=click.IntRange(min=0), default=None,
+                  help="Local worker processes (default: number of cores; 0 = in this process).")
+    @click.option("--scheduler", metavar="tcp://HOST:8786",
+                  help="Run on a Dask distributed cluster instead of local processes.")
+    @click.option("--bitrate", default="75k", show_default=True,
+                  help="Opus bitrate of the reencode tier.")
+    @click.option("--vbr", type=click.Choice(["on", "off", "constrained"]), default="on",
+                  show_default=True, help="libopus VBR mode.")
+    @click.option("--application", type=click.Choice(["audio", "voip", "lowdelay"]),
+                  default="audio", show_default=True, help="libopus application.")
+    @click.option("--opus-arg", "opus_args", multiple=True, metavar="ARG",
+                  help="Extra ffmpeg output argument (repeatable), e.g. --opus-arg=-frame_duration "
+                       "--opus-arg=40.")
+    @click.option("--no-patches", is_flag=True, help="Do not make .zstdpatch files for originals.")
+    @click.option("--verify", is_flag=True,
+                  help="Re-hash finished files before skipping them (default: size check).")
+    @click.option("--retry-errors", is_flag=True, help="Try again tracks that failed before.")
+    @click.pass_context
+    @handle_errors
+    def audio(ctx: click.Context, workspace: Path, workers: int | None, scheduler: str | None,
+              bitrate: str, vbr: str, application: str, opus_args: tuple[str, ...],
+              no_patches: bool, verify: bool, retry_errors: bool) -> None:
+        """Archive every selected track: originals kept (tags only), the tail re-encoded to Opus.
+
+        Each file is probed, tagged (Picard's tag names, ReplayGain, cover), hashed
+        and written atomically under audio/<tier>/<sha256[:2]>/<sha256>.<ext>;
+        originals get a .zstdpatch that rebuilds the source bytes. Bad inputs go to
+        quarantine/ with a reason file. Re-running resumes where a run stopped.
+        """
+        if ctx.invoked_subcommand is not None:
+            return
+        from phonotheque.audio import AudioOptions, EncodeOptions, run_audio
+        from phonotheque.audio.encode import parse_bitrate
+        from phonotheque.executors import make_executor
+
+        parse_bitrate(bitrate)
+        ws = Workspace.open(workspace)
+        options = AudioOptions(
+            encode=EncodeOptions(bitrate=bitrate, vbr=vbr, application=application,
+                                 extra_args=opus_args),
+            patches=not no_patches, verify_existing=verify, retry_errors=retry_errors,
+        )
+        show = console.is_terminal or os.environ.get("PHONO_PROGRESS") == "1"
+        progress = Progress(
+            TextColumn("[bold]audio"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=console, disable=not show,
+        )
+        task = progress.add_task("audio", total=None, stats="")
+
+        def on_progress(p: object) -> None:
+            from phonotheque.audio import AudioProgress
+
+            assert isinstance(p, AudioProgress)
+            el = max(p.elapsed, 1e-6)
+            stats = (f"{p.done / el:.1f} files/s  {p.bytes_in / 1e6 / el:.1f} MB/s  "
+                     f"{p.audio_seconds / el:.0f}x realtime  "
+                     + (f"[red]{p.errors} errors[/]" if p.errors else "0 errors"))
+            progress.update(task, completed=p.done, total=p.total, stats=stats)
+
+        with make_executor(workers, scheduler) as executor, progress:
+            report = run_audio(ws, options, executor, on_progress)
+        _render(report)
+
+    @command(audio, "rebuild")
+    @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+    @click.argument("patch", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+    @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+                  help="Where to write the original (default: FILE's name + .original).")
+    @click.option("--sha256", "expected", help="Expected sha256 of the original "
+                  "(default: from the patch header, or the catalogue when FILE is in it).")
+    @click.pass_context
+    def rebuild_cmd(ctx: click.Context, file: Path, patch: Path, output: Path | None,
+                    expected: str | None) -> None:
+        """Re-create the exact original of archive FILE from its PATCH and check its sha256."""
+        from phonotheque.audio import rebuild
+
+        if expected is None:
+            expected = _catalogue_original_sha(ctx.parent.params.get("workspace") if ctx.parent
+                                               else None, file)
+        out = output or file.with_name(file.name + ".original")
+        rep = rebuild(file, patch, out, expected)
+        state = "[green]verified[/]" if rep.verified else "[yellow]not verified (no hash known)[/]"
+        console.print(f"rebuilt {rep.output} ({rep.size:,} bytes, sha256 {rep.sha256}) {state}")
+
+
+def _catalogue_original_sha(workspace: Path | None, file: Path) -> str | None:
+    """original_sha256 of ``file`` if it lies in a workspace whose catalogue knows it."""
+    if workspace is None:
+        return None
+    try:
+        ws = Workspace.open(workspace)
+    except WorkspaceError:
+        return None
+    try:
+        rel = file.resolve().relative_to(ws.root).as_posix()
+    except ValueError:
+        return None
+    with ws.store(readonly=True) as store:
+        value = store.scalar("SELECT original_sha256 FROM audio_file WHERE path = ?", (rel,))
+    return str(value) if value else None
+
+
+def _render(report: object) -> None:
+    from phonotheque.audio import AudioReport
+
+    assert isinstance(report, AudioReport)
+    t = Table(title="phono audio", show_header=False)
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    t.add_row("executor", report.executor)
+    t.add_row("selected tracks", f"{report.selected:,}")
+    t.add_row("already done (skipped)", f"{report.already_done:,}")
+    t.add_row("processed now", f"{report.planned:,}")
+    for tier, n in sorted(report.by_tier.items()):
+        t.add_row(f"  archived as {tier}", f"{n:,}")
+    t.add_row("  new files written", f"{report.written:,}")
+    t.add_row("duplicates (stored once)", f"{report.duplicates:,}")
+    t.add_row("excluded", f"{report.excluded:,}")
+    if report.previous_errors:
+        t.add_row("earlier errors (use --retry-errors)", f"{report.previous_errors:,}")
+    t.add_row("errors", f"{report.error_count:,}")
+    for reason, n in sorted(report.errors.items()):
+        t.add_row(f"  error_{reason}", f"{n:,}")
+    t.add_row("read / written", f"{report.bytes_in / 1e6:,.1f} MB / {report.bytes_out / 1e6:,.1f} MB")
+    t.add_row("patches", f"{report.patch_bytes:,} bytes")
+    t.add_row("time", f"{report.elapsed:,.1f} s")
+    t.add_row("throughput", f"{report.files_per_second:,.2f} files/s, "
+              f"{report.mb_per_second:,.1f} MB/s, {report.realtime_factor:,.0f}x realtime")
+    if report.stale_temps_removed:
+        t.add_row("stale temp files removed", f"{report.stale_temps_removed:,}")
+    console.print(t)
+    if report.quarantined:
+        console.print(f"{len(report.quarantined)} inputs quarantined (see quarantine/*.reason.txt)")
