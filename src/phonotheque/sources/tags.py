@@ -354,6 +354,8 @@ def describe(path: str, audio: Any, size: int, mtime_ns: int) -> tuple[SourceAud
                               prov=prov) for code in isrcs)
     bitrate = getattr(info, "bitrate", None)
     sample_rate = getattr(info, "sample_rate", None)
+    if codec == "opus" and not sample_rate:
+        sample_rate = 48_000  # Opus always decodes at 48 kHz; mutagen does not say so
     channels = getattr(info, "channels", None)
     audio_rec = SourceAudio(
         path, size, mtime_ns, codec=codec or None, container=container,
@@ -390,6 +392,8 @@ def walk(root: Path) -> Iterator[tuple[str, os.stat_result | OSError]]:
                     subdirs.append(e.path)
                 elif e.is_file():
                     yield e.path, e.stat()
+                elif e.is_symlink() and not os.path.exists(e.path):
+                    yield e.path, OSError(2, "broken symbolic link")
             except OSError as exc:
                 yield e.path, exc
         stack.extend(reversed(subdirs))
