@@ -42,7 +42,9 @@ CREATE TABLE torrent(
     id INTEGER PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL UNIQUE, band INTEGER,
     wave INTEGER, infohash_v1 TEXT, infohash_v2 TEXT, magnet TEXT NOT NULL,
     size INTEGER NOT NULL, files INTEGER NOT NULL, obsolete INTEGER NOT NULL DEFAULT 0,
-    added_at TEXT NOT NULL);
+    added_at TEXT NOT NULL,
+    -- audio | aac_meta | art; collection = AAC collection; superseded_by = torrent.id
+    role TEXT, collection TEXT, piece_length INTEGER, superseded_by INTEGER);
 
 -- where each archived track's file is: which torrent, which path inside it
 CREATE TABLE file(
@@ -55,6 +57,26 @@ CREATE INDEX file_track ON file(track_id);
 CREATE INDEX file_sha256 ON file(sha256);
 
 CREATE TABLE stats(key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+
+-- release waves: torrent.wave refers to these
+CREATE TABLE wave(
+    id INTEGER PRIMARY KEY, released_at TEXT NOT NULL, torrents INTEGER NOT NULL,
+    bytes INTEGER NOT NULL);
+
+-- the files of the non-audio torrents (AAC metadata files, album-art tar), so that
+-- `phono verify` can check every published file against a SHA-256 and merkle root
+CREATE TABLE aux_file(
+    torrent_id INTEGER NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL, btv2_root TEXT, PRIMARY KEY(torrent_id, path)) WITHOUT ROWID;
+
+-- album art: which image (a member of the art torrent's tar) belongs to a release
+CREATE TABLE art(
+    release_id INTEGER PRIMARY KEY, torrent_id INTEGER NOT NULL, member TEXT NOT NULL,
+    sha256 TEXT NOT NULL, size INTEGER NOT NULL, mime TEXT NOT NULL);
+
+-- takedowns honoured by this archive (values of path exclusions are not published)
+CREATE TABLE exclusion(
+    kind TEXT NOT NULL, value TEXT, reason TEXT NOT NULL, added_at TEXT NOT NULL);
 
 -- full-text search over title, artists, release and ISRCs; prefix and
 -- diacritic-insensitive matching (unicode61 remove_diacritics 2)

@@ -1,0 +1,235 @@
+"""``phono publish``: write ``publish/`` from the catalogue.
+
+```
+publish/
+  metadata.sqlite            the published database (dbschema.py), plain sqlite3
+  parquet/<table>.parquet    the same tables, zstd
+  aac/<prefix>_meta__aacid__<collection>__<from>--<to>.jsonl.seekable.zst
+  torrents/<name>.torrent    every public torrent (data, AAC metadata, art, database)
+  torrents.json              the index (see index.py)
+  magnets.txt                magnet links of current torrents
+```
+
+Plus a *database torrent* (``<prefix>_metadata__<time>``) over ``metadata.sqlite``
+and ``parquet/``; its payload folder lives in ``torrents/`` like every other.
+
+Deterministic: every timestamp written comes from the catalogue (``built_at`` is
+the newest time recorded there: torrents, waves, exclusions, audio files, ledger,
+ingest), so publishing the same catalogue twice gives identical files. Each file
+is written atomically; a re-run after an interruption rewrites the same bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from phonotheque.atomic import fsync_dir, sweep_temporaries, temporary_name, write_bytes
+from phonotheque.catalogue.store import Store
+from phonotheque.errors import wrap_os_error
+from phonotheque.pack.layout import EPOCH_ISO, aac_time, database_folder_name, iso, parse_iso
+from phonotheque.pack.packer import PackOptions, stored_options
+from phonotheque.pack.torrent import TorrentOptions, create_torrent, write_torrent
+from phonotheque.publish import index as index_mod
+from phonotheque.publish.export import ExportContext, export_parquet, export_sqlite
+from phonotheque.workspace import Workspace
+
+Progress = Callable[..., object]
+
+DATABASE = "metadata.sqlite"
+
+
+@dataclass(frozen=True)
+class PublishOptions:
+    name: str = "Phonothèque"  # the archive's display name (info.name; the search page title)
+    parquet: bool = True
+    database_torrent: bool = True
+    # Prefix and torrent settings; None: those of the workspace's last `phono pack`.
+    pack: PackOptions | None = None
+
+
+@dataclass
+class PublishReport:
+    built_at: str = ""
+    tables: dict[str, int] = field(default_factory=dict)
+    listed: int = 0  # entries in torrents.json
+    current: int = 0
+    obsolete: int = 0
+    unreleased: int = 0  # built data torrents not yet in a wave
+    database_torrent: str | None = None
+    files: list[str] = field(default_factory=list)  # what publish/ holds, relative
+    seconds: float = 0.0
+
+
+def built_at(store: Store) -> str:
+    """The newest time the catalogue records; the published files carry no other clock."""
+    candidates = [
+        store.scalar("SELECT max(created_at) FROM torrent WHERE built = 1 AND role != 'database'"),
+        store.scalar("SELECT max(released_at) FROM wave"),
+        store.scalar("SELECT max(added_at) FROM exclusion"),
+        store.scalar("SELECT max(created_at) FROM audio_file"),
+        store.scalar("SELECT max(updated_at) FROM ledger"),
+        store.scalar("SELECT max(finished_at) FROM select_run"),
+        store.scalar("SELECT max(updated_at) FROM ingest_checkpoint"),
+    ]
+    times = [t for t in (parse_iso(c) for c in candidates) if t is not None]
+    return iso(max(times)) if times else EPOCH_ISO
+
+
+def publish(
+    ws: Workspace, options: PublishOptions | None = None, progress: Progress | None = None
+) -> PublishReport:
+    options = options or PublishOptions()
+    pack_opts = options.pack or stored_options(ws) or PackOptions()
+    t0 = time.monotonic()
+    report = PublishReport()
+    out = ws.publish
+    sweep_temporaries(out, recursive=True)
+    sweep_temporaries(ws.torrents)
+    with ws.store() as store:
+        report.built_at = built_at(store)
+        ctx = ExportContext(report.built_at, options.name, pack_opts.prefix, pack_opts.layout)
+        if progress is not None:
+            progress(0, total=None, step="metadata.sqlite")
+        report.tables = export_sqlite(ws.catalogue, out / DATABASE, ctx)
+        if options.parquet:
+            if progress is not None:
+                progress(0, total=sum(report.tables.values()), step="parquet")
+            export_parquet(out / DATABASE, out / "parquet", progress)
+        if options.database_torrent:
+            report.database_torrent = _database_torrent(ws, store, pack_opts, report.built_at)
+        _copy_public_files(ws, store)
+        sizes = {p.name.removesuffix(".torrent"): p.stat().st_size
+                 for p in (out / "torrents").glob("*.torrent")}
+        entries = index_mod.index_entries(store.conn, sizes)
+        write_bytes(out / "torrents.json", index_mod.torrents_json(entries))
+        write_bytes(out / "magnets.txt", index_mod.magnets_txt(entries))
+        report.listed = len(entries)
+        report.current = sum(not e["obsolete"] for e in entries)
+        report.obsolete = report.listed - report.current
+        report.unreleased = int(store.scalar(
+            "SELECT count(*) FROM torrent WHERE kind = 'data' AND built = 1 AND obsolete = 0 "
+            "AND wave IS NULL"))
+    report.files = sorted(
+        p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()
+    )
+    report.seconds = time.monotonic() - t0
+    return report
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """Put ``src`` at ``dst`` atomically (hard link, else copy); no-op if already the same file."""
+    try:
+        if dst.exists() and (os.path.samefile(src, dst) or (
+            dst.stat().st_size == src.stat().st_size and dst.read_bytes() == src.read_bytes()
+        )):
+            return
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temporary_name(dst)
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except OSError as exc:
+        raise wrap_os_error(exc, dst) from exc
+
+
+def _copy_public_files(ws: Workspace, store: Store) -> None:
+    """.torrent files of public torrents into publish/torrents/, AAC metadata files into aac/."""
+    torrents_dir = ws.publish / "torrents"
+    aac_dir = ws.publish / "aac"
+    want_torrents: set[str] = set()
+    want_aac: set[str] = set()
+    for r in store.query(f"SELECT * FROM torrent t WHERE {index_mod.PUBLIC} ORDER BY id"):
+        src = ws.root / r["torrent_path"]
+        name = f"{r['name']}.torrent"
+        if src.is_file():
+            _link_or_copy(src, torrents_dir / name)
+            want_torrents.add(name)
+        payload = ws.root / r["data_path"]
+        if r["role"] == "aac_meta" and not r["obsolete"] and payload.is_file():
+            _link_or_copy(payload, aac_dir / r["name"])
+            want_aac.add(r["name"])
+    for folder, want in ((torrents_dir, want_torrents), (aac_dir, want_aac)):
+        if folder.is_dir():
+            for p in folder.iterdir():
+                if p.name not in want:
+                    p.unlink()
+            fsync_dir(folder)
+
+
+def _database_torrent(ws: Workspace, store: Store, pack_opts: PackOptions, stamp: str) -> str:
+    """Make (or keep) the torrent over metadata.sqlite + parquet/; return its name."""
+    conn = store.conn
+    ts = parse_iso(stamp)
+    assert ts is not None
+    current = conn.execute(
+        "SELECT * FROM torrent WHERE role = 'database' AND obsolete = 0 AND built = 1"
+    ).fetchone()
+    base = database_folder_name(pack_opts.prefix, aac_time(ts))
+    tmp = temporary_name(ws.torrents / base)
+    try:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        os.link(ws.publish / DATABASE, tmp / DATABASE)
+        parquet = ws.publish / "parquet"
+        if parquet.is_dir():
+            (tmp / "parquet").mkdir()
+            for p in sorted(parquet.glob("*.parquet")):
+                os.link(p, tmp / "parquet" / p.name)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise wrap_os_error(exc, tmp) from exc
+    topts = TorrentOptions(
+        version=pack_opts.version, piece_length=pack_opts.piece_length, name=base,
+        trackers=pack_opts.trackers, webseeds=pack_opts.webseeds,
+        creation_date=int(ts.timestamp()), workers=pack_opts.workers,
+    )
+    info = create_torrent(tmp, topts)
+    if current is not None and (current["infohash_v1"], current["infohash_v2"]) == (
+        info.infohash_v1, info.infohash_v2
+    ):
+        final = ws.root / current["data_path"]
+        if not final.is_dir():
+            os.replace(tmp, final)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return str(current["name"])
+    # A new database: a new name (a second one at the same time gets a suffix).
+    name, n = base, 1
+    while conn.execute("SELECT 1 FROM torrent WHERE name = ?", (name,)).fetchone():
+        n += 1
+        name = f"{base}_{n}"
+    if name != base:
+        info = create_torrent(tmp, TorrentOptions(**{**topts.__dict__, "name": name}))
+    final = ws.torrents / name
+    try:
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except OSError as exc:
+        raise wrap_os_error(exc, final) from exc
+    write_torrent(info, ws.torrents / f"{name}.torrent")
+    with store.transaction():
+        cur = conn.execute(
+            """INSERT INTO torrent(kind, role, name, torrent_path, data_path, infohash_v1,
+                   infohash_v2, piece_length, size, files, created_at, magnet, built)
+               VALUES ('meta', 'database', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)""",
+            (name, f"torrents/{name}.torrent", f"torrents/{name}", info.infohash_v1,
+             info.infohash_v2, info.piece_length, info.total_size, len(info.data_files),
+             stamp, info.magnet()),
+        )
+        new_id = int(cur.lastrowid or 0)
+        if current is not None:
+            conn.execute("UPDATE torrent SET obsolete = 1, superseded_by = ? WHERE id = ?",
+                         (new_id, current["id"]))
+    if current is not None:
+        shutil.rmtree(ws.root / current["data_path"], ignore_errors=True)
+    return name

@@ -1,0 +1,132 @@
+"""``phono release``: publish the next wave of torrents, most popular bands first.
+
+A wave is the set of torrents that go public together. ``release`` first runs
+``pack`` (so folders that lost files to an exclusion are rebuilt and their old
+torrents marked obsolete), then takes unreleased data folders in band order
+(then by time) until the wave is full — ``wave_bands`` bands and/or
+``wave_bytes`` bytes, at least one folder — together with their AAC metadata
+torrents and the current album-art torrent, numbers them with the next wave,
+and publishes (metadata, ``torrents.json``, magnets).
+
+A wave's time is the newest creation time of its torrents (never before the
+previous wave's), so waves, like AAC timestamps, derive from the catalogue.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import orjson
+
+from phonotheque.errors import InputError
+from phonotheque.pack.packer import PackOptions, PackReport, pack, stored_options
+from phonotheque.publish.publisher import PublishOptions, PublishReport, publish
+from phonotheque.workspace import Workspace
+
+Progress = Callable[..., object]
+
+
+@dataclass(frozen=True)
+class ReleaseOptions:
+    wave_bytes: int | None = None  # None: no byte limit
+    wave_bands: int | None = None  # None: no band limit
+    pack: bool = True  # run `pack` first (rebuilds folders hit by exclusions)
+    pack_options: PackOptions | None = None  # None: the workspace's last pack options
+    publish: PublishOptions = field(default_factory=PublishOptions)
+
+    def __post_init__(self) -> None:
+        if self.wave_bytes is not None and self.wave_bytes < 1:
+            raise InputError(self.wave_bytes, "--wave-bytes must be positive")
+        if self.wave_bands is not None and self.wave_bands < 1:
+            raise InputError(self.wave_bands, "--wave-bands must be at least 1")
+
+
+@dataclass
+class ReleaseReport:
+    wave: int | None = None
+    released: list[str] = field(default_factory=list)  # data torrents in this wave
+    bands: list[int] = field(default_factory=list)
+    bytes: int = 0
+    remaining: int = 0  # data torrents still unreleased
+    remaining_bytes: int = 0
+    obsoleted: list[str] = field(default_factory=list)  # released torrents now obsolete
+    pack: PackReport | None = None
+    publish: PublishReport | None = None
+
+
+def release(
+    ws: Workspace, options: ReleaseOptions | None = None, progress: Progress | None = None
+) -> ReleaseReport:
+    options = options or ReleaseOptions()
+    report = ReleaseReport()
+    pack_opts = options.pack_options or stored_options(ws) or PackOptions()
+    if options.pack:
+        report.pack = pack(ws, pack_opts, progress)
+    with ws.store() as store:
+        conn = store.conn
+        candidates = conn.execute(
+            """SELECT id, name, band, size, created_at FROM torrent
+               WHERE kind = 'data' AND built = 1 AND obsolete = 0 AND wave IS NULL
+               ORDER BY band, aac_from, id"""
+        ).fetchall()
+        chosen: list[sqlite3.Row] = []
+        bands: list[int] = []
+        total = 0
+        for c in candidates:
+            if c["band"] not in bands and options.wave_bands and len(bands) >= options.wave_bands:
+                break
+            if chosen and options.wave_bytes and total + c["size"] > options.wave_bytes:
+                break
+            chosen.append(c)
+            total += c["size"]
+            if c["band"] not in bands:
+                bands.append(c["band"])
+        art = conn.execute(
+            "SELECT id, created_at FROM torrent WHERE kind = 'art' AND built = 1 "
+            "AND obsolete = 0 AND wave IS NULL"
+        ).fetchall()
+        if chosen or art:
+            wave = int(store.scalar("SELECT coalesce(max(id), 0) FROM wave")) + 1
+            times = [c["created_at"] for c in chosen] + [a["created_at"] for a in art]
+            previous = store.scalar("SELECT max(released_at) FROM wave")
+            released_at = max([*times, previous] if previous else times)
+            ids = [c["id"] for c in chosen] + [a["id"] for a in art]
+            marks = ",".join("?" * len(ids))
+            with store.transaction():
+                conn.execute(
+                    f"UPDATE torrent SET wave = ? WHERE id IN ({marks}) OR describes IN ({marks})",
+                    [wave, *ids, *ids],
+                )
+                conn.execute(
+                    "INSERT INTO wave(id, released_at, torrents, bytes, options) VALUES (?,?,?,?,?)",
+                    (wave, released_at, len(chosen), total, orjson.dumps({
+                        "wave_bytes": options.wave_bytes, "wave_bands": options.wave_bands,
+                    }, option=orjson.OPT_SORT_KEYS).decode()),
+                )
+            report.wave = wave
+            report.released = [c["name"] for c in chosen]
+            report.bands = bands
+            report.bytes = total
+        rest = conn.execute(
+            "SELECT count(*), coalesce(sum(size), 0) FROM torrent WHERE kind = 'data' "
+            "AND built = 1 AND obsolete = 0 AND wave IS NULL"
+        ).fetchone()
+        report.remaining, report.remaining_bytes = int(rest[0]), int(rest[1])
+        if report.pack is not None:
+            gone = {old for old, _new in report.pack.rebuilt}
+            report.obsoleted = [
+                r["name"] for r in conn.execute(
+                    "SELECT name FROM torrent WHERE obsolete = 1 AND wave IS NOT NULL "
+                    "AND kind = 'data' ORDER BY id")
+                if r["name"] in gone
+            ]
+    publish_opts = options.publish
+    if publish_opts.pack is None:
+        publish_opts = PublishOptions(
+            name=publish_opts.name, parquet=publish_opts.parquet,
+            database_torrent=publish_opts.database_torrent, pack=pack_opts,
+        )
+    report.publish = publish(ws, publish_opts, progress)
+    return report
