@@ -48,6 +48,61 @@ def _prov(p: Provenance | None) -> tuple[str | None, str | None, str | None]:
     return (p.source, p.locator, p.licence)
 
 
+# -- merging duplicates within one batch ----------------------------------------
+# A key seen twice in one batch must end up as if the two records had been written
+# one after the other, so the result does not depend on where batches happen to
+# split (a resumed ingest splits them elsewhere). Each merge mirrors its upsert.
+
+
+def _merge_artists(items: list[Artist]) -> dict[str, Artist]:
+    out: dict[str, Artist] = {}
+    for a in items:
+        prev = out.get(a.key)
+        if prev is None:
+            out[a.key] = a
+        elif (a.name, a.mbid, a.sort_name) != (prev.name, prev.mbid, prev.sort_name):
+            # name: last; mbid, sort name: last known; provenance: first
+            out[a.key] = Artist(a.key, a.name, mbid=a.mbid or prev.mbid,
+                                sort_name=a.sort_name or prev.sort_name,
+                                prov=prev.prov or a.prov)
+    return out
+
+
+def _merge_releases(items: list[Release]) -> dict[str, Release]:
+    out: dict[str, Release] = {}
+    for r in items:
+        prev = out.get(r.key)
+        if prev is None:
+            out[r.key] = r
+        else:  # title and provenance: last; the rest: last known
+            out[r.key] = Release(
+                r.key, r.title, mbid=r.mbid or prev.mbid, date=r.date or prev.date,
+                label=r.label or prev.label, barcode=r.barcode or prev.barcode,
+                artist_credit=r.artist_credit or prev.artist_credit,
+                art_path=r.art_path or prev.art_path, prov=r.prov or prev.prov,
+            )
+    return out
+
+
+def _merge_tracks(items: list[Track]) -> dict[str, Track]:
+    out: dict[str, Track] = {}
+    for t in items:
+        prev = out.get(t.key)
+        if prev is None:
+            out[t.key] = t
+        else:
+            # placement: the first release seen; title: last; provenance: first
+            placed = prev if prev.release_key is not None else t
+            out[t.key] = Track(
+                t.key, t.title, mbid=t.mbid or prev.mbid,
+                artist_credit=t.artist_credit or prev.artist_credit,
+                artist_keys=t.artist_keys or prev.artist_keys,
+                release_key=placed.release_key, disc=placed.disc, position=placed.position,
+                duration_ms=t.duration_ms or prev.duration_ms, prov=prev.prov or t.prov,
+            )
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class ExclusionRow:
     kind: str
@@ -233,7 +288,7 @@ class Store:
     def _artists(self, items: list[Artist], counts: WriteCounts) -> None:
         # An artist appears on every line that credits it: keep the provenance of
         # the first sighting (as tracks do), so seeing it again changes nothing.
-        uniq = {a.key: a for a in items}
+        uniq = _merge_artists(items)
         rows = [(a.key, a.mbid, a.name, a.sort_name, *_prov(a.prov)) for a in uniq.values()]
         self._upsert(
             "artist",
@@ -256,7 +311,7 @@ class Store:
         )
 
     def _releases(self, items: list[Release], counts: WriteCounts) -> None:
-        uniq = {r.key: r for r in items}
+        uniq = _merge_releases(items)
         rows = [
             (r.key, r.mbid, r.title, r.date, r.label, r.barcode, r.artist_credit, r.art_path,
              *_prov(r.prov))
@@ -293,7 +348,7 @@ class Store:
         )
 
     def _tracks(self, items: list[Track], counts: WriteCounts) -> None:
-        uniq = {t.key: t for t in items}
+        uniq = _merge_tracks(items)
         rows = [
             (t.key, t.mbid, t.title, t.artist_credit, t.release_key, t.disc, t.position,
              t.duration_ms, *_prov(t.prov))
@@ -340,7 +395,9 @@ class Store:
             )
 
     def _isrcs(self, items: list[TrackISRC], counts: WriteCounts) -> None:
-        uniq = {(i.track_key, i.isrc): i for i in items}
+        uniq: dict[tuple[str, str], TrackISRC] = {}
+        for i in items:
+            uniq.setdefault((i.track_key, i.isrc), i)  # INSERT OR IGNORE: the first one stays
         if not uniq:
             return
         before = self.conn.total_changes
