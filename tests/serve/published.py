@@ -124,7 +124,7 @@ def build_published(dest: Path) -> Path:
              rec.get("length"), ids, list(rec.get("isrcs") or []))
         )  # fmt: skip
 
-    conn.executemany("INSERT INTO artist VALUES (?,?,?,?)", [(k, *v) for k, v in artists.items()])
+    conn.executemany("INSERT INTO artist(id, mbid, name, sort_name) VALUES (?,?,?,?)", [(k, *v) for k, v in artists.items()])
     conn.executemany(
         "INSERT INTO release(id, mbid, title, artist_credit) VALUES (?,?,?,?)",
         [(k, *v) for k, v in releases.items()],
@@ -155,14 +155,19 @@ def build_published(dest: Path) -> Path:
         tier = ("original" if band == 1 else "opus") if selected else None
         status = "archived" if selected else "not_selected"
         conn.execute(
-            "INSERT INTO track VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO track(id, mbid, title, artist_credit, release_id, disc, position,"
+            " duration_ms, source, licence, listens, rank, band, tier, status)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (tid, mbid, title, credit, rel, disc, pos, dur, "musicbrainz", None,
              listens, rank, band, tier, status),
         )  # fmt: skip
         for p, aid in enumerate(aids):
-            conn.execute("INSERT INTO track_artist VALUES (?,?,?)", (tid, p, aid))
+            conn.execute(
+                "INSERT INTO track_artist(track_id, position, artist_id) VALUES (?,?,?)",
+                (tid, p, aid),
+            )
         for code in codes:
-            conn.execute("INSERT INTO track_isrc VALUES (?,?)", (tid, code))
+            conn.execute("INSERT INTO track_isrc(track_id, isrc) VALUES (?,?)", (tid, code))
         rel_title = releases[rel][1] if rel in releases else ""
         names = " ".join(artists[a][1] for a in aids)
         conn.execute(
@@ -181,7 +186,9 @@ def build_published(dest: Path) -> Path:
         torrent_ids = [band] + ([6] if band == 1 and rank0 % 3 == 0 else [])
         for tor in torrent_ids:
             conn.execute(
-                "INSERT INTO file VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO file(track_id, torrent_id, path, size, sha256, btv2_root, tier,"
+                " container, codec, bitrate, original_sha256, original_size, patch_path)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (tid, tor, path, size, digest, hashlib.sha256(digest.encode()).hexdigest(),
                  tier, container, codec, bitrate,
                  None if tier == "original" else hashlib.sha256(path.encode()).hexdigest(),
@@ -196,7 +203,8 @@ def build_published(dest: Path) -> Path:
         v2 = hashlib.sha256(name.encode()).hexdigest()
         magnet = f"magnet:?xt=urn:btih:{v1}&xt=urn:btmh:1220{v2}&dn={name}"
         conn.execute(
-            "INSERT INTO torrent VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO torrent(id, kind, name, band, wave, infohash_v1, infohash_v2, magnet,"
+            " size, files, obsolete, added_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (tid, kind, name, band, wave, v1, v2, magnet, sizes[tid], counts[tid], obsolete,
              "2026-11-25T12:00:00Z"),
         )
@@ -210,9 +218,9 @@ def build_published(dest: Path) -> Path:
         "coverage_share": 0.97,
         "bands": json.dumps({"1": 40, "2": 60, "3": n_selected - 100}),
     }
-    conn.executemany("INSERT INTO stats VALUES (?,?)", list(stats.items()))
+    conn.executemany("INSERT INTO stats(key, value) VALUES (?,?)", list(stats.items()))
     conn.executemany(
-        "INSERT INTO info VALUES (?,?)",
+        "INSERT INTO info(key, value) VALUES (?,?)",
         [("schema_version", str(PUBLISH_SCHEMA_VERSION)), ("name", "Phonothèque test archive"),
          ("created_at", "2026-11-25T12:00:00Z")],
     )  # fmt: skip

@@ -22,6 +22,23 @@ from phonotheque.errors import InputError, wrap_os_error
 from phonotheque.serve.app import ServeOptions, create_app
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, but SIGINT/SIGTERM end ``run()`` normally instead of being re-raised
+    after shutdown: stopping the server is the expected way to leave ``phono serve``."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        original = {s: signal.signal(s, self.handle_exit) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+
 def _config(options: ServeOptions, app: Any) -> uvicorn.Config:
     return uvicorn.Config(
         app,
@@ -37,7 +54,10 @@ def _config(options: ServeOptions, app: Any) -> uvicorn.Config:
 
 def _bind(config: uvicorn.Config) -> socket.socket:
     try:
-        return config.bind_socket()
+        sock = config.bind_socket()
+        # listen now: clients that connect before a worker is up wait in the backlog
+        sock.listen(config.backlog)
+        return sock
     except SystemExit as exc:  # uvicorn exits on bind errors; we raise
         raise InputError(f"{config.host}:{config.port}", "cannot listen (address in use?)") from exc
     except OSError as exc:
@@ -60,7 +80,7 @@ def run(options: ServeOptions, on_ready: Callable[[str], None] | None = None) ->
     if on_ready is not None:
         on_ready(url_of(sock, options.host))
     if options.workers <= 1:
-        uvicorn.Server(config).run(sockets=[sock])
+        _Server(config).run(sockets=[sock])
         return
     ctx = multiprocessing.get_context("fork")
     procs = [
@@ -89,7 +109,7 @@ def run(options: ServeOptions, on_ready: Callable[[str], None] | None = None) ->
 def _worker(options: ServeOptions, sock: socket.socket) -> None:
     # Each worker builds its own app: SQLite connections must not cross a fork.
     config = _config(options, create_app(options))
-    uvicorn.Server(config).run(sockets=[sock])
+    _Server(config).run(sockets=[sock])
 
 
 @contextmanager
@@ -98,7 +118,7 @@ def background(options: ServeOptions) -> Iterator[str]:
     app = create_app(options)
     config = _config(options, app)
     sock = _bind(config)
-    server = uvicorn.Server(config)
+    server = _Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:

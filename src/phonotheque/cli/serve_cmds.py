@@ -1,0 +1,139 @@
+"""`phono serve` (search page + JSON API) and `phono seed` (seed the published torrents)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.live import Live
+from rich.table import Table
+
+from phonotheque.cli._common import command, console
+from phonotheque.serve.seeder import Seeder, SeedOptions, TorrentStatus, find_published
+
+
+def _root(workspace: Path | None) -> Path:
+    return Path(workspace or os.environ.get("PHONO_WORKSPACE", "."))
+
+
+_workspace = click.option(
+    "--workspace",
+    "-w",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Workspace folder (default: $PHONO_WORKSPACE or .); only its publish/ and torrents/ are used.",
+)
+
+
+def _rate(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _table(rows: list[TorrentStatus], listen: str) -> Table:
+    table = Table(title=f"seeding on {listen}  (Ctrl-C to stop)", title_justify="left")
+    table.add_column("torrent", overflow="fold")
+    table.add_column("state")
+    table.add_column("peers", justify="right")
+    table.add_column("upload", justify="right")
+    table.add_column("uploaded", justify="right")
+    for s in rows:
+        state = f"[red]{s.state}: {s.error}[/]" if s.error else s.state
+        if s.state not in ("seeding", "error"):
+            state = f"[yellow]{s.state}[/] {s.progress:.0%}"
+        table.add_row(s.name, state, str(s.peers), f"{_rate(s.upload_rate)}/s", _rate(s.uploaded))
+    table.add_section()
+    table.add_row(
+        f"[bold]{len(rows)} torrents[/]", "", str(sum(s.peers for s in rows)),
+        f"[bold]{_rate(sum(s.upload_rate for s in rows))}/s[/]",
+        _rate(sum(s.uploaded for s in rows)),
+    )  # fmt: skip
+    return table
+
+
+def register(main: click.Group) -> None:
+    @command(main, "serve")
+    @_workspace
+    @click.option("--publish", type=click.Path(file_okay=False, exists=True, path_type=Path),
+                  help="Published folder holding metadata.sqlite (default: WORKSPACE/publish).")
+    @click.option("--host", default="127.0.0.1", show_default=True,
+                  help="Address to listen on (0.0.0.0 for every interface).")
+    @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
+                  help="Port (0: any free port).")
+    @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+                  help="Server processes sharing the socket.")
+    def serve(workspace: Path | None, publish: Path | None, host: str, port: int,
+              workers: int) -> None:  # fmt: skip
+        """Serve the search page and JSON API over the published metadata (read-only)."""
+        from phonotheque.serve.app import ServeOptions
+        from phonotheque.serve.server import run
+
+        folder = publish or _root(workspace) / "publish"
+        options = ServeOptions(folder, host=host, port=port, workers=workers)
+
+        def ready(url: str) -> None:
+            console.print(f"search page: [bold]{url}[/]   JSON API: {url}api   (Ctrl-C to stop)",
+                          highlight=False, soft_wrap=True)  # fmt: skip
+            console.file.flush()  # the URL must show now, even when stdout is a pipe
+
+        run(options, on_ready=ready)
+        console.print("stopped")
+
+    @command(main, "seed")
+    @_workspace
+    @click.option("--publish", type=click.Path(file_okay=False, path_type=Path),
+                  help="Published folder whose torrents.json lists the torrents (default: WORKSPACE/publish).")
+    @click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path),
+                  help="Folder holding the .torrent files and payload folders (default: WORKSPACE/torrents).")
+    @click.option("--listen", default="0.0.0.0:6881", show_default=True,
+                  help="host:port to accept peers on (port 0: any free port).")
+    @click.option("--interface", help="Bind to this network interface or address only.")
+    @click.option("--dht/--no-dht", default=True, show_default=True, help="Use the DHT.")
+    @click.option("--lsd/--no-lsd", default=True, show_default=True,
+                  help="Local service discovery (multicast on the LAN).")
+    @click.option("--utp/--no-utp", default=True, show_default=True, help="Allow uTP as well as TCP.")
+    @click.option("--upnp/--no-upnp", default=False, show_default=True,
+                  help="Ask the router to forward the port (UPnP / NAT-PMP).")
+    @click.option("--recheck", is_flag=True,
+                  help="Hash all payload before seeding (default: hash each piece when first asked).")
+    def seed(workspace: Path | None, publish: Path | None, data: Path | None, listen: str,
+             interface: str | None, dht: bool, lsd: bool, utp: bool, upnp: bool,
+             recheck: bool) -> None:  # fmt: skip
+        """Seed every published torrent (data, metadata, art) until Ctrl-C."""
+        root = _root(workspace)
+        items = find_published(data or root / "torrents", publish or root / "publish")
+        if not items:
+            raise click.ClickException(f"{data or root / 'torrents'}: no torrents to seed")
+        options = SeedOptions(listen=listen, interface=interface, dht=dht, lsd=lsd, utp=utp,
+                              upnp=upnp, recheck=recheck)  # fmt: skip
+        stop = threading.Event()
+
+        def on_signal(signum: int, frame: Any) -> None:
+            stop.set()
+
+        old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            with Seeder(items, options) as seeder:
+                host = listen.rsplit(":", 1)[0]
+                where = f"{interface or host}:{seeder.listen_port}"
+                console.print(f"seeding {len(items)} torrents on {where}", highlight=False)
+                console.file.flush()
+                with Live(_table(seeder.status(), where), console=console,
+                          refresh_per_second=2, auto_refresh=False) as live:  # fmt: skip
+                    while not stop.wait(1.0):
+                        live.update(_table(seeder.status(), where), refresh=True)
+                final = seeder.status()
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+        console.print(
+            f"stopped: {len(final)} torrents, {_rate(sum(s.uploaded for s in final))} uploaded",
+            highlight=False,
+        )

@@ -1,0 +1,276 @@
+"""Seed the published torrents with one libtorrent session.
+
+The library part: :class:`Seeder` (``start``, ``status``, ``stop``) over a list of
+:class:`SeedItem` (a .torrent file and the folder holding its payload), and
+:func:`find_published` that lists what a workspace publishes. It never prints;
+``phono seed`` draws the live table and handles Ctrl-C.
+
+Torrents are added in *seed mode* by default: libtorrent trusts that the payload
+is complete and hashes each piece the first time a peer asks for it, so a large
+archive starts seeding at once instead of re-reading terabytes (``recheck=True``
+reads everything first). Nothing is written to disk by the seeder: no resume
+data, no DHT state, so stopping at any moment leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import libtorrent as lt
+import orjson
+
+from phonotheque import __version__
+from phonotheque.errors import InputError, PhonoError, TorrentError, wrap_os_error
+from phonotheque.pack.torrent import content_root, read_torrent
+
+_LISTEN = re.compile(r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[^:\s\[\]]+)):(?P<port>\d{1,5})$")
+
+
+@dataclass(frozen=True)
+class SeedOptions:
+    """How the seeding session talks to the network."""
+
+    listen: str = "0.0.0.0:6881"  # host:port, [v6]:port; port 0 picks a free port
+    interface: str | None = None  # bind listening and outgoing sockets to this device/address
+    dht: bool = True
+    lsd: bool = True
+    pex: bool = True
+    upnp: bool = False  # port mapping changes the user's router: opt-in
+    utp: bool = True
+    recheck: bool = False  # hash all payload before seeding instead of on demand
+
+
+@dataclass(frozen=True)
+class SeedItem:
+    """One torrent to seed: its .torrent file and the folder that holds its payload."""
+
+    torrent: Path
+    save_path: Path
+
+
+@dataclass(frozen=True)
+class TorrentStatus:
+    """A snapshot of one seeded torrent."""
+
+    name: str
+    infohash: str  # v1 hex, or v2 (truncated to 40 hex) for v2-only torrents
+    state: str  # checking, seeding, missing data, error, paused, ...
+    progress: float  # 0..1 of the payload present and verified (or trusted in seed mode)
+    peers: int
+    upload_rate: int  # payload bytes/s
+    uploaded: int  # payload bytes since start
+    error: str | None = None
+
+
+def parse_listen(listen: str, interface: str | None = None) -> tuple[str, int]:
+    """``host:port`` → (host, port); with ``interface`` the host is replaced by it."""
+    m = _LISTEN.match(listen.strip())
+    if not m:
+        raise InputError(listen, "expected host:port, e.g. 0.0.0.0:6881 or [::]:6881")
+    port = int(m["port"])
+    if port > 65535:
+        raise InputError(listen, f"port {port} out of range")
+    host = m["v6"] or m["host"]
+    if interface is not None:
+        if not re.fullmatch(r"[\w.:%-]{1,64}", interface):
+            raise InputError(interface, "not an interface name or address")
+        host = interface
+    return host, port
+
+
+def find_published(torrents_dir: Path, publish_dir: Path | None = None) -> list[SeedItem]:
+    """Every published torrent: the .torrent files named in ``publish/torrents.json`` if it
+    names any, else every ``*.torrent`` under ``torrents_dir``; payload next to each."""
+    torrents_dir = Path(torrents_dir)
+    paths: list[Path] = []
+    index = Path(publish_dir) / "torrents.json" if publish_dir else None
+    if index is not None and index.is_file():
+        try:
+            doc = orjson.loads(index.read_bytes())
+        except OSError as exc:
+            raise wrap_os_error(exc, index) from exc
+        except orjson.JSONDecodeError as exc:
+            raise InputError(index, f"not JSON ({exc})") from exc
+        for name in _torrent_names(doc):
+            for base in (torrents_dir, index.parent, torrents_dir.parent):
+                if (base / name).is_file():
+                    paths.append(base / name)
+                    break
+            else:
+                raise InputError(index, f"lists {name}, which is not under {torrents_dir}")
+    if not paths:
+        if not torrents_dir.is_dir():
+            raise InputError(torrents_dir, "no such folder")
+        paths = sorted(torrents_dir.rglob("*.torrent"))
+    items: list[SeedItem] = []
+    seen: set[Path] = set()
+    for p in paths:
+        p = p.resolve()
+        if p not in seen:
+            seen.add(p)
+            items.append(SeedItem(p, p.parent))
+    return items
+
+
+def _torrent_names(doc: Any) -> Iterable[str]:
+    """Relative .torrent paths found anywhere in the index (its exact layout may grow)."""
+    if isinstance(doc, str):
+        if doc.endswith(".torrent") and "://" not in doc and not doc.startswith("/"):
+            yield doc
+    elif isinstance(doc, list):
+        for v in doc:
+            yield from _torrent_names(v)
+    elif isinstance(doc, dict):
+        for v in doc.values():
+            yield from _torrent_names(v)
+
+
+_STATES = {
+    lt.torrent_status.states.checking_files: "checking",
+    lt.torrent_status.states.checking_resume_data: "checking",
+    lt.torrent_status.states.downloading_metadata: "metadata",
+    lt.torrent_status.states.downloading: "missing data",
+    lt.torrent_status.states.finished: "finished",
+    lt.torrent_status.states.seeding: "seeding",
+}
+
+
+class Seeder:
+    """A libtorrent session seeding ``items``; use as a context manager or start()/stop()."""
+
+    def __init__(self, items: Iterable[SeedItem], options: SeedOptions | None = None) -> None:
+        self.items = list(items)
+        self.options = options or SeedOptions()
+        self._session: Any = None
+        self._handles: list[tuple[Any, str]] = []
+        self._started_upload: dict[str, int] = {}
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def _settings(self) -> dict[str, Any]:
+        o = self.options
+        host, port = parse_listen(o.listen, o.interface)
+        listen = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+        s: dict[str, Any] = dict(lt.high_performance_seed())
+        s.update(
+            {
+                "listen_interfaces": listen,
+                "outgoing_interfaces": o.interface or "",
+                "enable_dht": o.dht,
+                "enable_lsd": o.lsd,
+                "enable_upnp": o.upnp,
+                "enable_natpmp": o.upnp,
+                "enable_incoming_utp": o.utp,
+                "enable_outgoing_utp": o.utp,
+                "user_agent": f"Phonotheque/{__version__} libtorrent/{lt.__version__}",
+                # many downloaders can share one address (NAT, or a test on loopback)
+                "allow_multiple_connections_per_ip": True,
+                "alert_mask": lt.alert_category.error | lt.alert_category.status,
+                # larger socket buffers: one fast peer on a LAN/loopback is disk-speed bound
+                "send_socket_buffer_size": 4 * 1024 * 1024,
+                "send_buffer_watermark": 16 * 1024 * 1024,
+                "send_buffer_low_watermark": 4 * 1024 * 1024,
+                "max_queued_disk_bytes": 64 * 1024 * 1024,
+            }
+        )
+        return s
+
+    def start(self) -> None:
+        """Open the session and add every torrent; raises if a torrent or folder is unusable."""
+        if self._session is not None:
+            return
+        settings = self._settings()
+        infos = []
+        for item in self.items:
+            info = read_torrent(item.torrent)  # validates: raises TorrentError naming the file
+            root = content_root(info, item.save_path)
+            if not root.exists():
+                raise InputError(root, f"payload of {item.torrent.name} is missing")
+            infos.append((item, info))
+        try:
+            self._session = lt.session(settings)  # type: ignore[call-overload]
+        except RuntimeError as exc:
+            raise InputError(self.options.listen, f"cannot start session: {exc}") from exc
+        try:
+            for item, info in infos:
+                atp = lt.load_torrent_buffer(info.metainfo)
+                atp.save_path = str(item.save_path)
+                flags = lt.torrent_flags.default_flags & ~lt.torrent_flags.auto_managed
+                flags &= ~lt.torrent_flags.paused
+                if not self.options.recheck:
+                    flags |= lt.torrent_flags.seed_mode
+                if not self.options.dht:
+                    flags |= lt.torrent_flags.disable_dht
+                if not self.options.lsd:
+                    flags |= lt.torrent_flags.disable_lsd
+                if not self.options.pex:
+                    flags |= lt.torrent_flags.disable_pex
+                atp.flags = flags
+                handle = self._session.add_torrent(atp)
+                key = info.infohash_v1 or (info.infohash_v2 or "")[:40]
+                self._handles.append((handle, key))
+        except RuntimeError as exc:
+            self.stop()
+            raise TorrentError(item.torrent, f"libtorrent refused it: {exc}") from exc
+
+    @property
+    def listen_port(self) -> int:
+        if self._session is None:
+            raise PhonoError("seeder", "not started")
+        return int(self._session.listen_port())
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Block until no torrent is still checking (only slow with ``recheck``)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(s.state != "checking" for s in self.status()):
+                return
+            time.sleep(0.05)
+        raise PhonoError("seeder", f"torrents still checking after {timeout:.0f} s")
+
+    def status(self) -> list[TorrentStatus]:
+        """One snapshot per torrent, in the order they were added."""
+        out = []
+        for handle, key in self._handles:
+            st = handle.status()
+            error = st.errc.message() if st.errc.value() else None
+            state = _STATES.get(st.state, str(st.state))
+            if error:
+                state = "error"
+            elif st.flags & lt.torrent_flags.paused:
+                state = "paused"
+            out.append(
+                TorrentStatus(
+                    name=st.name,
+                    infohash=key,
+                    state=state,
+                    progress=float(st.progress),
+                    peers=int(st.num_peers),
+                    upload_rate=int(st.upload_payload_rate),
+                    uploaded=int(st.total_payload_upload),
+                    error=error,
+                )
+            )
+        return out
+
+    def stop(self) -> None:
+        """Pause, drop every torrent and close the session; writes nothing."""
+        if self._session is None:
+            return
+        ses, self._session = self._session, None
+        ses.pause()
+        for handle, _ in self._handles:
+            ses.remove_torrent(handle)
+        self._handles = []
+        del ses  # the session's destructor closes sockets and joins its threads
+
+    def __enter__(self) -> Seeder:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
