@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "phonotheque.cli.synth_cmds",
     "phonotheque.cli.torrent_cmds",
     "phonotheque.cli.audio_cmds",
+    "phonotheque.cli.serve_cmds",
 ]
 
 for _name in COMMAND_MODULES:
