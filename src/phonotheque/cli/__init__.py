@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "phonotheque.cli.ingest_cmds",
     "phonotheque.cli.synth_cmds",
     "phonotheque.cli.torrent_cmds",
+    "phonotheque.cli.publish_cmds",
     "phonotheque.cli.audio_cmds",
     "phonotheque.cli.serve_cmds",
 ]
