@@ -63,8 +63,9 @@ CREATE TABLE wave(
     id INTEGER PRIMARY KEY, released_at TEXT NOT NULL, torrents INTEGER NOT NULL,
     bytes INTEGER NOT NULL);
 
--- the files of the non-audio torrents (AAC metadata files, album-art tar), so that
--- `phono verify` can check every published file against a SHA-256 and merkle root
+-- every published file that is not an archived track (reconstruction patches in the
+-- data torrents, AAC metadata files, the album-art tar), so that `phono verify`
+-- can check every file against a SHA-256 and merkle root
 CREATE TABLE aux_file(
     torrent_id INTEGER NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL,
     sha256 TEXT NOT NULL, btv2_root TEXT, PRIMARY KEY(torrent_id, path)) WITHOUT ROWID;

@@ -133,7 +133,7 @@ def _fill(conn: sqlite3.Connection, ctx: ExportContext) -> dict[str, int]:
     ex(f"""INSERT INTO aux_file
            SELECT tf.torrent_id, tf.path, tf.size, tf.sha256, tf.pieces_root
            FROM cat.torrent_file tf JOIN cat.torrent t ON t.id = tf.torrent_id
-           WHERE t.kind != 'data' AND {_RELEASED} ORDER BY tf.torrent_id, tf.path""")
+           WHERE tf.role != 'audio' AND {_RELEASED} ORDER BY tf.torrent_id, tf.path""")
     ex(f"""INSERT INTO art
            SELECT ra.release_id, t.id, ra.member, ra.sha256, ra.size, ra.mime
            FROM cat.release_art ra
