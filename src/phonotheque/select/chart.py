@@ -1,0 +1,222 @@
+"""The coverage report: what a coverage target costs, as a PNG or a self-contained HTML page.
+
+Three panels: cumulative share of listens against the number of works (log
+scale) and against estimated bytes, each marking the coverage cut, the tier
+boundary and the budget; and the size of each popularity band. The HTML page
+inlines the figure as SVG and the numbers as tables: no external assets.
+
+Works from a :class:`SelectReport` or from the last ``select_run`` row, so the
+report can be drawn again without re-selecting.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import os
+from bisect import bisect_left
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from phonotheque.catalogue.store import Store
+from phonotheque.errors import InputError, wrap_os_error
+from phonotheque.select.options import format_size
+from phonotheque.select.report import CurvePoint, SelectReport
+
+FORMATS = (".png", ".html", ".svg")
+
+
+def render_report(report: SelectReport, path: Path) -> Path:
+    return render_coverage(report.summary(), report.curve, path)
+
+
+def last_run(store: Store) -> tuple[dict[str, Any], list[CurvePoint]] | None:
+    """Summary and curve of the most recent selection, or None if never selected."""
+    row = store.conn.execute(
+        "SELECT result, curve FROM select_run ORDER BY id DESC LIMIT 1").fetchone()
+    if row is None:
+        return None
+    curve = [CurvePoint(int(r), float(s), int(b)) for r, s, b in orjson.loads(row[1])]
+    return orjson.loads(row[0]), curve
+
+
+def render_coverage(summary: dict[str, Any], curve: list[CurvePoint], path: Path) -> Path:
+    """Write the report to ``path`` (``.png``, ``.svg`` or ``.html``, atomically)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise InputError(path, f"report must end in one of {', '.join(FORMATS)}")
+    fig = _figure(summary, curve)
+    buf = io.BytesIO()
+    fmt = "png" if suffix == ".png" else "svg"
+    fig.savefig(buf, format=fmt, dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    data = buf.getvalue()
+    if suffix == ".html":
+        data = _html(summary, data.decode()).encode()
+    _write_atomic(path, data)
+    return path
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise wrap_os_error(exc, path) from exc
+
+
+def _at(curve: list[CurvePoint], rank: int) -> CurvePoint:
+    """The curve at ``rank``, interpolated linearly between the sampled points."""
+    ranks = [p.rank for p in curve]
+    i = bisect_left(ranks, rank)
+    if i >= len(curve):
+        return curve[-1]
+    hi = curve[i]
+    if hi.rank == rank or i == 0:
+        return CurvePoint(rank, hi.share, hi.bytes)
+    lo = curve[i - 1]
+    f = (rank - lo.rank) / (hi.rank - lo.rank)
+    return CurvePoint(rank, lo.share + f * (hi.share - lo.share),
+                      int(lo.bytes + f * (hi.bytes - lo.bytes)))
+
+
+def _headline(s: dict[str, Any]) -> str:
+    opts = s["options"]
+    line = (f"{s['selected']:,} tracks cover {100 * s['covered_share']:.2f} % of listens "
+            f"(target {100 * opts['coverage']:.2f} %) — est. {format_size(s['est_bytes'])}")
+    if s["budget_stopped"]:
+        line += f", stopped by the {format_size(opts['budget_bytes'])} budget"
+    return line
+
+
+def _figure(s: dict[str, Any], curve: list[CurvePoint]) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    opts = s["options"]
+    fig, axes = plt.subplots(1, 3, figsize=(16, 5.2), gridspec_kw={"width_ratios": [5, 5, 4]})
+    ax_n, ax_b, ax_band = axes
+    pts = [p for p in curve if p.rank > 0] or [CurvePoint(1, 0.0, 1)]
+    ranks = [p.rank for p in pts]
+    shares = [100 * p.share for p in pts]
+    sizes = [max(p.bytes, 1) for p in pts]
+    target = 100 * opts["coverage"]
+    cut = _at(curve, s["coverage_cut"]) if s["coverage_cut"] else None
+    tier = _at(curve, s["tier_boundary"]) if s["tier_boundary"] else None
+
+    for ax, xs, label in ((ax_n, ranks, "tracks, in rank order (log scale)"),
+                          (ax_b, sizes, "estimated archive size, bytes (log scale)")):
+        ax.plot(xs, shares, color="#1f5fa8", lw=2, label="cumulative share of listens")
+        ax.set_xscale("log")
+        ax.set_ylim(0, 101)
+        ax.set_xlabel(label)
+        ax.set_ylabel("listens covered (%)")
+        ax.axhline(target, color="#c0392b", ls="--", lw=1,
+                   label=f"target {target:.2f} %")
+        ax.grid(True, which="major", alpha=0.3)
+
+    if cut is not None:
+        ax_n.axvline(cut.rank, color="#c0392b", lw=1.2)
+        ax_n.annotate(f"cut: {cut.rank:,} tracks\n= {100 * cut.share:.2f} %",
+                      (cut.rank, 100 * cut.share), xytext=(-10, -50),
+                      textcoords="offset points", ha="right", color="#c0392b",
+                      arrowprops={"arrowstyle": "->", "color": "#c0392b"})
+        ax_b.axvline(max(cut.bytes, 1), color="#c0392b", lw=1.2)
+        ax_b.annotate(f"{100 * cut.share:.2f} % ≈ {format_size(cut.bytes)}",
+                      (max(cut.bytes, 1), 100 * cut.share), xytext=(-10, -50),
+                      textcoords="offset points", ha="right", color="#c0392b",
+                      arrowprops={"arrowstyle": "->", "color": "#c0392b"})
+    if tier is not None:
+        ax_n.axvline(tier.rank, color="#27ae60", lw=1, ls=":",
+                     label=f"originals: top {tier.rank:,} ({100 * tier.share:.1f} %)")
+        ax_b.axvline(max(tier.bytes, 1), color="#27ae60", lw=1, ls=":",
+                     label=f"originals ≈ {format_size(tier.bytes)}")
+    if opts.get("budget_bytes"):
+        ax_b.axvline(opts["budget_bytes"], color="#8e44ad", lw=1.2, ls="-.",
+                     label=f"budget {format_size(opts['budget_bytes'])}")
+    ax_n.set_title("Coverage against number of tracks")
+    ax_b.set_title("Coverage against archive size")
+    ax_n.legend(loc="lower right", fontsize=8)
+    ax_b.legend(loc="lower right", fontsize=8)
+
+    bands = s["bands"]
+    if bands:
+        names = [str(b["band"]) for b in bands]
+        ax_band.bar(names, [b["tracks"] for b in bands], color="#1f5fa8", alpha=0.8,
+                    label="tracks")
+        ax_band.set_yscale("log")
+        ax_band.set_ylabel("tracks per band (log)")
+        ax_band.set_xlabel(f"popularity band ({opts['bands']}; 1 = most listened)")
+        twin = ax_band.twinx()
+        twin.plot(names, [b["est_bytes"] / 1e9 for b in bands], color="#e67e22", marker="o",
+                  label="GB")
+        twin.set_ylabel("estimated GB per band", color="#e67e22")
+        ax_band.set_title("Band sizes")
+    else:
+        ax_band.text(0.5, 0.5, "nothing selected", ha="center", va="center")
+        ax_band.set_axis_off()
+    fig.suptitle(_headline(s), fontsize=12)
+    fig.tight_layout()
+    return fig
+
+
+def _html(s: dict[str, Any], svg: str) -> str:
+    e = html.escape
+    opts = s["options"]
+    svg = svg[svg.find("<svg"):]  # drop the XML prolog and DOCTYPE
+    tiers = "".join(
+        f"<tr><td>{e(k)}</td><td>{v['tracks']:,}</td><td>{e(format_size(v['est_bytes']))}</td>"
+        "</tr>" for k, v in s["tiers"].items())
+    bands = "".join(
+        f"<tr><td>{b['band']}</td><td>{b['tracks']:,}</td><td>{e(format_size(b['est_bytes']))}"
+        f"</td><td>{100 * b['cum_share']:.3f} %</td></tr>" for b in s["bands"])
+    statuses = "".join(f"<tr><td>{e(k)}</td><td>{v:,}</td></tr>"
+                       for k, v in s["statuses"].items())
+    facts = [
+        ("tracks in catalogue", f"{s['tracks']:,}"),
+        ("excluded", f"{s['excluded']:,}"),
+        ("works ranked (one per ISRC group)", f"{s['works']:,}"),
+        ("listens counted", f"{s['total_listens']:,}"),
+        ("coverage target", f"{100 * opts['coverage']:.3f} %"),
+        ("coverage reached", f"{100 * s['covered_share']:.3f} %"),
+        ("tracks selected", f"{s['selected']:,} (zero-listen: {s['selected_zero_listen']:,})"),
+        ("estimated size", format_size(s["est_bytes"])),
+        ("budget", format_size(opts["budget_bytes"]) if opts.get("budget_bytes") else "none"),
+        ("stopped by budget", "yes" if s["budget_stopped"] else "no"),
+    ]
+    facts_html = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in facts)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Phonothèque coverage report</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; margin: 0 2em 1em 0; display: inline-table;
+         vertical-align: top; }}
+td, th {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }}
+th {{ text-align: left; background: #f4f4f4; }}
+svg {{ max-width: 100%; height: auto; }}
+</style></head><body>
+<h1>Coverage report</h1>
+<p><strong>{e(_headline(s))}</strong></p>
+<figure>{svg}</figure>
+<table><caption>Summary</caption>{facts_html}</table>
+<table><caption>Tiers</caption><tr><th>tier</th><th>tracks</th><th>est. size</th></tr>{tiers}
+</table>
+<table><caption>Bands</caption><tr><th>band</th><th>tracks</th><th>est. size</th>
+<th>covered at end</th></tr>{bands}</table>
+<table><caption>Ledger</caption><tr><th>status</th><th>tracks</th></tr>{statuses}</table>
+</body></html>
+"""

@@ -1,0 +1,176 @@
+"""The status ledger: exactly one status per track, and why.
+
+Statuses:
+
+* ``todo`` — selected, audio not produced yet;
+* ``success`` / ``error_<reason>`` — written by the audio stage for selected tracks;
+* ``skipped_isrc_has_download`` — another track with the same ISRC (transitively)
+  is selected; ``detail`` names it;
+* ``skipped_low_priority`` — not selected; ``detail`` says why: ``beyond_coverage``
+  (listened, but past the coverage cut), ``below_priority_threshold`` (no listens,
+  secondary priority under the threshold) or ``over_budget``;
+* ``excluded`` — matches an exclusion; never selected.
+
+Re-selection rules (so audio work is never lost):
+
+* a track still selected keeps ``success`` / ``error_*``; one newly selected whose
+  ``audio_file`` row exists becomes ``success`` again; otherwise ``todo``;
+* a track that leaves the selection takes its new ``skipped_*`` / ``excluded``
+  status; its ``audio_file`` row and file are left alone (select never deletes
+  audio) and ``detail`` gains ``; audio_file kept`` so the packer and the curator
+  can see it. Only the ``selection`` table decides what is packed.
+
+``updated_at`` changes only when status or detail change.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from phonotheque.catalogue.store import Store, now_iso
+from phonotheque.errors import InputError
+
+FIXED_STATUSES = (
+    "todo", "success", "skipped_isrc_has_download", "skipped_low_priority", "excluded",
+)
+
+
+def is_valid_status(status: str) -> bool:
+    return status in FIXED_STATUSES or (status.startswith("error_") and len(status) > 6)
+
+
+def apply_ledger(conn: sqlite3.Connection) -> None:
+    """Write every track's status from the plan's temp tables (``sel_track``,
+    ``sel_rep``, ``sel_over``) and the new ``selection``; one pass in track id order."""
+    conn.execute(
+        r"""INSERT INTO ledger(track_id, status, detail, updated_at)
+            SELECT track_id, status,
+                   CASE WHEN kept AND status NOT IN ('todo', 'success')
+                             AND status NOT LIKE 'error\_%' ESCAPE '\'
+                        THEN coalesce(detail || '; ', '') || 'audio_file kept'
+                        ELSE detail END,
+                   :now
+            FROM (
+              SELECT st.track_id,
+                     af.track_id IS NOT NULL AS kept,
+                     CASE
+                       WHEN st.excluded THEN 'excluded'
+                       WHEN s.track_id IS NOT NULL AND r.rep_id != st.track_id
+                         THEN 'skipped_isrc_has_download'
+                       WHEN s.track_id IS NOT NULL THEN
+                         CASE WHEN old.status = 'success'
+                                   OR old.status LIKE 'error\_%' ESCAPE '\' THEN old.status
+                              WHEN af.track_id IS NOT NULL THEN 'success'
+                              ELSE 'todo' END
+                       ELSE 'skipped_low_priority'
+                     END AS status,
+                     CASE
+                       WHEN st.excluded THEN 'exclusion'
+                       WHEN s.track_id IS NOT NULL AND r.rep_id != st.track_id
+                         THEN 'selected track ' || r.rep_id || ' has the same ISRC'
+                       WHEN s.track_id IS NOT NULL THEN
+                         CASE WHEN old.status = 'success'
+                                   OR old.status LIKE 'error\_%' ESCAPE '\' THEN old.detail
+                              WHEN af.track_id IS NOT NULL THEN 'audio_file present'
+                              END
+                       WHEN o.track_id IS NOT NULL THEN 'over_budget'
+                       WHEN coalesce(r.grp_listens, st.listens) > 0 THEN 'beyond_coverage'
+                       ELSE 'below_priority_threshold'
+                     END AS detail
+              FROM sel_track st
+              LEFT JOIN sel_rep r ON r.track_id = st.track_id
+              LEFT JOIN selection s ON s.track_id = coalesce(r.rep_id, st.track_id)
+              LEFT JOIN sel_over o ON o.track_id = coalesce(r.rep_id, st.track_id)
+              LEFT JOIN ledger old ON old.track_id = st.track_id
+              LEFT JOIN audio_file af ON af.track_id = st.track_id
+            ) WHERE true
+            ON CONFLICT(track_id) DO UPDATE SET
+              status = excluded.status, detail = excluded.detail,
+              updated_at = excluded.updated_at
+            WHERE (ledger.status, ledger.detail) IS NOT (excluded.status, excluded.detail)""",
+        {"now": now_iso()},
+    )
+
+
+def status_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """Tracks per status (index scan of ``ledger_status``)."""
+    return {
+        row[0]: int(row[1])
+        for row in conn.execute("SELECT status, count(*) FROM ledger GROUP BY status ORDER BY 1")
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    track_id: int
+    key: str
+    title: str
+    artist_credit: str | None
+    status: str
+    detail: str | None
+    updated_at: str
+    rank: int | None
+    band: int | None
+    tier: str | None
+    est_bytes: int | None
+    listens: int
+
+
+def ledger_entries(store: Store, status: str | None = None, limit: int | None = 50,
+                   offset: int = 0) -> list[LedgerEntry]:
+    """Tracks with their status, selected ones in rank order first, then by track id.
+
+    ``status`` may end in ``*`` to match a prefix (``error_*``, ``skipped_*``).
+    """
+    where, params = _status_filter(status)
+    sql = f"""SELECT l.track_id, t.key, t.title, t.artist_credit, l.status, l.detail,
+                     l.updated_at, s.rank, s.band, s.tier, s.est_bytes,
+                     (SELECT coalesce(sum(count), 0) FROM listens x
+                      WHERE x.track_id = l.track_id) AS listens
+              FROM ledger l JOIN track t ON t.id = l.track_id
+              LEFT JOIN selection s ON s.track_id = l.track_id
+              {where}
+              ORDER BY s.rank IS NULL, s.rank, l.track_id
+              LIMIT ? OFFSET ?"""
+    params += [-1 if limit is None else limit, offset]
+    return [LedgerEntry(*row) for row in store.conn.execute(sql, params)]
+
+
+def count_matching(store: Store, status: str | None) -> int:
+    where, params = _status_filter(status)
+    return int(store.scalar(f"SELECT count(*) FROM ledger l {where}", params))
+
+
+def _status_filter(status: str | None) -> tuple[str, list[object]]:
+    if not status:
+        return "", []
+    if status.endswith("*"):
+        prefix = status[:-1]
+        # range scan on ledger_status instead of LIKE
+        return "WHERE l.status >= ? AND l.status < ?", [prefix, prefix + "\uffff"]
+    return "WHERE l.status = ?", [status]
+
+
+def record_outcomes(store: Store, outcomes: Iterable[tuple[int, str, str | None]]) -> int:
+    """For the audio stage: set ``(track_id, status, detail)`` of selected tracks.
+
+    Only ``success``, ``todo`` and ``error_<reason>`` may be written this way;
+    returns how many rows changed.
+    """
+    rows = []
+    for track_id, status, detail in outcomes:
+        if status not in ("success", "todo") and not (
+            status.startswith("error_") and len(status) > 6
+        ):
+            raise InputError(status, "audio outcome must be success, todo or error_<reason>")
+        rows.append((status, detail, now_iso(), track_id, status, detail))
+    with store.transaction():
+        before = store.conn.total_changes
+        store.conn.executemany(
+            """UPDATE ledger SET status = ?, detail = ?, updated_at = ?
+               WHERE track_id = ? AND (status, detail) IS NOT (?, ?)""",
+            rows,
+        )
+        return store.conn.total_changes - before

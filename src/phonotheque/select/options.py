@@ -1,0 +1,115 @@
+"""Options of a selection, and the size and band-scheme syntax the CLI accepts."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from phonotheque.errors import InputError
+
+_UNITS = {
+    "": 1,
+    "B": 1,
+    "K": 1000, "KB": 1000, "M": 1000**2, "MB": 1000**2, "G": 1000**3, "GB": 1000**3,
+    "T": 1000**4, "TB": 1000**4, "P": 1000**5, "PB": 1000**5,
+    "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "TIB": 1024**4, "PIB": 1024**5,
+}
+_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([A-Za-z]*)\s*$")
+
+
+def parse_size(text: str) -> int:
+    """``"300TB"`` -> 300·10¹², ``"1.5GiB"`` -> 1.5·2³⁰ bytes (decimal and binary units)."""
+    m = _SIZE.match(text)
+    unit = m.group(2).upper() if m else ""
+    if m is None or unit not in _UNITS:
+        raise InputError(text, "not a size (examples: 300TB, 1.5GiB, 750MB, 123456)")
+    try:
+        value = Decimal(m.group(1)) * _UNITS[unit]
+    except InvalidOperation as exc:  # pragma: no cover - the pattern only lets digits through
+        raise InputError(text, "not a size") from exc
+    return int(value)
+
+
+def format_size(n: float) -> str:
+    """Bytes in decimal units, three significant digits: ``1.23 TB``."""
+    for unit, factor in (("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(n) >= factor:
+            return f"{n / factor:.3g} {unit}"
+    return f"{int(n)} B"
+
+
+@dataclass(frozen=True, slots=True)
+class BandScheme:
+    """How selected tracks are cut into popularity bands (band 1 = most popular).
+
+    * ``decade``: one band per power of ten of listen count (10⁶–10⁷, 10⁵–10⁶, ...);
+      zero-listen tracks form the last band. Empty decades leave a gap in numbering.
+    * ``quantiles:N``: N bands of (nearly) equal track count by rank.
+    """
+
+    kind: str = "decade"
+    n: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> BandScheme:
+        t = text.strip().lower()
+        if t == "decade":
+            return cls("decade", 0)
+        m = re.fullmatch(r"quantiles:([0-9]+)", t)
+        if m and int(m.group(1)) >= 1:
+            return cls("quantiles", int(m.group(1)))
+        raise InputError(text, "not a band scheme (use 'decade' or 'quantiles:N' with N >= 1)")
+
+    def __str__(self) -> str:
+        return "decade" if self.kind == "decade" else f"quantiles:{self.n}"
+
+
+@dataclass(frozen=True, slots=True)
+class SelectOptions:
+    """Everything a selection depends on besides the catalogue.
+
+    coverage: share of listens (of non-excluded tracks) the selection must cover.
+    budget_bytes: stop taking tracks once their estimated size would exceed this.
+    original_share: tracks ranked within this share of listens keep their original
+        file (tier ``original``); the rest are re-encoded. Ignored if
+        ``tail_threshold`` is set.
+    tail_threshold: if set, tracks with fewer listens than this are re-encoded and
+        the others kept as originals.
+    opus_bitrate: bits/s of re-encodes (estimate = duration × bitrate).
+    original_bitrate: bits/s assumed for an original whose file we do not hold
+        (typical 16-bit/44.1 kHz FLAC), so budgets are not under-estimated.
+    assumed_duration_ms: duration assumed when neither file nor track has one.
+    priority_threshold: zero-listen tracks are taken if their secondary priority
+        (0..1, see :mod:`phonotheque.select.plan`) is at least this; > 1 takes none.
+    bands: popularity band scheme.
+    """
+
+    coverage: float = 0.996
+    budget_bytes: int | None = None
+    original_share: float = 0.5
+    tail_threshold: int | None = None
+    opus_bitrate: int = 75_000
+    original_bitrate: int = 900_000
+    assumed_duration_ms: int = 240_000
+    priority_threshold: float = 0.5
+    bands: BandScheme = BandScheme()
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.coverage <= 1.0:
+            raise InputError(self.coverage, "coverage must be between 0 and 1")
+        if not 0.0 <= self.original_share <= 1.0:
+            raise InputError(self.original_share, "original share must be between 0 and 1")
+        if self.budget_bytes is not None and self.budget_bytes < 0:
+            raise InputError(self.budget_bytes, "budget must not be negative")
+        if self.tail_threshold is not None and self.tail_threshold < 0:
+            raise InputError(self.tail_threshold, "tail threshold must not be negative")
+        for name in ("opus_bitrate", "original_bitrate", "assumed_duration_ms"):
+            if getattr(self, name) <= 0:
+                raise InputError(getattr(self, name), f"{name} must be positive")
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["bands"] = str(self.bands)
+        return d

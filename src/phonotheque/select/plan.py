@@ -1,0 +1,499 @@
+"""The selection plan, computed inside SQLite so it scales past memory.
+
+Every step is one SQL statement over the catalogue and a few TEMP tables (on
+disk: the store sets ``temp_store=FILE``); Python only holds counts, cut
+positions found by binary search over an ordered table, and a downsampled
+curve. Steps:
+
+1. ``sel_listens``: listens per track (SUM over every dataset's rows).
+2. ISRC groups: tracks that share an ISRC, transitively (connected components
+   of the track–ISRC graph), found by label propagation restricted to ISRCs
+   held by more than one non-excluded track. A group is one *work*: its most
+   listened track represents it, the others are ``skipped_isrc_has_download``
+   and their listens count as covered when the representative is selected.
+3. ``sel_track``: one compact row per track (listens, key, size, duration).
+4. Secondary priority of zero-listen tracks::
+
+       priority = (ln(1 + A) + ln(1 + R)) / (2 · ln(1 + T))
+
+   A = the largest listen total among the track's credited artists, R = the
+   listen total of its release, T = all listens counted by this selection. It
+   lies in [0, 1]; 0 when T = 0.
+5. ``sel_ranked``: works ranked by listens desc, then priority desc (only
+   zero-listen works have one), then has-source-audio first, then track key
+   ascending (the natural key, so the order does not depend on insertion
+   order); with the running listen sum (window function, external sort).
+6. Cuts, by binary search over the ranked table: the coverage cut (shortest
+   prefix whose cumulative listens reach ``ceil(coverage · T)``), the tier
+   boundary, and the zero-listen works at or above the priority threshold.
+7. ``sel_cand``: candidates in rank order with tier, estimated bytes and the
+   running byte sum; the budget keeps the longest prefix that fits.
+8. ``selection`` is rewritten; the ledger is updated (see :mod:`.ledger`).
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import time
+from collections.abc import Callable
+from decimal import ROUND_CEILING, Decimal
+from typing import Any
+
+import orjson
+
+from phonotheque.catalogue.store import Store, now_iso
+from phonotheque.select.ledger import apply_ledger, status_counts
+from phonotheque.select.options import SelectOptions
+from phonotheque.select.report import BandSize, CurvePoint, SelectReport, TierSize
+from phonotheque.workspace import Workspace
+
+# progress(step, done, total): one call per finished step.
+Progress = Callable[[str, int, int], object]
+
+STEPS = (
+    "listens per track",
+    "ISRC groups",
+    "track table",
+    "secondary priority",
+    "ranking",
+    "cuts",
+    "budget",
+    "selection",
+    "ledger",
+    "report",
+)
+
+_TEMP = (
+    "sel_listens", "sel_edge", "sel_grp", "sel_rep", "sel_audio", "sel_track", "sel_art",
+    "sel_rel", "sel_prio", "sel_ranked", "sel_over",
+)
+
+CURVE_BUCKETS_PER_E = 120  # curve points per factor e of rank (log-spaced)
+
+
+def select(
+    target: Workspace | Store,
+    options: SelectOptions | None = None,
+    progress: Progress | None = None,
+) -> SelectReport:
+    """Recompute the selection and the ledger; return what was reached.
+
+    Runs in one write transaction: readers see the previous plan until the new
+    one is complete, and a crash leaves the previous plan intact.
+    """
+    opts = options or SelectOptions()
+    if isinstance(target, Workspace):
+        with target.store() as store:
+            return _run(store, opts, progress)
+    return _run(target, opts, progress)
+
+
+class _Steps:
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.done = 0
+
+    def __call__(self) -> None:
+        if self.progress is not None:
+            self.progress(STEPS[self.done], self.done + 1, len(STEPS))
+        self.done += 1
+
+
+def _run(store: Store, opts: SelectOptions, progress: Progress | None) -> SelectReport:
+    started = time.monotonic()
+    started_at = now_iso()
+    conn = store.conn
+    conn.execute("PRAGMA temp.cache_size = -131072")  # 128 MiB for temp tables and sorts
+    conn.execute("PRAGMA threads = 2")  # let the external sorter use a helper thread
+    step = _Steps(progress)
+    with store.transaction():
+        try:
+            report = _plan(conn, opts, step, started_at)
+        finally:
+            _drop_temp(conn)
+    return _replace_elapsed(report, time.monotonic() - started)
+
+
+def _replace_elapsed(report: SelectReport, elapsed: float) -> SelectReport:
+    from dataclasses import replace
+
+    return replace(report, elapsed_s=round(elapsed, 3))
+
+
+def _drop_temp(conn: sqlite3.Connection) -> None:
+    for name in _TEMP:
+        conn.execute(f"DROP TABLE IF EXISTS temp.{name}")
+
+
+def _scalar(conn: sqlite3.Connection, sql: str, params: Any = ()) -> Any:
+    row = conn.execute(sql, params).fetchone()
+    return None if row is None else row[0]
+
+
+def _first(conn: sqlite3.Connection, table: str, key: str, pred: str, lo: int, hi: int,
+           params: dict[str, Any] | None = None) -> int:
+    """Smallest ``key`` in [lo, hi] where ``pred`` holds (``pred`` must be monotone
+    false…true along ``key``); ``hi + 1`` if none. O(log n) primary-key look-ups."""
+    p = dict(params or {})
+    sql = f"SELECT {pred} FROM {table} WHERE {key} = :k"
+    a, b = lo, hi + 1
+    while a < b:
+        mid = (a + b) // 2
+        p["k"] = mid
+        if _scalar(conn, sql, p):
+            b = mid
+        else:
+            a = mid + 1
+    return a
+
+
+def _ceil_share(share: float, total: int) -> int:
+    """``ceil(share · total)`` exactly (share as written in decimal, not its binary float)."""
+    return int((Decimal(repr(share)) * total).to_integral_value(rounding=ROUND_CEILING))
+
+
+def _plan(conn: sqlite3.Connection, opts: SelectOptions, step: _Steps,
+          started_at: str) -> SelectReport:
+    _drop_temp(conn)
+    x = conn.execute
+
+    # 1. listens per track -------------------------------------------------------
+    x("CREATE TEMP TABLE sel_listens(track_id INTEGER PRIMARY KEY, listens INTEGER NOT NULL)")
+    x("""INSERT INTO sel_listens SELECT track_id, sum(count) FROM listens
+         WHERE track_id IS NOT NULL GROUP BY track_id""")
+    step()
+
+    # 2. ISRC groups (connected components), only where an ISRC is shared -------
+    x("""CREATE TEMP TABLE sel_edge AS
+         SELECT ti.isrc AS isrc, ti.track_id AS track_id
+         FROM (SELECT isrc FROM track_isrc GROUP BY isrc HAVING count(*) > 1) s
+         JOIN track_isrc ti ON ti.isrc = s.isrc
+         JOIN track t ON t.id = ti.track_id AND t.excluded = 0""")
+    x("CREATE INDEX temp.sel_edge_isrc ON sel_edge(isrc, track_id)")
+    x("CREATE INDEX temp.sel_edge_track ON sel_edge(track_id, isrc)")
+    x("CREATE TEMP TABLE sel_grp(track_id INTEGER PRIMARY KEY, grp INTEGER NOT NULL)")
+    x("INSERT INTO sel_grp SELECT DISTINCT track_id, track_id FROM sel_edge")
+    # Label propagation: each track takes the smallest label among tracks sharing
+    # one of its ISRCs, until nothing changes (as many rounds as the longest chain).
+    while True:
+        before = conn.total_changes
+        x("""UPDATE sel_grp SET grp = nb.m FROM (
+               SELECT e1.track_id AS tid, min(g.grp) AS m
+               FROM sel_edge e1 JOIN sel_edge e2 ON e2.isrc = e1.isrc
+               JOIN sel_grp g ON g.track_id = e2.track_id
+               GROUP BY e1.track_id) AS nb
+             WHERE nb.tid = sel_grp.track_id AND nb.m < sel_grp.grp""")
+        if conn.total_changes == before:
+            break
+    # Singleton "groups" (an ISRC shared only with excluded tracks) are dropped.
+    x("""DELETE FROM sel_grp WHERE grp IN
+         (SELECT grp FROM sel_grp GROUP BY grp HAVING count(*) = 1)""")
+    step()
+
+    # 3. compact per-track table, in track id order -----------------------------
+    x("""CREATE TEMP TABLE sel_audio(track_id INTEGER PRIMARY KEY, size INTEGER,
+                                     dur INTEGER)""")
+    x("""INSERT INTO sel_audio SELECT track_id, max(size), max(duration_ms)
+         FROM source_audio GROUP BY track_id""")
+    x("""CREATE TEMP TABLE sel_track(
+           track_id INTEGER PRIMARY KEY, excluded INTEGER NOT NULL, listens INTEGER NOT NULL,
+           key TEXT NOT NULL, release_id INTEGER, size INTEGER, dur INTEGER)""")
+    x("""INSERT INTO sel_track
+         SELECT t.id, t.excluded, coalesce(l.listens, 0), t.key, t.release_id,
+                a.size, coalesce(a.dur, t.duration_ms)
+         FROM track t LEFT JOIN sel_listens l ON l.track_id = t.id
+                      LEFT JOIN sel_audio a ON a.track_id = t.id""")
+    total = int(_scalar(conn, "SELECT coalesce(sum(listens), 0) FROM sel_track WHERE excluded = 0"))
+    step()
+
+    # 4. secondary priority of zero-listen tracks -------------------------------
+    x("CREATE TEMP TABLE sel_prio(track_id INTEGER PRIMARY KEY, priority REAL NOT NULL)")
+    x("""CREATE TEMP TABLE sel_art(artist_id INTEGER PRIMARY KEY, total INTEGER NOT NULL)""")
+    x("""CREATE TEMP TABLE sel_rel(release_id INTEGER PRIMARY KEY, total INTEGER NOT NULL)""")
+    has_zero = _scalar(
+        conn, "SELECT 1 FROM sel_track WHERE excluded = 0 AND listens = 0 LIMIT 1") is not None
+    if has_zero:
+        x("""INSERT INTO sel_art
+             SELECT ta.artist_id, coalesce(sum(l.listens), 0) FROM track_artist ta
+             LEFT JOIN sel_listens l ON l.track_id = ta.track_id
+             WHERE ta.artist_id IN (SELECT z.artist_id FROM track_artist z
+                                    JOIN sel_track s ON s.track_id = z.track_id
+                                    WHERE s.excluded = 0 AND s.listens = 0)
+             GROUP BY ta.artist_id""")
+        x("""INSERT INTO sel_rel
+             SELECT t.release_id, coalesce(sum(l.listens), 0) FROM track t
+             LEFT JOIN sel_listens l ON l.track_id = t.id
+             WHERE t.release_id IN (SELECT release_id FROM sel_track
+                                    WHERE excluded = 0 AND listens = 0)
+             GROUP BY t.release_id""")
+        denom = 2.0 * math.log1p(total) if total > 0 else 0.0
+        x("""INSERT INTO sel_prio
+             SELECT s.track_id,
+                    CASE WHEN :d > 0 THEN
+                      (ln(1 + coalesce((SELECT max(a.total) FROM track_artist ta
+                                        JOIN sel_art a ON a.artist_id = ta.artist_id
+                                        WHERE ta.track_id = s.track_id), 0))
+                       + ln(1 + coalesce(r.total, 0))) / :d
+                    ELSE 0.0 END
+             FROM sel_track s LEFT JOIN sel_rel r ON r.release_id = s.release_id
+             WHERE s.excluded = 0 AND s.listens = 0""", {"d": denom})
+    step()
+
+    # representatives of ISRC groups: same order as the ranking below
+    x("""CREATE TEMP TABLE sel_rep(track_id INTEGER PRIMARY KEY, rep_id INTEGER NOT NULL,
+                                   grp_listens INTEGER NOT NULL)""")
+    x("""INSERT INTO sel_rep
+         SELECT track_id, first_value(track_id) OVER w, sum(listens) OVER
+                (PARTITION BY grp)
+         FROM (SELECT g.grp, s.track_id, s.listens, p.priority, s.size IS NOT NULL AS has_audio,
+                      s.key
+               FROM sel_grp g JOIN sel_track s ON s.track_id = g.track_id
+               LEFT JOIN sel_prio p ON p.track_id = s.track_id)
+         WINDOW w AS (PARTITION BY grp ORDER BY listens DESC, priority DESC, has_audio DESC,
+                      key ASC ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)""")
+
+    # 5. ranking (pos = rowid, assigned in insertion order) ------------------------
+    # Besides the running listen sum, two running size estimates (every work as an
+    # original, every work as a re-encode): any prefix's size under any tier
+    # boundary is then arithmetic on two look-ups, so neither the budget nor the
+    # curve needs another pass.
+    eo, er = _est_sql(opts)
+    x("""CREATE TEMP TABLE sel_ranked(
+           pos INTEGER PRIMARY KEY, track_id INTEGER NOT NULL, listens INTEGER NOT NULL,
+           priority REAL, eo INTEGER NOT NULL, er INTEGER NOT NULL, cum INTEGER NOT NULL,
+           cum_o INTEGER NOT NULL, cum_r INTEGER NOT NULL)""")
+    x(f"""INSERT INTO sel_ranked(track_id, listens, priority, eo, er, cum, cum_o, cum_r)
+          SELECT track_id, lis, prio, eo, er, sum(lis) OVER w, sum(eo) OVER w, sum(er) OVER w
+          FROM (SELECT track_id, lis, prio, has_audio, key, {eo} AS eo, {er} AS er
+                FROM (SELECT s.track_id, coalesce(r.grp_listens, s.listens) AS lis,
+                             CASE WHEN coalesce(r.grp_listens, s.listens) = 0
+                                  THEN p.priority END AS prio,
+                             s.size IS NOT NULL AS has_audio, s.size, s.dur, s.key
+                      FROM sel_track s LEFT JOIN sel_rep r ON r.track_id = s.track_id
+                      LEFT JOIN sel_prio p ON p.track_id = s.track_id
+                      WHERE s.excluded = 0 AND (r.rep_id IS NULL OR r.rep_id = s.track_id)))
+          WINDOW w AS (ORDER BY lis DESC, prio DESC, has_audio DESC, key ASC
+                       ROWS UNBOUNDED PRECEDING)
+          ORDER BY lis DESC, prio DESC, has_audio DESC, key ASC""")
+    step()
+
+    # 6. cuts ---------------------------------------------------------------------
+    works = int(_scalar(conn, "SELECT coalesce(max(pos), 0) FROM sel_ranked"))
+    positive = _first(conn, "sel_ranked", "pos", "listens = 0", 1, works) - 1
+    need = _ceil_share(opts.coverage, total)
+    cut = 0 if need <= 0 else _first(conn, "sel_ranked", "pos", "cum >= :n", 1, positive,
+                                     {"n": need})
+    cut = min(cut, positive)
+    if opts.tail_threshold is not None:
+        boundary = _first(conn, "sel_ranked", "pos", "listens < :t", 1, works,
+                          {"t": opts.tail_threshold}) - 1
+    else:
+        oneed = _ceil_share(opts.original_share, total)
+        boundary = 0 if oneed <= 0 else min(
+            _first(conn, "sel_ranked", "pos", "cum >= :n", 1, positive, {"n": oneed}), positive)
+    zero_taken = _first(conn, "sel_ranked", "pos", "coalesce(priority, -1) < :t",
+                        positive + 1, works, {"t": opts.priority_threshold}) - positive - 1
+    candidates = cut + zero_taken
+    sizes = _Sizes(conn, boundary)
+    step()
+
+    # 7. budget: the longest prefix of the candidates that fits ----------------------
+    def cand_pos(rank: int) -> int:
+        return rank if rank <= cut else positive + rank - cut
+
+    def cand_bytes(rank: int) -> int:
+        if rank <= cut:
+            return sizes.upto(rank)
+        return sizes.upto(cut) + sizes.upto(cand_pos(rank)) - sizes.upto(positive)
+
+    if opts.budget_bytes is not None:
+        a, b = 1, candidates + 1  # first rank whose running size exceeds the budget
+        while a < b:
+            mid = (a + b) // 2
+            if cand_bytes(mid) > opts.budget_bytes:
+                b = mid
+            else:
+                a = mid + 1
+        chosen = a - 1
+    else:
+        chosen = candidates
+    budget_stopped = chosen < candidates
+    chosen_positive = min(chosen, cut)
+    covered = int(_scalar(conn, "SELECT cum FROM sel_ranked WHERE pos = :p",
+                          {"p": chosen_positive}) or 0)
+    last_pos = cand_pos(chosen) if chosen else 0
+    cand_where = "(pos <= :c OR pos BETWEEN :p + 1 AND :p + :z)"
+    x("CREATE TEMP TABLE sel_over(track_id INTEGER PRIMARY KEY)")
+    if budget_stopped:
+        x(f"""INSERT INTO sel_over SELECT track_id FROM sel_ranked
+              WHERE {cand_where} AND pos > :last ORDER BY track_id""",
+          {"c": cut, "p": positive, "z": zero_taken, "last": last_pos})
+    step()
+
+    # 8. the selection table --------------------------------------------------------
+    # Decade bands: band 1 holds the decade of the most listened work; zero-listen
+    # works come in the band after the last listened one.
+    top = _scalar(conn, "SELECT listens FROM sel_ranked WHERE pos = 1") or 0
+    last = _scalar(conn, "SELECT listens FROM sel_ranked WHERE pos = :c",
+                   {"c": chosen_positive}) or 0
+    dtop = len(str(top)) - 1 if top > 0 else 0
+    zero_band = dtop - (len(str(last)) - 1) + 2 if last > 0 else 1
+    rank = "(CASE WHEN pos <= :c THEN pos ELSE pos - :p + :c END)"
+    if opts.bands.kind == "decade":
+        band = ("(CASE WHEN listens > 0 THEN :dtop - (length(listens) - 1) + 1 "
+                "ELSE :zband END)")
+    else:
+        band = f"((({rank} - 1) * :nb) / :nsel + 1)"
+    # size of works 1..pos taken in rank order, then of the candidates 1..rank
+    upto = "(CASE WHEN pos <= :o THEN cum_o ELSE :co + cum_r - :cr END)"
+    cum_bytes = f"(CASE WHEN pos <= :c THEN {upto} ELSE :bc + {upto} - :bp END)"
+    # The rank index is dropped for the bulk insert (rows arrive in track id order,
+    # which is random in rank order) and rebuilt by one sort afterwards.
+    x("DROP INDEX IF EXISTS selection_rank")
+    x("DELETE FROM selection")
+    x(f"""INSERT INTO selection(track_id, rank, band, cum_share, tier, est_bytes, priority,
+                                cum_bytes)
+          SELECT track_id, {rank}, {band},
+                 CASE WHEN :t > 0 THEN min(cum, :cov) * 1.0 / :t ELSE 1.0 END,
+                 CASE WHEN pos <= :o THEN 'original' ELSE 'reencode' END,
+                 CASE WHEN pos <= :o THEN eo ELSE er END, priority, {cum_bytes}
+          FROM sel_ranked WHERE {cand_where} AND pos <= :last
+          ORDER BY track_id""",
+      {"o": boundary, "c": cut, "p": positive, "z": zero_taken, "last": last_pos,
+       "dtop": dtop, "zband": zero_band, "nb": opts.bands.n, "nsel": max(chosen, 1),
+       "t": total, "cov": covered, "co": sizes.cum_o(boundary), "cr": sizes.cum_r(boundary),
+       "bc": sizes.upto(cut), "bp": sizes.upto(positive)})
+    x("CREATE INDEX selection_rank ON selection(rank)")
+    step()
+
+    # 9. ledger ---------------------------------------------------------------------
+    apply_ledger(conn)
+    step()
+
+    # 10. report --------------------------------------------------------------------
+    report = _report(conn, opts, total=total, works=works, positive=positive, cut=cut,
+                     boundary=boundary, zero_taken=zero_taken, chosen=chosen,
+                     covered=covered, budget_stopped=budget_stopped)
+    conn.execute(
+        "INSERT INTO select_run(started_at, finished_at, options, result, curve) "
+        "VALUES (?,?,?,?,?)",
+        (started_at, now_iso(), orjson.dumps(opts.as_dict()).decode(),
+         orjson.dumps(report.summary()).decode(),
+         orjson.dumps([p.as_list() for p in report.curve]).decode()),
+    )
+    step()
+    return report
+
+
+def _est_sql(opts: SelectOptions) -> tuple[str, str]:
+    """SQL for a work's estimated bytes as an original and as a re-encode.
+
+    Original: the held file's size, else duration × assumed original bitrate.
+    Re-encode: duration × Opus bitrate, but never more than the held file (a
+    re-encode that would grow the file keeps it).
+    """
+    dur = f"coalesce(dur, {int(opts.assumed_duration_ms)})"
+    opus = f"(({dur} * {int(opts.opus_bitrate)}) / 8000)"
+    orig = f"coalesce(size, ({dur} * {int(opts.original_bitrate)}) / 8000)"
+    return orig, f"min({opus}, coalesce(size, {opus}))"
+
+
+class _Sizes:
+    """Running size estimates of the ranked works, by primary-key look-ups."""
+
+    def __init__(self, conn: sqlite3.Connection, boundary: int) -> None:
+        self.conn = conn
+        self.boundary = boundary
+
+    def _col(self, col: str, pos: int) -> int:
+        if pos <= 0:
+            return 0
+        return int(_scalar(self.conn, f"SELECT {col} FROM sel_ranked WHERE pos = :p",
+                           {"p": pos}) or 0)
+
+    def cum_o(self, pos: int) -> int:
+        return self._col("cum_o", pos)
+
+    def cum_r(self, pos: int) -> int:
+        return self._col("cum_r", pos)
+
+    def upto(self, pos: int) -> int:
+        """Bytes of works 1..pos, originals up to the tier boundary, re-encodes after."""
+        b = min(pos, self.boundary)
+        return self.cum_o(b) + self.cum_r(pos) - self.cum_r(b)
+
+
+def _report(conn: sqlite3.Connection, opts: SelectOptions, *, total: int, works: int,
+            positive: int, cut: int, boundary: int, zero_taken: int, chosen: int,
+            covered: int, budget_stopped: bool) -> SelectReport:
+    q = conn.execute
+    tracks, excluded, grouped = q(
+        """SELECT count(*), coalesce(sum(excluded), 0),
+                  (SELECT count(*) FROM sel_rep WHERE rep_id != track_id)
+           FROM sel_track""").fetchone()
+    excluded_listens = int(_scalar(
+        conn, "SELECT coalesce(sum(listens), 0) FROM sel_track WHERE excluded = 1"))
+    unresolved = int(_scalar(
+        conn, "SELECT coalesce(sum(count), 0) FROM listens WHERE track_id IS NULL"))
+    # Tier and band are non-decreasing along rank, so their extents are found by
+    # binary search on the rank index instead of a GROUP BY over every row.
+    def at(col: str, rank: int) -> Any:
+        return _scalar(conn, f"SELECT {col} FROM selection WHERE rank = :r", {"r": rank})
+
+    originals = _first(conn, "selection", "rank", "tier = 'reencode'", 1, chosen) - 1
+    orig_bytes = int(at("cum_bytes", originals) or 0)
+    all_bytes = int(at("cum_bytes", chosen) or 0)
+    tiers = {"original": TierSize("original", originals, orig_bytes),
+             "reencode": TierSize("reencode", chosen - originals, all_bytes - orig_bytes)}
+    bands: list[BandSize] = []
+    first = 1
+    while first <= chosen:
+        b = int(at("band", first))
+        end = _first(conn, "selection", "rank", "band > :b", first, chosen, {"b": b}) - 1
+        start_bytes = int(at("cum_bytes", first - 1) or 0) if first > 1 else 0
+        bands.append(BandSize(b, end - first + 1, int(at("cum_bytes", end)) - start_bytes,
+                              float(at("cum_share", end))))
+        first = end + 1
+    curve = _curve(conn, boundary, total)
+    return SelectReport(
+        options=opts,
+        tracks=int(tracks),
+        excluded=int(excluded),
+        works=works,
+        isrc_duplicates=int(grouped),
+        works_with_listens=positive,
+        total_listens=total,
+        excluded_listens=excluded_listens,
+        unresolved_listens=unresolved,
+        selected=chosen,
+        selected_zero_listen=max(chosen - cut, 0),
+        coverage_cut=cut,
+        tier_boundary=boundary,
+        zero_listen_above_threshold=zero_taken,
+        covered_listens=covered,
+        covered_share=(covered / total) if total else 1.0,
+        budget_stopped=budget_stopped,
+        tiers=tiers,
+        est_bytes=all_bytes,
+        statuses=status_counts(conn),
+        bands=bands,
+        curve=curve,
+        elapsed_s=0.0,
+    )
+
+
+def _curve(conn: sqlite3.Connection, boundary: int, total: int) -> list[CurvePoint]:
+    """Cumulative share against rank and against bytes (as if every work were taken
+    in rank order, with its tier) at log-spaced ranks: a few thousand look-ups."""
+    works = int(_scalar(conn, "SELECT coalesce(max(pos), 0) FROM sel_ranked"))
+    sizes = _Sizes(conn, boundary)
+    marks = sorted({min(works, round(math.exp(i / CURVE_BUCKETS_PER_E)))
+                    for i in range(int(math.log(max(works, 1)) * CURVE_BUCKETS_PER_E) + 2)})
+    points = [CurvePoint(0, 0.0, 0)]
+    for mark in marks:
+        if mark <= points[-1].rank:
+            continue
+        cum = int(_scalar(conn, "SELECT cum FROM sel_ranked WHERE pos = :p", {"p": mark}))
+        points.append(CurvePoint(mark, (cum / total) if total else 1.0, sizes.upto(mark)))
+    return points
