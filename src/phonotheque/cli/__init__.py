@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "phonotheque.cli.catalogue_cmds",
     "phonotheque.cli.ingest_cmds",
     "phonotheque.cli.synth_cmds",
+    "phonotheque.cli.select_cmds",
     "phonotheque.cli.torrent_cmds",
     "phonotheque.cli.publish_cmds",
     "phonotheque.cli.audio_cmds",
