@@ -14,6 +14,8 @@ After writing, exclusions are recomputed so new tracks honour existing ones.
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -94,11 +96,17 @@ def ingest(
     state = _State()
     with ws.store() as store:
         read_options = options.read
+        closers: list[Callable[[], None]] = []
         if kind == "tags" and read_options.known is None:
-            read_options = _with_known_files(read_options, store)
-        for item in inputs:
-            rep = _one(store, source, item, options, read_options, state, total_bytes, progress)
-            report.sources.append(rep)
+            read_options = _with_known_files(read_options, store, closers)
+        try:
+            for item in inputs:
+                rep = _one(store, source, item, options, read_options, state, total_bytes,
+                           progress)
+                report.sources.append(rep)
+        finally:
+            for close in closers:
+                close()
         for rep in report.sources:
             report.read += rep.read
             report.added += rep.added
@@ -168,7 +176,7 @@ def _one(
             progress(IngestProgress(item.source, state.rows, state.bytes, total_bytes))
 
     counts = store.write(
-        watch(src.read(item, read_options, start, line)),
+        _prefetch(watch(src.read(item, read_options, start, line))),
         batch_size=options.batch_size,
         on_batch=on_batch,
     )
@@ -179,12 +187,67 @@ def _one(
     return rep
 
 
-def _with_known_files(options: ReadOptions, store: Store) -> ReadOptions:
-    """Let the tags reader skip files already attached with the same size and mtime."""
+def _prefetch(records: Iterator[Record], chunk: int = 1024, depth: int = 16) -> Iterator[Record]:
+    """Run the reader in a thread, ``depth`` chunks ahead of the writer.
+
+    SQLite releases the GIL while it works, so parsing the next lines overlaps
+    with writing the previous batch (two cores: up to twice as fast). Memory stays
+    bounded by ``chunk * depth`` records. The reader's exceptions are re-raised here.
+    """
+    q: queue.Queue[list[Record] | BaseException | None] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            buf: list[Record] = []
+            for r in records:
+                buf.append(r)
+                if len(buf) >= chunk:
+                    q.put(buf)
+                    buf = []
+                    if stop.is_set():
+                        return
+            if buf:
+                q.put(buf)
+            q.put(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            q.put(exc)
+
+    thread = threading.Thread(target=produce, name="ingest-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield from item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(0.01)
+
+
+def _with_known_files(
+    options: ReadOptions, store: Store, closers: list[Callable[[], None]]
+) -> ReadOptions:
+    """Let the tags reader skip files already attached with the same size and mtime.
+
+    The reader runs in its own thread (see :func:`_prefetch`), so it gets its own
+    read-only connection; WAL lets it read while the writer writes.
+    """
+    import sqlite3
     from dataclasses import replace
 
+    conn = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True, check_same_thread=False)
+    closers.append(conn.close)
+
     def known(path: str, size: int, mtime_ns: int) -> bool:
-        row = store.conn.execute(
+        row = conn.execute(
             "SELECT size, mtime_ns FROM source_audio WHERE path = ?", (path,)
         ).fetchone()
         return row is not None and row[0] == size and row[1] == mtime_ns

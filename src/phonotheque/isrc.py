@@ -64,6 +64,8 @@ def parse(raw: str) -> ISRC:
     """Normalise and validate ``raw``; raise :class:`InvalidISRC` if it is not an ISRC."""
     if not isinstance(raw, str):
         raise InvalidISRC(repr(raw), "ISRC must be a string")
+    if _PATTERN.fullmatch(raw):  # already normal, the common case in dumps: skip the rewrite
+        return ISRC(raw, raw[:2] in _COUNTRIES)
     code = normalise(raw)
     if not _PATTERN.match(code):
         if len(code) != 12:

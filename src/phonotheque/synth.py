@@ -45,6 +45,7 @@ _LISTENS_BATCH = 100_000
 class SynthOptions:
     tracks: int
     seed: int = 1
+    releases: int | None = None  # if set: stop after this many releases (dump lines) instead
     listens_formats: tuple[str, ...] = ("parquet",)  # parquet and/or csv
     median_duration_ms: int = 210_000
     no_isrc_share: float = 0.10
@@ -109,7 +110,7 @@ def synth(
     out: Path, options: SynthOptions, progress: Callable[[int], object] | None = None
 ) -> SynthReport:
     """Write a synthetic catalogue of ``options.tracks`` tracks into folder ``out``."""
-    if options.tracks < 1:
+    if options.tracks < 1 and not options.releases:
         raise InputError(options.tracks, "--tracks must be at least 1")
     bad = set(options.listens_formats) - {"parquet", "csv"}
     if bad:
@@ -121,7 +122,8 @@ def synth(
     rng = random.Random(options.seed)
     listen_rng = random.Random(options.seed * 7919 + 1)
     report = SynthReport(seed=options.seed)
-    n_artists = max(5, options.tracks // 40)
+    expected_tracks = options.tracks if options.releases is None else options.releases * 8
+    n_artists = max(5, expected_tracks // 40)
     used_artists = bytearray(n_artists)
     recent_isrcs: deque[str] = deque(maxlen=1000)
     mu = math.log(options.median_duration_ms)
@@ -152,10 +154,11 @@ def synth(
 
         t = 0
         r = 0
-        while t < options.tracks:
+        while (t < options.tracks) if options.releases is None else (r < options.releases):
             kind = rng.random()
             n = 1 if kind < 0.2 else rng.randint(2, 6) if kind < 0.4 else rng.randint(8, 16)
-            n = min(n, options.tracks - t)
+            if options.releases is None:
+                n = min(n, options.tracks - t)
             artist = rng.randrange(n_artists)
             used_artists[artist] = 1
             credit = _credit(options.seed, artist, rng)

@@ -49,6 +49,7 @@ LICENCE = "CC0-1.0"
 SUFFIXES = (".json", ".jsonl", ".ndjson", ".tar.xz", ".txz", ".tar", ".tar.gz", ".tar.bz2")
 _ARCHIVE = (".tar.xz", ".txz", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2")
 _MBID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_MBID_FAST = _MBID.fullmatch
 _ENTITIES = ("release", "recording", "artist")
 # Keys only a release has, for releases fetched without their media.
 _RELEASE_ONLY = ("barcode", "release-events", "release_events", "text-representation",
@@ -64,9 +65,11 @@ def _get(obj: dict[str, Any], key: str) -> Any:
 
 
 def _mbid(value: Any) -> str | None:
-    if isinstance(value, str):
+    if type(value) is str:
+        if _MBID_FAST(value):  # already normal: the dumps' case
+            return value
         v = value.strip().lower()
-        if _MBID.match(v):
+        if _MBID_FAST(v):
             return v
     return None
 
@@ -74,7 +77,7 @@ def _mbid(value: Any) -> str | None:
 def _text(value: Any) -> str | None:
     if value is None:
         return None
-    s = str(value).strip()
+    s = (value if type(value) is str else str(value)).strip()
     return s or None
 
 
@@ -101,6 +104,9 @@ class _Parser:
     def __init__(self, file_name: str, reject_source: str) -> None:
         self.file_name = file_name
         self.reject_source = reject_source
+        self._last_credits: Any = None
+        self._last_out: list[Record] | None = None
+        self._last_result: tuple[str | None, tuple[str, ...]] = (None, ())
 
     def entity(self, obj: Any, kind: str | None, locator: str) -> list[Record]:
         if not isinstance(obj, dict):
@@ -145,6 +151,17 @@ class _Parser:
         """Artist records for a credit; return the credit as text and the artist keys."""
         if not credits or not isinstance(credits, list):
             return None, ()
+        # A release and its recordings usually share one credit: convert it once per
+        # entity (its Artist records are already in ``out``).
+        if credits == self._last_credits and out is self._last_out:
+            return self._last_result
+        result = self._convert_credit(credits, prov, out)
+        self._last_credits, self._last_out, self._last_result = credits, out, result
+        return result
+
+    def _convert_credit(
+        self, credits: list[Any], prov: Provenance, out: list[Record]
+    ) -> tuple[str | None, tuple[str, ...]]:
         text = []
         keys: list[str] = []
         for c in credits:
