@@ -13,6 +13,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from phonotheque.audio.reconstruct import make_patch
 from phonotheque.model import Artist, Listen, Release, Track, TrackISRC
 from phonotheque.workspace import Workspace
 
@@ -74,9 +75,14 @@ def make_archive(ws: Workspace, data: Path, n: int = len(TRACKS), patch_every: i
                 (ws.root / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src, ws.root / rel)
                 patch = None
+                orig_sha, orig_size = sha, len(raw)
                 if patch_every and rank % patch_every == 0:
+                    # A real reconstruction patch: the "original" differs from the
+                    # archive file as a re-tagged file would (a few bytes changed).
+                    original = b"ORIGINAL-TAGS:" + raw[14:] + b"trailing source bytes"
+                    orig_sha, orig_size = hashlib.sha256(original).hexdigest(), len(original)
                     patch = f"audio/{sha[:2]}/{sha}.zstdpatch"
-                    (ws.root / patch).write_bytes(b"patch for " + sha.encode())
+                    (ws.root / patch).write_bytes(make_patch(original, raw))
                 store.conn.execute(
                     "INSERT INTO selection(track_id, rank, band, cum_share, tier, est_bytes) "
                     "VALUES (?,?,?,?,?,?)", (tid, rank, band, rank / n, "original", len(raw)))
@@ -87,6 +93,6 @@ def make_archive(ws: Workspace, data: Path, n: int = len(TRACKS), patch_every: i
                     """INSERT INTO audio_file(track_id, tier, path, container, codec, bitrate,
                            size, sha256, original_sha256, original_size, patch_path, created_at)
                        VALUES (?, 'original', ?, 'ogg', 'vorbis', 128000, ?, ?, ?, ?, ?, ?)""",
-                    (tid, rel, len(raw), sha, sha, len(raw), patch, CREATED))
+                    (tid, rel, len(raw), sha, orig_sha, orig_size, patch, CREATED))
                 aids.append(int(cur.lastrowid or 0))
     return Archive(ws, tids, aids)

@@ -166,6 +166,8 @@ _UNSAFE_CHARS = set('/\\:*?"<>|')
 def _clean_char(ch: str) -> str:
     if ch in _UNSAFE_CHARS:
         return "_"
+    if ch == "\x00":
+        return ""
     cat = unicodedata.category(ch)
     if cat in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
         return "" if cat in ("Cf", "Cn") else " "
@@ -194,8 +196,9 @@ def safe_component(text: str | None, fallback: str, max_bytes: int = MAX_COMPONE
     cleaned = truncate_utf8(cleaned, max_bytes).rstrip(" .")
     if not cleaned:
         cleaned = fallback
-    if cleaned.split(".")[0].upper() in _WINDOWS_RESERVED:
-        cleaned = truncate_utf8(cleaned + "_", max_bytes)
+    stem, dot, rest = cleaned.partition(".")
+    if stem.upper() in _WINDOWS_RESERVED:
+        cleaned = truncate_utf8(f"{stem}_{dot}{rest}", max_bytes)
     return cleaned
 
 

@@ -514,7 +514,9 @@ def _build_one(
                 copied += was_copied
                 if problem is not None:
                     rel = m["src"] if m["role"] == "audio" else m["patch_path"]
-                    report.rejects.append(Reject("pack", rel, name, problem))
+                    # locator: the archive file, stable across runs (the folder is not)
+                    report.rejects.append(
+                        Reject("pack", rel, f"audio_file {m['audio_file_id']}", problem))
                     dropped.add(m["audio_file_id"])
         # A file and its patch travel together: drop both when either is bad.
         for m in members:
