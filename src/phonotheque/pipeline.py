@@ -167,11 +167,86 @@ def _select(ws: Workspace, sources: Sequence[SourceSpec], opts: BuildOptions,
     )
 
 
+def _audio(ws: Workspace, sources: Sequence[SourceSpec], opts: BuildOptions,
+           progress: StageProgress) -> StageResult:
+    from phonotheque.audio import AudioOptions, AudioProgress, run_audio
+    from phonotheque.executors import make_executor
+
+    def on(p: AudioProgress) -> None:
+        progress("audio", f"{p.done}/{p.total} files, {p.errors} errors", p.done, p.total)
+
+    executor = make_executor(opts.workers, opts.scheduler)
+    try:
+        rep = run_audio(ws, opts.audio or AudioOptions(), executor, on_progress=on)
+    finally:
+        executor.close()
+    tiers = ", ".join(f"{n} {t}" for t, n in sorted(rep.by_tier.items()))
+    return StageResult(
+        "audio", rep, 0.0, changed=bool(rep.written or rep.error_count),
+        summary=f"{rep.succeeded:,} files archived ({tiers or 'none new'}), "
+                f"{rep.already_done:,} already done, {rep.error_count:,} errors"
+                + (f" ({', '.join(f'{n} {k}' for k, n in sorted(rep.errors.items()))})"
+                   if rep.error_count else ""),
+    )
+
+
+def _pack(ws: Workspace, sources: Sequence[SourceSpec], opts: BuildOptions,
+          progress: StageProgress) -> StageResult:
+    from phonotheque.pack.packer import PackOptions, pack, stored_options
+
+    pack_opts = opts.pack or stored_options(ws) or PackOptions(workers=opts.workers)
+    rep = pack(ws, pack_opts,
+               progress=lambda n=0, total=None, **kw: progress("pack", str(kw.get("step", "")),
+                                                              n, total))
+    return StageResult(
+        "pack", rep, 0.0, changed=rep.changed,
+        summary=f"{len(rep.new_folders)} new torrent folders, {len(rep.rebuilt)} rebuilt, "
+                f"{rep.files_packed:,} files packed",
+    )
+
+
+def _publish_digest(ws: Workspace) -> str:
+    h = hashlib.sha256()
+    for p in sorted(ws.publish.rglob("*")):
+        if p.is_file():
+            st = p.stat()
+            h.update(f"{p.relative_to(ws.publish)}\0{st.st_size}\0".encode())
+            if st.st_size <= 64 << 20:
+                h.update(hashlib.sha256(p.read_bytes()).digest())
+            else:  # too big to re-read on every build; the catalogue digest covers it
+                h.update(str(st.st_mtime_ns).encode())
+    return h.hexdigest()
+
+
+def _publish(ws: Workspace, sources: Sequence[SourceSpec], opts: BuildOptions,
+             progress: StageProgress) -> StageResult:
+    from phonotheque.publish.publisher import PublishOptions
+    from phonotheque.publish.waves import ReleaseOptions, release
+
+    before = _publish_digest(ws)
+    # A build releases everything it packed as one wave; progressive waves
+    # are `phono release --wave-bands/--wave-bytes` on a built workspace.
+    rep = release(
+        ws, ReleaseOptions(pack=False, publish=opts.publish or PublishOptions()),
+        progress=lambda n=0, total=None, **kw: progress("publish", str(kw.get("step", "")),
+                                                       n, total),
+    )
+    changed = _publish_digest(ws) != before
+    pub = rep.publish
+    listed = f"{pub.current} torrents listed" if pub is not None else "nothing published"
+    wave = f"wave {rep.wave} released ({len(rep.released)} data torrents)" if rep.wave else \
+        "no new wave"
+    return StageResult("publish", rep, 0.0, changed=changed, summary=f"{wave}; {listed}")
+
+
 Stage = Callable[[Workspace, Sequence[SourceSpec], BuildOptions, StageProgress], StageResult]
 
 STAGES: list[tuple[str, Stage]] = [
     ("ingest", _ingest),
     ("select", _select),
+    ("audio", _audio),
+    ("pack", _pack),
+    ("publish", _publish),
 ]
 
 

@@ -117,11 +117,38 @@ def register(main: click.Group) -> None:
     @click.option("--workspace", "-w", type=click.Path(file_okay=False, path_type=Path),
                   default=Path("demo-archive"), show_default=True,
                   help="Where to build the demo archive.")
-    def demo(workspace: Path) -> None:
-        """Build a small archive from the bundled real demo catalogue and show what it made."""
+    @click.option("--serve", "serve_after", is_flag=True,
+                  help="Then serve the search page until Ctrl-C.")
+    @click.option("--port", type=int, default=8080, show_default=True,
+                  help="Port of the search page.")
+    def demo(workspace: Path, serve_after: bool, port: int) -> None:
+        """Build a small archive from the bundled real demo catalogue and show what it made.
+
+        Runs every stage (ingest, select, audio, pack, publish) over real
+        MusicBrainz data, ListenBrainz rows and real audio files bundled with
+        phonotheque, then tells you how to search, verify and seed the result.
+        """
         ws = Workspace.create(workspace)
         console.print(f"[bold]Phonothèque demo[/]: building {ws.root} from the bundled catalogue")
         report = _run_build(ws, demo_sources(), BuildOptions())
         console.print(_summary(ws, report))
-        console.print(f"\nNext: [bold]phono stats -w {workspace}[/], "
-                      f"[bold]phono ledger -w {workspace}[/], [bold]phono rejects -w {workspace}[/]")
+        w = workspace
+        url = f"http://127.0.0.1:{port}/"
+        console.print(
+            "\n[bold]What it made[/]\n"
+            f"  archive files:   {ws.audio}  (originals + Opus re-encodes, tagged)\n"
+            f"  torrents:        {ws.torrents}\n"
+            f"  published:       {ws.publish}  (metadata.sqlite, parquet/, torrents.json, magnets.txt)\n"
+            "\n[bold]Try[/]\n"
+            f"  .venv/bin/phono serve -w {w} --port {port}     search page at [bold]{url}[/]\n"
+            f"  .venv/bin/phono ledger -w {w}                 why each track is in or out\n"
+            f"  .venv/bin/phono verify {w}/torrents --against {w}/publish\n"
+            f"  .venv/bin/phono seed -w {w} --listen 127.0.0.1:6881 --no-dht --no-lsd"
+        )
+        if serve_after:
+            from phonotheque.serve.app import ServeOptions
+            from phonotheque.serve.server import run
+
+            run(ServeOptions(ws.publish, host="127.0.0.1", port=port),
+                on_ready=lambda u: console.print(f"serving the search page at [bold]{u}[/] "
+                                                 "(Ctrl-C to stop)"))
