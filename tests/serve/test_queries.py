@@ -124,3 +124,15 @@ def test_refuses_missing_or_foreign_file(tmp_path: Path) -> None:
     sqlite3.connect(other).execute("CREATE TABLE x(y)").connection.commit()
     with pytest.raises(WorkspaceError, match="not a published metadata database"):
         PublishedDB(other)
+
+
+def test_rank_window_bounds_work_to_the_lowest_ids(
+    publish_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from phonotheque.serve import queries
+
+    fresh = PublishedDB(publish_dir / "metadata.sqlite", cache_size=0)
+    everything = {r["id"] for r in fresh.search("the", 100, 0).results}
+    monkeypatch.setattr(queries, "RANK_WINDOW", 3)
+    windowed = [r["id"] for r in fresh.search("the", 100, 0).results]
+    assert sorted(windowed) == sorted(everything)[:3]
