@@ -772,8 +772,9 @@ def verify_torrent(
 
     extra: list[str] = []
     if info.multi_file and root.is_dir():
-        # Only a torrent's own folder can hold unexpected files.
-        expected = {f.path for f in info.data_files}
+        # Only a torrent's own folder can hold unexpected files. Pad files are
+        # expected: clients without BEP 47 (aria2) write them out as zeros.
+        expected = {f.path for f in info.files}
         for dirpath, _dirs, names in os.walk(root):
             for n in names:
                 rel = Path(dirpath, n).relative_to(root).as_posix()
