@@ -1,0 +1,146 @@
+"""phono verify: every file against the published sha256 and merkle root; problems by path."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from phonotheque.cli import main
+from phonotheque.pack.packer import PackOptions
+from phonotheque.publish.export import PARQUET_TABLES
+from phonotheque.publish.verify import VerifyOptions, verify
+from phonotheque.publish.waves import ReleaseOptions, release
+from phonotheque.workspace import Workspace
+from tests.publish.archive import make_archive
+
+
+@pytest.fixture
+def download(ws: Workspace, data: Path, tmp_path: Path) -> Path:
+    """A released archive and a 'download' of all its torrents (real copies, not links)."""
+    make_archive(ws, data, patch_every=3)
+    release(ws, ReleaseOptions(pack_options=PackOptions(max_files=4)))
+    dl = tmp_path / "download"
+    dl.mkdir()
+    for p in ws.torrents.iterdir():
+        if p.name.startswith("."):
+            continue
+        if p.is_dir():
+            shutil.copytree(p, dl / p.name, copy_function=shutil.copyfile)
+        else:
+            shutil.copyfile(p, dl / p.name)  # .torrent files beside their data are ignored
+    return dl
+
+
+def _data_folders(dl: Path) -> list[Path]:
+    return sorted(p for p in dl.iterdir() if p.is_dir() and "_data__" in p.name)
+
+
+def test_clean_download_verifies(ws: Workspace, download: Path) -> None:
+    report = verify(download, VerifyOptions(ws.publish))
+    assert report.ok, report.problems
+    # data folders, AAC metadata files and the database torrent (via its .torrent)
+    assert len(report.folders) == 5 + 5 + 1
+    assert report.files_checked == report.files_ok == 13 + 5 + 1 + len(PARQUET_TABLES)
+    one = _data_folders(download)[0]
+    assert verify(one, VerifyOptions(ws.publish)).ok  # DATA_DIR = one torrent's folder
+
+
+def test_damage_is_named_by_path(ws: Workspace, download: Path) -> None:
+    folders = _data_folders(download)
+    f0 = sorted(folders[0].iterdir())
+    truncated, corrupt = f0[0], f0[1]
+    truncated.write_bytes(truncated.read_bytes()[:-10])
+    raw = bytearray(corrupt.read_bytes())
+    raw[len(raw) // 2] ^= 1
+    corrupt.write_bytes(bytes(raw))
+    (folders[0] / "notes.txt").write_text("hi")
+    missing = sorted(folders[2].iterdir())[0]
+    missing.unlink()
+    folders[1].rename(download / "my music")
+    (download / "stray.bin").write_bytes(b"?")
+
+    report = verify(download, VerifyOptions(ws.publish))
+    assert not report.ok
+    kinds = {(p.kind, p.path) for p in report.problems}
+    rel = lambda p: p.relative_to(download).as_posix()  # noqa: E731
+    assert ("truncated", rel(truncated)) in kinds
+    assert ("corrupt", rel(corrupt)) in kinds
+    assert ("unexpected", rel(folders[0] / "notes.txt")) in kinds
+    assert ("missing", rel(missing)) in kinds
+    assert ("unexpected", "stray.bin") in kinds
+    renamed = [f for f in report.folders if f.renamed]
+    assert [(f.found_as, f.torrent) for f in renamed] == [("my music", folders[1].name)]
+
+
+def test_cli_exit_codes(ws: Workspace, download: Path) -> None:
+    runner = CliRunner()
+    ok = runner.invoke(main, ["verify", str(download), "--against", str(ws.publish)])
+    assert ok.exit_code == 0, ok.output
+    assert "everything matched" in ok.output
+    victim = sorted(_data_folders(download)[0].iterdir())[0]
+    victim.write_bytes(victim.read_bytes()[::-1])
+    bad = runner.invoke(main, ["verify", str(download), "-w", str(ws.root), "--json"])
+    assert bad.exit_code == 4
+    assert victim.name in bad.output and '"ok": false' in bad.output
+
+
+def test_merkle_root_is_checked(ws: Workspace, download: Path) -> None:
+    db = ws.publish / "metadata.sqlite"
+    conn = sqlite3.connect(db)
+    path = conn.execute("SELECT path FROM file ORDER BY path LIMIT 1").fetchone()[0]
+    conn.execute("UPDATE file SET btv2_root = ? WHERE path = ?", ("00" * 32, path))
+    conn.commit()
+    conn.close()
+    report = verify(download, VerifyOptions(ws.publish))
+    assert [(p.kind, p.path.split("/")[-1]) for p in report.problems] == [("root_mismatch", path)]
+
+
+def test_rebuild_originals(ws: Workspace, download: Path, tmp_path: Path) -> None:
+    out = tmp_path / "originals"
+    report = verify(download, VerifyOptions(ws.publish, rebuild_originals=True, rebuild_dir=out))
+    assert report.ok and report.originals_checked == report.originals_ok == 3
+    with ws.store(readonly=True) as store:
+        want = {r[0] for r in store.query(
+            "SELECT original_sha256 FROM audio_file WHERE patch_path IS NOT NULL")}
+    import hashlib
+    got = {hashlib.sha256(p.read_bytes()).hexdigest() for p in out.rglob("*") if p.is_file()}
+    assert got == want
+    # a damaged patch: the rebuild fails and says which file
+    patch = sorted(download.rglob("*.zstdpatch"))[0]
+    raw = bytearray(patch.read_bytes())
+    raw[-5] ^= 0xFF
+    patch.write_bytes(bytes(raw))
+    bad = verify(download, VerifyOptions(ws.publish, rebuild_originals=True))
+    assert not bad.ok and bad.originals_ok == 2
+    assert any(p.kind == "corrupt" and p.path.endswith(patch.name) for p in bad.problems)
+
+
+def test_obsolete_folder_is_named(ws: Workspace, download: Path) -> None:
+    from phonotheque.model import Exclusion
+
+    with ws.store() as store:
+        isrc = store.scalar("SELECT isrc FROM track_isrc ORDER BY track_id LIMIT 1")
+        store.add_exclusion(Exclusion("isrc", isrc, "takedown"))
+    report_r = release(ws)
+    assert report_r.pack is not None
+    old, new = report_r.pack.rebuilt[0]
+    report = verify(download / old, VerifyOptions(ws.publish))
+    assert not report.ok
+    assert [(f.obsolete, f.superseded_by) for f in report.folders] == [(True, new)]
+
+
+def test_nothing_published_here_is_refused(ws: Workspace, tmp_path: Path) -> None:
+    from phonotheque.errors import InputError, WorkspaceError
+
+    with pytest.raises(WorkspaceError):
+        verify(tmp_path, VerifyOptions(tmp_path))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    ws_pub = ws.publish
+    (ws_pub / "x").mkdir()
+    with pytest.raises((InputError, WorkspaceError)):
+        verify(empty, VerifyOptions(ws_pub))
