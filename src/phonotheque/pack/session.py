@@ -66,7 +66,7 @@ def start_session(
         "listen_system_port_fallback": False,
     }
     try:
-        session = lt.session(settings)
+        session = lt.session(settings)  # type: ignore[call-overload]  # the bindings take a dict
     except RuntimeError as exc:
         raise SessionError(listen, f"cannot start a BitTorrent session: {exc}") from exc
     deadline = time.monotonic() + 5
@@ -84,7 +84,7 @@ def listen_port(session: Session) -> int:
 def _torrent_info(torrent: Path | TorrentInfo) -> tuple[TorrentInfo, lt.torrent_info]:
     info = torrent if isinstance(torrent, TorrentInfo) else read_torrent(torrent)
     try:
-        return info, lt.torrent_info(lt.bdecode(info.metainfo))
+        return info, lt.torrent_info(info.metainfo)
     except RuntimeError as exc:
         raise TorrentError(info.name, f"libtorrent refuses it: {exc}") from exc
 
