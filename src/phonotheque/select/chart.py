@@ -147,6 +147,13 @@ def _figure(s: dict[str, Any], curve: list[CurvePoint]) -> Any:
     if opts.get("budget_bytes"):
         ax_b.axvline(opts["budget_bytes"], color="#8e44ad", lw=1.2, ls="-.",
                      label=f"budget {format_size(opts['budget_bytes'])}")
+    if s["budget_stopped"]:
+        listened = s["selected"] - s["selected_zero_listen"]
+        if listened > 0:
+            ax_n.plot([listened], [100 * s["covered_share"]], "o", color="#8e44ad",
+                      label=f"selected within budget: {100 * s['covered_share']:.2f} %")
+        if s["est_bytes"] > 0:
+            ax_b.plot([s["est_bytes"]], [100 * s["covered_share"]], "o", color="#8e44ad")
     ax_n.set_title("Coverage against number of tracks")
     ax_b.set_title("Coverage against archive size")
     ax_n.legend(loc="lower right", fontsize=8)
@@ -155,15 +162,22 @@ def _figure(s: dict[str, Any], curve: list[CurvePoint]) -> Any:
     bands = s["bands"]
     if bands:
         names = [str(b["band"]) for b in bands]
-        ax_band.bar(names, [b["tracks"] for b in bands], color="#1f5fa8", alpha=0.8,
-                    label="tracks")
-        ax_band.set_yscale("log")
-        ax_band.set_ylabel("tracks per band (log)")
+        counts = [b["tracks"] for b in bands]
+        bars = ax_band.bar(names, counts, color="#1f5fa8", alpha=0.8, label="tracks")
+        ax_band.bar_label(bars, labels=[f"{n:,}" for n in counts], fontsize=7)
+        if max(counts) > 100 * max(min(counts), 1):
+            ax_band.set_yscale("log")
+            ax_band.set_ylabel("tracks per band (log scale)")
+        else:
+            ax_band.set_ylabel("tracks per band")
         ax_band.set_xlabel(f"popularity band ({opts['bands']}; 1 = most listened)")
+        unit, factor = next(((u, f) for u, f in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6))
+                             if max(b["est_bytes"] for b in bands) >= f), ("kB", 1e3))
         twin = ax_band.twinx()
-        twin.plot(names, [b["est_bytes"] / 1e9 for b in bands], color="#e67e22", marker="o",
-                  label="GB")
-        twin.set_ylabel("estimated GB per band", color="#e67e22")
+        twin.plot(names, [b["est_bytes"] / factor for b in bands], color="#e67e22",
+                  marker="o")
+        twin.set_ylim(bottom=0)
+        twin.set_ylabel(f"estimated {unit} per band", color="#e67e22")
         ax_band.set_title("Band sizes")
     else:
         ax_band.text(0.5, 0.5, "nothing selected", ha="center", va="center")

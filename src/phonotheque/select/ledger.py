@@ -5,7 +5,7 @@ Statuses:
 * ``todo`` — selected, audio not produced yet;
 * ``success`` / ``error_<reason>`` — written by the audio stage for selected tracks;
 * ``skipped_isrc_has_download`` — another track with the same ISRC (transitively)
-  is selected; ``detail`` names it;
+  is selected; ``detail`` names it by its key;
 * ``skipped_low_priority`` — not selected; ``detail`` says why: ``beyond_coverage``
   (listened, but past the coverage cut), ``below_priority_threshold`` (no listens,
   secondary priority under the threshold) or ``over_budget``;
@@ -69,7 +69,7 @@ def apply_ledger(conn: sqlite3.Connection) -> None:
                      CASE
                        WHEN st.excluded THEN 'exclusion'
                        WHEN s.track_id IS NOT NULL AND r.rep_id != st.track_id
-                         THEN 'selected track ' || r.rep_id || ' has the same ISRC'
+                         THEN 'selected track ' || r.rep_key || ' has the same ISRC'
                        WHEN s.track_id IS NOT NULL THEN
                          CASE WHEN old.status = 'success'
                                    OR old.status LIKE 'error\_%' ESCAPE '\' THEN old.detail

@@ -242,10 +242,10 @@ def _plan(conn: sqlite3.Connection, opts: SelectOptions, step: _Steps,
 
     # representatives of ISRC groups: same order as the ranking below
     x("""CREATE TEMP TABLE sel_rep(track_id INTEGER PRIMARY KEY, rep_id INTEGER NOT NULL,
-                                   grp_listens INTEGER NOT NULL)""")
+                                   rep_key TEXT NOT NULL, grp_listens INTEGER NOT NULL)""")
     x("""INSERT INTO sel_rep
-         SELECT track_id, first_value(track_id) OVER w, sum(listens) OVER
-                (PARTITION BY grp)
+         SELECT track_id, first_value(track_id) OVER w, first_value(key) OVER w,
+                sum(listens) OVER (PARTITION BY grp)
          FROM (SELECT g.grp, s.track_id, s.listens, p.priority, s.size IS NOT NULL AS has_audio,
                       s.key
                FROM sel_grp g JOIN sel_track s ON s.track_id = g.track_id

@@ -1,0 +1,97 @@
+"""`phono select`, `phono ledger`, `phono coverage-report` and the rendered report."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from phonotheque.cli import main
+from phonotheque.select import SelectOptions, select
+from phonotheque.select.chart import last_run, render_coverage
+from phonotheque.workspace import Workspace
+from tests.select_helpers import lb_top_records
+
+
+@pytest.fixture
+def lb(ws: Workspace) -> Workspace:
+    with ws.store() as s:
+        s.write(lb_top_records())
+    return ws
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_select_and_ledger_commands(lb: Workspace, tmp_path: Path) -> None:
+    html, png = tmp_path / "coverage.html", tmp_path / "coverage.png"
+    code, out = run("select", "-w", str(lb.root), "--coverage", "0.9", "--budget", "1TB",
+                    "--report", str(html), "--report", str(png))
+    assert code == 0, out
+    assert "90.377 %" in out  # 24,819,038 / 27,461,551
+    assert "report written" in out
+    # the PNG is a real image of the expected size
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.stat().st_size > 20_000
+    page = html.read_text()
+    assert page.startswith("<!doctype html>") and "<svg" in page
+    # self-contained: nothing fetched from elsewhere
+    assert not re.search(r"""(src|href)=["']https?:""", page)
+    assert "14 tracks cover 90.38 % of listens" in page
+
+    code, out = run("ledger", "-w", str(lb.root), "--json", "--status", "todo", "--limit", "2")
+    assert code == 0, out
+    data = orjson.loads(out)
+    assert data["counts"] == {"skipped_low_priority": 6, "todo": 14}
+    assert data["matching"] == 14
+    assert [t["rank"] for t in data["tracks"]] == [1, 2]
+    assert data["tracks"][0]["key"] == "9e2ad5bc-c6f9-40d2-a36f-3122ee2072a3"
+
+    code, out = run("ledger", "-w", str(lb.root), "--status", "skipped_*")
+    assert code == 0 and "6 tracks with status skipped_*" in out
+
+    again = tmp_path / "again.svg"
+    code, out = run("coverage-report", "-w", str(lb.root), str(again))
+    assert code == 0 and again.read_text().lstrip().startswith("<?xml")
+
+
+def test_select_json_and_bad_options(lb: Workspace) -> None:
+    code, out = run("select", "-w", str(lb.root), "--json", "--bands", "quantiles:2")
+    assert code == 0
+    data = orjson.loads(out)
+    assert data["selected"] == 20 and data["options"]["bands"] == "quantiles:2"
+    code, out = run("select", "-w", str(lb.root), "--budget", "lots")
+    assert code == 2 and "not a size" in out
+    code, out = run("select", "-w", str(lb.root), "--bands", "weekly")
+    assert code == 2 and "band scheme" in out
+    code, out = run("select", "-w", str(lb.root), "--report", "x.pdf")
+    assert code == 2 and "report must end in" in out
+
+
+def test_coverage_report_needs_a_selection(ws: Workspace, tmp_path: Path) -> None:
+    code, out = run("coverage-report", "-w", str(ws.root), str(tmp_path / "x.png"))
+    assert code == 2 and "no selection yet" in out
+    code, out = run("ledger", "-w", str(ws.root))
+    assert code == 0 and "empty ledger" in out
+
+
+def test_report_from_last_run_matches(lb: Workspace, tmp_path: Path) -> None:
+    report = select(lb, SelectOptions(coverage=0.9, budget_bytes=100_000_000))
+    with lb.store(readonly=True) as s:
+        run_ = last_run(s)
+    assert run_ is not None
+    summary, curve = run_
+    assert summary["selected"] == report.selected and summary["budget_stopped"]
+    assert curve == report.curve
+    # the curve is cumulative: ranks and bytes increase, shares never decrease
+    assert [p.rank for p in curve] == sorted({p.rank for p in curve})
+    assert all(a.share <= b.share and a.bytes <= b.bytes for a, b in zip(curve, curve[1:],
+                                                                         strict=False))
+    assert curve[-1].rank == 20 and curve[-1].share == 1.0
+    out = render_coverage(summary, curve, tmp_path / "r.html")
+    assert "stopped by the 100 MB budget" in out.read_text()
