@@ -12,10 +12,10 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from phonotheque import clock
 from phonotheque.catalogue.schema import MIGRATIONS, migrate
 from phonotheque.errors import InputError, WorkspaceError, wrap_os_error
 from phonotheque.model import (
@@ -39,7 +39,8 @@ _CHUNK = 500  # host parameters per IN (...) query, well under SQLite's limit
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    """The time records are stamped with (see :mod:`phonotheque.clock`)."""
+    return clock.now_iso()
 
 
 def _prov(p: Provenance | None) -> tuple[str | None, str | None, str | None]:

@@ -40,8 +40,17 @@ def main() -> None:
 
     A workspace folder is one archive: catalogue.sqlite plus audio/, torrents/
     and publish/. Most commands take --workspace (default: $PHONO_WORKSPACE or
-    the current folder).
+    the current folder). With SOURCE_DATE_EPOCH set, every timestamp phono
+    records is that time (reproducible builds).
     """
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch:
+        from phonotheque import clock
+
+        try:
+            clock.freeze_epoch(int(epoch))
+        except ValueError:
+            raise click.BadParameter(f"SOURCE_DATE_EPOCH={epoch!r} is not an integer") from None
 
 
 def workspace_option(f: F) -> F:
