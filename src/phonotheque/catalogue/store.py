@@ -270,21 +270,22 @@ class Store:
         self,
         kind: str,
         table: str,
-        keys: list[Any],
         sql: str,
         rows: list[tuple[Any, ...]],
         counts: WriteCounts,
-        key_column: str = "key",
     ) -> None:
         if not rows:
             return
-        existing = len(self._existing(table, key_column, keys)) if key_column else 0
+        # New rows get ids above the current maximum (INTEGER PRIMARY KEY without
+        # AUTOINCREMENT takes max(id) + 1), so one range count tells how many rows were
+        # added; looking every key up beforehand cost more than the insert itself.
+        top = self.conn.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
         before = self.conn.total_changes
         self.conn.executemany(sql, rows)
         changed = self.conn.total_changes - before
-        added = len(rows) - existing
+        added = self.conn.execute(f"SELECT count(*) FROM {table} WHERE id > ?", (top,)).fetchone()[0]
         updated = max(changed - added, 0)
-        counts.add(kind, added, updated, existing - updated)
+        counts.add(kind, added, updated, len(rows) - added - updated)
 
     def _artists(self, items: list[Artist], counts: WriteCounts) -> None:
         # An artist appears on every line that credits it: keep the provenance of
@@ -294,7 +295,6 @@ class Store:
         self._upsert(
             "artist",
             "artist",
-            list(uniq),
             """INSERT INTO artist(key, mbid, name, sort_name, source, locator, licence)
                VALUES (?,?,?,?,?,?,?)
                ON CONFLICT(key) DO UPDATE SET
@@ -321,7 +321,6 @@ class Store:
         self._upsert(
             "release",
             "release",
-            list(uniq),
             """INSERT INTO release(key, mbid, title, date, label, barcode, artist_credit,
                                    art_path, source, locator, licence)
                VALUES (?,?,?,?,?,?,?,?,?,?,?)
@@ -360,7 +359,6 @@ class Store:
         self._upsert(
             "track",
             "track",
-            list(uniq),
             """INSERT INTO track(key, mbid, title, artist_credit, release_id, disc, position,
                                  duration_ms, source, locator, licence)
                VALUES (?,?,?,?,(SELECT id FROM release WHERE key = ?),?,?,?,?,?,?)
