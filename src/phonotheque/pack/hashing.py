@@ -32,7 +32,6 @@ from pathlib import Path
 
 from phonotheque.errors import InputError, wrap_os_error
 from phonotheque.pack.merkle import BLOCK, ZERO, file_root, next_pow2, pad_hash
-from phonotheque.pack.merkle import root as merkle_root
 
 CHUNK = 8 * 1024 * 1024  # bytes per task: large reads, few tasks
 
@@ -140,7 +139,9 @@ def _hash_parts(
         reader.read(part.index, seg, part.start, mv)
         ends_file = part.start + part.length == seg.size
         p1: list[bytes] = []
-        p2: list[bytes] = []
+        leaves: list[bytes] = []
+        # Piece by piece, so SHA-1 and SHA-256 read the same bytes while they
+        # are still in the CPU cache.
         for off in range(0, part.length, piece_length):
             piece = mv[off : off + piece_length]
             n = len(piece)
@@ -150,11 +151,20 @@ def _hash_parts(
                     h.update(_zeros(seg.tail_pad))
                 p1.append(h.digest())
             if v2:
-                leaves = [sha256(piece[i : i + BLOCK]).digest() for i in range(0, n, BLOCK)]
-                # A file smaller than a piece is its own tree (next power of two
-                # leaves); otherwise every piece is a full subtree of per_piece leaves.
-                width = next_pow2(len(leaves)) if seg.size < piece_length else per_piece
-                p2.append(merkle_root(leaves, width, ZERO))
+                leaves.extend([sha256(piece[i : i + BLOCK]).digest() for i in range(0, n, BLOCK)])
+        p2: list[bytes] = []
+        if v2:
+            # A file smaller than a piece is its own tree (next power of two
+            # leaves); otherwise each piece is a full subtree of per_piece
+            # leaves, the last one completed with zero leaves. Reduce every
+            # piece of the part together, one tree level at a time.
+            group = next_pow2(len(leaves)) if seg.size < piece_length else per_piece
+            leaves.extend([ZERO] * (-len(leaves) % group))
+            layer = leaves
+            while group > 1:
+                layer = [sha256(a + b).digest() for a, b in zip(layer[0::2], layer[1::2], strict=True)]
+                group //= 2
+            p2 = layer
         out.append((part, p1, p2))
     return out
 
