@@ -223,8 +223,11 @@ def register(main: click.Group) -> None:
             against = (workspace / "publish") if workspace else Path("publish")
         options = VerifyOptions(against=against, rebuild_originals=rebuild_originals,
                                 rebuild_dir=rebuild_dir)
-        with progress_bar("verify", None, unit="B") as advance:
-            report = verify(data_dir, options, progress=advance)
+        if as_json:  # stdout is for the JSON document only
+            report = verify(data_dir, options)
+        else:
+            with progress_bar("verify", None, unit="B") as advance:
+                report = verify(data_dir, options, progress=advance)
         if as_json:
             click.echo(orjson.dumps({
                 "ok": report.ok,

@@ -16,11 +16,12 @@ locators) does not.
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -53,12 +54,17 @@ class ExportContext:
     layout: str = ""
 
 
+@functools.lru_cache(maxsize=65536)
 def public_source(value: str | None) -> str | None:
-    """A provenance value safe to publish: a path on the builder's machine becomes its file name."""
+    """A provenance value safe to publish: a path on the builder's machine becomes its file name.
+
+    Called once per track by SQLite; sources repeat, hence the cache.
+    """
     if not value:
         return value
-    if value.startswith(("/", "~")) or PureWindowsPath(value).drive:
-        return PurePosixPath(value.replace("\\", "/")).name or None
+    if value.startswith(("/", "~", "\\")) or (len(value) > 2 and value[1] == ":"
+                                              and value[2] in "/\\"):
+        return value.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or None
     return value
 
 
@@ -227,12 +233,14 @@ def _arrow_schema(conn: sqlite3.Connection, table: str) -> pa.Schema:
 def _batches(conn: sqlite3.Connection, table: str, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
     cols = ", ".join(f'"{f.name}"' for f in schema)
     order = ", ".join(str(i + 1) for i in range(min(2, len(schema))))
+    untyped = {name for _c, name, decl, *_ in conn.execute(f"PRAGMA table_info({table})")
+               if not decl}
     cur = conn.execute(f"SELECT {cols} FROM {table} ORDER BY {order}")
     while rows := cur.fetchmany(BATCH_ROWS):
         columns = list(zip(*rows, strict=True))
         arrays = []
         for f, values in zip(schema, columns, strict=True):
-            if f.type == pa.string():
+            if f.name in untyped:  # e.g. stats.value: any SQLite value, kept as text
                 values = tuple(None if v is None else str(v) for v in values)
             arrays.append(pa.array(values, type=f.type))
         yield pa.RecordBatch.from_arrays(arrays, schema=schema)
