@@ -230,7 +230,8 @@ def register(main: click.Group) -> None:
         else:
             for kind, path in problems:
                 console.print(f"[red]{kind:>10}[/] {escape(path)}", highlight=False)
-            verdict = "[green]OK[/]" if report.ok else f"[bold red]{len(problems)} problems[/]"
+            n = len(problems)
+            verdict = "[green]OK[/]" if report.ok else f"[bold red]{n} problem{'s' * (n != 1)}[/]"
             console.print(
                 f"{verdict}: {report.files_checked} files, {_mib(report.bytes_checked)} "
                 f"under {escape(str(report.root))}"
