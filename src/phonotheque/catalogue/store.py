@@ -17,7 +17,7 @@ from typing import Any
 
 from phonotheque import clock
 from phonotheque.catalogue.schema import MIGRATIONS, migrate
-from phonotheque.errors import InputError, WorkspaceError, wrap_os_error
+from phonotheque.errors import InputError, StorageError, WorkspaceError, wrap_os_error
 from phonotheque.model import (
     Artist,
     Checkpoint,
@@ -36,6 +36,19 @@ from phonotheque.model import (
 BatchCallback = Callable[[WriteCounts], None]
 
 _CHUNK = 500  # host parameters per IN (...) query, well under SQLite's limit
+
+
+def storage_error(exc: sqlite3.Error, path: Path) -> StorageError | None:
+    """SQLite's words for a full disk or a read-only file, as our StorageError (else None)."""
+    text = str(exc).lower()
+    if "disk is full" in text or "database or disk is full" in text:
+        return StorageError(path, "No space left on device (catalogue write failed; nothing "
+                                  "half-written was kept)")
+    if "readonly" in text or "read-only" in text:
+        return StorageError(path, "read-only destination: cannot write the catalogue")
+    if "disk i/o error" in text:
+        return StorageError(path, f"I/O error writing the catalogue ({exc})")
+    return None
 
 
 def now_iso() -> str:
@@ -162,6 +175,9 @@ class Store:
                 migrate(self.conn, self.path, migrations)
         except sqlite3.DatabaseError as exc:
             self.conn.close()
+            storage = storage_error(exc, self.path)
+            if storage is not None:
+                raise storage from exc
             raise WorkspaceError(self.path, f"not a readable SQLite catalogue: {exc}") from exc
 
     # -- plumbing -----------------------------------------------------------
@@ -177,15 +193,27 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; rolled back if the body raises."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        """One write transaction; rolled back if the body raises.
+
+        A full disk or a read-only destination becomes a :class:`StorageError`
+        naming the catalogue; SQLite has rolled the transaction back, so
+        nothing half-written remains.
+        """
         try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        else:
-            self.conn.execute("COMMIT")
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self.conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            storage = storage_error(exc, self.path)
+            if storage is None:
+                raise
+            raise storage from exc
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         return self.conn.execute(sql, params).fetchall()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -85,6 +87,22 @@ def handle_errors(f: F) -> F:
                 f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
             )
             sys.exit(exc.exit_code)
+        except sqlite3.OperationalError as exc:
+            # Last resort for SQLite errors raised outside Store.transaction().
+            from phonotheque.catalogue.store import storage_error
+
+            storage = storage_error(exc, Path("catalogue.sqlite"))
+            if storage is None:
+                raise
+            err_console.print(f"[bold red]error:[/] {escape(str(storage))}", highlight=False,
+                              soft_wrap=True)
+            sys.exit(storage.exit_code)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES):
+                raise
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False,
+                              soft_wrap=True)
+            sys.exit(5)
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]; re-run the same command to resume")
             sys.exit(130)
