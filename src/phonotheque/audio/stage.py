@@ -24,6 +24,7 @@ import errno
 import fcntl
 import hashlib
 import os
+import stat
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -272,9 +273,12 @@ def _dedupe(store: Store, todo: list[_Todo]) -> tuple[list[_Todo], list[tuple[in
     sizes: dict[int, int] = {}
     for t in todo:
         try:
-            sizes[t.track_id] = os.stat(t.source).st_size
+            st = os.stat(t.source)
         except OSError:
-            pass  # the worker reports it
+            continue  # the worker reports it
+        # only non-empty regular files: opening a FIFO to hash it would block
+        if stat.S_ISREG(st.st_mode) and st.st_size > 0:
+            sizes[t.track_id] = st.st_size
     count = Counter(sizes.values())
     archived: dict[int, list[tuple[str, int]]] = {}
     uniq_sizes = list(count)

@@ -246,9 +246,9 @@ def extract_picture(buf: io.BytesIO, ext: str) -> Picture | None:
         f = load(buf, ext)
     except Exception:  # noqa: BLE001 - a broken tag block just means "no usable picture"
         return None
-    if f is None or f.tags is None:
+    if f is None:
         return None
-    family = _family_of(f)
+    family = _family_of(f)  # (adds an empty tag block in memory if there is none)
     return family.extract_picture(f) if family else None
 
 

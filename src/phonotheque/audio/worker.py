@@ -210,11 +210,13 @@ def _store(workspace: Path, kind: str, sha: str, ext: str, data: bytes) -> tuple
     rel = path.relative_to(workspace).as_posix()
     try:
         if path.stat().st_size == len(data):
-            return rel, False  # same name = same hash: already in place
+            with open(path, "rb") as f:
+                if hashlib.file_digest(f, "sha256").hexdigest() == sha:
+                    return rel, False  # already in place (e.g. written before a kill)
     except FileNotFoundError:
         pass
     except OSError as exc:
-        raise StorageError(path, f"cannot stat: {exc.strerror or exc}") from exc
+        raise StorageError(path, f"cannot read back: {exc.strerror or exc}") from exc
     write_atomic(path, data)
     return rel, True
 
