@@ -40,6 +40,11 @@ def content_root(info: TorrentInfo, data_dir: Path) -> Path:
     """
     data_dir = Path(data_dir)
     if not info.multi_file:
+        # A v2 torrent of a folder holding one file reads as a single-file
+        # torrent; its creator's copy still sits in the folder named ``name``.
+        only = info.data_files[0].path
+        if not (data_dir / only).exists() and (data_dir / info.name / only).is_file():
+            return data_dir / info.name
         return data_dir
     candidate = data_dir / info.name
     if candidate.is_dir() or not data_dir.is_dir():
