@@ -97,7 +97,8 @@ def ingest(
     with ws.store() as store:
         read_options = options.read
         closers: list[Callable[[], None]] = []
-        if kind == "tags" and read_options.known is None:
+        if source.always_rescan and read_options.known is None:
+            # Trees are walked again every run; let the reader skip unchanged files.
             read_options = _with_known_files(read_options, store, closers)
         try:
             for item in inputs:
