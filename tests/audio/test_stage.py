@@ -375,7 +375,16 @@ def test_read_only_destination(ws: Workspace, sounds: Path) -> None:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop privileges")
 def test_unreadable_permissions_as_unprivileged_user(tmp_path: Path, data: Path) -> None:
-    """Root reads everything, so the worker runs as 'nobody' on a mode-000 file."""
+    """Root reads everything, so a forked child drops to 'nobody' and meets a mode-000 file.
+
+    (A fresh interpreter cannot run as nobody here: Python lives under /root.) Everything
+    the worker needs is imported before the fork.
+    """
+    import pickle
+
+    import phonotheque.audio.tags  # noqa: F401
+    from phonotheque.audio import AudioOptions, TagSet, WorkItem, run_item
+
     src = tmp_path / "secret.flac"
     src.write_bytes((data / "beets" / "full.flac").read_bytes())
     src.chmod(0)
@@ -383,19 +392,21 @@ def test_unreadable_permissions_as_unprivileged_user(tmp_path: Path, data: Path)
     out.mkdir()
     tmp_path.chmod(0o755)
     out.chmod(0o777)
-    code = (
-        "import sys; from pathlib import Path\n"
-        "from phonotheque.audio import AudioOptions, TagSet, WorkItem, run_item\n"
-        f"r = run_item(WorkItem(1, 1, {str(src)!r}, 'original', {str(out)!r}, TagSet(), "
-        "AudioOptions()))\n"
-        "print(r.status, r.detail)\n"
-    )
-    try:
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              user=65534, group=65534, check=False, cwd="/")
-    except PermissionError:
-        pytest.skip("cannot switch user here")
-    if "ModuleNotFoundError" in proc.stderr or "Permission denied" in proc.stderr and not proc.stdout:
-        pytest.skip(f"venv not readable by nobody: {proc.stderr[-200:]}")
-    assert proc.stdout.startswith("error_unreadable"), proc.stdout + proc.stderr
-    assert "Permission denied" in proc.stdout
+    item = WorkItem(1, 1, str(src), "original", str(out), TagSet(), AudioOptions())
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            res = run_item(item)
+            os.write(wfd, pickle.dumps((res.status, res.detail)))
+        finally:
+            os._exit(0)
+    os.close(wfd)
+    with os.fdopen(rfd, "rb") as f:
+        payload = f.read()
+    os.waitpid(pid, 0)
+    status, detail = pickle.loads(payload)
+    assert status == "error_unreadable" and "Permission denied" in detail
