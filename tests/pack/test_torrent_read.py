@@ -138,3 +138,12 @@ def test_bencode_round_trip_is_canonical() -> None:
         bencode.decode(raw + b"x")
     with pytest.raises(TorrentError, match="duplicate"):
         bencode.decode(b"d1:ai1e1:ai2ee")
+
+
+def test_refuses_oversized_file(tmp_path: Path) -> None:
+    big = tmp_path / "big.torrent"
+    with open(big, "wb") as f:
+        f.write(b"d4:info")
+        f.truncate(101 << 20)
+    with pytest.raises(TorrentError, match="larger than 100 MiB"):
+        read_torrent(big)

@@ -25,6 +25,8 @@ MIN_V2_PIECE = 16 * 1024
 MAX_PIECE_LENGTH = 1 << 29  # 512 MiB; larger pieces are not useful and hostile files use them
 MAX_PIECES = 0x200000  # libtorrent's default load limit
 PAD_DIR = ".pad"
+# Piece layers of MAX_PIECES pieces take 64 MiB; nothing valid is much larger.
+MAX_METAINFO = 100 << 20
 NAME_MAX = 255  # bytes per path component on common file systems
 
 # libtorrent 2.x automatic piece size: the first threshold the total size does
@@ -163,9 +165,12 @@ def read_torrent(source: Path | str | bytes) -> TorrentInfo:
     else:
         subject = str(source)
         try:
-            data = Path(source).read_bytes()
+            with open(source, "rb") as f:
+                data = f.read(MAX_METAINFO + 1)
         except OSError as exc:
             raise wrap_os_error(exc, source) from exc
+    if len(data) > MAX_METAINFO:
+        raise TorrentError(subject, f"larger than {MAX_METAINFO >> 20} MiB; not a torrent we accept")
     return _parse(data, subject)
 
 
