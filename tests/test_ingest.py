@@ -151,7 +151,7 @@ def _checkpoint(catalogue: Path) -> tuple[int, int] | None:
 
 
 def test_sigkill_mid_ingest_then_rerun_matches_uninterrupted(tmp_path: Path) -> None:
-    path = _synth(tmp_path, 60_000)
+    path = _synth(tmp_path, 30_000)
     env = dict(os.environ, PHONO_PROGRESS="0")
     whole = tmp_path / "whole"
     killed = tmp_path / "killed"

@@ -30,8 +30,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import orjson
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from phonotheque.errors import InputError, wrap_os_error
 
@@ -110,6 +108,9 @@ def synth(
     out: Path, options: SynthOptions, progress: Callable[[int], object] | None = None
 ) -> SynthReport:
     """Write a synthetic catalogue of ``options.tracks`` tracks into folder ``out``."""
+    import pyarrow as pa  # imported here so `phono` starts fast
+    import pyarrow.parquet as pq
+
     if options.tracks < 1 and not options.releases:
         raise InputError(options.tracks, "--tracks must be at least 1")
     bad = set(options.listens_formats) - {"parquet", "csv"}

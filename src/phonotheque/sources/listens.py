@@ -30,12 +30,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from phonotheque import isrc as isrc_mod
 from phonotheque.errors import InputError, InvalidISRC, wrap_os_error
@@ -48,6 +45,9 @@ from phonotheque.sources._base import (
     printable,
     reject,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 KIND = "listens"
 LB_LICENCE = "CC0-1.0"  # ListenBrainz data dumps and statistics are CC0
@@ -329,6 +329,9 @@ def _columns(
 
 
 def _parquet_batches(item: Input, options: ReadOptions) -> Iterator[pa.RecordBatch]:
+    import pyarrow as pa  # imported here: pyarrow takes 0.3 s to load, most runs never need it
+    import pyarrow.parquet as pq
+
     try:
         pf = pq.ParquetFile(item.path)
     except (OSError, pa.ArrowException) as exc:
@@ -342,6 +345,9 @@ def _parquet_batches(item: Input, options: ReadOptions) -> Iterator[pa.RecordBat
 
 
 def _csv_batches(item: Input, options: ReadOptions) -> Iterator[pa.RecordBatch]:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
     # Every column as text: keys like ISRCs must not be read as numbers, and bad
     # counts must become rejects naming the row, not a failed type conversion.
     try:
