@@ -137,12 +137,16 @@ def register(main: click.Group) -> None:
             console.print("empty ledger: run `phono select` first")
         if rows:
             lt = Table(title=f"{matching:,} tracks" + (f" with status {status}" if status else ""))
-            for col in ("rank", "band", "tier", "listens", "status", "detail", "title", "key"):
-                lt.add_column(col, overflow="fold")
+            for col in ("rank", "band", "tier", "listens"):
+                lt.add_column(col, no_wrap=True, justify="right")
+            lt.add_column("status / detail", overflow="fold", min_width=22)
+            lt.add_column("title", overflow="fold")
             for r in rows:
                 lt.add_row("" if r.rank is None else str(r.rank),
                            "" if r.band is None else str(r.band), r.tier or "",
-                           f"{r.listens:,}", r.status, r.detail or "", r.title, r.key)
+                           f"{r.listens:,}",
+                           r.status + (f"\n[dim]{r.detail}[/]" if r.detail else ""),
+                           r.title)
             console.print(lt)
 
     @command(main, "coverage-report")
