@@ -27,7 +27,7 @@ import pyzstd
 from phonotheque.atomic import atomic_path
 from phonotheque.errors import InputError, wrap_os_error
 
-LEVEL = 19
+LEVEL = 12  # t2sz uses 22; 12 keeps most of the ratio at a fraction of the time
 FRAME_BYTES = 4 * 2**20  # uncompressed bytes per seekable frame
 
 
@@ -39,9 +39,18 @@ def write_records(records: Iterable[dict[str, Any]], out: Path) -> int:
             with pyzstd.SeekableZstdFile(
                 tmp, "w", level_or_option=LEVEL, max_frame_content_size=FRAME_BYTES
             ) as f:
+                # One write per frame's worth of lines: each write call costs a
+                # compressor round trip, which dominates for small records.
+                buf = bytearray()
                 for rec in records:
-                    f.write(orjson.dumps(rec) + b"\n")
+                    buf += orjson.dumps(rec)
+                    buf += b"\n"
                     n += 1
+                    if len(buf) >= FRAME_BYTES:
+                        f.write(buf)
+                        buf.clear()
+                if buf:
+                    f.write(buf)
         except OSError as exc:
             raise wrap_os_error(exc, out) from exc
     return n
