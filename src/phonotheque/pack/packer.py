@@ -373,11 +373,18 @@ def _insert_planned(
     readable = None if aac else _readable_paths(conn, f.members)
     files: list[tuple[Any, ...]] = []
     total = 0
+    ids = [m.audio_file_id for m in f.members]
+    rows: dict[int, sqlite3.Row] = {}
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        for r in conn.execute(
+            "SELECT id, track_id, size, sha256, patch_path FROM audio_file "
+            f"WHERE id IN ({','.join('?' * len(chunk))})",
+            chunk,
+        ):
+            rows[r["id"]] = r
     for m in f.members:
-        r = conn.execute(
-            "SELECT track_id, size, sha256, patch_path FROM audio_file WHERE id = ?",
-            (m.audio_file_id,),
-        ).fetchone()
+        r = rows[m.audio_file_id]
         aacid = str(make_aacid(collection, stamp, str(r["track_id"]), bytes.fromhex(r["sha256"])))
         path = aacid if readable is None else readable[m.audio_file_id]
         files.append((path, m.audio_file_id, r["size"], r["sha256"], "audio", aacid))
