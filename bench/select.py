@@ -27,7 +27,8 @@ from pathlib import Path
 # ("select.py") would shadow the standard library's `select` module that
 # subprocess imports: replace that entry with the source tree.
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[0] = str(ROOT / "src")
+if __name__ == "__main__":
+    sys.path[0] = str(ROOT / "src")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
