@@ -187,12 +187,17 @@ def bench_http(db: Path, work: Path, sets: dict[str, list[str]], duration: float
         },
     }
     runs: list[Run] = []
-    servers = [("phono w=1", ["phono", "1"]), ("phono w=2", ["phono", "2"]), ("datasette", ["datasette"])]
+    servers = [
+        ("phono w=1", ["phono", "1", "4096"]),
+        ("phono w=2", ["phono", "2", "4096"]),
+        ("phono w=2 nocache", ["phono", "2", "0"]),
+        ("datasette", ["datasette"]),
+    ]
     for label, spec in servers:
         port = free_port()
         if spec[0] == "phono":
             cmd = [str(VENV / "phono"), "serve", "--publish", str(publish), "--port", str(port),
-                   "--workers", spec[1]]  # fmt: skip
+                   "--workers", spec[1], "--cache-size", spec[2]]  # fmt: skip
         else:
             cmd = [str(VENV / "datasette"), "serve", "-i", str(link), "--port", str(port),
                    "--setting", "sql_time_limit_ms", "10000"]  # fmt: skip
@@ -205,7 +210,7 @@ def bench_http(db: Path, work: Path, sets: dict[str, list[str]], duration: float
                 wrk(base, pf, 3, connections)  # warm-up: page cache, statement caches
                 rps, p50, p99, errors = wrk(base, pf, duration, connections)
                 runs.append(Run(label, kind, rps, p50, p99, errors))
-                print(f"  {label:10} {kind:16} {rps:8.0f} req/s  p50 {p50:7.2f} ms  p99 {p99:8.2f} ms"
+                print(f"  {label:18} {kind:16} {rps:8.0f} req/s  p50 {p50:7.2f} ms  p99 {p99:8.2f} ms"
                       f"  errors {errors}", flush=True)  # fmt: skip
         finally:
             proc.send_signal(signal.SIGINT)
@@ -298,7 +303,7 @@ def main() -> None:
         print(f"  in-process SQLite p50: ISRC {base['isrc']:.3f} ms, FTS5 rank query {base['text']:.3f} ms")
         runs = bench_http(db, args.cache, sets, args.duration, args.connections)
         ds = {r.kind: r for r in runs if r.server == "datasette"}
-        for label in ("phono w=1", "phono w=2"):
+        for label in ("phono w=1", "phono w=2", "phono w=2 nocache"):
             mine = {r.kind: r for r in runs if r.server == label}
             print(f"  {label}: ISRC {mine['isrc'].rps / ds['isrc'].rps:.1f}x Datasette; text "
                   f"{mine['text'].rps / ds['text'].rps:.1f}x Datasette _search, "

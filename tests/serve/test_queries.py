@@ -21,7 +21,8 @@ def titles(page) -> list[str]:
 
 
 def test_fts_query_quotes_every_token() -> None:
-    assert fts_query('NEAR("a" OR b*) AND -c') == '"NEAR"* "a" "OR"* "b" "AND"* "c"'
+    assert fts_query('NEAR("a" OR b*) AND -c') == '"NEAR" "a" "OR" "b" "AND" "c"'
+    assert fts_query("hey bo") == '"hey" "bo"*'
     assert fts_query("  ") == ""
     assert fts_query('"') == ""
     # decomposed accents are composed first, so "Ärzte" stays one token
@@ -126,13 +127,45 @@ def test_refuses_missing_or_foreign_file(tmp_path: Path) -> None:
         PublishedDB(other)
 
 
-def test_rank_window_bounds_work_to_the_lowest_ids(
+def test_rank_window_bounds_work_to_the_first_ids(
     publish_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from phonotheque.serve import queries
 
     fresh = PublishedDB(publish_dir / "metadata.sqlite", cache_size=0)
-    everything = {r["id"] for r in fresh.search("the", 100, 0).results}
+    conn = fresh._conn()
+    anywhere = [r[0] for r in conn.execute("SELECT rowid FROM track_fts WHERE track_fts MATCH '\"the\"'")]
+    in_title = [r[0] for r in conn.execute("SELECT rowid FROM track_fts WHERE track_fts MATCH '{title} : \"the\"'")]
+    assert len(fresh.search("the", 100, 0).results) == len(anywhere) > 6
     monkeypatch.setattr(queries, "RANK_WINDOW", 3)
-    windowed = [r["id"] for r in fresh.search("the", 100, 0).results]
-    assert sorted(windowed) == sorted(everything)[:3]
+    windowed = {r["id"] for r in fresh.search("the", 100, 0).results}
+    assert windowed == set(sorted(anywhere)[:3]) | set(sorted(in_title)[:3])
+
+
+def test_title_matches_first_then_most_listened(db: PublishedDB) -> None:
+    page = db.search("surrender", 100, 0)
+    titled = [r for r in page.results if "surrender" in r["title"].lower()]
+    others = page.results[len(titled) :]
+    assert titled and others  # "Surrender" is also a release title
+    assert page.results[: len(titled)] == titled
+    assert all("surrender" not in r["title"].lower() for r in others)
+    for group in (titled, others):
+        listens = [r["listens"] for r in group]
+        assert listens == sorted(listens, reverse=True)
+
+
+def test_common_last_word_is_taken_as_typed(
+    publish_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from phonotheque.serve import queries
+
+    def titles(probe: int) -> set[str]:
+        monkeypatch.setattr(queries, "EXACT_PROBE", probe)
+        fresh = PublishedDB(publish_dir / "metadata.sqlite", cache_size=0)
+        return {r["title"] for r in fresh.search("under", 100, 0).results}
+
+    # "under" is a word of 2 tracks ("Under the Influence"); as a prefix it also
+    # finds "The Sunshine Underground"
+    assert "The Sunshine Underground" in titles(1000)
+    assert titles(2) == {"Under the Influence"}
+    assert "The Sunshine Underground" in titles(3)

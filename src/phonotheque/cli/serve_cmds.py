@@ -69,14 +69,17 @@ def register(main: click.Group) -> None:
                   help="Port (0: any free port).")
     @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
                   help="Server processes sharing the socket.")
+    @click.option("--cache-size", type=click.IntRange(0, 10_000_000), default=4096,
+                  show_default=True, help="Answers kept per query kind and worker (0: none).")
     def serve(workspace: Path | None, publish: Path | None, host: str, port: int,
-              workers: int) -> None:  # fmt: skip
+              workers: int, cache_size: int) -> None:  # fmt: skip
         """Serve the search page and JSON API over the published metadata (read-only)."""
         from phonotheque.serve.app import ServeOptions
         from phonotheque.serve.server import run
 
         folder = publish or _root(workspace) / "publish"
-        options = ServeOptions(folder, host=host, port=port, workers=workers)
+        options = ServeOptions(folder, host=host, port=port, workers=workers,
+                               cache_size=cache_size)  # fmt: skip
 
         def ready(url: str) -> None:
             console.print(f"search page: [bold]{url}[/]   JSON API: {url}api   (Ctrl-C to stop)",

@@ -32,18 +32,22 @@ MAX_QUERY_CHARS = 200
 MAX_TOKENS = 12
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
-MAX_OFFSET = 10_000
+MAX_OFFSET = 1_000  # deeper paging is for bulk use: download the published DB instead
 MAX_TORRENT_LIMIT = 1000
 MAX_ID = 2**63 - 1
 MAX_ISRC_MATCHES = 100
-# A text query ranks at most this many matches (the lowest track ids: publish numbers
-# tracks by listens rank, so these are the most listened). Ranking every match of a
-# common word in 10 M tracks costs 100+ ms; this bounds a search to a few ms and
-# still covers every page a client may ask for (MAX_OFFSET + MAX_LIMIT).
-RANK_WINDOW = 20_000
+# A text query ranks at most this many matches: the first ones in track-id order
+# (FTS5 yields matches by rowid). Ranking every match of a common word in 10 M tracks
+# costs seconds; this bounds a search to tens of ms and still covers every page a
+# client may ask for (MAX_OFFSET + MAX_LIMIT). Results are exact whenever a query has
+# fewer matches than this, i.e. for anything specific enough to find one recording.
+RANK_WINDOW = MAX_OFFSET + MAX_LIMIT + 1
 
-# bm25 column weights: a title hit counts most, then artists, release, ISRC.
-_BM25 = "bm25(track_fts, 10.0, 5.0, 2.0, 1.0)"
+# A last word of 4+ letters that is itself this common is taken as typed, not as a
+# prefix: FTS5 expands a prefix longer than its prefix indexes (2 and 3 characters) by
+# merging the postings of every longer word in memory, which costs tens of ms for a
+# common word in a large archive ("love*" = love, lovely, lover, ...).
+EXACT_PROBE = 100
 _TOKEN = re.compile(r"\w+")
 
 Row = dict[str, Any]
@@ -81,17 +85,24 @@ class SearchPage:
 
 
 def fts_query(text: str) -> str:
-    """Turn free user text into a safe FTS5 query: quoted tokens, prefix-matched, ANDed.
+    """Turn free user text into a safe FTS5 query: quoted tokens, ANDed, last one a prefix.
 
     Tokens are runs of word characters (after NFKC normalisation, so decomposed
     accents join their letter); quoting them means no user character is ever read
-    as FTS5 syntax. Tokens of 2+ characters get ``*`` (prefix search, served by the
-    table's 2/3-character prefix indexes); a single character stays exact so that
-    ``a`` does not expand to every term starting with "a". Returns "" if there is
-    nothing to search for.
+    as FTS5 syntax. Only the last token is prefix-matched (``*``), as in a search
+    box where the user may still be typing it: prefix-matching every word would
+    merge the postings of every longer word (``love*`` is also "lovely", "lover")
+    and cost several times more on a large archive. A one-character last token
+    stays exact so that ``a`` does not expand to every word starting with "a".
+    Returns "" if there is nothing to search for.
     """
     tokens = _TOKEN.findall(unicodedata.normalize("NFKC", text))[:MAX_TOKENS]
-    return " ".join(f'"{t}"*' if len(t) >= 2 else f'"{t}"' for t in tokens)
+    if not tokens:
+        return ""
+    quoted = [f'"{t}"' for t in tokens]
+    if len(tokens[-1]) >= 2:
+        quoted[-1] += "*"
+    return " ".join(quoted)
 
 
 def check_limit(limit: int, maximum: int = MAX_LIMIT) -> int:
@@ -154,7 +165,8 @@ class PublishedDB:
             except sqlite3.Error as exc:
                 raise WorkspaceError(self.path, f"cannot open: {exc}") from exc
             conn.execute("PRAGMA query_only = 1")
-            conn.execute("PRAGMA cache_size = -65536")  # 64 MiB page cache per thread
+            # small private cache per thread; the mmap'd file shares the OS page cache
+            conn.execute("PRAGMA cache_size = -16384")
             conn.execute("PRAGMA mmap_size = 1073741824")
             self._local.conn = conn
         return conn
@@ -183,14 +195,31 @@ class PublishedDB:
         match = fts_query(q)
         if not match:
             return SearchPage(q, "empty", limit, offset, [], None)
-        # One row more than asked tells whether there is a next page without count(*),
-        # which would have to visit every match of a common word.
+        conn = self._conn()
+        last = match.rsplit(" ", 1)[-1]
+        if last.endswith("*") and len(last) >= 4 + 3:  # '"' + 4 letters + '"*'
+            (n,) = conn.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM track_fts WHERE track_fts MATCH ? LIMIT ?)",
+                (last[:-1], EXACT_PROBE),
+            ).fetchone()
+            if n >= EXACT_PROBE:
+                match = match[:-1]
+        # Ranking: tracks whose title matches first, then matches in artists, release or
+        # ISRC; most listened first within each. Each side reads at most RANK_WINDOW
+        # matches (in track-id order) and needs no corpus statistics, unlike bm25(), whose
+        # IDF term walks every posting of every word and costs 10+ ms for a common word.
+        # One row more than asked tells whether there is a next page without count(*).
         ids = [
             r[0]
-            for r in self._conn().execute(
-                f"SELECT id FROM (SELECT rowid AS id, {_BM25} AS score FROM track_fts"
-                " WHERE track_fts MATCH ? LIMIT ?) ORDER BY score, id LIMIT ? OFFSET ?",
-                (match, RANK_WINDOW, limit + 1, offset),
+            for r in conn.execute(
+                "SELECT m.id FROM (SELECT id, min(tier) AS tier FROM ("
+                " SELECT rowid AS id, 0 AS tier FROM"
+                "  (SELECT rowid FROM track_fts WHERE track_fts MATCH ?1 LIMIT ?3)"
+                " UNION ALL SELECT rowid AS id, 1 AS tier FROM"
+                "  (SELECT rowid FROM track_fts WHERE track_fts MATCH ?2 LIMIT ?3)"
+                ") GROUP BY id) m JOIN track t ON t.id = m.id"
+                " ORDER BY m.tier, t.listens DESC, m.id LIMIT ?4 OFFSET ?5",
+                (f"{{title}} : ({match})", match, RANK_WINDOW, limit + 1, offset),
             )
         ]
         more = len(ids) > limit
