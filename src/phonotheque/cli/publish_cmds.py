@@ -97,8 +97,8 @@ def _print_pack(report: Any) -> None:
         console.print(f"  art  {report.art_torrent} ({report.art_images} images)")
     console.print(
         f"pack: {report.eligible} eligible files; {len(report.new_folders)} new and "
-        f"{len(report.rebuilt)} rebuilt folders, {report.files_packed} files "
-        f"({_mb(report.bytes_packed)}) in {report.seconds:.1f}s"
+        f"{len(report.rebuilt)} rebuilt folders, {report.tracks_packed} tracks in "
+        f"{report.files_packed} files ({_mb(report.bytes_packed)}) in {report.seconds:.1f}s"
         + (f"; {report.copied} copied (no hard links)" if report.copied else "")
         + (f"; [red]{len(report.rejects)} rejected[/] (see `phono rejects --stage pack`)"
            if report.rejects else "")

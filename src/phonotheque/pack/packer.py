@@ -124,7 +124,8 @@ class PackReport:
     eligible: int = 0
     new_folders: list[str] = field(default_factory=list)
     rebuilt: list[tuple[str, str | None]] = field(default_factory=list)  # (old, new or None)
-    files_packed: int = 0
+    tracks_packed: int = 0  # archived tracks put into folders by this run
+    files_packed: int = 0  # files in those folders (tracks and their reconstruction patches)
     bytes_packed: int = 0
     copied: int = 0  # files copied because hard links were not possible
     rejects: list[Reject] = field(default_factory=list)
@@ -576,6 +577,7 @@ def _build_one(
         report.rebuilt.append((old["name"], name))
     else:
         report.new_folders.append(name)
+    report.tracks_packed += sum(m["role"] == "audio" for m in kept)
     report.files_packed += len(kept)
     report.bytes_packed += info.total_size
     report.copied += copied

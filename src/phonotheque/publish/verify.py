@@ -221,7 +221,8 @@ def verify(data_dir: Path, options: VerifyOptions, progress: Progress | None = N
     if not matches:
         raise InputError(data_dir, "holds no folder or file of any published torrent")
 
-    total = sum(e.size for t, _p, _r in matches for e in t.files.values())
+    total = sum(t.info.total_size if t.info is not None else sum(e.size for e in t.files.values())
+                for t, _p, _r in matches)
     if progress is not None:
         progress(0, total=total)
     for t, where, renamed in matches:
