@@ -254,14 +254,22 @@ CREATE TABLE wave(
     options TEXT NOT NULL DEFAULT '{{}}'
 );
 
--- album art chosen for each release by `phono pack` (rewritten by every pack)
+-- album art: releases `phono pack` has looked for art (found = 0 if none), so later
+-- packs only look at new releases (or all, with --rescan-art) ...
+CREATE TABLE art_scan(
+    release_id INTEGER PRIMARY KEY REFERENCES release(id),
+    found INTEGER NOT NULL
+);
+-- ... and the image chosen for each release (source: the image file, or the audio
+-- file it is embedded in when origin = 'embedded')
 CREATE TABLE release_art(
     release_id INTEGER PRIMARY KEY REFERENCES release(id),
     sha256 TEXT NOT NULL,
     size INTEGER NOT NULL,
     mime TEXT NOT NULL,
     member TEXT NOT NULL,
-    origin TEXT NOT NULL
+    origin TEXT NOT NULL,
+    source TEXT NOT NULL DEFAULT ''
 );
 """
 
