@@ -109,3 +109,17 @@ def test_no_art_no_torrent(ws: Workspace, data: Path) -> None:
     assert report.art_torrent is None
     with ws.store(readonly=True) as store:
         assert store.scalar("SELECT count(*) FROM torrent WHERE kind = 'art'") == 0
+
+
+def test_art_search_is_incremental(ws: Workspace, data: Path, tmp_path: Path) -> None:
+    rel, art_dir = _setup(ws, data, tmp_path)
+    pack(ws, PackOptions(art_dir=art_dir))
+    # A cover that appears later is found only when asked to look again.
+    shutil.copyfile(data / "beets" / "image-2x3.jpg", art_dir / f"{rel[6]['mbid']}.jpg")
+    assert pack(ws, PackOptions(art_dir=art_dir)).art_torrent is None
+    again = pack(ws, PackOptions(art_dir=art_dir, rescan_art=True))
+    assert again.art_torrent is not None
+    with ws.store(readonly=True) as store:
+        assert store.scalar("SELECT origin FROM release_art WHERE release_id = ?",
+                            (rel[6]["id"],)) == "art_dir"
+        assert store.scalar("SELECT count(*) FROM art_scan") == len(rel)

@@ -57,6 +57,8 @@ def _torrent_option_decorators(f: Any) -> Any:
                                                          path_type=Path),
                      default=None, help="Folder of cover images named <release mbid>.<ext>."),
         click.option("--no-art", is_flag=True, help="Do not pack album art."),
+        click.option("--rescan-art", is_flag=True,
+                     help="Look for art of every packed release again, not only of new ones."),
         click.option("--no-check", is_flag=True,
                      help="Do not re-hash files against the catalogue's sha256 while packing."),
     ]):
@@ -81,6 +83,8 @@ def _build_pack_options(ws: Workspace, **kw: Any) -> Any:
     changes = {k: v for k, v in given.items() if v is not None}
     if kw["no_art"]:
         changes["art"] = False
+    if kw["rescan_art"]:
+        changes["rescan_art"] = True
     if kw["no_check"]:
         changes["check_sha256"] = False
     return replace(base, **changes)

@@ -90,6 +90,7 @@ class PackOptions:
     webseeds: tuple[str, ...] = ()
     art: bool = True
     art_dir: Path | None = None
+    rescan_art: bool = False  # look for art of every packed release, not only new ones
     check_sha256: bool = True
     workers: int | None = None
     # Earliest timestamp for a new generation (UTC); None: derived from the catalogue.
@@ -106,6 +107,7 @@ class PackOptions:
         d = asdict(self)
         d["art_dir"] = str(self.art_dir) if self.art_dir else None
         d["not_before"] = iso(self.not_before) if self.not_before else None
+        d["rescan_art"] = False  # a one-off request, not a setting later runs inherit
         return orjson.dumps(d, option=orjson.OPT_SORT_KEYS).decode()
 
     @classmethod
@@ -666,17 +668,24 @@ def _drop_obsolete_payloads(ws: Workspace, store: Store) -> None:
 def _pack_art(
     ws: Workspace, store: Store, options: PackOptions, report: PackReport, progress: Progress | None
 ) -> None:
+    """Find art for newly packed releases (all with ``rescan_art``); rebuild the tar if it changed."""
     conn = store.conn
+    conn.execute("DROP TABLE IF EXISTS temp.packed_release")
+    conn.execute(
+        """CREATE TEMP TABLE packed_release AS
+           SELECT DISTINCT tr.release_id AS id FROM torrent t
+           JOIN torrent_file tf ON tf.torrent_id = t.id AND tf.role = 'audio'
+           JOIN audio_file a ON a.id = tf.audio_file_id
+           JOIN track tr ON tr.id = a.track_id
+           WHERE t.kind = 'data' AND t.obsolete = 0 AND t.built = 1
+             AND tr.release_id IS NOT NULL"""
+    )
+    scan_sql = "SELECT r.id, r.mbid, r.art_path FROM release r JOIN temp.packed_release p " \
+               "ON p.id = r.id"
+    if not options.rescan_art:
+        scan_sql += " WHERE r.id NOT IN (SELECT release_id FROM art_scan)"
     releases = []
-    for r in conn.execute(
-        """SELECT r.id, r.mbid, r.art_path FROM release r WHERE r.id IN (
-             SELECT tr.release_id FROM torrent t
-             JOIN torrent_file tf ON tf.torrent_id = t.id AND tf.role = 'audio'
-             JOIN audio_file a ON a.id = tf.audio_file_id
-             JOIN track tr ON tr.id = a.track_id
-             WHERE t.kind = 'data' AND t.obsolete = 0 AND t.built = 1)
-           ORDER BY r.id"""
-    ).fetchall():
+    for r in conn.execute(scan_sql + " ORDER BY r.id").fetchall():
         audio = tuple(
             x[0] for x in conn.execute(
                 """SELECT s.path FROM source_audio s JOIN track t ON t.id = s.track_id
@@ -684,8 +693,41 @@ def _pack_art(
             )
         )
         releases.append(art_mod.ReleaseSources(r["id"], r["mbid"], r["art_path"], audio))
-    arts, rejects = art_mod.find_art(releases, ws.root, options.art_dir)
+    found, rejects = art_mod.find_art(releases, ws.root, options.art_dir)
     report.rejects.extend(rejects)
+    scanned = {r.release_id for r in releases}
+    kept = [
+        art_mod.ReleaseArt(
+            r["release_id"], r["mbid"],
+            art_mod.Image(r["sha256"], r["mime"], r["size"], r["source"],
+                          r["origin"] == "embedded"),
+            r["origin"],
+        )
+        for r in conn.execute(
+            """SELECT ra.*, rel.mbid FROM release_art ra JOIN release rel ON rel.id = ra.release_id
+               JOIN temp.packed_release p ON p.id = ra.release_id ORDER BY ra.release_id"""
+        )
+        if r["release_id"] not in scanned
+    ]
+    arts = sorted(kept + found, key=lambda a: a.release_id)
+    with store.transaction():
+        # Releases no longer packed lose their art and will be looked at again if they return.
+        gone = "SELECT release_id FROM {t} WHERE release_id NOT IN (SELECT id FROM temp.packed_release)"
+        conn.execute(f"DELETE FROM art_scan WHERE release_id IN ({gone.format(t='art_scan')})")
+        conn.execute(f"DELETE FROM release_art WHERE release_id IN ({gone.format(t='release_art')})")
+        found_ids = {a.release_id for a in found}
+        conn.executemany(
+            "INSERT OR REPLACE INTO art_scan(release_id, found) VALUES (?, ?)",
+            [(i, int(i in found_ids)) for i in sorted(scanned)],
+        )
+        conn.executemany("DELETE FROM release_art WHERE release_id = ?",
+                         [(i,) for i in sorted(scanned)])
+        conn.executemany(
+            "INSERT INTO release_art(release_id, sha256, size, mime, member, origin, source) "
+            "VALUES (?,?,?,?,?,?,?)",
+            [(a.release_id, a.image.sha256, a.image.size, a.image.mime, a.image.member, a.origin,
+              a.image.path) for a in found],
+        )
     signature = art_mod.art_signature(arts)
     current = conn.execute(
         "SELECT * FROM torrent WHERE kind = 'art' AND obsolete = 0 AND built = 1"
@@ -728,11 +770,4 @@ def _pack_art(
             store.set_meta(f"art.signature:{name}", signature)
         if current is not None:
             _obsolete(conn, current["id"], new_id)
-        conn.execute("DELETE FROM release_art")
-        conn.executemany(
-            "INSERT INTO release_art(release_id, sha256, size, mime, member, origin) "
-            "VALUES (?,?,?,?,?,?)",
-            [(a.release_id, a.image.sha256, a.image.size, a.image.mime, a.image.member, a.origin)
-             for a in arts],
-        )
     _drop_obsolete_payloads(ws, store)
