@@ -15,6 +15,21 @@ Three implementations share the interface:
 
 Every implementation keeps only a bounded number of items in flight, so an
 iterable of millions of items is consumed lazily and memory stays flat.
+
+Running on several machines (shared storage)
+--------------------------------------------
+Every machine needs the same phonotheque version, ffmpeg, and the workspace and
+source files mounted at the *same absolute paths* (NFS, CephFS, ...); workers
+write archive files straight into the workspace, the coordinator alone writes
+the catalogue::
+
+    # scheduler (any machine)
+    dask scheduler --port 8786
+    # each worker machine: one single-threaded process per core (the work is
+    # ffmpeg subprocesses + Python, so processes beat threads)
+    dask worker tcp://SCHEDULER:8786 --nworkers auto --nthreads 1
+    # the coordinator (where catalogue.sqlite lives; SQLite wants local disk)
+    phono audio -w /shared/my-archive --scheduler tcp://SCHEDULER:8786
 """
 
 from __future__ import annotations

@@ -41,6 +41,8 @@ def register(main: click.Group) -> None:
                   help="Extra ffmpeg output argument (repeatable), e.g. --opus-arg=-frame_duration "
                        "--opus-arg=40.")
     @click.option("--no-patches", is_flag=True, help="Do not make .zstdpatch files for originals.")
+    @click.option("--no-replaygain", is_flag=True,
+                  help="Skip the ReplayGain (ebur128) measurement: ~10% less CPU per re-encode.")
     @click.option("--verify", is_flag=True,
                   help="Re-hash finished files before skipping them (default: size check).")
     @click.option("--retry-errors", is_flag=True, help="Try again tracks that failed before.")
@@ -48,7 +50,7 @@ def register(main: click.Group) -> None:
     @handle_errors
     def audio(ctx: click.Context, workspace: Path, workers: int | None, scheduler: str | None,
               bitrate: str, vbr: str, application: str, opus_args: tuple[str, ...],
-              no_patches: bool, verify: bool, retry_errors: bool) -> None:
+              no_patches: bool, no_replaygain: bool, verify: bool, retry_errors: bool) -> None:
         """Archive every selected track: originals kept (tags only), the tail re-encoded to Opus.
 
         Each file is probed, tagged (Picard's tag names, ReplayGain, cover), hashed
@@ -66,7 +68,7 @@ def register(main: click.Group) -> None:
         ws = Workspace.open(workspace)
         options = AudioOptions(
             encode=EncodeOptions(bitrate=bitrate, vbr=vbr, application=application,
-                                 extra_args=opus_args),
+                                 extra_args=opus_args, replaygain=not no_replaygain),
             patches=not no_patches, verify_existing=verify, retry_errors=retry_errors,
         )
         show = console.is_terminal or os.environ.get("PHONO_PROGRESS") == "1"

@@ -1,0 +1,50 @@
+"""`phono audio` and `phono audio rebuild` through the real CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from phonotheque.cli import main
+from phonotheque.workspace import Workspace
+
+from .conftest import Entry, add_tracks
+
+
+def test_audio_run_and_rebuild(ws: Workspace, data: Path, sounds: Path, tmp_path: Path) -> None:
+    add_tracks(ws, [Entry(data / "beets" / "full.flac", "original"), Entry(sounds / "bell.oga"),
+                    Entry(data / "mutagen" / "too-short.mp3")])
+    runner = CliRunner()
+    r = runner.invoke(main, ["audio", "-w", str(ws.root), "--workers", "0", "--bitrate", "64k"])
+    assert r.exit_code == 0, r.output
+    assert "archived as original" in r.output and "error_undecodable" in r.output
+    assert "realtime" in r.output
+    with ws.store(readonly=True) as store:
+        row = store.query("SELECT path, patch_path, original_sha256 FROM audio_file "
+                          "WHERE tier = 'original'")[0]
+        opus = store.query("SELECT reconstruction FROM audio_file WHERE tier = 'reencode'")[0][0]
+    assert '"bitrate":"64k"' in opus
+    out = tmp_path / "rebuilt.flac"
+    r = runner.invoke(main, ["audio", "-w", str(ws.root), "rebuild", str(ws.root / row[0]),
+                             str(ws.root / row[1]), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "verified" in r.output
+    assert out.read_bytes() == (data / "beets" / "full.flac").read_bytes()
+    r = runner.invoke(main, ["audio", "rebuild", str(ws.root / row[0]), str(ws.root / row[1]),
+                             "-o", str(tmp_path / "bad.flac"), "--sha256", "0" * 64])
+    assert r.exit_code == 4 and "does not match" in r.output
+    # a second run skips everything
+    r = runner.invoke(main, ["audio", "-w", str(ws.root), "--workers", "0"])
+    assert r.exit_code == 0 and "already done" in r.output
+
+
+def test_bad_options(ws: Workspace) -> None:
+    r = CliRunner().invoke(main, ["audio", "-w", str(ws.root), "--bitrate", "loud"])
+    assert r.exit_code == 2 and "not a bitrate" in r.output
+
+
+def test_help_texts() -> None:
+    for args in (["audio", "--help"], ["audio", "rebuild", "--help"]):
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 0 and len(r.output) > 200
