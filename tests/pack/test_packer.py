@@ -213,3 +213,19 @@ def test_copy_fallback_when_hard_links_are_impossible(ws: Workspace, data: Path,
         assert report.copied == 2 and report.files_packed == 2
     finally:
         shutil.rmtree(elsewhere, ignore_errors=True)
+
+
+def test_paths_outside_the_workspace_are_refused(ws: Workspace, data: Path,
+                                                 tmp_path: Path) -> None:
+    arch = make_archive(ws, data, n=3)
+    outside = tmp_path / "secret.txt"
+    outside.write_bytes(b"private")
+    with ws.store() as store, store.transaction():
+        store.conn.execute("UPDATE audio_file SET path = ? WHERE id = ?",
+                           ("../secret.txt", arch.audio_ids[0]))
+        store.conn.execute("UPDATE audio_file SET path = ? WHERE id = ?",
+                           (str(outside), arch.audio_ids[1]))
+    report = pack(ws, PackOptions(check_sha256=False))
+    assert report.tracks_packed == 1
+    assert [r.reason for r in report.rejects] == ["path is not inside the workspace"] * 2
+    assert not any(p.read_bytes() == b"private" for p in ws.torrents.rglob("*") if p.is_file())

@@ -498,6 +498,11 @@ def _build_one(
 
         def place(m: sqlite3.Row) -> tuple[sqlite3.Row, str | None, bool]:
             rel = m["src"] if m["role"] == "audio" else m["patch_path"]
+            parts = Path(rel).parts
+            if Path(rel).is_absolute() or ".." in parts or not parts:
+                # The catalogue says files live under the workspace; anything else
+                # would put a file from elsewhere on the machine into a torrent.
+                return m, "path is not inside the workspace", False
             src = ws.root / rel
             try:
                 size = src.stat().st_size

@@ -121,6 +121,14 @@ def publish(
     return report
 
 
+def _hardlink(src: Path, dst: Path) -> None:
+    """Hard-link, or copy when publish/ and torrents/ are on different filesystems."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
 def _link_or_copy(src: Path, dst: Path) -> None:
     """Put ``src`` at ``dst`` atomically (hard link, else copy); no-op if already the same file."""
     try:
@@ -178,12 +186,12 @@ def _database_torrent(ws: Workspace, store: Store, pack_opts: PackOptions, stamp
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
-        os.link(ws.publish / DATABASE, tmp / DATABASE)
+        _hardlink(ws.publish / DATABASE, tmp / DATABASE)
         parquet = ws.publish / "parquet"
         if parquet.is_dir():
             (tmp / "parquet").mkdir()
             for p in sorted(parquet.glob("*.parquet")):
-                os.link(p, tmp / "parquet" / p.name)
+                _hardlink(p, tmp / "parquet" / p.name)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise wrap_os_error(exc, tmp) from exc
