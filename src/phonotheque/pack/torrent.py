@@ -155,6 +155,8 @@ def create_torrent(
     if total == 0:
         raise TorrentError(path, "all files are empty; a torrent needs at least one byte")
     version = options.version
+    if version not in ("1", "2", "hybrid"):
+        raise TorrentError(version, "unknown torrent version (expected 1, 2 or hybrid)")
     piece_length = options.piece_length or auto_piece_length(total)
     _check_piece_length(piece_length, version != "1", path)
     if -(-total // piece_length) > MAX_PIECES:
