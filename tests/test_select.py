@@ -305,6 +305,14 @@ def test_ledger_entries_filters(lb: Workspace) -> None:
         assert rows[0].listens == LB_ORDER[0][1]
         assert len(ledger_entries(s, "skipped_*", limit=None)) == 6
         assert ledger_entries(s, "excluded") == []
+        # paging runs through the selected (by rank) into the others (by track id)
+        page = ledger_entries(s, None, limit=4, offset=12)
+        assert [r.rank for r in page] == [13, 14, None, None]
+        unselected = sorted(tid(s, k) for k, _ in LB_ORDER[14:])
+        assert [r.track_id for r in page[2:]] == unselected[:2]
+        page = ledger_entries(s, "skipped_low_priority", limit=10, offset=4)
+        assert [r.track_id for r in page] == unselected[4:]
+        assert len(ledger_entries(s, None, limit=None)) == 20
 
 
 def test_empty_catalogue(ws: Workspace) -> None:

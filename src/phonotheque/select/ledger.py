@@ -120,22 +120,37 @@ class LedgerEntry:
 
 def ledger_entries(store: Store, status: str | None = None, limit: int | None = 50,
                    offset: int = 0) -> list[LedgerEntry]:
-    """Tracks with their status, selected ones in rank order first, then by track id.
+    """Tracks with their status: selected ones in rank order, then the others by id.
 
     ``status`` may end in ``*`` to match a prefix (``error_*``, ``skipped_*``).
+    Walks the rank index, then the ledger in id order, stopping at ``limit``:
+    no sort of the whole ledger, so it answers at once on 10⁸ tracks.
     """
     where, params = _status_filter(status)
-    sql = f"""SELECT l.track_id, t.key, t.title, t.artist_credit, l.status, l.detail,
-                     l.updated_at, s.rank, s.band, s.tier, s.est_bytes,
-                     (SELECT coalesce(sum(count), 0) FROM listens x
-                      WHERE x.track_id = l.track_id) AS listens
-              FROM ledger l JOIN track t ON t.id = l.track_id
-              LEFT JOIN selection s ON s.track_id = l.track_id
-              {where}
-              ORDER BY s.rank IS NULL, s.rank, l.track_id
-              LIMIT ? OFFSET ?"""
-    params += [-1 if limit is None else limit, offset]
-    return [LedgerEntry(*row) for row in store.conn.execute(sql, params)]
+    cond = where.replace("WHERE", "AND") if where else ""
+    cols = """l.track_id, t.key, t.title, t.artist_credit, l.status, l.detail, l.updated_at,
+              s.rank, s.band, s.tier, s.est_bytes,
+              (SELECT coalesce(sum(count), 0) FROM listens x WHERE x.track_id = l.track_id)"""
+    want = -1 if limit is None else limit
+    # CROSS JOIN keeps selection as the outer loop, walked by rank
+    rows = store.conn.execute(
+        f"""SELECT {cols} FROM selection s CROSS JOIN ledger l ON l.track_id = s.track_id
+            JOIN track t ON t.id = l.track_id WHERE 1 {cond}
+            ORDER BY s.rank LIMIT ? OFFSET ?""", [*params, want, offset]).fetchall()
+    if limit is None or len(rows) < limit:
+        selected = 0
+        if offset:
+            selected = int(store.scalar(
+                f"""SELECT count(*) FROM selection s CROSS JOIN ledger l
+                    ON l.track_id = s.track_id WHERE 1 {cond}""", params))
+        rest = -1 if limit is None else limit - len(rows)
+        rows += store.conn.execute(
+            f"""SELECT {cols} FROM ledger l JOIN track t ON t.id = l.track_id
+                LEFT JOIN selection s ON s.track_id = l.track_id
+                WHERE s.track_id IS NULL {cond}
+                ORDER BY l.track_id LIMIT ? OFFSET ?""",
+            [*params, rest, max(offset - selected, 0)]).fetchall()
+    return [LedgerEntry(*row) for row in rows]
 
 
 def count_matching(store: Store, status: str | None) -> int:
