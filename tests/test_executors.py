@@ -97,3 +97,16 @@ def test_dask_audio_stage_matches_inline(dask_client, tmp_path: Path, data: Path
                 "SELECT track_id, tier, path, sha256, original_sha256, size FROM audio_file "
                 "ORDER BY track_id")])
     assert results[0] == results[1]
+
+
+def _die(x: int) -> int:
+    if x == 3:
+        os._exit(1)  # a worker killed mid-item (OOM killer, SIGKILL)
+    return x
+
+
+def test_dead_worker_is_a_clear_error() -> None:
+    from phonotheque.errors import PhonoError
+
+    with LocalExecutor(2) as ex, pytest.raises(PhonoError, match="worker process died"):
+        list(ex.map_unordered(_die, range(10)))

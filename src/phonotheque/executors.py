@@ -38,6 +38,7 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from phonotheque.errors import InputError, PhonoError
@@ -79,12 +80,19 @@ class InlineExecutor(Executor):
             yield fn(item)
 
 
-def _die_with_parent() -> None:
-    """Pool initializer: ask Linux to SIGKILL this worker when its parent dies.
+def _worker_init() -> None:
+    """Pool initializer: ignore Ctrl-C, and die with the coordinator.
 
-    Without it, workers of a coordinator killed with SIGKILL finish their current
-    item as orphans; the re-run would then race them for the same output files.
+    Ctrl-C reaches the whole process group; only the coordinator should react (it
+    records what finished and stops). Ignored signals stay ignored across exec, so
+    the ffmpeg a worker is running finishes its file instead of failing it.
+    ``PR_SET_PDEATHSIG`` asks Linux to SIGKILL the worker when the coordinator dies:
+    otherwise workers of a coordinator killed with SIGKILL would finish their item
+    as orphans and race the re-run for the same output files.
     """
+    import signal as _signal
+
+    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
     try:
         import ctypes
         import signal
@@ -109,7 +117,7 @@ class LocalExecutor(Executor):
         self._pool = cf.ProcessPoolExecutor(
             max_workers=n,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_die_with_parent,
+            initializer=_worker_init,
         )
 
     def map_unordered(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
@@ -129,7 +137,12 @@ class LocalExecutor(Executor):
                     return
                 done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
                 for fut in done:
-                    yield fut.result()
+                    try:
+                        result = fut.result()
+                    except BrokenProcessPool as exc:
+                        # a worker was killed (OOM killer, SIGKILL): stop; a re-run resumes
+                        raise PhonoError("local pool", f"a worker process died: {exc}") from exc
+                    yield result
         finally:
             for fut in pending:
                 fut.cancel()

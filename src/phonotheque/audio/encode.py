@@ -130,7 +130,9 @@ def measure(src: Path, opts: EncodeOptions) -> FFmpegRun:
 
 def _run(cmd: list[str], src: Path) -> FFmpegRun:
     try:
-        proc = subprocess.run(cmd, capture_output=True, check=False)
+        # its own session: a Ctrl-C meant for the coordinator must not fail this file
+        # (a dead worker still stops it: its next write to the closed pipe fails)
+        proc = subprocess.run(cmd, capture_output=True, check=False, start_new_session=True)
     except FileNotFoundError as exc:
         raise ToolError(cmd[0], "ffmpeg not found (install ffmpeg)") from exc
     err = proc.stderr.decode("utf-8", "replace")
