@@ -115,8 +115,9 @@ def wrk(base: str, paths_file: Path, duration: float, connections: int) -> tuple
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
-    p50 = _ms(re.search(r"50%\s+(\S+)", out)[1])  # type: ignore[index]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out)[1])  # type: ignore[index]
+    m50, m99 = re.search(r"\s50%\s+(\d\S*)", out), re.search(r"\s99%\s+(\d\S*)", out)
+    p50 = _ms(m50[1]) if m50 else float("nan")  # no request finished: no distribution
+    p99 = _ms(m99[1]) if m99 else float("nan")
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = (int(bad[1]) if bad else 0) + (sum(int(x) for x in errs.groups()) if errs else 0)
@@ -146,20 +147,30 @@ def write_paths(path: Path, lines: list[str]) -> Path:
 
 
 def in_process(db: Path, sets: dict[str, list[str]]) -> dict[str, float]:
-    """The database alone: p50 of the same look-ups in this process (no server)."""
+    """The library alone, no HTTP: p50 of the same look-ups, uncached, in this process."""
+    from phonotheque.serve.queries import PublishedDB
+
+    pdb = PublishedDB(db, cache_size=0)
     conn = sqlite3.connect(f"file:{db}?mode=ro&immutable=1", uri=True)
     out = {}
-    for kind, sql, args in (
-        ("isrc", "SELECT track_id FROM track_isrc WHERE isrc = ?", [(c,) for c in sets["isrc"][:2000]]),
-        ("text", "SELECT rowid FROM track_fts WHERE track_fts MATCH ? ORDER BY bm25(track_fts, 10.0, 5.0, 2.0, 1.0), rowid LIMIT 21",
-         [(fts_query(q),) for q in sets["text"][:600]]),
+    for kind, fn in (
+        ("isrc sql", lambda c: conn.execute("SELECT track_id FROM track_isrc WHERE isrc = ?", (c,)).fetchall()),
+        ("isrc", lambda c: pdb.by_isrc(c)),
     ):  # fmt: skip
         times = []
-        for a in args:
+        for c in sets["isrc"][:2000]:
             t = time.perf_counter()
-            conn.execute(sql, a).fetchall()
+            fn(c)
             times.append(time.perf_counter() - t)
         out[kind] = statistics.median(times) * 1000
+    times = []
+    for q in sets["text"][:600]:
+        t = time.perf_counter()
+        pdb.search(q, 20, 0)
+        times.append(time.perf_counter() - t)
+    times.sort()
+    out["text"] = statistics.median(times) * 1000
+    out["text p99"] = times[int(len(times) * 0.99)] * 1000
     return out
 
 
@@ -171,7 +182,9 @@ def bench_http(db: Path, work: Path, sets: dict[str, list[str]], duration: float
     if not link.exists():
         link.symlink_to(db)
     isrcs, texts = sets["isrc"], sets["text"]
-    ds_table = "/metadata/track_fts.json?_search={}&_searchmode=raw&_size=20&_shape=array"
+    # Datasette's own search: the user's words, each quoted by Datasette, matched exactly
+    # (no prefix: a prefix query on a common word stalls it for many seconds)
+    ds_table = "/metadata/track_fts.json?_search={}&_size=20&_shape=array"
     ds_sql = ("/metadata.json?sql=" + quote(
         "select rowid, title, artists, release, isrc from track_fts where track_fts match :q"
         " order by bm25(track_fts, 10.0, 5.0, 2.0, 1.0), rowid limit 20") + "&q={}&_shape=array")  # fmt: skip
@@ -182,8 +195,8 @@ def bench_http(db: Path, work: Path, sets: dict[str, list[str]], duration: float
         },
         "datasette": {
             "isrc": [f"/metadata/track_isrc.json?isrc={c}&_shape=array" for c in isrcs],
-            "text": [ds_table.format(quote(fts_query(q))) for q in texts],
-            "text-ranked-sql": [ds_sql.format(quote(fts_query(q))) for q in texts],
+            "text": [ds_table.format(quote(q)) for q in texts],
+            "text-ranked-sql": [ds_sql.format(quote(fts_query(q).rstrip("*"))) for q in texts],
         },
     }
     runs: list[Run] = []
@@ -199,8 +212,9 @@ def bench_http(db: Path, work: Path, sets: dict[str, list[str]], duration: float
             cmd = [str(VENV / "phono"), "serve", "--publish", str(publish), "--port", str(port),
                    "--workers", spec[1], "--cache-size", spec[2]]  # fmt: skip
         else:
-            cmd = [str(VENV / "datasette"), "serve", "-i", str(link), "--port", str(port),
-                   "--setting", "sql_time_limit_ms", "10000"]  # fmt: skip
+            # Datasette's defaults, as a user runs it (1 s SQL time limit: slower queries
+            # are answered with an error, counted in `errors`)
+            cmd = [str(VENV / "datasette"), "serve", "-i", str(link), "--port", str(port)]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         base = f"http://127.0.0.1:{port}"
         try:
@@ -300,14 +314,22 @@ def main() -> None:
     sets = query_sets(args.tracks, args.cache)
     if not args.skip_http:
         base = in_process(db, sets)
-        print(f"  in-process SQLite p50: ISRC {base['isrc']:.3f} ms, FTS5 rank query {base['text']:.3f} ms")
+        print(f"  in-process, no HTTP, uncached p50: ISRC SQL {base['isrc sql']:.3f} ms, "
+              f"ISRC look-up with its files {base['isrc']:.3f} ms, text search {base['text']:.2f} ms "
+              f"(p99 {base['text p99']:.1f} ms)", flush=True)  # fmt: skip
         runs = bench_http(db, args.cache, sets, args.duration, args.connections)
         ds = {r.kind: r for r in runs if r.server == "datasette"}
+
+        def ratio(a: Run, b: Run) -> str:
+            good_b = b.rps * max(0.0, 1 - b.errors / max(1.0, b.rps * args.duration))
+            return f"{a.rps / good_b:.1f}x" if good_b > 0 else "inf x"
+
         for label in ("phono w=1", "phono w=2", "phono w=2 nocache"):
             mine = {r.kind: r for r in runs if r.server == label}
-            print(f"  {label}: ISRC {mine['isrc'].rps / ds['isrc'].rps:.1f}x Datasette; text "
-                  f"{mine['text'].rps / ds['text'].rps:.1f}x Datasette _search, "
-                  f"{mine['text'].rps / ds['text-ranked-sql'].rps:.1f}x Datasette ranked SQL; "
+            print(f"  {label}: ISRC {ratio(mine['isrc'], ds['isrc'])} Datasette; text "
+                  f"{ratio(mine['text'], ds['text'])} Datasette _search, "
+                  f"{ratio(mine['text'], ds['text-ranked-sql'])} Datasette ranked SQL "
+                  "(successful answers/s); "
                   f"p99 ISRC {mine['isrc'].p99_ms:.1f} ms (goal < 10), text "
                   f"{mine['text'].p99_ms:.1f} ms (goal < 50)")  # fmt: skip
     if not args.skip_seed:

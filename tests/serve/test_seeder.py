@@ -68,13 +68,21 @@ def test_find_published_uses_index_then_folder(archive: Path, tmp_path: Path) ->
         "phonotheque-w1-art.torrent", "phonotheque-w1-band1.torrent",
         "phonotheque-w1-metadata.torrent",
     ]  # fmt: skip
+    assert {i.save_path for i in items} == {archive.resolve()}
+    # publish/torrents.json as `phono publish` writes it: a list of objects whose
+    # "torrent" is relative to publish/, which holds copies of the .torrent files
     publish = tmp_path / "publish"
-    publish.mkdir()
+    (publish / "torrents").mkdir(parents=True)
+    shutil.copyfile(archive / "phonotheque-w1-band1.torrent",
+                    publish / "torrents" / "phonotheque-w1-band1.torrent")  # fmt: skip
     (publish / "torrents.json").write_text(
-        '{"torrents": [{"name": "phonotheque-w1-band1", "torrent": "phonotheque-w1-band1.torrent"}]}'
+        '[{"display_name": "phonotheque-w1-band1", "magnet_link": "magnet:?xt=urn:btih:00",'
+        ' "torrent": "torrents/phonotheque-w1-band1.torrent", "obsolete": false}]'
     )
-    assert [i.torrent.name for i in find_published(archive, publish)] == ["phonotheque-w1-band1.torrent"]
-    (publish / "torrents.json").write_text('["gone.torrent"]')
+    (item,) = find_published(archive, publish)
+    assert item.torrent == (publish / "torrents" / "phonotheque-w1-band1.torrent").resolve()
+    assert item.save_path == archive.resolve()  # the payload is in the workspace
+    (publish / "torrents.json").write_text('[{"torrent": "torrents/gone.torrent"}]')
     with pytest.raises(InputError, match="gone.torrent"):
         find_published(archive, publish)
 

@@ -84,8 +84,14 @@ def parse_listen(listen: str, interface: str | None = None) -> tuple[str, int]:
 
 
 def find_published(torrents_dir: Path, publish_dir: Path | None = None) -> list[SeedItem]:
-    """Every published torrent: the .torrent files named in ``publish/torrents.json`` if it
-    names any, else every ``*.torrent`` under ``torrents_dir``; payload next to each."""
+    """Every published torrent, with its payload folder.
+
+    The .torrent files are the ones ``publish/torrents.json`` names (its ``torrent``
+    entries, relative to the publish folder, the workspace or ``torrents_dir``), or
+    when there is no index, every ``*.torrent`` under ``torrents_dir``. Payloads are
+    looked up in ``torrents_dir`` (the workspace's ``torrents/``, where pack lays
+    them out), else next to the .torrent file.
+    """
     torrents_dir = Path(torrents_dir)
     paths: list[Path] = []
     index = Path(publish_dir) / "torrents.json" if publish_dir else None
@@ -97,7 +103,7 @@ def find_published(torrents_dir: Path, publish_dir: Path | None = None) -> list[
         except orjson.JSONDecodeError as exc:
             raise InputError(index, f"not JSON ({exc})") from exc
         for name in _torrent_names(doc):
-            for base in (torrents_dir, index.parent, torrents_dir.parent):
+            for base in (index.parent, torrents_dir.parent, torrents_dir):
                 if (base / name).is_file():
                     paths.append(base / name)
                     break
@@ -111,9 +117,12 @@ def find_published(torrents_dir: Path, publish_dir: Path | None = None) -> list[
     seen: set[Path] = set()
     for p in paths:
         p = p.resolve()
-        if p not in seen:
-            seen.add(p)
-            items.append(SeedItem(p, p.parent))
+        if p in seen:
+            continue
+        seen.add(p)
+        info = read_torrent(p)
+        save = torrents_dir if content_root(info, torrents_dir).exists() else p.parent
+        items.append(SeedItem(p, save.resolve()))
     return items
 
 
