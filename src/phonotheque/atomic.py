@@ -101,12 +101,14 @@ def sweep_temporaries(folder: Path, recursive: bool = False) -> int:
     folder = Path(folder)
     if not folder.is_dir():
         return 0
-    pattern = f"**/.*{TMP_MARK}*" if recursive else f".*{TMP_MARK}*"
-    n = 0
-    for p in sorted(folder.glob(pattern), reverse=True):
+    # Ours (".name.tmp-PID") and the torrent engine's (".name.PID.tmp").
+    patterns = [f".*{TMP_MARK}*", ".*.tmp"]
+    found: set[Path] = set()
+    for pattern in patterns:
+        found.update(folder.glob(f"**/{pattern}" if recursive else pattern))
+    for p in sorted(found, reverse=True):
         _remove(p)
-        n += 1
-    return n
+    return len(found)
 
 
 def _remove(p: Path) -> None:

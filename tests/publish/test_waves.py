@@ -74,3 +74,33 @@ def test_waves_by_band_then_exclusion(ws: Workspace, data: Path) -> None:
     assert r4.wave == 4 and r4.remaining == 0
     r5 = release(ws)
     assert r5.wave is None and r5.released == []
+
+
+def test_interrupted_release_finishes_its_wave(tmp_path: Path, data: Path) -> None:
+    import pytest
+
+    from tests.publish.helpers import output_hashes
+
+    ref = Workspace.create(tmp_path / "ref")
+    make_archive(ref, data)
+    release(ref, ReleaseOptions(wave_bands=1, pack_options=PackOptions(max_files=3)))
+
+    ws = Workspace.create(tmp_path / "ws")
+    make_archive(ws, data)
+    calls = 0
+
+    def crash(n: int = 0, **kw: object) -> None:
+        nonlocal calls
+        if kw.get("step") == "parquet":  # publishing: the wave is already recorded
+            calls += 1
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        release(ws, ReleaseOptions(wave_bands=1, pack_options=PackOptions(max_files=3)),
+                progress=crash)
+    assert calls == 1
+    again = release(ws, ReleaseOptions(wave_bands=1))
+    assert again.resumed and again.wave == 1 and again.released == []
+    assert output_hashes(ws.root) == output_hashes(ref.root)
+    nxt = release(ws, ReleaseOptions(wave_bands=1))
+    assert nxt.wave == 2 and not nxt.resumed

@@ -187,7 +187,10 @@ def register(main: click.Group) -> None:
             report = release(ws, options, progress=advance)
         if report.pack is not None:
             _print_pack(report.pack)
-        if report.wave is None:
+        if report.resumed:
+            console.print(f"release: finished publishing wave {report.wave} "
+                          "(an earlier release was interrupted)")
+        elif report.wave is None:
             console.print("release: nothing new to release")
         else:
             console.print(

@@ -26,6 +26,7 @@ from phonotheque.publish.publisher import PublishOptions, PublishReport, publish
 from phonotheque.workspace import Workspace
 
 Progress = Callable[..., object]
+PENDING = "release.pending_publish"  # meta key: a wave recorded but not yet published
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class ReleaseReport:
     obsoleted: list[str] = field(default_factory=list)  # released torrents now obsolete
     pack: PackReport | None = None
     publish: PublishReport | None = None
+    resumed: bool = False  # finished publishing a wave an interrupted release had recorded
 
 
 def release(
@@ -62,6 +64,14 @@ def release(
     options = options or ReleaseOptions()
     report = ReleaseReport()
     pack_opts = options.pack_options or stored_options(ws) or PackOptions()
+    with ws.store(readonly=True) as store:
+        pending = store.get_meta(PENDING)
+    if pending:
+        # The previous release recorded its wave but was interrupted before its
+        # publish finished: finish that one instead of releasing another.
+        report.wave, report.resumed = int(pending), True
+        report.publish = _publish(ws, options, pack_opts, progress)
+        return report
     if options.pack:
         report.pack = pack(ws, pack_opts, progress)
     with ws.store() as store:
@@ -99,6 +109,7 @@ def release(
                     f"UPDATE torrent SET wave = ? WHERE id IN ({marks}) OR describes IN ({marks})",
                     [wave, *ids, *ids],
                 )
+                store.set_meta(PENDING, str(wave))
                 conn.execute(
                     "INSERT INTO wave(id, released_at, torrents, bytes, options) VALUES (?,?,?,?,?)",
                     (wave, released_at, len(chosen), total, orjson.dumps({
@@ -122,11 +133,20 @@ def release(
                     "AND kind = 'data' ORDER BY id")
                 if r["name"] in gone
             ]
+    report.publish = _publish(ws, options, pack_opts, progress)
+    return report
+
+
+def _publish(
+    ws: Workspace, options: ReleaseOptions, pack_opts: PackOptions, progress: Progress | None
+) -> PublishReport:
     publish_opts = options.publish
     if publish_opts.pack is None:
         publish_opts = PublishOptions(
             name=publish_opts.name, parquet=publish_opts.parquet,
             database_torrent=publish_opts.database_torrent, pack=pack_opts,
         )
-    report.publish = publish(ws, publish_opts, progress)
-    return report
+    result = publish(ws, publish_opts, progress)
+    with ws.store() as store, store.transaction():
+        store.conn.execute("DELETE FROM meta WHERE key = ?", (PENDING,))
+    return result
