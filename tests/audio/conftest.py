@@ -41,12 +41,14 @@ def add_tracks(ws: Workspace, entries: list[Entry], *, album: str = "An Album",
                 "INSERT INTO track(key, title, artist_credit, release_id, disc, position, mbid, "
                 "source, licence) VALUES (?,?,?,?,1,?,?,?,?)",
                 (f"t:{id(e)}:{i}:{base}", e.title, e.artist, rid, i, e.mbid, "test-suite",
-                 "CC-BY-4.0")).lastrowid
+                 "CC0-1.0")).lastrowid
             for code in e.isrcs:
                 conn.execute("INSERT INTO track_isrc(track_id, isrc) VALUES (?,?)", (tid, code))
             conn.execute(
-                "INSERT INTO source_audio(path, track_id, size, mtime_ns) VALUES (?,?,?,0)",
-                (str(e.source), tid, e.source.stat().st_size if e.source.is_file() else 0))
+                "INSERT INTO source_audio(path, track_id, size, mtime_ns, licence) "
+                "VALUES (?,?,?,0,?)",
+                (str(e.source), tid, e.source.stat().st_size if e.source.is_file() else 0,
+                 "CC-BY-SA-3.0"))
             conn.execute(
                 "INSERT INTO selection(track_id, rank, band, cum_share, tier) VALUES (?,?,0,0,?)",
                 (tid, base + i, e.tier))

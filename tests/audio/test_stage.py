@@ -90,7 +90,8 @@ def test_tiers_tags_hashes_patches(ws: Workspace, data: Path, sounds: Path) -> N
     assert flac_tags["ISRC"] == ["GBAYE0601498"]
     assert flac_tags["MUSICBRAINZ_TRACKID"] == ["b1a9c0e9-d987-4042-ae91-78d6a3267d69"]
     assert flac_tags["ALBUM"] == ["An Album"] and flac_tags["DATE"] == ["2001-02-03"]
-    assert flac_tags["LICENSE"] == ["CC-BY-4.0"] and flac_tags["LABEL"] == ["A Label"]
+    assert flac_tags["LICENSE"] == ["CC-BY-SA-3.0"] and flac_tags["LABEL"] == ["A Label"]
+    assert flac_tags["PHONOTHEQUE_METADATA_LICENSE"] == ["CC0-1.0"]
     # beets' "unparseable" date is replaced by the catalogue's
     assert mutagen.File(ws.root / rows[ids[5]]["path"]).tags["DATE"] == ["2001-02-03"]
     # a real (non-silent) sound gets ReplayGain from ebur128
@@ -412,3 +413,24 @@ def test_unreadable_permissions_as_unprivileged_user(tmp_path: Path, data: Path)
     os.waitpid(pid, 0)
     status, detail = pickle.loads(payload)
     assert status == "error_unreadable" and "Permission denied" in detail
+
+
+def test_ogg_serials_stable_and_distinct(ws: Workspace, sounds: Path) -> None:
+    add_tracks(ws, [Entry(sounds / "bell.oga"), Entry(sounds / "complete.oga")])
+    run_audio(ws, AudioOptions(), InlineExecutor())
+    serials = []
+    for (path,) in _rows(ws, "SELECT path FROM audio_file ORDER BY track_id"):
+        head = (ws.root / path).read_bytes()[:27]
+        assert head[:4] == b"OggS"
+        serials.append(int.from_bytes(head[14:18], "little"))
+    assert 0 not in serials and len(set(serials)) == 2
+
+
+def test_licence_tag_only_when_the_audio_licence_is_known(ws: Workspace, sounds: Path) -> None:
+    (tid,) = add_tracks(ws, [Entry(sounds / "bell.oga")])
+    with ws.store() as store, store.transaction() as conn:
+        conn.execute("UPDATE source_audio SET licence = NULL")
+    run_audio(ws, AudioOptions(), InlineExecutor())
+    path = _rows(ws, "SELECT path FROM audio_file WHERE track_id = ?", (tid,))[0][0]
+    tags = mutagen.File(ws.root / path).tags
+    assert "LICENSE" not in tags and tags["PHONOTHEQUE_METADATA_LICENSE"] == ["CC0-1.0"]

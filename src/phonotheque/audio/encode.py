@@ -6,7 +6,9 @@ Ogg output goes to a pipe (the Ogg muxer never seeks) and lands in memory, where
 tags are written and the bytes hashed before they touch the disk.
 
 Determinism: ``-fflags +bitexact -flags:a +bitexact`` make the Ogg muxer use
-serial number 0 (``-serial_offset 0``) instead of a random one and drop the
+serial number ``-serial_offset`` instead of a random one (the stage derives it
+from the source's sha256: stable, and distinct between files, as chained Ogg
+streams require) and drop the
 version-stamped encoder strings, so the same input and options give the same
 bytes on every run on the same ffmpeg/libopus build — what the kill-and-resume
 test checks. Different ffmpeg or libopus versions may encode differently; the
@@ -98,7 +100,8 @@ def _input_url(path: Path) -> str:
     return "file:" + str(Path(path).absolute())
 
 
-def transcode_command(src: Path, opts: EncodeOptions) -> list[str]:
+def transcode_command(src: Path, opts: EncodeOptions, serial: int = 0) -> list[str]:
+    """The ffmpeg command; ``serial`` is the Ogg stream serial (deterministic, see module doc)."""
     cmd = [opts.ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info",
            "-i", _input_url(src),
            "-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1"]
@@ -107,7 +110,7 @@ def transcode_command(src: Path, opts: EncodeOptions) -> list[str]:
     cmd += ["-c:a", "libopus", "-b:a", opts.bitrate, "-vbr", opts.vbr,
             "-application", opts.application, "-compression_level", str(opts.compression_level),
             "-ar", str(opts.sample_rate),
-            "-fflags", "+bitexact", "-flags:a", "+bitexact", "-serial_offset", "0",
+            "-fflags", "+bitexact", "-flags:a", "+bitexact", "-serial_offset", str(serial),
             *opts.extra_args, "-f", "ogg", "pipe:1"]
     return cmd
 
@@ -117,9 +120,9 @@ def measure_command(src: Path, opts: EncodeOptions) -> list[str]:
             "-i", _input_url(src), "-map", "0:a:0", "-af", _LOUDNESS_FILTER, "-f", "null", "-"]
 
 
-def transcode(src: Path, opts: EncodeOptions) -> FFmpegRun:
+def transcode(src: Path, opts: EncodeOptions, serial: int = 0) -> FFmpegRun:
     """Encode ``src``'s first audio stream to Ogg Opus in memory (+ its loudness)."""
-    cmd = transcode_command(src, opts)
+    cmd = transcode_command(src, opts, serial)
     return _run(cmd, src)
 
 

@@ -320,7 +320,7 @@ def _items(ws: Workspace, store: Store, todo: list[_Todo], options: AudioOptions
     """Work items with their tags, built a chunk at a time (memory stays flat)."""
     for i in range(0, len(todo), _CHUNK):
         chunk = todo[i : i + _CHUNK]
-        tags = _tags_for(ws, store, [t.track_id for t in chunk])
+        tags = _tags_for(ws, store, {t.track_id: t.source_id for t in chunk})
         for t in chunk:
             yield WorkItem(
                 track_id=t.track_id, source_audio_id=t.source_id, source=t.source,
@@ -329,8 +329,14 @@ def _items(ws: Workspace, store: Store, todo: list[_Todo], options: AudioOptions
             )
 
 
-def _tags_for(ws: Workspace, store: Store, track_ids: list[int]) -> dict[int, TagSet]:
+def _tags_for(ws: Workspace, store: Store, sources: dict[int, int]) -> dict[int, TagSet]:
+    """Tags per track id; ``sources`` maps each track to the source file it is archived from."""
+    track_ids = list(sources)
     marks = ",".join("?" * len(track_ids))
+    audio_licence = {
+        r[0]: r[1] for r in store.query(
+            f"SELECT id, licence FROM source_audio WHERE id IN ({marks})", list(sources.values()))
+    }
     out: dict[int, TagSet] = {}
     us = "char(31)"
     for r in store.query(
@@ -345,9 +351,7 @@ def _tags_for(ws: Workspace, store: Store, track_ids: list[int]) -> dict[int, Ta
                      AS artist_mbids,
                    (SELECT group_concat(name, ', ') FROM
                       (SELECT a.name FROM track_artist ta JOIN artist a ON a.id = ta.artist_id
-                        WHERE ta.track_id = t.id ORDER BY ta.position)) AS artist_names,
-                   (SELECT licence FROM source_audio WHERE track_id = t.id
-                     AND licence IS NOT NULL ORDER BY id LIMIT 1) AS audio_licence
+                        WHERE ta.track_id = t.id ORDER BY ta.position)) AS artist_names
               FROM track t LEFT JOIN release r ON r.id = t.release_id
              WHERE t.id IN ({marks})""", track_ids):
         art = r["art_path"]
@@ -366,7 +370,9 @@ def _tags_for(ws: Workspace, store: Store, track_ids: list[int]) -> dict[int, Ta
             mb_artist_ids=tuple(r["artist_mbids"].split("\x1f")) if r["artist_mbids"] else (),
             label=r["label"],
             source=r["source"],
-            licence=r["licence"] or r["audio_licence"],
+            # LICENSE is the audio's licence: the track row's licence is its metadata's
+            licence=audio_licence.get(sources[r["id"]]),
+            metadata_licence=r["licence"],
             art_path=art,
         )
     return out

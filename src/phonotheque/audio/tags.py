@@ -67,7 +67,8 @@ class TagSet:
     mb_artist_ids: tuple[str, ...] = ()
     label: str | None = None
     source: str | None = None  # PHONOTHEQUE_SOURCE: where the metadata came from
-    licence: str | None = None  # LICENSE
+    licence: str | None = None  # LICENSE: the *audio's* licence, when the source file's is known
+    metadata_licence: str | None = None  # PHONOTHEQUE_METADATA_LICENSE (e.g. CC0-1.0)
     art_path: str | None = None  # absolute path of the release's cover, read by the worker
     replaygain_gain: float | None = None  # dB, ReplayGain 2.0 (-18 LUFS reference)
     replaygain_peak: float | None = None  # linear sample peak
@@ -92,6 +93,7 @@ class TagSet:
             "label": [self.label],
             "phonotheque_source": [self.source],
             "license": [self.licence],
+            "phonotheque_metadata_license": [self.metadata_licence],
             "replaygain_track_gain": [
                 f"{self.replaygain_gain:.2f} dB" if self.replaygain_gain is not None else None
             ],
@@ -331,6 +333,7 @@ _ID3_TXXX = {
     "musicbrainz_albumid": "MusicBrainz Album Id",
     "musicbrainz_artistid": "MusicBrainz Artist Id",
     "phonotheque_source": "PHONOTHEQUE_SOURCE",
+    "phonotheque_metadata_license": "PHONOTHEQUE_METADATA_LICENSE",
     "license": "LICENSE",
     "replaygain_track_gain": "REPLAYGAIN_TRACK_GAIN",
     "replaygain_track_peak": "REPLAYGAIN_TRACK_PEAK",
@@ -384,6 +387,7 @@ _MP4_FREEFORM = {
     "musicbrainz_artistid": "MusicBrainz Artist Id",
     "label": "LABEL",
     "phonotheque_source": "PHONOTHEQUE_SOURCE",
+    "phonotheque_metadata_license": "PHONOTHEQUE_METADATA_LICENSE",
     "license": "LICENSE",
     "replaygain_track_gain": "replaygain_track_gain",
     "replaygain_track_peak": "replaygain_track_peak",
@@ -442,6 +446,7 @@ _APE_KEYS = {
     "musicbrainz_artistid": "MUSICBRAINZ_ARTISTID",
     "label": "Label",
     "phonotheque_source": "PHONOTHEQUE_SOURCE",
+    "phonotheque_metadata_license": "PHONOTHEQUE_METADATA_LICENSE",
     "license": "LICENSE",
     "replaygain_track_gain": "REPLAYGAIN_TRACK_GAIN",
     "replaygain_track_peak": "REPLAYGAIN_TRACK_PEAK",
@@ -491,6 +496,7 @@ _ASF_KEYS = {
     "musicbrainz_artistid": "MusicBrainz/Artist Id",
     "label": "WM/Publisher",
     "phonotheque_source": "PHONOTHEQUE_SOURCE",
+    "phonotheque_metadata_license": "PHONOTHEQUE_METADATA_LICENSE",
     "license": "LICENSE",
     "replaygain_track_gain": "replaygain_track_gain",
     "replaygain_track_peak": "replaygain_track_peak",

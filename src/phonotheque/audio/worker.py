@@ -274,7 +274,9 @@ def _reencode(result: FileResult, source: Path, data: bytes, info: ProbeResult, 
               workspace: Path, options: AudioOptions, tags: tagmod.TagSet,
               art: tagmod.Picture | None) -> None:
     opts = options.encode
-    run = encode.transcode(source, opts)
+    # Ogg serial from the source hash: deterministic, and distinct between files
+    serial = int(result.original_sha256[:8], 16) & 0x7FFFFFFF if result.original_sha256 else 0
+    run = encode.transcode(source, opts, serial)
     _check_complete(source, info, run.decoded_ms)
     if not run.data:
         raise Refused(source, "ffmpeg produced no output", "undecodable")
