@@ -144,3 +144,17 @@ def test_nothing_published_here_is_refused(ws: Workspace, tmp_path: Path) -> Non
     (ws_pub / "x").mkdir()
     with pytest.raises((InputError, WorkspaceError)):
         verify(empty, VerifyOptions(ws_pub))
+
+
+def test_readable_layout_download_verifies(ws: Workspace, data: Path, tmp_path: Path) -> None:
+    make_archive(ws, data, patch_every=3)
+    release(ws, ReleaseOptions(pack_options=PackOptions(layout="readable", max_files=100)))
+    report = verify(ws.torrents, VerifyOptions(ws.publish, rebuild_originals=True))
+    assert report.ok, report.problems
+    assert report.originals_ok == 3
+    folder = next(p for p in ws.torrents.iterdir() if p.is_dir() and "_data__" in p.name)
+    dl = tmp_path / "dl"
+    shutil.copytree(folder, dl / "Renamed Album Dump", copy_function=shutil.copyfile)
+    bad = verify(dl, VerifyOptions(ws.publish))
+    assert [(f.renamed, f.torrent) for f in bad.folders] == [(True, folder.name)]
+    assert not bad.problems and not bad.ok
