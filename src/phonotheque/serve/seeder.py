@@ -14,6 +14,7 @@ data, no DHT state, so stopping at any moment leaves nothing half-written.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Iterable
@@ -184,6 +185,8 @@ class Seeder:
                 "send_buffer_watermark": 16 * 1024 * 1024,
                 "send_buffer_low_watermark": 4 * 1024 * 1024,
                 "max_queued_disk_bytes": 64 * 1024 * 1024,
+                # seed mode hashes each piece when first sent (SHA-1 + SHA-256 for hybrid)
+                "hashing_threads": max(2, min(8, os.cpu_count() or 2)),
             }
         )
         return s
