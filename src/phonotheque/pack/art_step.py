@@ -1,0 +1,126 @@
+"""The album-art step of ``phono pack``: choose art per packed release, tar, torrent."""
+
+from __future__ import annotations
+
+from phonotheque.catalogue.store import Store
+from phonotheque.pack import art as art_mod
+from phonotheque.pack.layout import EPOCH, aac_time, art_file_name, iso, next_second
+from phonotheque.pack.options import PackOptions, PackReport, Progress
+from phonotheque.pack.steps_common import (
+    drop_obsolete_payloads,
+    last_timestamp,
+    mark_built,
+    obsolete,
+    sha256_file,
+    torrent_options,
+)
+from phonotheque.pack.torrent import create_torrent, write_torrent
+from phonotheque.workspace import Workspace
+
+
+def pack_art(
+    ws: Workspace, store: Store, options: PackOptions, report: PackReport, progress: Progress | None
+) -> None:
+    """Find art for newly packed releases (all with ``rescan_art``); rebuild the tar if it changed."""
+    conn = store.conn
+    conn.execute("DROP TABLE IF EXISTS temp.packed_release")
+    conn.execute(
+        """CREATE TEMP TABLE packed_release AS
+           SELECT DISTINCT tr.release_id AS id FROM torrent t
+           JOIN torrent_file tf ON tf.torrent_id = t.id AND tf.role = 'audio'
+           JOIN audio_file a ON a.id = tf.audio_file_id
+           JOIN track tr ON tr.id = a.track_id
+           WHERE t.kind = 'data' AND t.obsolete = 0 AND t.built = 1
+             AND tr.release_id IS NOT NULL"""
+    )
+    scan_sql = "SELECT r.id, r.mbid, r.art_path FROM release r JOIN temp.packed_release p " \
+               "ON p.id = r.id"
+    if not options.rescan_art:
+        scan_sql += " WHERE r.id NOT IN (SELECT release_id FROM art_scan)"
+    releases = []
+    for r in conn.execute(scan_sql + " ORDER BY r.id").fetchall():
+        audio = tuple(
+            x[0] for x in conn.execute(
+                """SELECT s.path FROM source_audio s JOIN track t ON t.id = s.track_id
+                   WHERE t.release_id = ? ORDER BY s.path LIMIT 4""", (r["id"],)
+            )
+        )
+        releases.append(art_mod.ReleaseSources(r["id"], r["mbid"], r["art_path"], audio))
+    found, rejects = art_mod.find_art(releases, ws.root, options.art_dir)
+    report.rejects.extend(rejects)
+    scanned = {r.release_id for r in releases}
+    kept = [
+        art_mod.ReleaseArt(
+            r["release_id"], r["mbid"],
+            art_mod.Image(r["sha256"], r["mime"], r["size"], r["source"],
+                          r["origin"] == "embedded"),
+            r["origin"],
+        )
+        for r in conn.execute(
+            """SELECT ra.*, rel.mbid FROM release_art ra JOIN release rel ON rel.id = ra.release_id
+               JOIN temp.packed_release p ON p.id = ra.release_id ORDER BY ra.release_id"""
+        )
+        if r["release_id"] not in scanned
+    ]
+    arts = sorted(kept + found, key=lambda a: a.release_id)
+    with store.transaction():
+        # Releases no longer packed lose their art and will be looked at again if they return.
+        gone = "SELECT release_id FROM {t} WHERE release_id NOT IN (SELECT id FROM temp.packed_release)"
+        conn.execute(f"DELETE FROM art_scan WHERE release_id IN ({gone.format(t='art_scan')})")
+        conn.execute(f"DELETE FROM release_art WHERE release_id IN ({gone.format(t='release_art')})")
+        found_ids = {a.release_id for a in found}
+        conn.executemany(
+            "INSERT OR REPLACE INTO art_scan(release_id, found) VALUES (?, ?)",
+            [(i, int(i in found_ids)) for i in sorted(scanned)],
+        )
+        conn.executemany("DELETE FROM release_art WHERE release_id = ?",
+                         [(i,) for i in sorted(scanned)])
+        conn.executemany(
+            "INSERT INTO release_art(release_id, sha256, size, mime, member, origin, source) "
+            "VALUES (?,?,?,?,?,?,?)",
+            [(a.release_id, a.image.sha256, a.image.size, a.image.mime, a.image.member, a.origin,
+              a.image.path) for a in found],
+        )
+    signature = art_mod.art_signature(arts)
+    current = conn.execute(
+        "SELECT * FROM torrent WHERE kind = 'art' AND obsolete = 0 AND built = 1"
+    ).fetchone()
+    if current is not None and store.get_meta(f"art.signature:{current['name']}") == signature:
+        return
+    if current is None and not arts:
+        return
+    new_id = None
+    if arts:
+        last = last_timestamp(conn)
+        candidates = [t for t in (options.not_before,) if t is not None]
+        if last is not None:
+            candidates.append(next_second(last))
+        ts = max(candidates) if candidates else EPOCH
+        stamp = aac_time(ts)
+        name = art_file_name(options.prefix, stamp)
+        out = ws.torrents / name
+        report.art_images = art_mod.write_art_tar(arts, out)
+        info = create_torrent(out, torrent_options(options, name, ts))
+        write_torrent(info, ws.torrents / f"{name}.torrent")
+        digest = sha256_file(out, None)
+        report.art_torrent = name
+    with store.transaction():
+        if arts:
+            cur = conn.execute(
+                """INSERT INTO torrent(kind, role, name, torrent_path, data_path, size, files,
+                       created_at, aac_from, aac_to, built)
+                   VALUES ('art', 'art', ?, ?, ?, 0, 1, ?, ?, ?, 0)""",
+                (name, f"torrents/{name}.torrent", f"torrents/{name}", iso(ts), stamp, stamp),
+            )
+            new_id = int(cur.lastrowid or 0)
+            f = info.data_files[0]
+            conn.execute(
+                """INSERT INTO torrent_file(torrent_id, path, size, sha256, pieces_root, role)
+                   VALUES (?, ?, ?, ?, ?, 'art')""",
+                (new_id, f.path, f.size, digest, f.pieces_root.hex() if f.pieces_root else None),
+            )
+            mark_built(conn, new_id, info)
+            store.set_meta(f"art.signature:{name}", signature)
+        if current is not None:
+            obsolete(conn, current["id"], new_id)
+    drop_obsolete_payloads(ws, store)

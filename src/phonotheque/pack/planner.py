@@ -1,0 +1,215 @@
+"""Planning a pack run: which folders to build (new and rebuilt), their names and members.
+
+The plan is recorded in the catalogue (``torrent`` rows with ``built = 0`` and their
+``torrent_file`` rows) in one transaction before anything is hashed, so an
+interrupted run resumes exactly this plan.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from phonotheque.catalogue.store import Store
+from phonotheque.pack.bands import Caps, Member, plan_folders
+from phonotheque.pack.layout import (
+    EPOCH,
+    ReadableEntry,
+    aac_time,
+    data_collection,
+    data_folder_name,
+    iso,
+    make_aacid,
+    next_second,
+    parse_iso,
+    readable_layout,
+)
+from phonotheque.pack.options import PackOptions, PackReport
+from phonotheque.pack.steps_common import last_timestamp, obsolete
+from phonotheque.workspace import Workspace
+
+DEFAULT_PATCH_SUFFIX = ".zstdpatch"
+
+
+@dataclass
+class Planned:
+    band: int
+    members: list[Member]
+    replaces: int | None = None  # torrent id of the folder this rebuilds
+
+
+def member(ws: Workspace, r: sqlite3.Row) -> Member:
+    nfiles, nbytes = 1, int(r["size"])
+    if r["patch_path"]:
+        try:
+            nbytes += (ws.root / r["patch_path"]).stat().st_size
+            nfiles = 2
+        except OSError:
+            pass  # reported when the folder is built
+    return Member(r["audio_file_id"], r["track_id"], r["band"], r["rank"], nfiles, nbytes)
+
+
+def plan(ws: Workspace, store: Store, options: PackOptions, report: PackReport) -> None:
+    conn = store.conn
+    caps = Caps(options.max_files, options.max_bytes)
+    folders: list[Planned] = []
+    dirty = conn.execute(
+        """SELECT t.id, t.name, t.band FROM torrent t
+           WHERE t.kind = 'data' AND t.obsolete = 0 AND t.built = 1 AND EXISTS (
+             SELECT 1 FROM torrent_file tf WHERE tf.torrent_id = t.id AND tf.role = 'audio'
+               AND NOT EXISTS (SELECT 1 FROM eligible e
+                               WHERE e.audio_file_id = tf.audio_file_id AND e.sha256 = tf.sha256))
+           ORDER BY t.band, t.aac_from, t.id"""
+    ).fetchall()
+    for d in dirty:
+        rows = conn.execute(
+            """SELECT e.* FROM torrent_file tf
+               JOIN eligible e ON e.audio_file_id = tf.audio_file_id AND e.sha256 = tf.sha256
+               WHERE tf.torrent_id = ? AND tf.role = 'audio'
+               ORDER BY e.band, e.rank, e.track_id""",
+            (d["id"],),
+        ).fetchall()
+        folders.append(Planned(d["band"], [member(ws, r) for r in rows], d["id"]))
+    fresh = (
+        member(ws, r)
+        for r in conn.execute(
+            """SELECT e.* FROM eligible e WHERE NOT EXISTS (
+                 SELECT 1 FROM torrent_file tf JOIN torrent t ON t.id = tf.torrent_id
+                 WHERE tf.audio_file_id = e.audio_file_id AND tf.sha256 = e.sha256
+                   AND tf.role = 'audio' AND t.kind = 'data' AND t.obsolete = 0)
+               ORDER BY e.band, e.rank, e.track_id"""
+        )
+    )
+    folders.extend(Planned(band, members) for band, members in plan_folders(fresh, caps))
+    if not folders:
+        return
+    # Most popular band first; within a band, rebuilt folders before new ones.
+    folders.sort(key=lambda f: (f.band, f.replaces is None))
+
+    ids = [m.audio_file_id for f in folders for m in f.members]
+    newest = max_created_at(conn, ids)
+    candidates = [t for t in (newest, options.not_before) if t is not None]
+    if dirty:
+        ex = parse_iso(store.scalar("SELECT max(added_at) FROM exclusion"))
+        if ex:
+            candidates.append(ex)
+    last = last_timestamp(conn)
+    if last is not None:
+        candidates.append(next_second(last))
+    base = max(candidates) if candidates else EPOCH
+    generation = int(store.scalar("SELECT coalesce(max(generation), 0) FROM torrent")) + 1
+    report.generation = generation
+
+    with store.transaction():
+        k = 0
+        for f in folders:
+            new_id = None
+            if f.members:
+                ts = base + timedelta(seconds=k)
+                k += 1
+                new_id = insert_planned(ws, conn, options, f, ts, generation)
+            if f.replaces is not None:
+                obsolete(conn, f.replaces, new_id)
+                if new_id is None:
+                    gone = conn.execute("SELECT name FROM torrent WHERE id = ?", (f.replaces,))
+                    report.rebuilt.append((gone.fetchone()[0], None))
+
+
+def max_created_at(conn: sqlite3.Connection, ids: list[int]) -> datetime | None:
+    newest: datetime | None = None
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        value = conn.execute(
+            f"SELECT max(created_at) FROM audio_file WHERE id IN ({','.join('?' * len(chunk))})",
+            chunk,
+        ).fetchone()[0]
+        ts = parse_iso(value)
+        if ts is not None and (newest is None or ts > newest):
+            newest = ts
+    return newest
+
+
+def readable_paths(conn: sqlite3.Connection, members: list[Member]) -> dict[int, str]:
+    ids = [m.audio_file_id for m in members]
+    info: dict[int, sqlite3.Row] = {}
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        for r in conn.execute(
+            f"""SELECT a.id, a.track_id, a.path, a.container, t.title, t.disc, t.position,
+                       coalesce(r.artist_credit, t.artist_credit) AS artist, r.title AS release,
+                       (SELECT max(disc) FROM track t2 WHERE t2.release_id = t.release_id)
+                         AS max_disc
+                FROM audio_file a JOIN track t ON t.id = a.track_id
+                LEFT JOIN release r ON r.id = t.release_id
+                WHERE a.id IN ({','.join('?' * len(chunk))})""",
+            chunk,
+        ):
+            info[r["id"]] = r
+    entries = []
+    for m in members:
+        r = info[m.audio_file_id]
+        ext = Path(r["path"]).suffix or (f".{r['container']}" if r["container"] else "")
+        entries.append(
+            ReadableEntry(
+                track_id=r["track_id"], artist=r["artist"], release=r["release"],
+                title=r["title"], disc=r["disc"], position=r["position"],
+                multi_disc=(r["max_disc"] or 1) > 1, ext=ext,
+            )
+        )
+    by_track = readable_layout(entries)
+    return {m.audio_file_id: by_track[m.track_id] for m in members}
+
+
+def insert_planned(
+    ws: Workspace,
+    conn: sqlite3.Connection,
+    options: PackOptions,
+    f: Planned,
+    ts: datetime,
+    generation: int,
+) -> int:
+    collection = data_collection(options.collection, f.band)
+    stamp = aac_time(ts)
+    aac = options.layout == "aac"
+    name = data_folder_name(options.prefix, collection, stamp, stamp, aac)
+    readable = None if aac else readable_paths(conn, f.members)
+    files: list[tuple[Any, ...]] = []
+    total = 0
+    ids = [m.audio_file_id for m in f.members]
+    rows: dict[int, sqlite3.Row] = {}
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        for r in conn.execute(
+            "SELECT id, track_id, size, sha256, patch_path FROM audio_file "
+            f"WHERE id IN ({','.join('?' * len(chunk))})",
+            chunk,
+        ):
+            rows[r["id"]] = r
+    for m in f.members:
+        r = rows[m.audio_file_id]
+        aacid = str(make_aacid(collection, stamp, str(r["track_id"]), bytes.fromhex(r["sha256"])))
+        path = aacid if readable is None else readable[m.audio_file_id]
+        files.append((path, m.audio_file_id, r["size"], r["sha256"], "audio", aacid))
+        total += r["size"]
+        if r["patch_path"]:
+            suffix = Path(r["patch_path"]).suffix or DEFAULT_PATCH_SUFFIX
+            psize = m.nbytes - r["size"] if m.nfiles == 2 else 0
+            files.append((path + suffix, m.audio_file_id, psize, None, "patch", aacid))
+            total += psize
+    cur = conn.execute(
+        """INSERT INTO torrent(kind, role, band, name, torrent_path, data_path, size, files,
+               created_at, layout, collection, aac_from, aac_to, generation, built)
+           VALUES ('data', 'audio', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)""",
+        (f.band, name, f"torrents/{name}.torrent", f"torrents/{name}", total, len(files),
+         iso(ts), options.layout, collection, stamp, stamp, generation),
+    )
+    tid = int(cur.lastrowid or 0)
+    conn.executemany(
+        """INSERT INTO torrent_file(torrent_id, path, audio_file_id, size, sha256, role, aacid)
+           VALUES (?, ?, ?, ?, ?, ?, ?)""",
+        [(tid, *row) for row in files],
+    )
+    return tid
