@@ -191,6 +191,20 @@ def bench_pack(mib: int, cache: Path) -> dict[str, object]:
                 t = time.perf_counter()
                 create_torrent(folder, TorrentOptions(name="x"))
                 out["engine_s"] = time.perf_counter() - t
+                # verify: ours (sha256 + merkle root per file) vs the engine's verify_torrent
+                from phonotheque.pack.torrent import read_torrent, verify_torrent
+                from phonotheque.publish.verify import VerifyOptions, verify
+                from phonotheque.publish.waves import ReleaseOptions, release
+
+                release(ws, ReleaseOptions(pack=False))
+                t = time.perf_counter()
+                vr = verify(folder, VerifyOptions(ws.publish))
+                out["verify_s"] = time.perf_counter() - t
+                assert vr.ok, vr.problems[:3]
+                info = read_torrent(ws.root / "torrents" / f"{folder.name}.torrent")
+                t = time.perf_counter()
+                assert verify_torrent(info, folder.parent).ok
+                out["engine_verify_s"] = time.perf_counter() - t
     out["ratio_engine_over_pack"] = float(out["engine_s"]) / float(out["pack_s"])  # type: ignore[arg-type]
     out["ratio_engine_over_pack_nocheck"] = (
         float(out["engine_s"]) / float(out["pack_nocheck_s"]))  # type: ignore[arg-type]
@@ -225,6 +239,9 @@ def main() -> None:
               f" with sha256 re-check, {r['pack_nocheck_s']:.2f}s without; torrent engine alone "
               f"{r['engine_s']:.2f}s -> engine/pack = {r['ratio_engine_over_pack']:.2f} "
               f"(checked), {r['ratio_engine_over_pack_nocheck']:.2f} (no check)")
+        print(f"verify {r['mib']} MiB: {r['verify_s']:.2f}s ({r['mib'] / r['verify_s']:.0f} MiB/s,"
+              f" sha256 + v2 root per file) vs the engine's verify_torrent "
+              f"{r['engine_verify_s']:.2f}s -> ratio {r['engine_verify_s'] / r['verify_s']:.2f}")
 
 
 if __name__ == "__main__":
