@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from phonotheque.audio.reconstruct import make_patch
-from phonotheque.model import Artist, Listen, Release, Track, TrackISRC
+from phonotheque.model import Artist, Listen, Provenance, Release, Track, TrackISRC
 from phonotheque.workspace import Workspace
 
 SOUNDS = "debian-sounds/freedesktop-stereo"
@@ -57,7 +57,8 @@ def make_archive(ws: Workspace, data: Path, n: int = len(TRACKS), patch_every: i
                     mbid=f"00000000-0000-4000-9000-{i:012d}"),
             Track(f"test:track:{i}", title, artist_credit=artist, artist_keys=(akey,),
                   release_key=rkey, disc=1, position=i + 1, duration_ms=1000 + i,
-                  mbid=f"00000000-0000-4000-a000-{i:012d}"),
+                  mbid=f"00000000-0000-4000-a000-{i:012d}",
+                  prov=Provenance(f"/home/builder/Music/{i:02d}.oga", "tags", "CC-BY-SA-3.0")),
             TrackISRC(f"test:track:{i}", f"GBAYE00{i:05d}"),
             Listen("key", f"test:track:{i}", 1000 // (i + 1), dataset="test"),
         ]

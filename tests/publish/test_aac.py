@@ -46,6 +46,8 @@ def test_meta_file_per_data_folder(ws: Workspace, data: Path) -> None:
             assert md["file"]["sha256"] == f["sha256"]
             assert md["file"]["btv2_root"] == f["pieces_root"] == f["btv2_root"]
             assert md["isrcs"] and md["release"]["title"]
+            assert md["source"].endswith(".oga") and "/" not in md["source"]  # no builder paths
+            assert md["licence"] == "CC-BY-SA-3.0"
             if f["patch_path"]:
                 assert md["file"]["patch"]["path"] == md["file"]["path"] + ".zstdpatch"
                 assert md["file"]["original_sha256"] == f["original_sha256"]

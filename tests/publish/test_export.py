@@ -56,6 +56,8 @@ def test_sqlite_round_trip(published: Workspace) -> None:
                        s.rank, s.band, a.tier
                 FROM track t LEFT JOIN selection s ON s.track_id = t.id
                 LEFT JOIN audio_file a ON a.track_id = t.id ORDER BY t.id""")
+    sources = _rows(db, "SELECT source, licence FROM track ORDER BY id")
+    assert sources == [(f"{i:02d}.oga", "CC-BY-SA-3.0") for i in range(10)]  # no builder paths
     statuses = dict(_rows(db, "SELECT status, count(*) FROM track GROUP BY status"))
     assert statuses == {"success": 9, "not_selected": 1}
     # file -> torrent + path + sha256 + merkle root, exactly as packed

@@ -26,6 +26,7 @@ import pyzstd
 
 from phonotheque.atomic import atomic_path
 from phonotheque.errors import InputError, wrap_os_error
+from phonotheque.publish.export import public_source
 
 LEVEL = 12  # t2sz uses 22; 12 keeps most of the ratio at a fraction of the time
 FRAME_BYTES = 4 * 2**20  # uncompressed bytes per seekable frame
@@ -155,7 +156,7 @@ def item_records(
                     "listens": r["listens"] or 0,
                     "rank": r["rank"],
                     "band": r["band"],
-                    "source": r["source"],
+                    "source": public_source(r["source"]),
                     "licence": r["licence"],
                     "file": {
                         "path": path,
