@@ -123,3 +123,22 @@ def test_art_search_is_incremental(ws: Workspace, data: Path, tmp_path: Path) ->
         assert store.scalar("SELECT origin FROM release_art WHERE release_id = ?",
                             (rel[6]["id"],)) == "art_dir"
         assert store.scalar("SELECT count(*) FROM art_scan") == len(rel)
+
+
+def test_released_art_is_published_and_verifies(ws: Workspace, data: Path, tmp_path: Path) -> None:
+    import sqlite3
+
+    from phonotheque.publish.verify import VerifyOptions, verify
+    from phonotheque.publish.waves import ReleaseOptions, release
+
+    rel, art_dir = _setup(ws, data, tmp_path)
+    release(ws, ReleaseOptions(pack_options=PackOptions(art_dir=art_dir)))
+    idx = orjson.loads((ws.publish / "torrents.json").read_bytes())
+    art = [e for e in idx if e["kind"] == "art"]
+    assert len(art) == 1 and art[0]["wave"] == 1
+    db = sqlite3.connect(ws.publish / "metadata.sqlite")
+    rows = db.execute("SELECT release_id, member FROM art ORDER BY release_id").fetchall()
+    assert [r[0] for r in rows] == sorted(r["id"] for r in rel[:4])  # type: ignore[type-var]
+    report = verify(ws.torrents, VerifyOptions(ws.publish))
+    assert report.ok, report.problems
+    assert any(f.torrent == art[0]["display_name"] for f in report.folders)
