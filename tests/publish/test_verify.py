@@ -158,3 +158,19 @@ def test_readable_layout_download_verifies(ws: Workspace, data: Path, tmp_path: 
     bad = verify(dl, VerifyOptions(ws.publish))
     assert [(f.renamed, f.torrent) for f in bad.folders] == [(True, folder.name)]
     assert not bad.problems and not bad.ok
+
+
+@pytest.mark.parametrize("column,value", [
+    ("path", "../../outside.txt"), ("path", "/etc/passwd"), ("path", "a//b"),
+])
+def test_hostile_published_paths_are_refused(ws: Workspace, download: Path, column: str,
+                                             value: str) -> None:
+    from phonotheque.errors import InputError
+
+    conn = sqlite3.connect(ws.publish / "metadata.sqlite")
+    first = conn.execute("SELECT path FROM file ORDER BY path LIMIT 1").fetchone()[0]
+    conn.execute(f"UPDATE file SET {column} = ? WHERE path = ?", (value, first))
+    conn.commit()
+    conn.close()
+    with pytest.raises(InputError, match="unsafe"):
+        verify(download, VerifyOptions(ws.publish))

@@ -143,6 +143,13 @@ def _load(against: Path) -> dict[str, _Torrent]:
         raise WorkspaceError(db, f"not a published metadata database: {exc}") from exc
     finally:
         conn.close()
+    # A hostile or broken database must not make us read outside DATA_DIR.
+    for t in torrents.values():
+        if not _safe_relative(t.name) or "/" in t.name:
+            raise InputError(db, f"unsafe torrent name {t.name!r} in the published metadata")
+        for p in t.files:
+            if not _safe_relative(p):
+                raise InputError(db, f"unsafe path {p!r} in the published metadata")
     # Torrents that only have a .torrent file (the database torrent) are checked by it.
     for p in sorted((against / "torrents").glob("*.torrent")):
         name = p.name.removesuffix(".torrent")
@@ -154,6 +161,12 @@ def _load(against: Path) -> dict[str, _Torrent]:
             continue
         torrents[info.name] = _Torrent(None, info.name, info.multi_file, info=info)
     return torrents
+
+
+def _safe_relative(path: str) -> bool:
+    parts = path.split("/")
+    return bool(path) and not path.startswith("/") and "\\" not in path and "\x00" not in path \
+        and all(part not in ("", ".", "..") for part in parts)
 
 
 def _hash_file(path: Path, progress: Progress | None) -> tuple[str, str | None]:
