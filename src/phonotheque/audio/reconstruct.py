@@ -18,6 +18,11 @@ decode here too: both sides use the reference as a raw-content prefix
 (pyzstd ``ZstdDict(ref, is_raw=True).as_prefix``), which is what the CLI does.
 The window covers reference + source, so files up to about 1 GiB each are
 supported (zstd's 2 GiB window limit); larger ones get no patch.
+
+Level 1 with long-distance matching is the default on measurement: a re-tagged
+3-minute FLAC (14 MB) gives a 1.6 KB patch in 10 ms at level 1, but 21 KB at
+level 3 (its match finder splits the long matches LDM finds) and 1.2 KB in 1.9 s
+at level 19.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ def _window_log(total: int) -> int:
     return min(_MAX_WINDOW_LOG, max(10, (total + 1).bit_length()))
 
 
-def make_patch(original: bytes, reference: bytes, *, level: int = 3,
+def make_patch(original: bytes, reference: bytes, *, level: int = 1,
                original_sha256: str | None = None,
                reference_sha256: str | None = None) -> bytes:
     """A patch that turns ``reference`` back into ``original``."""

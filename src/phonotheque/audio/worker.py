@@ -40,7 +40,7 @@ class AudioOptions:
 
     encode: EncodeOptions = field(default_factory=EncodeOptions)
     patches: bool = True  # make .zstdpatch files for tier original
-    patch_level: int = 3
+    patch_level: int = 1  # zstd level; see reconstruct.py on why 1
     verify_existing: bool = False  # re-hash finished files on a re-run (default: size check)
     retry_errors: bool = False  # re-try tracks whose ledger says error_*
     batch_size: int = 64  # results per catalogue transaction
