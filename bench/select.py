@@ -108,8 +108,10 @@ def measure(root: Path, what: str) -> dict[str, float]:
             n += 1
         extra = {"rows": n}
     wall = time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"wall_s": wall, "peak_rss": rss, **extra}
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    # CPU time too: on a shared machine the wall time mostly measures the neighbours
+    return {"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss": ru.ru_maxrss * 1024,
+            "load": os.getloadavg()[0], **extra}
 
 
 def _child(root: Path, what: str) -> dict[str, float]:
@@ -147,18 +149,22 @@ def main() -> None:
         again = _child(root, "select")  # re-selection: ledger rows mostly unchanged
         base = _child(root, "baseline")
         results.append((n, sel, again, base))
-        print(f"{n:>11,} tracks: select {sel['wall_s']:.1f} s, "
-              f"peak RSS {sel['peak_rss'] / 2**20:.0f} MiB; re-select {again['wall_s']:.1f} s; "
-              f"baseline sort {base['wall_s']:.1f} s (RSS {base['peak_rss'] / 2**20:.0f} MiB); "
-              f"ratio select/sort {sel['wall_s'] / base['wall_s']:.2f}; "
+        print(f"{n:>11,} tracks: select {sel['wall_s']:.1f} s wall / {sel['cpu_s']:.1f} s CPU "
+              f"(load {sel['load']:.1f}), peak RSS {sel['peak_rss'] / 2**20:.0f} MiB; "
+              f"re-select {again['wall_s']:.1f} s wall / {again['cpu_s']:.1f} s CPU; "
+              f"baseline sort {base['wall_s']:.1f} s wall / {base['cpu_s']:.1f} s CPU "
+              f"(RSS {base['peak_rss'] / 2**20:.0f} MiB); ratio select/sort "
+              f"{sel['wall_s'] / base['wall_s']:.1f} wall, {sel['cpu_s'] / base['cpu_s']:.1f} CPU; "
               f"selected {sel['selected']:,} covering {sel['covered_share']:.4f}", flush=True)
     if len(results) >= 2:
         (n1, s1, _, _), (n2, s2, _, _) = results[-2], results[-1]
-        k = math.log(s2["wall_s"] / s1["wall_s"]) / math.log(n2 / n1)
-        t256 = s2["wall_s"] * (256e6 / n2) ** k
-        print(f"measured scaling exponent {k:.2f} (time ∝ n^k) -> 256 M tracks ≈ "
-              f"{t256 / 60:.0f} min; peak RSS stays bounded by SQLite caches "
-              f"({s2['peak_rss'] / 2**20:.0f} MiB at {n2:,})")
+        for what in ("wall_s", "cpu_s"):
+            k = math.log(s2[what] / s1[what]) / math.log(n2 / n1)
+            t256 = s2[what] * (256e6 / n2) ** k
+            print(f"{what[:-2]}: measured scaling exponent {k:.2f} (time ∝ n^k) -> "
+                  f"256 M tracks ≈ {t256 / 60:.0f} min")
+        print(f"peak RSS stays bounded by SQLite's caches: {s1['peak_rss'] / 2**20:.0f} MiB at "
+              f"{n1:,}, {s2['peak_rss'] / 2**20:.0f} MiB at {n2:,}")
     print(f"(2-core machine shared with other engineers' test runs; cpu count "
           f"{os.cpu_count()})")
 
