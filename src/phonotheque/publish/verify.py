@@ -147,9 +147,9 @@ def _load(against: Path) -> dict[str, _Torrent]:
     for t in torrents.values():
         if not _safe_relative(t.name) or "/" in t.name:
             raise InputError(db, f"unsafe torrent name {t.name!r} in the published metadata")
-        for p in t.files:
-            if not _safe_relative(p):
-                raise InputError(db, f"unsafe path {p!r} in the published metadata")
+        for rel in t.files:
+            if not _safe_relative(rel):
+                raise InputError(db, f"unsafe path {rel!r} in the published metadata")
     # Torrents that only have a .torrent file (the database torrent) are checked by it.
     for p in sorted((against / "torrents").glob("*.torrent")):
         name = p.name.removesuffix(".torrent")
