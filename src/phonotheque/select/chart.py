@@ -220,7 +220,7 @@ body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; margin: 0 2em 1em 0; display: inline-table;
          vertical-align: top; }}
 td, th {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }}
-th {{ text-align: left; background: #f4f4f4; }}
+th, td:first-child {{ text-align: left; }} th {{ background: #f4f4f4; }}
 svg {{ max-width: 100%; height: auto; }}
 </style></head><body>
 <h1>Coverage report</h1>
