@@ -194,7 +194,10 @@ class DaskExecutor(Executor):
         ac = as_completed(futures)
         try:
             for fut in ac:
-                result = fut.result()
+                try:
+                    result = fut.result()
+                except Exception as exc:  # KilledWorker, lost connection, ...
+                    raise PhonoError("dask", f"a task failed on the cluster: {exc!r}") from exc
                 fut.release()
                 # keep the window full: one new item for each finished one
                 for item in it:

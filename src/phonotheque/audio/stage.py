@@ -185,16 +185,17 @@ def _plan(ws: Workspace, store: Store, options: AudioOptions, report: AudioRepor
                  updated_at = ? WHERE status NOT IN ('success', 'excluded') AND track_id IN (
                  SELECT s.track_id FROM selection s JOIN track t ON t.id = s.track_id
                   WHERE t.excluded = 1)""", (stamp,))
-    rows = store.query(
+    # streamed: only the tracks still to do are kept in memory
+    rows = store.conn.execute(
         """SELECT s.track_id, s.rank, s.tier, l.status, t.excluded,
                   af.path AS af_path, af.size AS af_size, af.sha256 AS af_sha
              FROM selection s JOIN track t ON t.id = s.track_id
              LEFT JOIN ledger l ON l.track_id = s.track_id
              LEFT JOIN audio_file af ON af.track_id = s.track_id
             ORDER BY s.rank, s.track_id""")
-    report.selected = len(rows)
     wanted: list[tuple[int, int, str]] = []
     for r in rows:
+        report.selected += 1
         status = r["status"] or "todo"
         if r["excluded"]:
             report.excluded += 1
@@ -398,8 +399,8 @@ def _execute(ws: Workspace, store: Store, executor: Executor, items: Iterator[Wo
             batch.append(res)
             now = time.perf_counter()
             if len(batch) >= options.batch_size or now - last_flush >= _FLUSH_SECONDS:
-                _record(ws, store, batch, report)
-                batch, last_flush = [], now
+                pending, batch, last_flush = batch, [], now
+                _record(ws, store, pending, report)  # (not retried below if it raises)
             if on_progress is not None:
                 on_progress(AudioProgress(
                     done=done, total=report.planned, errors=report.error_count,
