@@ -15,12 +15,13 @@ from phonotheque.cli._common import main
 # Each module defines ``register(group)``; order is the order of `phono --help`.
 COMMAND_MODULES = [
     "phonotheque.cli.catalogue_cmds",
+    "phonotheque.cli.build_cmds",
     "phonotheque.cli.ingest_cmds",
     "phonotheque.cli.synth_cmds",
     "phonotheque.cli.select_cmds",
+    "phonotheque.cli.audio_cmds",
     "phonotheque.cli.torrent_cmds",
     "phonotheque.cli.publish_cmds",
-    "phonotheque.cli.audio_cmds",
     "phonotheque.cli.serve_cmds",
 ]
 
