@@ -13,7 +13,7 @@ import pytest
 from phonotheque.select import SelectOptions, select
 from phonotheque.workspace import Workspace
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "select.py"
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "selection.py"
 
 
 def _bench() -> ModuleType:

@@ -1,7 +1,7 @@
 """Benchmark of `phono select` on large synthetic catalogues.
 
-    .venv/bin/python bench/select.py                 # 1 M and 10 M tracks
-    .venv/bin/python bench/select.py --sizes 200000  # smaller
+    .venv/bin/python bench/selection.py                 # 1 M and 10 M tracks
+    .venv/bin/python bench/selection.py --sizes 200000  # smaller
 
 The catalogue rows are generated directly inside SQLite (recursive CTE, one
 INSERT ... SELECT per table) — a fast bulk path; going through `phono synth`
