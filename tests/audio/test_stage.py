@@ -434,3 +434,24 @@ def test_licence_tag_only_when_the_audio_licence_is_known(ws: Workspace, sounds:
     path = _rows(ws, "SELECT path FROM audio_file WHERE track_id = ?", (tid,))[0][0]
     tags = mutagen.File(ws.root / path).tags
     assert "LICENSE" not in tags and tags["PHONOTHEQUE_METADATA_LICENSE"] == ["CC0-1.0"]
+
+
+def test_hostile_source_file_names_are_quarantined_safely(ws: Workspace, tmp_path: Path,
+                                                          data: Path) -> None:
+    names = ["new\nline .. x.mp3", "ｓｌａｓｈ∕" + "é" * 100 + ".mp3", "-rf --no-preserve-root.mp3"]
+    entries = []
+    for n in names:
+        p = tmp_path / n
+        # distinct bytes, or identical sources would be deduplicated before probing
+        p.write_bytes((data / "mutagen" / "too-short.mp3").read_bytes() + n.encode())
+        entries.append(Entry(p))
+    ids = add_tracks(ws, entries)
+    report = run_audio(ws, AudioOptions(), InlineExecutor())
+    assert report.error_count == len(names)
+    got = sorted(p.name for p in ws.quarantine.iterdir())
+    assert len(got) == 2 * len(names)
+    for name in got:
+        assert re.fullmatch(r"\d+-[A-Za-z0-9._-]{1,80}(\.reason\.txt)?", name), name
+        assert len(name.encode()) < 120
+    reason = (ws.quarantine / f"{ids[0]}-new_line_.._x.mp3.reason.txt").read_text()
+    assert "reason: error_" in reason
