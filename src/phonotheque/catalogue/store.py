@@ -541,7 +541,13 @@ class Store:
                VALUES (?,?,?,?,?,?,?,?)
                ON CONFLICT(source) DO UPDATE SET kind = excluded.kind, size = excluded.size,
                  mtime_ns = excluded.mtime_ns, offset = excluded.offset, line = excluded.line,
-                 done = excluded.done, updated_at = excluded.updated_at""",
+                 done = excluded.done, updated_at = excluded.updated_at
+               -- a re-read that ends where the last one did is not news: keep its time
+               WHERE (ingest_checkpoint.kind, ingest_checkpoint.size,
+                      ingest_checkpoint.mtime_ns, ingest_checkpoint.offset,
+                      ingest_checkpoint.line, ingest_checkpoint.done)
+                 IS NOT (excluded.kind, excluded.size, excluded.mtime_ns, excluded.offset,
+                         excluded.line, excluded.done)""",
             (cp.source, cp.kind, cp.size, cp.mtime_ns, cp.offset, cp.line, int(cp.done),
              now_iso()),
         )

@@ -395,15 +395,30 @@ def _plan(conn: sqlite3.Connection, opts: SelectOptions, step: _Steps,
     report = _report(conn, opts, total=total, works=works, positive=positive, cut=cut,
                      boundary=boundary, zero_taken=zero_taken, chosen=chosen,
                      covered=covered, budget_stopped=budget_stopped)
-    conn.execute(
-        "INSERT INTO select_run(started_at, finished_at, options, result, curve) "
-        "VALUES (?,?,?,?,?)",
-        (started_at, now_iso(), orjson.dumps(opts.as_dict()).decode(),
-         orjson.dumps(report.summary()).decode(),
-         orjson.dumps([p.as_list() for p in report.curve]).decode()),
-    )
+    options_json = orjson.dumps(opts.as_dict()).decode()
+    result_json = orjson.dumps(report.summary()).decode()
+    curve_json = orjson.dumps([p.as_list() for p in report.curve]).decode()
+    # A run that reaches the same plan as the last one is not a new selection:
+    # recording it would change the catalogue's "data as of" time (which the
+    # published files carry) although nothing else changed.
+    last = conn.execute(
+        "SELECT options, result, curve FROM select_run ORDER BY id DESC LIMIT 1").fetchone()
+    if last is None or (last[0], _timeless(last[1]), last[2]) != (
+            options_json, _timeless(result_json), curve_json):
+        conn.execute(
+            "INSERT INTO select_run(started_at, finished_at, options, result, curve) "
+            "VALUES (?,?,?,?,?)",
+            (started_at, now_iso(), options_json, result_json, curve_json),
+        )
     step()
     return report
+
+
+def _timeless(result_json: str) -> dict[str, Any]:
+    """A run's result without its timing, to compare two runs' plans."""
+    result = orjson.loads(result_json)
+    result.pop("elapsed_s", None)
+    return result
 
 
 def _est_sql(opts: SelectOptions) -> tuple[str, str]:
