@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,20 @@ def _summary(ws: Workspace, report: BuildReport) -> Table:
     return t
 
 
+def _problems(report: BuildReport) -> str:
+    """What went wrong without stopping the build (rejected inputs, failed files), or ''."""
+    parts = []
+    ingest = report.stage("ingest")
+    if ingest is not None:
+        rejected = sum(r.rejected for r in ingest.report)
+        if rejected:
+            parts.append(f"{rejected} inputs rejected")
+    audio = report.stage("audio")
+    if audio is not None and audio.report.error_count:
+        parts.append(f"{audio.report.error_count} tracks failed in audio")
+    return ", ".join(parts)
+
+
 def register(main: click.Group) -> None:
     @command(main, "build")
     @click.argument("sources", nargs=-1, required=True)
@@ -103,6 +118,10 @@ def register(main: click.Group) -> None:
         Each SOURCE is `kind:PATH` (musicbrainz:, mbdump:, tags:, listens:) or a
         path whose kind is detected. Re-running with the same inputs changes
         nothing; a killed build resumes where it stopped.
+
+        Exit status: 0 clean; 10 finished, but some inputs were rejected or some
+        tracks failed (see `phono rejects`, `phono ledger`); 2-6 on errors that
+        stop the build (5: disk full or read-only destination).
         """
         from phonotheque.select import SelectOptions
 
@@ -112,6 +131,11 @@ def register(main: click.Group) -> None:
                                workers=workers, stop_after=stop_after)
         report = _run_build(ws, specs, options)
         console.print(_summary(ws, report))
+        problems = _problems(report)
+        if problems:
+            console.print(f"[yellow]{problems}[/] (see `phono rejects` and `phono ledger "
+                          f"--status 'error_*'`)")
+            sys.exit(10)
 
     @command(main, "demo")
     @click.option("--workspace", "-w", type=click.Path(file_okay=False, path_type=Path),

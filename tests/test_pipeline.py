@@ -1,0 +1,65 @@
+"""The build runner: source detection, stage order, idempotence without a frozen clock."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from phonotheque.cli.build_cmds import demo_sources
+from phonotheque.errors import InputError
+from phonotheque.pipeline import build, parse_source
+from phonotheque.workspace import Workspace
+
+PHONO = str(Path(__file__).parents[1] / ".venv" / "bin" / "phono")
+
+
+def test_parse_source_prefix_and_detection(data: Path, tmp_path: Path) -> None:
+    assert parse_source(f"tags:{tmp_path}").kind == "tags"
+    assert parse_source(str(data / "mbdump" / "webservice")).kind == "mbdump"
+    assert parse_source(str(data / "mbdump" / "webservice" / "mbdump")).kind == "mbdump"
+    assert parse_source(str(data / "beets")).kind == "tags"
+    assert parse_source(str(data / "picard" / "ws_data" / "release.json")).kind == "musicbrainz"
+    assert parse_source(str(data / "listenbrainz" / "top_recording_db_data_for_api_test.json")
+                        ).kind == "listens"
+    assert parse_source(str(data / "listenbrainz" / "listenbrainz_listens.jsonl")).kind == "listens"
+    csv = tmp_path / "l.csv"
+    csv.write_text("isrc,count\nGBAAA9900303,3\n")
+    assert parse_source(str(csv)).kind == "listens"
+    with pytest.raises(InputError, match="no such file"):
+        parse_source(str(tmp_path / "missing.json"))
+    odd = tmp_path / "x.bin"
+    odd.write_bytes(b"\0")
+    with pytest.raises(InputError, match="cannot tell what kind"):
+        parse_source(str(odd))
+
+
+def test_stop_after_select_runs_only_first_stages(tmp_path: Path) -> None:
+    ws = Workspace.create(tmp_path / "ws")
+    from phonotheque.pipeline import BuildOptions
+
+    report = build(ws, demo_sources(), BuildOptions(stop_after="select"))
+    assert [s.name for s in report.stages] == ["ingest", "select"]
+    assert report.stage("select").report.selected > 0
+    assert not any((ws.audio).rglob("*.opus"))
+
+
+def _tree(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_second_build_with_the_wall_clock_changes_nothing(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"}
+    cmd = [PHONO, "build", "-w", str(tmp_path / "ws"), *(str(s) for s in demo_sources())]
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert first.returncode in (0, 10), first.stderr
+    before = _tree(tmp_path / "ws" / "publish")
+    time.sleep(1.1)  # a new second: any wall-clock time leaking into output would show
+    second = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert "nothing to do" in second.stdout, second.stdout
+    assert _tree(tmp_path / "ws" / "publish") == before
