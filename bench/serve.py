@@ -182,6 +182,9 @@ def bench_http(db: Path, work: Path, sets: dict[str, list[str]], duration: float
     if not link.exists():
         link.symlink_to(db)
     isrcs, texts = sets["isrc"], sets["text"]
+    # the same searches without the single common words ("love"), which match ~3 % of
+    # the archive each and stall Datasette for seconds
+    specific = [q for q in texts if q.lower() not in COMMON]
     # Datasette's own search: the user's words, each quoted by Datasette, matched exactly
     # (no prefix: a prefix query on a common word stalls it for many seconds)
     ds_table = "/metadata/track_fts.json?_search={}&_size=20&_shape=array"
@@ -192,10 +195,12 @@ def bench_http(db: Path, work: Path, sets: dict[str, list[str]], duration: float
         "phono": {
             "isrc": [f"/api/isrc/{c}" for c in isrcs],
             "text": [f"/api/search?q={quote(q)}&limit=20" for q in texts],
+            "text-specific": [f"/api/search?q={quote(q)}&limit=20" for q in specific],
         },
         "datasette": {
             "isrc": [f"/metadata/track_isrc.json?isrc={c}&_shape=array" for c in isrcs],
             "text": [ds_table.format(quote(q)) for q in texts],
+            "text-specific": [ds_table.format(quote(q)) for q in specific],
             "text-ranked-sql": [ds_sql.format(quote(fts_query(q).rstrip("*"))) for q in texts],
         },
     }
@@ -336,10 +341,12 @@ def main() -> None:
             mine = {r.kind: r for r in runs if r.server == label}
             print(f"  {label}: ISRC {ratio(mine['isrc'], ds['isrc'])} Datasette; text "
                   f"{ratio(mine['text'], ds['text'])} Datasette _search, "
-                  f"{ratio(mine['text'], ds['text-ranked-sql'])} Datasette ranked SQL "
-                  "(successful answers/s); "
+                  f"{ratio(mine['text'], ds['text-ranked-sql'])} Datasette ranked SQL, "
+                  f"specific words {ratio(mine['text-specific'], ds['text-specific'])} Datasette "
+                  "_search (successful answers/s); "
                   f"p99 ISRC {mine['isrc'].p99_ms:.1f} ms (goal < 10), text "
-                  f"{mine['text'].p99_ms:.1f} ms (goal < 50)")  # fmt: skip
+                  f"{mine['text'].p99_ms:.1f} ms, specific {mine['text-specific'].p99_ms:.1f} ms "
+                  "(goal < 50)")  # fmt: skip
     if not args.skip_seed:
         bench_seed(args.cache, args.seed_mib)
 
