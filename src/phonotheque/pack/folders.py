@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import sqlite3
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
-from phonotheque.atomic import atomic_path
 from phonotheque.catalogue.store import Store
-from phonotheque.errors import wrap_os_error
+from phonotheque.executors import Executor
 from phonotheque.model import Reject
+from phonotheque.pack.folder_job import (
+    FolderJob,
+    FolderResult,
+    Member,
+    build_folder,
+    run_folder_job,
+)
 from phonotheque.pack.layout import EPOCH, meta_file_name, parse_iso
 from phonotheque.pack.options import PackOptions, PackReport, Progress
-from phonotheque.pack.steps_common import link, mark_built, sha256_file, torrent_options
-from phonotheque.pack.torrent import create_torrent, write_torrent
+from phonotheque.pack.steps_common import mark_built, sha256_file, torrent_options
+from phonotheque.pack.torrent import create_torrent, read_torrent, write_torrent
 from phonotheque.workspace import Workspace
 
 
@@ -25,102 +29,125 @@ def build_planned(
     options: PackOptions,
     report: PackReport,
     progress: Progress | None,
+    executor: Executor | None = None,
 ) -> None:
+    """Build every planned-but-unbuilt data folder; record each as it finishes.
+
+    Without ``executor`` folders are built here, one after the other, with
+    byte-level progress. With one, every folder is a :class:`FolderJob` run by
+    a worker (a local process or a Dask worker near the storage), and this
+    process only records the results (progress then moves a folder at a time).
+    Either way the catalogue ends up the same: each folder is recorded in its
+    own transaction, and the report lists folders and rejects in plan order.
+    """
     conn = store.conn
     planned = conn.execute(
         "SELECT * FROM torrent WHERE kind = 'data' AND built = 0 ORDER BY id"
     ).fetchall()
     if not planned:
         return
-    total = sum(t["size"] for t in planned) * (2 if options.check_sha256 else 1)
+    factor = 2 if options.check_sha256 else 1
+    total = sum(t["size"] for t in planned) * factor
     if progress is not None:
         progress(0, total=total)
-    for t in planned:
-        build_one(ws, store, options, t, report, progress)
+    rows = {t["id"]: t for t in planned}
+    outcomes: dict[int, _Outcome] = {}
+    try:
+        if executor is None:
+            for t in planned:
+                job = folder_job(ws, store, options, t)
+                outcomes[t["id"]] = record(store, t, job, build_folder(job, progress))
+        else:
+            jobs = (folder_job(ws, store, options, t) for t in planned)
+            # the executor yields results only; keep the jobs to know their members
+            sent: dict[int, FolderJob] = {}
+
+            def remember(jobs: Iterator[FolderJob]) -> Iterator[FolderJob]:
+                for job in jobs:
+                    sent[job.torrent_id] = job
+                    yield job
+
+            for result in executor.map_unordered(run_folder_job, remember(jobs)):
+                job = sent.pop(result.torrent_id)
+                outcomes[result.torrent_id] = record(store, rows[result.torrent_id], job, result)
+                if progress is not None:
+                    progress(rows[result.torrent_id]["size"] * factor)
+    finally:
+        # in plan order, whatever order the folders finished in
+        for tid in sorted(outcomes):
+            outcomes[tid].apply(report)
 
 
-def build_one(
-    ws: Workspace,
-    store: Store,
-    options: PackOptions,
-    t: sqlite3.Row,
-    report: PackReport,
-    progress: Progress | None,
-) -> None:
-    conn = store.conn
-    name = t["name"]
-    members = conn.execute(
+def folder_job(ws: Workspace, store: Store, options: PackOptions, t: sqlite3.Row) -> FolderJob:
+    """What a worker needs to build planned folder ``t`` (absolute root, members, options)."""
+    members = store.conn.execute(
         """SELECT tf.path, tf.role, tf.size, tf.sha256, tf.audio_file_id,
                   a.path AS src, a.patch_path
            FROM torrent_file tf JOIN audio_file a ON a.id = tf.audio_file_id
            WHERE tf.torrent_id = ? ORDER BY tf.path""",
         (t["id"],),
     ).fetchall()
-    dropped: set[int] = set()  # audio_file ids left out (missing or changed files)
-    patch_hash: dict[str, tuple[str, int]] = {}
-    copied = 0
-    final = ws.root / t["data_path"]
     ts = parse_iso(t["created_at"]) or EPOCH
-    with atomic_path(final) as tmp:
-        tmp.mkdir()
+    return FolderJob(
+        torrent_id=t["id"],
+        root=str(ws.root.absolute()),
+        data_path=t["data_path"],
+        torrent_path=t["torrent_path"],
+        members=tuple(
+            Member(m["audio_file_id"], (m["src"] if m["role"] == "audio" else m["patch_path"]) or "",
+                   m["path"], m["role"], m["size"], m["sha256"])
+            for m in members
+        ),
+        torrent=torrent_options(options, t["name"], ts),
+        check_sha256=options.check_sha256,
+        workers=options.workers,
+    )
 
-        def place(m: sqlite3.Row) -> tuple[sqlite3.Row, str | None, bool]:
-            rel = m["src"] if m["role"] == "audio" else m["patch_path"]
-            parts = Path(rel).parts
-            if Path(rel).is_absolute() or ".." in parts or not parts:
-                # The catalogue says files live under the workspace; anything else
-                # would put a file from elsewhere on the machine into a torrent.
-                return m, "path is not inside the workspace", False
-            src = ws.root / rel
-            try:
-                size = src.stat().st_size
-            except OSError as exc:
-                return m, f"{m['role']} file unreadable: {exc.strerror or exc}", False
-            if m["role"] == "audio" and size != m["size"]:
-                return m, f"size {size} differs from the catalogue's {m['size']}", False
-            dst = tmp.joinpath(*m["path"].split("/"))
-            try:
-                was_copied = link(src, dst)
-            except OSError as exc:
-                raise wrap_os_error(exc, dst) from exc
-            if options.check_sha256 or m["role"] == "patch":
-                digest = sha256_file(dst, progress if m["role"] == "audio" else None)
-                if m["role"] == "audio" and digest != m["sha256"]:
-                    dst.unlink()
-                    return m, "content differs from the catalogue's sha256 (changed after the audio stage)", False
-                if m["role"] == "patch":
-                    patch_hash[m["path"]] = (digest, size)
-            return m, None, was_copied
 
-        with ThreadPoolExecutor(max_workers=options.workers or min(8, os.cpu_count() or 1)) as pool:
-            for m, problem, was_copied in pool.map(place, members):
-                copied += was_copied
-                if problem is not None:
-                    rel = m["src"] if m["role"] == "audio" else m["patch_path"]
-                    # locator: the archive file, stable across runs (the folder is not)
-                    report.rejects.append(
-                        Reject("pack", rel, f"audio_file {m['audio_file_id']}", problem))
-                    dropped.add(m["audio_file_id"])
-        # A file and its patch travel together: drop both when either is bad.
-        for m in members:
-            if m["audio_file_id"] in dropped:
-                tmp.joinpath(*m["path"].split("/")).unlink(missing_ok=True)
-        kept = [m for m in members if m["audio_file_id"] not in dropped]
-        if not kept:
-            info = None
+@dataclass
+class _Outcome:
+    """What one recorded folder adds to the report."""
+
+    name: str
+    rejects: list[Reject] = field(default_factory=list)
+    replaced: str | None = None  # the obsolete folder this one rebuilds
+    built: bool = False
+    tracks: int = 0
+    files: int = 0
+    bytes: int = 0
+    copied: int = 0
+
+    def apply(self, report: PackReport) -> None:
+        report.rejects.extend(self.rejects)
+        if not self.built:
+            return
+        report.copied += self.copied
+        if self.replaced is not None:
+            report.rebuilt.append((self.replaced, self.name))
         else:
-            info = create_torrent(
-                tmp, torrent_options(options, name, ts),
-                progress=(lambda n: progress(n)) if progress is not None else None,
-            )
-            write_torrent(info, ws.root / t["torrent_path"])
-    if info is None:
-        shutil.rmtree(final, ignore_errors=True)
+            report.new_folders.append(self.name)
+        report.tracks_packed += self.tracks
+        report.files_packed += self.files
+        report.bytes_packed += self.bytes
+
+
+def record(store: Store, t: sqlite3.Row, job: FolderJob, result: FolderResult) -> _Outcome:
+    """Write what a worker built for planned folder ``t`` into the catalogue (one transaction)."""
+    result.raise_error()
+    conn = store.conn
+    out = _Outcome(t["name"], copied=result.copied)
+    # locator: the archive file, stable across runs (the folder is not)
+    out.rejects = [Reject("pack", d.src, f"audio_file {d.audio_file_id}", d.problem)
+                   for d in result.dropped]
+    dropped = result.dropped_ids
+    if result.metainfo is None:
         with store.transaction():
             conn.execute("DELETE FROM torrent_file WHERE torrent_id = ?", (t["id"],))
             conn.execute("UPDATE torrent SET superseded_by = NULL WHERE superseded_by = ?", (t["id"],))
             conn.execute("DELETE FROM torrent WHERE id = ?", (t["id"],))
-        return
+        return out
+    info = read_torrent(result.metainfo)
+    kept = [m for m in job.members if m.audio_file_id not in dropped]
     roots = {f.path: f.pieces_root.hex() if f.pieces_root else None for f in info.data_files}
     with store.transaction():
         if dropped:
@@ -129,33 +156,31 @@ def build_one(
                 [(t["id"], i) for i in sorted(dropped)],
             )
         for m in kept:
-            root = roots.get(m["path"])
-            if m["role"] == "patch":
-                digest, size = patch_hash[m["path"]]
+            root = roots.get(m.dst)
+            if m.role == "patch":
+                digest, size = result.patch_hashes[m.dst]
                 conn.execute(
                     "UPDATE torrent_file SET pieces_root = ?, sha256 = ?, size = ? "
                     "WHERE torrent_id = ? AND path = ?",
-                    (root, digest, size, t["id"], m["path"]),
+                    (root, digest, size, t["id"], m.dst),
                 )
             else:
                 conn.execute(
                     "UPDATE torrent_file SET pieces_root = ? WHERE torrent_id = ? AND path = ?",
-                    (root, t["id"], m["path"]),
+                    (root, t["id"], m.dst),
                 )
                 conn.execute(
-                    "UPDATE audio_file SET btv2_root = ? WHERE id = ?", (root, m["audio_file_id"])
+                    "UPDATE audio_file SET btv2_root = ? WHERE id = ?", (root, m.audio_file_id)
                 )
         mark_built(conn, t["id"], info)
     old = conn.execute("SELECT name FROM torrent WHERE superseded_by = ? AND kind = 'data'",
                        (t["id"],)).fetchone()
-    if old is not None:
-        report.rebuilt.append((old["name"], name))
-    else:
-        report.new_folders.append(name)
-    report.tracks_packed += sum(m["role"] == "audio" for m in kept)
-    report.files_packed += len(kept)
-    report.bytes_packed += info.total_size
-    report.copied += copied
+    out.replaced = old["name"] if old is not None else None
+    out.built = True
+    out.tracks = sum(m.role == "audio" for m in kept)
+    out.files = len(kept)
+    out.bytes = info.total_size
+    return out
 
 
 def ensure_meta_files(

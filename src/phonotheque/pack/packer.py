@@ -26,6 +26,10 @@ members) in one transaction, then builds folder after folder (payload built
 under a temporary name and renamed, ``.torrent`` written atomically, catalogue
 row marked ``built`` last). An interrupted run resumes the recorded plan, so it
 ends with exactly the bytes an uninterrupted run would have produced.
+
+Distribution: building a folder is a pure job (:mod:`.folder_job`), so with an
+executor the folders are built by workers (on a Dask cluster, next to the
+storage) while this process only plans and records.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import orjson
 from phonotheque.atomic import sweep_temporaries
 from phonotheque.catalogue.store import Store
 from phonotheque.errors import InputError
+from phonotheque.executors import Executor
 from phonotheque.pack.art_step import pack_art
 from phonotheque.pack.folders import build_planned, ensure_meta_files
 from phonotheque.pack.options import Layout, PackOptions, PackReport, Progress
@@ -61,9 +66,18 @@ SETTINGS_KEYS = ("layout", "prefix", "collection")
 
 
 def pack(
-    ws: Workspace, options: PackOptions | None = None, progress: Progress | None = None
+    ws: Workspace,
+    options: PackOptions | None = None,
+    progress: Progress | None = None,
+    executor: Executor | None = None,
 ) -> PackReport:
-    """Pack every eligible file not yet in a current torrent; rebuild folders that lost files."""
+    """Pack every eligible file not yet in a current torrent; rebuild folders that lost files.
+
+    With ``executor`` (a local process pool or a Dask cluster, see
+    :mod:`phonotheque.executors`) each data folder is linked, checked and hashed
+    by a worker; this process plans and records. Without one, folders are built
+    here. Both give the same bytes.
+    """
     options = options or PackOptions()
     t0 = time.monotonic()
     report = PackReport()
@@ -78,7 +92,7 @@ def pack(
             report.resumed = True
         else:
             plan(ws, store, options, report)
-        build_planned(ws, store, options, report, progress)
+        build_planned(ws, store, options, report, progress, executor)
         ensure_meta_files(ws, store, options, progress)
         drop_obsolete_payloads(ws, store)
         if options.art:
