@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from phonotheque.errors import TorrentError
+from phonotheque.errors import InputError, TorrentError
 from phonotheque.pack import bencode
 from phonotheque.pack.torrent import (
     TorrentOptions,
@@ -195,3 +195,20 @@ def test_refuses_empty_content(tmp_path: Path) -> None:
     with pytest.raises(TorrentError, match="power of two"):
         create_torrent(tmp_path / "e", TorrentOptions(piece_length=20000))
     assert create_torrent(tmp_path / "e", TorrentOptions(version="1", piece_length=20000))
+
+
+@pytest.mark.parametrize("version", ["1", "2", "hybrid"])
+def test_single_file_renamed(tree: Path, version: str) -> None:
+    info = create_torrent(tree / "big.bin", TorrentOptions(version=version, name="Renamed.bin"))  # type: ignore[arg-type]
+    assert info.name == "Renamed.bin" and [f.path for f in info.files] == ["Renamed.bin"]
+
+
+def test_file_changed_while_hashing_is_refused(tmp_path: Path) -> None:
+    d = make_tree(tmp_path / "d", [("a", 20_000), ("b", 20_000)])
+
+    def touch(_: int) -> None:
+        with open(d / "a", "ab") as f:
+            f.write(b"late")
+
+    with pytest.raises(InputError, match="changed while it was being hashed"):
+        create_torrent(d, TorrentOptions(piece_length=16384), progress=touch)

@@ -33,6 +33,7 @@ NAME_MAX = 255  # bytes per path component on common file systems
 # not exceed picks 16 KiB << index (up to 16 MiB). Derived so that the v1 hash
 # list is about sqrt(total size) * 2 bytes.
 
+
 @dataclass(frozen=True)
 class TorrentFile:
     """One file of a torrent, in torrent order.
@@ -93,7 +94,6 @@ class TorrentInfo:
 
     def magnet(self) -> str:
         return magnet_link(self.infohash_v1, self.infohash_v2, self.name, self.trackers)
-
 
 
 def _check_piece_length(n: int, v2: bool, subject: object) -> None:
@@ -170,7 +170,9 @@ def read_torrent(source: Path | str | bytes) -> TorrentInfo:
         except OSError as exc:
             raise wrap_os_error(exc, source) from exc
     if len(data) > MAX_METAINFO:
-        raise TorrentError(subject, f"larger than {MAX_METAINFO >> 20} MiB; not a torrent we accept")
+        raise TorrentError(
+            subject, f"larger than {MAX_METAINFO >> 20} MiB; not a torrent we accept"
+        )
     return _parse(data, subject)
 
 
@@ -240,9 +242,7 @@ def _parse(data: bytes, subject: str) -> TorrentInfo:
         if len(raw) % 20:
             raise r.fail("'pieces' is not a whole number of 20-byte SHA-1 hashes")
         if len(raw) // 20 != n_pieces:
-            raise r.fail(
-                f"{len(raw) // 20} piece hashes for {n_pieces} pieces of {span} bytes"
-            )
+            raise r.fail(f"{len(raw) // 20} piece hashes for {n_pieces} pieces of {span} bytes")
         pieces = raw
 
     layers: dict[bytes, bytes] = {}
@@ -270,7 +270,9 @@ def _parse(data: bytes, subject: str) -> TorrentInfo:
     )
 
 
-def _v1_files(r: _Reader, info: dict[bytes, bencode.Value], name: str) -> tuple[list[TorrentFile], bool]:
+def _v1_files(
+    r: _Reader, info: dict[bytes, bencode.Value], name: str
+) -> tuple[list[TorrentFile], bool]:
     if b"files" in info:
         entries = info[b"files"]
         if not isinstance(entries, list):
@@ -298,7 +300,9 @@ def _v1_files(r: _Reader, info: dict[bytes, bencode.Value], name: str) -> tuple[
     raise r.fail("neither 'length' nor 'files' in the info dictionary")
 
 
-def _v2_files(r: _Reader, info: dict[bytes, bencode.Value], name: str) -> tuple[list[TorrentFile], bool]:
+def _v2_files(
+    r: _Reader, info: dict[bytes, bencode.Value], name: str
+) -> tuple[list[TorrentFile], bool]:
     tree = info.get(b"file tree")
     if not isinstance(tree, dict) or not tree:
         raise r.fail("missing or empty 'file tree'")

@@ -96,9 +96,7 @@ def verify_torrent(
         do_v1 = info.infohash_v1 is not None
         one_pass = do_v1 and sum(-(-f.size // pl) for f in data) == info.num_pieces
         segs = [
-            hashing.Segment(
-                where(f), f.size, min((-f.size) % pl, span_end - f.offset - f.size)
-            )
+            hashing.Segment(where(f), f.size, min((-f.size) % pl, span_end - f.offset - f.size))
             for f in data
         ]
         hashes = hashing.hash_aligned(

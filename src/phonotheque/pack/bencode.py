@@ -43,7 +43,9 @@ def _encode(value: object, out: list[bytes]) -> None:
             _encode(item, out)
         out.append(b"e")
     elif isinstance(value, dict):
-        items = [(k.encode("utf-8") if isinstance(k, str) else bytes(k), v) for k, v in value.items()]
+        items = [
+            (k.encode("utf-8") if isinstance(k, str) else bytes(k), v) for k, v in value.items()
+        ]
         items.sort(key=lambda kv: kv[0])
         out.append(b"d")
         prev = None

@@ -162,7 +162,9 @@ def _aligned_job(
                         h.update(_zeros(tail_pad))
                     p1.append(h.digest())
                 if v2:
-                    leaves.extend([sha256(piece[i : i + BLOCK]).digest() for i in range(0, n, BLOCK)])
+                    leaves.extend(
+                        [sha256(piece[i : i + BLOCK]).digest() for i in range(0, n, BLOCK)]
+                    )
             layer: list[bytes] = []
             if v2:
                 # A file smaller than a piece is its own tree (next power of
@@ -173,7 +175,10 @@ def _aligned_job(
                 leaves.extend([ZERO] * (-len(leaves) % group))
                 layer = leaves
                 while group > 1:
-                    layer = [sha256(a + b).digest() for a, b in zip(layer[0::2], layer[1::2], strict=True)]
+                    layer = [
+                        sha256(a + b).digest()
+                        for a, b in zip(layer[0::2], layer[1::2], strict=True)
+                    ]
                     group //= 2
             out.append((index, start // piece_length, p1, layer))
     except PhonoError as exc:

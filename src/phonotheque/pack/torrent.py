@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from phonotheque import __version__
-from phonotheque.errors import TorrentError, wrap_os_error
+from phonotheque.errors import InputError, TorrentError, wrap_os_error
 from phonotheque.pack import bencode, hashing
 from phonotheque.pack._metainfo import (
     MAX_PIECES,
@@ -66,7 +66,6 @@ def auto_piece_length(total_size: int) -> int:
     return MIN_V2_PIECE << i
 
 
-
 @dataclass(frozen=True)
 class TorrentOptions:
     """How to build a torrent. ``creation_date`` None writes no date (reproducible bytes)."""
@@ -83,12 +82,12 @@ class TorrentOptions:
     workers: int | None = None  # hashing threads; None: every core
 
 
-
 @dataclass(frozen=True)
 class _Source:
     parts: tuple[str, ...]  # path components relative to the torrent folder
     path: Path
     size: int
+    mtime_ns: int
 
 
 def _scan(path: Path) -> tuple[list[_Source], bool]:
@@ -98,7 +97,7 @@ def _scan(path: Path) -> tuple[list[_Source], bool]:
     except OSError as exc:
         raise wrap_os_error(exc, path) from exc
     if not path.is_dir():
-        return [_Source((path.name,), path, st.st_size)], False
+        return [_Source((path.name,), path, st.st_size, st.st_mtime_ns)], False
     found: list[_Source] = []
 
     def walk(folder: Path, parts: tuple[str, ...]) -> None:
@@ -112,7 +111,8 @@ def _scan(path: Path) -> tuple[list[_Source], bool]:
                 if entry.is_dir(follow_symlinks=False):
                     walk(p, (*parts, entry.name))
                 elif entry.is_file():
-                    found.append(_Source((*parts, entry.name), p, entry.stat().st_size))
+                    est = entry.stat()
+                    found.append(_Source((*parts, entry.name), p, est.st_size, est.st_mtime_ns))
             except OSError as exc:
                 raise wrap_os_error(exc, p) from exc
 
@@ -162,6 +162,9 @@ def create_torrent(
     if -(-total // piece_length) > MAX_PIECES:
         raise TorrentError(path, f"piece length {piece_length} gives more than {MAX_PIECES} pieces")
 
+    if not is_dir:
+        # A single-file torrent's file is called by the torrent's name.
+        sources = [_Source((name,), sources[0].path, sources[0].size, sources[0].mtime_ns)]
     info: dict[str, object] = {"name": name, "piece length": piece_length}
     if options.private:
         info["private"] = 1
@@ -170,9 +173,7 @@ def create_torrent(
     if version == "1":
         sources.sort(key=_v1_order)
         segs = [hashing.Segment(s.path, s.size) for s in sources]
-        hashes = hashing.hash_stream(
-            segs, piece_length, workers=options.workers, progress=progress
-        )
+        hashes = hashing.hash_stream(segs, piece_length, workers=options.workers, progress=progress)
         assert hashes.pieces is not None
         info["pieces"] = b"".join(hashes.pieces)
         if is_dir:
@@ -181,7 +182,6 @@ def create_torrent(
             info["length"] = sources[0].size
     else:
         sources.sort(key=_v2_order)
-        _check_tree_conflicts(sources, path)
         v1 = version == "hybrid"
         # libtorrent pads after every non-empty file, the last included, but
         # never when the torrent has a single file (even inside a folder).
@@ -221,6 +221,7 @@ def create_torrent(
             else:
                 info["length"] = sources[0].size
 
+    _check_unchanged(sources)
     if options.trackers:
         top["announce"] = options.trackers[0]
         if len(options.trackers) > 1:
@@ -238,13 +239,15 @@ def create_torrent(
     return read_torrent(bencode.encode(top))
 
 
-def _check_tree_conflicts(sources: list[_Source], path: Path) -> None:
-    """A path that is both a file and a folder cannot be in a v2 file tree."""
-    files = {s.parts for s in sources}
-    for s in sources:
-        for i in range(1, len(s.parts)):
-            if s.parts[:i] in files:
-                raise TorrentError(path, f"{'/'.join(s.parts[:i])} is both a file and a folder")
+def _check_unchanged(sources: list[_Source]) -> None:
+    """Files that changed while being hashed would give a torrent of no real data."""
+    for src in sources:
+        try:
+            st = src.path.stat()
+        except OSError as exc:
+            raise wrap_os_error(exc, src.path) from exc
+        if (st.st_size, st.st_mtime_ns) != (src.size, src.mtime_ns):
+            raise InputError(src.path, "file changed while it was being hashed; try again")
 
 
 def write_torrent(info: TorrentInfo, out: Path) -> None:
@@ -260,7 +263,6 @@ def write_torrent(info: TorrentInfo, out: Path) -> None:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise wrap_os_error(exc, out) from exc
-
 
 
 __all__ = [
