@@ -455,3 +455,18 @@ def test_hostile_source_file_names_are_quarantined_safely(ws: Workspace, tmp_pat
         assert len(name.encode()) < 120
     reason = (ws.quarantine / f"{ids[0]}-new_line_.._x.mp3.reason.txt").read_text()
     assert "reason: error_" in reason
+
+
+def test_reselection_to_another_tier_is_redone(ws: Workspace, data: Path, sounds: Path) -> None:
+    flac, mp3 = add_tracks(ws, [Entry(data / "beets" / "whitenoise.flac", "reencode"),
+                                Entry(data / "beets" / "full.mp3", "reencode")])
+    run_audio(ws, AudioOptions(), InlineExecutor())
+    tiers = dict(_rows(ws, "SELECT track_id, tier FROM audio_file"))
+    assert tiers == {flac: "reencode", mp3: "original"}  # the 80 kbps mp3 is kept as it is
+    with ws.store() as store, store.transaction() as conn:
+        conn.execute("UPDATE selection SET tier = 'original' WHERE track_id = ?", (flac,))
+    report = run_audio(ws, AudioOptions(), InlineExecutor())
+    assert report.planned == 1 and report.already_done == 1
+    tiers = dict(_rows(ws, "SELECT track_id, tier FROM audio_file"))
+    assert tiers == {flac: "original", mp3: "original"}
+    assert run_audio(ws, AudioOptions(), InlineExecutor()).planned == 0

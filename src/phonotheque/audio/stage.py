@@ -188,7 +188,8 @@ def _plan(ws: Workspace, store: Store, options: AudioOptions, report: AudioRepor
     # streamed: only the tracks still to do are kept in memory
     rows = store.conn.execute(
         """SELECT s.track_id, s.rank, s.tier, l.status, t.excluded,
-                  af.path AS af_path, af.size AS af_size, af.sha256 AS af_sha
+                  af.path AS af_path, af.size AS af_size, af.sha256 AS af_sha,
+                  af.tier AS af_tier, af.reconstruction AS af_rec
              FROM selection s JOIN track t ON t.id = s.track_id
              LEFT JOIN ledger l ON l.track_id = s.track_id
              LEFT JOIN audio_file af ON af.track_id = s.track_id
@@ -199,7 +200,8 @@ def _plan(ws: Workspace, store: Store, options: AudioOptions, report: AudioRepor
         status = r["status"] or "todo"
         if r["excluded"]:
             report.excluded += 1
-        elif status == "success" and r["af_path"] and _in_place(ws, r, options.verify_existing):
+        elif (status == "success" and r["af_path"] and not _tier_changed(r)
+              and _in_place(ws, r, options.verify_existing)):
             report.already_done += 1
         elif status == "skipped_duplicate":
             report.duplicates += 1
@@ -224,6 +226,19 @@ def _plan(ws: Workspace, store: Store, options: AudioOptions, report: AudioRepor
                 [(detail, stamp, tid) for tid, detail in dups])
         report.duplicates += len(dups)
     return todo
+
+
+def _tier_changed(row: Any) -> bool:
+    """A re-selection moved the track to another tier than its file's.
+
+    An original kept *instead of* a planned re-encode (see ``tiers.decide_tier``)
+    is not a change: the same decision would be taken again.
+    """
+    if row["af_tier"] == row["tier"]:
+        return False
+    kept_on_purpose = row["af_tier"] == "original" and row["tier"] == "reencode" and (
+        '"tier_reason":"planned"' not in (row["af_rec"] or ""))
+    return not kept_on_purpose
 
 
 def _in_place(ws: Workspace, row: Any, verify: bool) -> bool:
