@@ -192,12 +192,22 @@ def _audio(ws: Workspace, sources: Sequence[SourceSpec], opts: BuildOptions,
 
 def _pack(ws: Workspace, sources: Sequence[SourceSpec], opts: BuildOptions,
           progress: StageProgress) -> StageResult:
+    from phonotheque.executors import make_executor
     from phonotheque.pack.packer import PackOptions, pack, stored_options
 
     pack_opts = opts.pack or stored_options(ws) or PackOptions(workers=opts.workers)
-    rep = pack(ws, pack_opts,
-               progress=lambda n=0, total=None, **kw: progress("pack", str(kw.get("step", "")),
-                                                              n, total))
+    # On a cluster each folder is linked, checked and hashed by a worker near the
+    # storage. On one machine a folder's hashing already uses every core, and a
+    # process pool would only add its start-up (2.9 s instead of 0.5 s for the demo).
+    executor = make_executor(opts.workers, opts.scheduler) if opts.scheduler else None
+    try:
+        rep = pack(ws, pack_opts,
+                   progress=lambda n=0, total=None, **kw: progress(
+                       "pack", str(kw.get("step", "")), n, total),
+                   executor=executor)
+    finally:
+        if executor is not None:
+            executor.close()
     return StageResult(
         "pack", rep, 0.0, changed=rep.changed,
         summary=f"{len(rep.new_folders)} new torrent folders, {len(rep.rebuilt)} rebuilt, "

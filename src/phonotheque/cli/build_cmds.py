@@ -107,7 +107,8 @@ def register(main: click.Group) -> None:
                   required=True, help="Workspace folder (created if missing).")
     @click.option("--coverage", type=float, default=0.996, show_default=True,
                   help="Share of listens the archive must cover.")
-    @click.option("--scheduler", help="Dask scheduler address (tcp://host:8786) for audio work.")
+    @click.option("--scheduler", help="Dask scheduler address (tcp://host:8786) for audio "
+                                      "encoding and per-folder torrent hashing.")
     @click.option("--workers", type=int, help="Local worker processes (default: all cores).")
     @click.option("--stop-after", type=click.Choice(["ingest", "select", "audio", "pack", "publish"]),
                   help="Run the stages up to this one only.")

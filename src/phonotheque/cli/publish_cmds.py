@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +68,27 @@ def _torrent_option_decorators(f: Any) -> Any:
     return f
 
 
+def _executor_options(f: Any) -> Any:
+    f = click.option("--scheduler", metavar="tcp://HOST:8786",
+                     help="Build each data folder on a Dask cluster worker (shared storage, "
+                          "same paths).")(f)
+    return click.option("--workers", "-j", type=click.IntRange(min=0), default=None,
+                        help="Build this many data folders at once in local processes "
+                             "(default: one at a time here; hashing uses every core anyway).")(f)
+
+
+@contextlib.contextmanager
+def _pack_executor(workers: int | None, scheduler: str | None) -> Iterator[Any]:
+    """The executor pack's folders run on: None (here) unless --scheduler or --workers N."""
+    from phonotheque.executors import make_executor
+
+    if not scheduler and not workers:
+        yield None
+        return
+    with make_executor(workers, scheduler) as executor:
+        yield executor
+
+
 def _build_pack_options(ws: Workspace, **kw: Any) -> Any:
     """Options given on the command line over those of the last pack, over the defaults."""
     from dataclasses import replace
@@ -125,20 +148,26 @@ def _print_publish(report: Any, ws: Workspace) -> None:
 def register(main: click.Group) -> None:
     @command(main, "pack")
     @_torrent_option_decorators
+    @_executor_options
     @workspace_option
-    def pack_cmd(ws: Workspace, **kw: Any) -> None:
+    def pack_cmd(ws: Workspace, workers: int | None, scheduler: str | None, **kw: Any) -> None:
         """Put finished files into data folders by popularity band, one torrent each.
 
         Most popular band first; each folder capped by --max-files and --max-bytes.
         Files are hard-linked from audio/ into torrents/<folder>/. Folders never
         change: new files go into new folders, and a folder that lost files (an
         exclusion) is rebuilt and its old torrent marked obsolete.
+
+        With --scheduler, each folder is linked, checked and hashed by a Dask
+        worker (which must see the workspace at the same path); this process
+        only plans and writes the catalogue.
         """
         from phonotheque.pack.packer import pack
 
         options = _build_pack_options(ws, **kw)
-        with progress_bar("pack", None, unit="B") as advance:
-            report = pack(ws, options, progress=advance)
+        with _pack_executor(workers, scheduler) as executor, \
+                progress_bar("pack", None, unit="B") as advance:
+            report = pack(ws, options, progress=advance, executor=executor)
         _print_pack(report)
 
     @command(main, "publish")
@@ -169,9 +198,11 @@ def register(main: click.Group) -> None:
     @click.option("--no-pack", is_flag=True, help="Do not run `phono pack` first.")
     @click.option("--name", default="Phonothèque", show_default=True,
                   help="The archive's display name.")
+    @_executor_options
     @workspace_option
     def release_cmd(ws: Workspace, wave_bytes: int | None, wave_bands: int | None,
-                    no_pack: bool, name: str) -> None:
+                    no_pack: bool, name: str, workers: int | None,
+                    scheduler: str | None) -> None:
         """Publish the next wave of torrents, most popular bands first.
 
         Packs first (so folders hit by new exclusions are rebuilt and their old
@@ -183,8 +214,9 @@ def register(main: click.Group) -> None:
 
         options = ReleaseOptions(wave_bytes=wave_bytes, wave_bands=wave_bands, pack=not no_pack,
                                  publish=PublishOptions(name=name))
-        with progress_bar("release", None, unit="B") as advance:
-            report = release(ws, options, progress=advance)
+        with _pack_executor(workers, scheduler) as executor, \
+                progress_bar("release", None, unit="B") as advance:
+            report = release(ws, options, progress=advance, executor=executor)
         if report.pack is not None:
             _print_pack(report.pack)
         if report.resumed:

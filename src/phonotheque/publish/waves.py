@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from phonotheque.errors import InputError
+from phonotheque.executors import Executor
 from phonotheque.pack.packer import PackOptions, PackReport, pack, stored_options
 from phonotheque.publish.publisher import PublishOptions, PublishReport, publish
 from phonotheque.workspace import Workspace
@@ -59,8 +60,12 @@ class ReleaseReport:
 
 
 def release(
-    ws: Workspace, options: ReleaseOptions | None = None, progress: Progress | None = None
+    ws: Workspace,
+    options: ReleaseOptions | None = None,
+    progress: Progress | None = None,
+    executor: Executor | None = None,
 ) -> ReleaseReport:
+    """Pack (folders built by ``executor``'s workers if given), then release the next wave."""
     options = options or ReleaseOptions()
     report = ReleaseReport()
     pack_opts = options.pack_options or stored_options(ws) or PackOptions()
@@ -73,7 +78,7 @@ def release(
         report.publish = _publish(ws, options, pack_opts, progress)
         return report
     if options.pack:
-        report.pack = pack(ws, pack_opts, progress)
+        report.pack = pack(ws, pack_opts, progress, executor)
     with ws.store() as store:
         conn = store.conn
         candidates = conn.execute(
