@@ -124,3 +124,35 @@ def test_job_result_is_small_and_carries_the_torrent(tmp_path: Path, data: Path)
         (3, "path is not inside the workspace")]
     assert sorted(os.listdir(root / "torrents" / "f" / "x")) == sorted(p.name for p in src)
     assert result.hashed_bytes == 2 * sum(m.size for m in members[:2])
+
+
+def test_interrupted_distributed_pack_resumes_to_the_same_bytes(tmp_path: Path,
+                                                                data: Path) -> None:
+    ref = Workspace.create(tmp_path / "ref")
+    make_archive(ref, data, patch_every=3)
+    pack(ref, PackOptions(max_files=3))
+
+    ws = Workspace.create(tmp_path / "ws")
+    make_archive(ws, data, patch_every=3)
+    finished = 0
+
+    def stop_after_first_folder(n: int = 0, **kw: object) -> None:
+        nonlocal finished
+        if n and "total" not in kw:
+            finished += 1
+            if finished == 1:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt), LocalExecutor(2, window=2) as ex:
+        pack(ws, PackOptions(max_files=3), progress=stop_after_first_folder, executor=ex)
+    with ws.store(readonly=True) as store:
+        built = store.scalar("SELECT count(*) FROM torrent WHERE kind = 'data' AND built = 1")
+        planned = store.scalar("SELECT count(*) FROM torrent WHERE kind = 'data' AND built = 0")
+    assert built == 1 and planned >= 2
+    # a leftover of a worker killed mid-folder: swept, and the folder rebuilt
+    (ws.torrents / ".phonotheque_leftover.tmp-99999").mkdir()
+    (ws.torrents / ".phonotheque_leftover.tmp-99999" / "half.oga").write_bytes(b"x")
+    with LocalExecutor(2) as ex:
+        resumed = pack(ws, PackOptions(max_files=3), executor=ex)
+    assert resumed.resumed and len(resumed.new_folders) == planned
+    assert tree_hashes(ws.torrents) == tree_hashes(ref.torrents)
