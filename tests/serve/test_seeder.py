@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,10 +19,50 @@ from phonotheque.pack.torrent import (
     verify_torrent,
     write_torrent,
 )
+from phonotheque.publish.dbschema import DDL, PUBLISH_SCHEMA_VERSION
 from phonotheque.serve.seeder import Seeder, SeedItem, SeedOptions, find_published, parse_listen
 from tests.serve.clients import aria2c_download, libtorrent_download
 from tests.serve.published import build_published
 from tests.serve.tracker import tracker
+
+
+def publish_record(publish: Path, torrents: list[Path]) -> Path:
+    """A published metadata.sqlite describing these torrents' real files, as publish
+    writes it (torrent rows, one file row per payload file with SHA-256 and merkle root),
+    so that `phono verify` can check downloads against it."""
+    publish.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(publish / "metadata.sqlite")
+    conn.executescript(DDL)
+    conn.execute("INSERT INTO info VALUES ('schema_version', ?)", (str(PUBLISH_SCHEMA_VERSION),))
+    for tid, path in enumerate(torrents, 1):
+        info = read_torrent(path)
+        conn.execute(
+            "INSERT INTO torrent(id, kind, name, infohash_v1, infohash_v2, magnet, size, files,"
+            " added_at) VALUES (?, 'data', ?, ?, ?, ?, ?, ?, '2026-11-25T12:00:00Z')",
+            (tid, info.name, info.infohash_v1, info.infohash_v2, info.magnet(), info.total_size,
+             len(info.data_files)),
+        )  # fmt: skip
+        root = path.parent / info.name
+        for n, f in enumerate(info.data_files):
+            digest = hashlib.sha256((root / f.path).read_bytes()).hexdigest()
+            conn.execute(
+                "INSERT INTO file(track_id, torrent_id, path, size, sha256, btv2_root, tier)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'original')",
+                (tid * 1000 + n, tid, f.path, f.size, digest,
+                 f.pieces_root.hex() if f.pieces_root else None),
+            )  # fmt: skip
+    conn.commit()
+    conn.close()
+    return publish
+
+
+def phono_verify(data_dir: Path, publish: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from phonotheque.cli import main; main()", "verify",
+         str(data_dir), "--against", str(publish)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
 
 LOCAL = SeedOptions(listen="127.0.0.1:0", dht=False, lsd=False, pex=False, utp=False)
 
@@ -118,6 +162,16 @@ def test_real_clients_download_and_verify(archive: Path, tmp_path: Path) -> None
         assert report.ok, report
         # and the same bytes as the hybrid torrent describes
         assert verify_torrent(read_torrent(band), aria_dir).ok
+
+        # and `phono verify` accepts both downloads against the published record
+        publish = publish_record(tmp_path / "publish", [band, meta])
+        for downloaded in (lt_dir, aria_dir):
+            result = phono_verify(downloaded, publish)
+            assert result.returncode == 0, (downloaded, result.stdout, result.stderr)
+        # and refuses a corrupted one
+        victim = next(p for p in sorted((aria_dir / "phonotheque-w1-band1").rglob("*")) if p.is_file())
+        victim.write_bytes(b"\0" + victim.read_bytes()[1:])
+        assert phono_verify(aria_dir, publish).returncode != 0
 
         uploaded = {(s.name, s.infohash): s.uploaded for s in seeder.status()}
         size = read_torrent(band).total_size
