@@ -174,8 +174,9 @@ def test_read_only_destination_then_rerun_completes(tmpfs: Path,
     ref, _ = reference
     subprocess.run(["mount", "-o", "remount,size=64m", str(tmpfs)], check=True)
     ws = tmpfs / "ws"
-    subprocess.run([*_build_cmd(ws), "--stop-after", "select"], env=ENV, check=True,
-                   capture_output=True)
+    first = subprocess.run([*_build_cmd(ws), "--stop-after", "select"], env=ENV,
+                           capture_output=True, text=True)
+    assert first.returncode in (0, 10), first.stderr  # 10: the demo's one broken file
     subprocess.run(["mount", "-o", "remount,ro", str(tmpfs)], check=True)
     ro = subprocess.run(_build_cmd(ws), env=ENV, capture_output=True, text=True)
     assert ro.returncode != 0

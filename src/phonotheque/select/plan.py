@@ -415,9 +415,14 @@ def _plan(conn: sqlite3.Connection, opts: SelectOptions, step: _Steps,
 
 
 def _timeless(result_json: str) -> dict[str, Any]:
-    """A run's result without its timing, to compare two runs' plans."""
+    """A run's plan: its result without timing and without the ledger's counts.
+
+    The counts move when the audio stage records outcomes (todo -> success), but
+    the plan (what is selected, in which tier and band) is the same.
+    """
     result = orjson.loads(result_json)
     result.pop("elapsed_s", None)
+    result.pop("statuses", None)
     return result
 
 
