@@ -168,3 +168,15 @@ def test_common_last_word_is_taken_as_typed(
     assert "The Sunshine Underground" in titles(1000)
     assert titles(2) == {"Under the Influence"}
     assert "The Sunshine Underground" in titles(3)
+
+
+def test_no_next_page_beyond_the_offset_limit(
+    publish_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from phonotheque.serve import queries
+
+    fresh = PublishedDB(publish_dir / "metadata.sqlite", cache_size=0)
+    monkeypatch.setattr(queries, "MAX_OFFSET", 10)
+    assert fresh.search("the", 5, 5).next_offset == 10  # page 10..14 may be asked for
+    assert fresh.search("the", 5, 6).next_offset is None  # 11 would be refused
+    assert fresh.torrents(1, 5)[0]["id"] > 0  # torrents page with their own bound

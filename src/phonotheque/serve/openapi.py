@@ -15,6 +15,7 @@ from phonotheque.serve.queries import (
     MAX_OFFSET,
     MAX_QUERY_CHARS,
     MAX_TORRENT_LIMIT,
+    MAX_TORRENT_OFFSET,
 )
 
 _ERROR = {"$ref": "#/components/responses/Error"}
@@ -146,7 +147,7 @@ SPEC: dict[str, Any] = {
                 "summary": "Published torrents (data, metadata, art), current first",
                 "parameters": [
                     _int_query("limit", 1, MAX_TORRENT_LIMIT, MAX_TORRENT_LIMIT, "Torrents per page."),
-                    _OFFSET,
+                    _int_query("offset", 0, MAX_TORRENT_OFFSET, 0, "Torrents to skip."),
                 ],
                 "responses": {
                     "200": {

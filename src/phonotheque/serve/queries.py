@@ -34,6 +34,7 @@ MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
 MAX_OFFSET = 400  # deeper paging is for bulk use: download the published DB instead
 MAX_TORRENT_LIMIT = 1000
+MAX_TORRENT_OFFSET = 10_000_000
 MAX_ID = 2**63 - 1
 MAX_ISRC_MATCHES = 100
 # A text query ranks at most this many matches: the first ones in track-id order
@@ -111,9 +112,9 @@ def check_limit(limit: int, maximum: int = MAX_LIMIT) -> int:
     return limit
 
 
-def check_offset(offset: int) -> int:
-    if not 0 <= offset <= MAX_OFFSET:
-        raise BadQuery("offset", f"must be between 0 and {MAX_OFFSET}, got {offset}", "bad_offset")
+def check_offset(offset: int, maximum: int = MAX_OFFSET) -> int:
+    if not 0 <= offset <= maximum:
+        raise BadQuery("offset", f"must be between 0 and {maximum}, got {offset}", "bad_offset")
     return offset
 
 
@@ -190,7 +191,7 @@ class PublishedDB:
         if code is not None:
             rows = self.by_isrc(code.code)
             page = rows[offset : offset + limit]
-            more = offset + limit < len(rows)
+            more = offset + limit < len(rows) and offset + limit <= MAX_OFFSET
             return SearchPage(q, "isrc", limit, offset, page, offset + limit if more else None)
         match = fts_query(q)
         if not match:
@@ -221,7 +222,7 @@ class PublishedDB:
                 (match, RANK_WINDOW, match.count(" ") + 1, limit + 1, offset),
             )
         ]
-        more = len(ids) > limit
+        more = len(ids) > limit and offset + limit <= MAX_OFFSET  # no link to a page refused
         rows = self._hydrate(ids[:limit])
         return SearchPage(q, "text", limit, offset, rows, offset + limit if more else None)
 
@@ -349,7 +350,7 @@ class PublishedDB:
     def torrents(self, limit: int = MAX_TORRENT_LIMIT, offset: int = 0) -> list[Row]:
         """Published torrents: current first, by kind, wave and band."""
         check_limit(limit, MAX_TORRENT_LIMIT)
-        check_offset(offset)
+        check_offset(offset, MAX_TORRENT_OFFSET)
         cols = (
             "id", "kind", "name", "band", "wave", "infohash_v1", "infohash_v2", "magnet",
             "size", "files", "obsolete", "added_at",
