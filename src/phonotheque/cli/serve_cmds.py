@@ -132,6 +132,8 @@ def register(main: click.Group) -> None:
                           refresh_per_second=2, auto_refresh=False) as live:  # fmt: skip
                     while not stop.wait(1.0):
                         live.update(_table(seeder.status(), where), refresh=True)
+                if not console.is_terminal:
+                    console.line()  # Live leaves its last frame unterminated off a terminal
                 final = seeder.status()
         finally:
             for s, h in old.items():
