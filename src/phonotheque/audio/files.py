@@ -15,6 +15,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+from phonotheque.atomic import fsync_dir
 from phonotheque.errors import InputError, PhonoError, StorageError
 
 TEMP_SUFFIX = ".part"
@@ -53,26 +54,13 @@ def write_atomic(path: Path, data: bytes) -> None:
         finally:
             os.close(fd)
         os.replace(tmp, path)
-        _fsync_dir(folder)
+        fsync_dir(folder)
     except OSError as exc:
         try:
             tmp.unlink(missing_ok=True)
         except OSError:
             pass
         raise write_error(exc, path) from exc
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def clean_stale_temps(root: Path) -> int:

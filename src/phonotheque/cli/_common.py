@@ -55,6 +55,26 @@ def main() -> None:
             raise click.BadParameter(f"SOURCE_DATE_EPOCH={epoch!r} is not an integer") from None
 
 
+class SizeType(click.ParamType):
+    """A byte size option: 300TB, 1.5GiB, 750MB or a plain number of bytes."""
+
+    name = "SIZE"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> int:
+        from phonotheque.units import parse_size
+
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(str(value))
+        except PhonoError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+SIZE = SizeType()
+
+
 def workspace_option(f: F) -> F:
     """Add ``--workspace/-w`` and pass an opened :class:`Workspace` as ``ws``."""
 

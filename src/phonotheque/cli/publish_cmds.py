@@ -11,24 +11,8 @@ from typing import Any
 import click
 from rich.table import Table
 
-from phonotheque.cli._common import command, console, progress_bar, workspace_option
-from phonotheque.errors import PhonoError
+from phonotheque.cli._common import SIZE, command, console, progress_bar, workspace_option
 from phonotheque.workspace import Workspace
-
-
-class _Size(click.ParamType):
-    name = "SIZE"
-
-    def convert(self, value: Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> int:
-        from phonotheque.select.options import parse_size
-
-        if isinstance(value, int):
-            return value
-        try:
-            return parse_size(str(value))
-        except PhonoError as exc:
-            self.fail(str(exc), param, ctx)
 
 
 def _mb(n: int) -> str:
@@ -41,7 +25,7 @@ def _torrent_option_decorators(f: Any) -> Any:
     for deco in reversed([
         click.option("--max-files", type=click.IntRange(1), default=None,
                      help="Files per data folder (default 60000)."),
-        click.option("--max-bytes", type=_Size(), default=None,
+        click.option("--max-bytes", type=SIZE, default=None,
                      help="Bytes per data folder (default 100GB)."),
         click.option("--layout", type=click.Choice(["aac", "readable"]), default=None,
                      help="aac: files named by AACID (default); readable: Artist/Release/NN Title.ext."),
@@ -49,7 +33,7 @@ def _torrent_option_decorators(f: Any) -> Any:
                      help="Institution prefix of folder names (default 'phonotheque')."),
         click.option("--collection", default=None,
                      help="AAC collection base name (default 'music' -> music_files_bandNN)."),
-        click.option("--piece-length", type=_Size(), default=None,
+        click.option("--piece-length", type=SIZE, default=None,
                      help="Torrent piece length (default: libtorrent's choice)."),
         click.option("--torrent-version", "torrent_version", type=click.Choice(["hybrid", "1", "2"]),
                      default=None, help="BitTorrent version (default hybrid v1+v2)."),
@@ -191,7 +175,7 @@ def register(main: click.Group) -> None:
         _print_publish(report, ws)
 
     @command(main, "release")
-    @click.option("--wave-bytes", type=_Size(), default=None,
+    @click.option("--wave-bytes", type=SIZE, default=None,
                   help="At most this many bytes of data torrents in the wave (at least one).")
     @click.option("--wave-bands", type=click.IntRange(1), default=None,
                   help="At most this many popularity bands in the wave.")

@@ -9,7 +9,7 @@ import click
 import orjson
 from rich.table import Table
 
-from phonotheque.cli._common import command, console, progress_bar, workspace_option
+from phonotheque.cli._common import SIZE, command, console, progress_bar, workspace_option
 from phonotheque.errors import InputError, PhonoError
 from phonotheque.select import (
     STEPS,
@@ -19,25 +19,11 @@ from phonotheque.select import (
     count_matching,
     format_size,
     ledger_entries,
-    parse_size,
     select,
     status_counts,
 )
 from phonotheque.select.chart import FORMATS, last_run, render_coverage, render_report
 from phonotheque.workspace import Workspace
-
-
-class _Size(click.ParamType):
-    name = "SIZE"
-
-    def convert(self, value: Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        try:
-            return parse_size(str(value))
-        except PhonoError as exc:
-            self.fail(str(exc), param, ctx)
 
 
 class _Bands(click.ParamType):
@@ -63,7 +49,7 @@ def register(main: click.Group) -> None:
     @command(main, "select")
     @click.option("--coverage", type=click.FloatRange(0, 1), default=0.996, show_default=True,
                   help="Share of listens (of non-excluded tracks) to cover.")
-    @click.option("--budget", type=_Size(), default=None,
+    @click.option("--budget", type=SIZE, default=None,
                   help="Stop at this estimated archive size (300TB, 1.5GiB, ...).")
     @click.option("--original-share", type=click.FloatRange(0, 1), default=0.5,
                   show_default=True,
