@@ -235,8 +235,10 @@ def _process_pool(workers: int) -> ProcessPoolExecutor | None:
         pool = _PROCESS_POOLS.get(workers)
         if pool is None:
             try:
-                if multiprocessing.current_process().daemon:
-                    return None  # daemonic processes (some executors' workers) cannot fork
+                if multiprocessing.parent_process() is not None:
+                    # Already a worker of some pool (the pack executor, Dask):
+                    # the cores are shared out there; threads, not more processes.
+                    return None
                 ctx = multiprocessing.get_context("forkserver")
                 pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
             except (OSError, ValueError, RuntimeError):
