@@ -179,3 +179,16 @@ def test_real_clients_download_and_verify(archive: Path, tmp_path: Path) -> None
         assert uploaded[("phonotheque-w1-band1", read_torrent(v1).infohash_v1)] >= size
         assert uploaded[("phonotheque-w1-metadata", read_torrent(meta).infohash_v1)] > 0
     assert seeder.status() == []  # stopped: no handles left
+
+
+def test_interface_option_binds_the_listening_socket(archive: Path) -> None:
+    psutil = pytest.importorskip("psutil")
+    options = SeedOptions(listen="0.0.0.0:0", interface="127.0.0.1", dht=False, lsd=False,
+                          pex=False, utp=False)  # fmt: skip
+    with Seeder(find_published(archive), options) as seeder:
+        port = seeder.listen_port
+        mine = [
+            c for c in psutil.Process().net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+        ]  # fmt: skip
+        assert mine and {c.laddr.ip for c in mine} == {"127.0.0.1"}
