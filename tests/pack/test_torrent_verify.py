@@ -156,3 +156,13 @@ def test_write_torrent_is_atomic(album: Path, tmp_path: Path) -> None:
     write_torrent(info, out)
     assert out.read_bytes() == info.metainfo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["save", "t.torrent"]
+
+
+def test_cli_names_a_renamed_folder_once(album: Path, tmp_path: Path) -> None:
+    out = tmp_path / "a.torrent"
+    write_torrent(create_torrent(album, TorrentOptions(piece_length=16384)), out)
+    album.rename(album.parent / "Renamed")
+    r = CliRunner().invoke(main, ["torrent", "verify", str(out), str(album.parent)])
+    assert r.exit_code == 4
+    text = " ".join(r.output.split())
+    assert f"missing {album} (all {len(AWKWARD)} files of the torrent)" in text

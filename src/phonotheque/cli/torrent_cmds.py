@@ -228,8 +228,16 @@ def register(main: click.Group) -> None:
                 ).decode()
             )
         else:
-            for kind, path in problems:
-                console.print(f"[red]{kind:>10}[/] {escape(path)}", highlight=False)
+            if not report.root.exists():
+                # A renamed or misplaced folder: one line, not one per file.
+                console.print(
+                    f"[red]{'missing':>10}[/] {escape(str(report.root))} "
+                    f"(all {len(report.missing)} files of the torrent)",
+                    highlight=False,
+                )
+            else:
+                for kind, path in problems:
+                    console.print(f"[red]{kind:>10}[/] {escape(path)}", highlight=False)
             n = len(problems)
             verdict = "[green]OK[/]" if report.ok else f"[bold red]{n} problem{'s' * (n != 1)}[/]"
             console.print(
