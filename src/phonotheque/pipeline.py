@@ -228,12 +228,23 @@ def _publish_digest(ws: Workspace) -> str:
     return h.hexdigest()
 
 
+def _coverage_chart(ws: Workspace) -> None:
+    """The last selection's coverage curve, for the search page's coverage view."""
+    from phonotheque.select.chart import last_run, render_coverage
+
+    with ws.store(readonly=True) as store:
+        run = last_run(store)
+    if run is not None:
+        render_coverage(run[0], run[1], ws.publish / "coverage.svg")
+
+
 def _publish(ws: Workspace, sources: Sequence[SourceSpec], opts: BuildOptions,
              progress: StageProgress) -> StageResult:
     from phonotheque.publish.publisher import PublishOptions
     from phonotheque.publish.waves import ReleaseOptions, release
 
     before = _publish_digest(ws)
+    _coverage_chart(ws)
     # A build releases everything it packed as one wave; progressive waves
     # are `phono release --wave-bands/--wave-bytes` on a built workspace.
     rep = release(

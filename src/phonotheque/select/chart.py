@@ -48,10 +48,17 @@ def render_coverage(summary: dict[str, Any], curve: list[CurvePoint], path: Path
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
         raise InputError(path, f"report must end in one of {', '.join(FORMATS)}")
-    fig = _figure(summary, curve)
-    buf = io.BytesIO()
-    fmt = "png" if suffix == ".png" else "svg"
-    fig.savefig(buf, format=fmt, dpi=110, bbox_inches="tight")
+    import matplotlib
+
+    # Same report, same bytes: no creation date, no software version, and SVG
+    # element ids from a fixed salt (the chart goes into the published files).
+    with matplotlib.rc_context({"svg.hashsalt": "phonotheque"}):
+        fig = _figure(summary, curve)
+        buf = io.BytesIO()
+        fmt = "png" if suffix == ".png" else "svg"
+        meta: dict[str, Any] = ({"Software": None} if fmt == "png"
+                                else {"Date": None, "Creator": None})
+        fig.savefig(buf, format=fmt, dpi=110, bbox_inches="tight", metadata=meta)
     import matplotlib.pyplot as plt
 
     plt.close(fig)
