@@ -30,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from phonotheque.images import sniff_image
+
 MB_ID3_UFID_OWNER = "http://musicbrainz.org"
 
 
@@ -517,18 +519,6 @@ _ASF = _Family(
 
 
 # -- images ------------------------------------------------------------------------------
-
-
-def sniff_image(data: bytes) -> str | None:
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 def _dimensions(data: bytes, mime: str) -> tuple[int, int, int]:

@@ -28,6 +28,7 @@ import orjson
 
 from phonotheque.atomic import atomic_write
 from phonotheque.errors import IntegrityError
+from phonotheque.images import sniff_image
 from phonotheque.model import Reject
 
 MAX_IMAGE_BYTES = 64 * 2**20
@@ -35,19 +36,6 @@ _BESIDE_NAMES = ("cover", "folder", "front", "album", "albumart", "albumartsmall
 _EXT_BY_MIME = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp"}
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp")
 TAR_MTIME = 0  # 1970-01-01: the tar's bytes must not depend on when it was built
-
-
-def sniff_image(head: bytes) -> str | None:
-    """The MIME type of an image from its first bytes, or None if it is not one we keep."""
-    if head.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 @dataclass(frozen=True, slots=True)
