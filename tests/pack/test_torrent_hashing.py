@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ def test_processes_and_threads_agree(
     on_threads = create_torrent(album, opts)
     monkeypatch.setattr(hashing, "PROCESS_THRESHOLD", 0)
     seen: list[int] = []
-    on_processes = create_torrent(album, opts, progress=seen.append)
+    on_processes = create_torrent(album, replace(opts, processes=True), progress=seen.append)
     assert on_processes.metainfo == on_threads.metainfo
     assert sum(seen) == on_threads.total_size
     (album / "one").unlink()
@@ -36,8 +37,8 @@ def test_worker_errors_come_back_as_phono_errors(tmp_path: Path, monkeypatch: py
     monkeypatch.setattr(hashing, "PROCESS_THRESHOLD", 0)
     gone = hashing.Segment(tmp_path / "gone.flac", 100_000)
     with pytest.raises(InputError, match="gone.flac"):
-        hashing.hash_aligned([gone], 16384, v1=True, workers=2)
+        hashing.hash_aligned([gone], 16384, v1=True, workers=2, processes=True)
     with pytest.raises(InputError, match="gone.flac"):
-        hashing.hash_stream([gone], 16384, workers=2)
-    lenient = hashing.hash_stream([gone], 16384, strict=False, workers=2)
+        hashing.hash_stream([gone], 16384, workers=2, processes=True)
+    lenient = hashing.hash_stream([gone], 16384, strict=False, workers=2, processes=True)
     assert lenient.problems == {0: "missing"}

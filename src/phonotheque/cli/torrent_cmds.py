@@ -159,6 +159,7 @@ def register(main: click.Group) -> None:
             creation_date=None if no_date else int(time.time()),
             private=private,
             workers=workers,
+            processes=True,  # `phono` is import-safe for worker processes
         )
         total = content_size(path)
         with progress_bar("hashing", total / (1 << 20), unit="MiB") as advance:

@@ -7,12 +7,15 @@ piece by piece so both hash it while it is in the CPU cache.
 Work is cut into jobs of ~8 MiB of whole pieces, described by plain tuples
 (path, offsets) so they run either on threads or on worker processes:
 
-* threads for small jobs (no start-up cost; ``hashlib`` releases the GIL on
+* threads by default (no start-up cost; ``hashlib`` releases the GIL on
   large buffers, so threads do use every core);
-* a persistent pool of worker processes (``forkserver``, so it is safe next
-  to a libtorrent session's threads) for large ones: on a loaded machine,
-  threads of one process convoy on the GIL between the many short hashing
-  calls and fall below their share of the CPU; processes do not.
+* on request (``processes=True``), for large inputs, a persistent pool of
+  worker processes (``forkserver``, so it is safe next to a libtorrent
+  session's threads): on a loaded machine threads of one process convoy on
+  the GIL between the many short hashing calls and fall below their share
+  of the CPU; processes do not. Opt-in because the workers import the
+  program's ``__main__`` module, which must then be import-safe
+  (``if __name__ == "__main__":``), as the ``phono`` command is.
 
 Two layouts:
 
@@ -266,11 +269,12 @@ def _run(
     sizes: list[int],
     workers: int,
     progress: Callable[[int], object] | None,
+    processes: bool,
 ) -> list[object]:
     """Run ``fn(*job)`` for every job, a bounded number in flight, reporting bytes done."""
     total = sum(sizes)
     pool: Executor | None = None
-    if workers > 1 and total >= PROCESS_THRESHOLD:
+    if processes and workers > 1 and total >= PROCESS_THRESHOLD:
         pool = _process_pool(workers)
     if pool is None:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="phono-hash") as threads:
@@ -328,6 +332,7 @@ def hash_aligned(
     strict: bool = True,
     workers: int | None = None,
     progress: Callable[[int], object] | None = None,
+    processes: bool = False,
 ) -> Hashes:
     """Hash files that each start on a piece boundary (v2 / hybrid layouts)."""
     chunk = max(piece_length, CHUNK // piece_length * piece_length)
@@ -347,7 +352,7 @@ def hash_aligned(
     if batch:
         jobs.append((batch, piece_length, v1, v2, strict))
         sizes.append(batch_bytes)
-    results = _run(_aligned_job, jobs, sizes, workers or os.cpu_count() or 1, progress)
+    results = _run(_aligned_job, jobs, sizes, workers or os.cpu_count() or 1, progress, processes)
 
     v1_by_file: list[dict[int, list[bytes]]] = [{} for _ in segs]
     v2_by_file: list[dict[int, list[bytes]]] = [{} for _ in segs]
@@ -381,6 +386,7 @@ def hash_stream(
     strict: bool = True,
     workers: int | None = None,
     progress: Callable[[int], object] | None = None,
+    processes: bool = False,
 ) -> Hashes:
     """SHA-1 pieces over the concatenation of ``segs`` (v1 layout, pieces span files)."""
     offsets: list[int] = []
@@ -404,7 +410,7 @@ def hash_stream(
         ]
         jobs.append((first, last, spans, total, piece_length, strict))
         sizes.append(b - a)
-    results = _run(_stream_job, jobs, sizes, workers or os.cpu_count() or 1, progress)
+    results = _run(_stream_job, jobs, sizes, workers or os.cpu_count() or 1, progress, processes)
     by_first: dict[int, list[bytes]] = {}
     problems: dict[int, str] = {}
     for res in results:

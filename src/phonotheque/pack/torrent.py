@@ -80,6 +80,9 @@ class TorrentOptions:
     creation_date: int | None = None
     private: bool = False
     workers: int | None = None  # hashing threads; None: every core
+    # Hash large inputs on worker processes (faster on a busy machine); the
+    # program's __main__ must be import-safe, as the phono command is.
+    processes: bool = False
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,13 @@ def create_torrent(
     if version == "1":
         sources.sort(key=_v1_order)
         segs = [hashing.Segment(s.path, s.size) for s in sources]
-        hashes = hashing.hash_stream(segs, piece_length, workers=options.workers, progress=progress)
+        hashes = hashing.hash_stream(
+            segs,
+            piece_length,
+            workers=options.workers,
+            progress=progress,
+            processes=options.processes,
+        )
         assert hashes.pieces is not None
         info["pieces"] = b"".join(hashes.pieces)
         if is_dir:
@@ -189,7 +198,13 @@ def create_torrent(
         pads = [(-s.size) % piece_length if padded and s.size else 0 for s in sources]
         segs = [hashing.Segment(s.path, s.size, pad) for s, pad in zip(sources, pads, strict=True)]
         hashes = hashing.hash_aligned(
-            segs, piece_length, v1=v1, v2=True, workers=options.workers, progress=progress
+            segs,
+            piece_length,
+            v1=v1,
+            v2=True,
+            workers=options.workers,
+            progress=progress,
+            processes=options.processes,
         )
         assert hashes.roots is not None and hashes.layers is not None
         tree: dict[str, object] = {}
