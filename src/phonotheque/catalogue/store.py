@@ -498,16 +498,22 @@ class Store:
         uniq = {(x.dataset, x.key_kind, x.key): x for x in items}
         if not uniq:
             return
-        keys = list(uniq)
+        # Count the rows that exist already, per (dataset, key kind): an IN list on
+        # the last column of the unique index is an index look-up per key (a row-value
+        # IN (VALUES ...) was a table scan per chunk: quadratic at 10 M listens).
+        groups: dict[tuple[str, str], list[str]] = {}
+        for dataset, kind, key in uniq:
+            groups.setdefault((dataset, kind), []).append(key)
         existing = 0
-        for i in range(0, len(keys), _CHUNK):
-            chunk = keys[i : i + _CHUNK]
-            marks = ",".join("(?,?,?)" for _ in chunk)
-            flat = [v for k in chunk for v in k]
-            existing += self.scalar(
-                f"SELECT count(*) FROM listens WHERE (dataset, key_kind, key) IN (VALUES {marks})",
-                flat,
-            )
+        for (dataset, kind), keys in groups.items():
+            for i in range(0, len(keys), _CHUNK):
+                chunk = keys[i : i + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                existing += self.scalar(
+                    f"SELECT count(*) FROM listens WHERE dataset = ? AND key_kind = ? "
+                    f"AND key IN ({marks})",
+                    [dataset, kind, *chunk],
+                )
         before = self.conn.total_changes
         self.conn.executemany(
             """INSERT INTO listens(dataset, key_kind, key, count, users, source, locator, licence)
