@@ -48,6 +48,10 @@ def parse_baseline(path: Path) -> float:
     return time.perf_counter() - t0
 
 
+def _log(n: int, stage: str, value: object) -> None:
+    print(f"{n:,} tracks: {stage}: {value}", file=sys.stderr, flush=True)
+
+
 def one(n: int, work: Path) -> dict[str, object]:
     data = work / f"synth-{n}"
     ws = work / f"ws-{n}"
@@ -59,10 +63,15 @@ def one(n: int, work: Path) -> dict[str, object]:
     listens = next(data.glob("listens.*"))
     rows["parse_baseline_s"] = parse_baseline(dump)
     subprocess.run([PHONO, "init", str(ws)], check=True, stdout=subprocess.DEVNULL)
-    rows["ingest musicbrainz"] = run([PHONO, "ingest", "musicbrainz", str(dump), "-w", str(ws)])
-    rows["ingest listens"] = run([PHONO, "ingest", "listens", str(listens), "-w", str(ws)])
-    rows["select"] = run([PHONO, "select", "--coverage", "0.996", "-w", str(ws)])
-    rows["publish"] = run([PHONO, "publish", "-w", str(ws)])
+    steps = {
+        "ingest musicbrainz": [PHONO, "ingest", "musicbrainz", str(dump), "-w", str(ws)],
+        "ingest listens": [PHONO, "ingest", "listens", str(listens), "-w", str(ws)],
+        "select": [PHONO, "select", "--coverage", "0.996", "-w", str(ws)],
+        "publish": [PHONO, "publish", "-w", str(ws)],
+    }
+    for stage, cmd in steps.items():
+        rows[stage] = run(cmd)
+        _log(n, stage, rows[stage])
     rows["catalogue_mib"] = (ws / "catalogue.sqlite").stat().st_size // 2**20
     rows["published_mib"] = sum(p.stat().st_size for p in (ws / "publish").rglob("*")
                                 if p.is_file()) // 2**20
