@@ -18,32 +18,26 @@ bench/RESULTS.md.
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import os
 import os.path
+import random
+import resource
+import shutil
+import subprocess
 import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
-# bench/select.py (the selection benchmark) shadows the standard library's
-# ``select`` module, which subprocess needs: drop this script's folder from the path.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+import libtorrent as lt
+import psutil
 
-import argparse  # noqa: E402
-import hashlib  # noqa: E402
-import os  # noqa: E402
-import random  # noqa: E402
-import resource  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import libtorrent as lt  # noqa: E402
-import psutil  # noqa: E402
-
-from phonotheque.pack.torrent import TorrentOptions, auto_piece_length, create_torrent, read_torrent  # noqa: E402
+from phonotheque.pack.torrent import TorrentOptions, auto_piece_length, create_torrent, read_torrent
 
 MIB = 1 << 20
 READ = 8 * MIB

@@ -22,25 +22,19 @@ figures vary between runs; the load average is printed with them.
 
 from __future__ import annotations
 
+import argparse
+import os
+import subprocess
 import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
 
-# bench/ holds select.py, which would shadow the standard library's `select`
-# (used by subprocess) because Python puts the script's folder first on sys.path.
-if sys.path and sys.path[0] == __import__("os").path.dirname(__file__):
-    sys.path.pop(0)
+import orjson
 
-import argparse  # noqa: E402
-import os  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import orjson  # noqa: E402
-
-from phonotheque.sources import ReadOptions, get  # noqa: E402
-from phonotheque.synth import SynthOptions, SynthReport, synth  # noqa: E402
+from phonotheque.sources import ReadOptions, get
+from phonotheque.synth import SynthOptions, SynthReport, synth
 
 ROOT = Path(__file__).resolve().parent.parent
 PHONO = str(Path(sys.executable).parent / "phono")
