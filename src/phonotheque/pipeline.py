@@ -111,14 +111,10 @@ class BuildReport:
         return next((s for s in self.stages if s.name == name), None)
 
 
-def _digest(ws: Workspace, queries: Sequence[str]) -> str:
-    """A fingerprint of some catalogue tables, to tell whether a stage changed anything."""
-    h = hashlib.sha256()
+def _last_selection(ws: Workspace) -> int:
+    """Id of the newest recorded selection; select records one only when the plan changes."""
     with ws.store(readonly=True) as store:
-        for q in queries:
-            for row in store.conn.execute(q):
-                h.update(repr(tuple(row)).encode())
-    return h.hexdigest()
+        return int(store.scalar("SELECT coalesce(max(id), 0) FROM select_run"))
 
 
 # -- the stages --------------------------------------------------------------------
@@ -147,20 +143,14 @@ def _ingest(ws: Workspace, sources: Sequence[SourceSpec], opts: BuildOptions,
     )
 
 
-_SELECT_STATE = (
-    "SELECT track_id, rank, band, tier, est_bytes FROM selection ORDER BY track_id",
-    "SELECT track_id, status FROM ledger ORDER BY track_id",
-)
-
-
 def _select(ws: Workspace, sources: Sequence[SourceSpec], opts: BuildOptions,
             progress: StageProgress) -> StageResult:
     from phonotheque.select import SelectOptions, select
 
-    before = _digest(ws, _SELECT_STATE)
+    before = _last_selection(ws)
     rep = select(ws, opts.select or SelectOptions(),
                  progress=lambda step, i, n: progress("select", step, i, n))
-    changed = _digest(ws, _SELECT_STATE) != before
+    changed = _last_selection(ws) != before
     return StageResult(
         "select", rep, 0.0, changed=changed,
         summary=f"{rep.selected:,} tracks selected covering {rep.covered_share:.2%} of listens",
