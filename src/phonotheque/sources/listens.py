@@ -28,7 +28,7 @@ after an interruption, which is safe because counts are replaced, not added.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -298,32 +298,28 @@ def _stem(name: str) -> str:
     return name
 
 
+def _pick(item: Input, lower: dict[str, str], names: list[str], given: str | None,
+          known: Collection[str], what: str, flag: str) -> str:
+    """The column the user named, else the first known one present; a clear error if neither."""
+    if given:
+        if given.lower() not in lower:
+            raise InputError(item.source, f"no {what} column {given!r} (columns: {names})")
+        return lower[given.lower()]
+    found = [lower[k] for k in known if k in lower]
+    if not found:
+        raise InputError(item.source, f"no {what} column ({', '.join(known)}) "
+                                      f"in columns {names}; use {flag}")
+    return found[0]
+
+
 def _columns(
     item: Input, names: list[str], options: ReadOptions
 ) -> tuple[str, str, str, str | None]:
     lower = {n.lower(): n for n in names}
-    if options.key:
-        if options.key.lower() not in lower:
-            raise InputError(item.source, f"no key column {options.key!r} (columns: {names})")
-        key_col = lower[options.key.lower()]
-    else:
-        found = [lower[k] for k in KEY_COLUMNS if k in lower]
-        if not found:
-            raise InputError(item.source, f"no key column ({', '.join(KEY_COLUMNS)}) "
-                                          f"in columns {names}; use --key")
-        key_col = found[0]
+    key_col = _pick(item, lower, names, options.key, KEY_COLUMNS, "key", "--key")
     kind = KEY_COLUMNS.get(key_col.lower(), "mbid")
-    if options.count_column:
-        if options.count_column.lower() not in lower:
-            raise InputError(item.source,
-                             f"no count column {options.count_column!r} (columns: {names})")
-        count_col = lower[options.count_column.lower()]
-    else:
-        counts = [lower[c] for c in COUNT_COLUMNS if c in lower]
-        if not counts:
-            raise InputError(item.source, f"no count column ({', '.join(COUNT_COLUMNS)}) "
-                                          f"in columns {names}; use --count-column")
-        count_col = counts[0]
+    count_col = _pick(item, lower, names, options.count_column, COUNT_COLUMNS, "count",
+                      "--count-column")
     users_col = next((lower[c] for c in USER_COLUMNS if c in lower), None)
     return key_col, kind, count_col, users_col
 
