@@ -11,16 +11,12 @@ from __future__ import annotations
 import re
 import shutil
 import socket
-import struct
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from phonotheque.pack import bencode
 from phonotheque.pack.session import (
     add_download,
     add_seed,
@@ -31,6 +27,8 @@ from phonotheque.pack.session import (
 )
 from phonotheque.pack.torrent import TorrentOptions, create_torrent, verify_torrent, write_torrent
 from tests.pack._torrent_refs import make_tree
+from tests.tracker import Tracker
+from tests.tracker import tracker as running_tracker
 
 CONTENT = [
     ("01 Overture.flac", 3_000_001),
@@ -43,30 +41,6 @@ CONTENT = [
 TIMEOUT = 45.0
 
 
-class _Tracker(ThreadingHTTPServer):
-    peer: tuple[str, int]
-    announces: int = 0
-
-
-class _Announce(BaseHTTPRequestHandler):
-    server: _Tracker
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-        self.server.announces += 1
-        host, port = self.server.peer
-        body = bencode.encode(
-            {"interval": 60, "peers": socket.inet_aton(host) + struct.pack(">H", port)}
-        )
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -74,13 +48,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def tracker() -> Iterator[_Tracker]:
-    server = _Tracker(("127.0.0.1", 0), _Announce)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+def tracker() -> Iterator[Tracker]:
+    with running_tracker() as server:
+        yield server
 
 
 def _seed(tmp_path: Path, version: str):  # type: ignore[no-untyped-def]
@@ -140,19 +110,19 @@ def test_aria2c_reads_our_hybrid_infohash(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("version", ["1", "hybrid"])
-def test_aria2c_downloads_our_torrent(tracker: _Tracker, tmp_path: Path, version: str) -> None:
+def test_aria2c_downloads_our_torrent(tracker: Tracker, tmp_path: Path, version: str) -> None:
     aria2c, aria2_version = _aria2c()
     if version == "hybrid" and aria2_version < (1, 37, 0):
         pytest.skip("aria2 < 1.37 miscomputes hybrid infohashes (see the test above)")
     seeder, info, torrent = _seed(tmp_path, version)
-    tracker.peer = ("127.0.0.1", listen_port(seeder))
+    tracker.peers = [("127.0.0.1", listen_port(seeder))]
     out = tmp_path / "aria2"
     try:
         proc = subprocess.run(
             [
                 aria2c,
                 f"--dir={out}",
-                f"--bt-tracker=http://127.0.0.1:{tracker.server_address[1]}/announce",
+                f"--bt-tracker={tracker.url}",
                 "--enable-dht=false",
                 "--enable-dht6=false",
                 "--bt-enable-lpd=false",

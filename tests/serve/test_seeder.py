@@ -23,7 +23,7 @@ from phonotheque.publish.dbschema import DDL, PUBLISH_SCHEMA_VERSION
 from phonotheque.serve.seeder import Seeder, SeedItem, SeedOptions, find_published, parse_listen
 from tests.serve.clients import aria2c_download, libtorrent_download
 from tests.serve.published import build_published
-from tests.serve.tracker import tracker
+from tests.tracker import tracker
 
 
 def publish_record(publish: Path, torrents: list[Path]) -> Path:
@@ -156,7 +156,8 @@ def test_real_clients_download_and_verify(archive: Path, tmp_path: Path) -> None
             assert report.ok, report
 
         aria_dir = tmp_path / "aria2c"
-        with tracker([("127.0.0.1", port)]) as url:
+        with tracker([("127.0.0.1", port)]) as trk:
+            url = trk.url
             aria2c_download(v1, aria_dir, url, timeout=25)
         report = verify_torrent(read_torrent(v1), aria_dir)
         assert report.ok, report
