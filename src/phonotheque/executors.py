@@ -137,12 +137,11 @@ class LocalExecutor(Executor):
                     return
                 done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
                 for fut in done:
-                    try:
-                        result = fut.result()
-                    except BrokenProcessPool as exc:
-                        # a worker was killed (OOM killer, SIGKILL): stop; a re-run resumes
-                        raise PhonoError("local pool", f"a worker process died: {exc}") from exc
-                    yield result
+                    yield fut.result()
+        except BrokenProcessPool as exc:
+            # A worker was killed (OOM killer, SIGKILL): stop; a re-run resumes. The pool
+            # may say so from result() or, if it noticed first, from the next submit().
+            raise PhonoError("local pool", f"a worker process died: {exc}") from exc
         finally:
             for fut in pending:
                 fut.cancel()
