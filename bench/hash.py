@@ -37,7 +37,7 @@ from pathlib import Path
 import libtorrent as lt
 import psutil
 
-from phonotheque.pack.torrent import TorrentOptions, auto_piece_length, create_torrent, read_torrent
+from phonotheque.torrent import TorrentOptions, auto_piece_length, create_torrent, read_torrent
 
 MIB = 1 << 20
 READ = 8 * MIB

@@ -154,7 +154,7 @@ def bench_publish(n: int, cache: Path) -> dict[str, object]:
 
 def bench_pack(mib: int, cache: Path) -> dict[str, object]:
     from phonotheque.pack.packer import PackOptions, pack
-    from phonotheque.pack.torrent import TorrentOptions, create_torrent
+    from phonotheque.torrent import TorrentOptions, create_torrent
     from phonotheque.workspace import Workspace
 
     out: dict[str, object] = {"mib": mib}
@@ -192,9 +192,9 @@ def bench_pack(mib: int, cache: Path) -> dict[str, object]:
                 create_torrent(folder, TorrentOptions(name="x"))
                 out["engine_s"] = time.perf_counter() - t
                 # verify: ours (sha256 + merkle root per file) vs the engine's verify_torrent
-                from phonotheque.pack.torrent import read_torrent, verify_torrent
                 from phonotheque.publish.verify import VerifyOptions, verify
                 from phonotheque.publish.waves import ReleaseOptions, release
+                from phonotheque.torrent import read_torrent, verify_torrent
 
                 release(ws, ReleaseOptions(pack=False))
                 t = time.perf_counter()

@@ -44,9 +44,10 @@ from urllib.parse import quote  # noqa: E402
 
 import libtorrent as lt  # noqa: E402
 
-from phonotheque.pack.torrent import TorrentOptions, create_torrent, write_torrent  # noqa: E402
+from phonotheque.atomic import write_bytes  # noqa: E402
 from phonotheque.serve.queries import fts_query  # noqa: E402
 from phonotheque.serve.seeder import Seeder, SeedItem, SeedOptions  # noqa: E402
+from phonotheque.torrent import TorrentOptions, create_torrent  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("serve_data", os.path.join(_HERE, "serve_data.py"))
 assert _spec is not None and _spec.loader is not None
@@ -258,7 +259,7 @@ def bench_seed(work: Path, mib: int) -> list[float]:
                     f.write(block[:8] + os.urandom(8) + block[16:])  # distinct pieces
     torrent = root / "torrents" / "phonotheque-bench.torrent"
     if not torrent.exists():
-        write_torrent(create_torrent(payload, TorrentOptions()), torrent)
+        write_bytes(torrent, create_torrent(payload, TorrentOptions()).metainfo)
     rates = []
     opts = SeedOptions(listen="127.0.0.1:0", dht=False, lsd=False, pex=False, utp=False)
     # One seeding session, three downloads: the first is "cold" (seed mode hashes each

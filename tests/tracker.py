@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from phonotheque.pack import bencode
+from phonotheque.torrent import _bencode as bencode
 
 
 class Tracker(ThreadingHTTPServer):

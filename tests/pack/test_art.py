@@ -12,7 +12,7 @@ import orjson
 from phonotheque.model import Exclusion
 from phonotheque.pack.art import sniff_image
 from phonotheque.pack.packer import PackOptions, pack
-from phonotheque.pack.torrent import read_torrent, verify_torrent
+from phonotheque.torrent import read_torrent, verify_torrent
 from phonotheque.workspace import Workspace
 from tests.publish.archive import make_archive
 

@@ -14,7 +14,7 @@ from phonotheque.errors import TorrentError
 from phonotheque.executors import DaskExecutor, Executor, LocalExecutor
 from phonotheque.pack.folder_job import FolderJob, Member, run_folder_job
 from phonotheque.pack.packer import PackOptions, pack
-from phonotheque.pack.torrent import TorrentOptions
+from phonotheque.torrent import TorrentOptions
 from phonotheque.workspace import Workspace
 from tests.publish.archive import make_archive
 from tests.publish.helpers import tree_hashes

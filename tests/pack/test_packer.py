@@ -12,7 +12,7 @@ import pytest
 from phonotheque.model import Exclusion
 from phonotheque.pack.layout import parse_aacid
 from phonotheque.pack.packer import PackOptions, pack
-from phonotheque.pack.torrent import read_torrent, verify_torrent
+from phonotheque.torrent import read_torrent, verify_torrent
 from phonotheque.workspace import Workspace
 from tests.publish.archive import make_archive
 from tests.publish.helpers import tree_hashes

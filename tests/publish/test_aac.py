@@ -10,8 +10,8 @@ import pyzstd
 
 from phonotheque.pack.layout import parse_aacid
 from phonotheque.pack.packer import PackOptions, pack
-from phonotheque.pack.torrent import read_torrent
 from phonotheque.publish.aac import read_records, write_records
+from phonotheque.torrent import read_torrent
 from phonotheque.workspace import Workspace
 from tests.publish.archive import make_archive
 

@@ -16,7 +16,8 @@ from click.testing import CliRunner
 
 from phonotheque.cli import main
 from phonotheque.pack.packer import PackOptions
-from phonotheque.pack.session import (
+from phonotheque.publish.waves import ReleaseOptions, release
+from phonotheque.torrent.session import (
     add_download,
     add_seed,
     listen_port,
@@ -24,7 +25,6 @@ from phonotheque.pack.session import (
     stop_session,
     wait_finished,
 )
-from phonotheque.publish.waves import ReleaseOptions, release
 from phonotheque.workspace import Workspace
 from tests.publish.archive import make_archive
 

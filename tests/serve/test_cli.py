@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from phonotheque.pack.torrent import TorrentOptions, create_torrent, write_torrent
+from phonotheque.atomic import write_bytes
+from phonotheque.torrent import TorrentOptions, create_torrent
 
 
 def _start(args: list[str]) -> subprocess.Popen[str]:
@@ -61,7 +62,7 @@ def test_seed_shows_status_and_stops_cleanly(tmp_path: Path, data: Path) -> None
     for src in sorted((data / "beets").glob("full.*"))[:3]:
         shutil.copyfile(src, payload / src.name)
     info = create_torrent(payload, TorrentOptions(piece_length=32 * 1024, workers=1))
-    write_torrent(info, torrents / "phonotheque-w1-band1.torrent")
+    write_bytes(torrents / "phonotheque-w1-band1.torrent", info.metainfo)
     proc = _start(["seed", "-w", str(tmp_path / "ws"), "--listen", "127.0.0.1:0",
                    "--no-dht", "--no-lsd", "--no-utp"])  # fmt: skip
     assert proc.stdout is not None

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from phonotheque.atomic import write_bytes
 from phonotheque.errors import InputError
-from phonotheque.pack.torrent import (
+from phonotheque.publish.dbschema import DDL, PUBLISH_SCHEMA_VERSION
+from phonotheque.serve.seeder import Seeder, SeedItem, SeedOptions, find_published, parse_listen
+from phonotheque.torrent import (
     TorrentOptions,
     create_torrent,
     read_torrent,
     verify_torrent,
-    write_torrent,
 )
-from phonotheque.publish.dbschema import DDL, PUBLISH_SCHEMA_VERSION
-from phonotheque.serve.seeder import Seeder, SeedItem, SeedOptions, find_published, parse_listen
 from tests.serve.clients import aria2c_download, libtorrent_download
 from tests.serve.published import build_published
 from tests.tracker import tracker
@@ -87,13 +87,13 @@ def archive(tmp_path: Path, data: Path) -> Path:
         shutil.copyfile(img, art / img.name)
     for folder in (band, meta, art):
         info = create_torrent(folder, TorrentOptions(piece_length=32 * 1024, workers=1))
-        write_torrent(info, torrents / f"{folder.name}.torrent")
+        write_bytes(torrents / f"{folder.name}.torrent", info.metainfo)
     # aria2c 1.36 computes a wrong v1 infohash for every hybrid torrent (it does for
     # BEP 52's own test torrent too), so it can only fetch v1 torrents: give it one
     # of the same payload folder.
     v1 = create_torrent(band, TorrentOptions(version="1", piece_length=32 * 1024, workers=1))
     (tmp_path / "v1").mkdir()
-    write_torrent(v1, tmp_path / "v1" / "phonotheque-w1-band1.torrent")
+    write_bytes(tmp_path / "v1" / "phonotheque-w1-band1.torrent", v1.metainfo)
     return torrents
 
 

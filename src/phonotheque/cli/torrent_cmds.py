@@ -12,16 +12,16 @@ import orjson
 from rich.markup import escape
 from rich.table import Table
 
+from phonotheque.atomic import write_bytes
 from phonotheque.cli._common import command, console, err_console, progress_bar
 from phonotheque.errors import IntegrityError
-from phonotheque.pack.torrent import (
+from phonotheque.torrent import (
     TorrentInfo,
     TorrentOptions,
     content_size,
     create_torrent,
     read_torrent,
     verify_torrent,
-    write_torrent,
 )
 
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -164,7 +164,7 @@ def register(main: click.Group) -> None:
         total = content_size(path)
         with progress_bar("hashing", total / (1 << 20), unit="MiB") as advance:
             info = create_torrent(path, options, progress=lambda n: advance(n / (1 << 20)))
-        write_torrent(info, output)
+        write_bytes(output, info.metainfo)
         console.print(
             f"wrote {escape(str(output))}: {info.version}, {_mib(info.total_size)}, "
             f"{len(info.data_files)} files, pieces of {_mib(info.piece_length)}"

@@ -1,1 +1,1 @@
-"""Packing: popularity bands, payload layout, torrents, album art."""
+"""Packing: popularity bands, payload layout, per-folder torrents (via phonotheque.torrent), album art."""

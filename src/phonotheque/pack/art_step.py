@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from phonotheque.atomic import write_bytes
 from phonotheque.catalogue.store import Store
 from phonotheque.pack import art as art_mod
 from phonotheque.pack.layout import EPOCH, aac_time, art_file_name, iso, next_second
@@ -14,7 +15,7 @@ from phonotheque.pack.steps_common import (
     sha256_file,
     torrent_options,
 )
-from phonotheque.pack.torrent import create_torrent, write_torrent
+from phonotheque.torrent import create_torrent
 from phonotheque.workspace import Workspace
 
 
@@ -101,7 +102,7 @@ def pack_art(
         out = ws.torrents / name
         report.art_images = art_mod.write_art_tar(arts, out)
         info = create_torrent(out, torrent_options(options, name, ts))
-        write_torrent(info, ws.torrents / f"{name}.torrent")
+        write_bytes(ws.torrents / f"{name}.torrent", info.metainfo)
         digest = sha256_file(out, None)
         report.art_torrent = name
     with store.transaction():

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from phonotheque import errors
-from phonotheque.atomic import atomic_path
+from phonotheque.atomic import atomic_path, write_bytes
 from phonotheque.errors import InputError, PhonoError, wrap_os_error
 from phonotheque.pack.steps_common import link, sha256_file
-from phonotheque.pack.torrent import TorrentOptions, create_torrent, write_torrent
+from phonotheque.torrent import TorrentOptions, create_torrent
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +167,7 @@ def _build(job: FolderJob, result: FolderResult, progress: ByteProgress | None) 
                 tmp.joinpath(*m.dst.split("/")).unlink(missing_ok=True)
         if any(m.audio_file_id not in gone for m in job.members):
             info = create_torrent(tmp, job.torrent, progress=count)
-            write_torrent(info, root / job.torrent_path)
+            write_bytes(root / job.torrent_path, info.metainfo)
             result.metainfo = info.metainfo
     if result.metainfo is None:
         shutil.rmtree(final, ignore_errors=True)

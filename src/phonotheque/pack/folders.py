@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from phonotheque.atomic import write_bytes
 from phonotheque.catalogue.store import Store
 from phonotheque.executors import Executor
 from phonotheque.model import Reject
@@ -19,7 +20,7 @@ from phonotheque.pack.folder_job import (
 from phonotheque.pack.layout import EPOCH, meta_file_name, parse_iso
 from phonotheque.pack.options import PackOptions, PackReport, Progress
 from phonotheque.pack.steps_common import mark_built, sha256_file, torrent_options
-from phonotheque.pack.torrent import create_torrent, read_torrent, write_torrent
+from phonotheque.torrent import create_torrent, read_torrent
 from phonotheque.workspace import Workspace
 
 
@@ -210,7 +211,7 @@ def ensure_meta_files(
         write_records(item_records(conn, members, d["name"]), out)
         ts = parse_iso(d["created_at"]) or EPOCH
         info = create_torrent(out, torrent_options(options, name, ts))
-        write_torrent(info, ws.torrents / f"{name}.torrent")
+        write_bytes(ws.torrents / f"{name}.torrent", info.metainfo)
         digest = sha256_file(out, None)
         with store.transaction():
             cur = conn.execute(

@@ -14,7 +14,7 @@ from phonotheque.catalogue.store import Store
 from phonotheque.errors import wrap_os_error
 from phonotheque.pack.layout import parse_aac_time
 from phonotheque.pack.options import PackOptions, Progress
-from phonotheque.pack.torrent import TorrentInfo, TorrentOptions
+from phonotheque.torrent import TorrentInfo, TorrentOptions
 from phonotheque.workspace import Workspace
 
 

@@ -33,9 +33,9 @@ from phonotheque.catalogue.store import Store
 from phonotheque.errors import wrap_os_error
 from phonotheque.pack.layout import EPOCH_ISO, aac_time, database_folder_name, iso, parse_iso
 from phonotheque.pack.packer import PackOptions, stored_options
-from phonotheque.pack.torrent import TorrentOptions, create_torrent, write_torrent
 from phonotheque.publish import index as index_mod
 from phonotheque.publish.export import ExportContext, export_parquet, export_sqlite
+from phonotheque.torrent import TorrentOptions, create_torrent
 from phonotheque.workspace import Workspace
 
 Progress = Callable[..., object]
@@ -224,7 +224,7 @@ def _database_torrent(ws: Workspace, store: Store, pack_opts: PackOptions, stamp
         os.replace(tmp, final)
     except OSError as exc:
         raise wrap_os_error(exc, final) from exc
-    write_torrent(info, ws.torrents / f"{name}.torrent")
+    write_bytes(ws.torrents / f"{name}.torrent", info.metainfo)
     with store.transaction():
         cur = conn.execute(
             """INSERT INTO torrent(kind, role, name, torrent_path, data_path, infohash_v1,

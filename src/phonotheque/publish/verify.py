@@ -32,12 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from phonotheque.errors import InputError, PhonoError, WorkspaceError
-from phonotheque.pack import merkle
-from phonotheque.pack.torrent import TorrentInfo, read_torrent, verify_torrent
+from phonotheque.torrent import PAD_DIR, PiecesRoot, TorrentInfo, read_torrent, verify_torrent
 
 Progress = Callable[..., object]
 READ = 4 * 2**20
-PAD_DIR = ".pad"  # BEP 47 pad files some clients write to disk: not data, never reported
 
 
 @dataclass(frozen=True)
@@ -172,19 +170,15 @@ def _safe_relative(path: str) -> bool:
 def _hash_file(path: Path, progress: Progress | None) -> tuple[str, str | None]:
     """SHA-256 and v2 merkle root of a file, reading it once."""
     sha = hashlib.sha256()
-    leaves: list[bytes] = []
-    size = 0
+    v2 = PiecesRoot()
     with open(path, "rb") as f:
         while chunk := f.read(READ):
             sha.update(chunk)
-            view = memoryview(chunk)
-            for i in range(0, len(view), merkle.BLOCK):
-                leaves.append(hashlib.sha256(view[i : i + merkle.BLOCK]).digest())
-            size += len(chunk)
+            v2.update(chunk)
             if progress is not None:
                 progress(len(chunk))
-    root = merkle.file_root(leaves, merkle.BLOCK, size).hex() if size else None
-    return sha.hexdigest(), root
+    root = v2.digest()
+    return sha.hexdigest(), root.hex() if root is not None else None
 
 
 def _walk(folder: Path) -> list[str]:

@@ -27,7 +27,7 @@ import orjson
 
 from phonotheque import __version__
 from phonotheque.errors import InputError, PhonoError, TorrentError, wrap_os_error
-from phonotheque.pack.torrent import content_root, read_torrent
+from phonotheque.torrent import content_root, read_torrent
 
 _LISTEN = re.compile(r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[^:\s\[\]]+)):(?P<port>\d{1,5})$")
 

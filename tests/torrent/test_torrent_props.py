@@ -9,14 +9,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from phonotheque.pack.torrent import (
+from phonotheque.torrent import (
     TorrentOptions,
     auto_piece_length,
     create_torrent,
     read_torrent,
     verify_torrent,
 )
-from tests.pack._torrent_refs import lt_infohashes, make_tree, mktorrent
+from tests.torrent._torrent_refs import lt_infohashes, make_tree, mktorrent
 
 # Letters, digits and "_" sort after "/", so whole-path and per-component
 # orders agree and libtorrent's hybrid output is valid (see test_torrent_create).

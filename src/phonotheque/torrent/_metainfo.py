@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Literal
 
 from phonotheque.errors import TorrentError, wrap_os_error
-from phonotheque.pack import bencode, merkle
-from phonotheque.pack.magnet import magnet_link
+from phonotheque.torrent import _bencode as bencode
+from phonotheque.torrent import _merkle as merkle
+from phonotheque.torrent._magnet import magnet_link
 
 Version = Literal["1", "2", "hybrid"]
 

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from phonotheque.pack.session import (
+from phonotheque.atomic import write_bytes
+from phonotheque.torrent import TorrentOptions, create_torrent, verify_torrent
+from phonotheque.torrent.session import (
     add_download,
     add_seed,
     listen_port,
@@ -25,8 +27,7 @@ from phonotheque.pack.session import (
     stop_session,
     wait_finished,
 )
-from phonotheque.pack.torrent import TorrentOptions, create_torrent, verify_torrent, write_torrent
-from tests.pack._torrent_refs import make_tree
+from tests.torrent._torrent_refs import make_tree
 from tests.tracker import Tracker
 from tests.tracker import tracker as running_tracker
 
@@ -57,7 +58,7 @@ def _seed(tmp_path: Path, version: str):  # type: ignore[no-untyped-def]
     album = make_tree(tmp_path / "seed" / "Live at the Library", CONTENT, seed=5)
     info = create_torrent(album, TorrentOptions(version=version, piece_length=65536))  # type: ignore[arg-type]
     torrent = tmp_path / f"album-v{version}.torrent"
-    write_torrent(info, torrent)
+    write_bytes(torrent, info.metainfo)
     seeder = start_session("127.0.0.1:0")
     handle = add_seed(seeder, torrent, album.parent)
     wait_finished([handle], 10)
@@ -100,7 +101,7 @@ def test_aria2c_reads_our_hybrid_infohash(tmp_path: Path) -> None:
     album = make_tree(tmp_path / "a", CONTENT[:2])
     info = create_torrent(album, TorrentOptions(version="hybrid", piece_length=65536))
     torrent = tmp_path / "a.torrent"
-    write_torrent(info, torrent)
+    write_bytes(torrent, info.metainfo)
     shown = subprocess.run([aria2c, "-S", str(torrent)], capture_output=True, text=True).stdout
     assert info.infohash_v1
     if version >= (1, 37, 0):

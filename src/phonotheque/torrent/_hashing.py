@@ -54,7 +54,7 @@ from typing import cast
 
 from phonotheque import errors
 from phonotheque.errors import InputError, PhonoError, wrap_os_error
-from phonotheque.pack.merkle import BLOCK, ZERO, file_root, next_pow2, pad_hash
+from phonotheque.torrent._merkle import BLOCK, ZERO, file_root, next_pow2, pad_hash
 
 CHUNK = 8 * 1024 * 1024  # bytes per job: large reads, few jobs
 PROCESS_THRESHOLD = 256 * 1024 * 1024  # below this, worker start-up costs more than it gains

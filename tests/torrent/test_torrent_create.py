@@ -6,16 +6,16 @@ from pathlib import Path
 
 import pytest
 
+from phonotheque.atomic import write_bytes
 from phonotheque.errors import InputError, TorrentError
-from phonotheque.pack import bencode
-from phonotheque.pack.torrent import (
+from phonotheque.torrent import (
     TorrentOptions,
     auto_piece_length,
     create_torrent,
     read_torrent,
-    write_torrent,
 )
-from tests.pack._torrent_refs import (
+from phonotheque.torrent import _bencode as bencode
+from tests.torrent._torrent_refs import (
     AWKWARD,
     lt_auto_piece_length,
     lt_infohashes,
@@ -174,7 +174,7 @@ def test_reproducible_and_options_outside_info(tree: Path, tmp_path: Path) -> No
         f"magnet:?xt=urn:btih:{plain.infohash_v1}&xt=urn:btmh:1220{plain.infohash_v2}&dn=Album%20%E2%99%AB"
     )
     out = tmp_path / "out.torrent"
-    write_torrent(dressed, out)
+    write_bytes(out, dressed.metainfo)
     assert out.read_bytes() == dressed.metainfo
     assert read_torrent(out) == dressed
     assert [p.name for p in tmp_path.iterdir()] == ["out.torrent"]  # no temporary left

@@ -17,7 +17,7 @@ import libtorrent as lt
 
 from phonotheque import __version__
 from phonotheque.errors import IntegrityError, PhonoError, TorrentError
-from phonotheque.pack.torrent import TorrentInfo, read_torrent
+from phonotheque.torrent import TorrentInfo, read_torrent
 
 Session = lt.session
 Handle = lt.torrent_handle

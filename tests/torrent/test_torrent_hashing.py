@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from phonotheque.errors import InputError
-from phonotheque.pack import hashing
-from phonotheque.pack.torrent import TorrentOptions, create_torrent, verify_torrent
-from tests.pack._torrent_refs import AWKWARD, make_tree
+from phonotheque.torrent import TorrentOptions, create_torrent, verify_torrent
+from phonotheque.torrent import _hashing as hashing
+from tests.torrent._torrent_refs import AWKWARD, make_tree
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from phonotheque.errors import TorrentError
-from phonotheque.pack import bencode
-from phonotheque.pack.torrent import read_torrent
+from phonotheque.torrent import _bencode as bencode
+from phonotheque.torrent import read_torrent
 
 TORRENTS = Path(__file__).parents[1] / "data" / "torrents"
 MANIFEST = json.loads((TORRENTS / "MANIFEST.json").read_text())

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from phonotheque.errors import wrap_os_error
-from phonotheque.pack import hashing
-from phonotheque.pack._metainfo import TorrentFile, TorrentInfo
+from phonotheque.torrent import _hashing as hashing
+from phonotheque.torrent._metainfo import TorrentFile, TorrentInfo
 
 
 @dataclass(frozen=True)

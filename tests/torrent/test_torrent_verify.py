@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from phonotheque.atomic import write_bytes
 from phonotheque.cli import main
-from phonotheque.pack.torrent import TorrentOptions, create_torrent, verify_torrent, write_torrent
-from tests.pack._torrent_refs import AWKWARD, make_tree
+from phonotheque.torrent import TorrentOptions, create_torrent, verify_torrent
+from tests.torrent._torrent_refs import AWKWARD, make_tree
 
 VERSIONS = ["1", "2", "hybrid"]
 
@@ -149,18 +150,18 @@ def test_cli_create_v1_and_v2(album: Path, tmp_path: Path) -> None:
     assert r.exit_code != 0 and "Traceback" not in r.output
 
 
-def test_write_torrent_is_atomic(album: Path, tmp_path: Path) -> None:
+def test_written_torrent_replaces_the_old_file_atomically(album: Path, tmp_path: Path) -> None:
     info = create_torrent(album, TorrentOptions(piece_length=16384))
     out = tmp_path / "t.torrent"
     out.write_bytes(b"old")
-    write_torrent(info, out)
+    write_bytes(out, info.metainfo)
     assert out.read_bytes() == info.metainfo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["save", "t.torrent"]
 
 
 def test_cli_names_a_renamed_folder_once(album: Path, tmp_path: Path) -> None:
     out = tmp_path / "a.torrent"
-    write_torrent(create_torrent(album, TorrentOptions(piece_length=16384)), out)
+    write_bytes(out, create_torrent(album, TorrentOptions(piece_length=16384)).metainfo)
     album.rename(album.parent / "Renamed")
     r = CliRunner().invoke(main, ["torrent", "verify", str(out), str(album.parent)])
     assert r.exit_code == 4

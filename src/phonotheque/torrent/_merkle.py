@@ -47,3 +47,40 @@ def file_root(piece_hashes: list[bytes], piece_length: int, size: int) -> bytes:
     if size <= piece_length:
         return piece_hashes[0]
     return root(piece_hashes, next_pow2(len(piece_hashes)), pad_hash(piece_length // BLOCK))
+
+
+class PiecesRoot:
+    """A file's ``pieces root``, computed from its bytes fed in order (chunks of any size).
+
+    For callers that read a file for another reason (a SHA-256 of the whole
+    file, say) and want its v2 root from the same read.
+    """
+
+    def __init__(self) -> None:
+        self._leaves: list[bytes] = []
+        self._tail = b""  # the bytes of a block not yet complete
+        self.size = 0
+
+    def update(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        self.size += len(view)
+        if self._tail:
+            need = BLOCK - len(self._tail)
+            self._tail += bytes(view[:need])
+            view = view[need:]
+            if len(self._tail) < BLOCK:
+                return
+            self._leaves.append(hashlib.sha256(self._tail).digest())
+            self._tail = b""
+        full = len(view) - len(view) % BLOCK
+        for i in range(0, full, BLOCK):
+            self._leaves.append(hashlib.sha256(view[i : i + BLOCK]).digest())
+        if full < len(view):
+            self._tail = bytes(view[full:])
+
+    def digest(self) -> bytes | None:
+        """The root; None for an empty file (BEP 52 gives it none)."""
+        if not self.size:
+            return None
+        leaves = self._leaves + ([hashlib.sha256(self._tail).digest()] if self._tail else [])
+        return file_root(leaves, BLOCK, self.size)

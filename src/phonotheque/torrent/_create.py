@@ -28,19 +28,18 @@ from pathlib import Path
 
 from phonotheque import __version__
 from phonotheque.errors import InputError, TorrentError, wrap_os_error
-from phonotheque.pack import bencode, hashing
-from phonotheque.pack._metainfo import (
+from phonotheque.torrent import _bencode as bencode
+from phonotheque.torrent import _hashing as hashing
+from phonotheque.torrent._metainfo import (
     MAX_PIECES,
     MIN_V2_PIECE,
     PAD_DIR,
-    TorrentFile,
     TorrentInfo,
     Version,
     _check_component,
     _check_piece_length,
     read_torrent,
 )
-from phonotheque.pack._verify import VerifyReport, content_root, verify_torrent
 
 _AUTO_PIECE_THRESHOLDS = (
     2684355,
@@ -263,34 +262,3 @@ def _check_unchanged(sources: list[_Source]) -> None:
             raise wrap_os_error(exc, src.path) from exc
         if (st.st_size, st.st_mtime_ns) != (src.size, src.mtime_ns):
             raise InputError(src.path, "file changed while it was being hashed; try again")
-
-
-def write_torrent(info: TorrentInfo, out: Path) -> None:
-    """Write the .torrent atomically (temporary file in the same folder, fsync, rename)."""
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(info.metainfo)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise wrap_os_error(exc, out) from exc
-
-
-__all__ = [
-    "TorrentFile",
-    "TorrentInfo",
-    "TorrentOptions",
-    "VerifyReport",
-    "Version",
-    "auto_piece_length",
-    "content_root",
-    "content_size",
-    "create_torrent",
-    "read_torrent",
-    "verify_torrent",
-    "write_torrent",
-]
