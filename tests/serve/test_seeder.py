@@ -131,10 +131,17 @@ def test_find_published_uses_index_then_folder(archive: Path, tmp_path: Path) ->
         find_published(archive, publish)
 
 
-def test_missing_payload_is_refused(archive: Path) -> None:
+def test_missing_payload_is_reported_and_the_rest_seeded(archive: Path) -> None:
     shutil.rmtree(archive / "phonotheque-w1-art")
-    with pytest.raises(InputError, match="payload of phonotheque-w1-art.torrent is missing"):
-        Seeder(find_published(archive), LOCAL).start()
+    items = find_published(archive)
+    with Seeder(items, LOCAL) as seeder:
+        assert [m.item.torrent.name for m in seeder.missing] == ["phonotheque-w1-art.torrent"]
+        assert seeder.missing[0].expected == archive.resolve() / "phonotheque-w1-art"
+        assert len(seeder.status()) == len(items) - 1
+    for name in ("phonotheque-w1-band1", "phonotheque-w1-metadata"):
+        shutil.rmtree(archive / name)
+    with pytest.raises(InputError, match="no payload found for any of the 3 torrents"):
+        Seeder(items, LOCAL).start()
 
 
 @pytest.mark.skipif(not shutil.which("aria2c"), reason="aria2c not installed")

@@ -124,9 +124,14 @@ def register(main: click.Group) -> None:
         old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             with Seeder(items, options) as seeder:
+                for m in seeder.missing:
+                    console.print(f"[yellow]missing payload[/]: {m.item.torrent.name} "
+                                  f"(expected {m.expected}); not seeded", highlight=False,
+                                  soft_wrap=True)
                 host = listen.rsplit(":", 1)[0]
                 where = f"{interface or host}:{seeder.listen_port}"
-                console.print(f"seeding {len(items)} torrents on {where}", highlight=False)
+                seeded = len(items) - len(seeder.missing)
+                console.print(f"seeding {seeded} torrents on {where}", highlight=False)
                 console.file.flush()
                 with Live(_table(seeder.status(), where), console=console,
                           refresh_per_second=2, auto_refresh=False) as live:  # fmt: skip

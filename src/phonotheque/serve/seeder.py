@@ -55,6 +55,14 @@ class SeedItem:
 
 
 @dataclass(frozen=True)
+class MissingPayload:
+    """A torrent :meth:`Seeder.start` skipped because its payload is not where expected."""
+
+    item: SeedItem
+    expected: Path
+
+
+@dataclass(frozen=True)
 class TorrentStatus:
     """A snapshot of one seeded torrent."""
 
@@ -85,13 +93,15 @@ def parse_listen(listen: str, interface: str | None = None) -> tuple[str, int]:
 
 
 def find_published(torrents_dir: Path, publish_dir: Path | None = None) -> list[SeedItem]:
-    """Every published torrent, with its payload folder.
+    """Every current published torrent, with the folder that should hold its payload.
 
     The .torrent files are the ones ``publish/torrents.json`` names (its ``torrent``
-    entries, relative to the publish folder, the workspace or ``torrents_dir``), or
-    when there is no index, every ``*.torrent`` under ``torrents_dir``. Payloads are
-    looked up in ``torrents_dir`` (the workspace's ``torrents/``, where pack lays
-    them out), else next to the .torrent file.
+    entries, relative to the publish folder, the workspace or ``torrents_dir``),
+    leaving out obsolete and withdrawn entries (their payload is gone by design),
+    or when there is no index, every ``*.torrent`` under ``torrents_dir``. Payloads
+    are looked up in ``torrents_dir`` (the workspace's ``torrents/``, where pack
+    lays them out), else next to the .torrent file; when neither holds one the
+    item still names ``torrents_dir`` and :meth:`Seeder.start` reports it missing.
     """
     torrents_dir = Path(torrents_dir)
     paths: list[Path] = []
@@ -122,13 +132,19 @@ def find_published(torrents_dir: Path, publish_dir: Path | None = None) -> list[
             continue
         seen.add(p)
         info = read_torrent(p)
-        save = torrents_dir if content_root(info, torrents_dir).exists() else p.parent
+        save = torrents_dir
+        if not content_root(info, torrents_dir).exists() and content_root(info, p.parent).exists():
+            save = p.parent
         items.append(SeedItem(p, save.resolve()))
     return items
 
 
 def _torrent_names(doc: Any) -> Iterable[str]:
-    """Relative .torrent paths found anywhere in the index (its exact layout may grow)."""
+    """Relative .torrent paths of the current torrents the index lists.
+
+    An entry (an object with a ``torrent``) marked ``obsolete`` or ``withdrawn`` is
+    skipped; elsewhere any relative ``*.torrent`` string counts (the layout may grow).
+    """
     if isinstance(doc, str):
         if doc.endswith(".torrent") and "://" not in doc and not doc.startswith("/"):
             yield doc
@@ -136,6 +152,8 @@ def _torrent_names(doc: Any) -> Iterable[str]:
         for v in doc:
             yield from _torrent_names(v)
     elif isinstance(doc, dict):
+        if "torrent" in doc and (doc.get("obsolete") or doc.get("withdrawn")):
+            return
         for v in doc.values():
             yield from _torrent_names(v)
 
@@ -159,6 +177,7 @@ class Seeder:
         self._session: Any = None
         self._handles: list[tuple[Any, str]] = []
         self._started_upload: dict[str, int] = {}
+        self.missing: list[MissingPayload] = []  # items skipped by start(): no payload
 
     # -- lifecycle -----------------------------------------------------------------------
     def _settings(self) -> dict[str, Any]:
@@ -192,17 +211,26 @@ class Seeder:
         return s
 
     def start(self) -> None:
-        """Open the session and add every torrent; raises if a torrent or folder is unusable."""
+        """Open the session and add every torrent whose payload is present.
+
+        Those without one are listed in ``missing``; raises if a .torrent is
+        unusable or no payload at all is found.
+        """
         if self._session is not None:
             return
         settings = self._settings()
         infos = []
+        self.missing = []
         for item in self.items:
             info = read_torrent(item.torrent)  # validates: raises TorrentError naming the file
             root = content_root(info, item.save_path)
-            if not root.exists():
-                raise InputError(root, f"payload of {item.torrent.name} is missing")
+            if not root.exists():  # reported, not fatal: the rest is still worth seeding
+                self.missing.append(MissingPayload(item, root))
+                continue
             infos.append((item, info))
+        if self.items and not infos:
+            raise InputError(self.missing[0].expected,
+                             f"no payload found for any of the {len(self.items)} torrents")
         try:
             self._session = lt.session(settings)  # type: ignore[call-overload]
         except RuntimeError as exc:
