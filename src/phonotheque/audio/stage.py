@@ -35,9 +35,12 @@ from typing import Any
 from phonotheque.audio.files import clean_stale_temps, quarantine, write_atomic
 from phonotheque.audio.tags import TagSet
 from phonotheque.audio.worker import AudioOptions, FileResult, WorkItem, run_item
+from phonotheque.catalogue import audio_files, ledger
+from phonotheque.catalogue.audio_files import AudioFile
 from phonotheque.catalogue.store import Store, now_iso
 from phonotheque.errors import StorageError, WorkspaceError
 from phonotheque.executors import Executor, InlineExecutor
+from phonotheque.model import Reject
 from phonotheque.workspace import Workspace
 
 _CHUNK = 400
@@ -174,17 +177,7 @@ def _check_writable(folder: Path) -> None:
 
 
 def _plan(ws: Workspace, store: Store, options: AudioOptions, report: AudioReport) -> list[_Todo]:
-    stamp = now_iso()
-    with store.transaction() as conn:
-        # select creates ledger rows; tolerate a selection made without them.
-        conn.execute(
-            "INSERT OR IGNORE INTO ledger(track_id, status, updated_at) "
-            "SELECT track_id, 'todo', ? FROM selection", (stamp,))
-        conn.execute(
-            """UPDATE ledger SET status = 'excluded', detail = 'track is on the exclusion list',
-                 updated_at = ? WHERE status NOT IN ('success', 'excluded') AND track_id IN (
-                 SELECT s.track_id FROM selection s JOIN track t ON t.id = s.track_id
-                  WHERE t.excluded = 1)""", (stamp,))
+    ledger.sync_selection(store)
     # streamed: only the tracks still to do are kept in memory
     rows = store.conn.execute(
         """SELECT s.track_id, s.rank, s.tier, l.status, t.excluded,
@@ -211,19 +204,12 @@ def _plan(ws: Workspace, store: Store, options: AudioOptions, report: AudioRepor
             wanted.append((r["track_id"], r["rank"], r["tier"]))
     todo, no_source = _attach_sources(store, wanted)
     if no_source:
-        with store.transaction() as conn:
-            conn.executemany(
-                "UPDATE ledger SET status = 'error_no_source', detail = ?, updated_at = ? "
-                "WHERE track_id = ?",
-                [("no source audio file for this track", stamp, tid) for tid in no_source])
+        ledger.record_outcomes(store, [
+            (tid, "error_no_source", "no source audio file for this track") for tid in no_source])
         report.errors["no_source"] += len(no_source)
     todo, dups = _dedupe(store, todo)
     if dups:
-        with store.transaction() as conn:
-            conn.executemany(
-                "UPDATE ledger SET status = 'skipped_duplicate', detail = ?, updated_at = ? "
-                "WHERE track_id = ?",
-                [(detail, stamp, tid) for tid, detail in dups])
+        ledger.record_outcomes(store, [(tid, "skipped_duplicate", detail) for tid, detail in dups])
         report.duplicates += len(dups)
     return todo
 
@@ -452,52 +438,34 @@ def _record(ws: Workspace, store: Store, batch: list[FileResult], report: AudioR
             q = quarantine(ws.quarantine, res.track_id, Path(res.source) if res.source else None,
                            res.reason or "internal", res.detail)
             report.quarantined.append(q.relative_to(ws.root).as_posix())
-    with store.transaction() as conn:
+    outcomes: list[tuple[int, str, str | None]] = []
+    rejects: list[Reject] = []
+    with store.transaction():
         for res in batch:
             if res.ok:
-                other = conn.execute(
-                    "SELECT track_id FROM audio_file WHERE path = ? AND track_id != ?",
-                    (res.path, res.track_id)).fetchone()
+                assert res.path is not None and res.tier is not None
+                other = audio_files.path_holder(store, res.path, res.track_id)
                 if other is not None:
-                    conn.execute(
-                        "UPDATE ledger SET status = 'skipped_duplicate', detail = ?, "
-                        "updated_at = ? WHERE track_id = ?",
-                        (f"same archive file as track {other[0]}", stamp, res.track_id))
+                    outcomes.append((res.track_id, "skipped_duplicate",
+                                     f"same archive file as track {other}"))
                     continue
-                conn.execute(_UPSERT_AUDIO_FILE, (
-                    res.track_id, res.source_audio_id, res.tier, res.path, res.container,
-                    res.codec, res.bitrate, res.duration_ms, res.size, res.sha256,
-                    res.original_sha256, res.original_size, res.patch_path,
-                    res.replaygain_gain, res.replaygain_peak, res.reconstruction, stamp))
-                conn.execute(
-                    "UPDATE ledger SET status = 'success', detail = ?, updated_at = ? "
-                    "WHERE track_id = ?", (res.tier, stamp, res.track_id))
+                audio_files.record_audio_file(store, _audio_file(res), stamp)
+                outcomes.append((res.track_id, "success", res.tier))
             else:
-                conn.execute(
-                    "UPDATE ledger SET status = ?, detail = ?, updated_at = ? WHERE track_id = ?",
-                    (res.status, res.detail, stamp, res.track_id))
-                conn.execute(
-                    "INSERT OR IGNORE INTO reject(stage, source, locator, reason, created_at) "
-                    "VALUES ('audio', ?, ?, ?, ?)",
-                    (res.source, f"track {res.track_id}", f"{res.status}: {res.detail}"[:2000],
-                     stamp))
+                outcomes.append((res.track_id, res.status, res.detail))
+                rejects.append(Reject("audio", res.source, f"track {res.track_id}",
+                                      f"{res.status}: {res.detail}"))
+        ledger.record_outcomes(store, outcomes)
+        store.add_rejects(rejects)
 
 
-_UPSERT_AUDIO_FILE = """
-INSERT INTO audio_file(track_id, source_audio_id, tier, path, container, codec, bitrate,
-                       duration_ms, size, sha256, original_sha256, original_size, patch_path,
-                       replaygain_gain, replaygain_peak, reconstruction, created_at)
-VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-ON CONFLICT(track_id) DO UPDATE SET
-  source_audio_id = excluded.source_audio_id, tier = excluded.tier, path = excluded.path,
-  container = excluded.container, codec = excluded.codec, bitrate = excluded.bitrate,
-  duration_ms = excluded.duration_ms, size = excluded.size,
-  -- a new file invalidates the merkle root the packer computed for the old one
-  btv2_root = CASE WHEN audio_file.sha256 = excluded.sha256 THEN audio_file.btv2_root END,
-  created_at = CASE WHEN audio_file.sha256 = excluded.sha256 THEN audio_file.created_at
-                    ELSE excluded.created_at END,
-  sha256 = excluded.sha256, original_sha256 = excluded.original_sha256,
-  original_size = excluded.original_size, patch_path = excluded.patch_path,
-  replaygain_gain = excluded.replaygain_gain, replaygain_peak = excluded.replaygain_peak,
-  reconstruction = excluded.reconstruction
-"""
+def _audio_file(res: FileResult) -> AudioFile:
+    assert res.path is not None and res.tier is not None
+    assert res.size is not None and res.sha256 is not None
+    return AudioFile(
+        track_id=res.track_id, source_audio_id=res.source_audio_id, tier=res.tier,
+        path=res.path, container=res.container, codec=res.codec, bitrate=res.bitrate,
+        duration_ms=res.duration_ms, size=res.size, sha256=res.sha256,
+        original_sha256=res.original_sha256, original_size=res.original_size,
+        patch_path=res.patch_path, replaygain_gain=res.replaygain_gain,
+        replaygain_peak=res.replaygain_peak, reconstruction=res.reconstruction)

@@ -198,7 +198,14 @@ class Store:
         A full disk or a read-only destination becomes a :class:`StorageError`
         naming the catalogue; SQLite has rolled the transaction back, so
         nothing half-written remains.
+
+        Inside an open transaction the body joins it, so a stage can group the
+        writes of several owner functions (audio_file row, ledger status, reject)
+        into one commit: ``with store.transaction(): ...``.
         """
+        if self.conn.in_transaction:
+            yield self.conn
+            return
         try:
             self.conn.execute("BEGIN IMMEDIATE")
             try:

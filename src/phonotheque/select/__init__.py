@@ -4,7 +4,7 @@ Public API: :class:`SelectOptions`, :func:`select` -> :class:`SelectReport`, the
 ledger helpers, and :func:`render_report` (coverage curve as PNG or HTML).
 """
 
-from phonotheque.select.ledger import (
+from phonotheque.catalogue.ledger import (
     LedgerEntry,
     count_matching,
     ledger_entries,

@@ -59,8 +59,8 @@ from typing import Any
 
 import orjson
 
+from phonotheque.catalogue.ledger import apply_ledger, status_counts
 from phonotheque.catalogue.store import Store, now_iso
-from phonotheque.select.ledger import apply_ledger, status_counts
 from phonotheque.select.options import SelectOptions
 from phonotheque.select.report import BandSize, CurvePoint, SelectReport, TierSize
 from phonotheque.workspace import Workspace

@@ -1,9 +1,15 @@
-"""The status ledger: exactly one status per track, and why.
+"""The status ledger: exactly one status per track, and why (owner of ``ledger``).
+
+Every write to the ``ledger`` table goes through this module: select's
+:func:`apply_ledger`, and the audio stage's :func:`sync_selection` and
+:func:`record_outcomes`.
 
 Statuses:
 
 * ``todo`` — selected, audio not produced yet;
 * ``success`` / ``error_<reason>`` — written by the audio stage for selected tracks;
+* ``skipped_duplicate`` — written by the audio stage: the track's source (or archive)
+  bytes are already archived for another selected track; ``detail`` names it;
 * ``skipped_isrc_has_download`` — another track with the same ISRC (transitively)
   is selected; ``detail`` names it by its key;
 * ``skipped_low_priority`` — not selected; ``detail`` says why: ``beyond_coverage``
@@ -34,7 +40,10 @@ from phonotheque.errors import InputError
 
 FIXED_STATUSES = (
     "todo", "success", "skipped_isrc_has_download", "skipped_low_priority", "excluded",
+    "skipped_duplicate",
 )
+# What the audio stage may write for a selected track (select writes the rest).
+AUDIO_OUTCOMES = ("success", "todo", "skipped_duplicate")
 
 
 def is_valid_status(status: str) -> bool:
@@ -168,19 +177,40 @@ def _status_filter(status: str | None) -> tuple[str, list[object]]:
     return "WHERE l.status = ?", [status]
 
 
+def sync_selection(store: Store) -> None:
+    """For the audio stage: give every selected track a ledger row (``todo``; select
+    normally made it already) and mark ``excluded`` the selected tracks that an
+    exclusion added since (their audio outcome, other than ``success``, is void)."""
+    stamp = now_iso()
+    with store.transaction() as conn:
+        conn.execute(
+            "INSERT OR IGNORE INTO ledger(track_id, status, updated_at) "
+            "SELECT track_id, 'todo', ? FROM selection", (stamp,))
+        conn.execute(
+            """UPDATE ledger SET status = 'excluded', detail = 'track is on the exclusion list',
+                 updated_at = ? WHERE status NOT IN ('success', 'excluded') AND track_id IN (
+                 SELECT s.track_id FROM selection s JOIN track t ON t.id = s.track_id
+                  WHERE t.excluded = 1)""", (stamp,))
+
+
+def is_audio_outcome(status: str) -> bool:
+    return status in AUDIO_OUTCOMES or (status.startswith("error_") and len(status) > 6)
+
+
 def record_outcomes(store: Store, outcomes: Iterable[tuple[int, str, str | None]]) -> int:
     """For the audio stage: set ``(track_id, status, detail)`` of selected tracks.
 
-    Only ``success``, ``todo`` and ``error_<reason>`` may be written this way;
-    returns how many rows changed.
+    Only ``success``, ``todo``, ``skipped_duplicate`` and ``error_<reason>`` may be
+    written this way; returns how many rows changed. Joins the caller's transaction
+    if one is open (the audio stage records its ``audio_file`` rows in the same one).
     """
     rows = []
+    stamp = now_iso()
     for track_id, status, detail in outcomes:
-        if status not in ("success", "todo") and not (
-            status.startswith("error_") and len(status) > 6
-        ):
-            raise InputError(status, "audio outcome must be success, todo or error_<reason>")
-        rows.append((status, detail, now_iso(), track_id, status, detail))
+        if not is_audio_outcome(status):
+            raise InputError(
+                status, "audio outcome must be success, todo, skipped_duplicate or error_<reason>")
+        rows.append((status, detail, stamp, track_id, status, detail))
     with store.transaction():
         before = store.conn.total_changes
         store.conn.executemany(
