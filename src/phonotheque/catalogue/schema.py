@@ -273,7 +273,30 @@ CREATE TABLE release_art(
 );
 """
 
-MIGRATIONS: Sequence[str] = (V1,)
+# Swarm health (owner: catalogue/swarm.py).
+V2 = """
+-- phono health: the latest scrape of each public torrent, per tracker
+CREATE TABLE torrent_swarm(
+    torrent_id INTEGER NOT NULL REFERENCES torrent(id),
+    tracker TEXT NOT NULL,
+    seeders INTEGER NOT NULL,
+    leechers INTEGER NOT NULL,
+    completed INTEGER NOT NULL,
+    scraped_at TEXT NOT NULL,
+    PRIMARY KEY(torrent_id, tracker)
+) WITHOUT ROWID;
+
+-- phono seed: what our own seeder holds now (active) and has uploaded in all
+CREATE TABLE torrent_seeding(
+    torrent_id INTEGER PRIMARY KEY REFERENCES torrent(id),
+    active INTEGER NOT NULL DEFAULT 0,
+    uploaded INTEGER NOT NULL DEFAULT 0,
+    started_at TEXT,
+    updated_at TEXT NOT NULL
+);
+"""
+
+MIGRATIONS: Sequence[str] = (V1, V2)
 
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "phonotheque.cli.torrent_cmds",
     "phonotheque.cli.publish_cmds",
     "phonotheque.cli.serve_cmds",
+    "phonotheque.cli.swarm_cmds",
 ]
 
 for _name in COMMAND_MODULES:

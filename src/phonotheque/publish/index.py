@@ -8,15 +8,28 @@ Anna's Archive's ``torrents.json`` where the meaning is the same (``display_name
 the .torrent file relative to ``publish/``). Keys sorted, stable order: the same
 catalogue gives the same bytes.
 
+Swarm health, with the reference's meaning: ``seeders``, ``leechers``, ``completed``
+(the best answer of the torrent's trackers at the last ``phono health``; null, like
+``stats_scraped_at``, when never scraped), ``currently_seeding`` (our own ``phono
+seed`` holds it now), ``embargo`` (held back from release: never true here, since only
+released torrents are listed) and ``partially_broken`` (known damaged: nothing records
+damage yet, so false). ``phono health`` refreshes these fields in place
+(:func:`refresh_health`) without re-publishing.
+
 ``magnets.txt`` lists the magnet links of current (not obsolete) torrents, one a line.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import orjson
+
+from phonotheque.atomic import write_bytes
+from phonotheque.catalogue.swarm import Health, health
+from phonotheque.errors import InputError, wrap_os_error
 
 # Which catalogue torrents are public: released in a wave, or the metadata database.
 PUBLIC = "t.built = 1 AND (t.wave IS NOT NULL OR t.role = 'database')"
@@ -33,9 +46,11 @@ def index_entries(conn: sqlite3.Connection, torrent_sizes: dict[str, int]) -> li
             ORDER BY t.obsolete, t.role = 'database', coalesce(t.wave, 1e9), t.band IS NULL,
                      t.band, t.kind != 'data', t.name"""
     ).fetchall()
+    by_id = health(conn)
     out = []
     for r in rows:
         out.append({
+            **health_fields(by_id.get(int(r["id"]), Health())),
             "display_name": r["name"],
             "kind": r["kind"],
             "role": r["role"],
@@ -57,6 +72,42 @@ def index_entries(conn: sqlite3.Connection, torrent_sizes: dict[str, int]) -> li
             "torrent_size": torrent_sizes.get(r["name"]),
         })
     return out
+
+
+def health_fields(h: Health) -> dict[str, Any]:
+    return {
+        "seeders": h.seeders,
+        "leechers": h.leechers,
+        "completed": h.completed,
+        "stats_scraped_at": h.scraped_at,
+        "currently_seeding": h.currently_seeding,
+        "embargo": False,
+        "partially_broken": False,
+    }
+
+
+def refresh_health(index: Path, by_name: dict[str, Health]) -> int:
+    """Rewrite the health fields of an existing ``torrents.json`` (atomically); return how
+    many entries changed. Entries not in ``by_name`` keep what they had."""
+    try:
+        entries = orjson.loads(index.read_bytes())
+    except OSError as exc:
+        raise wrap_os_error(exc, index) from exc
+    except orjson.JSONDecodeError as exc:
+        raise InputError(index, f"not JSON ({exc})") from exc
+    if not isinstance(entries, list):
+        raise InputError(index, "not a torrents.json (expected a JSON list)")
+    changed = 0
+    for e in entries:
+        h = by_name.get(str(e.get("display_name"))) if isinstance(e, dict) else None
+        if h is not None:
+            fields = health_fields(h)
+            if any(e.get(k) != v for k, v in fields.items()):
+                e.update(fields)
+                changed += 1
+    if changed:
+        write_bytes(index, torrents_json(entries))
+    return changed
 
 
 def torrents_json(entries: list[dict[str, Any]]) -> bytes:
