@@ -1,0 +1,88 @@
+"""Debian's opentracker on 127.0.0.1 for the swarm-health tests: a real tracker that
+counts the real clients announcing to it and answers UDP (BEP 15) and HTTP (BEP 48)
+scrapes. Debian builds it in whitelist mode, so the info-hashes it may track are
+written to its whitelist before it starts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+@dataclass(frozen=True)
+class OpenTracker:
+    port: int
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}/announce"
+
+    @property
+    def udp(self) -> str:
+        return f"udp://127.0.0.1:{self.port}/announce"
+
+
+def free_port() -> int:
+    """A port free for both TCP and UDP on 127.0.0.1."""
+    for _ in range(50):
+        with socket.socket() as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = int(tcp.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+        return port
+    raise RuntimeError("no free port")
+
+
+def require_opentracker() -> str:
+    exe = shutil.which("opentracker")
+    if exe is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("opentracker is not installed (./scripts/setup installs it)")
+        pytest.skip("opentracker is not installed (./scripts/setup installs it)")
+    return exe
+
+
+@contextmanager
+def opentracker(folder: Path, hashes: Iterable[str], port: int = 0) -> Iterator[OpenTracker]:
+    """Run opentracker on 127.0.0.1 (TCP and UDP, same ``port``, 0: a free one) tracking
+    ``hashes`` (hex)."""
+    exe = require_opentracker()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "whitelist").write_text("".join(f"{h.lower()}\n" for h in hashes))
+    port = port or free_port()
+    proc = subprocess.Popen(
+        [exe, "-i", "127.0.0.1", "-p", str(port), "-P", str(port), "-d", str(folder),
+         "-w", "whitelist"],  # relative: opentracker chroots into folder first
+        cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"opentracker did not start (exit {proc.poll()})") from None
+                time.sleep(0.05)
+        yield OpenTracker(port)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
