@@ -104,3 +104,31 @@ def test_seed_reports_a_missing_payload_and_seeds_the_rest(
         proc.communicate(timeout=20)
 
 
+def test_ledger_shows_the_exclusion_at_once(released: tuple[Workspace, int, str]) -> None:
+    ws, tid, isrc = released
+    _run(ws, "exclude", "add", "--isrc", isrc, "--reason", "takedown request")
+    doc = orjson.loads(_run(ws, "ledger", "--status", "excluded", "--json"))
+    assert [t["track_id"] for t in doc["tracks"]] == [tid]
+    assert doc["counts"]["success"] == 9
+    _run(ws, "exclude", "remove", "isrc", isrc)
+    doc = orjson.loads(_run(ws, "ledger", "--json"))
+    assert "excluded" not in doc["counts"]
+    assert doc["counts"]["success"] == 10  # its audio is still there: success again
+
+
+def test_exclude_add_reports_what_this_entry_matched(released: tuple[Workspace, int, str],
+                                                     ) -> None:
+    ws, _tid, isrc = released
+    out = _run(ws, "exclude", "add", "--isrc", isrc, "--reason", "r")
+    assert "matches 1 track" in out
+    out = _run(ws, "exclude", "add", "--mbid", "00000000-0000-4000-9000-000000000004",
+               "--reason", "r")  # a release of one track
+    assert "matches 1 track" in out and "2 tracks excluded in all" in out
+    out = _run(ws, "exclude", "add", "--isrc", "USRC17607839", "--reason", "r")
+    assert "matches no track" in out
+    out = _run(ws, "exclude", "add", "--mbid", "not-a-uuid", "--reason", "r", code=2)
+    assert "not-a-uuid" in out and "MBID" in out
+    # remove normalises the value as add did
+    dashed = f"{isrc[:2]}-{isrc[2:5]}-{isrc[5:7]}-{isrc[7:]}".lower()
+    assert "removed" in _run(ws, "exclude", "remove", "isrc", dashed)
+    assert "not found" in _run(ws, "exclude", "remove", "isrc", dashed)

@@ -1,8 +1,8 @@
 """The status ledger: exactly one status per track, and why (owner of ``ledger``).
 
 Every write to the ``ledger`` table goes through this module: select's
-:func:`apply_ledger`, and the audio stage's :func:`sync_selection` and
-:func:`record_outcomes`.
+:func:`apply_ledger`, the audio stage's :func:`sync_selection` and
+:func:`record_outcomes`, and the takedown list's :func:`sync_exclusions`.
 
 Statuses:
 
@@ -219,3 +219,41 @@ def record_outcomes(store: Store, outcomes: Iterable[tuple[int, str, str | None]
             rows,
         )
         return store.conn.total_changes - before
+
+
+def sync_exclusions(store: Store) -> int:
+    """Bring the ledger in line with ``track.excluded`` at once, not at the next select.
+
+    A newly excluded track becomes ``excluded`` (``; audio_file kept`` when its file
+    is still in audio/, for ``phono gc``); a track no longer excluded gets back what
+    select would give it without re-planning: ``success`` or ``todo`` while it is
+    still selected, else ``skipped_low_priority`` until ``phono select`` runs again.
+    Returns how many rows changed.
+    """
+    stamp = now_iso()
+    with store.transaction() as conn:
+        before = conn.total_changes
+        conn.execute(
+            """UPDATE ledger SET status = 'excluded',
+                 detail = 'exclusion' || CASE WHEN EXISTS (
+                     SELECT 1 FROM audio_file a WHERE a.track_id = ledger.track_id)
+                   THEN '; audio_file kept' ELSE '' END,
+                 updated_at = ?
+               WHERE status != 'excluded'
+                 AND track_id IN (SELECT id FROM track WHERE excluded = 1)""", (stamp,))
+        conn.execute(
+            """UPDATE ledger SET
+                 status = CASE
+                   WHEN track_id NOT IN (SELECT track_id FROM selection)
+                     THEN 'skipped_low_priority'
+                   WHEN track_id IN (SELECT track_id FROM audio_file) THEN 'success'
+                   ELSE 'todo' END,
+                 detail = CASE
+                   WHEN track_id NOT IN (SELECT track_id FROM selection)
+                     THEN 'exclusion removed; run `phono select`'
+                   WHEN track_id IN (SELECT track_id FROM audio_file)
+                     THEN 'audio_file present' END,
+                 updated_at = ?
+               WHERE status = 'excluded'
+                 AND track_id IN (SELECT id FROM track WHERE excluded = 0)""", (stamp,))
+        return conn.total_changes - before

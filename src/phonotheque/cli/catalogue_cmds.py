@@ -11,7 +11,6 @@ from rich.table import Table
 from phonotheque.cli._common import command, console, workspace_option
 from phonotheque.compare import KeyOverlap, compare
 from phonotheque.errors import WorkspaceError
-from phonotheque.model import Exclusion
 from phonotheque.stats import catalogue_stats
 from phonotheque.workspace import CATALOGUE, Workspace
 
@@ -135,35 +134,34 @@ def register(main: click.Group) -> None:
     def exclude_add(
         ws: Workspace, isrc: str | None, mbid: str | None, path_: str | None, reason: str
     ) -> None:
-        """Add an exclusion."""
-        from phonotheque import isrc as isrc_mod
+        """Add an exclusion; the ledger shows it at once, `phono release` publishes it."""
+        from phonotheque import exclusions
 
         given = [(k, v) for k, v in (("isrc", isrc), ("mbid", mbid), ("path", path_)) if v]
         if len(given) != 1:
             raise click.UsageError("give exactly one of --isrc, --mbid, --path")
-        kind, value = given[0]
-        if kind == "isrc":
-            value = isrc_mod.parse(value).code
-        elif kind == "path":
-            value = str(Path(value).resolve())
-        elif kind == "mbid":
-            value = value.strip().lower()
         with ws.store() as store:
-            added = store.add_exclusion(Exclusion(kind, value, reason))
-            n = store.scalar("SELECT count(*) FROM track WHERE excluded = 1")
-        console.print(
-            f"{'added' if added else 'already present'}: {kind} {value}; {n} tracks excluded"
-        )
+            change = exclusions.add(store, *given[0], reason)
+        what = f"{change.kind} {change.value}"
+        if change.matched:
+            matches = f"matches {change.matched:,} track{'s' * (change.matched != 1)}"
+        else:
+            matches = "[yellow]matches no track in the catalogue (yet)[/]"
+        console.print(f"{'added' if change.added else 'already present'}: {what}; {matches}; "
+                      f"{change.excluded:,} tracks excluded in all", highlight=False, soft_wrap=True)
 
     @command(exclude, "remove")
     @click.argument("kind", type=click.Choice(["isrc", "mbid", "path"]))
     @click.argument("value")
     @workspace_option
     def exclude_remove(ws: Workspace, kind: str, value: str) -> None:
-        """Remove an exclusion."""
+        """Remove an exclusion (VALUE written as for `exclude add`)."""
+        from phonotheque import exclusions
+
         with ws.store() as store:
-            removed = store.remove_exclusion(kind, value)
-        console.print("removed" if removed else "not found")
+            value, removed = exclusions.remove(store, kind, value)
+        console.print(f"removed: {kind} {value}" if removed else f"not found: {kind} {value}",
+                      highlight=False, soft_wrap=True)
 
     @command(exclude, "list")
     @workspace_option
