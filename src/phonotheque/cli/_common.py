@@ -130,11 +130,20 @@ def handle_errors(f: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def command(group: click.Group, name: str | None = None, **kw: Any) -> Callable[[F], F]:
-    """``group.command`` with our error handling applied underneath."""
+def command(
+    name: str, group: click.Group | None = None, **kw: Any
+) -> Callable[[Callable[..., Any]], click.Command]:
+    """A module-level click command ``name`` with our error handling applied underneath.
 
-    def deco(f: F) -> F:
-        return group.command(name, **kw)(handle_errors(f))  # type: ignore[return-value]
+    Top-level commands are added to ``phono`` by :data:`phonotheque.cli.COMMANDS`;
+    a sub-command names its ``group`` (itself a module-level ``click.group``).
+    The result is an ordinary :class:`click.Command`: tests can import it and
+    invoke it with ``CliRunner`` on its own.
+    """
+
+    def deco(f: Callable[..., Any]) -> click.Command:
+        make = group.command if group is not None else click.command
+        return make(name, **kw)(handle_errors(f))
 
     return deco
 

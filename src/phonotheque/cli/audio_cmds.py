@@ -21,98 +21,99 @@ from phonotheque.errors import WorkspaceError
 from phonotheque.workspace import Workspace
 
 
-def register(main: click.Group) -> None:
-    @main.group("audio", invoke_without_command=True)
-    @click.option("--workspace", "-w", "workspace",
-                  type=click.Path(file_okay=False, path_type=Path),
-                  default=lambda: os.environ.get("PHONO_WORKSPACE", "."),
-                  show_default="$PHONO_WORKSPACE or .", help="Workspace folder.")
-    @click.option("--workers", "-j", type=click.IntRange(min=0), default=None,
-                  help="Local worker processes (default: number of cores; 0 = in this process).")
-    @click.option("--scheduler", metavar="tcp://HOST:8786",
-                  help="Run on a Dask distributed cluster instead of local processes.")
-    @click.option("--bitrate", default="75k", show_default=True,
-                  help="Opus bitrate of the reencode tier.")
-    @click.option("--vbr", type=click.Choice(["on", "off", "constrained"]), default="on",
-                  show_default=True, help="libopus VBR mode.")
-    @click.option("--application", type=click.Choice(["audio", "voip", "lowdelay"]),
-                  default="audio", show_default=True, help="libopus application.")
-    @click.option("--opus-arg", "opus_args", multiple=True, metavar="ARG",
-                  help="Extra ffmpeg output argument (repeatable), e.g. --opus-arg=-frame_duration "
-                       "--opus-arg=40.")
-    @click.option("--no-patches", is_flag=True, help="Do not make .zstdpatch files for originals.")
-    @click.option("--no-replaygain", is_flag=True,
-                  help="Skip the ReplayGain (ebur128) measurement: ~10% less CPU per re-encode.")
-    @click.option("--verify", is_flag=True,
-                  help="Re-hash finished files before skipping them (default: size check).")
-    @click.option("--retry-errors", is_flag=True, help="Try again tracks that failed before.")
-    @click.pass_context
-    @handle_errors
-    def audio(ctx: click.Context, workspace: Path, workers: int | None, scheduler: str | None,
-              bitrate: str, vbr: str, application: str, opus_args: tuple[str, ...],
-              no_patches: bool, no_replaygain: bool, verify: bool, retry_errors: bool) -> None:
-        """Archive every selected track: originals kept (tags only), the tail re-encoded to Opus.
+@click.group("audio", invoke_without_command=True)
+@click.option("--workspace", "-w", "workspace",
+              type=click.Path(file_okay=False, path_type=Path),
+              default=lambda: os.environ.get("PHONO_WORKSPACE", "."),
+              show_default="$PHONO_WORKSPACE or .", help="Workspace folder.")
+@click.option("--workers", "-j", type=click.IntRange(min=0), default=None,
+              help="Local worker processes (default: number of cores; 0 = in this process).")
+@click.option("--scheduler", metavar="tcp://HOST:8786",
+              help="Run on a Dask distributed cluster instead of local processes.")
+@click.option("--bitrate", default="75k", show_default=True,
+              help="Opus bitrate of the reencode tier.")
+@click.option("--vbr", type=click.Choice(["on", "off", "constrained"]), default="on",
+              show_default=True, help="libopus VBR mode.")
+@click.option("--application", type=click.Choice(["audio", "voip", "lowdelay"]),
+              default="audio", show_default=True, help="libopus application.")
+@click.option("--opus-arg", "opus_args", multiple=True, metavar="ARG",
+              help="Extra ffmpeg output argument (repeatable), e.g. --opus-arg=-frame_duration "
+                   "--opus-arg=40.")
+@click.option("--no-patches", is_flag=True, help="Do not make .zstdpatch files for originals.")
+@click.option("--no-replaygain", is_flag=True,
+              help="Skip the ReplayGain (ebur128) measurement: ~10% less CPU per re-encode.")
+@click.option("--verify", is_flag=True,
+              help="Re-hash finished files before skipping them (default: size check).")
+@click.option("--retry-errors", is_flag=True, help="Try again tracks that failed before.")
+@click.pass_context
+@handle_errors
+def audio(ctx: click.Context, workspace: Path, workers: int | None, scheduler: str | None,
+          bitrate: str, vbr: str, application: str, opus_args: tuple[str, ...],
+          no_patches: bool, no_replaygain: bool, verify: bool, retry_errors: bool) -> None:
+    """Archive every selected track: originals kept (tags only), the tail re-encoded to Opus.
 
-        Each file is probed, tagged (Picard's tag names, ReplayGain, cover), hashed
-        and written atomically under audio/<tier>/<sha256[:2]>/<sha256>.<ext>;
-        originals get a .zstdpatch that rebuilds the source bytes. Bad inputs go to
-        quarantine/ with a reason file. Re-running resumes where a run stopped.
-        """
-        if ctx.invoked_subcommand is not None:
-            return
-        from phonotheque.audio import AudioOptions, EncodeOptions, run_audio
-        from phonotheque.audio.encode import parse_bitrate
-        from phonotheque.executors import make_executor
+    Each file is probed, tagged (Picard's tag names, ReplayGain, cover), hashed
+    and written atomically under audio/<tier>/<sha256[:2]>/<sha256>.<ext>;
+    originals get a .zstdpatch that rebuilds the source bytes. Bad inputs go to
+    quarantine/ with a reason file. Re-running resumes where a run stopped.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from phonotheque.audio import AudioOptions, EncodeOptions, run_audio
+    from phonotheque.audio.encode import parse_bitrate
+    from phonotheque.executors import make_executor
 
-        parse_bitrate(bitrate)
-        ws = Workspace.open(workspace)
-        options = AudioOptions(
-            encode=EncodeOptions(bitrate=bitrate, vbr=vbr, application=application,
-                                 extra_args=opus_args, replaygain=not no_replaygain),
-            patches=not no_patches, verify_existing=verify, retry_errors=retry_errors,
-        )
-        show = console.is_terminal or os.environ.get("PHONO_PROGRESS") == "1"
-        progress = Progress(
-            TextColumn("[bold]audio"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-            console=console, disable=not show,
-        )
-        task = progress.add_task("audio", total=None, stats="")
+    parse_bitrate(bitrate)
+    ws = Workspace.open(workspace)
+    options = AudioOptions(
+        encode=EncodeOptions(bitrate=bitrate, vbr=vbr, application=application,
+                             extra_args=opus_args, replaygain=not no_replaygain),
+        patches=not no_patches, verify_existing=verify, retry_errors=retry_errors,
+    )
+    show = console.is_terminal or os.environ.get("PHONO_PROGRESS") == "1"
+    progress = Progress(
+        TextColumn("[bold]audio"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=console, disable=not show,
+    )
+    task = progress.add_task("audio", total=None, stats="")
 
-        def on_progress(p: object) -> None:
-            from phonotheque.audio import AudioProgress
+    def on_progress(p: object) -> None:
+        from phonotheque.audio import AudioProgress
 
-            assert isinstance(p, AudioProgress)
-            el = max(p.elapsed, 1e-6)
-            stats = (f"{p.done / el:.1f} files/s  {p.bytes_in / 1e6 / el:.1f} MB/s  "
-                     f"{p.audio_seconds / el:.0f}x realtime  "
-                     + (f"[red]{p.errors} errors[/]" if p.errors else "0 errors"))
-            progress.update(task, completed=p.done, total=p.total, stats=stats)
+        assert isinstance(p, AudioProgress)
+        el = max(p.elapsed, 1e-6)
+        stats = (f"{p.done / el:.1f} files/s  {p.bytes_in / 1e6 / el:.1f} MB/s  "
+                 f"{p.audio_seconds / el:.0f}x realtime  "
+                 + (f"[red]{p.errors} errors[/]" if p.errors else "0 errors"))
+        progress.update(task, completed=p.done, total=p.total, stats=stats)
 
-        with make_executor(workers, scheduler) as executor, progress:
-            report = run_audio(ws, options, executor, on_progress)
-        _render(report)
+    with make_executor(workers, scheduler) as executor, progress:
+        report = run_audio(ws, options, executor, on_progress)
+    _render(report)
 
-    @command(audio, "rebuild")
-    @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-    @click.argument("patch", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-    @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-                  help="Where to write the original (default: FILE's name + .original).")
-    @click.option("--sha256", "expected", help="Expected sha256 of the original "
-                  "(default: from the patch header, or the catalogue when FILE is in it).")
-    @click.pass_context
-    def rebuild_cmd(ctx: click.Context, file: Path, patch: Path, output: Path | None,
-                    expected: str | None) -> None:
-        """Re-create the exact original of archive FILE from its PATCH and check its sha256."""
-        from phonotheque.audio import rebuild
 
-        if expected is None:
-            expected = _catalogue_original_sha(ctx.parent.params.get("workspace") if ctx.parent
-                                               else None, file)
-        out = output or file.with_name(file.name + ".original")
-        rep = rebuild(file, patch, out, expected)
-        state = "[green]verified[/]" if rep.verified else "[yellow]not verified (no hash known)[/]"
-        console.print(f"rebuilt {rep.output} ({rep.size:,} bytes, sha256 {rep.sha256}) {state}")
+@command("rebuild", group=audio)
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument("patch", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the original (default: FILE's name + .original).")
+@click.option("--sha256", "expected", help="Expected sha256 of the original "
+              "(default: from the patch header, or the catalogue when FILE is in it).")
+@click.pass_context
+def rebuild_cmd(ctx: click.Context, file: Path, patch: Path, output: Path | None,
+                expected: str | None) -> None:
+    """Re-create the exact original of archive FILE from its PATCH and check its sha256."""
+    from phonotheque.audio import rebuild
+
+    if expected is None:
+        expected = _catalogue_original_sha(ctx.parent.params.get("workspace") if ctx.parent
+                                           else None, file)
+    out = output or file.with_name(file.name + ".original")
+    rep = rebuild(file, patch, out, expected)
+    state = "[green]verified[/]" if rep.verified else "[yellow]not verified (no hash known)[/]"
+    console.print(f"rebuilt {rep.output} ({rep.size:,} bytes, sha256 {rep.sha256}) {state}")
+
 
 
 def _catalogue_original_sha(workspace: Path | None, file: Path) -> str | None:

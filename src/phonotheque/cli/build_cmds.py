@@ -100,80 +100,80 @@ def _problems(report: BuildReport) -> str:
     return ", ".join(parts)
 
 
-def register(main: click.Group) -> None:
-    @command(main, "build")
-    @click.argument("sources", nargs=-1, required=True)
-    @click.option("--workspace", "-w", type=click.Path(file_okay=False, path_type=Path),
-                  required=True, help="Workspace folder (created if missing).")
-    @click.option("--coverage", type=float, default=0.996, show_default=True,
-                  help="Share of listens the archive must cover.")
-    @click.option("--scheduler", help="Dask scheduler address (tcp://host:8786) for audio "
-                                      "encoding and per-folder torrent hashing.")
-    @click.option("--workers", type=int, help="Local worker processes (default: all cores).")
-    @click.option("--stop-after", type=click.Choice(["ingest", "select", "audio", "pack", "publish"]),
-                  help="Run the stages up to this one only.")
-    def build_cmd(sources: tuple[str, ...], workspace: Path, coverage: float,
-                  scheduler: str | None, workers: int | None, stop_after: str | None) -> None:
-        """Run ingest -> select -> audio -> pack -> publish over SOURCES.
+@command("build")
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--workspace", "-w", type=click.Path(file_okay=False, path_type=Path),
+              required=True, help="Workspace folder (created if missing).")
+@click.option("--coverage", type=float, default=0.996, show_default=True,
+              help="Share of listens the archive must cover.")
+@click.option("--scheduler", help="Dask scheduler address (tcp://host:8786) for audio "
+                                  "encoding and per-folder torrent hashing.")
+@click.option("--workers", type=int, help="Local worker processes (default: all cores).")
+@click.option("--stop-after", type=click.Choice(["ingest", "select", "audio", "pack", "publish"]),
+              help="Run the stages up to this one only.")
+def build_cmd(sources: tuple[str, ...], workspace: Path, coverage: float,
+              scheduler: str | None, workers: int | None, stop_after: str | None) -> None:
+    """Run ingest -> select -> audio -> pack -> publish over SOURCES.
 
-        Each SOURCE is `kind:PATH` (musicbrainz:, mbdump:, tags:, listens:) or a
-        path whose kind is detected. Re-running with the same inputs changes
-        nothing; a killed build resumes where it stopped.
+    Each SOURCE is `kind:PATH` (musicbrainz:, mbdump:, tags:, listens:) or a
+    path whose kind is detected. Re-running with the same inputs changes
+    nothing; a killed build resumes where it stopped.
 
-        Exit status: 0 clean; 10 finished, but some inputs were rejected or some
-        tracks failed (see `phono rejects`, `phono ledger`); 2-6 on errors that
-        stop the build (5: disk full or read-only destination).
-        """
-        from phonotheque.select import SelectOptions
+    Exit status: 0 clean; 10 finished, but some inputs were rejected or some
+    tracks failed (see `phono rejects`, `phono ledger`); 2-6 on errors that
+    stop the build (5: disk full or read-only destination).
+    """
+    from phonotheque.select import SelectOptions
 
-        specs = [parse_source(s) for s in sources]
-        ws = Workspace.create(workspace)
-        options = BuildOptions(select=SelectOptions(coverage=coverage), scheduler=scheduler,
-                               workers=workers, stop_after=stop_after)
-        report = _run_build(ws, specs, options)
-        console.print(_summary(ws, report))
-        problems = _problems(report)
-        if problems:
-            console.print(f"[yellow]{problems}[/] (see `phono rejects` and `phono ledger "
-                          f"--status 'error_*'`)")
-            sys.exit(10)
+    specs = [parse_source(s) for s in sources]
+    ws = Workspace.create(workspace)
+    options = BuildOptions(select=SelectOptions(coverage=coverage), scheduler=scheduler,
+                           workers=workers, stop_after=stop_after)
+    report = _run_build(ws, specs, options)
+    console.print(_summary(ws, report))
+    problems = _problems(report)
+    if problems:
+        console.print(f"[yellow]{problems}[/] (see `phono rejects` and `phono ledger "
+                      f"--status 'error_*'`)")
+        sys.exit(10)
 
-    @command(main, "demo")
-    @click.option("--workspace", "-w", type=click.Path(file_okay=False, path_type=Path),
-                  default=Path("demo-archive"), show_default=True,
-                  help="Where to build the demo archive.")
-    @click.option("--serve", "serve_after", is_flag=True,
-                  help="Then serve the search page until Ctrl-C.")
-    @click.option("--port", type=int, default=8080, show_default=True,
-                  help="Port of the search page.")
-    def demo(workspace: Path, serve_after: bool, port: int) -> None:
-        """Build a small archive from the bundled real demo catalogue and show what it made.
 
-        Runs every stage (ingest, select, audio, pack, publish) over real
-        MusicBrainz data, ListenBrainz rows and real audio files bundled with
-        phonotheque, then tells you how to search, verify and seed the result.
-        """
-        ws = Workspace.create(workspace)
-        console.print(f"[bold]Phonothèque demo[/]: building {ws.root} from the bundled catalogue")
-        report = _run_build(ws, demo_sources(), BuildOptions())
-        console.print(_summary(ws, report))
-        w = workspace
-        url = f"http://127.0.0.1:{port}/"
-        console.print(
-            "\n[bold]What it made[/]\n"
-            f"  archive files:   {ws.audio}  (originals + Opus re-encodes, tagged)\n"
-            f"  torrents:        {ws.torrents}\n"
-            f"  published:       {ws.publish}  (metadata.sqlite, parquet/, torrents.json, magnets.txt)\n"
-            "\n[bold]Try[/]\n"
-            f"  .venv/bin/phono serve -w {w} --port {port}     search page at [bold]{url}[/]\n"
-            f"  .venv/bin/phono ledger -w {w}                 why each track is in or out\n"
-            f"  .venv/bin/phono verify {w}/torrents --against {w}/publish\n"
-            f"  .venv/bin/phono seed -w {w} --listen 127.0.0.1:6881 --no-dht --no-lsd"
-        )
-        if serve_after:
-            from phonotheque.serve.app import ServeOptions
-            from phonotheque.serve.server import run
+@command("demo")
+@click.option("--workspace", "-w", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("demo-archive"), show_default=True,
+              help="Where to build the demo archive.")
+@click.option("--serve", "serve_after", is_flag=True,
+              help="Then serve the search page until Ctrl-C.")
+@click.option("--port", type=int, default=8080, show_default=True,
+              help="Port of the search page.")
+def demo(workspace: Path, serve_after: bool, port: int) -> None:
+    """Build a small archive from the bundled real demo catalogue and show what it made.
 
-            run(ServeOptions(ws.publish, host="127.0.0.1", port=port),
-                on_ready=lambda u: console.print(f"serving the search page at [bold]{u}[/] "
-                                                 "(Ctrl-C to stop)"))
+    Runs every stage (ingest, select, audio, pack, publish) over real
+    MusicBrainz data, ListenBrainz rows and real audio files bundled with
+    phonotheque, then tells you how to search, verify and seed the result.
+    """
+    ws = Workspace.create(workspace)
+    console.print(f"[bold]Phonothèque demo[/]: building {ws.root} from the bundled catalogue")
+    report = _run_build(ws, demo_sources(), BuildOptions())
+    console.print(_summary(ws, report))
+    w = workspace
+    url = f"http://127.0.0.1:{port}/"
+    console.print(
+        "\n[bold]What it made[/]\n"
+        f"  archive files:   {ws.audio}  (originals + Opus re-encodes, tagged)\n"
+        f"  torrents:        {ws.torrents}\n"
+        f"  published:       {ws.publish}  (metadata.sqlite, parquet/, torrents.json, magnets.txt)\n"
+        "\n[bold]Try[/]\n"
+        f"  .venv/bin/phono serve -w {w} --port {port}     search page at [bold]{url}[/]\n"
+        f"  .venv/bin/phono ledger -w {w}                 why each track is in or out\n"
+        f"  .venv/bin/phono verify {w}/torrents --against {w}/publish\n"
+        f"  .venv/bin/phono seed -w {w} --listen 127.0.0.1:6881 --no-dht --no-lsd"
+    )
+    if serve_after:
+        from phonotheque.serve.app import ServeOptions
+        from phonotheque.serve.server import run
+
+        run(ServeOptions(ws.publish, host="127.0.0.1", port=port),
+            on_ready=lambda u: console.print(f"serving the search page at [bold]{u}[/] "
+                                             "(Ctrl-C to stop)"))

@@ -40,138 +40,144 @@ def _overlap_table(o: KeyOverlap, a: str, b: str) -> Table:
     return t
 
 
-def register(main: click.Group) -> None:
-    @command(main, "init")
-    @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-    def init(directory: Path) -> None:
-        """Create a workspace in DIRECTORY (idempotent)."""
-        ws = Workspace.create(directory)
-        console.print(f"workspace ready: {ws.root}")
+@command("init")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def init(directory: Path) -> None:
+    """Create a workspace in DIRECTORY (idempotent)."""
+    ws = Workspace.create(directory)
+    console.print(f"workspace ready: {ws.root}")
 
-    @command(main, "stats")
-    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-    @workspace_option
-    def stats(ws: Workspace, as_json: bool) -> None:
-        """Counts a curator needs: tracks, ISRCs (unique, shared, missing), listens, audio."""
-        with ws.store(readonly=True) as store:
-            st = catalogue_stats(store)
-        if as_json:
-            click.echo(orjson.dumps(st.as_dict(), option=orjson.OPT_INDENT_2))
-            return
-        table = Table(title=f"catalogue {ws.root}")
-        table.add_column("what")
-        table.add_column("count", justify="right")
-        for key, value in st.as_dict().items():
-            table.add_row(key.replace("_", " "), f"{value:,}")
-        console.print(table)
 
-    @command(main, "compare")
-    @click.argument("a", type=click.Path(exists=True, path_type=Path))
-    @click.argument("b", type=click.Path(exists=True, path_type=Path))
-    @click.option("--sample", type=int, default=10, show_default=True,
-                  help="How many example keys to show for each side.")
-    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-    def compare_cmd(a: Path, b: Path, sample: int, as_json: bool) -> None:
-        """Compare two catalogues (workspaces or catalogue.sqlite files) by ISRC and MBID.
+@command("stats")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@workspace_option
+def stats(ws: Workspace, as_json: bool) -> None:
+    """Counts a curator needs: tracks, ISRCs (unique, shared, missing), listens, audio."""
+    with ws.store(readonly=True) as store:
+        st = catalogue_stats(store)
+    if as_json:
+        click.echo(orjson.dumps(st.as_dict(), option=orjson.OPT_INDENT_2))
+        return
+    table = Table(title=f"catalogue {ws.root}")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for key, value in st.as_dict().items():
+        table.add_row(key.replace("_", " "), f"{value:,}")
+    console.print(table)
 
-        Answers "how many of our ISRCs does the other catalogue lack?". To compare
-        with a MusicBrainz dump, ingest it into its own workspace first.
-        """
-        from phonotheque.catalogue.store import Store
 
-        with Store(_catalogue_file(a), readonly=True) as store:
-            rep = compare(store, _catalogue_file(b), sample=sample, a_name=str(a), b_name=str(b))
-        if as_json:
-            def part(o: KeyOverlap) -> dict[str, object]:
-                return {"in_a": o.in_a, "in_b": o.in_b, "both": o.both, "only_a": o.only_a,
-                        "only_b": o.only_b, "sample_only_a": o.sample_only_a,
-                        "sample_only_b": o.sample_only_b}
-            click.echo(orjson.dumps({"a": rep.a, "b": rep.b, "isrc": part(rep.isrc),
-                                     "mbid": part(rep.mbid)}, option=orjson.OPT_INDENT_2))
-            return
-        console.print(_overlap_table(rep.isrc, "A", "B"))
-        console.print(_overlap_table(rep.mbid, "A", "B"))
-        console.print(f"A = {rep.a}\nB = {rep.b}")
-        console.print(
-            f"[bold]{rep.isrc.only_a:,}[/] of A's {rep.isrc.in_a:,} ISRCs are missing from B."
+@command("compare")
+@click.argument("a", type=click.Path(exists=True, path_type=Path))
+@click.argument("b", type=click.Path(exists=True, path_type=Path))
+@click.option("--sample", type=int, default=10, show_default=True,
+              help="How many example keys to show for each side.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def compare_cmd(a: Path, b: Path, sample: int, as_json: bool) -> None:
+    """Compare two catalogues (workspaces or catalogue.sqlite files) by ISRC and MBID.
+
+    Answers "how many of our ISRCs does the other catalogue lack?". To compare
+    with a MusicBrainz dump, ingest it into its own workspace first.
+    """
+    from phonotheque.catalogue.store import Store
+
+    with Store(_catalogue_file(a), readonly=True) as store:
+        rep = compare(store, _catalogue_file(b), sample=sample, a_name=str(a), b_name=str(b))
+    if as_json:
+        def part(o: KeyOverlap) -> dict[str, object]:
+            return {"in_a": o.in_a, "in_b": o.in_b, "both": o.both, "only_a": o.only_a,
+                    "only_b": o.only_b, "sample_only_a": o.sample_only_a,
+                    "sample_only_b": o.sample_only_b}
+        click.echo(orjson.dumps({"a": rep.a, "b": rep.b, "isrc": part(rep.isrc),
+                                 "mbid": part(rep.mbid)}, option=orjson.OPT_INDENT_2))
+        return
+    console.print(_overlap_table(rep.isrc, "A", "B"))
+    console.print(_overlap_table(rep.mbid, "A", "B"))
+    console.print(f"A = {rep.a}\nB = {rep.b}")
+    console.print(
+        f"[bold]{rep.isrc.only_a:,}[/] of A's {rep.isrc.in_a:,} ISRCs are missing from B."
+    )
+
+
+@command("rejects")
+@click.option("--stage", help="Only rejects of this stage (ingest, audio, ...).")
+@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@workspace_option
+def rejects(ws: Workspace, stage: str | None, limit: int, as_json: bool) -> None:
+    """List inputs that were refused, with where and why."""
+    with ws.store(readonly=True) as store:
+        rows = store.rejects(stage=stage, limit=limit)
+        total = store.scalar(
+            "SELECT count(*) FROM reject" + (" WHERE stage = ?" if stage else ""),
+            (stage,) if stage else (),
         )
+    if as_json:
+        click.echo(orjson.dumps({"total": total, "rejects": [
+            {"stage": r.stage, "source": r.source, "locator": r.locator, "reason": r.reason,
+             "created_at": r.created_at} for r in rows]}))
+        return
+    table = Table(title=f"{total} rejects")
+    for col in ("stage", "source", "locator", "reason"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r.stage, r.source, r.locator, r.reason)
+    console.print(table)
 
-    @command(main, "rejects")
-    @click.option("--stage", help="Only rejects of this stage (ingest, audio, ...).")
-    @click.option("--limit", type=int, default=50, show_default=True)
-    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-    @workspace_option
-    def rejects(ws: Workspace, stage: str | None, limit: int, as_json: bool) -> None:
-        """List inputs that were refused, with where and why."""
-        with ws.store(readonly=True) as store:
-            rows = store.rejects(stage=stage, limit=limit)
-            total = store.scalar(
-                "SELECT count(*) FROM reject" + (" WHERE stage = ?" if stage else ""),
-                (stage,) if stage else (),
-            )
-        if as_json:
-            click.echo(orjson.dumps({"total": total, "rejects": [
-                {"stage": r.stage, "source": r.source, "locator": r.locator, "reason": r.reason,
-                 "created_at": r.created_at} for r in rows]}))
-            return
-        table = Table(title=f"{total} rejects")
-        for col in ("stage", "source", "locator", "reason"):
-            table.add_column(col, overflow="fold")
-        for r in rows:
-            table.add_row(r.stage, r.source, r.locator, r.reason)
-        console.print(table)
 
-    @main.group("exclude")
-    def exclude() -> None:
-        """Manage the exclusion (takedown) list, honoured by every stage."""
+@click.group("exclude")
+def exclude() -> None:
+    """Manage the exclusion (takedown) list, honoured by every stage."""
 
-    @command(exclude, "add")
-    @click.option("--isrc", help="Exclude every track with this ISRC.")
-    @click.option("--mbid", help="Exclude a recording, release or artist by MusicBrainz id.")
-    @click.option("--path", "path_", help="Exclude source audio at this path (file or folder).")
-    @click.option("--reason", required=True, help="Why (kept in the published record).")
-    @workspace_option
-    def exclude_add(
-        ws: Workspace, isrc: str | None, mbid: str | None, path_: str | None, reason: str
-    ) -> None:
-        """Add an exclusion; the ledger shows it at once, `phono release` publishes it."""
-        from phonotheque import exclusions
 
-        given = [(k, v) for k, v in (("isrc", isrc), ("mbid", mbid), ("path", path_)) if v]
-        if len(given) != 1:
-            raise click.UsageError("give exactly one of --isrc, --mbid, --path")
-        with ws.store() as store:
-            change = exclusions.add(store, *given[0], reason)
-        what = f"{change.kind} {change.value}"
-        if change.matched:
-            matches = f"matches {change.matched:,} track{'s' * (change.matched != 1)}"
-        else:
-            matches = "[yellow]matches no track in the catalogue (yet)[/]"
-        console.print(f"{'added' if change.added else 'already present'}: {what}; {matches}; "
-                      f"{change.excluded:,} tracks excluded in all", highlight=False, soft_wrap=True)
+@command("add", group=exclude)
+@click.option("--isrc", help="Exclude every track with this ISRC.")
+@click.option("--mbid", help="Exclude a recording, release or artist by MusicBrainz id.")
+@click.option("--path", "path_", help="Exclude source audio at this path (file or folder).")
+@click.option("--reason", required=True, help="Why (kept in the published record).")
+@workspace_option
+def exclude_add(
+    ws: Workspace, isrc: str | None, mbid: str | None, path_: str | None, reason: str
+) -> None:
+    """Add an exclusion; the ledger shows it at once, `phono release` publishes it."""
+    from phonotheque import exclusions
 
-    @command(exclude, "remove")
-    @click.argument("kind", type=click.Choice(["isrc", "mbid", "path"]))
-    @click.argument("value")
-    @workspace_option
-    def exclude_remove(ws: Workspace, kind: str, value: str) -> None:
-        """Remove an exclusion (VALUE written as for `exclude add`)."""
-        from phonotheque import exclusions
+    given = [(k, v) for k, v in (("isrc", isrc), ("mbid", mbid), ("path", path_)) if v]
+    if len(given) != 1:
+        raise click.UsageError("give exactly one of --isrc, --mbid, --path")
+    with ws.store() as store:
+        change = exclusions.add(store, *given[0], reason)
+    what = f"{change.kind} {change.value}"
+    if change.matched:
+        matches = f"matches {change.matched:,} track{'s' * (change.matched != 1)}"
+    else:
+        matches = "[yellow]matches no track in the catalogue (yet)[/]"
+    console.print(f"{'added' if change.added else 'already present'}: {what}; {matches}; "
+                  f"{change.excluded:,} tracks excluded in all", highlight=False, soft_wrap=True)
 
-        with ws.store() as store:
-            value, removed = exclusions.remove(store, kind, value)
-        console.print(f"removed: {kind} {value}" if removed else f"not found: {kind} {value}",
-                      highlight=False, soft_wrap=True)
 
-    @command(exclude, "list")
-    @workspace_option
-    def exclude_list(ws: Workspace) -> None:
-        """List exclusions."""
-        with ws.store(readonly=True) as store:
-            rows = store.exclusions()
-        table = Table(title=f"{len(rows)} exclusions")
-        for col in ("kind", "value", "reason", "added_at"):
-            table.add_column(col, overflow="fold")
-        for r in rows:
-            table.add_row(r.kind, r.value, r.reason, r.added_at)
-        console.print(table)
+@command("remove", group=exclude)
+@click.argument("kind", type=click.Choice(["isrc", "mbid", "path"]))
+@click.argument("value")
+@workspace_option
+def exclude_remove(ws: Workspace, kind: str, value: str) -> None:
+    """Remove an exclusion (VALUE written as for `exclude add`)."""
+    from phonotheque import exclusions
+
+    with ws.store() as store:
+        value, removed = exclusions.remove(store, kind, value)
+    console.print(f"removed: {kind} {value}" if removed else f"not found: {kind} {value}",
+                  highlight=False, soft_wrap=True)
+
+
+@command("list", group=exclude)
+@workspace_option
+def exclude_list(ws: Workspace) -> None:
+    """List exclusions."""
+    with ws.store(readonly=True) as store:
+        rows = store.exclusions()
+    table = Table(title=f"{len(rows)} exclusions")
+    for col in ("kind", "value", "reason", "added_at"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r.kind, r.value, r.reason, r.added_at)
+    console.print(table)

@@ -45,73 +45,77 @@ _BATCH = click.option(
 )
 
 
-def register(main: click.Group) -> None:
-    @main.group("ingest", epilog=_EPILOG)
-    def ingest_group() -> None:
-        """Read MusicBrainz dumps, audio files or listen counts into the catalogue."""
+@click.group("ingest", epilog=_EPILOG)
+def ingest_group() -> None:
+    """Read MusicBrainz dumps, audio files or listen counts into the catalogue."""
 
-    @command(ingest_group, "musicbrainz", epilog=_EPILOG)
-    @_PATHS
-    @_FORCE
-    @_BATCH
-    @workspace_option
-    def ingest_musicbrainz(ws: Workspace, paths: tuple[Path, ...], force: bool,
-                           batch_size: int) -> None:
-        """MusicBrainz JSON dumps: .json/.jsonl (one entity per line) or .tar.xz archives.
 
-        Folders are searched for such files. Release, recording and artist entities
-        are read; archives are streamed without unpacking.
-        """
-        _run(ws, "musicbrainz", paths, IngestOptions(batch_size=batch_size, force=force))
-
-    @command(ingest_group, "mbdump", epilog=_EPILOG)
-    @_PATHS
-    @_FORCE
-    @_BATCH
-    @workspace_option
-    def ingest_mbdump(ws: Workspace, paths: tuple[Path, ...], force: bool,
-                      batch_size: int) -> None:
-        """MusicBrainz PostgreSQL dump tables: an mbdump/ folder or mbdump.tar.bz2 archive.
-
-        Reads artist, artist_credit(_name), recording, isrc, track, medium and
-        release, and joins them in a temporary database next to the catalogue.
-        """
-        _run(ws, "mbdump", paths, IngestOptions(batch_size=batch_size, force=force))
-
-    @command(ingest_group, "tags", epilog=_EPILOG)
-    @_PATHS
-    @_FORCE
-    @_BATCH
-    @workspace_option
-    def ingest_tags(ws: Workspace, paths: tuple[Path, ...], force: bool,
-                    batch_size: int) -> None:
-        """Audio files: walk folders, read tags, attach each file to its track.
-
-        A file is matched to a track by MusicBrainz recording id, then ISRC; else a
-        track is created from its tags. Files already attached with the same size
-        and mtime are not read again.
-        """
-        _run(ws, "tags", paths, IngestOptions(batch_size=min(batch_size, 2000), force=force))
-
-    @command(ingest_group, "listens", epilog=_EPILOG)
-    @_PATHS
-    @click.option("--key", type=click.Choice(["isrc", "recording_mbid", "track_id"]),
-                  help="Key column of CSV/Parquet files (default: the first present).")
-    @click.option("--count-column",
-                  help="Count column of CSV/Parquet files (default: count, listens, "
-                       "listen_count, total_listen_count).")
-    @click.option("--dataset",
-                  help="Dataset name (default: the file name without extension). "
-                       "Re-ingesting a dataset replaces its counts.")
-    @_FORCE
-    @_BATCH
-    @workspace_option
-    def ingest_listens(ws: Workspace, paths: tuple[Path, ...], key: str | None,
-                       count_column: str | None, dataset: str | None, force: bool,
+@command("musicbrainz", epilog=_EPILOG, group=ingest_group)
+@_PATHS
+@_FORCE
+@_BATCH
+@workspace_option
+def ingest_musicbrainz(ws: Workspace, paths: tuple[Path, ...], force: bool,
                        batch_size: int) -> None:
-        """Listen counts: ListenBrainz JSON/JSONL, or CSV/Parquet with a key and a count."""
-        read = ReadOptions(key=key, count_column=count_column, dataset=dataset)
-        _run(ws, "listens", paths, IngestOptions(batch_size=batch_size, force=force, read=read))
+    """MusicBrainz JSON dumps: .json/.jsonl (one entity per line) or .tar.xz archives.
+
+    Folders are searched for such files. Release, recording and artist entities
+    are read; archives are streamed without unpacking.
+    """
+    _run(ws, "musicbrainz", paths, IngestOptions(batch_size=batch_size, force=force))
+
+
+@command("mbdump", epilog=_EPILOG, group=ingest_group)
+@_PATHS
+@_FORCE
+@_BATCH
+@workspace_option
+def ingest_mbdump(ws: Workspace, paths: tuple[Path, ...], force: bool,
+                  batch_size: int) -> None:
+    """MusicBrainz PostgreSQL dump tables: an mbdump/ folder or mbdump.tar.bz2 archive.
+
+    Reads artist, artist_credit(_name), recording, isrc, track, medium and
+    release, and joins them in a temporary database next to the catalogue.
+    """
+    _run(ws, "mbdump", paths, IngestOptions(batch_size=batch_size, force=force))
+
+
+@command("tags", epilog=_EPILOG, group=ingest_group)
+@_PATHS
+@_FORCE
+@_BATCH
+@workspace_option
+def ingest_tags(ws: Workspace, paths: tuple[Path, ...], force: bool,
+                batch_size: int) -> None:
+    """Audio files: walk folders, read tags, attach each file to its track.
+
+    A file is matched to a track by MusicBrainz recording id, then ISRC; else a
+    track is created from its tags. Files already attached with the same size
+    and mtime are not read again.
+    """
+    _run(ws, "tags", paths, IngestOptions(batch_size=min(batch_size, 2000), force=force))
+
+
+@command("listens", epilog=_EPILOG, group=ingest_group)
+@_PATHS
+@click.option("--key", type=click.Choice(["isrc", "recording_mbid", "track_id"]),
+              help="Key column of CSV/Parquet files (default: the first present).")
+@click.option("--count-column",
+              help="Count column of CSV/Parquet files (default: count, listens, "
+                   "listen_count, total_listen_count).")
+@click.option("--dataset",
+              help="Dataset name (default: the file name without extension). "
+                   "Re-ingesting a dataset replaces its counts.")
+@_FORCE
+@_BATCH
+@workspace_option
+def ingest_listens(ws: Workspace, paths: tuple[Path, ...], key: str | None,
+                   count_column: str | None, dataset: str | None, force: bool,
+                   batch_size: int) -> None:
+    """Listen counts: ListenBrainz JSON/JSONL, or CSV/Parquet with a key and a count."""
+    read = ReadOptions(key=key, count_column=count_column, dataset=dataset)
+    _run(ws, "listens", paths, IngestOptions(batch_size=batch_size, force=force, read=read))
+
 
 
 def _run(ws: Workspace, kind: str, paths: tuple[Path, ...], options: IngestOptions) -> None:

@@ -129,160 +129,162 @@ def _print_publish(report: Any, ws: Workspace) -> None:
                       " (run `phono release`)")
 
 
-def register(main: click.Group) -> None:
-    @command(main, "pack")
-    @_torrent_option_decorators
-    @_executor_options
-    @workspace_option
-    def pack_cmd(ws: Workspace, workers: int | None, scheduler: str | None, **kw: Any) -> None:
-        """Put finished files into data folders by popularity band, one torrent each.
+@command("pack")
+@_torrent_option_decorators
+@_executor_options
+@workspace_option
+def pack_cmd(ws: Workspace, workers: int | None, scheduler: str | None, **kw: Any) -> None:
+    """Put finished files into data folders by popularity band, one torrent each.
 
-        Most popular band first; each folder capped by --max-files and --max-bytes.
-        Files are hard-linked from audio/ into torrents/<folder>/. Folders never
-        change: new files go into new folders, and a folder that lost files (an
-        exclusion) is rebuilt and its old torrent marked obsolete.
+    Most popular band first; each folder capped by --max-files and --max-bytes.
+    Files are hard-linked from audio/ into torrents/<folder>/. Folders never
+    change: new files go into new folders, and a folder that lost files (an
+    exclusion) is rebuilt and its old torrent marked obsolete.
 
-        With --scheduler, each folder is linked, checked and hashed by a Dask
-        worker (which must see the workspace at the same path); this process
-        only plans and writes the catalogue.
-        """
-        from phonotheque.pack.packer import pack
+    With --scheduler, each folder is linked, checked and hashed by a Dask
+    worker (which must see the workspace at the same path); this process
+    only plans and writes the catalogue.
+    """
+    from phonotheque.pack.packer import pack
 
-        options = _build_pack_options(ws, **kw)
-        with _pack_executor(workers, scheduler) as executor, \
-                progress_bar("pack", None, unit="B") as advance:
-            report = pack(ws, options, progress=advance, executor=executor)
-        _print_pack(report)
+    options = _build_pack_options(ws, **kw)
+    with _pack_executor(workers, scheduler) as executor, \
+            progress_bar("pack", None, unit="B") as advance:
+        report = pack(ws, options, progress=advance, executor=executor)
+    _print_pack(report)
 
-    @command(main, "publish")
-    @click.option("--name", default="Phonothèque", show_default=True,
-                  help="The archive's display name (shown by `phono serve`).")
-    @click.option("--no-parquet", is_flag=True, help="Skip the Parquet export.")
-    @click.option("--no-database-torrent", is_flag=True,
-                  help="Do not make a torrent of metadata.sqlite + parquet/.")
-    @workspace_option
-    def publish_cmd(ws: Workspace, name: str, no_parquet: bool, no_database_torrent: bool) -> None:
-        """Write publish/: metadata.sqlite, Parquet, AAC metadata, torrents.json, magnets.
 
-        Lists the torrents of released waves (see `phono release`).
-        """
-        from phonotheque.publish.publisher import PublishOptions, publish
+@command("publish")
+@click.option("--name", default="Phonothèque", show_default=True,
+              help="The archive's display name (shown by `phono serve`).")
+@click.option("--no-parquet", is_flag=True, help="Skip the Parquet export.")
+@click.option("--no-database-torrent", is_flag=True,
+              help="Do not make a torrent of metadata.sqlite + parquet/.")
+@workspace_option
+def publish_cmd(ws: Workspace, name: str, no_parquet: bool, no_database_torrent: bool) -> None:
+    """Write publish/: metadata.sqlite, Parquet, AAC metadata, torrents.json, magnets.
 
-        with progress_bar("publish", None) as advance:
-            report = publish(ws, PublishOptions(name=name, parquet=not no_parquet,
-                                                database_torrent=not no_database_torrent),
-                             progress=advance)
-        _print_publish(report, ws)
+    Lists the torrents of released waves (see `phono release`).
+    """
+    from phonotheque.publish.publisher import PublishOptions, publish
 
-    @command(main, "release")
-    @click.option("--wave-bytes", type=SIZE, default=None,
-                  help="At most this many bytes of data torrents in the wave (at least one).")
-    @click.option("--wave-bands", type=click.IntRange(1), default=None,
-                  help="At most this many popularity bands in the wave.")
-    @click.option("--no-pack", is_flag=True, help="Do not run `phono pack` first.")
-    @click.option("--name", default="Phonothèque", show_default=True,
-                  help="The archive's display name.")
-    @_executor_options
-    @workspace_option
-    def release_cmd(ws: Workspace, wave_bytes: int | None, wave_bands: int | None,
-                    no_pack: bool, name: str, workers: int | None,
-                    scheduler: str | None) -> None:
-        """Publish the next wave of torrents, most popular bands first.
+    with progress_bar("publish", None) as advance:
+        report = publish(ws, PublishOptions(name=name, parquet=not no_parquet,
+                                            database_torrent=not no_database_torrent),
+                         progress=advance)
+    _print_publish(report, ws)
 
-        Packs first (so folders hit by new exclusions are rebuilt and their old
-        torrents marked obsolete), numbers the next unreleased folders with the
-        new wave, and regenerates publish/ (torrents.json, magnets, metadata).
-        """
-        from phonotheque.publish.publisher import PublishOptions
-        from phonotheque.publish.waves import ReleaseOptions, release
 
-        options = ReleaseOptions(wave_bytes=wave_bytes, wave_bands=wave_bands, pack=not no_pack,
-                                 publish=PublishOptions(name=name))
-        with _pack_executor(workers, scheduler) as executor, \
-                progress_bar("release", None, unit="B") as advance:
-            report = release(ws, options, progress=advance, executor=executor)
-        if report.pack is not None:
-            _print_pack(report.pack)
-        if report.resumed:
-            console.print(f"release: finished publishing wave {report.wave} "
-                          "(an earlier release was interrupted)")
-        elif report.wave is None:
-            console.print("release: nothing new to release")
-        else:
-            console.print(
-                f"release: wave {report.wave}: {len(report.released)} data torrents "
-                f"({_mb(report.bytes)}), bands {', '.join(map(str, report.bands)) or '-'}; "
-                f"{report.remaining} torrents ({_mb(report.remaining_bytes)}) left for later waves"
-            )
-        for name_ in report.obsoleted:
-            console.print(f"  [yellow]obsolete[/] {name_}")
-        if report.publish is not None:
-            _print_publish(report.publish, ws)
+@command("release")
+@click.option("--wave-bytes", type=SIZE, default=None,
+              help="At most this many bytes of data torrents in the wave (at least one).")
+@click.option("--wave-bands", type=click.IntRange(1), default=None,
+              help="At most this many popularity bands in the wave.")
+@click.option("--no-pack", is_flag=True, help="Do not run `phono pack` first.")
+@click.option("--name", default="Phonothèque", show_default=True,
+              help="The archive's display name.")
+@_executor_options
+@workspace_option
+def release_cmd(ws: Workspace, wave_bytes: int | None, wave_bands: int | None,
+                no_pack: bool, name: str, workers: int | None,
+                scheduler: str | None) -> None:
+    """Publish the next wave of torrents, most popular bands first.
 
-    @command(main, "verify")
-    @click.argument("data_dir", type=click.Path(exists=True, path_type=Path))
-    @click.option("--against", type=click.Path(file_okay=False, exists=True, path_type=Path),
-                  default=None, help="The publish/ folder to check against "
-                  "(default: publish/ of --workspace, or ./publish).")
-    @click.option("--workspace", "-w", type=click.Path(file_okay=False, path_type=Path),
-                  default=None, help="Workspace whose publish/ to use.")
-    @click.option("--rebuild-originals", is_flag=True,
-                  help="Also rebuild originals from their patches and check original_sha256.")
-    @click.option("--rebuild-dir", type=click.Path(file_okay=False, path_type=Path),
-                  default=None, help="Keep the rebuilt originals here.")
-    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-    def verify_cmd(data_dir: Path, against: Path | None, workspace: Path | None,
-                   rebuild_originals: bool, rebuild_dir: Path | None, as_json: bool) -> None:
-        """Check downloaded DATA_DIR against the published hashes and merkle roots.
+    Packs first (so folders hit by new exclusions are rebuilt and their old
+    torrents marked obsolete), numbers the next unreleased folders with the
+    new wave, and regenerates publish/ (torrents.json, magnets, metadata).
+    """
+    from phonotheque.publish.publisher import PublishOptions
+    from phonotheque.publish.waves import ReleaseOptions, release
 
-        Exit code 0 when every file matched; 4 when something is missing, corrupt,
-        unexpected, renamed or obsolete (each named by path).
-        """
-        import orjson
+    options = ReleaseOptions(wave_bytes=wave_bytes, wave_bands=wave_bands, pack=not no_pack,
+                             publish=PublishOptions(name=name))
+    with _pack_executor(workers, scheduler) as executor, \
+            progress_bar("release", None, unit="B") as advance:
+        report = release(ws, options, progress=advance, executor=executor)
+    if report.pack is not None:
+        _print_pack(report.pack)
+    if report.resumed:
+        console.print(f"release: finished publishing wave {report.wave} "
+                      "(an earlier release was interrupted)")
+    elif report.wave is None:
+        console.print("release: nothing new to release")
+    else:
+        console.print(
+            f"release: wave {report.wave}: {len(report.released)} data torrents "
+            f"({_mb(report.bytes)}), bands {', '.join(map(str, report.bands)) or '-'}; "
+            f"{report.remaining} torrents ({_mb(report.remaining_bytes)}) left for later waves"
+        )
+    for name_ in report.obsoleted:
+        console.print(f"  [yellow]obsolete[/] {name_}")
+    if report.publish is not None:
+        _print_publish(report.publish, ws)
 
-        from phonotheque.publish.verify import VerifyOptions, verify
 
-        if against is None:
-            against = (workspace / "publish") if workspace else Path("publish")
-        options = VerifyOptions(against=against, rebuild_originals=rebuild_originals,
-                                rebuild_dir=rebuild_dir)
-        if as_json:  # stdout is for the JSON document only
-            report = verify(data_dir, options)
-        else:
-            with progress_bar("verify", None, unit="B") as advance:
-                report = verify(data_dir, options, progress=advance)
-        if as_json:
-            click.echo(orjson.dumps({
-                "ok": report.ok,
-                "files_checked": report.files_checked,
-                "files_ok": report.files_ok,
-                "bytes_checked": report.bytes_checked,
-                "originals_checked": report.originals_checked,
-                "originals_ok": report.originals_ok,
-                "folders": [f.__dict__ for f in report.folders],
-                "problems": [{"path": p.path, "kind": p.kind, "detail": p.detail}
-                             for p in report.problems],
-            }, option=orjson.OPT_INDENT_2).decode())
-        else:
-            for f in report.folders:
-                if f.renamed:
-                    console.print(f"[yellow]renamed[/]: {f.found_as} is torrent {f.torrent}")
-                if f.obsolete:
-                    console.print(f"[yellow]obsolete[/]: {f.found_as} (torrent {f.torrent}) "
-                                  f"was replaced by {f.superseded_by or 'nothing'}")
-            if report.problems:
-                table = Table(title=f"{len(report.problems)} problems")
-                for col in ("kind", "path", "detail"):
-                    table.add_column(col, overflow="fold")
-                for p in report.problems:
-                    table.add_row(p.kind, p.path, p.detail)
-                console.print(table)
-            console.print(
-                f"verify: {len(report.folders)} torrents, {report.files_ok}/{report.files_checked}"
-                f" files ok ({_mb(report.bytes_checked)})"
-                + (f"; originals {report.originals_ok}/{report.originals_checked} rebuilt"
-                   if rebuild_originals else "")
-                + (" — [green]everything matched[/]" if report.ok else " — [red]MISMATCH[/]")
-            )
-        if not report.ok:
-            sys.exit(4)
+@command("verify")
+@click.argument("data_dir", type=click.Path(exists=True, path_type=Path))
+@click.option("--against", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              default=None, help="The publish/ folder to check against "
+              "(default: publish/ of --workspace, or ./publish).")
+@click.option("--workspace", "-w", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Workspace whose publish/ to use.")
+@click.option("--rebuild-originals", is_flag=True,
+              help="Also rebuild originals from their patches and check original_sha256.")
+@click.option("--rebuild-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Keep the rebuilt originals here.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def verify_cmd(data_dir: Path, against: Path | None, workspace: Path | None,
+               rebuild_originals: bool, rebuild_dir: Path | None, as_json: bool) -> None:
+    """Check downloaded DATA_DIR against the published hashes and merkle roots.
+
+    Exit code 0 when every file matched; 4 when something is missing, corrupt,
+    unexpected, renamed or obsolete (each named by path).
+    """
+    import orjson
+
+    from phonotheque.publish.verify import VerifyOptions, verify
+
+    if against is None:
+        against = (workspace / "publish") if workspace else Path("publish")
+    options = VerifyOptions(against=against, rebuild_originals=rebuild_originals,
+                            rebuild_dir=rebuild_dir)
+    if as_json:  # stdout is for the JSON document only
+        report = verify(data_dir, options)
+    else:
+        with progress_bar("verify", None, unit="B") as advance:
+            report = verify(data_dir, options, progress=advance)
+    if as_json:
+        click.echo(orjson.dumps({
+            "ok": report.ok,
+            "files_checked": report.files_checked,
+            "files_ok": report.files_ok,
+            "bytes_checked": report.bytes_checked,
+            "originals_checked": report.originals_checked,
+            "originals_ok": report.originals_ok,
+            "folders": [f.__dict__ for f in report.folders],
+            "problems": [{"path": p.path, "kind": p.kind, "detail": p.detail}
+                         for p in report.problems],
+        }, option=orjson.OPT_INDENT_2).decode())
+    else:
+        for f in report.folders:
+            if f.renamed:
+                console.print(f"[yellow]renamed[/]: {f.found_as} is torrent {f.torrent}")
+            if f.obsolete:
+                console.print(f"[yellow]obsolete[/]: {f.found_as} (torrent {f.torrent}) "
+                              f"was replaced by {f.superseded_by or 'nothing'}")
+        if report.problems:
+            table = Table(title=f"{len(report.problems)} problems")
+            for col in ("kind", "path", "detail"):
+                table.add_column(col, overflow="fold")
+            for p in report.problems:
+                table.add_row(p.kind, p.path, p.detail)
+            console.print(table)
+        console.print(
+            f"verify: {len(report.folders)} torrents, {report.files_ok}/{report.files_checked}"
+            f" files ok ({_mb(report.bytes_checked)})"
+            + (f"; originals {report.originals_ok}/{report.originals_checked} rebuilt"
+               if rebuild_originals else "")
+            + (" — [green]everything matched[/]" if report.ok else " — [red]MISMATCH[/]")
+        )
+    if not report.ok:
+        sys.exit(4)

@@ -45,108 +45,110 @@ def _report_path(value: Path | None) -> Path | None:
     return value
 
 
-def register(main: click.Group) -> None:
-    @command(main, "select")
-    @click.option("--coverage", type=click.FloatRange(0, 1), default=0.996, show_default=True,
-                  help="Share of listens (of non-excluded tracks) to cover.")
-    @click.option("--budget", type=SIZE, default=None,
-                  help="Stop at this estimated archive size (300TB, 1.5GiB, ...).")
-    @click.option("--original-share", type=click.FloatRange(0, 1), default=0.5,
-                  show_default=True,
-                  help="Tracks within this share of listens keep their original file.")
-    @click.option("--tail-threshold", type=click.IntRange(0), default=None,
-                  help="Instead of --original-share: re-encode tracks with fewer listens.")
-    @click.option("--opus-bitrate", type=click.IntRange(1), default=75_000, show_default=True,
-                  help="Bits/s of re-encoded (Opus) files, for size estimates.")
-    @click.option("--priority-threshold", type=float, default=0.5, show_default=True,
-                  help="Take zero-listen tracks whose secondary priority (0..1) reaches this.")
-    @click.option("--bands", type=_Bands(), default="decade", show_default=True,
-                  help="Popularity bands: 'decade' (of listen count) or 'quantiles:N'.")
-    @click.option("--report", "reports", type=click.Path(dir_okay=False, path_type=Path),
-                  multiple=True, help="Also write the coverage report (.html, .png, .svg).")
-    @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-    @workspace_option
-    def select_cmd(ws: Workspace, coverage: float, budget: int | None, original_share: float,
-                   tail_threshold: int | None, opus_bitrate: int, priority_threshold: float,
-                   bands: BandScheme, reports: tuple[Path, ...], as_json: bool) -> None:
-        """Choose the tracks to archive: the fewest that cover --coverage of listens.
+@command("select")
+@click.option("--coverage", type=click.FloatRange(0, 1), default=0.996, show_default=True,
+              help="Share of listens (of non-excluded tracks) to cover.")
+@click.option("--budget", type=SIZE, default=None,
+              help="Stop at this estimated archive size (300TB, 1.5GiB, ...).")
+@click.option("--original-share", type=click.FloatRange(0, 1), default=0.5,
+              show_default=True,
+              help="Tracks within this share of listens keep their original file.")
+@click.option("--tail-threshold", type=click.IntRange(0), default=None,
+              help="Instead of --original-share: re-encode tracks with fewer listens.")
+@click.option("--opus-bitrate", type=click.IntRange(1), default=75_000, show_default=True,
+              help="Bits/s of re-encoded (Opus) files, for size estimates.")
+@click.option("--priority-threshold", type=float, default=0.5, show_default=True,
+              help="Take zero-listen tracks whose secondary priority (0..1) reaches this.")
+@click.option("--bands", type=_Bands(), default="decade", show_default=True,
+              help="Popularity bands: 'decade' (of listen count) or 'quantiles:N'.")
+@click.option("--report", "reports", type=click.Path(dir_okay=False, path_type=Path),
+              multiple=True, help="Also write the coverage report (.html, .png, .svg).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@workspace_option
+def select_cmd(ws: Workspace, coverage: float, budget: int | None, original_share: float,
+               tail_threshold: int | None, opus_bitrate: int, priority_threshold: float,
+               bands: BandScheme, reports: tuple[Path, ...], as_json: bool) -> None:
+    """Choose the tracks to archive: the fewest that cover --coverage of listens.
 
-        One file per ISRC; zero-listen tracks by secondary priority; tiers
-        (original / reencode); popularity bands; every track's status in the
-        ledger. Re-running with other options keeps audio outcomes.
-        """
-        for r in reports:
-            _report_path(r)
-        options = SelectOptions(
-            coverage=coverage, budget_bytes=budget, original_share=original_share,
-            tail_threshold=tail_threshold, opus_bitrate=opus_bitrate,
-            priority_threshold=priority_threshold, bands=bands,
-        )
-        with progress_bar("select", total=len(STEPS), unit="steps") as advance:
-            report = select(ws, options, lambda step, done, total: advance(1, description=step))
-        for r in reports:
-            render_report(report, r)
-        if as_json:
-            click.echo(orjson.dumps(report.summary(), option=orjson.OPT_INDENT_2))
-            return
-        _render(report)
-        for r in reports:
-            console.print(f"report written: {r}")
+    One file per ISRC; zero-listen tracks by secondary priority; tiers
+    (original / reencode); popularity bands; every track's status in the
+    ledger. Re-running with other options keeps audio outcomes.
+    """
+    for r in reports:
+        _report_path(r)
+    options = SelectOptions(
+        coverage=coverage, budget_bytes=budget, original_share=original_share,
+        tail_threshold=tail_threshold, opus_bitrate=opus_bitrate,
+        priority_threshold=priority_threshold, bands=bands,
+    )
+    with progress_bar("select", total=len(STEPS), unit="steps") as advance:
+        report = select(ws, options, lambda step, done, total: advance(1, description=step))
+    for r in reports:
+        render_report(report, r)
+    if as_json:
+        click.echo(orjson.dumps(report.summary(), option=orjson.OPT_INDENT_2))
+        return
+    _render(report)
+    for r in reports:
+        console.print(f"report written: {r}")
 
-    @command(main, "ledger")
-    @click.option("--status", help="Only this status (a trailing * matches a prefix: error_*).")
-    @click.option("--limit", type=click.IntRange(0), default=20, show_default=True,
-                  help="Tracks to list (0: counts only).")
-    @click.option("--offset", type=click.IntRange(0), default=0)
-    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-    @workspace_option
-    def ledger_cmd(ws: Workspace, status: str | None, limit: int, offset: int,
-                   as_json: bool) -> None:
-        """Count tracks per status and list them (selected ones in rank order)."""
-        with ws.store(readonly=True) as store:
-            counts = status_counts(store.conn)
-            matching = count_matching(store, status)
-            rows = ledger_entries(store, status, limit, offset) if limit else []
-        if as_json:
-            click.echo(orjson.dumps({
-                "counts": counts, "matching": matching,
-                "tracks": [{k: getattr(r, k) for k in r.__slots__} for r in rows],
-            }))
-            return
-        t = Table(title="ledger")
-        t.add_column("status")
-        t.add_column("tracks", justify="right")
-        for k, v in counts.items():
-            t.add_row(k, f"{v:,}")
-        console.print(t)
-        if not counts:
-            console.print("empty ledger: run `phono select` first")
-        if rows:
-            lt = Table(title=f"{matching:,} tracks" + (f" with status {status}" if status else ""))
-            for col in ("rank", "band", "tier", "listens"):
-                lt.add_column(col, no_wrap=True, justify="right")
-            lt.add_column("status / detail", overflow="fold", min_width=22)
-            lt.add_column("title", overflow="fold")
-            for r in rows:
-                lt.add_row("" if r.rank is None else str(r.rank),
-                           "" if r.band is None else str(r.band), r.tier or "",
-                           f"{r.listens:,}",
-                           r.status + (f"\n[dim]{r.detail}[/]" if r.detail else ""),
-                           r.title)
-            console.print(lt)
 
-    @command(main, "coverage-report")
-    @click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
-    @workspace_option
-    def coverage_report(ws: Workspace, output: Path) -> None:
-        """Draw the coverage report of the last selection to OUTPUT (.html, .png, .svg)."""
-        _report_path(output)
-        with ws.store(readonly=True) as store:
-            run = last_run(store)
-        if run is None:
-            raise InputError(ws.root, "no selection yet (run `phono select`)")
-        render_coverage(run[0], run[1], output)
-        console.print(f"report written: {output}")
+@command("ledger")
+@click.option("--status", help="Only this status (a trailing * matches a prefix: error_*).")
+@click.option("--limit", type=click.IntRange(0), default=20, show_default=True,
+              help="Tracks to list (0: counts only).")
+@click.option("--offset", type=click.IntRange(0), default=0)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@workspace_option
+def ledger_cmd(ws: Workspace, status: str | None, limit: int, offset: int,
+               as_json: bool) -> None:
+    """Count tracks per status and list them (selected ones in rank order)."""
+    with ws.store(readonly=True) as store:
+        counts = status_counts(store.conn)
+        matching = count_matching(store, status)
+        rows = ledger_entries(store, status, limit, offset) if limit else []
+    if as_json:
+        click.echo(orjson.dumps({
+            "counts": counts, "matching": matching,
+            "tracks": [{k: getattr(r, k) for k in r.__slots__} for r in rows],
+        }))
+        return
+    t = Table(title="ledger")
+    t.add_column("status")
+    t.add_column("tracks", justify="right")
+    for k, v in counts.items():
+        t.add_row(k, f"{v:,}")
+    console.print(t)
+    if not counts:
+        console.print("empty ledger: run `phono select` first")
+    if rows:
+        lt = Table(title=f"{matching:,} tracks" + (f" with status {status}" if status else ""))
+        for col in ("rank", "band", "tier", "listens"):
+            lt.add_column(col, no_wrap=True, justify="right")
+        lt.add_column("status / detail", overflow="fold", min_width=22)
+        lt.add_column("title", overflow="fold")
+        for r in rows:
+            lt.add_row("" if r.rank is None else str(r.rank),
+                       "" if r.band is None else str(r.band), r.tier or "",
+                       f"{r.listens:,}",
+                       r.status + (f"\n[dim]{r.detail}[/]" if r.detail else ""),
+                       r.title)
+        console.print(lt)
+
+
+@command("coverage-report")
+@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+@workspace_option
+def coverage_report(ws: Workspace, output: Path) -> None:
+    """Draw the coverage report of the last selection to OUTPUT (.html, .png, .svg)."""
+    _report_path(output)
+    with ws.store(readonly=True) as store:
+        run = last_run(store)
+    if run is None:
+        raise InputError(ws.root, "no selection yet (run `phono select`)")
+    render_coverage(run[0], run[1], output)
+    console.print(f"report written: {output}")
+
 
 
 def _render(r: SelectReport) -> None:

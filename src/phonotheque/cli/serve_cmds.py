@@ -58,92 +58,92 @@ def _table(rows: list[TorrentStatus], listen: str) -> Table:
     return table
 
 
-def register(main: click.Group) -> None:
-    @command(main, "serve")
-    @_workspace
-    @click.option("--publish", type=click.Path(file_okay=False, exists=True, path_type=Path),
-                  help="Published folder holding metadata.sqlite (default: WORKSPACE/publish).")
-    @click.option("--host", default="127.0.0.1", show_default=True,
-                  help="Address to listen on (0.0.0.0 for every interface).")
-    @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
-                  help="Port (0: any free port).")
-    @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
-                  help="Server processes sharing the socket.")
-    @click.option("--cache-size", type=click.IntRange(0, 10_000_000), default=4096,
-                  show_default=True, help="Answers kept per query kind and worker (0: none).")
-    def serve(workspace: Path | None, publish: Path | None, host: str, port: int,
-              workers: int, cache_size: int) -> None:  # fmt: skip
-        """Serve the search page and JSON API over the published metadata (read-only)."""
-        from phonotheque.serve.app import ServeOptions
-        from phonotheque.serve.server import run
+@command("serve")
+@_workspace
+@click.option("--publish", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Published folder holding metadata.sqlite (default: WORKSPACE/publish).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0 for every interface).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
+              help="Port (0: any free port).")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Server processes sharing the socket.")
+@click.option("--cache-size", type=click.IntRange(0, 10_000_000), default=4096,
+              show_default=True, help="Answers kept per query kind and worker (0: none).")
+def serve(workspace: Path | None, publish: Path | None, host: str, port: int,
+          workers: int, cache_size: int) -> None:  # fmt: skip
+    """Serve the search page and JSON API over the published metadata (read-only)."""
+    from phonotheque.serve.app import ServeOptions
+    from phonotheque.serve.server import run
 
-        folder = publish or _root(workspace) / "publish"
-        options = ServeOptions(folder, host=host, port=port, workers=workers,
-                               cache_size=cache_size)  # fmt: skip
+    folder = publish or _root(workspace) / "publish"
+    options = ServeOptions(folder, host=host, port=port, workers=workers,
+                           cache_size=cache_size)  # fmt: skip
 
-        def ready(url: str) -> None:
-            console.print(f"search page: [bold]{url}[/]   JSON API: {url}api   (Ctrl-C to stop)",
-                          highlight=False, soft_wrap=True)  # fmt: skip
-            console.file.flush()  # the URL must show now, even when stdout is a pipe
+    def ready(url: str) -> None:
+        console.print(f"search page: [bold]{url}[/]   JSON API: {url}api   (Ctrl-C to stop)",
+                      highlight=False, soft_wrap=True)  # fmt: skip
+        console.file.flush()  # the URL must show now, even when stdout is a pipe
 
-        run(options, on_ready=ready)
-        console.print("stopped")
+    run(options, on_ready=ready)
+    console.print("stopped")
 
-    @command(main, "seed")
-    @_workspace
-    @click.option("--publish", type=click.Path(file_okay=False, path_type=Path),
-                  help="Published folder whose torrents.json lists the torrents (default: WORKSPACE/publish).")
-    @click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path),
-                  help="Folder holding the .torrent files and payload folders (default: WORKSPACE/torrents).")
-    @click.option("--listen", default="0.0.0.0:6881", show_default=True,
-                  help="host:port to accept peers on (port 0: any free port).")
-    @click.option("--interface", help="Bind to this network interface or address only.")
-    @click.option("--dht/--no-dht", default=True, show_default=True, help="Use the DHT.")
-    @click.option("--lsd/--no-lsd", default=True, show_default=True,
-                  help="Local service discovery (multicast on the LAN).")
-    @click.option("--utp/--no-utp", default=True, show_default=True, help="Allow uTP as well as TCP.")
-    @click.option("--upnp/--no-upnp", default=False, show_default=True,
-                  help="Ask the router to forward the port (UPnP / NAT-PMP).")
-    @click.option("--recheck", is_flag=True,
-                  help="Hash all payload before seeding (default: hash each piece when first asked).")
-    def seed(workspace: Path | None, publish: Path | None, data: Path | None, listen: str,
-             interface: str | None, dht: bool, lsd: bool, utp: bool, upnp: bool,
-             recheck: bool) -> None:  # fmt: skip
-        """Seed every published torrent (data, metadata, art) until Ctrl-C."""
-        root = _root(workspace)
-        items = find_published(data or root / "torrents", publish or root / "publish")
-        if not items:
-            raise click.ClickException(f"{data or root / 'torrents'}: no torrents to seed")
-        options = SeedOptions(listen=listen, interface=interface, dht=dht, lsd=lsd, utp=utp,
-                              upnp=upnp, recheck=recheck)  # fmt: skip
-        stop = threading.Event()
 
-        def on_signal(signum: int, frame: Any) -> None:
-            stop.set()
+@command("seed")
+@_workspace
+@click.option("--publish", type=click.Path(file_okay=False, path_type=Path),
+              help="Published folder whose torrents.json lists the torrents (default: WORKSPACE/publish).")
+@click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Folder holding the .torrent files and payload folders (default: WORKSPACE/torrents).")
+@click.option("--listen", default="0.0.0.0:6881", show_default=True,
+              help="host:port to accept peers on (port 0: any free port).")
+@click.option("--interface", help="Bind to this network interface or address only.")
+@click.option("--dht/--no-dht", default=True, show_default=True, help="Use the DHT.")
+@click.option("--lsd/--no-lsd", default=True, show_default=True,
+              help="Local service discovery (multicast on the LAN).")
+@click.option("--utp/--no-utp", default=True, show_default=True, help="Allow uTP as well as TCP.")
+@click.option("--upnp/--no-upnp", default=False, show_default=True,
+              help="Ask the router to forward the port (UPnP / NAT-PMP).")
+@click.option("--recheck", is_flag=True,
+              help="Hash all payload before seeding (default: hash each piece when first asked).")
+def seed(workspace: Path | None, publish: Path | None, data: Path | None, listen: str,
+         interface: str | None, dht: bool, lsd: bool, utp: bool, upnp: bool,
+         recheck: bool) -> None:  # fmt: skip
+    """Seed every published torrent (data, metadata, art) until Ctrl-C."""
+    root = _root(workspace)
+    items = find_published(data or root / "torrents", publish or root / "publish")
+    if not items:
+        raise click.ClickException(f"{data or root / 'torrents'}: no torrents to seed")
+    options = SeedOptions(listen=listen, interface=interface, dht=dht, lsd=lsd, utp=utp,
+                          upnp=upnp, recheck=recheck)  # fmt: skip
+    stop = threading.Event()
 
-        old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            with Seeder(items, options) as seeder:
-                for m in seeder.missing:
-                    console.print(f"[yellow]missing payload[/]: {m.item.torrent.name} "
-                                  f"(expected {m.expected}); not seeded", highlight=False,
-                                  soft_wrap=True)
-                host = listen.rsplit(":", 1)[0]
-                where = f"{interface or host}:{seeder.listen_port}"
-                seeded = len(items) - len(seeder.missing)
-                console.print(f"seeding {seeded} torrents on {where}", highlight=False)
-                console.file.flush()
-                with Live(_table(seeder.status(), where), console=console,
-                          refresh_per_second=2, auto_refresh=False) as live:  # fmt: skip
-                    while not stop.wait(1.0):
-                        live.update(_table(seeder.status(), where), refresh=True)
-                if not console.is_terminal:
-                    console.line()  # Live leaves its last frame unterminated off a terminal
-                final = seeder.status()
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
-        console.print(
-            f"stopped: {len(final)} torrents, {_rate(sum(s.uploaded for s in final))} uploaded",
-            highlight=False,
-        )
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with Seeder(items, options) as seeder:
+            for m in seeder.missing:
+                console.print(f"[yellow]missing payload[/]: {m.item.torrent.name} "
+                              f"(expected {m.expected}); not seeded", highlight=False,
+                              soft_wrap=True)
+            host = listen.rsplit(":", 1)[0]
+            where = f"{interface or host}:{seeder.listen_port}"
+            seeded = len(items) - len(seeder.missing)
+            console.print(f"seeding {seeded} torrents on {where}", highlight=False)
+            console.file.flush()
+            with Live(_table(seeder.status(), where), console=console,
+                      refresh_per_second=2, auto_refresh=False) as live:  # fmt: skip
+                while not stop.wait(1.0):
+                    live.update(_table(seeder.status(), where), refresh=True)
+            if not console.is_terminal:
+                console.line()  # Live leaves its last frame unterminated off a terminal
+            final = seeder.status()
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    console.print(
+        f"stopped: {len(final)} torrents, {_rate(sum(s.uploaded for s in final))} uploaded",
+        highlight=False,
+    )

@@ -99,154 +99,156 @@ def _print_info(info: TorrentInfo, max_files: int) -> None:
         console.print(f"... and {len(info.data_files) - len(shown)} more files (--all)")
 
 
-def register(main: click.Group) -> None:
-    @main.group("torrent")
-    def torrent() -> None:
-        """Create, inspect and verify .torrent files (BitTorrent v1, v2 and hybrid)."""
+@click.group("torrent")
+def torrent() -> None:
+    """Create, inspect and verify .torrent files (BitTorrent v1, v2 and hybrid)."""
 
-    @command(torrent, "create")
-    @click.argument("path", type=click.Path(exists=True, path_type=Path))
-    @click.option(
-        "-o",
-        "--output",
-        required=True,
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="The .torrent to write.",
+
+@command("create", group=torrent)
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The .torrent to write.",
+)
+@click.option(
+    "--piece-length",
+    "piece_length",
+    help="Piece length, e.g. 262144, 256KiB, 4MiB (default: libtorrent's choice for the size).",
+)
+@click.option(
+    "--version",
+    "version",
+    type=click.Choice(["1", "2", "hybrid"]),
+    default="hybrid",
+    show_default=True,
+    help="BitTorrent metainfo version.",
+)
+@click.option("--name", help="Torrent name (default: the file or folder name).")
+@click.option("--tracker", "trackers", multiple=True, help="Announce URL (repeat for backups).")
+@click.option("--webseed", "webseeds", multiple=True, help="Web seed URL (BEP 19; repeatable).")
+@click.option("--comment", help="Free-text comment.")
+@click.option(
+    "--no-date", is_flag=True, help="Write no creation date (byte-reproducible file)."
+)
+@click.option("--private", is_flag=True, help="Set the private flag (changes the infohash).")
+@click.option("--workers", type=int, help="Hashing threads (default: every core).")
+def create(
+    path: Path,
+    output: Path,
+    piece_length: str | None,
+    version: str,
+    name: str | None,
+    trackers: tuple[str, ...],
+    webseeds: tuple[str, ...],
+    comment: str | None,
+    no_date: bool,
+    private: bool,
+    workers: int | None,
+) -> None:
+    """Hash PATH (a file or folder) into a reproducible torrent."""
+    options = TorrentOptions(
+        version=version,  # type: ignore[arg-type]
+        piece_length=_size(piece_length) if piece_length else None,
+        name=name,
+        trackers=trackers,
+        webseeds=webseeds,
+        comment=comment,
+        creation_date=None if no_date else int(time.time()),
+        private=private,
+        workers=workers,
+        processes=True,  # `phono` is import-safe for worker processes
     )
-    @click.option(
-        "--piece-length",
-        "piece_length",
-        help="Piece length, e.g. 262144, 256KiB, 4MiB (default: libtorrent's choice for the size).",
+    total = content_size(path)
+    with progress_bar("hashing", total / (1 << 20), unit="MiB") as advance:
+        info = create_torrent(path, options, progress=lambda n: advance(n / (1 << 20)))
+    write_bytes(output, info.metainfo)
+    console.print(
+        f"wrote {escape(str(output))}: {info.version}, {_mib(info.total_size)}, "
+        f"{len(info.data_files)} files, pieces of {_mib(info.piece_length)}"
     )
-    @click.option(
-        "--version",
-        "version",
-        type=click.Choice(["1", "2", "hybrid"]),
-        default="hybrid",
-        show_default=True,
-        help="BitTorrent metainfo version.",
-    )
-    @click.option("--name", help="Torrent name (default: the file or folder name).")
-    @click.option("--tracker", "trackers", multiple=True, help="Announce URL (repeat for backups).")
-    @click.option("--webseed", "webseeds", multiple=True, help="Web seed URL (BEP 19; repeatable).")
-    @click.option("--comment", help="Free-text comment.")
-    @click.option(
-        "--no-date", is_flag=True, help="Write no creation date (byte-reproducible file)."
-    )
-    @click.option("--private", is_flag=True, help="Set the private flag (changes the infohash).")
-    @click.option("--workers", type=int, help="Hashing threads (default: every core).")
-    def create(
-        path: Path,
-        output: Path,
-        piece_length: str | None,
-        version: str,
-        name: str | None,
-        trackers: tuple[str, ...],
-        webseeds: tuple[str, ...],
-        comment: str | None,
-        no_date: bool,
-        private: bool,
-        workers: int | None,
-    ) -> None:
-        """Hash PATH (a file or folder) into a reproducible torrent."""
-        options = TorrentOptions(
-            version=version,  # type: ignore[arg-type]
-            piece_length=_size(piece_length) if piece_length else None,
-            name=name,
-            trackers=trackers,
-            webseeds=webseeds,
-            comment=comment,
-            creation_date=None if no_date else int(time.time()),
-            private=private,
-            workers=workers,
-            processes=True,  # `phono` is import-safe for worker processes
+    if info.infohash_v1:
+        console.print(f"infohash v1 {info.infohash_v1}")
+    if info.infohash_v2:
+        console.print(f"infohash v2 {info.infohash_v2}")
+    console.print(escape(info.magnet()), soft_wrap=True)
+
+
+@command("info", group=torrent)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--all", "all_files", is_flag=True, help="List every file (default: the first 50)."
+)
+def info_cmd(file: Path, as_json: bool, all_files: bool) -> None:
+    """Show a torrent's name, files, sizes, piece length, infohashes and magnet link."""
+    info = read_torrent(file)
+    if as_json:
+        click.echo(orjson.dumps(_as_dict(info), option=orjson.OPT_INDENT_2).decode())
+    else:
+        _print_info(info, 0 if all_files else 50)
+
+
+@command("verify", group=torrent)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+def verify(file: Path, data_dir: Path, as_json: bool) -> None:
+    """Check the data in DATA_DIR against torrent FILE; exit 0 only if everything matches.
+
+    DATA_DIR is where a client saved the torrent (holding its file or
+    folder), or the torrent's folder itself. Checks v1 pieces and, for v2
+    and hybrid torrents, every file's merkle root.
+    """
+    info = read_torrent(file)
+    with progress_bar("verifying", info.total_size / (1 << 20), unit="MiB") as advance:
+        report = verify_torrent(info, data_dir, progress=lambda n: advance(n / (1 << 20)))
+    problems = [
+        (kind, path)
+        for kind, paths in (
+            ("missing", report.missing),
+            ("truncated", report.truncated),
+            ("oversized", report.oversized),
+            ("corrupt", report.corrupt),
+            ("unexpected", report.extra),
         )
-        total = content_size(path)
-        with progress_bar("hashing", total / (1 << 20), unit="MiB") as advance:
-            info = create_torrent(path, options, progress=lambda n: advance(n / (1 << 20)))
-        write_bytes(output, info.metainfo)
-        console.print(
-            f"wrote {escape(str(output))}: {info.version}, {_mib(info.total_size)}, "
-            f"{len(info.data_files)} files, pieces of {_mib(info.piece_length)}"
+        for path in paths
+    ]
+    if as_json:
+        click.echo(
+            orjson.dumps(
+                {
+                    "ok": report.ok,
+                    "root": str(report.root),
+                    "files_checked": report.files_checked,
+                    "bytes_checked": report.bytes_checked,
+                    "bad_pieces": report.bad_pieces,
+                    "problems": [{"kind": k, "path": p} for k, p in problems],
+                },
+                option=orjson.OPT_INDENT_2,
+            ).decode()
         )
-        if info.infohash_v1:
-            console.print(f"infohash v1 {info.infohash_v1}")
-        if info.infohash_v2:
-            console.print(f"infohash v2 {info.infohash_v2}")
-        console.print(escape(info.magnet()), soft_wrap=True)
-
-    @command(torrent, "info")
-    @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-    @click.option(
-        "--all", "all_files", is_flag=True, help="List every file (default: the first 50)."
-    )
-    def info_cmd(file: Path, as_json: bool, all_files: bool) -> None:
-        """Show a torrent's name, files, sizes, piece length, infohashes and magnet link."""
-        info = read_torrent(file)
-        if as_json:
-            click.echo(orjson.dumps(_as_dict(info), option=orjson.OPT_INDENT_2).decode())
-        else:
-            _print_info(info, 0 if all_files else 50)
-
-    @command(torrent, "verify")
-    @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-    @click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-    @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
-    def verify(file: Path, data_dir: Path, as_json: bool) -> None:
-        """Check the data in DATA_DIR against torrent FILE; exit 0 only if everything matches.
-
-        DATA_DIR is where a client saved the torrent (holding its file or
-        folder), or the torrent's folder itself. Checks v1 pieces and, for v2
-        and hybrid torrents, every file's merkle root.
-        """
-        info = read_torrent(file)
-        with progress_bar("verifying", info.total_size / (1 << 20), unit="MiB") as advance:
-            report = verify_torrent(info, data_dir, progress=lambda n: advance(n / (1 << 20)))
-        problems = [
-            (kind, path)
-            for kind, paths in (
-                ("missing", report.missing),
-                ("truncated", report.truncated),
-                ("oversized", report.oversized),
-                ("corrupt", report.corrupt),
-                ("unexpected", report.extra),
-            )
-            for path in paths
-        ]
-        if as_json:
-            click.echo(
-                orjson.dumps(
-                    {
-                        "ok": report.ok,
-                        "root": str(report.root),
-                        "files_checked": report.files_checked,
-                        "bytes_checked": report.bytes_checked,
-                        "bad_pieces": report.bad_pieces,
-                        "problems": [{"kind": k, "path": p} for k, p in problems],
-                    },
-                    option=orjson.OPT_INDENT_2,
-                ).decode()
-            )
-        else:
-            if not report.root.exists():
-                # A renamed or misplaced folder: one line, not one per file.
-                console.print(
-                    f"[red]{'missing':>10}[/] {escape(str(report.root))} "
-                    f"(all {len(report.missing)} files of the torrent)",
-                    highlight=False,
-                )
-            else:
-                for kind, path in problems:
-                    console.print(f"[red]{kind:>10}[/] {escape(path)}", highlight=False)
-            n = len(problems)
-            verdict = "[green]OK[/]" if report.ok else f"[bold red]{n} problem{'s' * (n != 1)}[/]"
+    else:
+        if not report.root.exists():
+            # A renamed or misplaced folder: one line, not one per file.
             console.print(
-                f"{verdict}: {report.files_checked} files, {_mib(report.bytes_checked)} "
-                f"under {escape(str(report.root))}"
-                + (f", {report.bad_pieces} bad pieces" if report.bad_pieces else "")
+                f"[red]{'missing':>10}[/] {escape(str(report.root))} "
+                f"(all {len(report.missing)} files of the torrent)",
+                highlight=False,
             )
-        if not report.ok:
-            if not as_json:
-                err_console.print(f"[bold red]error:[/] {escape(str(file))}: data does not match")
-            sys.exit(IntegrityError.exit_code)
+        else:
+            for kind, path in problems:
+                console.print(f"[red]{kind:>10}[/] {escape(path)}", highlight=False)
+        n = len(problems)
+        verdict = "[green]OK[/]" if report.ok else f"[bold red]{n} problem{'s' * (n != 1)}[/]"
+        console.print(
+            f"{verdict}: {report.files_checked} files, {_mib(report.bytes_checked)} "
+            f"under {escape(str(report.root))}"
+            + (f", {report.bad_pieces} bad pieces" if report.bad_pieces else "")
+        )
+    if not report.ok:
+        if not as_json:
+            err_console.print(f"[bold red]error:[/] {escape(str(file))}: data does not match")
+        sys.exit(IntegrityError.exit_code)
