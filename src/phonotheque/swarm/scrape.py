@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from urllib.parse import quote_from_bytes, urlsplit, urlunsplit
 
 from phonotheque.errors import PhonoError
-from phonotheque.pack import bencode
+from phonotheque.torrent import _bencode as bencode  # moved from pack/ with the torrent engine
 
 UDP_BATCH = 74  # BEP 15: "Up to about 74 torrents can be scraped at once"
 HTTP_BATCH = 50
