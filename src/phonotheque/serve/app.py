@@ -23,9 +23,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
 
 from phonotheque import isrc as isrc_mod
 from phonotheque.errors import InvalidISRC
@@ -176,158 +176,194 @@ def _int_param(request: Request, name: str, default: int) -> int:
     return int(raw)
 
 
-def create_app(options: ServeOptions) -> Starlette:
-    """The ASGI app serving ``options.publish`` (opened now, so a bad folder fails early)."""
-    publish = Path(options.publish)
-    db = PublishedDB(publish / METADATA, cache_size=options.cache_size)
-    env = _env()
-    site = {"name": db.info.get("name", "Phonothèque")}
+@dataclass(frozen=True)
+class _Archive:
+    """What every handler reads: the published folder, its database and the page templates."""
 
-    def page(name: str, http_status: int = 200, **context: Any) -> HTMLResponse:
-        body = env.get_template(name).render(site=site, **context)
+    publish: Path
+    db: PublishedDB
+    env: Environment
+    site: dict[str, Any]
+
+    def page(self, name: str, http_status: int = 200, **context: Any) -> HTMLResponse:
+        body = self.env.get_template(name).render(site=self.site, **context)
         return HTMLResponse(body, http_status)
 
-    def coverage_image() -> Path | None:
+    def coverage_image(self) -> Path | None:
         for name in COVERAGE_IMAGES:
-            if (publish / name).is_file():
-                return publish / name
+            if (self.publish / name).is_file():
+                return self.publish / name
         return None
 
-    # -- HTML ------------------------------------------------------------------------
-    async def home(request: Request) -> Response:
-        if request.query_params.get("q"):
-            return RedirectResponse(f"/search?{urlencode({'q': request.query_params['q']})}")
-        return page("home.html", stats=db.stats(), q="")
 
-    async def search_page(request: Request) -> Response:
-        q = request.query_params.get("q", "")
-        try:
-            offset = _int_param(request, "offset", 0)
-            limit = _int_param(request, "limit", DEFAULT_LIMIT)
-            result: SearchPage | None = await run_in_threadpool(db.search, q, limit, offset)
-            error = None
-        except BadQuery as exc:
-            result, error = None, str(exc)
-        if result is not None and result.kind == "isrc" and len(result.results) == 1 and not offset:
-            return RedirectResponse(f"/track/{result.results[0]['id']}", 303)
-        more = None
-        if result is not None and result.next_offset is not None:
-            more = "/search?" + urlencode({"q": q, "offset": result.next_offset, "limit": limit})
-        prev = None
-        if result is not None and result.offset > 0:
-            prev = "/search?" + urlencode({"q": q, "offset": max(0, offset - limit), "limit": limit})
-        return page(
-            "search.html", 400 if error else 200, q=q[:200], page=result, error=error,
-            more=more, prev=prev,
-        )  # fmt: skip
+def _archive(request: Request) -> _Archive:
+    archive: _Archive = request.app.state.archive
+    return archive
 
-    async def track_page(request: Request) -> Response:
-        raw = request.path_params["id"]
-        track = db.track(int(raw)) if raw.isdigit() and len(raw) <= 19 else None
-        if track is None:
-            raise HTTPException(404, "no such track in this archive")
-        return page("track.html", track=track, q="")
 
-    async def torrents_page(request: Request) -> Response:
-        torrents = db.torrents()
-        current = [t for t in torrents if not t["obsolete"]]
-        return page(
-            "torrents.html", current=current, obsolete=[t for t in torrents if t["obsolete"]],
-            total=sum(t["size"] for t in current), q="",
-        )  # fmt: skip
+# -- HTML ------------------------------------------------------------------------------
+async def home(request: Request) -> Response:
+    a = _archive(request)
+    if request.query_params.get("q"):
+        return RedirectResponse(f"/search?{urlencode({'q': request.query_params['q']})}")
+    return a.page("home.html", stats=a.db.stats(), q="")
 
-    async def coverage_page(request: Request) -> Response:
-        image = coverage_image()
-        chart = None if image else _coverage_svg(await run_in_threadpool(db.coverage))
-        html_report = (publish / "coverage.html").is_file()
-        return page(
-            "coverage.html", image=f"/{image.name}" if image else None, chart=chart,
-            html_report=html_report, stats=db.stats(), q="",
-        )  # fmt: skip
 
-    async def coverage_file(request: Request) -> Response:
-        name = request.url.path.lstrip("/")
-        path = publish / name
-        if name not in (*COVERAGE_IMAGES, "coverage.html") or not path.is_file():
-            raise HTTPException(404, "not published")
-        return FileResponse(path)
-
-    async def stats_page(request: Request) -> Response:
-        return page("stats.html", stats=db.stats(), info=db.info, q="")
-
-    async def api_page(request: Request) -> Response:
-        return page("api.html", q="", spec=openapi.SPEC)
-
-    # -- JSON API --------------------------------------------------------------------
-    async def api_search(request: Request) -> Response:
-        q = request.query_params.get("q")
-        if q is None:
-            return _api_error(400, "missing_q", "q: required")
+async def search_page(request: Request) -> Response:
+    a = _archive(request)
+    q = request.query_params.get("q", "")
+    try:
+        offset = _int_param(request, "offset", 0)
         limit = _int_param(request, "limit", DEFAULT_LIMIT)
-        offset = _int_param(request, "offset", 0)
-        result = await run_in_threadpool(db.search, q, limit, offset)
-        return JSON(result.as_dict())
+        result: SearchPage | None = await run_in_threadpool(a.db.search, q, limit, offset)
+        error = None
+    except BadQuery as exc:
+        result, error = None, str(exc)
+    if result is not None and result.kind == "isrc" and len(result.results) == 1 and not offset:
+        return RedirectResponse(f"/track/{result.results[0]['id']}", 303)
+    more = None
+    if result is not None and result.next_offset is not None:
+        more = "/search?" + urlencode({"q": q, "offset": result.next_offset, "limit": limit})
+    prev = None
+    if result is not None and result.offset > 0:
+        prev = "/search?" + urlencode({"q": q, "offset": max(0, offset - limit), "limit": limit})
+    return a.page(
+        "search.html", 400 if error else 200, q=q[:200], page=result, error=error,
+        more=more, prev=prev,
+    )  # fmt: skip
 
-    async def api_isrc(request: Request) -> Response:
-        raw = request.path_params["isrc"]
-        if len(raw) > 40:
-            return _api_error(400, "invalid_isrc", f"{raw[:40]!r}...: too long to be an ISRC")
-        try:
-            code = isrc_mod.parse(raw)
-        except InvalidISRC as exc:
-            return _api_error(400, "invalid_isrc", str(exc))
-        rows = db.by_isrc(code.code)
-        if not rows:
-            return _api_error(404, "not_found", f"{code.code}: no track with this ISRC here")
-        return JSON({"isrc": code.code, "count": len(rows), "results": rows})
 
-    async def api_track(request: Request) -> Response:
-        raw = request.path_params["id"]
-        if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or int(raw) > MAX_ID:
-            return _api_error(400, "bad_id", f"id: must be a positive integer, got {raw[:40]!r}")
-        track = db.track(int(raw))
-        if track is None:
-            return _api_error(404, "not_found", f"track {raw}: not in this archive")
-        return JSON(track)
+async def track_page(request: Request) -> Response:
+    a = _archive(request)
+    raw = request.path_params["id"]
+    track = a.db.track(int(raw)) if raw.isdigit() and len(raw) <= 19 else None
+    if track is None:
+        raise HTTPException(404, "no such track in this archive")
+    return a.page("track.html", track=track, q="")
 
-    async def api_torrents(request: Request) -> Response:
-        limit = _int_param(request, "limit", MAX_TORRENT_LIMIT)
-        offset = _int_param(request, "offset", 0)
-        rows = db.torrents(limit, offset)
-        total = db.torrent_count()
-        more = offset + len(rows) < total
-        return JSON(
-            {"total": total, "limit": limit, "offset": offset, "count": len(rows),
-             "next_offset": offset + len(rows) if more else None, "torrents": rows}
-        )  # fmt: skip
 
-    async def api_stats(request: Request) -> Response:
-        return JSON({"info": db.info, "stats": db.stats()})
+async def torrents_page(request: Request) -> Response:
+    a = _archive(request)
+    torrents = a.db.torrents()
+    current = [t for t in torrents if not t["obsolete"]]
+    return a.page(
+        "torrents.html", current=current, obsolete=[t for t in torrents if t["obsolete"]],
+        total=sum(t["size"] for t in current), q="",
+    )  # fmt: skip
 
-    async def api_openapi(request: Request) -> Response:
-        return JSON(openapi.SPEC)
 
-    # -- errors ----------------------------------------------------------------------
-    async def bad_query(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, BadQuery)
-        if request.url.path.startswith("/api/"):
-            return _api_error(400, exc.code, str(exc))
-        return page("error.html", 400, status=400, message=str(exc), q="")
+async def coverage_page(request: Request) -> Response:
+    a = _archive(request)
+    image = a.coverage_image()
+    chart = None if image else _coverage_svg(await run_in_threadpool(a.db.coverage))
+    html_report = (a.publish / "coverage.html").is_file()
+    return a.page(
+        "coverage.html", image=f"/{image.name}" if image else None, chart=chart,
+        html_report=html_report, stats=a.db.stats(), q="",
+    )  # fmt: skip
 
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        if request.url.path.startswith("/api/") or request.url.path == "/openapi.json":
-            return _api_error(exc.status_code, "not_found" if exc.status_code == 404 else "http",
-                              str(exc.detail))
-        return page("error.html", exc.status_code, status=exc.status_code, message=exc.detail, q="")
 
-    async def server_error(request: Request, exc: Exception) -> Response:
-        # Never leak internals; the log (uvicorn) has the traceback.
-        if request.url.path.startswith("/api/"):
-            return _api_error(500, "internal", "internal error")
-        return page("error.html", 500, status=500, message="internal error", q="")
+async def coverage_file(request: Request) -> Response:
+    name = request.url.path.lstrip("/")
+    path = _archive(request).publish / name
+    if name not in (*COVERAGE_IMAGES, "coverage.html") or not path.is_file():
+        raise HTTPException(404, "not published")
+    return FileResponse(path)
 
-    routes = [
+
+async def stats_page(request: Request) -> Response:
+    a = _archive(request)
+    return a.page("stats.html", stats=a.db.stats(), info=a.db.info, q="")
+
+
+async def api_page(request: Request) -> Response:
+    return _archive(request).page("api.html", q="", spec=openapi.SPEC)
+
+
+# -- JSON API --------------------------------------------------------------------------
+async def api_search(request: Request) -> Response:
+    q = request.query_params.get("q")
+    if q is None:
+        return _api_error(400, "missing_q", "q: required")
+    limit = _int_param(request, "limit", DEFAULT_LIMIT)
+    offset = _int_param(request, "offset", 0)
+    result = await run_in_threadpool(_archive(request).db.search, q, limit, offset)
+    return JSON(result.as_dict())
+
+
+async def api_isrc(request: Request) -> Response:
+    raw = request.path_params["isrc"]
+    if len(raw) > 40:
+        return _api_error(400, "invalid_isrc", f"{raw[:40]!r}...: too long to be an ISRC")
+    try:
+        code = isrc_mod.parse(raw)
+    except InvalidISRC as exc:
+        return _api_error(400, "invalid_isrc", str(exc))
+    rows = _archive(request).db.by_isrc(code.code)
+    if not rows:
+        return _api_error(404, "not_found", f"{code.code}: no track with this ISRC here")
+    return JSON({"isrc": code.code, "count": len(rows), "results": rows})
+
+
+async def api_track(request: Request) -> Response:
+    raw = request.path_params["id"]
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or int(raw) > MAX_ID:
+        return _api_error(400, "bad_id", f"id: must be a positive integer, got {raw[:40]!r}")
+    track = _archive(request).db.track(int(raw))
+    if track is None:
+        return _api_error(404, "not_found", f"track {raw}: not in this archive")
+    return JSON(track)
+
+
+async def api_torrents(request: Request) -> Response:
+    db = _archive(request).db
+    limit = _int_param(request, "limit", MAX_TORRENT_LIMIT)
+    offset = _int_param(request, "offset", 0)
+    rows = db.torrents(limit, offset)
+    total = db.torrent_count()
+    more = offset + len(rows) < total
+    return JSON(
+        {"total": total, "limit": limit, "offset": offset, "count": len(rows),
+         "next_offset": offset + len(rows) if more else None, "torrents": rows}
+    )  # fmt: skip
+
+
+async def api_stats(request: Request) -> Response:
+    db = _archive(request).db
+    return JSON({"info": db.info, "stats": db.stats()})
+
+
+async def api_openapi(request: Request) -> Response:
+    return JSON(openapi.SPEC)
+
+
+# -- errors ----------------------------------------------------------------------------
+async def bad_query(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BadQuery)
+    if request.url.path.startswith("/api/"):
+        return _api_error(400, exc.code, str(exc))
+    return _archive(request).page("error.html", 400, status=400, message=str(exc), q="")
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if request.url.path.startswith("/api/") or request.url.path == "/openapi.json":
+        return _api_error(exc.status_code, "not_found" if exc.status_code == 404 else "http",
+                          str(exc.detail))
+    return _archive(request).page("error.html", exc.status_code, status=exc.status_code,
+                                  message=exc.detail, q="")
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    # Never leak internals; the log (uvicorn) has the traceback.
+    if request.url.path.startswith("/api/"):
+        return _api_error(500, "internal", "internal error")
+    return _archive(request).page("error.html", 500, status=500, message="internal error", q="")
+
+
+def _routes() -> list[BaseRoute]:
+    """Every URL the app answers, in one place."""
+    return [
         Route("/", home),
         Route("/search", search_page),
         Route("/track/{id}", track_page),
@@ -346,14 +382,22 @@ def create_app(options: ServeOptions) -> Starlette:
         Route("/openapi.json", api_openapi),
         Mount("/static", StaticFiles(directory=_STATIC), name="static"),
     ]
-    app = Starlette(
-        routes=routes,
-        exception_handlers={
-            BadQuery: bad_query,
-            HTTPException: http_error,
-            Exception: server_error,
-        },
-    )
+
+
+_EXCEPTION_HANDLERS: dict[Any, ExceptionHandler] = {
+    BadQuery: bad_query,
+    HTTPException: http_error,
+    Exception: server_error,
+}
+
+
+def create_app(options: ServeOptions) -> Starlette:
+    """The ASGI app serving ``options.publish`` (opened now, so a bad folder fails early)."""
+    publish = Path(options.publish)
+    db = PublishedDB(publish / METADATA, cache_size=options.cache_size)
+    site = {"name": db.info.get("name", "Phonothèque")}
+    app = Starlette(routes=_routes(), exception_handlers=_EXCEPTION_HANDLERS)
+    app.state.archive = _Archive(publish, db, _env(), site)
     app.state.db = db
     app.add_middleware(_SecurityHeaders)
     return app
