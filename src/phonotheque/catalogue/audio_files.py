@@ -75,7 +75,7 @@ def record_audio_file(store: Store, f: AudioFile, stamp: str | None = None) -> N
             f.replaygain_gain, f.replaygain_peak, f.reconstruction, stamp or now_iso()))
 
 
-def set_btv2_roots(store: Store, roots: Iterable[tuple[int, str]]) -> None:
+def set_btv2_roots(store: Store, roots: Iterable[tuple[int, str | None]]) -> None:
     """Store ``(audio_file_id, merkle_root)`` pairs the packer computed."""
     with store.transaction() as conn:
         conn.executemany(

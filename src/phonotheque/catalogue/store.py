@@ -239,6 +239,9 @@ class Store:
             (key, value),
         )
 
+    def delete_meta(self, key: str) -> None:
+        self.conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+
     # -- batched writes -----------------------------------------------------
 
     def write(

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from phonotheque.atomic import write_bytes
+from phonotheque.catalogue import art as art_tables
+from phonotheque.catalogue import torrents
 from phonotheque.catalogue.store import Store
 from phonotheque.pack import art as art_mod
 from phonotheque.pack.layout import EPOCH, aac_time, art_file_name, iso, next_second
 from phonotheque.pack.options import PackOptions, PackReport, Progress
 from phonotheque.pack.steps_common import (
+    built,
     drop_obsolete_payloads,
     last_timestamp,
-    mark_built,
-    obsolete,
     sha256_file,
     torrent_options,
 )
@@ -64,24 +65,10 @@ def pack_art(
         if r["release_id"] not in scanned
     ]
     arts = sorted(kept + found, key=lambda a: a.release_id)
-    with store.transaction():
-        # Releases no longer packed lose their art and will be looked at again if they return.
-        gone = "SELECT release_id FROM {t} WHERE release_id NOT IN (SELECT id FROM temp.packed_release)"
-        conn.execute(f"DELETE FROM art_scan WHERE release_id IN ({gone.format(t='art_scan')})")
-        conn.execute(f"DELETE FROM release_art WHERE release_id IN ({gone.format(t='release_art')})")
-        found_ids = {a.release_id for a in found}
-        conn.executemany(
-            "INSERT OR REPLACE INTO art_scan(release_id, found) VALUES (?, ?)",
-            [(i, int(i in found_ids)) for i in sorted(scanned)],
-        )
-        conn.executemany("DELETE FROM release_art WHERE release_id = ?",
-                         [(i,) for i in sorted(scanned)])
-        conn.executemany(
-            "INSERT INTO release_art(release_id, sha256, size, mime, member, origin, source) "
-            "VALUES (?,?,?,?,?,?,?)",
-            [(a.release_id, a.image.sha256, a.image.size, a.image.mime, a.image.member, a.origin,
-              a.image.path) for a in found],
-        )
+    # Releases no longer packed lose their art and will be looked at again if they return.
+    art_tables.record_art_scan(store, "temp.packed_release", scanned, [
+        art_tables.ChosenArt(a.release_id, a.image.sha256, a.image.size, a.image.mime,
+                             a.image.member, a.origin, a.image.path) for a in found])
     signature = art_mod.art_signature(arts)
     current = conn.execute(
         "SELECT * FROM torrent WHERE kind = 'art' AND obsolete = 0 AND built = 1"
@@ -92,7 +79,7 @@ def pack_art(
         return
     new_id = None
     if arts:
-        last = last_timestamp(conn)
+        last = last_timestamp(store)
         candidates = [t for t in (options.not_before,) if t is not None]
         if last is not None:
             candidates.append(next_second(last))
@@ -107,21 +94,17 @@ def pack_art(
         report.art_torrent = name
     with store.transaction():
         if arts:
-            cur = conn.execute(
-                """INSERT INTO torrent(kind, role, name, torrent_path, data_path, size, files,
-                       created_at, aac_from, aac_to, built)
-                   VALUES ('art', 'art', ?, ?, ?, 0, 1, ?, ?, ?, 0)""",
-                (name, f"torrents/{name}.torrent", f"torrents/{name}", iso(ts), stamp, stamp),
-            )
-            new_id = int(cur.lastrowid or 0)
             f = info.data_files[0]
-            conn.execute(
-                """INSERT INTO torrent_file(torrent_id, path, size, sha256, pieces_root, role)
-                   VALUES (?, ?, ?, ?, ?, 'art')""",
-                (new_id, f.path, f.size, digest, f.pieces_root.hex() if f.pieces_root else None),
-            )
-            mark_built(conn, new_id, info)
+            new_id = torrents.add_torrent(
+                store,
+                torrents.NewTorrent(
+                    kind="art", role="art", name=name, torrent_path=f"torrents/{name}.torrent",
+                    data_path=f"torrents/{name}", size=0, files=1, created_at=iso(ts),
+                    aac_from=stamp, aac_to=stamp),
+                [torrents.Member(f.path, f.size, "art", sha256=digest,
+                                 pieces_root=f.pieces_root.hex() if f.pieces_root else None)],
+                built(info))
             store.set_meta(f"art.signature:{name}", signature)
         if current is not None:
-            obsolete(conn, current["id"], new_id)
+            torrents.mark_obsolete(store, current["id"], new_id)
     drop_obsolete_payloads(ws, store)

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from phonotheque.atomic import write_bytes
+from phonotheque.catalogue import audio_files, torrents
 from phonotheque.catalogue.store import Store
 from phonotheque.executors import Executor
 from phonotheque.model import Reject
@@ -19,7 +20,7 @@ from phonotheque.pack.folder_job import (
 )
 from phonotheque.pack.layout import EPOCH, meta_file_name, parse_iso
 from phonotheque.pack.options import PackOptions, PackReport, Progress
-from phonotheque.pack.steps_common import mark_built, sha256_file, torrent_options
+from phonotheque.pack.steps_common import built, sha256_file, torrent_options
 from phonotheque.torrent import create_torrent, read_torrent
 from phonotheque.workspace import Workspace
 
@@ -142,38 +143,25 @@ def record(store: Store, t: sqlite3.Row, job: FolderJob, result: FolderResult) -
                    for d in result.dropped]
     dropped = result.dropped_ids
     if result.metainfo is None:
-        with store.transaction():
-            conn.execute("DELETE FROM torrent_file WHERE torrent_id = ?", (t["id"],))
-            conn.execute("UPDATE torrent SET superseded_by = NULL WHERE superseded_by = ?", (t["id"],))
-            conn.execute("DELETE FROM torrent WHERE id = ?", (t["id"],))
+        torrents.drop_planned(store, t["id"])
         return out
     info = read_torrent(result.metainfo)
     kept = [m for m in job.members if m.audio_file_id not in dropped]
     roots = {f.path: f.pieces_root.hex() if f.pieces_root else None for f in info.data_files}
     with store.transaction():
         if dropped:
-            conn.executemany(
-                "DELETE FROM torrent_file WHERE torrent_id = ? AND audio_file_id = ?",
-                [(t["id"], i) for i in sorted(dropped)],
-            )
+            torrents.drop_members(store, t["id"], sorted(dropped))
+        btv2_roots: list[tuple[int, str | None]] = []
         for m in kept:
             root = roots.get(m.dst)
             if m.role == "patch":
                 digest, size = result.patch_hashes[m.dst]
-                conn.execute(
-                    "UPDATE torrent_file SET pieces_root = ?, sha256 = ?, size = ? "
-                    "WHERE torrent_id = ? AND path = ?",
-                    (root, digest, size, t["id"], m.dst),
-                )
+                torrents.set_member_roots(store, t["id"], m.dst, root, digest, size)
             else:
-                conn.execute(
-                    "UPDATE torrent_file SET pieces_root = ? WHERE torrent_id = ? AND path = ?",
-                    (root, t["id"], m.dst),
-                )
-                conn.execute(
-                    "UPDATE audio_file SET btv2_root = ? WHERE id = ?", (root, m.audio_file_id)
-                )
-        mark_built(conn, t["id"], info)
+                torrents.set_member_roots(store, t["id"], m.dst, root)
+                btv2_roots.append((m.audio_file_id, root))
+        audio_files.set_btv2_roots(store, btv2_roots)
+        torrents.mark_built(store, t["id"], built(info))
     old = conn.execute("SELECT name FROM torrent WHERE superseded_by = ? AND kind = 'data'",
                        (t["id"],)).fetchone()
     out.replaced = old["name"] if old is not None else None
@@ -213,21 +201,15 @@ def ensure_meta_files(
         info = create_torrent(out, torrent_options(options, name, ts))
         write_bytes(ws.torrents / f"{name}.torrent", info.metainfo)
         digest = sha256_file(out, None)
-        with store.transaction():
-            cur = conn.execute(
-                """INSERT INTO torrent(kind, role, band, name, torrent_path, data_path, size,
-                       files, created_at, layout, collection, aac_from, aac_to, generation,
-                       describes, wave, built)
-                   VALUES ('meta', 'aac_meta', ?, ?, ?, ?, 0, 1, ?, ?, ?, ?, ?, ?, ?, ?, 0)""",
-                (d["band"], name, f"torrents/{name}.torrent", f"torrents/{name}",
-                 d["created_at"], d["layout"], d["collection"], d["aac_from"], d["aac_to"],
-                 d["generation"], d["id"], d["wave"]),
-            )
-            mid = int(cur.lastrowid or 0)
-            f = info.data_files[0]
-            conn.execute(
-                """INSERT INTO torrent_file(torrent_id, path, size, sha256, pieces_root, role)
-                   VALUES (?, ?, ?, ?, ?, 'aac_meta')""",
-                (mid, f.path, f.size, digest, f.pieces_root.hex() if f.pieces_root else None),
-            )
-            mark_built(conn, mid, info)
+        f = info.data_files[0]
+        torrents.add_torrent(
+            store,
+            torrents.NewTorrent(
+                kind="meta", role="aac_meta", band=d["band"], name=name,
+                torrent_path=f"torrents/{name}.torrent", data_path=f"torrents/{name}", size=0,
+                files=1, created_at=d["created_at"], layout=d["layout"],
+                collection=d["collection"], aac_from=d["aac_from"], aac_to=d["aac_to"],
+                generation=d["generation"], describes=d["id"], wave=d["wave"]),
+            [torrents.Member(f.path, f.size, "aac_meta", sha256=digest,
+                             pieces_root=f.pieces_root.hex() if f.pieces_root else None)],
+            built(info))

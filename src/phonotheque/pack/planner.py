@@ -11,8 +11,8 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
+from phonotheque.catalogue import torrents
 from phonotheque.catalogue.store import Store
 from phonotheque.pack.bands import Caps, Member, plan_folders
 from phonotheque.pack.layout import (
@@ -28,7 +28,7 @@ from phonotheque.pack.layout import (
     readable_layout,
 )
 from phonotheque.pack.options import PackOptions, PackReport
-from phonotheque.pack.steps_common import last_timestamp, obsolete
+from phonotheque.pack.steps_common import last_timestamp
 from phonotheque.workspace import Workspace
 
 DEFAULT_PATCH_SUFFIX = ".zstdpatch"
@@ -96,7 +96,7 @@ def plan(ws: Workspace, store: Store, options: PackOptions, report: PackReport) 
         ex = parse_iso(store.scalar("SELECT max(added_at) FROM exclusion"))
         if ex:
             candidates.append(ex)
-    last = last_timestamp(conn)
+    last = last_timestamp(store)
     if last is not None:
         candidates.append(next_second(last))
     base = max(candidates) if candidates else EPOCH
@@ -110,9 +110,9 @@ def plan(ws: Workspace, store: Store, options: PackOptions, report: PackReport) 
             if f.members:
                 ts = base + timedelta(seconds=k)
                 k += 1
-                new_id = insert_planned(ws, conn, options, f, ts, generation)
+                new_id = insert_planned(ws, store, options, f, ts, generation)
             if f.replaces is not None:
-                obsolete(conn, f.replaces, new_id)
+                torrents.mark_obsolete(store, f.replaces, new_id)
                 if new_id is None:
                     gone = conn.execute("SELECT name FROM torrent WHERE id = ?", (f.replaces,))
                     report.rebuilt.append((gone.fetchone()[0], None))
@@ -165,7 +165,7 @@ def readable_paths(conn: sqlite3.Connection, members: list[Member]) -> dict[int,
 
 def insert_planned(
     ws: Workspace,
-    conn: sqlite3.Connection,
+    store: Store,
     options: PackOptions,
     f: Planned,
     ts: datetime,
@@ -175,8 +175,9 @@ def insert_planned(
     stamp = aac_time(ts)
     aac = options.layout == "aac"
     name = data_folder_name(options.prefix, collection, stamp, stamp, aac)
+    conn = store.conn
     readable = None if aac else readable_paths(conn, f.members)
-    files: list[tuple[Any, ...]] = []
+    files: list[torrents.Member] = []
     total = 0
     ids = [m.audio_file_id for m in f.members]
     rows: dict[int, sqlite3.Row] = {}
@@ -192,24 +193,17 @@ def insert_planned(
         r = rows[m.audio_file_id]
         aacid = str(make_aacid(collection, stamp, str(r["track_id"]), bytes.fromhex(r["sha256"])))
         path = aacid if readable is None else readable[m.audio_file_id]
-        files.append((path, m.audio_file_id, r["size"], r["sha256"], "audio", aacid))
+        files.append(torrents.Member(path, r["size"], "audio", m.audio_file_id, r["sha256"],
+                                     aacid=aacid))
         total += r["size"]
         if r["patch_path"]:
             suffix = Path(r["patch_path"]).suffix or DEFAULT_PATCH_SUFFIX
             psize = m.nbytes - r["size"] if m.nfiles == 2 else 0
-            files.append((path + suffix, m.audio_file_id, psize, None, "patch", aacid))
+            files.append(torrents.Member(path + suffix, psize, "patch", m.audio_file_id,
+                                         aacid=aacid))
             total += psize
-    cur = conn.execute(
-        """INSERT INTO torrent(kind, role, band, name, torrent_path, data_path, size, files,
-               created_at, layout, collection, aac_from, aac_to, generation, built)
-           VALUES ('data', 'audio', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)""",
-        (f.band, name, f"torrents/{name}.torrent", f"torrents/{name}", total, len(files),
-         iso(ts), options.layout, collection, stamp, stamp, generation),
-    )
-    tid = int(cur.lastrowid or 0)
-    conn.executemany(
-        """INSERT INTO torrent_file(torrent_id, path, audio_file_id, size, sha256, role, aacid)
-           VALUES (?, ?, ?, ?, ?, ?, ?)""",
-        [(tid, *row) for row in files],
-    )
-    return tid
+    return torrents.add_torrent(store, torrents.NewTorrent(
+        kind="data", role="audio", band=f.band, name=name, torrent_path=f"torrents/{name}.torrent",
+        data_path=f"torrents/{name}", size=total, files=len(files), created_at=iso(ts),
+        layout=options.layout, collection=collection, aac_from=stamp, aac_to=stamp,
+        generation=generation), files)

@@ -6,10 +6,10 @@ import errno
 import hashlib
 import os
 import shutil
-import sqlite3
 from datetime import datetime
 from pathlib import Path
 
+from phonotheque.catalogue import torrents
 from phonotheque.catalogue.store import Store
 from phonotheque.errors import wrap_os_error
 from phonotheque.pack.layout import parse_aac_time
@@ -18,16 +18,9 @@ from phonotheque.torrent import TorrentInfo, TorrentOptions
 from phonotheque.workspace import Workspace
 
 
-def last_timestamp(conn: sqlite3.Connection) -> datetime | None:
-    row = conn.execute("SELECT max(aac_to) FROM torrent WHERE aac_to IS NOT NULL").fetchone()
-    return parse_aac_time(row[0]) if row and row[0] else None
-
-
-def obsolete(conn: sqlite3.Connection, torrent_id: int, superseded_by: int | None) -> None:
-    conn.execute(
-        "UPDATE torrent SET obsolete = 1, superseded_by = ? WHERE id = ? OR describes = ?",
-        (superseded_by, torrent_id, torrent_id),
-    )
+def last_timestamp(store: Store) -> datetime | None:
+    value = torrents.last_aac_time(store)
+    return parse_aac_time(value) if value else None
 
 
 def torrent_options(options: PackOptions, name: str, ts: datetime) -> TorrentOptions:
@@ -65,12 +58,12 @@ def sha256_file(path: Path, progress: Progress | None) -> str:
     return h.hexdigest()
 
 
-def mark_built(conn: sqlite3.Connection, torrent_id: int, info: TorrentInfo) -> None:
-    conn.execute(
-        """UPDATE torrent SET built = 1, infohash_v1 = ?, infohash_v2 = ?, piece_length = ?,
-               size = ?, files = ?, magnet = ? WHERE id = ?""",
-        (info.infohash_v1, info.infohash_v2, info.piece_length, info.total_size,
-         len(info.data_files), info.magnet(), torrent_id),
+def built(info: TorrentInfo) -> torrents.Built:
+    """What the catalogue keeps of a created torrent."""
+    return torrents.Built(
+        infohash_v1=info.infohash_v1, infohash_v2=info.infohash_v2,
+        piece_length=info.piece_length, size=info.total_size, files=len(info.data_files),
+        magnet=info.magnet(),
     )
 
 

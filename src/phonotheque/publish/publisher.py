@@ -29,10 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from phonotheque.atomic import fsync_dir, sweep_temporaries, temporary_name, write_bytes
+from phonotheque.catalogue import torrents
 from phonotheque.catalogue.store import Store
 from phonotheque.errors import wrap_os_error
 from phonotheque.pack.layout import EPOCH_ISO, aac_time, database_folder_name, iso, parse_iso
 from phonotheque.pack.packer import PackOptions, stored_options
+from phonotheque.pack.steps_common import built
 from phonotheque.publish import index as index_mod
 from phonotheque.publish.export import ExportContext, export_parquet, export_sqlite
 from phonotheque.torrent import TorrentOptions, create_torrent
@@ -212,7 +214,7 @@ def _database_torrent(ws: Workspace, store: Store, pack_opts: PackOptions, stamp
         return str(current["name"])
     # A new database: a new name (a second one at the same time gets a suffix).
     name, n = base, 1
-    while conn.execute("SELECT 1 FROM torrent WHERE name = ?", (name,)).fetchone():
+    while torrents.name_taken(store, name):
         n += 1
         name = f"{base}_{n}"
     if name != base:
@@ -226,18 +228,16 @@ def _database_torrent(ws: Workspace, store: Store, pack_opts: PackOptions, stamp
         raise wrap_os_error(exc, final) from exc
     write_bytes(ws.torrents / f"{name}.torrent", info.metainfo)
     with store.transaction():
-        cur = conn.execute(
-            """INSERT INTO torrent(kind, role, name, torrent_path, data_path, infohash_v1,
-                   infohash_v2, piece_length, size, files, created_at, magnet, built)
-               VALUES ('meta', 'database', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)""",
-            (name, f"torrents/{name}.torrent", f"torrents/{name}", info.infohash_v1,
-             info.infohash_v2, info.piece_length, info.total_size, len(info.data_files),
-             stamp, info.magnet()),
-        )
-        new_id = int(cur.lastrowid or 0)
+        new_id = torrents.add_torrent(
+            store,
+            torrents.NewTorrent(
+                kind="meta", role="database", name=name, torrent_path=f"torrents/{name}.torrent",
+                data_path=f"torrents/{name}", size=info.total_size, files=len(info.data_files),
+                created_at=stamp),
+            built=built(info))
         if current is not None:
-            conn.execute("UPDATE torrent SET obsolete = 1, superseded_by = ? WHERE id = ?",
-                         (new_id, current["id"]))
+            # (nothing describes the database torrent: only it becomes obsolete)
+            torrents.mark_obsolete(store, current["id"], new_id)
     if current is not None:
         shutil.rmtree(ws.root / current["data_path"], ignore_errors=True)
     return name

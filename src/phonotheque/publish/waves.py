@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from phonotheque.catalogue import torrents
 from phonotheque.errors import InputError
 from phonotheque.executors import Executor
 from phonotheque.pack.packer import PackOptions, PackReport, pack, stored_options
@@ -108,19 +109,12 @@ def release(
             previous = store.scalar("SELECT max(released_at) FROM wave")
             released_at = max([*times, previous] if previous else times)
             ids = [c["id"] for c in chosen] + [a["id"] for a in art]
-            marks = ",".join("?" * len(ids))
             with store.transaction():
-                conn.execute(
-                    f"UPDATE torrent SET wave = ? WHERE id IN ({marks}) OR describes IN ({marks})",
-                    [wave, *ids, *ids],
-                )
-                store.set_meta(PENDING, str(wave))
-                conn.execute(
-                    "INSERT INTO wave(id, released_at, torrents, bytes, options) VALUES (?,?,?,?,?)",
-                    (wave, released_at, len(chosen), total, orjson.dumps({
+                torrents.add_wave(
+                    store, wave, released_at, ids, len(chosen), total, orjson.dumps({
                         "wave_bytes": options.wave_bytes, "wave_bands": options.wave_bands,
-                    }, option=orjson.OPT_SORT_KEYS).decode()),
-                )
+                    }, option=orjson.OPT_SORT_KEYS).decode())
+                store.set_meta(PENDING, str(wave))
             report.wave = wave
             report.released = [c["name"] for c in chosen]
             report.bands = bands
@@ -153,5 +147,5 @@ def _publish(
         )
     result = publish(ws, publish_opts, progress)
     with ws.store() as store, store.transaction():
-        store.conn.execute("DELETE FROM meta WHERE key = ?", (PENDING,))
+        store.delete_meta(PENDING)
     return result
