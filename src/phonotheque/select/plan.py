@@ -59,6 +59,7 @@ from typing import Any
 
 import orjson
 
+from phonotheque.catalogue import selection
 from phonotheque.catalogue.ledger import apply_ledger, status_counts
 from phonotheque.catalogue.store import Store, now_iso
 from phonotheque.select.options import SelectOptions
@@ -368,23 +369,17 @@ def _plan(conn: sqlite3.Connection, opts: SelectOptions, step: _Steps,
     # size of works 1..pos taken in rank order, then of the candidates 1..rank
     upto = "(CASE WHEN pos <= :o THEN cum_o ELSE :co + cum_r - :cr END)"
     cum_bytes = f"(CASE WHEN pos <= :c THEN {upto} ELSE :bc + {upto} - :bp END)"
-    # The rank index is dropped for the bulk insert (rows arrive in track id order,
-    # which is random in rank order) and rebuilt by one sort afterwards.
-    x("DROP INDEX IF EXISTS selection_rank")
-    x("DELETE FROM selection")
-    x(f"""INSERT INTO selection(track_id, rank, band, cum_share, tier, est_bytes, priority,
-                                cum_bytes)
+    selection.replace_selection(conn, f"""
           SELECT track_id, {rank}, {band},
                  CASE WHEN :t > 0 THEN min(cum, :cov) * 1.0 / :t ELSE 1.0 END,
                  CASE WHEN pos <= :o THEN 'original' ELSE 'reencode' END,
                  CASE WHEN pos <= :o THEN eo ELSE er END, priority, {cum_bytes}
           FROM sel_ranked WHERE {cand_where} AND pos <= :last
           ORDER BY track_id""",
-      {"o": boundary, "c": cut, "p": positive, "z": zero_taken, "last": last_pos,
-       "dtop": dtop, "zband": zero_band, "nb": opts.bands.n, "nsel": max(chosen, 1),
-       "t": total, "cov": covered, "co": sizes.cum_o(boundary), "cr": sizes.cum_r(boundary),
-       "bc": sizes.upto(cut), "bp": sizes.upto(positive)})
-    x("CREATE INDEX selection_rank ON selection(rank)")
+        {"o": boundary, "c": cut, "p": positive, "z": zero_taken, "last": last_pos,
+         "dtop": dtop, "zband": zero_band, "nb": opts.bands.n, "nsel": max(chosen, 1),
+         "t": total, "cov": covered, "co": sizes.cum_o(boundary), "cr": sizes.cum_r(boundary),
+         "bc": sizes.upto(cut), "bp": sizes.upto(positive)})
     step()
 
     # 9. ledger ---------------------------------------------------------------------
@@ -395,21 +390,18 @@ def _plan(conn: sqlite3.Connection, opts: SelectOptions, step: _Steps,
     report = _report(conn, opts, total=total, works=works, positive=positive, cut=cut,
                      boundary=boundary, zero_taken=zero_taken, chosen=chosen,
                      covered=covered, budget_stopped=budget_stopped)
-    options_json = orjson.dumps(opts.as_dict()).decode()
-    result_json = orjson.dumps(report.summary()).decode()
-    curve_json = orjson.dumps([p.as_list() for p in report.curve]).decode()
+    run = selection.SelectRun(
+        options=orjson.dumps(opts.as_dict()).decode(),
+        result=orjson.dumps(report.summary()).decode(),
+        curve=orjson.dumps([p.as_list() for p in report.curve]).decode(),
+    )
     # A run that reaches the same plan as the last one is not a new selection:
     # recording it would change the catalogue's "data as of" time (which the
     # published files carry) although nothing else changed.
-    last = conn.execute(
-        "SELECT options, result, curve FROM select_run ORDER BY id DESC LIMIT 1").fetchone()
-    if last is None or (last[0], _timeless(last[1]), last[2]) != (
-            options_json, _timeless(result_json), curve_json):
-        conn.execute(
-            "INSERT INTO select_run(started_at, finished_at, options, result, curve) "
-            "VALUES (?,?,?,?,?)",
-            (started_at, now_iso(), options_json, result_json, curve_json),
-        )
+    last = selection.last_run(conn)
+    if last is None or (last.options, _timeless(last.result), last.curve) != (
+            run.options, _timeless(run.result), run.curve):
+        selection.add_run(conn, started_at, run)
     step()
     return report
 
