@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from urllib.parse import quote_from_bytes, urlsplit, urlunsplit
 
 from phonotheque.errors import PhonoError
-from phonotheque.torrent import _bencode as bencode  # moved from pack/ with the torrent engine
+from phonotheque.torrent import bdecode
 
 UDP_BATCH = 74  # BEP 15: "Up to about 74 torrents can be scraped at once"
 HTTP_BATCH = 50
@@ -250,7 +250,7 @@ def _http_get(full: str, url: str, options: ScrapeOptions, deadline: float) -> b
 
 def _parse_http(body: bytes, url: str, asked: set[bytes]) -> dict[bytes, Counts]:
     try:
-        doc = bencode.decode(body, url)
+        doc = bdecode(body, url)
     except PhonoError as exc:
         raise ScrapeError(url, f"garbage reply (not bencode: {exc.problem})") from exc
     if not isinstance(doc, dict):

@@ -12,6 +12,7 @@ never writes files either: a :class:`TorrentInfo` carries its bytes
 (``metainfo``), and callers write them with :mod:`phonotheque.atomic`.
 """
 
+from phonotheque.torrent._bencode import decode as bdecode
 from phonotheque.torrent._create import (
     TorrentOptions,
     auto_piece_length,
@@ -32,6 +33,7 @@ __all__ = [
     "VerifyReport",
     "Version",
     "auto_piece_length",
+    "bdecode",
     "content_root",
     "content_size",
     "create_torrent",
