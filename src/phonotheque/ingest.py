@@ -23,9 +23,9 @@ from pathlib import Path
 
 from phonotheque.catalogue.store import Store
 from phonotheque.errors import InputError
-from phonotheque.model import Checkpoint, Record, Reject, WriteCounts
-from phonotheque.sources import ReadOptions, Source, get
-from phonotheque.sources._base import STAGE, Input
+from phonotheque.model import Checkpoint, Record, Reject, Release, SourceAudio, Track, WriteCounts
+from phonotheque.sources import ReadOptions, Source, bounds, get
+from phonotheque.sources._base import STAGE, Input, printable
 from phonotheque.workspace import Workspace
 
 
@@ -153,12 +153,19 @@ def _one(
     by_kind = state.by_kind
 
     def watch(records: Iterator[Record]) -> Iterator[Record]:
-        # Note the offset each checkpoint reaches so progress can count bytes.
+        # Note the offset each checkpoint reaches so progress can count bytes, and
+        # bring every record within the limits SQLite and later stages can hold.
+        problems: list[str] = []
         try:
             for r in records:
                 if type(r) is Checkpoint and item.progress_size is not None:
                     state.bytes = base_bytes + min(r.offset, item.progress_size)
-                yield r
+                keep = bounds.check(r, problems)
+                if problems:
+                    yield from _bound_rejects(item, r, problems)
+                    problems.clear()
+                if keep:
+                    yield r
         except InputError as exc:
             # This input cannot be read (further): record why and go on with the next.
             # It is marked done, so a re-run skips it until the file changes.
@@ -186,6 +193,22 @@ def _one(
         counts.read - counts.rejected, counts.added, counts.updated, counts.rejected,
     )
     return rep
+
+
+def _bound_rejects(item: Input, record: Record, problems: list[str]) -> Iterator[Reject]:
+    """One reject per value :mod:`~phonotheque.sources.bounds` put right or refused."""
+    prov = getattr(record, "prov", None)
+    locator = prov.locator if prov is not None else ""
+    source = item.source
+    what = ""
+    if type(record) is SourceAudio:
+        source = printable(record.path)
+    elif type(record) is Track and record.mbid is not None:
+        what = f"recording {record.key}: "
+    elif type(record) is Release and record.mbid is not None:
+        what = f"release {record.key}: "
+    for problem in problems:
+        yield Reject(STAGE, source, locator, what + problem)
 
 
 def _prefetch(records: Iterator[Record], chunk: int = 1024, depth: int = 16) -> Iterator[Record]:

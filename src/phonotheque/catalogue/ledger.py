@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 from phonotheque.catalogue.store import Store, now_iso
 from phonotheque.errors import InputError
+from phonotheque.sources.bounds import track_listens_sql
 
 FIXED_STATUSES = (
     "todo", "success", "skipped_isrc_has_download", "skipped_low_priority", "excluded",
@@ -137,9 +138,10 @@ def ledger_entries(store: Store, status: str | None = None, limit: int | None = 
     """
     where, params = _status_filter(status)
     cond = where.replace("WHERE", "AND") if where else ""
-    cols = """l.track_id, t.key, t.title, t.artist_credit, l.status, l.detail, l.updated_at,
+    cols = f"""l.track_id, t.key, t.title, t.artist_credit, l.status, l.detail, l.updated_at,
               s.rank, s.band, s.tier, s.est_bytes,
-              (SELECT coalesce(sum(count), 0) FROM listens x WHERE x.track_id = l.track_id)"""
+              (SELECT {track_listens_sql("count")} FROM listens x
+               WHERE x.track_id = l.track_id)"""
     want = -1 if limit is None else limit
     # CROSS JOIN keeps selection as the outer loop, walked by rank
     rows = store.conn.execute(

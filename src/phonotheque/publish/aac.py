@@ -27,6 +27,7 @@ import pyzstd
 from phonotheque.atomic import atomic_path
 from phonotheque.errors import InputError, wrap_os_error
 from phonotheque.publish.export import public_source
+from phonotheque.sources.bounds import track_listens_sql
 
 LEVEL = 12  # t2sz uses 22; 12 keeps most of the ratio at a fraction of the time
 FRAME_BYTES = 4 * 2**20  # uncompressed bytes per seekable frame
@@ -95,7 +96,8 @@ def item_records(
                        r.title AS release_title, r.date, r.label, r.barcode,
                        r.artist_credit AS release_artist_credit,
                        s.rank, s.band,
-                       (SELECT sum(count) FROM listens l WHERE l.track_id = t.id) AS listens,
+                       (SELECT CASE WHEN count(count) THEN {track_listens_sql("count")} END
+                        FROM listens l WHERE l.track_id = t.id) AS listens,
                        a.tier, a.container, a.codec, a.bitrate, a.duration_ms, a.size, a.sha256,
                        a.original_sha256, a.original_size, a.replaygain_gain, a.replaygain_peak,
                        a.btv2_root

@@ -32,6 +32,7 @@ from phonotheque.atomic import atomic_path
 from phonotheque.catalogue.schema import SCHEMA_VERSION
 from phonotheque.errors import StorageError, wrap_os_error
 from phonotheque.publish.dbschema import DDL, PUBLISH_SCHEMA_VERSION
+from phonotheque.sources.bounds import track_listens_sql
 
 # Tables exported to Parquet, in this order (FTS shadow tables are not data).
 PARQUET_TABLES = (
@@ -103,10 +104,11 @@ def _fill(conn: sqlite3.Connection, ctx: ExportContext) -> dict[str, int]:
     ex("INSERT INTO artist SELECT id, mbid, name, sort_name FROM cat.artist ORDER BY id")
     ex("""INSERT INTO release SELECT id, mbid, title, date, label, barcode, artist_credit
           FROM cat.release ORDER BY id""")
-    ex("""INSERT INTO track
+    ex(f"""INSERT INTO track
           SELECT t.id, t.mbid, t.title, t.artist_credit, t.release_id, t.disc, t.position,
                  t.duration_ms, public_source(t.source), t.licence,
-                 coalesce((SELECT sum(l.count) FROM cat.listens l WHERE l.track_id = t.id), 0),
+                 (SELECT {track_listens_sql("l.count")} FROM cat.listens l
+                  WHERE l.track_id = t.id),
                  s.rank, s.band, coalesce(a.tier, s.tier),
                  CASE WHEN t.excluded THEN 'excluded'
                       ELSE coalesce(g.status, CASE WHEN s.track_id IS NULL THEN 'not_selected'
@@ -184,10 +186,11 @@ def _stats(conn: sqlite3.Connection) -> dict[str, Any]:
     def one(sql: str) -> Any:
         return conn.execute(sql).fetchone()[0]
 
-    listens_total = one("SELECT coalesce(sum(listens), 0) FROM track")
+    # total(): a float sum, which cannot overflow as sum() can past 2^63
+    listens_total = int(one("SELECT total(listens) FROM track"))
     archived = "(SELECT DISTINCT f.track_id FROM file f JOIN torrent o ON o.id = f.torrent_id " \
                "WHERE o.obsolete = 0)"
-    listens_archived = one(f"SELECT coalesce(sum(listens), 0) FROM track WHERE id IN {archived}")
+    listens_archived = int(one(f"SELECT total(listens) FROM track WHERE id IN {archived}"))
     s: dict[str, Any] = {
         "tracks": one("SELECT count(*) FROM track"),
         "artists": one("SELECT count(*) FROM artist"),

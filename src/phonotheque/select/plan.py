@@ -64,6 +64,7 @@ from phonotheque.catalogue.ledger import apply_ledger, status_counts
 from phonotheque.catalogue.store import Store, now_iso
 from phonotheque.select.options import SelectOptions
 from phonotheque.select.report import BandSize, CurvePoint, SelectReport, TierSize
+from phonotheque.sources.bounds import track_listens_sql
 from phonotheque.workspace import Workspace
 
 # progress(step, done, total): one call per finished step.
@@ -169,6 +170,9 @@ def _first(conn: sqlite3.Connection, table: str, key: str, pred: str, lo: int, h
     return a
 
 
+_INT64_MAX = 2**63 - 1
+
+
 def _ceil_share(share: float, total: int) -> int:
     """``ceil(share · total)`` exactly (share as written in decimal, not its binary float)."""
     return int((Decimal(repr(share)) * total).to_integral_value(rounding=ROUND_CEILING))
@@ -181,7 +185,7 @@ def _plan(conn: sqlite3.Connection, opts: SelectOptions, step: _Steps,
 
     # 1. listens per track -------------------------------------------------------
     x("CREATE TEMP TABLE sel_listens(track_id INTEGER PRIMARY KEY, listens INTEGER NOT NULL)")
-    x("""INSERT INTO sel_listens SELECT track_id, sum(count) FROM listens
+    x(f"""INSERT INTO sel_listens SELECT track_id, {track_listens_sql('count')} FROM listens
          WHERE track_id IS NOT NULL GROUP BY track_id""")
     step()
 
@@ -225,7 +229,8 @@ def _plan(conn: sqlite3.Connection, opts: SelectOptions, step: _Steps,
                 a.size, coalesce(a.dur, t.duration_ms)
          FROM track t LEFT JOIN sel_listens l ON l.track_id = t.id
                       LEFT JOIN sel_audio a ON a.track_id = t.id""")
-    total = int(_scalar(conn, "SELECT coalesce(sum(listens), 0) FROM sel_track WHERE excluded = 0"))
+    # Sums over tracks with total(): floats never overflow (see sources.bounds).
+    total = int(_scalar(conn, "SELECT total(listens) FROM sel_track WHERE excluded = 0"))
     step()
 
     # 4. secondary priority of zero-listen tracks -------------------------------
@@ -236,14 +241,14 @@ def _plan(conn: sqlite3.Connection, opts: SelectOptions, step: _Steps,
         conn, "SELECT 1 FROM sel_track WHERE excluded = 0 AND listens = 0 LIMIT 1") is not None
     if has_zero:
         x("""INSERT INTO sel_art
-             SELECT ta.artist_id, coalesce(sum(l.listens), 0) FROM track_artist ta
+             SELECT ta.artist_id, total(l.listens) FROM track_artist ta
              LEFT JOIN sel_listens l ON l.track_id = ta.track_id
              WHERE ta.artist_id IN (SELECT z.artist_id FROM track_artist z
                                     JOIN sel_track s ON s.track_id = z.track_id
                                     WHERE s.excluded = 0 AND s.listens = 0)
              GROUP BY ta.artist_id""")
         x("""INSERT INTO sel_rel
-             SELECT t.release_id, coalesce(sum(l.listens), 0) FROM track t
+             SELECT t.release_id, total(l.listens) FROM track t
              LEFT JOIN sel_listens l ON l.track_id = t.id
              WHERE t.release_id IN (SELECT release_id FROM sel_track
                                     WHERE excluded = 0 AND listens = 0)
@@ -266,7 +271,7 @@ def _plan(conn: sqlite3.Connection, opts: SelectOptions, step: _Steps,
                                    rep_key TEXT NOT NULL, grp_listens INTEGER NOT NULL)""")
     x("""INSERT INTO sel_rep
          SELECT track_id, first_value(track_id) OVER w, first_value(key) OVER w,
-                sum(listens) OVER (PARTITION BY grp)
+                total(listens) OVER (PARTITION BY grp)
          FROM (SELECT g.grp, s.track_id, s.listens, p.priority, s.size IS NOT NULL AS has_audio,
                       s.key
                FROM sel_grp g JOIN sel_track s ON s.track_id = g.track_id
@@ -285,7 +290,7 @@ def _plan(conn: sqlite3.Connection, opts: SelectOptions, step: _Steps,
            priority REAL, eo INTEGER NOT NULL, er INTEGER NOT NULL, cum INTEGER NOT NULL,
            cum_o INTEGER NOT NULL, cum_r INTEGER NOT NULL)""")
     x(f"""INSERT INTO sel_ranked(track_id, listens, priority, eo, er, cum, cum_o, cum_r)
-          SELECT track_id, lis, prio, eo, er, sum(lis) OVER w, sum(eo) OVER w, sum(er) OVER w
+          SELECT track_id, lis, prio, eo, er, total(lis) OVER w, sum(eo) OVER w, sum(er) OVER w
           FROM (SELECT track_id, lis, prio, has_audio, key, {eo} AS eo, {er} AS er
                 FROM (SELECT s.track_id, coalesce(r.grp_listens, s.listens) AS lis,
                              CASE WHEN coalesce(r.grp_listens, s.listens) = 0
@@ -302,7 +307,7 @@ def _plan(conn: sqlite3.Connection, opts: SelectOptions, step: _Steps,
     # 6. cuts ---------------------------------------------------------------------
     works = int(_scalar(conn, "SELECT coalesce(max(pos), 0) FROM sel_ranked"))
     positive = _first(conn, "sel_ranked", "pos", "listens = 0", 1, works) - 1
-    need = _ceil_share(opts.coverage, total)
+    need = min(_ceil_share(opts.coverage, total), _INT64_MAX)  # an SQLite parameter
     cut = 0 if need <= 0 else _first(conn, "sel_ranked", "pos", "cum >= :n", 1, positive,
                                      {"n": need})
     cut = min(cut, positive)
@@ -310,7 +315,7 @@ def _plan(conn: sqlite3.Connection, opts: SelectOptions, step: _Steps,
         boundary = _first(conn, "sel_ranked", "pos", "listens < :t", 1, works,
                           {"t": opts.tail_threshold}) - 1
     else:
-        oneed = _ceil_share(opts.original_share, total)
+        oneed = min(_ceil_share(opts.original_share, total), _INT64_MAX)
         boundary = 0 if oneed <= 0 else min(
             _first(conn, "sel_ranked", "pos", "cum >= :n", 1, positive, {"n": oneed}), positive)
     zero_taken = _first(conn, "sel_ranked", "pos", "coalesce(priority, -1) < :t",
@@ -465,9 +470,9 @@ def _report(conn: sqlite3.Connection, opts: SelectOptions, *, total: int, works:
                   (SELECT count(*) FROM sel_rep WHERE rep_id != track_id)
            FROM sel_track""").fetchone()
     excluded_listens = int(_scalar(
-        conn, "SELECT coalesce(sum(listens), 0) FROM sel_track WHERE excluded = 1"))
+        conn, "SELECT total(listens) FROM sel_track WHERE excluded = 1"))
     unresolved = int(_scalar(
-        conn, "SELECT coalesce(sum(count), 0) FROM listens WHERE track_id IS NULL"))
+        conn, "SELECT total(count) FROM listens WHERE track_id IS NULL"))
     # Tier and band are non-decreasing along rank, so their extents are found by
     # binary search on the rank index instead of a GROUP BY over every row.
     def at(col: str, rank: int) -> Any:

@@ -387,14 +387,14 @@ class PublishedDB:
         if self._coverage is None:
             conn = self._conn()
             n, total = conn.execute(
-                "SELECT count(*), coalesce(sum(listens), 0) FROM track WHERE rank IS NOT NULL"
+                "SELECT count(*), total(listens) FROM track WHERE rank IS NOT NULL"
             ).fetchone()
             curve: list[tuple[int, float]] = [(0, 0.0)]
             if n and total:
                 step = max(1, -(-n // points))
                 acc = 0
                 for bucket, s in conn.execute(
-                    "SELECT (rank - 1) / ?, sum(listens) FROM track WHERE rank IS NOT NULL"
+                    "SELECT (rank - 1) / ?, total(listens) FROM track WHERE rank IS NOT NULL"
                     " GROUP BY 1 ORDER BY 1",
                     (step,),
                 ):

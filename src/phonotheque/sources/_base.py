@@ -8,12 +8,17 @@ the store how far the records yielded so far reach, so a killed run resumes.
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import lzma
 import os
 import stat
+import tarfile
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol, cast
 
 from phonotheque.errors import InputError, wrap_os_error
 from phonotheque.model import Checkpoint, Record, Reject
@@ -142,8 +147,46 @@ def checkpoint(item: Input, kind: str, offset: int, line: int, done: bool = Fals
     )
 
 
-def lines(path: Path, start: int = 0, first_line: int = 0) -> Iterator[tuple[int, int, bytes]]:
-    """Yield ``(line number, offset after the line, raw line)`` from byte ``start`` on."""
+# Longest input line read (bytes). A longer line is refused (reject) without
+# being held in memory, and reading goes on after it.
+MAX_LINE = 64 << 20
+
+
+def bounded_lines(f: IO[bytes], max_line: int | None = None) -> Iterator[tuple[bytes | None, int]]:
+    """Yield ``(raw line, its length)`` from ``f``; ``raw`` is None for a line over ``max_line``.
+
+    ``readline(limit)`` keeps memory bounded by the limit; the rest of an
+    overlong line is skipped in 1 MiB steps, so time stays linear in its length.
+    """
+    limit = MAX_LINE if max_line is None else max_line
+    readline = f.readline
+    while True:
+        raw = readline(limit + 1)
+        if not raw:
+            return
+        if len(raw) <= limit:
+            yield raw, len(raw)
+            continue
+        length = len(raw)
+        del raw
+        while True:
+            rest = readline(1 << 20)
+            length += len(rest)
+            if not rest or rest.endswith(b"\n"):
+                break
+        yield None, length
+
+
+def too_long(length: int) -> str:
+    """The reject reason for a line :func:`bounded_lines` refused."""
+    return f"line of {length:,} bytes is longer than the limit of {MAX_LINE:,} bytes"
+
+
+def lines(path: Path, start: int = 0, first_line: int = 0) -> Iterator[tuple[int, int, bytes | None]]:
+    """Yield ``(line number, offset after the line, raw line)`` from byte ``start`` on.
+
+    ``raw`` is None for a line longer than :data:`MAX_LINE` (see :func:`bounded_lines`).
+    """
     try:
         f = open(path, "rb", buffering=1 << 20)  # noqa: SIM115 - closed below
     except OSError as exc:
@@ -153,7 +196,37 @@ def lines(path: Path, start: int = 0, first_line: int = 0) -> Iterator[tuple[int
             f.seek(start)
         pos = start
         n = first_line
-        for raw in f:
+        for raw, length in bounded_lines(f):
             n += 1
-            pos += len(raw)
+            pos += length
             yield n, pos, raw
+
+
+# Compressed tar streams by magic bytes -> opener of a decompressing file object.
+_COMPRESSED: tuple[tuple[bytes, Callable[[IO[bytes]], IO[bytes]]], ...] = (
+    (b"\xfd7zXZ\x00", lambda f: cast(IO[bytes], lzma.open(f))),
+    (b"\x1f\x8b", lambda f: cast(IO[bytes], gzip.open(f))),
+    (b"BZh", lambda f: cast(IO[bytes], bz2.open(f))),
+)
+
+
+@contextmanager
+def open_tar_stream(path: Path) -> Iterator[tarfile.TarFile]:
+    """A streaming ``TarFile`` over a plain, xz, gzip or bzip2 tar archive.
+
+    Decompression is done here, not by ``tarfile``'s ``r|*`` mode: that one keeps
+    each decompressed block in one buffer and copies what is left of it on every
+    read, so a block that decompresses to a long run (a 64 MiB line) is copied
+    over and over (quadratic). The standard decompressing readers bound each step.
+    """
+    try:
+        raw = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise wrap_os_error(exc, printable(path)) from exc
+    with raw:
+        head = raw.read(6)
+        raw.seek(0)
+        opener = next((o for magic, o in _COMPRESSED if head.startswith(magic)), None)
+        stream = raw if opener is None else opener(raw)
+        with stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+            yield tar

@@ -58,6 +58,8 @@ USER_COLUMNS = ("total_user_count", "user_count", "users")
 _MBID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _BATCH_ROWS = 65_536
 _INT = re.compile(r"^[+-]?[0-9]+$")
+# A track id is a positive SQLite rowid: at most 19 digits (range checked by int below).
+_TRACK_ID = re.compile(r"^\+?0*[1-9][0-9]{0,17}$")
 
 
 class _BadRow(ValueError):
@@ -79,10 +81,11 @@ def _key(kind: str, raw: Any) -> str:
         except InvalidISRC as exc:
             raise _BadRow(str(exc)) from None
     if kind == "track_id":
-        try:
-            return str(int(raw))
-        except (TypeError, ValueError):
-            raise _BadRow(f"invalid track id {raw!r}") from None
+        text = str(raw).strip()
+        if not _TRACK_ID.match(text):
+            shown = text if len(text) <= 40 else text[:37] + "..."
+            raise _BadRow(f"invalid track id {shown!r}")
+        return str(int(text))
     raise _BadRow(f"unknown key kind {kind}")
 
 
@@ -95,6 +98,9 @@ def _count(raw: Any, what: str = "count") -> int:
     elif isinstance(raw, float) and raw.is_integer():
         value = int(raw)
     elif isinstance(raw, str) and _INT.match(raw.strip()):
+        digits = raw.strip().lstrip("+-").lstrip("0")
+        if len(digits) > 100:  # past MAX_LISTENS anyway; int() of 5,000 digits raises
+            raise _BadRow(f"{what} of {len(digits):,} digits is out of range")
         value = int(raw.strip())
     else:
         raise _BadRow(f"invalid {what} {raw!r} (not a whole number)")
@@ -321,6 +327,12 @@ def _columns(
     count_col = _pick(item, lower, names, options.count_column, COUNT_COLUMNS, "count",
                       "--count-column")
     users_col = next((lower[c] for c in USER_COLUMNS if c in lower), None)
+    for col in (key_col, count_col, users_col):
+        # Arrow keeps every duplicate as a column of the same name and then refuses
+        # to pick one; which of them holds the values is anybody's guess.
+        if col is not None and sum(n.lower() == col.lower() for n in names) > 1:
+            raise InputError(item.source, f"header: column {col!r} appears more than once "
+                                          f"(columns: {names})")
     return key_col, kind, count_col, users_col
 
 

@@ -30,14 +30,23 @@ import sqlite3
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
 from phonotheque import isrc as isrc_mod
 from phonotheque.errors import InputError, InvalidISRC, wrap_os_error
 from phonotheque.model import Artist, Provenance, Record, Release, Track, TrackISRC
-from phonotheque.sources._base import Input, ReadOptions, checkpoint, printable, reject
+from phonotheque.sources._base import (
+    Input,
+    ReadOptions,
+    bounded_lines,
+    checkpoint,
+    open_tar_stream,
+    printable,
+    reject,
+    too_long,
+)
 
 KIND = "mbdump"
 LICENCE = "CC0-1.0"
@@ -54,6 +63,7 @@ TABLES: dict[str, tuple[tuple[tuple[str, int], ...], int]] = {
     "medium": ((("id", 0), ("release", 1), ("position", 2)), 3),
     "release": ((("id", 0), ("gid", 1), ("name", 2), ("artist_credit", 3), ("barcode", 9)), 10),
 }
+_INT64 = 2**63 - 1
 _INTEGER = {"id", "artist_credit", "position", "artist", "recording", "medium", "release",
             "length"}
 _LOAD_BATCH = 50_000
@@ -105,13 +115,17 @@ class _Loader:
         self.rejects: list[Record] = []
         self.rows: dict[str, int] = {}
 
-    def load(self, table: str, stream: Iterable[bytes]) -> None:
+    def load(self, table: str, stream: IO[bytes]) -> None:
         cols, minimum = TABLES[table]
         marks = ",".join("?" * (len(cols) + 1))
         sql = f"INSERT INTO {table} VALUES ({marks})"
         batch: list[tuple[object, ...]] = []
         n = 0
-        for n, raw in enumerate(stream, start=1):
+        for n, (raw, length) in enumerate(bounded_lines(stream), start=1):
+            if raw is None:
+                self.rejects.append(reject(self.reject_source, f"{self.prefix}{table}:line {n}",
+                                           too_long(length)))
+                continue
             try:
                 fields = copy_fields(raw)
             except UnicodeDecodeError as exc:
@@ -132,6 +146,11 @@ class _Loader:
             except ValueError as exc:
                 self.rejects.append(reject(self.reject_source, f"{self.prefix}{table}:line {n}",
                                            f"not a number: {exc}"))
+                continue
+            big = next((v for v in row if type(v) is int and not -_INT64 <= v <= _INT64), None)
+            if big is not None:
+                self.rejects.append(reject(self.reject_source, f"{self.prefix}{table}:line {n}",
+                                           f"number out of range ({len(str(big))} digits)"))
                 continue
             batch.append((*row, n))
             if len(batch) >= _LOAD_BATCH:
@@ -210,7 +229,7 @@ class MusicBrainzDump:
             return None
         where = "archive"
         try:
-            with tarfile.open(item.path, mode="r|*") as tar:
+            with open_tar_stream(item.path) as tar:
                 for member in tar:
                     parts = member.name.split("/")
                     name = parts[-1]

@@ -21,6 +21,7 @@ idempotent upserts, so nothing is counted twice).
 from __future__ import annotations
 
 import lzma
+import math
 import re
 import tarfile
 import zlib
@@ -37,11 +38,14 @@ from phonotheque.sources._base import (
     CHECKPOINT_EVERY,
     Input,
     ReadOptions,
+    bounded_lines,
     checkpoint,
     expand_files,
     lines,
+    open_tar_stream,
     printable,
     reject,
+    too_long,
 )
 
 KIND = "musicbrainz"
@@ -79,6 +83,15 @@ def _text(value: Any) -> str | None:
         return None
     s = (value if type(value) is str else str(value)).strip()
     return s or None
+
+
+def _length(value: Any) -> int | None:
+    """A positive length in ms as an int (range checked by :mod:`.bounds`), else None."""
+    if type(value) is float and math.isfinite(value) and value > 0:
+        return int(value)
+    if type(value) is int and value > 0:
+        return value
+    return None
 
 
 class _Missing(ValueError):
@@ -237,7 +250,7 @@ class _Parser:
             release_key=placement[0] if placement else None,
             disc=placement[1] if placement else None,
             position=placement[2] if placement else None,
-            duration_ms=int(length) if isinstance(length, int | float) and length > 0 else None,
+            duration_ms=_length(length),
             prov=prov,
         ))
         for raw in rec.get("isrcs") or ():
@@ -283,19 +296,22 @@ class MusicBrainzJSON:
     def _lines(self, item: Input, parser: _Parser, start: int, line: int) -> Iterator[Record]:
         pos, n = start, line
         loads = orjson.loads
+        before = start
         for n, pos, raw in lines(item.path, start, line):
-            if raw.isspace():
-                continue
             locator = f"line {n}"
-            try:
-                obj = loads(raw)
-            except orjson.JSONDecodeError as exc:
-                why = f"malformed JSON: {exc}"
-                if not raw.endswith(b"\n"):
-                    why = f"truncated line (no newline at end of file); {why}"
-                yield reject(item.source, locator, why)
-            else:
-                yield from parser.entity(obj, None, locator)
+            if raw is None:
+                yield reject(item.source, locator, too_long(pos - before))
+            elif not raw.isspace():
+                try:
+                    obj = loads(raw)
+                except orjson.JSONDecodeError as exc:
+                    why = f"malformed JSON: {exc}"
+                    if not raw.endswith(b"\n"):
+                        why = f"truncated line (no newline at end of file); {why}"
+                    yield reject(item.source, locator, why)
+                else:
+                    yield from parser.entity(obj, None, locator)
+            before = pos
             if n % CHECKPOINT_EVERY == 0:
                 yield checkpoint(item, KIND, pos, n)
         yield checkpoint(item, KIND, pos, n, done=True)
@@ -321,7 +337,7 @@ class MusicBrainzJSON:
         locator = "archive"
         loads = orjson.loads
         try:
-            with tarfile.open(item.path, mode="r|*") as tar:
+            with open_tar_stream(item.path) as tar:
                 for member in tar:
                     entity = member.name.rsplit("/", 1)[-1]
                     if not member.isfile() or entity not in _ENTITIES:
@@ -331,13 +347,18 @@ class MusicBrainzJSON:
                         continue
                     n = 0
                     locator = f"{member.name}:start"
-                    for raw in f:
+                    for raw, length in bounded_lines(f):
                         n += 1
                         total_lines += 1
-                        pos += len(raw)
-                        if pos <= start or raw.isspace():
+                        pos += length
+                        if pos <= start:
                             continue  # already written by the run that was interrupted
                         locator = f"{member.name}:line {n}"
+                        if raw is None:
+                            yield reject(item.source, locator, too_long(length))
+                            continue
+                        if raw.isspace():
+                            continue
                         try:
                             obj = loads(raw)
                         except orjson.JSONDecodeError as exc:

@@ -70,7 +70,10 @@ AUDIO_SUFFIXES = frozenset(
 )
 _MBID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _DATE = re.compile(r"^(\d{4})(?:[-/.](\d{1,2})(?:[-/.](\d{1,2}))?)?(?:[T ].*)?$")
-_NUMBER = re.compile(r"^\s*(\d+)\s*(?:/\s*(\d+)\s*)?$")
+_NUMBER = re.compile(r"^\s*([0-9]+)\s*(?:/\s*([0-9]+)\s*)?$")
+# Longest disc or track number read as a number: more digits are refused before
+# int() (a 5,000-digit TRACKNUMBER passes Python's digit limit and raises).
+_NUMBER_DIGITS = 9
 
 Fields = dict[str, list[str]]
 
@@ -268,9 +271,14 @@ def _number(raw: str | None, name: str, problems: list[str]) -> int | None:
         return None
     m = _NUMBER.match(raw)
     if not m:
-        problems.append(f"tag {name}: unparseable value {raw!r}")
+        shown = raw if len(raw) <= 40 else raw[:37] + "..."
+        problems.append(f"tag {name}: unparseable value {shown!r}")
         return None
-    return int(m.group(1))
+    digits = m.group(1).lstrip("0") or "0"
+    if len(digits) > _NUMBER_DIGITS:
+        problems.append(f"tag {name}: a {len(digits):,}-digit number is out of range")
+        return None
+    return int(digits)
 
 
 def _sha1(text: str) -> str:
@@ -287,10 +295,22 @@ def _mbid(raw: str | None, name: str, problems: list[str]) -> str | None:
     return v
 
 
+def _undecodable(fields: Fields, problems: list[str]) -> None:
+    """Report values mutagen decoded with U+FFFD in place of bytes that were not UTF-8.
+
+    The value is kept (with the replacement characters): the rest of it is still
+    the best text the file offers, but the catalogue should know it is damaged.
+    """
+    for name, values in fields.items():
+        if any("\ufffd" in v for v in values):
+            problems.append(f"tag {name}: not valid UTF-8 (bad bytes stored as U+FFFD)")
+
+
 def describe(path: str, audio: Any, size: int, mtime_ns: int) -> tuple[SourceAudio, list[str]]:
     """A SourceAudio (with fallback records) for one parsed file, and tag problems found."""
     t = read_tags(audio)
     problems = t.problems
+    _undecodable(t.fields, problems)
     info = audio.info
     container, codec = CODECS.get(type(audio).__name__, (type(audio).__name__.lower(), ""))
     if type(audio).__name__ == "MP4":
