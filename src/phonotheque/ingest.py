@@ -207,7 +207,7 @@ def _bound_rejects(item: Input, record: Record, problems: list[str]) -> Iterator
         what = f"recording {record.key}: "
     elif type(record) is Release and record.mbid is not None:
         what = f"release {record.key}: "
-    for problem in problems:
+    for problem in dict.fromkeys(problems):  # a file's track repeats the file's duration
         yield Reject(STAGE, source, locator, what + problem)
 
 
