@@ -12,6 +12,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from phonotheque.audio import oggpages
 from phonotheque.errors import InputError
 
 # Decode this many packets before trusting a file.
@@ -111,6 +112,15 @@ def probe(path: Path, decode_packets: int = _DECODE_PACKETS) -> ProbeResult:
         if codec.endswith("float") and codec.startswith("mp"):  # mp3float -> mp3
             codec = codec[: -len("float")]
         bitrate = ctx.bit_rate or container.bit_rate or None
+        if container.format.name == "ogg":
+            # An Ogg file's header duration comes from its last page, so a cut file
+            # announces what is left of it: check for the end-of-stream page instead.
+            try:
+                cut = oggpages.truncation(path)
+            except OSError as exc:
+                raise Refused(path, f"cannot read: {exc.strerror or exc}", "unreadable") from exc
+            if cut is not None:
+                raise Refused(path, f"truncated: {cut}", "truncated")
         return ProbeResult(
             container=container.format.name,
             codec=codec,
