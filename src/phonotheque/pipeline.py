@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from phonotheque.catalogue import selection
 from phonotheque.errors import InputError
 from phonotheque.workspace import Workspace
 
@@ -114,7 +115,7 @@ class BuildReport:
 def _last_selection(ws: Workspace) -> int:
     """Id of the newest recorded selection; select records one only when the plan changes."""
     with ws.store(readonly=True) as store:
-        return int(store.scalar("SELECT coalesce(max(id), 0) FROM select_run"))
+        return selection.last_run_id(store.conn)
 
 
 # -- the stages --------------------------------------------------------------------

@@ -41,9 +41,15 @@ def replace_selection(conn: sqlite3.Connection, rows_sql: str,
 
 
 def last_run(conn: sqlite3.Connection) -> SelectRun | None:
+    """The newest recorded run, or None if the catalogue was never selected."""
     row = conn.execute(
         "SELECT options, result, curve FROM select_run ORDER BY id DESC LIMIT 1").fetchone()
     return None if row is None else SelectRun(row[0], row[1], row[2])
+
+
+def last_run_id(conn: sqlite3.Connection) -> int:
+    """Id of the newest recorded run (0 if none): it changes only when the plan does."""
+    return int(conn.execute("SELECT coalesce(max(id), 0) FROM select_run").fetchone()[0])
 
 
 def add_run(conn: sqlite3.Connection, started_at: str, run: SelectRun) -> None:

@@ -10,6 +10,7 @@ transaction when one is open, so a stage can make several writes atomic.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -156,6 +157,31 @@ def add_wave(store: Store, wave: int, released_at: str, torrent_ids: Sequence[in
             "INSERT INTO wave(id, released_at, torrents, bytes, options) VALUES (?,?,?,?,?)",
             (wave, released_at, torrents, nbytes, options),
         )
+
+
+# Built, current data torrents that no release wave has published yet.
+_UNRELEASED = "kind = 'data' AND built = 1 AND obsolete = 0 AND wave IS NULL"
+
+
+def unreleased(store: Store) -> list[sqlite3.Row]:
+    """Data torrents waiting for a wave, in release order (band, then age)."""
+    return store.query(
+        f"SELECT id, name, band, size, created_at FROM torrent WHERE {_UNRELEASED} "
+        "ORDER BY band, aac_from, id")
+
+
+def unreleased_totals(store: Store) -> tuple[int, int]:
+    """How many data torrents wait for a wave, and their bytes."""
+    row = store.query(
+        f"SELECT count(*), coalesce(sum(size), 0) FROM torrent WHERE {_UNRELEASED}")[0]
+    return int(row[0]), int(row[1])
+
+
+def current_database(store: Store) -> sqlite3.Row | None:
+    """The current torrent over the published database, if any."""
+    rows = store.query(
+        "SELECT * FROM torrent WHERE role = 'database' AND obsolete = 0 AND built = 1")
+    return rows[0] if rows else None
 
 
 def last_aac_time(store: Store) -> str | None:

@@ -113,9 +113,7 @@ def publish(
         report.listed = len(entries)
         report.current = sum(not e["obsolete"] for e in entries)
         report.obsolete = report.listed - report.current
-        report.unreleased = int(store.scalar(
-            "SELECT count(*) FROM torrent WHERE kind = 'data' AND built = 1 AND obsolete = 0 "
-            "AND wave IS NULL"))
+        report.unreleased = torrents.unreleased_totals(store)[0]
     report.files = sorted(
         p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()
     )
@@ -176,12 +174,9 @@ def _copy_public_files(ws: Workspace, store: Store) -> None:
 
 def _database_torrent(ws: Workspace, store: Store, pack_opts: PackOptions, stamp: str) -> str:
     """Make (or keep) the torrent over metadata.sqlite + parquet/; return its name."""
-    conn = store.conn
     ts = parse_iso(stamp)
     assert ts is not None
-    current = conn.execute(
-        "SELECT * FROM torrent WHERE role = 'database' AND obsolete = 0 AND built = 1"
-    ).fetchone()
+    current = torrents.current_database(store)
     base = database_folder_name(pack_opts.prefix, aac_time(ts))
     tmp = temporary_name(ws.torrents / base)
     try:

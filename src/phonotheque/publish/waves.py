@@ -82,11 +82,7 @@ def release(
         report.pack = pack(ws, pack_opts, progress, executor)
     with ws.store() as store:
         conn = store.conn
-        candidates = conn.execute(
-            """SELECT id, name, band, size, created_at FROM torrent
-               WHERE kind = 'data' AND built = 1 AND obsolete = 0 AND wave IS NULL
-               ORDER BY band, aac_from, id"""
-        ).fetchall()
+        candidates = torrents.unreleased(store)
         chosen: list[sqlite3.Row] = []
         bands: list[int] = []
         total = 0
@@ -119,11 +115,7 @@ def release(
             report.released = [c["name"] for c in chosen]
             report.bands = bands
             report.bytes = total
-        rest = conn.execute(
-            "SELECT count(*), coalesce(sum(size), 0) FROM torrent WHERE kind = 'data' "
-            "AND built = 1 AND obsolete = 0 AND wave IS NULL"
-        ).fetchone()
-        report.remaining, report.remaining_bytes = int(rest[0]), int(rest[1])
+        report.remaining, report.remaining_bytes = torrents.unreleased_totals(store)
         if report.pack is not None:
             gone = {old for old, _new in report.pack.rebuilt}
             report.obsoleted = [

@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from phonotheque.catalogue import selection
 from phonotheque.catalogue.store import Store
 from phonotheque.errors import InputError, wrap_os_error
 from phonotheque.select.options import format_size
@@ -34,12 +35,11 @@ def render_report(report: SelectReport, path: Path) -> Path:
 
 def last_run(store: Store) -> tuple[dict[str, Any], list[CurvePoint]] | None:
     """Summary and curve of the most recent selection, or None if never selected."""
-    row = store.conn.execute(
-        "SELECT result, curve FROM select_run ORDER BY id DESC LIMIT 1").fetchone()
-    if row is None:
+    run = selection.last_run(store.conn)
+    if run is None:
         return None
-    curve = [CurvePoint(int(r), float(s), int(b)) for r, s, b in orjson.loads(row[1])]
-    return orjson.loads(row[0]), curve
+    curve = [CurvePoint(int(r), float(s), int(b)) for r, s, b in orjson.loads(run.curve)]
+    return orjson.loads(run.result), curve
 
 
 def render_coverage(summary: dict[str, Any], curve: list[CurvePoint], path: Path) -> Path:
