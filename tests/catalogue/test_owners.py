@@ -81,6 +81,31 @@ def test_every_table_has_exactly_one_owner() -> None:
     assert not shared, f"tables written by more than one owner module: {shared}"
 
 
+def _documented_owners() -> dict[str, str]:
+    """Table -> owner module from docs/architecture.md's "Who owns which table"."""
+    text = (SRC.parents[1] / "docs" / "architecture.md").read_text(encoding="utf-8")
+    section = text.split("## Who owns which table", 1)[1].split("\n## ", 1)[0]
+    out: dict[str, str] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 2 and cells[1].startswith("`catalogue/"):
+            for table in re.findall(r"`(\w+)`", cells[0]):
+                out[table] = cells[1].strip("`")
+    return out
+
+
+def test_architecture_doc_names_each_tables_owner() -> None:
+    owners = {table: rel for rel, path in _modules()
+              if rel.startswith("catalogue/") and rel != "catalogue/schema.py"
+              for _, table in _catalogue_writes(rel, path)}
+    documented = _documented_owners()
+    assert set(documented) == CATALOGUE_TABLES, (
+        f"docs/architecture.md misses {sorted(CATALOGUE_TABLES - set(documented))}, "
+        f"names unknown {sorted(set(documented) - CATALOGUE_TABLES)}")
+    wrong = {t: (documented[t], owners.get(t)) for t in documented if owners.get(t) != documented[t]}
+    assert not wrong, f"docs/architecture.md (documented, actual owner) disagree: {wrong}"
+
+
 def test_owner_writes_join_the_callers_transaction(tmp_path: Path) -> None:
     """A stage groups several owners' writes into one commit; a failure undoes them all."""
     with Store(tmp_path / "c.sqlite", create=True) as store:
