@@ -151,7 +151,7 @@ def in_process(db: Path, sets: dict[str, list[str]]) -> dict[str, float]:
     """The library alone, no HTTP: p50 of the same look-ups, uncached, in this process."""
     from phonotheque.serve.queries import PublishedDB
 
-    pdb = PublishedDB(db, cache_size=0)
+    pdb = PublishedDB(db, cache_bytes=0)
     conn = sqlite3.connect(f"file:{db}?mode=ro&immutable=1", uri=True)
     out = {}
     for kind, fn in (
@@ -207,8 +207,8 @@ def bench_http(db: Path, work: Path, sets: dict[str, list[str]], duration: float
     }
     runs: list[Run] = []
     servers = [
-        ("phono w=1", ["phono", "1", "4096"]),
-        ("phono w=2", ["phono", "2", "4096"]),
+        ("phono w=1", ["phono", "1", "64"]),
+        ("phono w=2", ["phono", "2", "64"]),
         ("phono w=2 nocache", ["phono", "2", "0"]),
         ("datasette", ["datasette"]),
     ]
@@ -219,7 +219,7 @@ def bench_http(db: Path, work: Path, sets: dict[str, list[str]], duration: float
             port = free_port()
             if spec[0] == "phono":
                 cmd = [str(VENV / "phono"), "serve", "--publish", str(publish), "--port", str(port),
-                       "--workers", spec[1], "--cache-size", spec[2]]  # fmt: skip
+                       "--workers", spec[1], "--cache-mb", spec[2]]  # fmt: skip
             else:
                 # Datasette's defaults, as a user runs it (1 s SQL time limit: slower queries
                 # are answered with an error, counted in `errors`)

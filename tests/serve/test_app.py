@@ -117,3 +117,54 @@ def test_published_coverage_image_is_preferred(tmp_path: Path, publish_dir: Path
 def test_missing_publish_folder_fails_early(tmp_path: Path) -> None:
     with pytest.raises(WorkspaceError, match="phono publish"):
         create_app(ServeOptions(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [
+        ("/api/search?q=a&limit=--5", "bad_limit"),
+        ("/api/search?q=a&limit=%C2%B2", "bad_limit"),  # '²': str.isdigit() says yes
+        ("/api/search?q=a&offset=%C2%B9%C2%B2", "bad_offset"),  # '¹²'
+        ("/api/search?q=a&limit=5%C2%B2", "bad_limit"),
+        ("/api/search?q=a&limit=" + "9" * 30, "bad_limit"),
+        ("/api/torrents?offset=-", "bad_offset"),
+        ("/api/tracks/%C2%B2", "bad_id"),
+        ("/api/tracks/0", "bad_id"),
+        ("/api/tracks/-1", "bad_id"),
+        ("/api/tracks/" + "9" * 25, "bad_id"),
+    ],
+)
+def test_hostile_numbers_are_json_400s(client: TestClient, url: str, code: str) -> None:
+    r = client.get(url)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == code
+    assert r.headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize("url", ["/track/%C2%B2", "/track/-3", "/track/abc",
+                                 "/search?q=a&offset=%C2%B9%C2%B2", "/search?q=a&limit=--5"])
+def test_hostile_numbers_in_pages_are_400s(client: TestClient, url: str) -> None:
+    r = client.get(url)
+    assert r.status_code == 400 and "<html" in r.text.lower()
+    assert r.headers["content-security-policy"].startswith("default-src 'none'")
+
+
+def test_every_response_carries_the_security_headers_even_a_500(
+    publish_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(ServeOptions(publish_dir))
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(app.state.db, "stats", broken)
+    client = TestClient(app, raise_server_exceptions=False)
+    for url in ("/api/stats", "/stats", "/", "/api/search?q=a", "/no/such/page"):
+        r = client.get(url)
+        assert r.status_code in (200, 404, 500), url
+        assert r.headers["x-content-type-options"] == "nosniff", url
+        assert r.headers["x-frame-options"] == "DENY", url
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"], url
+    api = client.get("/api/stats")
+    assert api.status_code == 500 and api.json()["error"]["code"] == "internal"
+    assert "a bug" not in api.text

@@ -132,7 +132,7 @@ def test_rank_window_bounds_work_to_the_first_matches(
 ) -> None:
     from phonotheque.serve import queries
 
-    fresh = PublishedDB(publish_dir / "metadata.sqlite", cache_size=0)
+    fresh = PublishedDB(publish_dir / "metadata.sqlite", cache_bytes=0)
     conn = fresh._conn()
     anywhere = [r[0] for r in conn.execute("SELECT rowid FROM track_fts WHERE track_fts MATCH '\"the\"'")]
     assert len(fresh.search("the", 100, 0).results) == len(anywhere) > 6
@@ -160,7 +160,7 @@ def test_common_last_word_is_taken_as_typed(
 
     def titles(probe: int) -> set[str]:
         monkeypatch.setattr(queries, "EXACT_PROBE", probe)
-        fresh = PublishedDB(publish_dir / "metadata.sqlite", cache_size=0)
+        fresh = PublishedDB(publish_dir / "metadata.sqlite", cache_bytes=0)
         return {r["title"] for r in fresh.search("under", 100, 0).results}
 
     # "under" is a word of 2 tracks ("Under the Influence"); as a prefix it also
@@ -175,8 +175,27 @@ def test_no_next_page_beyond_the_offset_limit(
 ) -> None:
     from phonotheque.serve import queries
 
-    fresh = PublishedDB(publish_dir / "metadata.sqlite", cache_size=0)
+    fresh = PublishedDB(publish_dir / "metadata.sqlite", cache_bytes=0)
     monkeypatch.setattr(queries, "MAX_OFFSET", 10)
     assert fresh.search("the", 5, 5).next_offset == 10  # page 10..14 may be asked for
     assert fresh.search("the", 5, 6).next_offset is None  # 11 would be refused
     assert fresh.torrents(1, 5)[0]["id"] > 0  # torrents page with their own bound
+
+
+def test_answer_cache_is_bounded_by_bytes(publish_dir: Path) -> None:
+    budget = 64 << 10
+    db = PublishedDB(publish_dir / "metadata.sqlite", cache_bytes=budget)
+    ids = [r[0] for r in db._conn().execute("SELECT id FROM track")]
+    for word in ("the", "love", "bug", "a", "e", "o", "i", "u", "s", "t", "n", "r"):
+        for offset in range(0, 40, 10):
+            db.search(word, 100, offset)
+    for track_id in ids:
+        db.track(track_id)
+    assert 0 < db.cache.bytes <= budget and len(db.cache) > 0
+    # cached answers come back unchanged, and a hit costs no query
+    first = db.track(ids[-1])
+    assert db.track(ids[-1]) is first
+    # an answer larger than an eighth of the budget is not kept
+    tiny = PublishedDB(publish_dir / "metadata.sqlite", cache_bytes=2048)
+    page = tiny.search("the", 100, 0)
+    assert len(page.results) > 6 and len(tiny.cache) == 0

@@ -68,17 +68,17 @@ def _table(rows: list[TorrentStatus], listen: str) -> Table:
               help="Port (0: any free port).")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Server processes sharing the socket.")
-@click.option("--cache-size", type=click.IntRange(0, 10_000_000), default=4096,
-              show_default=True, help="Answers kept per query kind and worker (0: none).")
+@click.option("--cache-mb", type=click.IntRange(0, 1 << 20), default=64, show_default=True,
+              help="MiB of answers cached per worker, measured as JSON (0: none).")
 def serve(workspace: Path | None, publish: Path | None, host: str, port: int,
-          workers: int, cache_size: int) -> None:  # fmt: skip
+          workers: int, cache_mb: int) -> None:  # fmt: skip
     """Serve the search page and JSON API over the published metadata (read-only)."""
     from phonotheque.serve.app import ServeOptions
     from phonotheque.serve.server import run
 
     folder = publish or _root(workspace) / "publish"
     options = ServeOptions(folder, host=host, port=port, workers=workers,
-                           cache_size=cache_size)  # fmt: skip
+                           cache_bytes=cache_mb << 20)  # fmt: skip
 
     def ready(url: str) -> None:
         console.print(f"search page: [bold]{url}[/]   JSON API: {url}api   (Ctrl-C to stop)",

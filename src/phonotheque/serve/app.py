@@ -10,6 +10,7 @@ pool, where SQLite releases the GIL, so one slow search does not stall the rest.
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from phonotheque import isrc as isrc_mod
 from phonotheque.errors import InvalidISRC
 from phonotheque.serve import openapi
 from phonotheque.serve.queries import (
+    DEFAULT_CACHE_BYTES,
     DEFAULT_LIMIT,
     MAX_ID,
     MAX_TORRENT_LIMIT,
@@ -62,7 +64,7 @@ class ServeOptions:
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1
-    cache_size: int = 4096  # cached answers per kind per worker (the file is immutable)
+    cache_bytes: int = DEFAULT_CACHE_BYTES  # cached answers per worker (the file is immutable)
 
 
 class JSON(Response):
@@ -167,12 +169,35 @@ class _SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+# An integer parameter as the API documents it: ASCII digits, one optional minus.
+# (str.isdigit() also accepts '²' and '¹²', which int() then refuses: a 500.)
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
+
+
+class _App(Starlette):
+    """Starlette with the security headers outside every other layer.
+
+    Middleware added with ``add_middleware`` sits *inside* Starlette's
+    ServerErrorMiddleware, so the 500 page it sends went out without them.
+    """
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return _SecurityHeaders(super().build_middleware_stack())
+
+
 def _int_param(request: Request, name: str, default: int) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    if len(raw) > 20 or not raw.lstrip("-").isdigit():
+    if not _INTEGER.fullmatch(raw):
         raise BadQuery(name, f"must be an integer, got {raw[:40]!r}", f"bad_{name}")
+    return int(raw)
+
+
+def _id_param(raw: str) -> int:
+    """A track id from the path: 1 to MAX_ID in ASCII digits; else BadQuery (400)."""
+    if not _INTEGER.fullmatch(raw) or not 0 < int(raw) <= MAX_ID:
+        raise BadQuery("id", f"must be a positive integer, got {raw[:40]!r}", "bad_id")
     return int(raw)
 
 
@@ -235,8 +260,7 @@ async def search_page(request: Request) -> Response:
 
 async def track_page(request: Request) -> Response:
     a = _archive(request)
-    raw = request.path_params["id"]
-    track = a.db.track(int(raw)) if raw.isdigit() and len(raw) <= 19 else None
+    track = a.db.track(_id_param(request.path_params["id"]))
     if track is None:
         raise HTTPException(404, "no such track in this archive")
     return a.page("track.html", track=track, q="")
@@ -306,12 +330,10 @@ async def api_isrc(request: Request) -> Response:
 
 
 async def api_track(request: Request) -> Response:
-    raw = request.path_params["id"]
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or int(raw) > MAX_ID:
-        return _api_error(400, "bad_id", f"id: must be a positive integer, got {raw[:40]!r}")
-    track = _archive(request).db.track(int(raw))
+    track_id = _id_param(request.path_params["id"])
+    track = _archive(request).db.track(track_id)
     if track is None:
-        return _api_error(404, "not_found", f"track {raw}: not in this archive")
+        return _api_error(404, "not_found", f"track {track_id}: not in this archive")
     return JSON(track)
 
 
@@ -394,12 +416,11 @@ _EXCEPTION_HANDLERS: dict[Any, ExceptionHandler] = {
 def create_app(options: ServeOptions) -> Starlette:
     """The ASGI app serving ``options.publish`` (opened now, so a bad folder fails early)."""
     publish = Path(options.publish)
-    db = PublishedDB(publish / METADATA, cache_size=options.cache_size)
+    db = PublishedDB(publish / METADATA, cache_bytes=options.cache_bytes)
     site = {"name": db.info.get("name", "Phonothèque")}
-    app = Starlette(routes=_routes(), exception_handlers=_EXCEPTION_HANDLERS)
+    app = _App(routes=_routes(), exception_handlers=_EXCEPTION_HANDLERS)
     app.state.archive = _Archive(publish, db, _env(), site)
     app.state.db = db
-    app.add_middleware(_SecurityHeaders)
     return app
 
 

@@ -11,7 +11,6 @@ one shape; they are cached (the file is immutable) and must not be mutated.
 
 from __future__ import annotations
 
-import functools
 import re
 import sqlite3
 import threading
@@ -26,6 +25,10 @@ import orjson
 from phonotheque import isrc as isrc_mod
 from phonotheque.errors import InputError, WorkspaceError
 from phonotheque.publish.dbschema import PUBLISH_SCHEMA_VERSION
+from phonotheque.serve.cache import ByteLRU
+
+# Cached answers per server worker, in bytes of their JSON.
+DEFAULT_CACHE_BYTES = 64 << 20
 
 # Input limits: every value a client sends is bounded before it reaches SQLite.
 MAX_QUERY_CHARS = 200
@@ -137,7 +140,7 @@ def looks_like_isrc(q: str) -> isrc_mod.ISRC | None:
 class PublishedDB:
     """The published metadata database, opened read-only, one connection per thread."""
 
-    def __init__(self, path: Path, *, cache_size: int = 4096) -> None:
+    def __init__(self, path: Path, *, cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise WorkspaceError(self.path, "no published metadata (run `phono publish` first)")
@@ -151,10 +154,8 @@ class PublishedDB:
             )
         self.info = info
         # The file never changes while served, so caching answers is always correct.
-        size = max(0, cache_size)
-        self._search_c = functools.lru_cache(maxsize=size)(self._search)
-        self._by_isrc_c = functools.lru_cache(maxsize=size)(self._by_isrc)
-        self._track_c = functools.lru_cache(maxsize=size)(self._track)
+        # One budget in bytes for every kind of answer (see serve/cache.py).
+        self.cache: ByteLRU[Any] = ByteLRU(cache_bytes)
         self._coverage: list[tuple[int, float]] | None = None
 
     # -- connections -------------------------------------------------------------------
@@ -181,7 +182,7 @@ class PublishedDB:
     # -- search ------------------------------------------------------------------------
     def search(self, q: str, limit: int = DEFAULT_LIMIT, offset: int = 0) -> SearchPage:
         """Search titles, artists, releases and ISRCs; an ISRC query is an exact look-up."""
-        return self._search_c(q, limit, offset)
+        return self.cache.get(("search", q, limit, offset), lambda: self._search(q, limit, offset))
 
     def _search(self, q: str, limit: int = DEFAULT_LIMIT, offset: int = 0) -> SearchPage:
         q = check_query(q)
@@ -228,7 +229,7 @@ class PublishedDB:
 
     def by_isrc(self, code: str) -> list[Row]:
         """Tracks carrying this (normalised) ISRC."""
-        return self._by_isrc_c(code)
+        return self.cache.get(("isrc", code), lambda: self._by_isrc(code))
 
     def _by_isrc(self, code: str) -> list[Row]:
         ids = [
@@ -242,7 +243,7 @@ class PublishedDB:
 
     def track(self, track_id: int) -> Row | None:
         """One track with its artists, ISRCs and files, or None."""
-        return self._track_c(track_id)
+        return self.cache.get(("track", track_id), lambda: self._track(track_id))
 
     def _track(self, track_id: int) -> Row | None:
         if not 0 <= track_id <= MAX_ID:
