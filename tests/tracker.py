@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from phonotheque.torrent import _bencode as bencode
+from phonotheque.torrent import bencode
 
 
 class Tracker(ThreadingHTTPServer):
@@ -32,7 +32,7 @@ class _Announce(BaseHTTPRequestHandler):
         self.server.announces += 1
         compact = b"".join(socket.inet_aton(h) + struct.pack(">H", p)
                            for h, p in self.server.peers)
-        body = bencode.encode({"interval": 30, "min interval": 5, "peers": compact})
+        body = bencode({"interval": 30, "min interval": 5, "peers": compact})
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))

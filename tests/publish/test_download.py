@@ -17,7 +17,8 @@ from click.testing import CliRunner
 from phonotheque.cli import main
 from phonotheque.pack.packer import PackOptions
 from phonotheque.publish.waves import ReleaseOptions, release
-from phonotheque.torrent.session import (
+from phonotheque.workspace import Workspace
+from tests.bt_session import (
     add_download,
     add_seed,
     listen_port,
@@ -25,7 +26,6 @@ from phonotheque.torrent.session import (
     stop_session,
     wait_finished,
 )
-from phonotheque.workspace import Workspace
 from tests.publish.archive import make_archive
 
 TIMEOUT = 45.0

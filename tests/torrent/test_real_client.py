@@ -19,7 +19,7 @@ import pytest
 
 from phonotheque.atomic import write_bytes
 from phonotheque.torrent import TorrentOptions, create_torrent, verify_torrent
-from phonotheque.torrent.session import (
+from tests.bt_session import (
     add_download,
     add_seed,
     listen_port,

@@ -14,7 +14,6 @@ data, no DHT state, so stopping at any moment leaves nothing half-written.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Iterable
@@ -22,12 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import libtorrent as lt
 import orjson
 
-from phonotheque import __version__
 from phonotheque.errors import InputError, PhonoError, TorrentError, wrap_os_error
 from phonotheque.torrent import content_root, read_torrent
+from phonotheque.torrent.session import SessionOptions, add_torrent, close_session, open_session
+from phonotheque.torrent.session import status as session_status
 
 _LISTEN = re.compile(r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[^:\s\[\]]+)):(?P<port>\d{1,5})$")
 
@@ -158,16 +157,6 @@ def _torrent_names(doc: Any) -> Iterable[str]:
             yield from _torrent_names(v)
 
 
-_STATES = {
-    lt.torrent_status.states.checking_files: "checking",
-    lt.torrent_status.states.checking_resume_data: "checking",
-    lt.torrent_status.states.downloading_metadata: "metadata",
-    lt.torrent_status.states.downloading: "missing data",
-    lt.torrent_status.states.finished: "finished",
-    lt.torrent_status.states.seeding: "seeding",
-}
-
-
 class Seeder:
     """A libtorrent session seeding ``items``; use as a context manager or start()/stop()."""
 
@@ -176,39 +165,23 @@ class Seeder:
         self.options = options or SeedOptions()
         self._session: Any = None
         self._handles: list[tuple[Any, str]] = []
-        self._started_upload: dict[str, int] = {}
         self.missing: list[MissingPayload] = []  # items skipped by start(): no payload
 
     # -- lifecycle -----------------------------------------------------------------------
-    def _settings(self) -> dict[str, Any]:
+    def _session_options(self) -> SessionOptions:
         o = self.options
         host, port = parse_listen(o.listen, o.interface)
         listen = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
-        s: dict[str, Any] = dict(lt.high_performance_seed())
-        s.update(
-            {
-                "listen_interfaces": listen,
-                "outgoing_interfaces": o.interface or "",
-                "enable_dht": o.dht,
-                "enable_lsd": o.lsd,
-                "enable_upnp": o.upnp,
-                "enable_natpmp": o.upnp,
-                "enable_incoming_utp": o.utp,
-                "enable_outgoing_utp": o.utp,
-                "user_agent": f"Phonotheque/{__version__} libtorrent/{lt.__version__}",
-                # many downloaders can share one address (NAT, or a test on loopback)
-                "allow_multiple_connections_per_ip": True,
-                "alert_mask": lt.alert_category.error | lt.alert_category.status,
-                # larger socket buffers: one fast peer on a LAN/loopback is disk-speed bound
-                "send_socket_buffer_size": 4 * 1024 * 1024,
-                "send_buffer_watermark": 16 * 1024 * 1024,
-                "send_buffer_low_watermark": 4 * 1024 * 1024,
-                "max_queued_disk_bytes": 64 * 1024 * 1024,
-                # seed mode hashes each piece when first sent (SHA-1 + SHA-256 for hybrid)
-                "hashing_threads": max(2, min(8, os.cpu_count() or 2)),
-            }
+        return SessionOptions(
+            listen=listen,
+            interface=o.interface,
+            dht=o.dht,
+            lsd=o.lsd,
+            pex=o.pex,
+            upnp=o.upnp,
+            utp=o.utp,
+            seeding=True,
         )
-        return s
 
     def start(self) -> None:
         """Open the session and add every torrent whose payload is present.
@@ -218,7 +191,7 @@ class Seeder:
         """
         if self._session is not None:
             return
-        settings = self._settings()
+        options = self._session_options()
         infos = []
         self.missing = []
         for item in self.items:
@@ -231,31 +204,16 @@ class Seeder:
         if self.items and not infos:
             raise InputError(self.missing[0].expected,
                              f"no payload found for any of the {len(self.items)} torrents")
-        try:
-            self._session = lt.session(settings)  # type: ignore[call-overload]
-        except RuntimeError as exc:
-            raise InputError(self.options.listen, f"cannot start session: {exc}") from exc
+        self._session = open_session(options)
         try:
             for item, info in infos:
-                atp = lt.load_torrent_buffer(info.metainfo)
-                atp.save_path = str(item.save_path)
-                flags = lt.torrent_flags.default_flags & ~lt.torrent_flags.auto_managed
-                flags &= ~lt.torrent_flags.paused
-                if not self.options.recheck:
-                    flags |= lt.torrent_flags.seed_mode
-                if not self.options.dht:
-                    flags |= lt.torrent_flags.disable_dht
-                if not self.options.lsd:
-                    flags |= lt.torrent_flags.disable_lsd
-                if not self.options.pex:
-                    flags |= lt.torrent_flags.disable_pex
-                atp.flags = flags
-                handle = self._session.add_torrent(atp)
+                handle = add_torrent(self._session, info, item.save_path, options,
+                                     seed_mode=not self.options.recheck, subject=item.torrent)
                 key = info.infohash_v1 or (info.infohash_v2 or "")[:40]
                 self._handles.append((handle, key))
-        except RuntimeError as exc:
+        except TorrentError:
             self.stop()
-            raise TorrentError(item.torrent, f"libtorrent refused it: {exc}") from exc
+            raise
 
     @property
     def listen_port(self) -> int:
@@ -276,23 +234,17 @@ class Seeder:
         """One snapshot per torrent, in the order they were added."""
         out = []
         for handle, key in self._handles:
-            st = handle.status()
-            error = st.errc.message() if st.errc.value() else None
-            state = _STATES.get(st.state, str(st.state))
-            if error:
-                state = "error"
-            elif st.flags & lt.torrent_flags.paused:
-                state = "paused"
+            st = session_status(handle)
             out.append(
                 TorrentStatus(
                     name=st.name,
                     infohash=key,
-                    state=state,
-                    progress=float(st.progress),
-                    peers=int(st.num_peers),
-                    upload_rate=int(st.upload_payload_rate),
-                    uploaded=int(st.total_payload_upload),
-                    error=error,
+                    state=st.state,
+                    progress=st.progress,
+                    peers=st.peers,
+                    upload_rate=st.upload_rate,
+                    uploaded=st.uploaded,
+                    error=st.error,
                 )
             )
         return out
@@ -302,9 +254,7 @@ class Seeder:
         if self._session is None:
             return
         ses, self._session = self._session, None
-        ses.pause()
-        for handle, _ in self._handles:
-            ses.remove_torrent(handle)
+        close_session(ses)
         self._handles = []
         del ses  # the session's destructor closes sockets and joins its threads
 

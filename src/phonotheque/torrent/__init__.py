@@ -1,6 +1,6 @@
 """A BitTorrent engine: create, read and verify v1, v2 and hybrid torrents; magnet links.
 
-The public face is the names below; the modules behind them (``_create``,
+The public face is the names below (``bencode``/``bdecode`` too: trackers speak it); the modules behind them (``_create``,
 ``_metainfo``, ``_verify``, ``_hashing``, ``_bencode``, ``_merkle``,
 ``_magnet``) are private and may change. :mod:`phonotheque.torrent.session`
 (a libtorrent session for seeding and downloading) is separate because it
@@ -13,6 +13,7 @@ never writes files either: a :class:`TorrentInfo` carries its bytes
 """
 
 from phonotheque.torrent._bencode import decode as bdecode
+from phonotheque.torrent._bencode import encode as bencode
 from phonotheque.torrent._create import (
     TorrentOptions,
     auto_piece_length,
@@ -34,6 +35,7 @@ __all__ = [
     "Version",
     "auto_piece_length",
     "bdecode",
+    "bencode",
     "content_root",
     "content_size",
     "create_torrent",
