@@ -10,18 +10,16 @@ import pytest
 import shortuuid as shortuuid_lib
 
 from phonotheque.errors import InputError
-from phonotheque.pack.layout import (
-    ReadableEntry,
+from phonotheque.pack.aac import (
     check_identifier,
     data_collection,
     data_folder_name,
     make_aacid,
     meta_file_name,
     parse_aacid,
-    readable_layout,
-    safe_component,
     shortuuid,
 )
+from phonotheque.pack.layout import ReadableEntry, readable_layout, safe_component
 
 
 @pytest.mark.parametrize("data", [b"", b"abc", b"\xff" * 64, bytes(range(256))])

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from phonotheque.model import Exclusion
-from phonotheque.pack.layout import parse_aacid
+from phonotheque.pack.aac import parse_aacid
 from phonotheque.pack.packer import PackOptions, pack
 from phonotheque.torrent import read_torrent, verify_torrent
 from phonotheque.workspace import Workspace

@@ -8,9 +8,8 @@ from pathlib import Path
 import orjson
 import pyzstd
 
-from phonotheque.pack.layout import parse_aacid
+from phonotheque.pack.aac import parse_aacid, read_records, write_records
 from phonotheque.pack.packer import PackOptions, pack
-from phonotheque.publish.aac import read_records, write_records
 from phonotheque.torrent import read_torrent
 from phonotheque.workspace import Workspace
 from tests.publish.archive import make_archive

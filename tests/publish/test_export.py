@@ -10,9 +10,10 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from phonotheque.pack.aac import public_source
 from phonotheque.pack.packer import PackOptions, pack
 from phonotheque.publish.dbschema import PUBLISH_SCHEMA_VERSION
-from phonotheque.publish.export import PARQUET_TABLES, public_source
+from phonotheque.publish.export import PARQUET_TABLES
 from phonotheque.publish.publisher import publish
 from phonotheque.publish.waves import ReleaseOptions, release
 from phonotheque.workspace import Workspace

@@ -7,7 +7,8 @@ from phonotheque.catalogue import art as art_tables
 from phonotheque.catalogue import torrents
 from phonotheque.catalogue.store import Store
 from phonotheque.pack import art as art_mod
-from phonotheque.pack.layout import EPOCH, aac_time, art_file_name, iso, next_second
+from phonotheque.pack.aac import aac_time, art_file_name
+from phonotheque.pack.layout import EPOCH, iso, next_second
 from phonotheque.pack.options import PackOptions, PackReport, Progress
 from phonotheque.pack.steps_common import (
     built,

@@ -11,6 +11,7 @@ from phonotheque.catalogue import audio_files, torrents
 from phonotheque.catalogue.store import Store
 from phonotheque.executors import Executor
 from phonotheque.model import Reject
+from phonotheque.pack.aac import item_records, meta_file_name, write_records
 from phonotheque.pack.folder_job import (
     FolderJob,
     FolderResult,
@@ -18,7 +19,7 @@ from phonotheque.pack.folder_job import (
     build_folder,
     run_folder_job,
 )
-from phonotheque.pack.layout import EPOCH, meta_file_name, parse_iso
+from phonotheque.pack.layout import EPOCH, parse_iso
 from phonotheque.pack.options import PackOptions, PackReport, Progress
 from phonotheque.pack.steps_common import built, sha256_file, torrent_options
 from phonotheque.torrent import create_torrent, read_torrent
@@ -176,8 +177,6 @@ def ensure_meta_files(
     ws: Workspace, store: Store, options: PackOptions, progress: Progress | None
 ) -> None:
     """Every built, current data folder gets its AAC metadata file and torrent (idempotent)."""
-    from phonotheque.publish.aac import item_records, write_records
-
     conn = store.conn
     todo = conn.execute(
         """SELECT d.* FROM torrent d WHERE d.kind = 'data' AND d.built = 1 AND d.obsolete = 0

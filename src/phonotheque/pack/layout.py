@@ -1,28 +1,8 @@
-"""Names inside the published archive: AAC identifiers and folder names, readable paths.
-
-**AAC** (Anna's Archive Containers, annas-archive.org/blog/annas-archive-containers.html,
-and AAC.md in their repository) — what we follow:
-
-* a *collection* is a lowercase ASCII identifier (letters, digits, single underscores;
-  ``__`` is the field separator so it may not appear inside a field);
-* an item's id is ``aacid__<collection>__<timestamp>__<primary id>__<shortuuid>``, the
-  timestamp in compact ISO 8601 UTC (``20230808T014342Z``), the primary id optional
-  (ours: the catalogue track id, which is also ``track.id`` in the published
-  database), the shortuuid 22 characters of shortuuid's base-57 alphabet;
-* timestamps only grow: a new pack run (a *generation*) never reuses a time at or
-  before the last one, so ranges of different releases never overlap;
-* a data folder is ``<prefix>_data__aacid__<collection>__<from>--<to>``, ``from``/``to``
-  the first and last timestamps of its items (inclusive), files named by their
-  AACID without extension; the metadata file of the same items is
-  ``<prefix>_meta__aacid__<collection>__<from>--<to>.jsonl.seekable.zst``.
-
-Where we had to choose (AAC leaves it open), see docs in :mod:`phonotheque.pack.packer`:
-the shortuuid is derived from the file's SHA-256 (not random) so that the same
-catalogue packs to the same bytes, and all items of one folder share the folder's
-timestamp (AAC's own folders span about one second).
+"""Readable paths inside the published archive, and the catalogue's timestamps.
 
 **Readable** layout: ``Artist/Release/NN Title.ext`` with every component made safe
-(:func:`safe_component`) and collisions resolved deterministically.
+(:func:`safe_component`) and collisions resolved deterministically. AAC names
+(AACIDs, folder and metadata-file names) are in :mod:`phonotheque.pack.aac`.
 """
 
 from __future__ import annotations
@@ -32,38 +12,9 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from phonotheque.errors import InputError
-
-AAC_TIME = "%Y%m%dT%H%M%SZ"
-_IDENT = re.compile(r"^[a-z0-9]+(?:_[a-z0-9]+)*$")
-_AAC_TS = re.compile(r"^\d{8}T\d{6}Z$")
-# shortuuid's default alphabet: digits and letters without 0, 1, I, O, l.
-SHORTUUID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-SHORTUUID_LENGTH = 22  # ceil(128 / log2(57))
 # The time of last resort, when the catalogue records no time at all.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EPOCH_ISO = "1970-01-01T00:00:00+00:00"
-
-
-def check_identifier(value: str, what: str = "collection") -> str:
-    """A prefix or collection name: lowercase letters, digits, single underscores."""
-    if not value or len(value) > 100 or not _IDENT.match(value):
-        raise InputError(
-            value,
-            f"not a valid {what} name (lowercase letters, digits and single underscores, "
-            "at most 100 characters)",
-        )
-    return value
-
-
-def aac_time(ts: datetime) -> str:
-    return ts.astimezone(UTC).strftime(AAC_TIME)
-
-
-def parse_aac_time(text: str) -> datetime:
-    if not _AAC_TS.match(text):
-        raise InputError(text, "not an AAC timestamp (YYYYMMDDTHHMMSSZ)")
-    return datetime.strptime(text, AAC_TIME).replace(tzinfo=UTC)
 
 
 def parse_iso(text: str | None) -> datetime | None:
@@ -85,70 +36,6 @@ def iso(ts: datetime) -> str:
 
 def next_second(ts: datetime) -> datetime:
     return ts.replace(microsecond=0) + timedelta(seconds=1)
-
-
-def shortuuid(digest: bytes) -> str:
-    """The first 128 bits of ``digest`` written as shortuuid writes a UUID (base 57, padded)."""
-    n = int.from_bytes(digest[:16], "big")
-    out = []
-    while n:
-        n, d = divmod(n, len(SHORTUUID_ALPHABET))
-        out.append(SHORTUUID_ALPHABET[d])
-    out.extend(SHORTUUID_ALPHABET[0] * (SHORTUUID_LENGTH - len(out)))
-    return "".join(reversed(out))
-
-
-@dataclass(frozen=True, slots=True)
-class AACID:
-    collection: str
-    timestamp: str
-    primary_id: str
-    uuid: str
-
-    def __str__(self) -> str:
-        parts = ["aacid", self.collection, self.timestamp]
-        if self.primary_id:
-            parts.append(self.primary_id)
-        parts.append(self.uuid)
-        return "__".join(parts)
-
-
-def make_aacid(collection: str, ts: str, primary_id: str, digest: bytes) -> AACID:
-    if "__" in primary_id or "/" in primary_id:
-        raise InputError(primary_id, "AAC primary id may not contain '__' or '/'")
-    return AACID(check_identifier(collection), ts, primary_id, shortuuid(digest))
-
-
-def parse_aacid(text: str) -> AACID:
-    parts = text.split("__")
-    if len(parts) not in (4, 5) or parts[0] != "aacid":
-        raise InputError(text, "not an AACID (aacid__<collection>__<timestamp>[__<id>]__<uuid>)")
-    check_identifier(parts[1])
-    parse_aac_time(parts[2])
-    return AACID(parts[1], parts[2], parts[3] if len(parts) == 5 else "", parts[-1])
-
-
-def data_collection(base: str, band: int) -> str:
-    """One AAC collection per popularity band: ``music_files_band01``."""
-    return check_identifier(f"{base}_files_band{band:02d}")
-
-
-def data_folder_name(prefix: str, collection: str, first: str, last: str, aac: bool) -> str:
-    """``<prefix>_data__aacid__<collection>__<from>--<to>`` (``readable``: without ``aacid``)."""
-    middle = "aacid__" if aac else ""
-    return f"{prefix}_data__{middle}{collection}__{first}--{last}"
-
-
-def meta_file_name(prefix: str, collection: str, first: str, last: str) -> str:
-    return f"{prefix}_meta__aacid__{collection}__{first}--{last}.jsonl.seekable.zst"
-
-
-def art_file_name(prefix: str, ts: str) -> str:
-    return f"{prefix}_art__{ts}.tar"
-
-
-def database_folder_name(prefix: str, ts: str) -> str:
-    return f"{prefix}_metadata__{ts}"
 
 
 # -- readable layout ----------------------------------------------------------

@@ -12,8 +12,9 @@ import orjson
 
 from phonotheque.errors import InputError
 from phonotheque.model import Reject
+from phonotheque.pack.aac import check_identifier
 from phonotheque.pack.bands import Caps
-from phonotheque.pack.layout import check_identifier, iso, parse_iso
+from phonotheque.pack.layout import iso, parse_iso
 
 Progress = Callable[..., object]
 Layout = Literal["aac", "readable"]

@@ -14,15 +14,12 @@ from pathlib import Path
 
 from phonotheque.catalogue import torrents
 from phonotheque.catalogue.store import Store
+from phonotheque.pack.aac import aac_time, data_collection, data_folder_name, make_aacid
 from phonotheque.pack.bands import Caps, Member, plan_folders
 from phonotheque.pack.layout import (
     EPOCH,
     ReadableEntry,
-    aac_time,
-    data_collection,
-    data_folder_name,
     iso,
-    make_aacid,
     next_second,
     parse_iso,
     readable_layout,

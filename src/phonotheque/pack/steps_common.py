@@ -12,7 +12,7 @@ from pathlib import Path
 from phonotheque.catalogue import torrents
 from phonotheque.catalogue.store import Store
 from phonotheque.errors import wrap_os_error
-from phonotheque.pack.layout import parse_aac_time
+from phonotheque.pack.aac import parse_aac_time
 from phonotheque.pack.options import PackOptions, Progress
 from phonotheque.torrent import TorrentInfo, TorrentOptions
 from phonotheque.workspace import Workspace

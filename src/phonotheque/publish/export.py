@@ -16,7 +16,6 @@ locators) does not.
 
 from __future__ import annotations
 
-import functools
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -31,6 +30,7 @@ from phonotheque import __version__
 from phonotheque.atomic import atomic_path
 from phonotheque.catalogue.schema import SCHEMA_VERSION
 from phonotheque.errors import StorageError, wrap_os_error
+from phonotheque.pack.aac import public_source
 from phonotheque.publish.dbschema import DDL, PUBLISH_SCHEMA_VERSION
 from phonotheque.sources.bounds import track_listens_sql
 
@@ -53,20 +53,6 @@ class ExportContext:
     name: str = "Phonothèque"
     prefix: str = ""
     layout: str = ""
-
-
-@functools.lru_cache(maxsize=65536)
-def public_source(value: str | None) -> str | None:
-    """A provenance value safe to publish: a path on the builder's machine becomes its file name.
-
-    Called once per track by SQLite; sources repeat, hence the cache.
-    """
-    if not value:
-        return value
-    if value.startswith(("/", "~", "\\")) or (len(value) > 2 and value[1] == ":"
-                                              and value[2] in "/\\"):
-        return value.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or None
-    return value
 
 
 _RELEASED = "t.built = 1 AND t.wave IS NOT NULL"

@@ -32,7 +32,8 @@ from phonotheque.atomic import fsync_dir, sweep_temporaries, temporary_name, wri
 from phonotheque.catalogue import torrents
 from phonotheque.catalogue.store import Store
 from phonotheque.errors import wrap_os_error
-from phonotheque.pack.layout import EPOCH_ISO, aac_time, database_folder_name, iso, parse_iso
+from phonotheque.pack.aac import aac_time, database_folder_name
+from phonotheque.pack.layout import EPOCH_ISO, iso, parse_iso
 from phonotheque.pack.packer import PackOptions, stored_options
 from phonotheque.pack.steps_common import built
 from phonotheque.publish import index as index_mod
