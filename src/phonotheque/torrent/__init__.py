@@ -1,9 +1,10 @@
 """A BitTorrent engine: create, read and verify v1, v2 and hybrid torrents; magnet links.
 
-The public face is the names below (``bencode``/``bdecode`` too: trackers speak it); the modules behind them (``_create``,
-``_metainfo``, ``_verify``, ``_hashing``, ``_bencode``, ``_merkle``,
-``_magnet``) are private and may change. :mod:`phonotheque.torrent.session`
-(a libtorrent session for seeding and downloading) is separate because it
+The public face is the names below (``bencode``/``bdecode`` too: trackers
+speak it); the modules behind them (``_create``, ``_metainfo``, ``_verify``,
+``_hashing``, ``_bencode``, ``_merkle``, ``_magnet``) are private and may
+change. :mod:`phonotheque.torrent.session` (the one libtorrent session
+wrapper, used by the seeder) is separate because it
 needs libtorrent, which nothing here does.
 
 The engine knows nothing of the rest of the project: it imports
