@@ -350,3 +350,12 @@ def test_options_validate() -> None:
     with pytest.raises(InputError):
         BandScheme.parse("quantiles:0")
     assert str(BandScheme.parse("Quantiles:8")) == "quantiles:8"
+
+
+def test_progress_names_every_plan_step_once_in_order(lb: Workspace) -> None:
+    from phonotheque.select import STEPS
+
+    calls: list[tuple[str, int, int]] = []
+    select(lb, SelectOptions(coverage=0.9), lambda *a: calls.append(a))
+    assert len(set(STEPS)) == len(STEPS) == 10
+    assert calls == [(name, i, len(STEPS)) for i, name in enumerate(STEPS, 1)]

@@ -3,7 +3,8 @@
 Every step is one SQL statement over the catalogue and a few TEMP tables (on
 disk: the store sets ``temp_store=FILE``); Python only holds counts, cut
 positions found by binary search over an ordered table, and a downsampled
-curve. Steps:
+curve. Steps (each a function in ``_PLAN_STEPS``, which also names them for
+progress):
 
 1. ``sel_listens``: listens per track (SUM over every dataset's rows).
 2. ISRC groups: tracks that share an ISRC, transitively (connected components
@@ -54,6 +55,7 @@ import math
 import sqlite3
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
@@ -69,19 +71,6 @@ from phonotheque.workspace import Workspace
 
 # progress(step, done, total): one call per finished step.
 Progress = Callable[[str, int, int], object]
-
-STEPS = (
-    "listens per track",
-    "ISRC groups",
-    "track table",
-    "secondary priority",
-    "ranking",
-    "cuts",
-    "budget",
-    "selection",
-    "ledger",
-    "report",
-)
 
 _TEMP = (
     "sel_listens", "sel_edge", "sel_grp", "sel_rep", "sel_audio", "sel_track", "sel_art",
@@ -108,17 +97,6 @@ def select(
     return _run(target, opts, progress)
 
 
-class _Steps:
-    def __init__(self, progress: Progress | None) -> None:
-        self.progress = progress
-        self.done = 0
-
-    def __call__(self) -> None:
-        if self.progress is not None:
-            self.progress(STEPS[self.done], self.done + 1, len(STEPS))
-        self.done += 1
-
-
 def _run(store: Store, opts: SelectOptions, progress: Progress | None) -> SelectReport:
     started = time.monotonic()
     started_at = now_iso()
@@ -128,10 +106,9 @@ def _run(store: Store, opts: SelectOptions, progress: Progress | None) -> Select
     # (Measured: 512 MiB made the 10 M-work sort slower and tripled the RSS.)
     conn.execute("PRAGMA temp.cache_size = -131072")  # 128 MiB for the temp tables
     conn.execute("PRAGMA threads = 2")  # let the sorter use a helper thread
-    step = _Steps(progress)
     with store.transaction():
         try:
-            report = _plan(conn, opts, step, started_at)
+            report = _plan(_Plan(conn, opts, started_at), progress)
         finally:
             _drop_temp(conn)
     return _replace_elapsed(report, time.monotonic() - started)
@@ -178,18 +155,63 @@ def _ceil_share(share: float, total: int) -> int:
     return int((Decimal(repr(share)) * total).to_integral_value(rounding=ROUND_CEILING))
 
 
-def _plan(conn: sqlite3.Connection, opts: SelectOptions, step: _Steps,
-          started_at: str) -> SelectReport:
-    _drop_temp(conn)
-    x = conn.execute
+@dataclass
+class _Plan:
+    """What the steps of one selection share: the inputs, and what earlier steps found.
 
-    # 1. listens per track -------------------------------------------------------
-    x("CREATE TEMP TABLE sel_listens(track_id INTEGER PRIMARY KEY, listens INTEGER NOT NULL)")
-    x(f"""INSERT INTO sel_listens SELECT track_id, {track_listens_sql('count')} FROM listens
-         WHERE track_id IS NOT NULL GROUP BY track_id""")
-    step()
+    Positions are rows of ``sel_ranked`` (1 = most listened work); ranks count
+    the candidates only (the listened prefix up to the cut, then the zero-listen
+    block after ``positive``).
+    """
 
-    # 2. ISRC groups (connected components), only where an ISRC is shared -------
+    conn: sqlite3.Connection
+    opts: SelectOptions
+    started_at: str
+    total: int = 0  # T: listens of non-excluded tracks
+    works: int = 0  # rows of sel_ranked
+    positive: int = 0  # works with listens: positions 1..positive
+    cut: int = 0  # coverage cut: positions 1..cut are candidates
+    boundary: int = 0  # tier boundary: positions 1..boundary are originals
+    zero_taken: int = 0  # zero-listen candidates: positions positive+1..positive+zero_taken
+    chosen: int = 0  # candidates within budget: ranks 1..chosen
+    chosen_positive: int = 0  # of which have listens
+    budget_stopped: bool = False
+    covered: int = 0  # listens covered by the chosen works
+    last_pos: int = 0  # position of the last chosen work
+    report: SelectReport | None = None
+
+    def x(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    @property
+    def sizes(self) -> _Sizes:
+        return _Sizes(self.conn, self.boundary)
+
+    def cand_pos(self, rank: int) -> int:
+        """Position of the candidate of ``rank``."""
+        return rank if rank <= self.cut else self.positive + rank - self.cut
+
+    def cand_bytes(self, rank: int) -> int:
+        """Estimated bytes of candidates 1..``rank``."""
+        sizes = self.sizes
+        if rank <= self.cut:
+            return sizes.upto(rank)
+        return sizes.upto(self.cut) + sizes.upto(self.cand_pos(rank)) - sizes.upto(self.positive)
+
+
+# The candidates among sel_ranked's positions (params :c cut, :p positive, :z zero_taken).
+_CANDIDATES = "(pos <= :c OR pos BETWEEN :p + 1 AND :p + :z)"
+
+
+def _listens_per_track(p: _Plan) -> None:
+    p.x("CREATE TEMP TABLE sel_listens(track_id INTEGER PRIMARY KEY, listens INTEGER NOT NULL)")
+    p.x(f"""INSERT INTO sel_listens SELECT track_id, {track_listens_sql('count')} FROM listens
+           WHERE track_id IS NOT NULL GROUP BY track_id""")
+
+
+def _isrc_groups(p: _Plan) -> None:
+    """Connected components of the track–ISRC graph, only where an ISRC is shared."""
+    x = p.x
     x("""CREATE TEMP TABLE sel_edge AS
          SELECT ti.isrc AS isrc, ti.track_id AS track_id
          FROM (SELECT isrc FROM track_isrc GROUP BY isrc HAVING count(*) > 1) s
@@ -202,21 +224,23 @@ def _plan(conn: sqlite3.Connection, opts: SelectOptions, step: _Steps,
     # Label propagation: each track takes the smallest label among tracks sharing
     # one of its ISRCs, until nothing changes (as many rounds as the longest chain).
     while True:
-        before = conn.total_changes
+        before = p.conn.total_changes
         x("""UPDATE sel_grp SET grp = nb.m FROM (
                SELECT e1.track_id AS tid, min(g.grp) AS m
                FROM sel_edge e1 JOIN sel_edge e2 ON e2.isrc = e1.isrc
                JOIN sel_grp g ON g.track_id = e2.track_id
                GROUP BY e1.track_id) AS nb
              WHERE nb.tid = sel_grp.track_id AND nb.m < sel_grp.grp""")
-        if conn.total_changes == before:
+        if p.conn.total_changes == before:
             break
     # Singleton "groups" (an ISRC shared only with excluded tracks) are dropped.
     x("""DELETE FROM sel_grp WHERE grp IN
          (SELECT grp FROM sel_grp GROUP BY grp HAVING count(*) = 1)""")
-    step()
 
-    # 3. compact per-track table, in track id order -----------------------------
+
+def _track_table(p: _Plan) -> None:
+    """A compact per-track table, in track id order; T, the listens of non-excluded tracks."""
+    x = p.x
     x("""CREATE TEMP TABLE sel_audio(track_id INTEGER PRIMARY KEY, size INTEGER,
                                      dur INTEGER)""")
     x("""INSERT INTO sel_audio SELECT track_id, max(size), max(duration_ms)
@@ -230,139 +254,145 @@ def _plan(conn: sqlite3.Connection, opts: SelectOptions, step: _Steps,
          FROM track t LEFT JOIN sel_listens l ON l.track_id = t.id
                       LEFT JOIN sel_audio a ON a.track_id = t.id""")
     # Sums over tracks with total(): floats never overflow (see sources.bounds).
-    total = int(_scalar(conn, "SELECT total(listens) FROM sel_track WHERE excluded = 0"))
-    step()
+    p.total = int(_scalar(p.conn, "SELECT total(listens) FROM sel_track WHERE excluded = 0"))
 
-    # 4. secondary priority of zero-listen tracks -------------------------------
+
+def _secondary_priority(p: _Plan) -> None:
+    """Priority of zero-listen tracks from their artists' and release's listens."""
+    x = p.x
     x("CREATE TEMP TABLE sel_prio(track_id INTEGER PRIMARY KEY, priority REAL NOT NULL)")
     x("""CREATE TEMP TABLE sel_art(artist_id INTEGER PRIMARY KEY, total INTEGER NOT NULL)""")
     x("""CREATE TEMP TABLE sel_rel(release_id INTEGER PRIMARY KEY, total INTEGER NOT NULL)""")
     has_zero = _scalar(
-        conn, "SELECT 1 FROM sel_track WHERE excluded = 0 AND listens = 0 LIMIT 1") is not None
-    if has_zero:
-        x("""INSERT INTO sel_art
-             SELECT ta.artist_id, total(l.listens) FROM track_artist ta
-             LEFT JOIN sel_listens l ON l.track_id = ta.track_id
-             WHERE ta.artist_id IN (SELECT z.artist_id FROM track_artist z
-                                    JOIN sel_track s ON s.track_id = z.track_id
-                                    WHERE s.excluded = 0 AND s.listens = 0)
-             GROUP BY ta.artist_id""")
-        x("""INSERT INTO sel_rel
-             SELECT t.release_id, total(l.listens) FROM track t
-             LEFT JOIN sel_listens l ON l.track_id = t.id
-             WHERE t.release_id IN (SELECT release_id FROM sel_track
-                                    WHERE excluded = 0 AND listens = 0)
-             GROUP BY t.release_id""")
-        denom = 2.0 * math.log1p(total) if total > 0 else 0.0
-        x("""INSERT INTO sel_prio
-             SELECT s.track_id,
-                    CASE WHEN :d > 0 THEN
-                      (ln(1 + coalesce((SELECT max(a.total) FROM track_artist ta
-                                        JOIN sel_art a ON a.artist_id = ta.artist_id
-                                        WHERE ta.track_id = s.track_id), 0))
-                       + ln(1 + coalesce(r.total, 0))) / :d
-                    ELSE 0.0 END
-             FROM sel_track s LEFT JOIN sel_rel r ON r.release_id = s.release_id
-             WHERE s.excluded = 0 AND s.listens = 0""", {"d": denom})
-    step()
+        p.conn, "SELECT 1 FROM sel_track WHERE excluded = 0 AND listens = 0 LIMIT 1") is not None
+    if not has_zero:
+        return
+    x("""INSERT INTO sel_art
+         SELECT ta.artist_id, total(l.listens) FROM track_artist ta
+         LEFT JOIN sel_listens l ON l.track_id = ta.track_id
+         WHERE ta.artist_id IN (SELECT z.artist_id FROM track_artist z
+                                JOIN sel_track s ON s.track_id = z.track_id
+                                WHERE s.excluded = 0 AND s.listens = 0)
+         GROUP BY ta.artist_id""")
+    x("""INSERT INTO sel_rel
+         SELECT t.release_id, total(l.listens) FROM track t
+         LEFT JOIN sel_listens l ON l.track_id = t.id
+         WHERE t.release_id IN (SELECT release_id FROM sel_track
+                                WHERE excluded = 0 AND listens = 0)
+         GROUP BY t.release_id""")
+    denom = 2.0 * math.log1p(p.total) if p.total > 0 else 0.0
+    x("""INSERT INTO sel_prio
+         SELECT s.track_id,
+                CASE WHEN :d > 0 THEN
+                  (ln(1 + coalesce((SELECT max(a.total) FROM track_artist ta
+                                    JOIN sel_art a ON a.artist_id = ta.artist_id
+                                    WHERE ta.track_id = s.track_id), 0))
+                   + ln(1 + coalesce(r.total, 0))) / :d
+                ELSE 0.0 END
+         FROM sel_track s LEFT JOIN sel_rel r ON r.release_id = s.release_id
+         WHERE s.excluded = 0 AND s.listens = 0""", {"d": denom})
 
-    # representatives of ISRC groups: same order as the ranking below
-    x("""CREATE TEMP TABLE sel_rep(track_id INTEGER PRIMARY KEY, rep_id INTEGER NOT NULL,
-                                   rep_key TEXT NOT NULL, grp_listens INTEGER NOT NULL)""")
-    x("""INSERT INTO sel_rep
-         SELECT track_id, first_value(track_id) OVER w, first_value(key) OVER w,
-                total(listens) OVER (PARTITION BY grp)
-         FROM (SELECT g.grp, s.track_id, s.listens, p.priority, s.size IS NOT NULL AS has_audio,
-                      s.key
-               FROM sel_grp g JOIN sel_track s ON s.track_id = g.track_id
-               LEFT JOIN sel_prio p ON p.track_id = s.track_id)
-         WINDOW w AS (PARTITION BY grp ORDER BY listens DESC, priority DESC, has_audio DESC,
-                      key ASC ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)""")
 
-    # 5. ranking (pos = rowid, assigned in insertion order) ------------------------
-    # Besides the running listen sum, two running size estimates (every work as an
-    # original, every work as a re-encode): any prefix's size under any tier
-    # boundary is then arithmetic on two look-ups, so neither the budget nor the
-    # curve needs another pass.
-    eo, er = _est_sql(opts)
-    x("""CREATE TEMP TABLE sel_ranked(
-           pos INTEGER PRIMARY KEY, track_id INTEGER NOT NULL, listens INTEGER NOT NULL,
-           priority REAL, eo INTEGER NOT NULL, er INTEGER NOT NULL, cum INTEGER NOT NULL,
-           cum_o INTEGER NOT NULL, cum_r INTEGER NOT NULL)""")
-    x(f"""INSERT INTO sel_ranked(track_id, listens, priority, eo, er, cum, cum_o, cum_r)
-          SELECT track_id, lis, prio, eo, er, total(lis) OVER w, sum(eo) OVER w, sum(er) OVER w
-          FROM (SELECT track_id, lis, prio, has_audio, key, {eo} AS eo, {er} AS er
-                FROM (SELECT s.track_id, coalesce(r.grp_listens, s.listens) AS lis,
-                             CASE WHEN coalesce(r.grp_listens, s.listens) = 0
-                                  THEN p.priority END AS prio,
-                             s.size IS NOT NULL AS has_audio, s.size, s.dur, s.key
-                      FROM sel_track s LEFT JOIN sel_rep r ON r.track_id = s.track_id
-                      LEFT JOIN sel_prio p ON p.track_id = s.track_id
-                      WHERE s.excluded = 0 AND (r.rep_id IS NULL OR r.rep_id = s.track_id)))
-          WINDOW w AS (ORDER BY lis DESC, prio DESC, has_audio DESC, key ASC
-                       ROWS UNBOUNDED PRECEDING)
-          ORDER BY lis DESC, prio DESC, has_audio DESC, key ASC""")
-    step()
+def _group_representatives(p: _Plan) -> None:
+    """Each ISRC group's representative: its first track in the ranking's order."""
+    p.x("""CREATE TEMP TABLE sel_rep(track_id INTEGER PRIMARY KEY, rep_id INTEGER NOT NULL,
+                                     rep_key TEXT NOT NULL, grp_listens INTEGER NOT NULL)""")
+    p.x("""INSERT INTO sel_rep
+           SELECT track_id, first_value(track_id) OVER w, first_value(key) OVER w,
+                  total(listens) OVER (PARTITION BY grp)
+           FROM (SELECT g.grp, s.track_id, s.listens, p.priority,
+                        s.size IS NOT NULL AS has_audio, s.key
+                 FROM sel_grp g JOIN sel_track s ON s.track_id = g.track_id
+                 LEFT JOIN sel_prio p ON p.track_id = s.track_id)
+           WINDOW w AS (PARTITION BY grp ORDER BY listens DESC, priority DESC, has_audio DESC,
+                        key ASC ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)""")
 
-    # 6. cuts ---------------------------------------------------------------------
-    works = int(_scalar(conn, "SELECT coalesce(max(pos), 0) FROM sel_ranked"))
-    positive = _first(conn, "sel_ranked", "pos", "listens = 0", 1, works) - 1
-    need = min(_ceil_share(opts.coverage, total), _INT64_MAX)  # an SQLite parameter
-    cut = 0 if need <= 0 else _first(conn, "sel_ranked", "pos", "cum >= :n", 1, positive,
+
+def _ranking(p: _Plan) -> None:
+    """Works ranked (pos = rowid, assigned in insertion order), with running sums.
+
+    Besides the running listen sum, two running size estimates (every work as an
+    original, every work as a re-encode): any prefix's size under any tier
+    boundary is then arithmetic on two look-ups, so neither the budget nor the
+    curve needs another pass.
+    """
+    _group_representatives(p)
+    eo, er = _est_sql(p.opts)
+    p.x("""CREATE TEMP TABLE sel_ranked(
+             pos INTEGER PRIMARY KEY, track_id INTEGER NOT NULL, listens INTEGER NOT NULL,
+             priority REAL, eo INTEGER NOT NULL, er INTEGER NOT NULL, cum INTEGER NOT NULL,
+             cum_o INTEGER NOT NULL, cum_r INTEGER NOT NULL)""")
+    p.x(f"""INSERT INTO sel_ranked(track_id, listens, priority, eo, er, cum, cum_o, cum_r)
+            SELECT track_id, lis, prio, eo, er, total(lis) OVER w, sum(eo) OVER w, sum(er) OVER w
+            FROM (SELECT track_id, lis, prio, has_audio, key, {eo} AS eo, {er} AS er
+                  FROM (SELECT s.track_id, coalesce(r.grp_listens, s.listens) AS lis,
+                               CASE WHEN coalesce(r.grp_listens, s.listens) = 0
+                                    THEN p.priority END AS prio,
+                               s.size IS NOT NULL AS has_audio, s.size, s.dur, s.key
+                        FROM sel_track s LEFT JOIN sel_rep r ON r.track_id = s.track_id
+                        LEFT JOIN sel_prio p ON p.track_id = s.track_id
+                        WHERE s.excluded = 0 AND (r.rep_id IS NULL OR r.rep_id = s.track_id)))
+            WINDOW w AS (ORDER BY lis DESC, prio DESC, has_audio DESC, key ASC
+                         ROWS UNBOUNDED PRECEDING)
+            ORDER BY lis DESC, prio DESC, has_audio DESC, key ASC""")
+
+
+def _cuts(p: _Plan) -> None:
+    """Coverage cut, tier boundary and zero-listen block, by binary search over positions."""
+    conn, opts = p.conn, p.opts
+    p.works = int(_scalar(conn, "SELECT coalesce(max(pos), 0) FROM sel_ranked"))
+    p.positive = _first(conn, "sel_ranked", "pos", "listens = 0", 1, p.works) - 1
+    need = min(_ceil_share(opts.coverage, p.total), _INT64_MAX)  # an SQLite parameter
+    cut = 0 if need <= 0 else _first(conn, "sel_ranked", "pos", "cum >= :n", 1, p.positive,
                                      {"n": need})
-    cut = min(cut, positive)
+    p.cut = min(cut, p.positive)
     if opts.tail_threshold is not None:
-        boundary = _first(conn, "sel_ranked", "pos", "listens < :t", 1, works,
-                          {"t": opts.tail_threshold}) - 1
+        p.boundary = _first(conn, "sel_ranked", "pos", "listens < :t", 1, p.works,
+                            {"t": opts.tail_threshold}) - 1
     else:
-        oneed = min(_ceil_share(opts.original_share, total), _INT64_MAX)
-        boundary = 0 if oneed <= 0 else min(
-            _first(conn, "sel_ranked", "pos", "cum >= :n", 1, positive, {"n": oneed}), positive)
-    zero_taken = _first(conn, "sel_ranked", "pos", "coalesce(priority, -1) < :t",
-                        positive + 1, works, {"t": opts.priority_threshold}) - positive - 1
-    candidates = cut + zero_taken
-    sizes = _Sizes(conn, boundary)
-    step()
+        oneed = min(_ceil_share(opts.original_share, p.total), _INT64_MAX)
+        p.boundary = 0 if oneed <= 0 else min(
+            _first(conn, "sel_ranked", "pos", "cum >= :n", 1, p.positive, {"n": oneed}),
+            p.positive)
+    p.zero_taken = _first(conn, "sel_ranked", "pos", "coalesce(priority, -1) < :t",
+                          p.positive + 1, p.works, {"t": opts.priority_threshold}
+                          ) - p.positive - 1
 
-    # 7. budget: the longest prefix of the candidates that fits ----------------------
-    def cand_pos(rank: int) -> int:
-        return rank if rank <= cut else positive + rank - cut
 
-    def cand_bytes(rank: int) -> int:
-        if rank <= cut:
-            return sizes.upto(rank)
-        return sizes.upto(cut) + sizes.upto(cand_pos(rank)) - sizes.upto(positive)
-
-    if opts.budget_bytes is not None:
+def _budget(p: _Plan) -> None:
+    """The longest prefix of the candidates that fits the budget; the rest in sel_over."""
+    candidates = p.cut + p.zero_taken
+    if p.opts.budget_bytes is not None:
         a, b = 1, candidates + 1  # first rank whose running size exceeds the budget
         while a < b:
             mid = (a + b) // 2
-            if cand_bytes(mid) > opts.budget_bytes:
+            if p.cand_bytes(mid) > p.opts.budget_bytes:
                 b = mid
             else:
                 a = mid + 1
-        chosen = a - 1
+        p.chosen = a - 1
     else:
-        chosen = candidates
-    budget_stopped = chosen < candidates
-    chosen_positive = min(chosen, cut)
-    covered = int(_scalar(conn, "SELECT cum FROM sel_ranked WHERE pos = :p",
-                          {"p": chosen_positive}) or 0)
-    last_pos = cand_pos(chosen) if chosen else 0
-    cand_where = "(pos <= :c OR pos BETWEEN :p + 1 AND :p + :z)"
-    x("CREATE TEMP TABLE sel_over(track_id INTEGER PRIMARY KEY)")
-    if budget_stopped:
-        x(f"""INSERT INTO sel_over SELECT track_id FROM sel_ranked
-              WHERE {cand_where} AND pos > :last ORDER BY track_id""",
-          {"c": cut, "p": positive, "z": zero_taken, "last": last_pos})
-    step()
+        p.chosen = candidates
+    p.budget_stopped = p.chosen < candidates
+    p.chosen_positive = min(p.chosen, p.cut)
+    p.covered = int(_scalar(p.conn, "SELECT cum FROM sel_ranked WHERE pos = :p",
+                            {"p": p.chosen_positive}) or 0)
+    p.last_pos = p.cand_pos(p.chosen) if p.chosen else 0
+    p.x("CREATE TEMP TABLE sel_over(track_id INTEGER PRIMARY KEY)")
+    if p.budget_stopped:
+        p.x(f"""INSERT INTO sel_over SELECT track_id FROM sel_ranked
+                WHERE {_CANDIDATES} AND pos > :last ORDER BY track_id""",
+            {"c": p.cut, "p": p.positive, "z": p.zero_taken, "last": p.last_pos})
 
-    # 8. the selection table --------------------------------------------------------
+
+def _selection(p: _Plan) -> None:
+    """Rewrite the selection table: rank, band, tier and running shares of each chosen work."""
+    conn, opts, sizes = p.conn, p.opts, p.sizes
     # Decade bands: band 1 holds the decade of the most listened work; zero-listen
     # works come in the band after the last listened one.
     top = _scalar(conn, "SELECT listens FROM sel_ranked WHERE pos = 1") or 0
     last = _scalar(conn, "SELECT listens FROM sel_ranked WHERE pos = :c",
-                   {"c": chosen_positive}) or 0
+                   {"c": p.chosen_positive}) or 0
     dtop = len(str(top)) - 1 if top > 0 else 0
     zero_band = dtop - (len(str(last)) - 1) + 2 if last > 0 else 1
     rank = "(CASE WHEN pos <= :c THEN pos ELSE pos - :p + :c END)"
@@ -375,30 +405,32 @@ def _plan(conn: sqlite3.Connection, opts: SelectOptions, step: _Steps,
     upto = "(CASE WHEN pos <= :o THEN cum_o ELSE :co + cum_r - :cr END)"
     cum_bytes = f"(CASE WHEN pos <= :c THEN {upto} ELSE :bc + {upto} - :bp END)"
     selection.replace_selection(conn, f"""
-          SELECT track_id, {rank}, {band},
-                 CASE WHEN :t > 0 THEN min(cum, :cov) * 1.0 / :t ELSE 1.0 END,
-                 CASE WHEN pos <= :o THEN 'original' ELSE 'reencode' END,
-                 CASE WHEN pos <= :o THEN eo ELSE er END, priority, {cum_bytes}
-          FROM sel_ranked WHERE {cand_where} AND pos <= :last
-          ORDER BY track_id""",
-        {"o": boundary, "c": cut, "p": positive, "z": zero_taken, "last": last_pos,
-         "dtop": dtop, "zband": zero_band, "nb": opts.bands.n, "nsel": max(chosen, 1),
-         "t": total, "cov": covered, "co": sizes.cum_o(boundary), "cr": sizes.cum_r(boundary),
-         "bc": sizes.upto(cut), "bp": sizes.upto(positive)})
-    step()
+            SELECT track_id, {rank}, {band},
+                   CASE WHEN :t > 0 THEN min(cum, :cov) * 1.0 / :t ELSE 1.0 END,
+                   CASE WHEN pos <= :o THEN 'original' ELSE 'reencode' END,
+                   CASE WHEN pos <= :o THEN eo ELSE er END, priority, {cum_bytes}
+            FROM sel_ranked WHERE {_CANDIDATES} AND pos <= :last
+            ORDER BY track_id""",
+        {"o": p.boundary, "c": p.cut, "p": p.positive, "z": p.zero_taken, "last": p.last_pos,
+         "dtop": dtop, "zband": zero_band, "nb": opts.bands.n, "nsel": max(p.chosen, 1),
+         "t": p.total, "cov": p.covered, "co": sizes.cum_o(p.boundary),
+         "cr": sizes.cum_r(p.boundary), "bc": sizes.upto(p.cut), "bp": sizes.upto(p.positive)})
 
-    # 9. ledger ---------------------------------------------------------------------
-    apply_ledger(conn)
-    step()
 
-    # 10. report --------------------------------------------------------------------
-    report = _report(conn, opts, total=total, works=works, positive=positive, cut=cut,
-                     boundary=boundary, zero_taken=zero_taken, chosen=chosen,
-                     covered=covered, budget_stopped=budget_stopped)
+def _ledger(p: _Plan) -> None:
+    apply_ledger(p.conn)
+
+
+def _record_run(p: _Plan) -> None:
+    """Build the report; record the run in select_run unless the plan is unchanged."""
+    conn = p.conn
+    report = _report(conn, p.opts, total=p.total, works=p.works, positive=p.positive,
+                     cut=p.cut, boundary=p.boundary, zero_taken=p.zero_taken, chosen=p.chosen,
+                     covered=p.covered, budget_stopped=p.budget_stopped)
     run = selection.SelectRun(
-        options=orjson.dumps(opts.as_dict()).decode(),
+        options=orjson.dumps(p.opts.as_dict()).decode(),
         result=orjson.dumps(report.summary()).decode(),
-        curve=orjson.dumps([p.as_list() for p in report.curve]).decode(),
+        curve=orjson.dumps([pt.as_list() for pt in report.curve]).decode(),
     )
     # A run that reaches the same plan as the last one is not a new selection:
     # recording it would change the catalogue's "data as of" time (which the
@@ -406,9 +438,35 @@ def _plan(conn: sqlite3.Connection, opts: SelectOptions, step: _Steps,
     last = selection.last_run(conn)
     if last is None or (last.options, _timeless(last.result), last.curve) != (
             run.options, _timeless(run.result), run.curve):
-        selection.add_run(conn, started_at, run)
-    step()
-    return report
+        selection.add_run(conn, p.started_at, run)
+    p.report = report
+
+
+# The plan, step by step; each is one or a few SQL statements over the TEMP tables.
+_PLAN_STEPS: tuple[tuple[str, Callable[[_Plan], None]], ...] = (
+    ("listens per track", _listens_per_track),
+    ("ISRC groups", _isrc_groups),
+    ("track table", _track_table),
+    ("secondary priority", _secondary_priority),
+    ("ranking", _ranking),
+    ("cuts", _cuts),
+    ("budget", _budget),
+    ("selection", _selection),
+    ("ledger", _ledger),
+    ("report", _record_run),
+)
+# The names progress reports, in order (`phono select` counts its bar in them).
+STEPS = tuple(name for name, _ in _PLAN_STEPS)
+
+
+def _plan(plan: _Plan, progress: Progress | None) -> SelectReport:
+    _drop_temp(plan.conn)
+    for done, (name, run) in enumerate(_PLAN_STEPS, 1):
+        run(plan)
+        if progress is not None:
+            progress(name, done, len(_PLAN_STEPS))
+    assert plan.report is not None
+    return plan.report
 
 
 def _timeless(result_json: str) -> dict[str, Any]:
