@@ -621,6 +621,11 @@ class Store:
         self.refresh_exclusions()
         return cur.rowcount > 0
 
+    def last_exclusion_time(self) -> str | None:
+        """When the newest exclusion was added (what is packed changes then)."""
+        value = self.scalar("SELECT max(added_at) FROM exclusion")
+        return None if value is None else str(value)
+
     def exclusions(self) -> list[ExclusionRow]:
         return [
             ExclusionRow(r["kind"], r["value"], r["reason"], r["added_at"])

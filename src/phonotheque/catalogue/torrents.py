@@ -144,11 +144,13 @@ def set_member_roots(store: Store, torrent_id: int, path: str, pieces_root: str 
                 (pieces_root, sha256, size, torrent_id, path))
 
 
-def add_wave(store: Store, wave: int, released_at: str, torrent_ids: Sequence[int],
-             torrents: int, nbytes: int, options: str) -> None:
-    """Record release wave ``wave`` and put these torrents (and what describes them) in it."""
+def add_wave(store: Store, released_at: str, torrent_ids: Sequence[int],
+             torrents: int, nbytes: int, options: str) -> int:
+    """Record the next release wave, put these torrents (and what describes them) in it;
+    return its number (waves are numbered 1, 2, ...)."""
     marks = ",".join("?" * len(torrent_ids))
     with store.transaction() as conn:
+        wave = int(conn.execute("SELECT coalesce(max(id), 0) FROM wave").fetchone()[0]) + 1
         conn.execute(
             f"UPDATE torrent SET wave = ? WHERE id IN ({marks}) OR describes IN ({marks})",
             [wave, *torrent_ids, *torrent_ids],
@@ -157,6 +159,7 @@ def add_wave(store: Store, wave: int, released_at: str, torrent_ids: Sequence[in
             "INSERT INTO wave(id, released_at, torrents, bytes, options) VALUES (?,?,?,?,?)",
             (wave, released_at, torrents, nbytes, options),
         )
+    return wave
 
 
 # Built, current data torrents that no release wave has published yet.
@@ -182,6 +185,12 @@ def current_database(store: Store) -> sqlite3.Row | None:
     rows = store.query(
         "SELECT * FROM torrent WHERE role = 'database' AND obsolete = 0 AND built = 1")
     return rows[0] if rows else None
+
+
+def last_wave_time(store: Store) -> str | None:
+    """When the newest release wave went out (waves never go back in time)."""
+    value = store.scalar("SELECT max(released_at) FROM wave")
+    return None if value is None else str(value)
 
 
 def last_aac_time(store: Store) -> str | None:

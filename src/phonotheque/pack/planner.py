@@ -90,7 +90,7 @@ def plan(ws: Workspace, store: Store, options: PackOptions, report: PackReport) 
     newest = max_created_at(conn, ids)
     candidates = [t for t in (newest, options.not_before) if t is not None]
     if dirty:
-        ex = parse_iso(store.scalar("SELECT max(added_at) FROM exclusion"))
+        ex = parse_iso(store.last_exclusion_time())
         if ex:
             candidates.append(ex)
     last = last_timestamp(store)

@@ -72,8 +72,8 @@ def built_at(store: Store) -> str:
     """The newest time the catalogue records; the published files carry no other clock."""
     candidates = [
         store.scalar("SELECT max(created_at) FROM torrent WHERE built = 1 AND role != 'database'"),
-        store.scalar("SELECT max(released_at) FROM wave"),
-        store.scalar("SELECT max(added_at) FROM exclusion"),
+        torrents.last_wave_time(store),
+        store.last_exclusion_time(),
         store.scalar("SELECT max(created_at) FROM audio_file"),
         store.scalar("SELECT max(updated_at) FROM ledger"),
         store.scalar("SELECT max(finished_at) FROM select_run"),

@@ -100,14 +100,13 @@ def release(
             "AND obsolete = 0 AND wave IS NULL"
         ).fetchall()
         if chosen or art:
-            wave = int(store.scalar("SELECT coalesce(max(id), 0) FROM wave")) + 1
             times = [c["created_at"] for c in chosen] + [a["created_at"] for a in art]
-            previous = store.scalar("SELECT max(released_at) FROM wave")
+            previous = torrents.last_wave_time(store)
             released_at = max([*times, previous] if previous else times)
             ids = [c["id"] for c in chosen] + [a["id"] for a in art]
             with store.transaction():
-                torrents.add_wave(
-                    store, wave, released_at, ids, len(chosen), total, orjson.dumps({
+                wave = torrents.add_wave(
+                    store, released_at, ids, len(chosen), total, orjson.dumps({
                         "wave_bytes": options.wave_bytes, "wave_bands": options.wave_bands,
                     }, option=orjson.OPT_SORT_KEYS).decode())
                 store.set_meta(PENDING, str(wave))
