@@ -53,6 +53,7 @@ def test_api_track_and_lists(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert set(spec["paths"]) == {
         "/api/search", "/api/isrc/{isrc}", "/api/tracks/{id}", "/api/torrents", "/api/stats",
+        "/api/adopt",
     }  # fmt: skip
 
 

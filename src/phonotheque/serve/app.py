@@ -29,8 +29,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
 
 from phonotheque import isrc as isrc_mod
-from phonotheque.errors import InvalidISRC
-from phonotheque.serve import openapi
+from phonotheque.errors import InvalidISRC, PhonoError
+from phonotheque.serve import openapi, swarm_view
 from phonotheque.serve.queries import (
     DEFAULT_CACHE_BYTES,
     DEFAULT_LIMIT,
@@ -40,6 +40,7 @@ from phonotheque.serve.queries import (
     PublishedDB,
     SearchPage,
 )
+from phonotheque.swarm import adopt as adopt_mod
 
 METADATA = "metadata.sqlite"
 COVERAGE_IMAGES = ("coverage.svg", "coverage.png")
@@ -209,6 +210,7 @@ class _Archive:
     db: PublishedDB
     env: Environment
     site: dict[str, Any]
+    swarm: swarm_view.SwarmIndex
 
     def page(self, name: str, http_status: int = 200, **context: Any) -> HTMLResponse:
         body = self.env.get_template(name).render(site=self.site, **context)
@@ -268,12 +270,47 @@ async def track_page(request: Request) -> Response:
 
 async def torrents_page(request: Request) -> Response:
     a = _archive(request)
-    torrents = a.db.torrents()
+    sort, order = request.query_params.get("sort"), request.query_params.get("order")
+    torrents = swarm_view.sort_rows(
+        swarm_view.with_health(a.db.torrents(), a.swarm), sort, order)
     current = [t for t in torrents if not t["obsolete"]]
     return a.page(
         "torrents.html", current=current, obsolete=[t for t in torrents if t["obsolete"]],
-        total=sum(t["size"] for t in current), q="",
+        total=sum(t["size"] for t in current), bands=swarm_view.band_totals(current),
+        sort=sort or "", order=order or "", q="",
     )  # fmt: skip
+
+
+async def adopt_page(request: Request) -> Response:
+    a = _archive(request)
+    budget = request.query_params.get("budget")
+    max_seeders = request.query_params.get("max_seeders")
+    adoption, error = None, None
+    if budget is not None:
+        try:
+            adoption = swarm_view.adopt(a.swarm, swarm_view.parse_adopt(budget, max_seeders))
+        except BadQuery as exc:
+            error = str(exc)
+    query = urlencode({"budget": budget or "", "max_seeders": max_seeders or ""})
+    return a.page("adopt.html", 400 if error else 200, adoption=adoption, error=error,
+                  budget=(budget or "")[:40], max_seeders=(max_seeders or "")[:12], query=query,
+                  q="")
+
+
+async def adopt_download(request: Request) -> Response:
+    """The adopted torrents as magnets.txt (text) or a zip of their .torrent files."""
+    a = _archive(request)
+    options = swarm_view.parse_adopt(request.query_params.get("budget"),
+                                     request.query_params.get("max_seeders"))
+    adoption = swarm_view.adopt(a.swarm, options)
+    if request.url.path.endswith(".zip"):
+        try:
+            body = await run_in_threadpool(adopt_mod.zip_bytes, adoption, a.publish)
+        except PhonoError as exc:
+            raise HTTPException(404, f"not published: {exc.problem}") from exc
+        return Response(body, media_type="application/zip", headers={
+            "content-disposition": 'attachment; filename="adopt.zip"'})
+    return Response(adopt_mod.magnets(adoption), media_type="text/plain; charset=utf-8")
 
 
 async def coverage_page(request: Request) -> Response:
@@ -338,16 +375,38 @@ async def api_track(request: Request) -> Response:
 
 
 async def api_torrents(request: Request) -> Response:
-    db = _archive(request).db
+    a = _archive(request)
     limit = _int_param(request, "limit", MAX_TORRENT_LIMIT)
     offset = _int_param(request, "offset", 0)
-    rows = db.torrents(limit, offset)
-    total = db.torrent_count()
+    sort, order = request.query_params.get("sort"), request.query_params.get("order")
+    total = a.db.torrent_count()
+    rows = swarm_view.with_health(a.db.torrents(limit, offset), a.swarm)  # checks limit, offset
+    # totals per band, and sorting by swarm health, need every row (thousands at most)
+    every = swarm_view.with_health(_all_torrents(a.db), a.swarm)
+    if sort:
+        rows = swarm_view.sort_rows(every, sort, order)[offset:offset + limit]
     more = offset + len(rows) < total
     return JSON(
         {"total": total, "limit": limit, "offset": offset, "count": len(rows),
-         "next_offset": offset + len(rows) if more else None, "torrents": rows}
+         "next_offset": offset + len(rows) if more else None, "torrents": rows,
+         "bands": [b.as_dict() for b in swarm_view.band_totals(every)]}
     )  # fmt: skip
+
+
+def _all_torrents(db: PublishedDB) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    while batch := db.torrents(MAX_TORRENT_LIMIT, len(out)):
+        out.extend(batch)
+        if len(batch) < MAX_TORRENT_LIMIT:
+            break
+    return out
+
+
+async def api_adopt(request: Request) -> Response:
+    a = _archive(request)
+    options = swarm_view.parse_adopt(request.query_params.get("budget"),
+                                     request.query_params.get("max_seeders"))
+    return JSON(swarm_view.adopt(a.swarm, options).as_dict())
 
 
 async def api_stats(request: Request) -> Response:
@@ -390,6 +449,9 @@ def _routes() -> list[BaseRoute]:
         Route("/search", search_page),
         Route("/track/{id}", track_page),
         Route("/torrents", torrents_page),
+        Route("/adopt", adopt_page),
+        Route("/adopt.txt", adopt_download),
+        Route("/adopt.zip", adopt_download),
         Route("/coverage", coverage_page),
         Route("/coverage.svg", coverage_file),
         Route("/coverage.png", coverage_file),
@@ -400,6 +462,7 @@ def _routes() -> list[BaseRoute]:
         Route("/api/isrc/{isrc}", api_isrc),
         Route("/api/tracks/{id}", api_track),
         Route("/api/torrents", api_torrents),
+        Route("/api/adopt", api_adopt),
         Route("/api/stats", api_stats),
         Route("/openapi.json", api_openapi),
         Mount("/static", StaticFiles(directory=_STATIC), name="static"),
@@ -419,7 +482,7 @@ def create_app(options: ServeOptions) -> Starlette:
     db = PublishedDB(publish / METADATA, cache_bytes=options.cache_bytes)
     site = {"name": db.info.get("name", "Phonothèque")}
     app = _App(routes=_routes(), exception_handlers=_EXCEPTION_HANDLERS)
-    app.state.archive = _Archive(publish, db, _env(), site)
+    app.state.archive = _Archive(publish, db, _env(), site, swarm_view.SwarmIndex(publish))
     app.state.db = db
     return app
 

@@ -17,6 +17,7 @@ from phonotheque.serve.queries import (
     MAX_TORRENT_LIMIT,
     MAX_TORRENT_OFFSET,
 )
+from phonotheque.serve.swarm_view import MAX_BUDGET_TEXT, SORT_KEYS
 
 _ERROR = {"$ref": "#/components/responses/Error"}
 
@@ -144,10 +145,22 @@ SPEC: dict[str, Any] = {
         "/api/torrents": {
             "get": {
                 "operationId": "torrents",
-                "summary": "Published torrents (data, metadata, art), current first",
+                "summary": "Published torrents (data, metadata, art) with swarm health, current first",
+                "description": (
+                    "Each torrent carries the seeders, leechers and completed downloads its "
+                    "trackers last reported (null: never scraped), when (`stats_scraped_at`), "
+                    "whether the archive's own seeder holds it, and a `risk` band: red 0-3 "
+                    "seeders, amber 4-10, green more, unknown never scraped. `bands` totals "
+                    "the current torrents per popularity band."
+                ),
                 "parameters": [
                     _int_query("limit", 1, MAX_TORRENT_LIMIT, MAX_TORRENT_LIMIT, "Torrents per page."),
                     _int_query("offset", 0, MAX_TORRENT_OFFSET, 0, "Torrents to skip."),
+                    {"name": "sort", "in": "query", "required": False,
+                     "description": "Sort key (default: current first, by kind, wave, band).",
+                     "schema": {"type": "string", "enum": list(SORT_KEYS)}},
+                    {"name": "order", "in": "query", "required": False,
+                     "schema": {"type": "string", "enum": ["asc", "desc"], "default": "asc"}},
                 ],
                 "responses": {
                     "200": {
@@ -167,8 +180,43 @@ SPEC: dict[str, Any] = {
                                             "type": "array",
                                             "items": {"$ref": "#/components/schemas/Torrent"},
                                         },
+                                        "bands": {
+                                            "type": "array",
+                                            "items": {"$ref": "#/components/schemas/BandTotal"},
+                                        },
                                     },
                                 }
+                            }
+                        },
+                    },
+                    "400": _ERROR,
+                },
+            }
+        },
+        "/api/adopt": {
+            "get": {
+                "operationId": "adopt",
+                "summary": "Torrents for a volunteer: those that most need seeders, within a budget",
+                "description": (
+                    "Current torrents (never obsolete ones), fewest seeders first, the most "
+                    "listened band first among equals; a torrent that does not fit what is "
+                    "left of the budget is skipped. Also as a page (/adopt), a zip of the "
+                    ".torrent files (/adopt.zip) and magnet links (/adopt.txt)."
+                ),
+                "parameters": [
+                    {"name": "budget", "in": "query", "required": True,
+                     "description": "Space to give: 2TB, 500GB, 1.5TiB or bytes.",
+                     "schema": {"type": "string", "minLength": 1,
+                                "maxLength": MAX_BUDGET_TEXT}},
+                    _int_query("max_seeders", 0, 999_999_999, 999_999_999,
+                               "Only torrents with at most this many seeders."),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The chosen torrents, most needed first.",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/Adoption"}
                             }
                         },
                     },
@@ -254,6 +302,35 @@ SPEC: dict[str, Any] = {
                     "files": {"type": "integer"},
                     "obsolete": {"type": "boolean"},
                     "added_at": {"type": "string"},
+                    "seeders": _nullable_int,
+                    "leechers": _nullable_int,
+                    "completed": _nullable_int,
+                    "stats_scraped_at": _nullable_str,
+                    "currently_seeding": {"type": "boolean"},
+                    "risk": {"type": "string", "enum": ["red", "amber", "green", "unknown"]},
+                },
+            },
+            "BandTotal": {
+                "type": "object",
+                "required": ["band", "torrents", "at_risk", "never_scraped"],
+                "properties": {
+                    "band": _nullable_int,
+                    "torrents": {"type": "integer"},
+                    "at_risk": {"type": "integer", "description": "Torrents under 4 seeders."},
+                    "never_scraped": {"type": "integer"},
+                    "seeders": {"type": "integer"},
+                },
+            },
+            "Adoption": {
+                "type": "object",
+                "required": ["budget", "total_size", "count", "torrents"],
+                "properties": {
+                    "budget": {"type": "integer"},
+                    "total_size": {"type": "integer"},
+                    "count": {"type": "integer"},
+                    "candidates": {"type": "integer"},
+                    "skipped": {"type": "integer"},
+                    "torrents": {"type": "array", "items": {"type": "object"}},
                 },
             },
             "File": {
