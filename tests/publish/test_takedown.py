@@ -3,12 +3,16 @@ runs them, against a real running `phono serve` and a real libtorrent `phono see
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 from click.testing import CliRunner
@@ -49,6 +53,79 @@ def released(ws: Workspace, data: Path) -> tuple[Workspace, int, str]:
 def _take_down(ws: Workspace, isrc: str) -> None:
     _run(ws, "exclude", "add", "--isrc", isrc, "--reason", "takedown request")
     _run(ws, "release")
+
+
+@contextlib.contextmanager
+def _serving(ws: Workspace) -> Iterator[str]:
+    proc = _phono("serve", "-w", str(ws.root), "--port", "0")
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "search page: http://" in line, line
+        yield line.split("search page: ")[1].split()[0]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+
+
+def _leaks(url: str, tid: int, isrc: str, secrets: set[str]) -> list[str]:
+    """Which of the server's answers about the track still carry a file, path or magnet."""
+    answers = {
+        "/api/tracks": httpx.get(f"{url}api/tracks/{tid}", timeout=10),
+        "/api/isrc": httpx.get(f"{url}api/isrc/{isrc}", timeout=10),
+        "/track": httpx.get(f"{url}track/{tid}", timeout=10),
+        "/search": httpx.get(f"{url}search", params={"q": "Bell"}, timeout=10),
+        "/api/search": httpx.get(f"{url}api/search", params={"q": "Bell"}, timeout=10),
+    }
+    out = []
+    for where, r in answers.items():
+        assert r.status_code == 200, (where, r.status_code)
+        out += [f"{where}: {s[:30]}" for s in secrets if s in r.text]
+    return out
+
+
+def _secrets(ws: Workspace, tid: int) -> set[str]:
+    """What identifies the track's file: its sha256, its paths, the magnets of its torrents."""
+    db = sqlite3.connect(ws.publish / "metadata.sqlite")
+    rows = db.execute("SELECT f.path, f.sha256, o.magnet, f.patch_path FROM file f "
+                      "JOIN torrent o ON o.id = f.torrent_id WHERE f.track_id = ?",
+                      (tid,)).fetchall()
+    db.close()
+    assert rows
+    return {v.replace("&", "&amp;") if v.startswith("magnet:") else v
+            for r in rows for v in r if v} | {v for r in rows for v in r if v}
+
+
+def test_takedown_is_not_in_the_published_files(released: tuple[Workspace, int, str]) -> None:
+    ws, tid, isrc = released
+    secrets = _secrets(ws, tid)
+    _take_down(ws, isrc)
+    db = sqlite3.connect(ws.publish / "metadata.sqlite")
+    assert db.execute("SELECT count(*) FROM file WHERE track_id = ?", (tid,)).fetchone() == (0,)
+    dump = "\n".join(db.iterdump())
+    db.close()
+    index = (ws.publish / "torrents.json").read_text() + (ws.publish / "magnets.txt").read_text()
+    leaked = [s[:30] for s in secrets if s in dump or s in index]
+    assert leaked == []
+    # the obsolete torrents that carried it (its folder, that folder's AAC metadata and
+    # the old database) are listed, withdrawn, without magnet or .torrent
+    entries = orjson.loads((ws.publish / "torrents.json").read_bytes())
+    withdrawn = [e for e in entries if e.get("withdrawn")]
+    assert sorted(e["role"] for e in withdrawn) == ["aac_meta", "audio", "database"]
+    assert all(e["obsolete"] and e["magnet_link"] is None and e["torrent"] is None
+               for e in withdrawn)
+    assert all(not (ws.publish / "torrents" / f"{e['display_name']}.torrent").exists()
+               for e in withdrawn)
+
+
+def test_a_fresh_server_hides_the_file(released: tuple[Workspace, int, str]) -> None:
+    ws, tid, isrc = released
+    secrets = _secrets(ws, tid)
+    _take_down(ws, isrc)
+    with _serving(ws) as url:
+        assert _leaks(url, tid, isrc, secrets) == []
+        torrents = httpx.get(f"{url}api/torrents", timeout=10).json()["torrents"]
+        assert [t for t in torrents if t["magnet"] in secrets] == []
 
 
 def _seed(ws: Workspace) -> tuple[subprocess.Popen[str], int, list[str]]:
@@ -132,3 +209,21 @@ def test_exclude_add_reports_what_this_entry_matched(released: tuple[Workspace, 
     dashed = f"{isrc[:2]}-{isrc[2:5]}-{isrc[5:7]}-{isrc[7:]}".lower()
     assert "removed" in _run(ws, "exclude", "remove", "isrc", dashed)
     assert "not found" in _run(ws, "exclude", "remove", "isrc", dashed)
+
+
+def test_gc_removes_taken_down_audio(released: tuple[Workspace, int, str]) -> None:
+    ws, tid, isrc = released
+    with ws.store(readonly=True) as store:
+        row = store.query("SELECT path, patch_path FROM audio_file WHERE track_id = ?", (tid,))[0]
+    files = [ws.root / row["path"]] + ([ws.root / row["patch_path"]] if row["patch_path"] else [])
+    assert all(f.is_file() for f in files)
+    _take_down(ws, isrc)
+    out = _run(ws, "gc", "--dry-run")
+    assert all(f.relative_to(ws.root).as_posix() in out for f in files)
+    assert all(f.is_file() for f in files)
+    out = _run(ws, "gc")
+    assert not any(f.exists() for f in files)
+    assert "nothing to remove" in _run(ws, "gc")
+    # every other track still packs, releases and verifies
+    _run(ws, "release")
+    _run(ws, "verify", str(ws.torrents))

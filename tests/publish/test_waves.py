@@ -66,7 +66,8 @@ def test_waves_by_band_then_exclusion(ws: Workspace, data: Path) -> None:
     assert status == "excluded"
     files = db.execute("SELECT o.obsolete FROM file f JOIN track_isrc i ON i.track_id = f.track_id "
                        "JOIN torrent o ON o.id = f.torrent_id WHERE i.isrc = ?", (isrc,)).fetchall()
-    assert files == [(1,)]  # only in the obsolete torrent
+    assert files == []  # not even in the obsolete torrent, which is withdrawn
+    assert by_name[old]["withdrawn"] is True and by_name[old]["magnet_link"] is None
     ex = db.execute("SELECT kind, value, reason FROM exclusion").fetchall()
     assert ex == [("isrc", isrc, "takedown")]
 

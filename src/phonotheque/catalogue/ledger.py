@@ -2,7 +2,8 @@
 
 Every write to the ``ledger`` table goes through this module: select's
 :func:`apply_ledger`, the audio stage's :func:`sync_selection` and
-:func:`record_outcomes`, and the takedown list's :func:`sync_exclusions`.
+:func:`record_outcomes`, the takedown list's :func:`sync_exclusions` and
+``phono gc``'s :func:`note_audio_removed`.
 
 Statuses:
 
@@ -258,4 +259,17 @@ def sync_exclusions(store: Store) -> int:
                  updated_at = ?
                WHERE status = 'excluded'
                  AND track_id IN (SELECT id FROM track WHERE excluded = 0)""", (stamp,))
+        return conn.total_changes - before
+
+
+def note_audio_removed(store: Store, track_ids: Iterable[int]) -> int:
+    """For ``phono gc``: say in ``detail`` that an excluded track's audio was deleted."""
+    stamp = now_iso()
+    with store.transaction() as conn:
+        before = conn.total_changes
+        conn.executemany(
+            """UPDATE ledger SET detail = 'exclusion; audio removed by gc', updated_at = ?
+               WHERE track_id = ? AND status = 'excluded'
+                 AND detail IS NOT 'exclusion; audio removed by gc'""",
+            [(stamp, t) for t in track_ids])
         return conn.total_changes - before

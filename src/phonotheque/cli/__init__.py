@@ -33,6 +33,7 @@ COMMANDS: list[click.Command] = [
     catalogue_cmds.compare_cmd,
     catalogue_cmds.rejects,
     catalogue_cmds.exclude,
+    catalogue_cmds.gc_cmd,
     build_cmds.build_cmd,
     build_cmds.demo,
     ingest_cmds.ingest_group,

@@ -1,4 +1,4 @@
-"""Workspace and catalogue commands: init, stats, compare, rejects, exclude."""
+"""Workspace and catalogue commands: init, stats, compare, rejects, exclude, gc."""
 
 from __future__ import annotations
 
@@ -181,3 +181,27 @@ def exclude_list(ws: Workspace) -> None:
     for r in rows:
         table.add_row(r.kind, r.value, r.reason, r.added_at)
     console.print(table)
+
+
+@command("gc")
+@click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+@workspace_option
+def gc_cmd(ws: Workspace, dry_run: bool) -> None:
+    """Remove taken-down audio and leftover payloads of obsolete torrents from the workspace.
+
+    After `phono exclude add` and `phono release`, the excluded tracks' files
+    (and patches) are still in audio/; gc deletes them. Safe to re-run.
+    """
+    from phonotheque.gc import collect
+    from phonotheque.select.options import format_size
+
+    report = collect(ws, dry_run=dry_run)
+    if not report.items:
+        console.print("gc: nothing to remove")
+        return
+    for g in report.items:
+        console.print(f"  {'would remove' if dry_run else 'removed'} {g.path}  [dim]({g.why})[/]",
+                      highlight=False, soft_wrap=True)
+    console.print(f"gc: {len(report.items)} {'would be removed' if dry_run else 'removed'} "
+                  f"({format_size(report.bytes)})" + (" — dry run, nothing removed"
+                                                      if dry_run else ""))

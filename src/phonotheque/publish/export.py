@@ -9,7 +9,9 @@ is complete on its own).
 Parquet (zstd) has the same tables, read back from the finished database in
 batches and written with explicit column types, one file per table.
 
-Only *released* torrents (those with a wave) appear, with the files they carry;
+Only *released* torrents (those with a wave) appear, with the files they carry,
+except the files of excluded tracks (a takedown: the track's metadata stays, its
+status ``excluded``; torrents that carried it are listed without magnet);
 the catalogue's internal state (paths on the builder's machine, provenance
 locators) does not.
 """
@@ -32,6 +34,7 @@ from phonotheque.catalogue.schema import SCHEMA_VERSION
 from phonotheque.errors import StorageError, wrap_os_error
 from phonotheque.pack.aac import public_source
 from phonotheque.publish.dbschema import DDL, PUBLISH_SCHEMA_VERSION
+from phonotheque.publish.index import withdrawn_sql
 from phonotheque.sources.bounds import track_listens_sql
 
 # Tables exported to Parquet, in this order (FTS shadow tables are not data).
@@ -109,7 +112,8 @@ def _fill(conn: sqlite3.Connection, ctx: ExportContext) -> dict[str, int]:
     ex("INSERT INTO track_isrc SELECT track_id, isrc FROM cat.track_isrc ORDER BY track_id, isrc")
     ex("""INSERT INTO wave SELECT id, released_at, torrents, bytes FROM cat.wave ORDER BY id""")
     ex(f"""INSERT INTO torrent
-           SELECT t.id, t.kind, t.name, t.band, t.wave, t.infohash_v1, t.infohash_v2, t.magnet,
+           SELECT t.id, t.kind, t.name, t.band, t.wave, t.infohash_v1, t.infohash_v2,
+                  CASE WHEN {withdrawn_sql("cat.")} THEN '' ELSE t.magnet END,
                   t.size, t.files, t.obsolete,
                   coalesce((SELECT w.released_at FROM cat.wave w WHERE w.id = t.wave), t.created_at),
                   t.role, t.collection, t.piece_length, t.superseded_by
@@ -123,11 +127,15 @@ def _fill(conn: sqlite3.Connection, ctx: ExportContext) -> dict[str, int]:
            JOIN cat.torrent t ON t.id = tf.torrent_id
            JOIN cat.audio_file a ON a.id = tf.audio_file_id
            WHERE tf.role = 'audio' AND t.kind = 'data' AND {_RELEASED}
+             AND NOT (SELECT excluded FROM cat.track k WHERE k.id = a.track_id)
            ORDER BY tf.torrent_id, tf.path""")
     ex(f"""INSERT INTO aux_file
            SELECT tf.torrent_id, tf.path, tf.size, tf.sha256, tf.pieces_root
            FROM cat.torrent_file tf JOIN cat.torrent t ON t.id = tf.torrent_id
-           WHERE tf.role != 'audio' AND {_RELEASED} ORDER BY tf.torrent_id, tf.path""")
+           WHERE tf.role != 'audio' AND {_RELEASED} AND NOT coalesce(
+             (SELECT k.excluded FROM cat.audio_file a JOIN cat.track k ON k.id = a.track_id
+               WHERE a.id = tf.audio_file_id), 0)
+           ORDER BY tf.torrent_id, tf.path""")
     ex(f"""INSERT INTO art
            SELECT ra.release_id, t.id, ra.member, ra.sha256, ra.size, ra.mime
            FROM cat.release_art ra

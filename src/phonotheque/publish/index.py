@@ -5,7 +5,8 @@ Anna's Archive's ``torrents.json`` where the meaning is the same (``display_name
 ``magnet_link``, ``btih``, ``data_size``, ``num_files``, ``obsolete``,
 ``added_to_torrents_list_at``, ``is_metadata``) plus ours (``kind``, ``role``,
 ``band``, ``wave``, ``infohash_v1``/``infohash_v2``, ``superseded_by``, ``torrent``:
-the .torrent file relative to ``publish/``). Keys sorted, stable order: the same
+the .torrent file relative to ``publish/``; ``withdrawn``: taken down, listed
+without magnet or .torrent, see :func:`withdrawn_sql`). Keys sorted, stable order: the same
 catalogue gives the same bytes.
 
 Swarm health, with the reference's meaning: ``seeders``, ``leechers``, ``completed``
@@ -34,11 +35,29 @@ from phonotheque.errors import InputError, wrap_os_error
 # Which catalogue torrents are public: released in a wave, or the metadata database.
 PUBLIC = "t.built = 1 AND (t.wave IS NOT NULL OR t.role = 'database')"
 
+def withdrawn_sql(schema: str = "") -> str:
+    """SQL true for a *withdrawn* public torrent (a takedown); ``t`` is the torrent row.
+
+    Withdrawn: obsolete torrents that carry a file of an excluded track, the AAC
+    metadata torrents describing those, and obsolete database torrents older than
+    the newest exclusion (their metadata.sqlite still lists the file). They stay
+    listed, marked, so that old links explain themselves, but their magnet and
+    .torrent are no longer handed out. ``schema`` qualifies the catalogue's tables
+    (``"cat."`` when it is ATTACHed).
+    """
+    c = schema
+    return f"""(t.obsolete = 1 AND (
+        EXISTS (SELECT 1 FROM {c}torrent_file wf JOIN {c}audio_file wa ON wa.id = wf.audio_file_id
+                  JOIN {c}track wt ON wt.id = wa.track_id
+                 WHERE wt.excluded = 1 AND wf.torrent_id IN (t.id, t.describes))
+        OR (t.role = 'database'
+            AND t.created_at < coalesce((SELECT max(added_at) FROM {c}exclusion), ''))))"""
+
 
 def index_entries(conn: sqlite3.Connection, torrent_sizes: dict[str, int]) -> list[dict[str, Any]]:
     """One entry per public torrent, in a stable order (current first, by wave, band, name)."""
     rows = conn.execute(
-        f"""SELECT t.*, s.name AS superseded_name,
+        f"""SELECT t.*, s.name AS superseded_name, {withdrawn_sql()} AS withdrawn,
                    coalesce((SELECT w.released_at FROM wave w WHERE w.id = t.wave), t.created_at)
                      AS added_at
             FROM torrent t LEFT JOIN torrent s ON s.id = t.superseded_by
@@ -49,6 +68,7 @@ def index_entries(conn: sqlite3.Connection, torrent_sizes: dict[str, int]) -> li
     by_id = health(conn)
     out = []
     for r in rows:
+        withdrawn = bool(r["withdrawn"])
         out.append({
             **health_fields(by_id.get(int(r["id"]), Health())),
             "display_name": r["name"],
@@ -61,15 +81,16 @@ def index_entries(conn: sqlite3.Connection, torrent_sizes: dict[str, int]) -> li
             "obsolete": bool(r["obsolete"]),
             "superseded_by": r["superseded_name"],
             "added_to_torrents_list_at": r["added_at"],
-            "magnet_link": r["magnet"],
+            "withdrawn": withdrawn,
+            "magnet_link": None if withdrawn else r["magnet"],
             "btih": r["infohash_v1"],
             "infohash_v1": r["infohash_v1"],
             "infohash_v2": r["infohash_v2"],
             "data_size": r["size"],
             "num_files": r["files"],
             "piece_length": r["piece_length"],
-            "torrent": f"torrents/{r['name']}.torrent",
-            "torrent_size": torrent_sizes.get(r["name"]),
+            "torrent": None if withdrawn else f"torrents/{r['name']}.torrent",
+            "torrent_size": None if withdrawn else torrent_sizes.get(r["name"]),
         })
     return out
 
@@ -115,4 +136,5 @@ def torrents_json(entries: list[dict[str, Any]]) -> bytes:
 
 
 def magnets_txt(entries: list[dict[str, Any]]) -> bytes:
-    return "".join(f"{e['magnet_link']}\n" for e in entries if not e["obsolete"]).encode()
+    return "".join(f"{e['magnet_link']}\n" for e in entries
+                   if not e["obsolete"] and e["magnet_link"]).encode()

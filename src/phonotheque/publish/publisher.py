@@ -155,7 +155,8 @@ def _copy_public_files(ws: Workspace, store: Store) -> None:
     aac_dir = ws.publish / "aac"
     want_torrents: set[str] = set()
     want_aac: set[str] = set()
-    for r in store.query(f"SELECT * FROM torrent t WHERE {index_mod.PUBLIC} ORDER BY id"):
+    for r in store.query(f"SELECT * FROM torrent t WHERE {index_mod.PUBLIC} "
+                         f"AND NOT {index_mod.withdrawn_sql()} ORDER BY id"):
         src = ws.root / r["torrent_path"]
         name = f"{r['name']}.torrent"
         if src.is_file():

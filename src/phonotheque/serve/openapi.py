@@ -297,10 +297,13 @@ SPEC: dict[str, Any] = {
                     "wave": _nullable_int,
                     "infohash_v1": _nullable_str,
                     "infohash_v2": _nullable_str,
-                    "magnet": {"type": "string"},
+                    "magnet": {"type": "string", "nullable": True,
+                               "description": "null when withdrawn."},
                     "size": {"type": "integer"},
                     "files": {"type": "integer"},
                     "obsolete": {"type": "boolean"},
+                    "withdrawn": {"type": "boolean", "description": "Taken down: it carried "
+                                  "a recording on the exclusion list; no magnet is given."},
                     "added_at": {"type": "string"},
                     "seeders": _nullable_int,
                     "leechers": _nullable_int,
@@ -369,6 +372,8 @@ SPEC: dict[str, Any] = {
                     "band": _nullable_int,
                     "tier": _nullable_str,
                     "status": {"type": "string"},
+                    "withdrawn": {"type": "boolean", "description": "Taken down (status "
+                                  "excluded): metadata only, files is empty."},
                     "release": {"type": "object", "nullable": True},
                     "artists": {"type": "array", "items": {"type": "object"}},
                     "isrcs": {"type": "array", "items": {"type": "string"}},

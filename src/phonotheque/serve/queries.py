@@ -281,6 +281,8 @@ class PublishedDB:
                 "band": r[11],
                 "tier": r[12],
                 "status": r[13],
+                # taken down: the metadata stays, no file, path or magnet is handed out
+                "withdrawn": r[13] == "excluded",
                 "release": None
                 if r[14] is None
                 else {
@@ -319,6 +321,8 @@ class PublishedDB:
             " ORDER BY f.track_id, o.obsolete, o.wave DESC, o.id",
             (key,),
         ):
+            if tracks[f[0]]["withdrawn"]:  # a database published before the takedown
+                continue
             tracks[f[0]]["files"].append(
                 {
                     "path": f[1],
@@ -338,7 +342,7 @@ class PublishedDB:
                         "kind": f[14],
                         "band": f[15],
                         "wave": f[16],
-                        "magnet": f[17],
+                        "magnet": f[17] or None,  # '' = withdrawn torrent
                         "obsolete": bool(f[18]),
                         "infohash_v1": f[19],
                         "infohash_v2": f[20],
@@ -365,6 +369,8 @@ class PublishedDB:
         for r in rows:
             d = dict(zip(cols, r, strict=True))
             d["obsolete"] = bool(d["obsolete"])
+            d["withdrawn"] = not d["magnet"]  # publish blanks a taken-down torrent's magnet
+            d["magnet"] = d["magnet"] or None
             out.append(d)
         return out
 
