@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import orjson
 
@@ -108,122 +109,20 @@ def synth(
     out: Path, options: SynthOptions, progress: Callable[[int], object] | None = None
 ) -> SynthReport:
     """Write a synthetic catalogue of ``options.tracks`` tracks into folder ``out``."""
-    import pyarrow as pa  # imported here so `phono` starts fast
-    import pyarrow.parquet as pq
-
-    if options.tracks < 1 and not options.releases:
-        raise InputError(options.tracks, "--tracks must be at least 1")
-    bad = set(options.listens_formats) - {"parquet", "csv"}
-    if bad:
-        raise InputError(", ".join(sorted(bad)), "unknown listens format (parquet, csv)")
+    _check(options)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise wrap_os_error(exc, out) from exc
-    rng = random.Random(options.seed)
-    listen_rng = random.Random(options.seed * 7919 + 1)
-    report = SynthReport(seed=options.seed)
-    expected_tracks = options.tracks if options.releases is None else options.releases * 8
-    n_artists = max(5, expected_tracks // 40)
-    used_artists = bytearray(n_artists)
-    recent_isrcs: deque[str] = deque(maxlen=1000)
-    mu = math.log(options.median_duration_ms)
-
+    gen = _Generator(options)
     rel_tmp = _Tmp(out / "release.jsonl")
     listen_tmps = {fmt: _Tmp(out / f"listens.{fmt}") for fmt in options.listens_formats}
-    schema = pa.schema([("recording_mbid", pa.string()), ("listen_count", pa.int64())])
-    mbids: list[str] = []
-    counts: list[int] = []
     try:
         rel_f = open(rel_tmp.tmp, "wb", buffering=1 << 20)  # noqa: SIM115 - closed below
-        pq_writer = (pq.ParquetWriter(listen_tmps["parquet"].tmp, schema, compression="zstd")
-                     if "parquet" in listen_tmps else None)
-        csv_f = (open(listen_tmps["csv"].tmp, "w", newline="", encoding="utf-8")  # noqa: SIM115
-                 if "csv" in listen_tmps else None)
-        csv_w = csv.writer(csv_f) if csv_f else None
-        if csv_w:
-            csv_w.writerow(["recording_mbid", "listen_count"])
-
-        def flush_listens() -> None:
-            if pq_writer is not None and mbids:
-                pq_writer.write_table(pa.table({"recording_mbid": mbids, "listen_count": counts},
-                                               schema=schema))
-            if csv_w is not None:
-                csv_w.writerows(zip(mbids, counts, strict=True))
-            mbids.clear()
-            counts.clear()
-
-        t = 0
-        r = 0
-        while (t < options.tracks) if options.releases is None else (r < options.releases):
-            kind = rng.random()
-            n = 1 if kind < 0.2 else rng.randint(2, 6) if kind < 0.4 else rng.randint(8, 16)
-            if options.releases is None:
-                n = min(n, options.tracks - t)
-            artist = rng.randrange(n_artists)
-            used_artists[artist] = 1
-            credit = _credit(options.seed, artist, rng)
-            rel_id = _uuid(options.seed, "release", r)
-            discs = 2 if n > 12 and rng.random() < 0.2 else 1
-            per_disc = math.ceil(n / discs)
-            media = []
-            for d in range(discs):
-                tracks = []
-                for p in range(1, min(per_disc, n - d * per_disc) + 1):
-                    isrcs = _isrcs(options, rng, t, recent_isrcs, report)
-                    duration = int(min(max(rng.lognormvariate(mu, 0.4), 20_000), 1_800_000))
-                    rec_id = _uuid(options.seed, "recording", t)
-                    title = _name(rng, rng.randint(1, 4))
-                    tracks.append({
-                        "id": _uuid(options.seed, "track", t),
-                        "position": p,
-                        "number": str(p),
-                        "title": title,
-                        "length": duration,
-                        "recording": {
-                            "id": rec_id,
-                            "title": title,
-                            "length": duration,
-                            "video": False,
-                            "isrcs": isrcs,
-                            "artist-credit": credit,
-                        },
-                    })
-                    u = 1.0 - listen_rng.random()  # (0, 1]
-                    count = min(int(u ** (-1.0 / options.zipf_a)) - 1, 1_000_000_000)
-                    mbids.append(rec_id)
-                    counts.append(count)
-                    report.total_listens += count
-                    report.zero_listen_tracks += count == 0
-                    t += 1
-                media.append({"position": d + 1, "format": "Digital Media",
-                              "track-count": len(tracks), "tracks": tracks})
-            release = {
-                "id": rel_id,
-                "title": _name(rng, rng.randint(1, 3)),
-                "status": "Official",
-                "date": f"{rng.randint(1955, 2025)}-{rng.randint(1, 12):02d}-"
-                        f"{rng.randint(1, 28):02d}",
-                "barcode": f"{rng.randrange(10**12):012d}",
-                "label-info": [{"catalog-number": f"SYN-{r}",
-                                "label": {"id": _uuid(options.seed, "label", artist % 97),
-                                          "name": f"Label {artist % 97}"}}],
-                "artist-credit": credit,
-                "media": media,
-            }
-            rel_f.write(orjson.dumps(release))
-            rel_f.write(b"\n")
-            r += 1
-            if len(mbids) >= _LISTENS_BATCH:
-                flush_listens()
-            if progress is not None:
-                progress(n)
-        flush_listens()
+        listens = _ListenFiles(listen_tmps)
+        _write_releases(gen, rel_f, listens, progress)
         rel_f.close()
-        if pq_writer is not None:
-            pq_writer.close()
-        if csv_f is not None:
-            csv_f.close()
+        listens.close()
         rel_tmp.commit()
         for tmp in listen_tmps.values():
             tmp.commit()
@@ -232,16 +131,178 @@ def synth(
         for tmp in listen_tmps.values():
             tmp.discard()
         raise wrap_os_error(exc, out) from exc
-    report.tracks = t
-    report.artists = sum(used_artists)
-    report.releases = r
-    report.unique_isrcs = report.isrc_links - report.shared_isrc_links
-    report.release_file = str(rel_tmp.final)
-    report.listens_files = tuple(str(x.final) for x in listen_tmps.values())
+    report = gen.finish(rel_tmp.final, [x.final for x in listen_tmps.values()])
     manifest = _Tmp(out / "synth.json")
     manifest.tmp.write_bytes(orjson.dumps(asdict(report), option=orjson.OPT_INDENT_2))
     manifest.commit()
     return report
+
+
+def _check(options: SynthOptions) -> None:
+    if options.tracks < 1 and not options.releases:
+        raise InputError(options.tracks, "--tracks must be at least 1")
+    bad = set(options.listens_formats) - {"parquet", "csv"}
+    if bad:
+        raise InputError(", ".join(sorted(bad)), "unknown listens format (parquet, csv)")
+
+
+class _ListenFiles:
+    """The listen-count files (Parquet and/or CSV), written in batches of rows."""
+
+    def __init__(self, tmps: dict[str, _Tmp]) -> None:
+        import pyarrow as pa  # imported here so `phono` starts fast
+        import pyarrow.parquet as pq
+
+        self._pa = pa
+        self.schema = pa.schema([("recording_mbid", pa.string()), ("listen_count", pa.int64())])
+        self.mbids: list[str] = []
+        self.counts: list[int] = []
+        self.parquet = (pq.ParquetWriter(tmps["parquet"].tmp, self.schema, compression="zstd")
+                        if "parquet" in tmps else None)
+        self.csv_f = (open(tmps["csv"].tmp, "w", newline="", encoding="utf-8")  # noqa: SIM115
+                      if "csv" in tmps else None)
+        self.csv_w = csv.writer(self.csv_f) if self.csv_f else None
+        if self.csv_w:
+            self.csv_w.writerow(["recording_mbid", "listen_count"])
+
+    def add(self, mbid: str, count: int) -> None:
+        self.mbids.append(mbid)
+        self.counts.append(count)
+
+    def flush(self) -> None:
+        if self.parquet is not None and self.mbids:
+            self.parquet.write_table(self._pa.table(
+                {"recording_mbid": self.mbids, "listen_count": self.counts}, schema=self.schema))
+        if self.csv_w is not None:
+            self.csv_w.writerows(zip(self.mbids, self.counts, strict=True))
+        self.mbids.clear()
+        self.counts.clear()
+
+    def close(self) -> None:
+        if self.parquet is not None:
+            self.parquet.close()
+        if self.csv_f is not None:
+            self.csv_f.close()
+
+
+def _write_releases(gen: _Generator, rel_f: BinaryIO, listens: _ListenFiles,
+                    progress: Callable[[int], object] | None) -> None:
+    """One dump line per release until the track (or release) count is reached."""
+    while gen.more():
+        release, n = gen.release(listens)
+        rel_f.write(orjson.dumps(release))
+        rel_f.write(b"\n")
+        if len(listens.mbids) >= _LISTENS_BATCH:
+            listens.flush()
+        if progress is not None:
+            progress(n)
+    listens.flush()
+
+
+class _Generator:
+    """Releases, tracks and listen counts from two seeded random streams, in order.
+
+    The order of the random draws is what makes a seed give the same bytes:
+    changing it changes every file.
+    """
+
+    def __init__(self, options: SynthOptions) -> None:
+        self.options = options
+        self.rng = random.Random(options.seed)
+        self.listen_rng = random.Random(options.seed * 7919 + 1)
+        self.report = SynthReport(seed=options.seed)
+        expected_tracks = options.tracks if options.releases is None else options.releases * 8
+        self.n_artists = max(5, expected_tracks // 40)
+        self.used_artists = bytearray(self.n_artists)
+        self.recent_isrcs: deque[str] = deque(maxlen=1000)
+        self.mu = math.log(options.median_duration_ms)
+        self.t = 0  # tracks so far
+        self.r = 0  # releases so far
+
+    def more(self) -> bool:
+        o = self.options
+        return (self.t < o.tracks) if o.releases is None else (self.r < o.releases)
+
+    def release(self, listens: _ListenFiles) -> tuple[dict[str, object], int]:
+        """The next release (a dump line) and its number of tracks."""
+        o, rng = self.options, self.rng
+        kind = rng.random()
+        n = 1 if kind < 0.2 else rng.randint(2, 6) if kind < 0.4 else rng.randint(8, 16)
+        if o.releases is None:
+            n = min(n, o.tracks - self.t)
+        artist = rng.randrange(self.n_artists)
+        self.used_artists[artist] = 1
+        credit = _credit(o.seed, artist, rng)
+        rel_id = _uuid(o.seed, "release", self.r)
+        discs = 2 if n > 12 and rng.random() < 0.2 else 1
+        per_disc = math.ceil(n / discs)
+        media = []
+        for d in range(discs):
+            tracks = [self.track(p, credit, listens)
+                      for p in range(1, min(per_disc, n - d * per_disc) + 1)]
+            media.append({"position": d + 1, "format": "Digital Media",
+                          "track-count": len(tracks), "tracks": tracks})
+        release: dict[str, object] = {
+            "id": rel_id,
+            "title": _name(rng, rng.randint(1, 3)),
+            "status": "Official",
+            "date": f"{rng.randint(1955, 2025)}-{rng.randint(1, 12):02d}-"
+                    f"{rng.randint(1, 28):02d}",
+            "barcode": f"{rng.randrange(10**12):012d}",
+            "label-info": [{"catalog-number": f"SYN-{self.r}",
+                            "label": {"id": _uuid(o.seed, "label", artist % 97),
+                                      "name": f"Label {artist % 97}"}}],
+            "artist-credit": credit,
+            "media": media,
+        }
+        self.r += 1
+        return release, n
+
+    def track(self, position: int, credit: list[dict[str, object]],
+              listens: _ListenFiles) -> dict[str, object]:
+        """Track ``position`` of a medium, its recording, and the recording's listen count."""
+        o, rng, t = self.options, self.rng, self.t
+        isrcs = _isrcs(o, rng, t, self.recent_isrcs, self.report)
+        duration = int(min(max(rng.lognormvariate(self.mu, 0.4), 20_000), 1_800_000))
+        rec_id = _uuid(o.seed, "recording", t)
+        title = _name(rng, rng.randint(1, 4))
+        track = {
+            "id": _uuid(o.seed, "track", t),
+            "position": position,
+            "number": str(position),
+            "title": title,
+            "length": duration,
+            "recording": {
+                "id": rec_id,
+                "title": title,
+                "length": duration,
+                "video": False,
+                "isrcs": isrcs,
+                "artist-credit": credit,
+            },
+        }
+        count = self.listen_count()
+        listens.add(rec_id, count)
+        self.report.total_listens += count
+        self.report.zero_listen_tracks += count == 0
+        self.t += 1
+        return track
+
+    def listen_count(self) -> int:
+        """A power-law (Zipf-like) count with many zeros."""
+        u = 1.0 - self.listen_rng.random()  # (0, 1]
+        return min(int(u ** (-1.0 / self.options.zipf_a)) - 1, 1_000_000_000)
+
+    def finish(self, release_file: Path, listens_files: list[Path]) -> SynthReport:
+        """The report, with the totals known only at the end."""
+        report = self.report
+        report.tracks = self.t
+        report.artists = sum(self.used_artists)
+        report.releases = self.r
+        report.unique_isrcs = report.isrc_links - report.shared_isrc_links
+        report.release_file = str(release_file)
+        report.listens_files = tuple(str(x) for x in listens_files)
+        return report
 
 
 def _credit(seed: int, artist: int, rng: random.Random) -> list[dict[str, object]]:
