@@ -150,6 +150,28 @@ def create_torrent(
     path = Path(path)
     sources, is_dir = _scan(path)
     name = options.name or path.resolve().name
+    piece_length = _checked_piece_length(path, name, sources, options)
+    if not is_dir:
+        # A single-file torrent's file is called by the torrent's name.
+        sources = [_Source((name,), sources[0].path, sources[0].size, sources[0].mtime_ns)]
+    info: dict[str, object] = {"name": name, "piece length": piece_length}
+    if options.private:
+        info["private"] = 1
+    layers: dict[bytes, bytes] = {}
+    if options.version == "1":
+        info.update(_v1_info(sources, is_dir, piece_length, options, progress))
+    else:
+        fields, layers = _v2_info(sources, is_dir, piece_length, options, progress)
+        info.update(fields)
+    _check_unchanged(sources)
+    # Re-read what we built: the same validation every foreign torrent gets.
+    return read_torrent(bencode.encode(_metainfo(info, layers, options)))
+
+
+def _checked_piece_length(
+    path: Path, name: str, sources: list[_Source], options: TorrentOptions
+) -> int:
+    """Refuse what cannot become a torrent; the piece length to use."""
     _check_component(name, "name", TorrentError)
     total = sum(s.size for s in sources)
     if not sources:
@@ -163,79 +185,104 @@ def create_torrent(
     _check_piece_length(piece_length, version != "1", path)
     if -(-total // piece_length) > MAX_PIECES:
         raise TorrentError(path, f"piece length {piece_length} gives more than {MAX_PIECES} pieces")
+    return piece_length
 
-    if not is_dir:
-        # A single-file torrent's file is called by the torrent's name.
-        sources = [_Source((name,), sources[0].path, sources[0].size, sources[0].mtime_ns)]
-    info: dict[str, object] = {"name": name, "piece length": piece_length}
-    if options.private:
-        info["private"] = 1
-    top: dict[str, object] = {}
 
-    if version == "1":
-        sources.sort(key=_v1_order)
-        segs = [hashing.Segment(s.path, s.size) for s in sources]
-        hashes = hashing.hash_stream(
-            segs,
-            piece_length,
-            workers=options.workers,
-            progress=progress,
-            processes=options.processes,
-        )
+def _v1_info(
+    sources: list[_Source],
+    is_dir: bool,
+    piece_length: int,
+    options: TorrentOptions,
+    progress: Callable[[int], object] | None,
+) -> dict[str, object]:
+    """The v1 fields of the info dictionary: ``pieces`` and ``files`` or ``length``."""
+    sources.sort(key=_v1_order)
+    segs = [hashing.Segment(s.path, s.size) for s in sources]
+    hashes = hashing.hash_stream(
+        segs, piece_length, workers=options.workers, progress=progress, processes=options.processes
+    )
+    assert hashes.pieces is not None
+    info: dict[str, object] = {"pieces": b"".join(hashes.pieces)}
+    if is_dir:
+        info["files"] = [{"length": s.size, "path": list(s.parts)} for s in sources]
+    else:
+        info["length"] = sources[0].size
+    return info
+
+
+def _v2_info(
+    sources: list[_Source],
+    is_dir: bool,
+    piece_length: int,
+    options: TorrentOptions,
+    progress: Callable[[int], object] | None,
+) -> tuple[dict[str, object], dict[bytes, bytes]]:
+    """The v2 (and for hybrid, v1) fields of the info dictionary, and the piece layers."""
+    sources.sort(key=_v2_order)
+    v1 = options.version == "hybrid"
+    # libtorrent pads after every non-empty file, the last included, but
+    # never when the torrent has a single file (even inside a folder).
+    padded = v1 and len(sources) > 1
+    pads = [(-s.size) % piece_length if padded and s.size else 0 for s in sources]
+    segs = [hashing.Segment(s.path, s.size, pad) for s, pad in zip(sources, pads, strict=True)]
+    hashes = hashing.hash_aligned(
+        segs,
+        piece_length,
+        v1=v1,
+        v2=True,
+        workers=options.workers,
+        progress=progress,
+        processes=options.processes,
+    )
+    assert hashes.roots is not None and hashes.layers is not None
+    tree, layers = _file_tree(sources, hashes.roots, hashes.layers)
+    info: dict[str, object] = {"file tree": tree, "meta version": 2}
+    if v1:
         assert hashes.pieces is not None
         info["pieces"] = b"".join(hashes.pieces)
         if is_dir:
-            info["files"] = [{"length": s.size, "path": list(s.parts)} for s in sources]
+            info["files"] = _padded_v1_files(sources, pads)
         else:
             info["length"] = sources[0].size
-    else:
-        sources.sort(key=_v2_order)
-        v1 = version == "hybrid"
-        # libtorrent pads after every non-empty file, the last included, but
-        # never when the torrent has a single file (even inside a folder).
-        padded = v1 and len(sources) > 1
-        pads = [(-s.size) % piece_length if padded and s.size else 0 for s in sources]
-        segs = [hashing.Segment(s.path, s.size, pad) for s, pad in zip(sources, pads, strict=True)]
-        hashes = hashing.hash_aligned(
-            segs,
-            piece_length,
-            v1=v1,
-            v2=True,
-            workers=options.workers,
-            progress=progress,
-            processes=options.processes,
-        )
-        assert hashes.roots is not None and hashes.layers is not None
-        tree: dict[str, object] = {}
-        layers: dict[bytes, bytes] = {}
-        for src, root, layer in zip(sources, hashes.roots, hashes.layers, strict=True):
-            leaf: dict[str, object] = {"length": src.size}
-            if root is not None:
-                leaf["pieces root"] = root
-                if len(layer) > 1:
-                    layers[root] = b"".join(layer)
-            node = tree
-            for part in src.parts[:-1]:
-                node = node.setdefault(part, {})  # type: ignore[assignment]
-            node[src.parts[-1]] = {"": leaf}
-        info["file tree"] = tree
-        info["meta version"] = 2
-        if layers:
-            top["piece layers"] = layers
-        if v1:
-            assert hashes.pieces is not None
-            info["pieces"] = b"".join(hashes.pieces)
-            if is_dir:
-                files: list[dict[str, object]] = []
-                for src, pad in zip(sources, pads, strict=True):
-                    files.append({"length": src.size, "path": list(src.parts)})
-                    if pad:
-                        files.append({"attr": "p", "length": pad, "path": [PAD_DIR, str(pad)]})
-                info["files"] = files
-            else:
-                info["length"] = sources[0].size
+    return info, layers
 
-    _check_unchanged(sources)
+
+def _file_tree(
+    sources: list[_Source], roots: list[bytes | None], file_layers: list[list[bytes]]
+) -> tuple[dict[str, object], dict[bytes, bytes]]:
+    """BEP 52's ``file tree`` and ``piece layers`` (files of more than one piece only)."""
+    tree: dict[str, object] = {}
+    layers: dict[bytes, bytes] = {}
+    for src, root, layer in zip(sources, roots, file_layers, strict=True):
+        leaf: dict[str, object] = {"length": src.size}
+        if root is not None:
+            leaf["pieces root"] = root
+            if len(layer) > 1:
+                layers[root] = b"".join(layer)
+        node = tree
+        for part in src.parts[:-1]:
+            node = node.setdefault(part, {})  # type: ignore[assignment]
+        node[src.parts[-1]] = {"": leaf}
+    return tree, layers
+
+
+def _padded_v1_files(sources: list[_Source], pads: list[int]) -> list[dict[str, object]]:
+    """A hybrid torrent's v1 file list: each file followed by its BEP 47 pad file, if any."""
+    files: list[dict[str, object]] = []
+    for src, pad in zip(sources, pads, strict=True):
+        files.append({"length": src.size, "path": list(src.parts)})
+        if pad:
+            files.append({"attr": "p", "length": pad, "path": [PAD_DIR, str(pad)]})
+    return files
+
+
+def _metainfo(
+    info: dict[str, object], layers: dict[bytes, bytes], options: TorrentOptions
+) -> dict[str, object]:
+    """The whole metainfo: ``info`` and what lives outside it (trackers, web seeds, comment...)."""
+    top: dict[str, object] = {"info": info}
+    if layers:
+        top["piece layers"] = layers
     if options.trackers:
         top["announce"] = options.trackers[0]
         if len(options.trackers) > 1:
@@ -248,9 +295,7 @@ def create_torrent(
         top["created by"] = options.created_by
     if options.creation_date is not None:
         top["creation date"] = options.creation_date
-    top["info"] = info
-    # Re-read what we wrote: the same validation every foreign torrent gets.
-    return read_torrent(bencode.encode(top))
+    return top
 
 
 def _check_unchanged(sources: list[_Source]) -> None:
