@@ -24,8 +24,7 @@ from pathlib import Path
 from phonotheque.catalogue.store import Store
 from phonotheque.errors import InputError
 from phonotheque.model import Checkpoint, Record, Reject, Release, SourceAudio, Track, WriteCounts
-from phonotheque.sources import ReadOptions, Source, bounds, get
-from phonotheque.sources._base import STAGE, Input, printable
+from phonotheque.sources import STAGE, Input, ReadOptions, Source, bounds, get, printable
 from phonotheque.workspace import Workspace
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from phonotheque.errors import UnsupportedInput
 from phonotheque.sources import listens, mbdump, musicbrainz, tags
-from phonotheque.sources._base import Input, ReadOptions, Source
+from phonotheque.sources._base import STAGE, Input, ReadOptions, Source, printable
 
 # name -> reader; `phono ingest <name>` looks sources up here (registry, not a chain).
 SOURCES: dict[str, Source] = {
@@ -24,4 +24,4 @@ def get(kind: str) -> Source:
         raise UnsupportedInput(kind, f"unknown source (known: {', '.join(sorted(SOURCES))})") from None
 
 
-__all__ = ["SOURCES", "Input", "ReadOptions", "Source", "get"]
+__all__ = ["SOURCES", "STAGE", "Input", "ReadOptions", "Source", "get", "printable"]
