@@ -214,6 +214,9 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
         raise InputError(path, f"not a zstd file: {exc}") from exc
 
 
+_CHUNK = 500  # audio files per look-up (SQLite's parameter limit is far above)
+
+
 def item_records(
     conn: sqlite3.Connection, members: list[tuple[int, str, str, str | None]], data_folder: str
 ) -> Iterator[dict[str, Any]]:
@@ -222,103 +225,139 @@ def item_records(
     ``members``: ``(audio_file_id, aacid, path in folder, patch path in folder or None)``
     in folder order. ``conn`` is the catalogue, with ``torrent_file`` pieces roots filled.
     """
-    for chunk_start in range(0, len(members), 500):
-        chunk = members[chunk_start : chunk_start + 500]
+    for chunk_start in range(0, len(members), _CHUNK):
+        chunk = members[chunk_start : chunk_start + _CHUNK]
         ids = [m[0] for m in chunk]
-        marks = ",".join("?" * len(ids))
-        rows = {
-            r["audio_file_id"]: r
-            for r in conn.execute(
-                f"""SELECT a.id AS audio_file_id, a.track_id, t.mbid, t.title, t.artist_credit,
-                       t.disc, t.position, t.duration_ms AS track_duration_ms, t.source,
-                       t.licence, r.id AS release_id, r.mbid AS release_mbid,
-                       r.title AS release_title, r.date, r.label, r.barcode,
-                       r.artist_credit AS release_artist_credit,
-                       s.rank, s.band,
-                       (SELECT CASE WHEN count(count) THEN {track_listens_sql("count")} END
-                        FROM listens l WHERE l.track_id = t.id) AS listens,
-                       a.tier, a.container, a.codec, a.bitrate, a.duration_ms, a.size, a.sha256,
-                       a.original_sha256, a.original_size, a.replaygain_gain, a.replaygain_peak,
-                       a.btv2_root
-                    FROM audio_file a JOIN track t ON t.id = a.track_id
-                    LEFT JOIN release r ON r.id = t.release_id
-                    LEFT JOIN selection s ON s.track_id = a.track_id
-                    WHERE a.id IN ({marks})""",
-                ids,
-            )
-        }
+        rows = _track_rows(conn, ids)
         tids = [r["track_id"] for r in rows.values()]
-        tmarks = ",".join("?" * len(tids))
-        isrcs: dict[int, list[str]] = {}
-        for r in conn.execute(
-            f"SELECT track_id, isrc FROM track_isrc WHERE track_id IN ({tmarks}) "
-            "ORDER BY track_id, isrc", tids
-        ):
-            isrcs.setdefault(r[0], []).append(r[1])
-        artists: dict[int, list[dict[str, Any]]] = {}
-        for r in conn.execute(
-            f"""SELECT ta.track_id, a.mbid, a.name FROM track_artist ta
-                JOIN artist a ON a.id = ta.artist_id WHERE ta.track_id IN ({tmarks})
-                ORDER BY ta.track_id, ta.position""", tids
-        ):
-            artists.setdefault(r[0], []).append({"mbid": r[1], "name": r[2]})
-        patches = {
-            r[0]: r
-            for r in conn.execute(
-                f"""SELECT audio_file_id, path, size, sha256, pieces_root FROM torrent_file
-                    WHERE role = 'patch' AND audio_file_id IN ({marks})""", ids
-            )
-        }
+        isrcs = _isrcs_by_track(conn, tids)
+        artists = _artists_by_track(conn, tids)
+        patches = _patches_by_file(conn, ids)
         for audio_file_id, aacid, path, patch_path in chunk:
             r = rows[audio_file_id]
             patch = patches.get(audio_file_id) if patch_path else None
             yield {
                 "aacid": aacid,
                 "data_folder": data_folder,
-                "metadata": {
-                    "track_id": r["track_id"],
-                    "mbid": r["mbid"],
-                    "title": r["title"],
-                    "artist_credit": r["artist_credit"],
-                    "artists": artists.get(r["track_id"], []),
-                    "release": None if r["release_id"] is None else {
-                        "id": r["release_id"],
-                        "mbid": r["release_mbid"],
-                        "title": r["release_title"],
-                        "artist_credit": r["release_artist_credit"],
-                        "date": r["date"],
-                        "label": r["label"],
-                        "barcode": r["barcode"],
-                    },
-                    "disc": r["disc"],
-                    "position": r["position"],
-                    "duration_ms": r["track_duration_ms"],
-                    "isrcs": isrcs.get(r["track_id"], []),
-                    "listens": r["listens"] or 0,
-                    "rank": r["rank"],
-                    "band": r["band"],
-                    "source": public_source(r["source"]),
-                    "licence": r["licence"],
-                    "file": {
-                        "path": path,
-                        "size": r["size"],
-                        "sha256": r["sha256"],
-                        "btv2_root": r["btv2_root"],
-                        "tier": r["tier"],
-                        "container": r["container"],
-                        "codec": r["codec"],
-                        "bitrate": r["bitrate"],
-                        "duration_ms": r["duration_ms"],
-                        "replaygain_gain": r["replaygain_gain"],
-                        "replaygain_peak": r["replaygain_peak"],
-                        "original_sha256": r["original_sha256"],
-                        "original_size": r["original_size"],
-                        "patch": None if patch is None else {
-                            "path": patch_path,
-                            "size": patch["size"],
-                            "sha256": patch["sha256"],
-                            "btv2_root": patch["pieces_root"],
-                        },
-                    },
-                },
+                "metadata": _metadata(r, isrcs.get(r["track_id"], []),
+                                      artists.get(r["track_id"], []),
+                                      _file(r, path, patch_path, patch)),
             }
+
+
+def _track_rows(conn: sqlite3.Connection, ids: list[int]) -> dict[int, sqlite3.Row]:
+    """Audio file, track, release, selection and listens of each audio file id."""
+    marks = ",".join("?" * len(ids))
+    return {
+        r["audio_file_id"]: r
+        for r in conn.execute(
+            f"""SELECT a.id AS audio_file_id, a.track_id, t.mbid, t.title, t.artist_credit,
+                   t.disc, t.position, t.duration_ms AS track_duration_ms, t.source,
+                   t.licence, r.id AS release_id, r.mbid AS release_mbid,
+                   r.title AS release_title, r.date, r.label, r.barcode,
+                   r.artist_credit AS release_artist_credit,
+                   s.rank, s.band,
+                   (SELECT CASE WHEN count(count) THEN {track_listens_sql("count")} END
+                    FROM listens l WHERE l.track_id = t.id) AS listens,
+                   a.tier, a.container, a.codec, a.bitrate, a.duration_ms, a.size, a.sha256,
+                   a.original_sha256, a.original_size, a.replaygain_gain, a.replaygain_peak,
+                   a.btv2_root
+                FROM audio_file a JOIN track t ON t.id = a.track_id
+                LEFT JOIN release r ON r.id = t.release_id
+                LEFT JOIN selection s ON s.track_id = a.track_id
+                WHERE a.id IN ({marks})""",
+            ids,
+        )
+    }
+
+
+def _isrcs_by_track(conn: sqlite3.Connection, tids: list[int]) -> dict[int, list[str]]:
+    isrcs: dict[int, list[str]] = {}
+    for r in conn.execute(
+        f"SELECT track_id, isrc FROM track_isrc WHERE track_id IN ({','.join('?' * len(tids))}) "
+        "ORDER BY track_id, isrc", tids
+    ):
+        isrcs.setdefault(r[0], []).append(r[1])
+    return isrcs
+
+
+def _artists_by_track(conn: sqlite3.Connection,
+                      tids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Credited artists of each track, in credit order."""
+    artists: dict[int, list[dict[str, Any]]] = {}
+    for r in conn.execute(
+        f"""SELECT ta.track_id, a.mbid, a.name FROM track_artist ta
+            JOIN artist a ON a.id = ta.artist_id
+            WHERE ta.track_id IN ({','.join('?' * len(tids))})
+            ORDER BY ta.track_id, ta.position""", tids
+    ):
+        artists.setdefault(r[0], []).append({"mbid": r[1], "name": r[2]})
+    return artists
+
+
+def _patches_by_file(conn: sqlite3.Connection, ids: list[int]) -> dict[int, sqlite3.Row]:
+    """The patch file (torrent_file row) of each audio file that has one."""
+    return {
+        r[0]: r
+        for r in conn.execute(
+            f"""SELECT audio_file_id, path, size, sha256, pieces_root FROM torrent_file
+                WHERE role = 'patch' AND audio_file_id IN ({','.join('?' * len(ids))})""", ids
+        )
+    }
+
+
+def _metadata(r: sqlite3.Row, isrcs: list[str], artists: list[dict[str, Any]],
+              file: dict[str, Any]) -> dict[str, Any]:
+    """A record's ``metadata``: the track, its release, its place in the selection, its file."""
+    return {
+        "track_id": r["track_id"],
+        "mbid": r["mbid"],
+        "title": r["title"],
+        "artist_credit": r["artist_credit"],
+        "artists": artists,
+        "release": None if r["release_id"] is None else {
+            "id": r["release_id"],
+            "mbid": r["release_mbid"],
+            "title": r["release_title"],
+            "artist_credit": r["release_artist_credit"],
+            "date": r["date"],
+            "label": r["label"],
+            "barcode": r["barcode"],
+        },
+        "disc": r["disc"],
+        "position": r["position"],
+        "duration_ms": r["track_duration_ms"],
+        "isrcs": isrcs,
+        "listens": r["listens"] or 0,
+        "rank": r["rank"],
+        "band": r["band"],
+        "source": public_source(r["source"]),
+        "licence": r["licence"],
+        "file": file,
+    }
+
+
+def _file(r: sqlite3.Row, path: str, patch_path: str | None,
+          patch: sqlite3.Row | None) -> dict[str, Any]:
+    """A record's ``metadata.file``: the archived file and, for an original, its patch."""
+    return {
+        "path": path,
+        "size": r["size"],
+        "sha256": r["sha256"],
+        "btv2_root": r["btv2_root"],
+        "tier": r["tier"],
+        "container": r["container"],
+        "codec": r["codec"],
+        "bitrate": r["bitrate"],
+        "duration_ms": r["duration_ms"],
+        "replaygain_gain": r["replaygain_gain"],
+        "replaygain_peak": r["replaygain_peak"],
+        "original_sha256": r["original_sha256"],
+        "original_size": r["original_size"],
+        "patch": None if patch is None else {
+            "path": patch_path,
+            "size": patch["size"],
+            "sha256": patch["sha256"],
+            "btv2_root": patch["pieces_root"],
+        },
+    }
