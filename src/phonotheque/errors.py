@@ -68,13 +68,65 @@ class TorrentError(InputError):
     """A torrent file is not valid bencode or not a valid torrent."""
 
 
-def wrap_os_error(exc: OSError, path: Path | str) -> PhonoError:
+# -- classifying OS and SQLite errors ------------------------------------------
+# One table for the whole toolkit (README: exit 2 bad input, 5 storage). The same
+# errno means different things depending on the direction of the I/O: a source
+# file we may not read is one bad input (reported, the run carries on), while an
+# output folder we may not write stops the run like a full disk does.
+
+#: Storage whatever the direction: out of space or quota, file-size limit, read-only mount.
+STORAGE_ERRNOS = frozenset({_errno.ENOSPC, _errno.EDQUOT, _errno.EFBIG, _errno.EROFS})
+#: About the path itself (missing, not a folder, too long, a loop): always bad input.
+PATH_ERRNOS = frozenset({_errno.ENOENT, _errno.ENOTDIR, _errno.EISDIR, _errno.ENAMETOOLONG,
+                         _errno.ELOOP, _errno.EEXIST, _errno.ENOTEMPTY})
+# Everything else (EACCES, EPERM, EIO, ESTALE, ...) depends on the direction: storage
+# when writing, bad input (that one file) when reading.
+
+
+def os_error_class(errno: int | None, *, writing: bool) -> type[PhonoError]:
+    """Which of our errors an ``OSError`` with ``errno`` is (see the table above)."""
+    if errno in STORAGE_ERRNOS:
+        return StorageError
+    if errno in PATH_ERRNOS:
+        return InputError
+    return StorageError if writing else InputError
+
+
+def is_storage_error(exc: OSError, *, writing: bool) -> bool:
+    """True if ``exc`` should stop the run as a :class:`StorageError`."""
+    return os_error_class(exc.errno, writing=writing) is StorageError
+
+
+def wrap_os_error(exc: OSError, path: Path | str, *, writing: bool = False) -> PhonoError:
     """Translate an ``OSError`` raised while touching ``path`` into our hierarchy.
 
-    Out-of-space, read-only and permission errors on *writes* are storage problems
-    that stop a run; everything else is an input problem about that one path.
+    ``writing`` says whether ``path`` was being written (an output) or read (an
+    input); see :func:`os_error_class` for what each errno becomes.
     """
     reason = exc.strerror or str(exc)
-    if exc.errno in (_errno.ENOSPC, _errno.EROFS, _errno.EDQUOT):
-        return StorageError(path, reason)
-    return InputError(path, reason)
+    problem = f"cannot write: {reason}" if writing else reason
+    return os_error_class(exc.errno, writing=writing)(path, problem)
+
+
+# SQLite's primary result codes (the low byte of ``sqlite_errorcode``).
+_SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_FULL = 8, 10, 13
+
+
+def wrap_sqlite_error(exc: Exception, path: Path | str) -> StorageError | None:
+    """A SQLite error meaning the database file cannot be written, as a StorageError.
+
+    Decided by SQLite's result code, not by its message text; None for every other
+    error (a bad query, a corrupt file, ...), which the caller handles.
+    """
+    code = getattr(exc, "sqlite_errorcode", None)
+    if not isinstance(code, int):
+        return None
+    primary = code & 0xFF
+    if primary == _SQLITE_FULL:
+        return StorageError(path, "No space left on device (database write failed; nothing "
+                                  "half-written was kept)")
+    if primary == _SQLITE_READONLY:
+        return StorageError(path, "read-only destination: cannot write the database")
+    if primary == _SQLITE_IOERR:
+        return StorageError(path, f"I/O error writing the database ({exc})")
+    return None

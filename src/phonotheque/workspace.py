@@ -45,7 +45,7 @@ class Workspace:
             for sub in SUBDIRS:
                 (root / sub).mkdir(exist_ok=True)
         except OSError as exc:
-            raise wrap_os_error(exc, root) from exc
+            raise wrap_os_error(exc, root, writing=True) from exc
         ws = cls(root.resolve())
         Store(ws.catalogue, create=True).close()
         return ws

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from phonotheque.atomic import is_temporary
 from phonotheque.workspace import Workspace
 
 from .conftest import Entry, add_tracks
@@ -62,7 +63,7 @@ def test_sigkill_mid_run_then_resume(tmp_path: Path, data: Path, sounds: Path) -
     deadline = time.monotonic() + 120
     # kill once a few archive files exist, i.e. in the middle of the work
     while time.monotonic() < deadline and proc.poll() is None:
-        done = [p for p in ws.audio.glob("*/*/*") if not p.name.endswith(".part")]
+        done = [p for p in ws.audio.glob("*/*/*") if not is_temporary(p.name)]
         if len(done) >= 4:
             break
         time.sleep(0.01)
@@ -79,4 +80,4 @@ def test_sigkill_mid_run_then_resume(tmp_path: Path, data: Path, sounds: Path) -
     assert r.returncode == 0, r.stderr
     assert _files(ws) == expected_files
     assert _catalogue(ws) == expected_rows
-    assert not list(ws.audio.rglob("*.part"))
+    assert not [p for p in ws.audio.rglob("*") if is_temporary(p.name)]

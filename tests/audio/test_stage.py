@@ -13,6 +13,7 @@ from pathlib import Path
 import mutagen
 import pytest
 
+from phonotheque.atomic import is_temporary
 from phonotheque.audio import AudioOptions, rebuild, run_audio
 from phonotheque.audio.stage import _audio_lock
 from phonotheque.errors import StorageError, WorkspaceError
@@ -297,7 +298,7 @@ def test_enospc_at_the_os_boundary_stops_cleanly(ws: Workspace, sounds: Path,
     """Portable variant (no mount needed): os.write fails with ENOSPC after a few files."""
     import errno
 
-    import phonotheque.audio.files as files
+    import phonotheque.atomic as files  # the one writer
 
     ids = add_tracks(ws, [Entry(sounds / n) for n in ("bell.oga", "complete.oga", "message.oga",
                                                       "dialog-warning.oga")])
@@ -326,7 +327,7 @@ def _assert_consistent(ws: Workspace) -> None:
     """No temp files; every file under its hash name; every success row has its file."""
     for p in ws.audio.rglob("*"):
         if p.is_file() and p.name != ".lock":
-            assert not p.name.endswith(".part"), p
+            assert not is_temporary(p.name), p
             assert _sha(p) == p.name.split(".")[0] or p.parent.parent.name == "patches", p
     for r in _rows(ws, "SELECT a.path, a.sha256 FROM audio_file a JOIN ledger l "
                        "ON l.track_id = a.track_id WHERE l.status = 'success'"):

@@ -128,7 +128,7 @@ def rebuild(archive_file: Path, patch_file: Path, out: Path,
     The expected hash is ``expected_sha256`` if given, else the one in the patch
     header. A mismatch raises :class:`IntegrityError` and leaves no output.
     """
-    from phonotheque.audio.files import write_atomic
+    from phonotheque.atomic import write_bytes
 
     try:
         reference = Path(archive_file).read_bytes()
@@ -152,5 +152,5 @@ def rebuild(archive_file: Path, patch_file: Path, out: Path,
     expected = expected_sha256 or header.original_sha256
     if expected and digest != expected:
         raise IntegrityError(out, f"rebuilt sha256 {digest} does not match expected {expected}")
-    write_atomic(Path(out), data)
+    write_bytes(Path(out), data)
     return RebuildReport(Path(out), len(data), digest, expected, expected is not None)

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from phonotheque.audio.files import clean_stale_temps, quarantine, write_atomic
+from phonotheque.atomic import sweep_temporaries, write_bytes
+from phonotheque.audio.files import quarantine
 from phonotheque.audio.tags import TagSet
 from phonotheque.audio.worker import AudioOptions, FileResult, WorkItem, run_item
 from phonotheque.catalogue import audio_files, ledger
@@ -124,8 +125,8 @@ def run_audio(ws: Workspace, options: AudioOptions | None = None,
     t0 = time.perf_counter()
     with _audio_lock(ws):
         _check_writable(ws.audio)
-        report.stale_temps_removed = clean_stale_temps(ws.audio) + clean_stale_temps(
-            ws.quarantine)
+        report.stale_temps_removed = sweep_temporaries(ws.audio, recursive=True) + \
+            sweep_temporaries(ws.quarantine, recursive=True)
         with ws.store() as store:
             todo = _plan(ws, store, options, report)
             report.planned = len(todo)
@@ -166,7 +167,7 @@ class _audio_lock:
 def _check_writable(folder: Path) -> None:
     """Fail fast with a StorageError if ``folder`` cannot take a small fsynced file."""
     probe = folder / ".write-test"
-    write_atomic(probe, b"phonotheque write test\n")
+    write_bytes(probe, b"phonotheque write test\n")
     try:
         probe.unlink()
     except OSError:

@@ -22,10 +22,11 @@ from typing import Any
 
 import orjson
 
+from phonotheque.atomic import write_bytes
 from phonotheque.audio import encode, reconstruct
 from phonotheque.audio import tags as tagmod
 from phonotheque.audio.encode import EncodeOptions, Loudness
-from phonotheque.audio.files import content_path, write_atomic
+from phonotheque.audio.files import content_path
 from phonotheque.audio.probe import ProbeResult, Refused, check_readable, probe
 from phonotheque.audio.tiers import ORIGINAL, REENCODE, decide_tier, extension_for
 from phonotheque.errors import PhonoError, StorageError, ToolError
@@ -217,7 +218,7 @@ def _store(workspace: Path, kind: str, sha: str, ext: str, data: bytes) -> tuple
         pass
     except OSError as exc:
         raise StorageError(path, f"cannot read back: {exc.strerror or exc}") from exc
-    write_atomic(path, data)
+    write_bytes(path, data)
     return rel, True
 
 

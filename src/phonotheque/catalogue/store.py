@@ -17,7 +17,7 @@ from typing import Any
 
 from phonotheque import clock
 from phonotheque.catalogue.schema import MIGRATIONS, migrate
-from phonotheque.errors import InputError, StorageError, WorkspaceError, wrap_os_error
+from phonotheque.errors import InputError, WorkspaceError, wrap_os_error, wrap_sqlite_error
 from phonotheque.model import (
     Artist,
     Checkpoint,
@@ -36,19 +36,6 @@ from phonotheque.model import (
 BatchCallback = Callable[[WriteCounts], None]
 
 _CHUNK = 500  # host parameters per IN (...) query, well under SQLite's limit
-
-
-def storage_error(exc: sqlite3.Error, path: Path) -> StorageError | None:
-    """SQLite's words for a full disk or a read-only file, as our StorageError (else None)."""
-    text = str(exc).lower()
-    if "disk is full" in text or "database or disk is full" in text:
-        return StorageError(path, "No space left on device (catalogue write failed; nothing "
-                                  "half-written was kept)")
-    if "readonly" in text or "read-only" in text:
-        return StorageError(path, "read-only destination: cannot write the catalogue")
-    if "disk i/o error" in text:
-        return StorageError(path, f"I/O error writing the catalogue ({exc})")
-    return None
 
 
 def now_iso() -> str:
@@ -157,7 +144,7 @@ class Store:
         except sqlite3.Error as exc:
             raise WorkspaceError(self.path, f"cannot open catalogue: {exc}") from exc
         except OSError as exc:
-            raise wrap_os_error(exc, self.path) from exc
+            raise wrap_os_error(exc, self.path, writing=not readonly) from exc
         self.conn.row_factory = sqlite3.Row
         try:
             if not readonly:
@@ -175,7 +162,7 @@ class Store:
                 migrate(self.conn, self.path, migrations)
         except sqlite3.DatabaseError as exc:
             self.conn.close()
-            storage = storage_error(exc, self.path)
+            storage = wrap_sqlite_error(exc, self.path)
             if storage is not None:
                 raise storage from exc
             raise WorkspaceError(self.path, f"not a readable SQLite catalogue: {exc}") from exc
@@ -217,7 +204,7 @@ class Store:
             else:
                 self.conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
-            storage = storage_error(exc, self.path)
+            storage = wrap_sqlite_error(exc, self.path)
             if storage is None:
                 raise
             raise storage from exc

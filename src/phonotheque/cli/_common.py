@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import functools
 import os
 import sqlite3
@@ -10,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
@@ -26,7 +25,7 @@ from rich.progress import (
 )
 
 from phonotheque import __version__
-from phonotheque.errors import PhonoError
+from phonotheque.errors import PhonoError, wrap_os_error, wrap_sqlite_error
 from phonotheque.workspace import Workspace
 
 console = Console()
@@ -103,31 +102,28 @@ def handle_errors(f: F) -> F:
         try:
             return f(*args, **kwargs)
         except PhonoError as exc:
-            err_console.print(
-                f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
-            )
-            sys.exit(exc.exit_code)
+            _fail(exc)
         except sqlite3.OperationalError as exc:
             # Last resort for SQLite errors raised outside Store.transaction().
-            from phonotheque.catalogue.store import storage_error
-
-            storage = storage_error(exc, Path("catalogue.sqlite"))
+            storage = wrap_sqlite_error(exc, Path("catalogue.sqlite"))
             if storage is None:
                 raise
-            err_console.print(f"[bold red]error:[/] {escape(str(storage))}", highlight=False,
-                              soft_wrap=True)
-            sys.exit(storage.exit_code)
+            _fail(storage)
         except OSError as exc:
-            if exc.errno not in (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES):
-                raise
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False,
-                              soft_wrap=True)
-            sys.exit(5)
+            # An OSError no library boundary translated. Reads are wrapped where they
+            # happen (the input is named there), so what escapes is an output: classify
+            # it as a write, with the same table as everywhere else.
+            _fail(wrap_os_error(exc, exc.filename or "phono", writing=True))
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]; re-run the same command to resume")
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _fail(exc: PhonoError) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    sys.exit(exc.exit_code)
 
 
 def command(

@@ -193,7 +193,7 @@ def write_records(records: Iterable[dict[str, Any]], out: Path) -> int:
                 if buf:
                     f.write(buf)
         except OSError as exc:
-            raise wrap_os_error(exc, out) from exc
+            raise wrap_os_error(exc, out, writing=True) from exc
     return n
 
 

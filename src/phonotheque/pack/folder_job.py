@@ -12,9 +12,9 @@ So on a Dask cluster each folder (up to 100 GB) is read by a worker next to the
 storage, and only the small result travels back. Workers must see the workspace
 at the same absolute path as the coordinator (shared storage).
 
-A worker killed mid-folder leaves only a temporary (``.<name>.tmp-PID`` or the
-torrent engine's ``.<name>.torrent.PID.tmp``), which the next ``pack`` sweeps
-before it rebuilds the folder (it is still planned-but-unbuilt).
+A worker killed mid-folder leaves only a temporary (``.<name>.tmp-<uuid>``, see
+:mod:`phonotheque.atomic`), which the next ``pack`` sweeps before it rebuilds the
+folder (it is still planned-but-unbuilt).
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ def _build(job: FolderJob, result: FolderResult, progress: ByteProgress | None) 
             try:
                 was_copied = link(src, dst)
             except OSError as exc:
-                raise wrap_os_error(exc, dst) from exc
+                raise wrap_os_error(exc, dst, writing=True) from exc
             if job.check_sha256 or m.role == "patch":
                 digest = sha256_file(dst, count if m.role == "audio" else None)
                 if m.role == "audio" and digest != m.sha256:

@@ -77,4 +77,4 @@ def drop_obsolete_payloads(ws: Workspace, store: Store) -> None:
             elif p.exists() or p.is_symlink():
                 p.unlink()
         except OSError as exc:
-            raise wrap_os_error(exc, p) from exc
+            raise wrap_os_error(exc, p, writing=True) from exc

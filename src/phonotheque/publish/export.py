@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from phonotheque import __version__
 from phonotheque.atomic import atomic_path
 from phonotheque.catalogue.schema import SCHEMA_VERSION
-from phonotheque.errors import StorageError, wrap_os_error
+from phonotheque.errors import wrap_os_error, wrap_sqlite_error
 from phonotheque.pack.aac import public_source
 from phonotheque.publish.dbschema import DDL, PUBLISH_SCHEMA_VERSION
 from phonotheque.publish.index import withdrawn_sql
@@ -80,9 +80,10 @@ def export_sqlite(catalogue: Path, out: Path, ctx: ExportContext) -> dict[str, i
             conn.execute("ANALYZE")
             conn.execute(f"PRAGMA user_version = {PUBLISH_SCHEMA_VERSION}")
         except sqlite3.OperationalError as exc:
-            if "full" in str(exc).lower():
-                raise StorageError(out, str(exc)) from exc
-            raise
+            storage = wrap_sqlite_error(exc, out)
+            if storage is None:
+                raise
+            raise storage from exc
         finally:
             conn.close()
     return counts
@@ -251,7 +252,7 @@ def export_parquet(
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise wrap_os_error(exc, folder) from exc
+        raise wrap_os_error(exc, folder, writing=True) from exc
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         for table in PARQUET_TABLES:

@@ -21,17 +21,22 @@ is written atomically; a re-run after an interruption rewrites the same bytes.
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from phonotheque.atomic import fsync_dir, sweep_temporaries, temporary_name, write_bytes
+from phonotheque.atomic import (
+    fsync_dir,
+    move_into_place,
+    place_file,
+    sweep_temporaries,
+    temporary_name,
+    write_bytes,
+)
 from phonotheque.catalogue import torrents
 from phonotheque.catalogue.store import Store
-from phonotheque.errors import wrap_os_error
 from phonotheque.pack.aac import aac_time, database_folder_name
 from phonotheque.pack.layout import EPOCH_ISO, iso, parse_iso
 from phonotheque.pack.packer import PackOptions, stored_options
@@ -109,8 +114,8 @@ def publish(
         sizes = {p.name.removesuffix(".torrent"): p.stat().st_size
                  for p in (out / "torrents").glob("*.torrent")}
         entries = index_mod.index_entries(store.conn, sizes)
-        write_bytes(out / "torrents.json", index_mod.torrents_json(entries))
-        write_bytes(out / "magnets.txt", index_mod.magnets_txt(entries))
+        write_bytes(out / "torrents.json", index_mod.torrents_json(entries), skip_if_same=True)
+        write_bytes(out / "magnets.txt", index_mod.magnets_txt(entries), skip_if_same=True)
         report.listed = len(entries)
         report.current = sum(not e["obsolete"] for e in entries)
         report.obsolete = report.listed - report.current
@@ -120,33 +125,6 @@ def publish(
     )
     report.seconds = time.monotonic() - t0
     return report
-
-
-def _hardlink(src: Path, dst: Path) -> None:
-    """Hard-link, or copy when publish/ and torrents/ are on different filesystems."""
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    """Put ``src`` at ``dst`` atomically (hard link, else copy); no-op if already the same file."""
-    try:
-        if dst.exists() and (os.path.samefile(src, dst) or (
-            dst.stat().st_size == src.stat().st_size and dst.read_bytes() == src.read_bytes()
-        )):
-            return
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temporary_name(dst)
-        tmp.unlink(missing_ok=True)
-        try:
-            os.link(src, tmp)
-        except OSError:
-            shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except OSError as exc:
-        raise wrap_os_error(exc, dst) from exc
 
 
 def _copy_public_files(ws: Workspace, store: Store) -> None:
@@ -160,11 +138,11 @@ def _copy_public_files(ws: Workspace, store: Store) -> None:
         src = ws.root / r["torrent_path"]
         name = f"{r['name']}.torrent"
         if src.is_file():
-            _link_or_copy(src, torrents_dir / name)
+            place_file(src, torrents_dir / name)
             want_torrents.add(name)
         payload = ws.root / r["data_path"]
         if r["role"] == "aac_meta" and not r["obsolete"] and payload.is_file():
-            _link_or_copy(payload, aac_dir / r["name"])
+            place_file(payload, aac_dir / r["name"])
             want_aac.add(r["name"])
     for folder, want in ((torrents_dir, want_torrents), (aac_dir, want_aac)):
         if folder.is_dir():
@@ -174,26 +152,32 @@ def _copy_public_files(ws: Workspace, store: Store) -> None:
             fsync_dir(folder)
 
 
+def _stage_database_payload(ws: Workspace, base: str) -> Path:
+    """A temporary folder next to the torrents holding (links to) the database files.
+
+    Its final name depends on the infohash, known only once it is hashed; the caller
+    moves it into place, and a crash leaves a temporary that the next run sweeps.
+    """
+    tmp = temporary_name(ws.torrents / base)
+    try:
+        place_file(ws.publish / DATABASE, tmp / DATABASE)
+        parquet = ws.publish / "parquet"
+        if parquet.is_dir():
+            for p in sorted(parquet.glob("*.parquet")):
+                place_file(p, tmp / "parquet" / p.name)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return tmp
+
+
 def _database_torrent(ws: Workspace, store: Store, pack_opts: PackOptions, stamp: str) -> str:
     """Make (or keep) the torrent over metadata.sqlite + parquet/; return its name."""
     ts = parse_iso(stamp)
     assert ts is not None
     current = torrents.current_database(store)
     base = database_folder_name(pack_opts.prefix, aac_time(ts))
-    tmp = temporary_name(ws.torrents / base)
-    try:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-        _hardlink(ws.publish / DATABASE, tmp / DATABASE)
-        parquet = ws.publish / "parquet"
-        if parquet.is_dir():
-            (tmp / "parquet").mkdir()
-            for p in sorted(parquet.glob("*.parquet")):
-                _hardlink(p, tmp / "parquet" / p.name)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise wrap_os_error(exc, tmp) from exc
+    tmp = _stage_database_payload(ws, base)
     topts = TorrentOptions(
         version=pack_opts.version, piece_length=pack_opts.piece_length, name=base,
         trackers=pack_opts.trackers, webseeds=pack_opts.webseeds,
@@ -205,7 +189,7 @@ def _database_torrent(ws: Workspace, store: Store, pack_opts: PackOptions, stamp
     ):
         final = ws.root / current["data_path"]
         if not final.is_dir():
-            os.replace(tmp, final)
+            move_into_place(tmp, final)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
         return str(current["name"])
@@ -216,13 +200,7 @@ def _database_torrent(ws: Workspace, store: Store, pack_opts: PackOptions, stamp
         name = f"{base}_{n}"
     if name != base:
         info = create_torrent(tmp, TorrentOptions(**{**topts.__dict__, "name": name}))
-    final = ws.torrents / name
-    try:
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except OSError as exc:
-        raise wrap_os_error(exc, final) from exc
+    move_into_place(tmp, ws.torrents / name)
     write_bytes(ws.torrents / f"{name}.torrent", info.metainfo)
     with store.transaction():
         new_id = torrents.add_torrent(

@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import html
 import io
-import os
 from bisect import bisect_left
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from phonotheque.atomic import write_bytes
 from phonotheque.catalogue import selection
 from phonotheque.catalogue.store import Store
-from phonotheque.errors import InputError, wrap_os_error
+from phonotheque.errors import InputError
 from phonotheque.select.options import format_size
 from phonotheque.select.report import CurvePoint, SelectReport
 
@@ -65,22 +65,8 @@ def render_coverage(summary: dict[str, Any], curve: list[CurvePoint], path: Path
     data = buf.getvalue()
     if suffix == ".html":
         data = _html(summary, data.decode()).encode()
-    _write_atomic(path, data)
+    write_bytes(path, data)
     return path
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise wrap_os_error(exc, path) from exc
 
 
 def _at(curve: list[CurvePoint], rank: int) -> CurvePoint:
