@@ -88,10 +88,7 @@ def _atomic(final: Path, *, sync_file: bool) -> Iterator[Path]:
         raise wrap_os_error(exc, final, writing=True) from exc
     try:
         yield tmp
-        if sync_file and tmp.is_file():
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-        move_into_place(tmp, final)
+        move_into_place(tmp, final, sync=sync_file)
     except OSError as exc:
         _remove(tmp)
         raise wrap_os_error(exc, final, writing=True) from exc
@@ -161,14 +158,18 @@ def place_file(src: Path, final: Path, *, link: bool = True) -> None:
         shutil.copyfile(src, tmp)
 
 
-def move_into_place(tmp: Path, final: Path) -> None:
+def move_into_place(tmp: Path, final: Path, *, sync: bool = True) -> None:
     """Rename a finished temporary (file or folder, see :func:`temporary_name`) to ``final``.
 
-    For output whose final name is known only once it is built (e.g. named after its
-    hash); whatever was at ``final`` is replaced.
+    For output written by a library that wants a path, or whose final name is known
+    only once it is built (e.g. named after its hash); whatever was at ``final`` is
+    replaced. A file is fsynced first unless ``sync`` is False (already done).
     """
     tmp, final = Path(tmp), Path(final)
     try:
+        if sync and tmp.is_file():
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
         if tmp.is_dir() and final.is_dir():
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -200,6 +201,11 @@ def sweep_temporaries(folder: Path, recursive: bool = False) -> int:
             break
         dirs[:] = [d for d in dirs if not is_temporary(d)]
     return removed
+
+
+def discard(tmp: Path) -> None:
+    """Remove an unfinished temporary (file or folder); nothing if it is not there."""
+    _remove(Path(tmp))
 
 
 def _remove(p: Path) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import math
-import os
 import random
 import uuid
 from collections import deque
@@ -32,6 +31,7 @@ from typing import BinaryIO
 
 import orjson
 
+from phonotheque.atomic import discard, move_into_place, temporary_name, write_bytes
 from phonotheque.errors import InputError, wrap_os_error
 
 _COUNTRIES = ("US", "GB", "DE", "FR", "JP", "SE", "NL", "CA", "AU", "BR", "QM", "QZ")
@@ -90,19 +90,21 @@ def _b36(n: int, width: int) -> str:
 
 
 class _Tmp:
-    """Files written under a temporary name and renamed into place on success."""
+    """A file written under an atomic temporary name, moved into place on success.
+
+    (Several files are written side by side in one pass, so one ``atomic_path``
+    context each would not nest readably.)
+    """
 
     def __init__(self, final: Path) -> None:
         self.final = final
-        self.tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+        self.tmp = temporary_name(final)
 
     def commit(self) -> None:
-        with open(self.tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(self.tmp, self.final)
+        move_into_place(self.tmp, self.final)
 
     def discard(self) -> None:
-        self.tmp.unlink(missing_ok=True)
+        discard(self.tmp)
 
 
 def synth(
@@ -113,7 +115,7 @@ def synth(
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise wrap_os_error(exc, out) from exc
+        raise wrap_os_error(exc, out, writing=True) from exc
     gen = _Generator(options)
     rel_tmp = _Tmp(out / "release.jsonl")
     listen_tmps = {fmt: _Tmp(out / f"listens.{fmt}") for fmt in options.listens_formats}
@@ -126,15 +128,15 @@ def synth(
         rel_tmp.commit()
         for tmp in listen_tmps.values():
             tmp.commit()
-    except OSError as exc:
+    except BaseException as exc:
         rel_tmp.discard()
         for tmp in listen_tmps.values():
             tmp.discard()
-        raise wrap_os_error(exc, out) from exc
+        if isinstance(exc, OSError):
+            raise wrap_os_error(exc, out, writing=True) from exc
+        raise
     report = gen.finish(rel_tmp.final, [x.final for x in listen_tmps.values()])
-    manifest = _Tmp(out / "synth.json")
-    manifest.tmp.write_bytes(orjson.dumps(asdict(report), option=orjson.OPT_INDENT_2))
-    manifest.commit()
+    write_bytes(out / "synth.json", orjson.dumps(asdict(report), option=orjson.OPT_INDENT_2))
     return report
 
 

@@ -39,7 +39,7 @@ from phonotheque.audio.worker import AudioOptions, FileResult, WorkItem, run_ite
 from phonotheque.catalogue import audio_files, ledger
 from phonotheque.catalogue.audio_files import AudioFile
 from phonotheque.catalogue.store import Store, now_iso
-from phonotheque.errors import StorageError, WorkspaceError
+from phonotheque.errors import StorageError, WorkspaceError, os_error_class
 from phonotheque.executors import Executor, InlineExecutor
 from phonotheque.model import Reject
 from phonotheque.workspace import Workspace
@@ -148,7 +148,8 @@ class _audio_lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise StorageError(self.path, f"cannot create the lock file: {exc.strerror}") from exc
+            raise os_error_class(exc.errno, writing=True)(
+                self.path, f"cannot create the lock file: {exc.strerror}") from exc
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

@@ -156,7 +156,7 @@ def write(adoption: Adoption, publish: Path, fmt: str, out: Path) -> list[Path]:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise wrap_os_error(exc, out) from exc
+        raise wrap_os_error(exc, out, writing=True) from exc
     written = []
     for name, path in torrent_files(adoption, publish):
         try:
