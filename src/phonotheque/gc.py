@@ -97,7 +97,7 @@ def collect(ws: Workspace, dry_run: bool = False) -> GcReport:
                 else:
                     p.unlink(missing_ok=True)
             except OSError as exc:
-                raise wrap_os_error(exc, p) from exc
+                raise wrap_os_error(exc, p, writing=True) from exc
         ledger.note_audio_removed(store, sorted({g.track_id for g in report.items
                                                  if g.track_id is not None}))
     return report
