@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,13 @@ import click
 from rich.live import Live
 from rich.table import Table
 
-from phonotheque.cli._common import command, console
+from phonotheque.cli._common import SIZE, command, console
+from phonotheque.cli.swarm_cmds import adoption_lines
+from phonotheque.errors import wrap_os_error
 from phonotheque.serve.seeder import Seeder, SeedOptions, TorrentStatus, find_published
+from phonotheque.swarm.adopt import AdoptOptions, choose, load_index
+from phonotheque.swarm.seeding import RECORD_EVERY, SeedingLog, adopted_items
+from phonotheque.workspace import CATALOGUE, Workspace
 
 
 def _root(workspace: Path | None) -> Path:
@@ -93,8 +99,9 @@ def serve(workspace: Path | None, publish: Path | None, host: str, port: int,
 @_workspace
 @click.option("--publish", type=click.Path(file_okay=False, path_type=Path),
               help="Published folder whose torrents.json lists the torrents (default: WORKSPACE/publish).")
-@click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              help="Folder holding the .torrent files and payload folders (default: WORKSPACE/torrents).")
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder holding the .torrent files and payload folders (default: WORKSPACE/torrents); "
+                   "with --adopt, where the adopted torrents are downloaded.")
 @click.option("--listen", default="0.0.0.0:6881", show_default=True,
               help="host:port to accept peers on (port 0: any free port).")
 @click.option("--interface", help="Bind to this network interface or address only.")
@@ -106,16 +113,41 @@ def serve(workspace: Path | None, publish: Path | None, host: str, port: int,
               help="Ask the router to forward the port (UPnP / NAT-PMP).")
 @click.option("--recheck", is_flag=True,
               help="Hash all payload before seeding (default: hash each piece when first asked).")
+@click.option("--adopt", "adopt_budget", type=SIZE, metavar="SIZE",
+              help="Volunteer: download the torrents that most need seeders within SIZE "
+                   "(as `phono adopt`), then seed them.")
+@click.option("--max-seeders", type=click.IntRange(0), default=None,
+              help="With --adopt: only torrents with at most this many seeders.")
 def seed(workspace: Path | None, publish: Path | None, data: Path | None, listen: str,
          interface: str | None, dht: bool, lsd: bool, utp: bool, upnp: bool,
-         recheck: bool) -> None:  # fmt: skip
-    """Seed every published torrent (data, metadata, art) until Ctrl-C."""
+         recheck: bool, adopt_budget: int | None, max_seeders: int | None) -> None:  # fmt: skip
+    """Seed every published torrent (data, metadata, art) until Ctrl-C.
+
+    On a workspace, what is seeded is recorded in its catalogue (currently_seeding in
+    torrents.json, and upload totals per torrent). With --adopt, download and seed the
+    torrents that most need seeders instead.
+    """
     root = _root(workspace)
-    items = find_published(data or root / "torrents", publish or root / "publish")
+    publish_dir = publish or root / "publish"
+    options = SeedOptions(listen=listen, interface=interface, dht=dht, lsd=lsd, utp=utp,
+                          upnp=upnp, recheck=recheck, fetch=adopt_budget is not None)
+    log = None
+    if adopt_budget is not None:
+        adoption = choose(load_index(publish_dir), AdoptOptions(adopt_budget, max_seeders))
+        for line in adoption_lines(adoption):
+            console.print(line, highlight=False, soft_wrap=True)
+        target = data or root / "torrents"
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise wrap_os_error(exc, target) from exc
+        items = adopted_items(adoption, publish_dir, target)
+    else:
+        items = find_published(data or root / "torrents", publish_dir)
+        if (root / CATALOGUE).is_file():
+            log = SeedingLog(Workspace.open(root), publish_dir)
     if not items:
         raise click.ClickException(f"{data or root / 'torrents'}: no torrents to seed")
-    options = SeedOptions(listen=listen, interface=interface, dht=dht, lsd=lsd, utp=utp,
-                          upnp=upnp, recheck=recheck)  # fmt: skip
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -131,15 +163,26 @@ def seed(workspace: Path | None, publish: Path | None, data: Path | None, listen
             host = listen.rsplit(":", 1)[0]
             where = f"{interface or host}:{seeder.listen_port}"
             seeded = len(items) - len(seeder.missing)
-            console.print(f"seeding {seeded} torrents on {where}", highlight=False)
+            verb = "downloading and seeding" if adopt_budget is not None else "seeding"
+            console.print(f"{verb} {seeded} torrents on {where}", highlight=False)
+            if log is not None:
+                log.start(seeder.status())
             console.file.flush()
-            with Live(_table(seeder.status(), where), console=console,
-                      refresh_per_second=2, auto_refresh=False) as live:  # fmt: skip
-                while not stop.wait(1.0):
-                    live.update(_table(seeder.status(), where), refresh=True)
-            if not console.is_terminal:
-                console.line()  # Live leaves its last frame unterminated off a terminal
-            final = seeder.status()
+            last = time.monotonic()
+            try:
+                with Live(_table(seeder.status(), where), console=console,
+                          refresh_per_second=2, auto_refresh=False) as live:  # fmt: skip
+                    while not stop.wait(1.0):
+                        live.update(_table(seeder.status(), where), refresh=True)
+                        if log is not None and time.monotonic() - last > RECORD_EVERY:
+                            log.record(seeder.status())
+                            last = time.monotonic()
+                if not console.is_terminal:
+                    console.line()  # Live leaves its last frame unterminated off a terminal
+                final = seeder.status()
+            finally:
+                if log is not None:
+                    log.record(seeder.status(), stopped=True)
     finally:
         for s, h in old.items():
             signal.signal(s, h)

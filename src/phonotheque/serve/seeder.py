@@ -43,6 +43,7 @@ class SeedOptions:
     upnp: bool = False  # port mapping changes the user's router: opt-in
     utp: bool = True
     recheck: bool = False  # hash all payload before seeding instead of on demand
+    fetch: bool = False  # download what is missing first (`seed --adopt`), then seed
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,7 @@ class Seeder:
         for item in self.items:
             info = read_torrent(item.torrent)  # validates: raises TorrentError naming the file
             root = content_root(info, item.save_path)
-            if not root.exists():  # reported, not fatal: the rest is still worth seeding
+            if not root.exists() and not self.options.fetch:  # reported, not fatal
                 self.missing.append(MissingPayload(item, root))
                 continue
             infos.append((item, info))
@@ -208,7 +209,8 @@ class Seeder:
         try:
             for item, info in infos:
                 handle = add_torrent(self._session, info, item.save_path, options,
-                                     seed_mode=not self.options.recheck, subject=item.torrent)
+                                     seed_mode=not (self.options.recheck or self.options.fetch),
+                                     subject=item.torrent)
                 key = info.infohash_v1 or (info.infohash_v2 or "")[:40]
                 self._handles.append((handle, key))
         except TorrentError:

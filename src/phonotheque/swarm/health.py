@@ -25,10 +25,11 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from phonotheque.catalogue import swarm as swarm_table
-from phonotheque.catalogue.store import now_iso
+from phonotheque.catalogue.store import Store, now_iso
 from phonotheque.catalogue.swarm import ScrapeTarget, SwarmRow
 from phonotheque.publish.index import refresh_health
 from phonotheque.swarm.scrape import Counts, ScrapeError, ScrapeOptions, scrape, scrape_url
@@ -66,6 +67,16 @@ class HealthReport:
     hashes: int = 0  # info-hashes asked about, over all trackers
     index_updated: int = 0  # entries of publish/torrents.json whose health changed
     seconds: float = 0.0
+
+
+def publish_health(ws: Workspace, store: Store, publish: Path | None = None) -> int:
+    """Copy the catalogue's swarm health into ``torrents.json`` (if published); entries changed."""
+    index = Path(publish or ws.publish) / "torrents.json"
+    if not index.is_file():
+        return 0
+    names = {t.torrent_id: t.name for t in swarm_table.scrape_targets(store)}
+    by_id = swarm_table.health(store.conn)
+    return refresh_health(index, {names[i]: h for i, h in by_id.items() if i in names})
 
 
 def trackers_of(target: ScrapeTarget) -> list[str]:
@@ -117,12 +128,7 @@ def check(
                 answered.update(r.torrent_id for r in tracker_rows)
     with ws.store() as store:
         swarm_table.record_scrapes(store, rows)
-        by_id = swarm_table.health(store.conn)
-    index = ws.publish / "torrents.json"
-    if index.is_file():
-        names = {t.torrent_id: t.name for t in targets}
-        report.index_updated = refresh_health(
-            index, {names[i]: h for i, h in by_id.items() if i in names})
+        report.index_updated = publish_health(ws, store)
     report.scraped = len(answered)
     report.scraped_at = max((r.scraped_at for r in rows), default="")
     report.seconds = time.monotonic() - t0
