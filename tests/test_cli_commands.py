@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from pathlib import Path
 
 import click
 import orjson
 from click.testing import CliRunner
 
+import phonotheque.cli
 from phonotheque.cli import COMMANDS, main
 from phonotheque.cli.catalogue_cmds import exclude, exclude_add, init, stats
 from phonotheque.cli.synth_cmds import synth_cmd
@@ -17,6 +20,22 @@ def test_commands_list_is_the_one_place_top_level_commands_come_from() -> None:
     assert all(isinstance(c, click.Command) for c in COMMANDS)
     assert len({c.name for c in COMMANDS}) == len(COMMANDS)
     assert {c.name: c for c in COMMANDS} == main.commands
+
+
+def test_every_command_defined_in_the_cli_package_is_reachable() -> None:
+    """A module-level command that is neither in COMMANDS nor in a group would be dead."""
+    reachable: set[int] = set()
+    todo: list[click.Command] = list(COMMANDS)
+    while todo:
+        cmd = todo.pop()
+        reachable.add(id(cmd))
+        if isinstance(cmd, click.Group):
+            todo += cmd.commands.values()
+    for info in pkgutil.iter_modules(phonotheque.cli.__path__, "phonotheque.cli."):
+        module = importlib.import_module(info.name)
+        for name, value in vars(module).items():
+            if isinstance(value, click.Command) and value is not main:
+                assert id(value) in reachable, f"{info.name}.{name} is not registered"
 
 
 def test_imported_commands_run_alone(tmp_path: Path) -> None:
