@@ -184,7 +184,7 @@ def _one(
 
     counts = store.write(
         _prefetch(watch(src.read(item, read_options, start, line))),
-        batch_size=options.batch_size,
+        batch_size=min(options.batch_size, src.max_batch or options.batch_size),
         on_batch=on_batch,
     )
     state.bytes = base_bytes + (item.progress_size or 0)

@@ -36,14 +36,10 @@ class SourceSpec:
 
 
 def parse_source(text: str) -> SourceSpec:
-    """``kind:PATH`` or a bare path whose kind is detected from what it is.
-
-    Detection: a folder holding MusicBrainz COPY tables (``mbdump/`` or
-    ``recording`` + ``track`` files) or a ``.tar.bz2`` is ``mbdump``; any other
-    folder is ``tags``; ``.csv``/``.parquet`` are ``listens``; JSON is
-    ``listens`` when it looks like ListenBrainz data, else ``musicbrainz``.
+    """``kind:PATH``, or a bare path whose kind is detected: the source whose
+    ``score`` claims it most (see :func:`phonotheque.sources.detect`).
     """
-    from phonotheque.sources import SOURCES
+    from phonotheque.sources import SOURCES, detect
 
     kind, sep, rest = text.partition(":")
     if sep and kind in SOURCES:
@@ -51,30 +47,7 @@ def parse_source(text: str) -> SourceSpec:
     path = Path(text)
     if not path.exists():
         raise InputError(text, "no such file or folder")
-    return SourceSpec(_detect(path), path)
-
-
-def _detect(path: Path) -> str:
-    name = path.name.lower()
-    if path.is_dir():
-        if (path / "mbdump").is_dir() or ((path / "recording").is_file() and (path / "track").is_file()):
-            return "mbdump"
-        return "tags"
-    if name.endswith((".tar.bz2", ".tbz2")):
-        return "mbdump"
-    if name.endswith((".csv", ".parquet", ".tsv")):
-        return "listens"
-    if name.endswith((".json", ".jsonl", ".ndjson")):
-        with open(path, "rb") as f:
-            head = f.read(65536)
-        lb_markers = (b'"listen_count"', b'"total_listen_count"', b'"listened_at"', b'"track_metadata"')
-        if head.lstrip().startswith(b"[") or any(m in head for m in lb_markers):
-            return "listens"
-        return "musicbrainz"
-    if name.endswith((".tar.xz", ".txz", ".tar")):
-        return "musicbrainz"
-    raise InputError(path, "cannot tell what kind of source this is; prefix it with kind: "
-                           "(musicbrainz:, mbdump:, tags:, listens:)")
+    return SourceSpec(detect(path).kind, path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,12 +97,12 @@ def _last_selection(ws: Workspace) -> int:
 def _ingest(ws: Workspace, sources: Sequence[SourceSpec], opts: BuildOptions,
             progress: StageProgress) -> StageResult:
     from phonotheque.ingest import IngestReport, ingest
+    from phonotheque.sources import get
 
-    # Catalogue sources first, listens last: listens resolve against tracks
-    # (they would resolve later anyway, but the report is clearer this way).
-    order = {"musicbrainz": 0, "mbdump": 1, "tags": 2, "listens": 3}
+    # In each source's ingest_order: catalogue sources first, listens last (they
+    # would resolve later anyway, but the report is clearer this way).
     reports: list[IngestReport] = []
-    for spec in sorted(sources, key=lambda s: order.get(s.kind, 9)):
+    for spec in sorted(sources, key=lambda s: get(s.kind).ingest_order):
         def on(p: Any, spec: SourceSpec = spec) -> None:
             progress("ingest", f"{spec.kind} {spec.path.name}", p.done_bytes, p.total_bytes)
 

@@ -93,7 +93,7 @@ def ingest_tags(ws: Workspace, paths: tuple[Path, ...], force: bool,
     track is created from its tags. Files already attached with the same size
     and mtime are not read again.
     """
-    _run(ws, "tags", paths, IngestOptions(batch_size=min(batch_size, 2000), force=force))
+    _run(ws, "tags", paths, IngestOptions(batch_size=batch_size, force=force))
 
 
 @command("listens", epilog=_EPILOG, group=ingest_group)

@@ -6,14 +6,54 @@ SQLite; :func:`phonotheque.ingest.ingest` runs one and writes what it yields.
 
 from __future__ import annotations
 
-from phonotheque.errors import UnsupportedInput
-from phonotheque.sources import listens, mbdump, musicbrainz, tags
+import importlib
+import pkgutil
+from pathlib import Path
+
+from phonotheque.errors import InputError, UnsupportedInput, wrap_os_error
 from phonotheque.sources._base import STAGE, Input, ReadOptions, Source, printable
 
+
+def _discover() -> dict[str, Source]:
+    """Every module of this package that defines ``SOURCE``, by its kind.
+
+    A new kind of input is one new module here: it is registered, detected
+    (by its ``score``) and ordered in ``phono build`` without touching another file.
+    """
+    found: dict[str, Source] = {}
+    for mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if not mod.name.startswith("_"):
+            source = getattr(importlib.import_module(f"{__name__}.{mod.name}"), "SOURCE", None)
+            if source is not None:
+                found[source.kind] = source
+    return found
+
+
 # name -> reader; `phono ingest <name>` looks sources up here (registry, not a chain).
-SOURCES: dict[str, Source] = {
-    s.kind: s for s in (musicbrainz.SOURCE, mbdump.SOURCE, tags.SOURCE, listens.SOURCE)
-}
+SOURCES: dict[str, Source] = _discover()
+
+
+# Bytes of a file's start passed to every ``Source.score``.
+HEADER_BYTES = 65536
+
+
+def detect(path: Path) -> Source:
+    """The source that scores ``path`` highest (see :meth:`Source.score`).
+
+    Raises InputError when no source recognises it.
+    """
+    header = b""
+    if path.is_file():
+        try:
+            with open(path, "rb") as f:
+                header = f.read(HEADER_BYTES)
+        except OSError as exc:
+            raise wrap_os_error(exc, path) from exc
+    score, best = max((s.score(path, header), s.kind) for s in SOURCES.values())
+    if score <= 0:
+        raise InputError(path, "cannot tell what kind of source this is; prefix it with kind: "
+                               f"({', '.join(f'{k}:' for k in SOURCES)})")
+    return SOURCES[best]
 
 
 def get(kind: str) -> Source:
@@ -24,4 +64,4 @@ def get(kind: str) -> Source:
         raise UnsupportedInput(kind, f"unknown source (known: {', '.join(sorted(SOURCES))})") from None
 
 
-__all__ = ["SOURCES", "STAGE", "Input", "ReadOptions", "Source", "get", "printable"]
+__all__ = ["SOURCES", "STAGE", "Input", "ReadOptions", "Source", "detect", "get", "printable"]

@@ -68,6 +68,19 @@ class Source(Protocol):
     # True if a finished input must be read again anyway, because its size and
     # mtime do not show changes inside it (a folder tree of audio files).
     always_rescan: bool
+    # Where ``phono build`` runs this kind among the others (lower first).
+    ingest_order: int
+    # Records per transaction at most (None: the caller's batch size), for sources
+    # whose records are slow to make.
+    max_batch: int | None
+
+    def score(self, path: Path, header: bytes) -> int:
+        """How sure this source is that it reads ``path`` (0: not at all; highest wins).
+
+        ``header`` is the file's first bytes (empty for a folder), read once for all
+        sources, as mutagen's ``score()`` does.
+        """
+        ...
 
     def inputs(self, paths: Sequence[Path]) -> list[Input]:
         """Expand the paths the user gave into inputs; raise InputError if one is unusable."""

@@ -50,6 +50,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 KIND = "listens"
+# Keys only ListenBrainz JSON has (a MusicBrainz dump line has none of them).
+_LB_MARKERS = (b'"listen_count"', b'"total_listen_count"', b'"listened_at"',
+               b'"track_metadata"')
 LB_LICENCE = "CC0-1.0"  # ListenBrainz data dumps and statistics are CC0
 SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".parquet")
 KEY_COLUMNS = {"recording_mbid": "mbid", "mbid": "mbid", "isrc": "isrc", "track_id": "track_id"}
@@ -190,6 +193,17 @@ class ListenCounts:
     licence: str | None = None
     resumable = False
     always_rescan = False
+    ingest_order = 3  # last: listens resolve against the tracks the others add
+    max_batch: int | None = None
+
+    def score(self, path: Path, header: bytes) -> int:
+        name = path.name.lower()
+        if name.endswith((".csv", ".parquet", ".tsv")):
+            return 2
+        if name.endswith((".json", ".jsonl", ".ndjson")) and (
+                header.lstrip().startswith(b"[") or any(m in header for m in _LB_MARKERS)):
+            return 2
+        return 0
 
     def inputs(self, paths: Sequence[Path]) -> list[Input]:
         return [Input(i.path, i.source, i.size, i.mtime_ns, None)

@@ -168,6 +168,15 @@ class MusicBrainzDump:
     licence: str | None = LICENCE
     resumable = False
     always_rescan = False
+    ingest_order = 1
+    max_batch: int | None = None
+
+    def score(self, path: Path, header: bytes) -> int:
+        if path.is_dir():
+            tables = (path / "mbdump").is_dir() or (
+                (path / "recording").is_file() and (path / "track").is_file())
+            return 2 if tables else 0  # beats `tags`, which takes any folder
+        return 2 if path.name.lower().endswith((".tar.bz2", ".tbz2")) else 0
 
     def inputs(self, paths: Sequence[Path]) -> list[Input]:
         out = []

@@ -269,6 +269,14 @@ class MusicBrainzJSON:
     licence: str | None = LICENCE
     resumable = True
     always_rescan = False
+    ingest_order = 0  # catalogue sources first: listens and tags resolve against them
+    max_batch: int | None = None
+
+    def score(self, path: Path, header: bytes) -> int:
+        # JSON dump lines, unless ListenBrainz's markers make listens the better claim
+        if path.name.lower().endswith((".json", ".jsonl", ".ndjson")):
+            return 1
+        return 2 if path.name.lower().endswith((".tar.xz", ".txz", ".tar")) else 0
 
     def inputs(self, paths: Sequence[Path]) -> list[Input]:
         out = expand_files(paths, SUFFIXES)

@@ -428,6 +428,13 @@ class AudioTags:
     # A folder's size and mtime do not change when files deep inside it do, so a
     # finished folder is walked again every run (unchanged files are not reopened).
     always_rescan = True
+    ingest_order = 2
+    # Each record costs opening an audio file: commit (and checkpoint) every 2,000
+    # files, so a killed run redoes little and progress moves, whatever --batch-size.
+    max_batch = 2_000
+
+    def score(self, path: Path, header: bytes) -> int:
+        return 1 if path.is_dir() else 0  # any folder: walked for audio files
 
     def inputs(self, paths: Sequence[Path]) -> list[Input]:
         out = []
