@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import subprocess
@@ -10,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from phonotheque.cli.build_cmds import demo_sources
+from phonotheque.cli.build_cmds import demo_sources, stage_summary
 from phonotheque.errors import InputError
-from phonotheque.pipeline import build, parse_source
+from phonotheque.pipeline import StageResult, build, parse_source
 from phonotheque.workspace import Workspace
 
 PHONO = str(Path(__file__).parents[1] / ".venv" / "bin" / "phono")
@@ -46,6 +47,25 @@ def test_stop_after_select_runs_only_first_stages(tmp_path: Path) -> None:
     assert [s.name for s in report.stages] == ["ingest", "select"]
     assert report.stage("select").report.selected > 0
     assert not any((ws.audio).rglob("*.opus"))
+    # The library returns data; the CLI writes the sentences.
+    assert "summary" not in {f.name for f in dataclasses.fields(StageResult)}
+    sel = report.stage("select").report
+    assert stage_summary(report.stage("select")) == (
+        f"{sel.selected:,} tracks selected covering {sel.covered_share:.2%} of listens")
+    ingested = report.stage("ingest").report
+    assert stage_summary(report.stage("ingest")).startswith(
+        f"{sum(r.read for r in ingested):,} records read, ")
+
+
+def test_pack_and_build_share_one_folder_executor_policy() -> None:
+    from phonotheque.executors import DaskExecutor, LocalExecutor
+    from phonotheque.pack.packer import folder_executor
+
+    with folder_executor(None, None) as here:  # `phono build`, `phono pack` without -j
+        assert here is None
+    with folder_executor(2, None) as pool:  # `phono pack -j 2`
+        assert isinstance(pool, LocalExecutor)
+    assert DaskExecutor  # with a scheduler: tests/pack/test_pack_distributed.py
 
 
 def _tree(root: Path) -> dict[str, str]:

@@ -14,11 +14,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from phonotheque.catalogue import selection
 from phonotheque.errors import InputError
 from phonotheque.workspace import Workspace
+
+if TYPE_CHECKING:  # the stages are imported when they run, so `phono` starts fast
+    from phonotheque.audio import AudioOptions
+    from phonotheque.pack.packer import PackOptions
+    from phonotheque.publish.publisher import PublishOptions
+    from phonotheque.select import SelectOptions
 
 # What a stage tells the runner while it works: (stage, message, done, total).
 StageProgress = Callable[[str, str, float, float | None], object]
@@ -54,22 +60,25 @@ def parse_source(text: str) -> SourceSpec:
 class BuildOptions:
     """Options of every stage; each stage reads only its own part."""
 
-    select: Any = None  # phonotheque.select.SelectOptions
-    audio: Any = None  # phonotheque.audio options
-    pack: Any = None
-    publish: Any = None
-    scheduler: str | None = None
-    workers: int | None = None
+    # None: the stage's defaults (pack: the options of the workspace's last pack)
+    select: SelectOptions | None = None
+    audio: AudioOptions | None = None
+    pack: PackOptions | None = None
+    publish: PublishOptions | None = None
+    scheduler: str | None = None  # Dask: audio encoding and per-folder torrent hashing
+    workers: int | None = None  # audio's local processes; pack's hashing threads
     stop_after: str | None = None  # run stages up to and including this one
 
 
 @dataclass(slots=True)
 class StageResult:
+    """What one stage did: its own report (the CLI formats it), and whether it changed
+    anything."""
+
     name: str
-    report: Any
+    report: Any  # the stage's report type: list[IngestReport], SelectReport, AudioReport, ...
     elapsed: float
     changed: bool
-    summary: str = ""
 
 
 @dataclass(slots=True)
@@ -107,14 +116,8 @@ def _ingest(ws: Workspace, sources: Sequence[SourceSpec], opts: BuildOptions,
             progress("ingest", f"{spec.kind} {spec.path.name}", p.done_bytes, p.total_bytes)
 
         reports.append(ingest(ws, spec.kind, [spec.path], progress=on))
-    added = sum(r.added for r in reports)
-    updated = sum(r.updated for r in reports)
-    rejected = sum(r.rejected for r in reports)
-    return StageResult(
-        "ingest", reports, 0.0, changed=bool(added or updated),
-        summary=f"{sum(r.read for r in reports):,} records read, {added:,} added, "
-                f"{updated:,} updated, {rejected:,} rejected",
-    )
+    return StageResult("ingest", reports, 0.0,
+                       changed=any(r.added or r.updated for r in reports))
 
 
 def _select(ws: Workspace, sources: Sequence[SourceSpec], opts: BuildOptions,
@@ -125,10 +128,7 @@ def _select(ws: Workspace, sources: Sequence[SourceSpec], opts: BuildOptions,
     rep = select(ws, opts.select or SelectOptions(),
                  progress=lambda step, i, n: progress("select", step, i, n))
     changed = _last_selection(ws) != before
-    return StageResult(
-        "select", rep, 0.0, changed=changed,
-        summary=f"{rep.selected:,} tracks selected covering {rep.covered_share:.2%} of listens",
-    )
+    return StageResult("select", rep, 0.0, changed=changed)
 
 
 def _audio(ws: Workspace, sources: Sequence[SourceSpec], opts: BuildOptions,
@@ -144,39 +144,20 @@ def _audio(ws: Workspace, sources: Sequence[SourceSpec], opts: BuildOptions,
         rep = run_audio(ws, opts.audio or AudioOptions(), executor, on_progress=on)
     finally:
         executor.close()
-    tiers = ", ".join(f"{n} {t}" for t, n in sorted(rep.by_tier.items()))
-    return StageResult(
-        "audio", rep, 0.0, changed=bool(rep.written or rep.error_count),
-        summary=f"{rep.succeeded:,} files archived ({tiers or 'none new'}), "
-                f"{rep.already_done:,} already done, {rep.error_count:,} errors"
-                + (f" ({', '.join(f'{n} {k}' for k, n in sorted(rep.errors.items()))})"
-                   if rep.error_count else ""),
-    )
+    return StageResult("audio", rep, 0.0, changed=bool(rep.written or rep.error_count))
 
 
 def _pack(ws: Workspace, sources: Sequence[SourceSpec], opts: BuildOptions,
           progress: StageProgress) -> StageResult:
-    from phonotheque.executors import make_executor
-    from phonotheque.pack.packer import PackOptions, pack, stored_options
+    from phonotheque.pack.packer import resolve_options, run_pack
 
-    pack_opts = opts.pack or stored_options(ws) or PackOptions(workers=opts.workers)
-    # On a cluster each folder is linked, checked and hashed by a worker near the
-    # storage. On one machine a folder's hashing already uses every core, and a
-    # process pool would only add its start-up (2.9 s instead of 0.5 s for the demo).
-    executor = make_executor(opts.workers, opts.scheduler) if opts.scheduler else None
-    try:
-        rep = pack(ws, pack_opts,
+    pack_opts = opts.pack or resolve_options(ws, {"workers": opts.workers})
+    # --workers are audio's processes; folders are built here or on the cluster
+    # (see folder_executor), as `phono pack` without --workers does.
+    rep = run_pack(ws, pack_opts, scheduler=opts.scheduler,
                    progress=lambda n=0, total=None, **kw: progress(
-                       "pack", str(kw.get("step", "")), n, total),
-                   executor=executor)
-    finally:
-        if executor is not None:
-            executor.close()
-    return StageResult(
-        "pack", rep, 0.0, changed=rep.changed,
-        summary=f"{len(rep.new_folders)} new torrent folders, {len(rep.rebuilt)} rebuilt, "
-                f"{rep.files_packed:,} files packed",
-    )
+                       "pack", str(kw.get("step", "")), n, total))
+    return StageResult("pack", rep, 0.0, changed=rep.changed)
 
 
 def _publish_digest(ws: Workspace) -> str:
@@ -216,12 +197,7 @@ def _publish(ws: Workspace, sources: Sequence[SourceSpec], opts: BuildOptions,
         progress=lambda n=0, total=None, **kw: progress("publish", str(kw.get("step", "")),
                                                        n, total),
     )
-    changed = _publish_digest(ws) != before
-    pub = rep.publish
-    listed = f"{pub.current} torrents listed" if pub is not None else "nothing published"
-    wave = f"wave {rep.wave} released ({len(rep.released)} data torrents)" if rep.wave else \
-        "no new wave"
-    return StageResult("publish", rep, 0.0, changed=changed, summary=f"{wave}; {listed}")
+    return StageResult("publish", rep, 0.0, changed=_publish_digest(ws) != before)
 
 
 Stage = Callable[[Workspace, Sequence[SourceSpec], BuildOptions, StageProgress], StageResult]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,7 @@ def _run_build(ws: Workspace, sources: list[SourceSpec], options: BuildOptions) 
     def on_stage(result: StageResult) -> None:
         mark = "[green]changed[/]" if result.changed else "[dim]up to date[/]"
         progress.console.print(
-            f"[bold]{result.name:>8}[/] {result.summary}  ({result.elapsed:.1f} s, {mark})"
+            f"[bold]{result.name:>8}[/] {stage_summary(result)}  ({result.elapsed:.1f} s, {mark})"
         )
 
     with progress:
@@ -63,6 +64,49 @@ def _run_build(ws: Workspace, sources: list[SourceSpec], options: BuildOptions) 
     if not report.changed:
         console.print("[green]nothing to do:[/] every stage was already up to date")
     return report
+
+
+def stage_summary(result: StageResult) -> str:
+    """One line saying what a stage of the build did, from its report."""
+    return _STAGE_SUMMARIES[result.name](result.report)
+
+
+def _ingest_summary(reports: list[Any]) -> str:
+    return (f"{sum(r.read for r in reports):,} records read, "
+            f"{sum(r.added for r in reports):,} added, "
+            f"{sum(r.updated for r in reports):,} updated, "
+            f"{sum(r.rejected for r in reports):,} rejected")
+
+
+def _select_summary(rep: Any) -> str:
+    return f"{rep.selected:,} tracks selected covering {rep.covered_share:.2%} of listens"
+
+
+def _audio_summary(rep: Any) -> str:
+    tiers = ", ".join(f"{n} {t}" for t, n in sorted(rep.by_tier.items()))
+    errors = (f" ({', '.join(f'{n} {k}' for k, n in sorted(rep.errors.items()))})"
+              if rep.error_count else "")
+    return (f"{rep.succeeded:,} files archived ({tiers or 'none new'}), "
+            f"{rep.already_done:,} already done, {rep.error_count:,} errors{errors}")
+
+
+def _pack_summary(rep: Any) -> str:
+    return (f"{len(rep.new_folders)} new torrent folders, {len(rep.rebuilt)} rebuilt, "
+            f"{rep.files_packed:,} files packed")
+
+
+def _publish_summary(rep: Any) -> str:
+    pub = rep.publish
+    listed = f"{pub.current} torrents listed" if pub is not None else "nothing published"
+    wave = (f"wave {rep.wave} released ({len(rep.released)} data torrents)" if rep.wave
+            else "no new wave")
+    return f"{wave}; {listed}"
+
+
+_STAGE_SUMMARIES: dict[str, Callable[[Any], str]] = {
+    "ingest": _ingest_summary, "select": _select_summary, "audio": _audio_summary,
+    "pack": _pack_summary, "publish": _publish_summary,
+}
 
 
 def _summary(ws: Workspace, report: BuildReport) -> Table:

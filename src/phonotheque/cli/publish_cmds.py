@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,40 +59,21 @@ def _executor_options(f: Any) -> Any:
                              "(default: one at a time here; hashing uses every core anyway).")(f)
 
 
-@contextlib.contextmanager
-def _pack_executor(workers: int | None, scheduler: str | None) -> Iterator[Any]:
-    """The executor pack's folders run on: None (here) unless --scheduler or --workers N."""
-    from phonotheque.executors import make_executor
-
-    if not scheduler and not workers:
-        yield None
-        return
-    with make_executor(workers, scheduler) as executor:
-        yield executor
-
-
 def _build_pack_options(ws: Workspace, **kw: Any) -> Any:
     """Options given on the command line over those of the last pack, over the defaults."""
-    from dataclasses import replace
+    from phonotheque.pack.packer import resolve_options
 
-    from phonotheque.pack.packer import PackOptions, stored_options
-
-    base = stored_options(ws) or PackOptions()
     given = {
         "max_files": kw["max_files"], "max_bytes": kw["max_bytes"], "layout": kw["layout"],
         "prefix": kw["prefix"], "collection": kw["collection"],
         "piece_length": kw["piece_length"], "version": kw["torrent_version"],
         "trackers": tuple(kw["trackers"]) or None, "webseeds": tuple(kw["webseeds"]) or None,
         "art_dir": kw["art_dir"],
+        "art": False if kw["no_art"] else None,
+        "rescan_art": True if kw["rescan_art"] else None,
+        "check_sha256": False if kw["no_check"] else None,
     }
-    changes = {k: v for k, v in given.items() if v is not None}
-    if kw["no_art"]:
-        changes["art"] = False
-    if kw["rescan_art"]:
-        changes["rescan_art"] = True
-    if kw["no_check"]:
-        changes["check_sha256"] = False
-    return replace(base, **changes)
+    return resolve_options(ws, given)
 
 
 def _print_pack(report: Any) -> None:
@@ -145,12 +124,11 @@ def pack_cmd(ws: Workspace, workers: int | None, scheduler: str | None, **kw: An
     worker (which must see the workspace at the same path); this process
     only plans and writes the catalogue.
     """
-    from phonotheque.pack.packer import pack
+    from phonotheque.pack.packer import run_pack
 
     options = _build_pack_options(ws, **kw)
-    with _pack_executor(workers, scheduler) as executor, \
-            progress_bar("pack", None, unit="B") as advance:
-        report = pack(ws, options, progress=advance, executor=executor)
+    with progress_bar("pack", None, unit="B") as advance:
+        report = run_pack(ws, options, processes=workers, scheduler=scheduler, progress=advance)
     _print_pack(report)
 
 
@@ -199,7 +177,9 @@ def release_cmd(ws: Workspace, wave_bytes: int | None, wave_bands: int | None,
 
     options = ReleaseOptions(wave_bytes=wave_bytes, wave_bands=wave_bands, pack=not no_pack,
                              publish=PublishOptions(name=name))
-    with _pack_executor(workers, scheduler) as executor, \
+    from phonotheque.pack.packer import folder_executor
+
+    with folder_executor(workers, scheduler) as executor, \
             progress_bar("release", None, unit="B") as advance:
         report = release(ws, options, progress=advance, executor=executor)
     if report.pack is not None:
