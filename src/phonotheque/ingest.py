@@ -25,6 +25,7 @@ from phonotheque.catalogue.store import Store
 from phonotheque.errors import InputError
 from phonotheque.model import Checkpoint, Record, Reject, Release, SourceAudio, Track, WriteCounts
 from phonotheque.sources import STAGE, Input, ReadOptions, Source, bounds, get, printable
+from phonotheque.sqlite_uri import file_uri
 from phonotheque.workspace import Workspace
 
 
@@ -266,7 +267,7 @@ def _with_known_files(
     import sqlite3
     from dataclasses import replace
 
-    conn = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True, check_same_thread=False)
+    conn = sqlite3.connect(file_uri(store.path, mode="ro"), uri=True, check_same_thread=False)
     closers.append(conn.close)
 
     def known(path: str, size: int, mtime_ns: int) -> bool:

@@ -174,3 +174,40 @@ def test_hostile_published_paths_are_refused(ws: Workspace, download: Path, colu
     conn.close()
     with pytest.raises(InputError, match="unsafe"):
         verify(download, VerifyOptions(ws.publish))
+
+
+def test_against_a_folder_named_with_uri_characters(ws: Workspace, download: Path,
+                                                    tmp_path: Path) -> None:
+    """'#', '?' and '%' in the publish path are escaped in the SQLite URI (issue 12 §4)."""
+    odd = tmp_path / "pub#x?mode=rwc%41"
+    shutil.copytree(ws.publish, odd)
+    report = verify(download, VerifyOptions(odd))
+    assert report.ok, report.problems
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("pub")) == [odd.name]
+    r = CliRunner().invoke(main, ["verify", str(download), "--against", str(odd)])
+    assert r.exit_code == 0, r.output
+    assert not (tmp_path / "pub").exists()  # no empty database created beside it
+
+
+def test_file_row_naming_a_missing_torrent_is_an_integrity_error(
+    ws: Workspace, download: Path
+) -> None:
+    db = ws.publish / "metadata.sqlite"
+    with sqlite3.connect(db) as conn:
+        tid, path = conn.execute("SELECT torrent_id, path FROM file LIMIT 1").fetchone()
+        conn.execute("UPDATE file SET torrent_id = 999999 WHERE path = ? AND torrent_id = ?",
+                     (path, tid))
+    r = CliRunner().invoke(main, ["verify", str(download), "--against", str(ws.publish)])
+    assert r.exit_code == 4, r.output
+    assert f"file row {path!r} names torrent 999999" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_workspace_in_a_folder_with_uri_characters(tmp_path: Path, data: Path) -> None:
+    from phonotheque.ingest import ingest
+
+    ws = Workspace.create(tmp_path / "w#s?x%20")
+    assert ingest(ws, "tags", [data / "beets" / "full.flac"]).added > 0
+    with ws.store(readonly=True) as s:
+        assert s.scalar("SELECT count(*) FROM source_audio") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w#s?x%20"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -11,7 +12,13 @@ from click.testing import CliRunner
 
 from phonotheque.atomic import write_bytes
 from phonotheque.cli import main
-from phonotheque.torrent import TorrentOptions, create_torrent, verify_torrent
+from phonotheque.torrent import (
+    TorrentFile,
+    TorrentInfo,
+    TorrentOptions,
+    create_torrent,
+    verify_torrent,
+)
 from tests.torrent._torrent_refs import AWKWARD, make_tree
 
 VERSIONS = ["1", "2", "hybrid"]
@@ -167,3 +174,59 @@ def test_cli_names_a_renamed_folder_once(album: Path, tmp_path: Path) -> None:
     assert r.exit_code == 4
     text = " ".join(r.output.split())
     assert f"missing {album} (all {len(AWKWARD)} files of the torrent)" in text
+
+
+def test_torrent_declaring_a_tebibyte_against_an_empty_folder(tmp_path: Path) -> None:
+    """Missing and short files are reported without reading or hashing (issue 12 §4)."""
+    from phonotheque.torrent import read_torrent
+    from phonotheque.torrent._bencode import encode
+
+    piece = 1 << 29
+    size = 1 << 40
+    info = {b"name": b"big", b"piece length": piece,
+            b"files": [{b"length": size, b"path": [b"huge.bin"]},
+                       {b"length": 5, b"path": [b"small.txt"]}],
+            # huge.bin ends on a piece boundary: the last piece is small.txt alone
+            b"pieces": bytes(20) * (size // piece) + hashlib.sha1(b"hello").digest()}
+    path = tmp_path / "big.torrent"
+    path.write_bytes(encode({b"announce": b"http://127.0.0.1:1/announce", b"info": info}))
+    assert path.stat().st_size < 50_000
+    torrent = read_torrent(path)
+    empty = tmp_path / "empty"
+    (empty / "big").mkdir(parents=True)
+    (empty / "big" / "small.txt").write_bytes(b"hello")
+    seen: list[int] = []
+    report = verify_torrent(torrent, empty, progress=seen.append)
+    assert report.missing == ("huge.bin",) and not report.corrupt
+    assert sum(seen) == 5  # small.txt, and nothing of huge.bin
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_short_and_missing_files_are_not_hashed(tmp_path: Path, version: str) -> None:
+    folder = tmp_path / "save" / "set"
+    folder.mkdir(parents=True)
+    sizes = {"a.bin": 70_000, "b.bin": 300_000, "c.bin": 50_000, "d.bin": 90_000}
+    for name, n in sizes.items():
+        (folder / name).write_bytes(bytes([len(name) + n % 251]) * n)
+    info = create_torrent(folder, TorrentOptions(version=version, piece_length=16384))  # type: ignore[arg-type]
+    (folder / "b.bin").unlink()
+    with open(folder / "c.bin", "r+b") as f:
+        f.truncate(10)
+    seen: list[int] = []
+    report = verify_torrent(info, folder.parent, progress=seen.append)
+    assert report.missing == ("b.bin",) and report.truncated == ("c.bin",)
+    assert not report.corrupt, report.corrupt
+    # no byte of b.bin or c.bin was hashed (pieces that straddle them are skipped too)
+    assert 0 < sum(seen) <= sizes["a.bin"] + sizes["d.bin"]
+
+
+def test_files_of_bad_pieces_is_one_sweep() -> None:
+    from phonotheque.torrent._verify import _files_of_pieces
+
+    n = 60_000
+    files = [TorrentFile(f"f{i:05d}", 100, offset=i * 100) for i in range(n)]
+    info = TorrentInfo("x", tuple(files), 16384, n * 100, "0" * 40, None, b"", True)
+    bad = range(0, n * 100 // 16384 + 1)
+    got = _files_of_pieces(info, bad)
+    assert got == {f.path for f in files}
+    assert _files_of_pieces(info, [1]) == {f"f{i:05d}" for i in range(163, 328)}

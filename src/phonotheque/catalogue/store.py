@@ -32,6 +32,7 @@ from phonotheque.model import (
     TrackISRC,
     WriteCounts,
 )
+from phonotheque.sqlite_uri import file_uri
 
 BatchCallback = Callable[[WriteCounts], None]
 
@@ -137,7 +138,7 @@ class Store:
             raise WorkspaceError(self.path, "catalogue not found (run `phono init` first)")
         try:
             if readonly:
-                uri = f"file:{self.path}?mode=ro"
+                uri = file_uri(self.path, mode="ro")
                 self.conn = sqlite3.connect(uri, uri=True, isolation_level=None)
             else:
                 self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=60)

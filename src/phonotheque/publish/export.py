@@ -36,6 +36,7 @@ from phonotheque.pack.aac import public_source
 from phonotheque.publish.dbschema import DDL, PUBLISH_SCHEMA_VERSION
 from phonotheque.publish.index import withdrawn_sql
 from phonotheque.sources.bounds import track_listens_sql
+from phonotheque.sqlite_uri import file_uri
 
 # Tables exported to Parquet, in this order (FTS shadow tables are not data).
 PARQUET_TABLES = (
@@ -253,7 +254,7 @@ def export_parquet(
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise wrap_os_error(exc, folder, writing=True) from exc
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn = sqlite3.connect(file_uri(db, mode="ro"), uri=True)
     try:
         for table in PARQUET_TABLES:
             schema = _arrow_schema(conn, table)

@@ -31,7 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from phonotheque.errors import InputError, PhonoError, WorkspaceError
+from phonotheque.errors import InputError, IntegrityError, PhonoError, WorkspaceError
+from phonotheque.sqlite_uri import file_uri
 from phonotheque.torrent import PAD_DIR, PiecesRoot, TorrentInfo, read_torrent, verify_torrent
 
 Progress = Callable[..., object]
@@ -115,7 +116,7 @@ def _load(against: Path) -> dict[str, _Torrent]:
     if not db.is_file():
         raise WorkspaceError(against, "no metadata.sqlite here (give the publish/ folder)")
     try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro&immutable=1", uri=True)
+        conn = sqlite3.connect(file_uri(db, mode="ro", immutable=1), uri=True)
     except sqlite3.Error as exc:
         raise WorkspaceError(db, f"cannot open: {exc}") from exc
     torrents: dict[str, _Torrent] = {}
@@ -131,7 +132,11 @@ def _load(against: Path) -> dict[str, _Torrent]:
             "SELECT torrent_id, path, size, sha256, btv2_root, original_sha256, patch_path "
             "FROM file"
         ):
-            by_id[tid].files[path] = _Expected(path, size, sha, root, orig, patch)
+            owner = by_id.get(tid)
+            if owner is None:
+                raise IntegrityError(db, f"file row {path!r} names torrent {tid}, which is "
+                                         "not in the torrent table")
+            owner.files[path] = _Expected(path, size, sha, root, orig, patch)
         for tid, path, size, sha, root in conn.execute(
             "SELECT torrent_id, path, size, sha256, btv2_root FROM aux_file"
         ):

@@ -18,7 +18,6 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import orjson
 
@@ -26,6 +25,7 @@ from phonotheque import isrc as isrc_mod
 from phonotheque.errors import InputError, WorkspaceError
 from phonotheque.publish.dbschema import PUBLISH_SCHEMA_VERSION
 from phonotheque.serve.cache import ByteLRU
+from phonotheque.sqlite_uri import file_uri
 
 # Cached answers per server worker, in bytes of their JSON.
 DEFAULT_CACHE_BYTES = 64 << 20
@@ -144,7 +144,7 @@ class PublishedDB:
         self.path = Path(path)
         if not self.path.is_file():
             raise WorkspaceError(self.path, "no published metadata (run `phono publish` first)")
-        self._uri = f"file:{quote(str(self.path.resolve()))}?mode=ro&immutable=1"
+        self._uri = file_uri(self.path.resolve(), mode="ro", immutable=1)
         self._local = threading.local()
         info = self._read_info()
         version = info.get("schema_version", str(PUBLISH_SCHEMA_VERSION))

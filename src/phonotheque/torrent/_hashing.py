@@ -66,12 +66,15 @@ class Segment:
 
     ``path`` None means zeros (a pad file, stream layout only). ``tail_pad``
     is the zero padding that follows the file in the v1 stream (aligned
-    layout only).
+    layout only). ``absent``: the file is known to be missing or short; it is
+    not read, and every piece touching it is returned as ``b""`` (not hashed),
+    so a torrent declaring 1 TiB against an empty folder costs nothing.
     """
 
     path: Path | None
     size: int
     tail_pad: int = 0
+    absent: bool = False
 
 
 @dataclass
@@ -190,8 +193,9 @@ def _aligned_job(
     return out, problems, None
 
 
-# span: (segment index, path or None for zeros, size, offset in the stream)
+# span: (segment index, path or None for zeros or _ABSENT, size, offset in the stream)
 _Span = tuple[int, str | None, int, int]
+_ABSENT = ""  # a file known missing or short: not read, its pieces not hashed
 _StreamResult = tuple[int, list[bytes], dict[int, str], _ErrorInfo | None]
 
 
@@ -202,10 +206,15 @@ def _stream_job(
     end = min(last * piece_length, total)
     mv = _buffer(end - start)
     problems: dict[int, str] = {}
+    unhashed: set[int] = set()  # pieces (relative to first) that touch an absent file
     try:
         for index, path, size, offset in spans:
             a, b = max(start, offset), min(end, offset + size)
             if a >= b:
+                continue
+            if path == _ABSENT:
+                unhashed.update(range((a - start) // piece_length,
+                                      (b - 1 - start) // piece_length + 1))
                 continue
             dest = mv[a - start : b - start]
             if path is None:
@@ -215,7 +224,8 @@ def _stream_job(
     except PhonoError as exc:
         return first, [], problems, (type(exc).__name__, str(exc.subject), exc.problem)
     sha1 = hashlib.sha1
-    pieces = [sha1(mv[o : o + piece_length]).digest() for o in range(0, end - start, piece_length)]
+    pieces = [b"" if k in unhashed else sha1(mv[o : o + piece_length]).digest()
+              for k, o in enumerate(range(0, end - start, piece_length))]
     return first, pieces, problems, None
 
 
@@ -341,6 +351,8 @@ def hash_aligned(
     batch: list[_Item] = []
     batch_bytes = 0
     for i, seg in enumerate(segs):
+        if seg.absent:
+            continue
         for start in range(0, seg.size, chunk):
             length = min(chunk, seg.size - start)
             batch.append((i, str(seg.path), seg.size, seg.tail_pad, start, length))
@@ -369,6 +381,13 @@ def hash_aligned(
     layers: list[list[bytes]] | None = [] if v2 else None
     roots: list[bytes | None] | None = [] if v2 else None
     for i, seg in enumerate(segs):
+        if seg.absent:
+            if pieces is not None:
+                pieces.extend([b""] * -(-seg.size // piece_length))
+            if layers is not None and roots is not None:
+                layers.append([])
+                roots.append(None)
+            continue
         if pieces is not None:
             for k in sorted(v1_by_file[i]):
                 pieces.extend(v1_by_file[i][k])
@@ -396,6 +415,7 @@ def hash_stream(
         total += seg.size
     n_pieces = -(-total // piece_length)
     per_job = max(1, CHUNK // piece_length)
+    skipped: dict[int, list[bytes]] = {}
     jobs: list[tuple[object, ...]] = []
     sizes: list[int] = []
     for first in range(0, n_pieces, per_job):
@@ -404,14 +424,20 @@ def hash_stream(
         lo = bisect.bisect_right(offsets, a) - 1
         hi = bisect.bisect_left(offsets, b)
         spans: list[_Span] = [
-            (i, None if segs[i].path is None else str(segs[i].path), segs[i].size, offsets[i])
+            (i, _ABSENT if segs[i].absent else None if segs[i].path is None
+             else str(segs[i].path), segs[i].size, offsets[i])
             for i in range(max(lo, 0), hi)
             if segs[i].size
         ]
+        if any(p == _ABSENT and o <= a and o + n >= b for _i, p, n, o in spans):
+            skipped[first] = [b""] * (last - first)  # nothing to read: not even a job
+            continue
         jobs.append((first, last, spans, total, piece_length, strict))
-        sizes.append(b - a)
+        # progress counts the bytes read, so not those of absent files
+        sizes.append(b - a - sum(max(0, min(b, o + n) - max(a, o))
+                                 for _i, p, n, o in spans if p == _ABSENT))
     results = _run(_stream_job, jobs, sizes, workers or os.cpu_count() or 1, progress, processes)
-    by_first: dict[int, list[bytes]] = {}
+    by_first: dict[int, list[bytes]] = skipped
     problems: dict[int, str] = {}
     for res in results:
         first, pieces, probs, err = cast(_StreamResult, res)

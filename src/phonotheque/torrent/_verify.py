@@ -96,7 +96,8 @@ def verify_torrent(
         do_v1 = info.infohash_v1 is not None
         one_pass = do_v1 and sum(-(-f.size // pl) for f in data) == info.num_pieces
         segs = [
-            hashing.Segment(where(f), f.size, min((-f.size) % pl, span_end - f.offset - f.size))
+            hashing.Segment(where(f), f.size, min((-f.size) % pl, span_end - f.offset - f.size),
+                            absent=f.path in unreadable)
             for f in data
         ]
         hashes = hashing.hash_aligned(
@@ -113,6 +114,8 @@ def verify_torrent(
             corrupt |= _files_of_pieces(info, bad) - unreadable
         elif do_v1:
             bad_pieces = _verify_stream(info, files, where, unreadable, corrupt)
+    elif len(unreadable) == len(info.data_files):
+        pass  # nothing on disk to hash
     else:
         bad_pieces = _verify_stream(info, files, where, unreadable, corrupt, progress)
 
@@ -147,7 +150,8 @@ def _verify_stream(
     corrupt: set[str],
     progress: Callable[[int], object] | None = None,
 ) -> int:
-    segs = [hashing.Segment(None if f.is_pad else where(f), f.size) for f in files]
+    segs = [hashing.Segment(None if f.is_pad else where(f), f.size, absent=f.path in unreadable)
+            for f in files]
     hashes = hashing.hash_stream(segs, info.piece_length, strict=False, progress=progress)
     assert hashes.pieces is not None
     bad = _bad_pieces(info, hashes.pieces)
@@ -156,15 +160,23 @@ def _verify_stream(
 
 
 def _bad_pieces(info: TorrentInfo, got: list[bytes]) -> list[int]:
+    """Pieces whose hash differs; ``b""`` marks a piece not hashed (it touches an absent file)."""
     want = info.pieces
-    return [i for i, h in enumerate(got) if want[20 * i : 20 * i + 20] != h]
+    return [i for i, h in enumerate(got) if h and want[20 * i : 20 * i + 20] != h]
 
 
 def _files_of_pieces(info: TorrentInfo, bad: Iterable[int]) -> set[str]:
+    """The files the pieces ``bad`` touch: one sweep over pieces and files, both in order."""
     pl = info.piece_length
     out: set[str] = set()
-    data = [f for f in info.files if not f.is_pad and f.size]
-    for p in bad:
+    data = [f for f in info.files if not f.is_pad and f.size]  # in stream order
+    i = 0
+    for p in sorted(bad):
         a, b = p * pl, (p + 1) * pl
-        out.update(f.path for f in data if f.offset < b and f.offset + f.size > a)
+        while i < len(data) and data[i].offset + data[i].size <= a:
+            i += 1
+        j = i
+        while j < len(data) and data[j].offset < b:
+            out.add(data[j].path)
+            j += 1
     return out
