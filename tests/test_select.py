@@ -88,7 +88,8 @@ def test_listenbrainz_ranking_cut_tiers_bands(lb: Workspace) -> None:
     assert report.est_bytes == 6 * ORIG_240S + 8 * OPUS_240S
     # decade bands: 10⁶..10⁷ listens (ranks 1..11), then 10⁵..10⁶ (ranks 12..14)
     assert [(b.band, b.tracks) for b in report.bands] == [(1, 11), (2, 3)]
-    assert report.statuses == {"skipped_low_priority": 6, "todo": 14}
+    # none of these tracks has a held file: selected, they are the wanted list
+    assert report.statuses == {"skipped_low_priority": 6, "wanted": 14}
     with lb.store() as s:
         assert selected_keys(s) == [k for k, _ in LB_ORDER[:14]]
         rows = s.query("SELECT rank, tier, est_bytes, cum_bytes, cum_share, band FROM selection "
@@ -138,7 +139,7 @@ def test_budget_cuts_mid_band(lb: Workspace) -> None:
         st = statuses(s)
     assert [st[k][1] for k, _ in LB_ORDER[9:14]] == ["over_budget"] * 5
     assert [st[k][1] for k, _ in LB_ORDER[14:]] == ["beyond_coverage"] * 6
-    assert report.statuses == {"skipped_low_priority": 11, "todo": 9}
+    assert report.statuses == {"skipped_low_priority": 11, "wanted": 9}
 
 
 def test_budget_zero_selects_nothing(lb: Workspace) -> None:
@@ -276,7 +277,7 @@ def test_reselect_keeps_audio_outcomes(lb: Workspace) -> None:
         st = statuses(s)
         assert st[first] == ("success", "sha ok")
         assert st[second] == ("error_decode", "bad frame")
-        assert st[third] == ("todo", None)
+        assert st[third] == ("wanted", "no source audio file held")
         assert s.scalar("SELECT updated_at FROM ledger WHERE track_id = ?", (t1,)) == before
         # deselected: skipped, but the audio file row stays and the detail says so
         select(s, SelectOptions(coverage=0.0))
@@ -289,7 +290,7 @@ def test_reselect_keeps_audio_outcomes(lb: Workspace) -> None:
         select(s, SelectOptions(coverage=0.9))
         st = statuses(s)
         assert st[first] == ("success", "audio_file present")
-        assert st[second] == ("todo", None)
+        assert st[second] == ("wanted", "no source audio file held")
         # excluded after success: excluded wins, the file row is still there
         s.add_exclusion(Exclusion("mbid", first, "takedown"))
         select(s, SelectOptions(coverage=0.9))
@@ -299,7 +300,7 @@ def test_reselect_keeps_audio_outcomes(lb: Workspace) -> None:
 def test_ledger_entries_filters(lb: Workspace) -> None:
     select(lb, SelectOptions(coverage=0.9))
     with lb.store() as s:
-        rows = ledger_entries(s, "todo", limit=3)
+        rows = ledger_entries(s, "wanted", limit=3)
         assert [r.key for r in rows] == [k for k, _ in LB_ORDER[:3]]
         assert [r.rank for r in rows] == [1, 2, 3]
         assert rows[0].listens == LB_ORDER[0][1]
@@ -321,12 +322,120 @@ def test_empty_catalogue(ws: Workspace) -> None:
     assert report.bands == [] and report.statuses == {}
 
 
-def test_all_zero_listens(ws: Workspace) -> None:
+def test_no_listen_data_takes_every_held_track_as_original(ws: Workspace) -> None:
+    # Someone archiving their own files: no listens at all. (Before issue 11 this
+    # selected nothing with the default threshold, or re-encoded everything.)
     with ws.store() as s:
-        s.write(records([T("x"), T("y")]))
-        report = select(s, SelectOptions(priority_threshold=0.0))
-        assert report.selected == 2 and report.covered_share == 1.0
+        s.write(records([T("x", audio_size=5_000_000), T("y", audio_size=7_000_000),
+                         T("z")]))  # z: catalogue only, no file
+        report = select(s)
+        assert report.mode == "no_listens" and report.held_only
+        assert report.selected == 2 and selected_keys(s) == ["x", "y"]
+        assert report.tiers["original"].tracks == 2 and report.tiers["reencode"].tracks == 0
+        assert report.est_bytes == 12_000_000
         assert [b.band for b in report.bands] == [1]
+        assert statuses(s) == {"x": ("todo", None), "y": ("todo", None),
+                               "z": ("skipped_low_priority", "not_held")}
+        assert report.target_reached  # no coverage target applies
+        assert report.summary()["mode"] == "no_listens"
+        # an explicit tier rule still applies
+        report = select(s, SelectOptions(original_share=0.0))
+        assert report.selected == 2 and report.tiers["reencode"].tracks == 2
+        # no held file either: nothing to select
+        s.conn.execute("DELETE FROM source_audio")
+        assert select(s).selected == 0
+
+
+def test_all_takes_every_held_track_on_a_listened_catalogue(ws: Workspace) -> None:
+    tracks = [T("hit", 100, audio_size=4_000_000), T("mid", 10), T("low", 1, audio_size=2),
+              T("zero", audio_size=3)]
+    with ws.store() as s:
+        s.write(records(tracks))
+        report = select(s, SelectOptions(coverage=0.5))
+        assert report.mode == "coverage" and selected_keys(s) == ["hit", "zero"]
+        report = select(s, SelectOptions(coverage=0.5, take_all=True))
+        assert report.mode == "all"
+        assert selected_keys(s) == ["hit", "low", "zero"]  # rank order, held only
+        assert report.tiers["original"].tracks == 3
+        assert report.covered_listens == 101 and report.total_listens == 111
+        assert statuses(s)["mid"] == ("skipped_low_priority", "not_held")
+        # the budget still stops it, in rank order
+        report = select(s, SelectOptions(take_all=True, budget_bytes=4_000_002))
+        assert selected_keys(s) == ["hit", "low"] and report.budget_stopped
+
+
+def test_zero_listen_held_tracks_do_not_lose_to_unheld_ones(ws: Workspace) -> None:
+    # The demo's Bell/Complete/Message case: zero listens, a file held, no artist
+    # or release listens (priority 0); others without a file inherit a high
+    # priority from their artist. Held ones come first among zero-listen works.
+    tracks = [T("star", 50, artist="famous", release="hits"),
+              T("b-sides", artist="famous", release="hits"),
+              T("bell", artist="nobody", release="sounds", audio_size=1000)]
+    with ws.store() as s:
+        s.write(records(tracks))
+        report = select(s, SelectOptions(priority_threshold=0.5))
+        assert selected_keys(s) == ["star", "bell", "b-sides"]
+        assert report.selected_zero_listen == 2
+        st = statuses(s)
+        assert st["bell"] == ("todo", None)
+        assert st["b-sides"] == ("wanted", "no source audio file held")
+        # a threshold above 1 still takes no zero-listen work, held or not
+        select(s, SelectOptions(priority_threshold=1.5))
+        assert selected_keys(s) == ["star"]
+        assert statuses(s)["bell"] == ("skipped_low_priority", "below_priority_threshold")
+
+
+def test_held_track_represents_its_isrc_group(ws: Workspace) -> None:
+    # Same ISRC = same recording: the held file is the download, even when the
+    # other track of the group has more listens of its own.
+    tracks = [T("popular", 90, isrcs=("GBAAA9900001",)),
+              T("held", 10, isrcs=("GBAAA9900001",), audio_size=1000)]
+    with ws.store() as s:
+        s.write(records(tracks))
+        report = select(s)
+        assert selected_keys(s) == ["held"] and report.covered_listens == 100
+        st = statuses(s)
+        assert st["held"] == ("todo", None)
+        assert st["popular"] == ("skipped_isrc_has_download",
+                                 "selected track held has the same ISRC")
+
+
+def test_wanted_becomes_todo_once_a_file_is_held(ws: Workspace) -> None:
+    with ws.store() as s:
+        s.write(records([T("a", 5), T("b", 3, audio_size=10)]))
+        select(s)
+        assert statuses(s)["a"] == ("wanted", "no source audio file held")
+        # what older versions recorded for it is not kept as an audio outcome
+        s.conn.execute("UPDATE ledger SET status = 'error_no_source', detail = 'x' "
+                       "WHERE track_id = ?", (tid(s, "a"),))
+        select(s)
+        assert statuses(s)["a"] == ("wanted", "no source audio file held")
+        s.write(records([T("a", 0, audio_size=20)]))
+        select(s)
+        assert statuses(s)["a"] == ("todo", None)
+
+
+def test_listens_matched_and_unmatched_by_key_kind(ws: Workspace) -> None:
+    from phonotheque.model import Listen
+
+    with ws.store() as s:
+        s.write(records([T("a", 10), T("b", 5)]))
+        s.write([Listen("isrc", "GBAAA9900099", 40, dataset="x"),
+                 Listen("mbid", "9e2ad5bc-c6f9-40d2-a36f-3122ee2072a3", 7, dataset="x")])
+        report = select(s)
+    m = report.listen_match
+    assert (m.matched, m.unmatched) == (15, 47)
+    assert {k.kind: (k.rows_matched, k.rows_unmatched, k.listens_matched, k.listens_unmatched)
+            for k in m.kinds} == {"key": (2, 0, 15, 0), "isrc": (0, 1, 0, 40),
+                                  "mbid": (0, 1, 0, 7)}
+    assert m.mostly_unmatched and m.unmatched_share == pytest.approx(47 / 62)
+    warning = m.warning()
+    assert warning is not None and "75.8% of listens (47 of 62) matched no track" in warning
+    assert "worst: isrc keys" in warning
+    # coverage is over matched listens
+    assert report.total_listens == 15 and report.covered_share == 1.0
+    summary = report.summary()["listens"]
+    assert summary["unmatched"] == 47 and summary["mostly_unmatched"] is True
 
 
 @pytest.mark.parametrize(

@@ -44,10 +44,10 @@ def test_select_and_ledger_commands(lb: Workspace, tmp_path: Path) -> None:
     assert not re.search(r"""(src|href)=["']https?:""", page)
     assert "14 tracks cover 90.38 % of listens" in page
 
-    code, out = run("ledger", "-w", str(lb.root), "--json", "--status", "todo", "--limit", "2")
+    code, out = run("ledger", "-w", str(lb.root), "--json", "--status", "wanted", "--limit", "2")
     assert code == 0, out
     data = orjson.loads(out)
-    assert data["counts"] == {"skipped_low_priority": 6, "todo": 14}
+    assert data["counts"] == {"skipped_low_priority": 6, "wanted": 14}
     assert data["matching"] == 14
     assert [t["rank"] for t in data["tracks"]] == [1, 2]
     assert data["tracks"][0]["key"] == "9e2ad5bc-c6f9-40d2-a36f-3122ee2072a3"

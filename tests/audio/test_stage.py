@@ -209,8 +209,13 @@ def test_no_source_and_excluded(ws: Workspace, sounds: Path) -> None:
         conn.execute("DELETE FROM source_audio WHERE track_id = ?", (ids[0],))
         conn.execute("UPDATE track SET excluded = 1 WHERE id = ?", (ids[1],))
     report = run_audio(ws, AudioOptions(), InlineExecutor())
-    assert report.errors["no_source"] == 1 and report.excluded == 1 and report.succeeded == 0
-    assert _ledger(ws) == {ids[0]: "error_no_source", ids[1]: "excluded"}
+    # a selected track without a file is wanted, not a failure (issue 11 §2)
+    assert report.wanted == 1 and report.error_count == 0
+    assert report.excluded == 1 and report.succeeded == 0
+    assert _ledger(ws) == {ids[0]: "wanted", ids[1]: "excluded"}
+    # a re-run leaves it wanted and still reports no error
+    again = run_audio(ws, AudioOptions(), InlineExecutor())
+    assert again.wanted == 1 and again.error_count == 0 and again.previous_errors == 0
     assert not list((ws.audio).glob("*/*/*"))
 
 

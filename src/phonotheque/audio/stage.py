@@ -45,6 +45,8 @@ from phonotheque.model import Reject
 from phonotheque.workspace import Workspace
 
 _CHUNK = 400
+# Ledger detail of a selected track whose file we do not hold (same words as select).
+_NOT_HELD = "no source audio file held"
 _FLUSH_SECONDS = 2.0
 # Codecs we prefer as the source when a track has several files.
 _LOSSLESS_CODECS = ("flac", "alac", "wavpack", "ape", "tta", "tak", "wmalossless")
@@ -72,6 +74,7 @@ class AudioReport:
     excluded: int = 0
     previous_errors: int = 0
     duplicates: int = 0
+    wanted: int = 0  # selected tracks with no held source file (ledger ``wanted``)
     planned: int = 0  # files sent to workers
     succeeded: int = 0
     written: int = 0  # new files (the rest were already in place, e.g. after a kill)
@@ -206,9 +209,9 @@ def _plan(ws: Workspace, store: Store, options: AudioOptions, report: AudioRepor
             wanted.append((r["track_id"], r["rank"], r["tier"]))
     todo, no_source = _attach_sources(store, wanted)
     if no_source:
-        ledger.record_outcomes(store, [
-            (tid, "error_no_source", "no source audio file for this track") for tid in no_source])
-        report.errors["no_source"] += len(no_source)
+        # Selected but not held: the archive's wanted list, not a failure.
+        ledger.record_outcomes(store, [(tid, "wanted", _NOT_HELD) for tid in no_source])
+        report.wanted += len(no_source)
     todo, dups = _dedupe(store, todo)
     if dups:
         ledger.record_outcomes(store, [(tid, "skipped_duplicate", detail) for tid, detail in dups])

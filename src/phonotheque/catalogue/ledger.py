@@ -8,6 +8,9 @@ Every write to the ``ledger`` table goes through this module: select's
 Statuses:
 
 * ``todo`` — selected, audio not produced yet;
+* ``wanted`` — selected, but no file of it is held: the archive's acquisition
+  list (``phono ledger --status wanted --csv``). Not an error; once a file is
+  ingested, the next selection makes it ``todo``;
 * ``success`` / ``error_<reason>`` — written by the audio stage for selected tracks;
 * ``skipped_duplicate`` — written by the audio stage: the track's source (or archive)
   bytes are already archived for another selected track; ``detail`` names it;
@@ -15,13 +18,16 @@ Statuses:
   is selected; ``detail`` names it by its key;
 * ``skipped_low_priority`` — not selected; ``detail`` says why: ``beyond_coverage``
   (listened, but past the coverage cut), ``below_priority_threshold`` (no listens,
-  secondary priority under the threshold) or ``over_budget``;
+  secondary priority under the threshold), ``over_budget`` or ``not_held`` (only
+  held tracks are taken: ``--all``, or no listen data);
 * ``excluded`` — matches an exclusion; never selected.
 
 Re-selection rules (so audio work is never lost):
 
 * a track still selected keeps ``success`` / ``error_*``; one newly selected whose
-  ``audio_file`` row exists becomes ``success`` again; otherwise ``todo``;
+  ``audio_file`` row exists becomes ``success`` again; otherwise ``todo`` if a
+  source file is held, ``wanted`` if not (``error_no_source``, what older
+  versions recorded for the latter, is not kept);
 * a track that leaves the selection takes its new ``skipped_*`` / ``excluded``
   status; its ``audio_file`` row and file are left alone (select never deletes
   audio) and ``detail`` gains ``; audio_file kept`` so the packer and the curator
@@ -41,22 +47,31 @@ from phonotheque.errors import InputError
 from phonotheque.sources.bounds import track_listens_sql
 
 FIXED_STATUSES = (
-    "todo", "success", "skipped_isrc_has_download", "skipped_low_priority", "excluded",
-    "skipped_duplicate",
+    "todo", "wanted", "success", "skipped_isrc_has_download", "skipped_low_priority",
+    "excluded", "skipped_duplicate",
 )
 # What the audio stage may write for a selected track (select writes the rest).
-AUDIO_OUTCOMES = ("success", "todo", "skipped_duplicate")
+AUDIO_OUTCOMES = ("success", "todo", "wanted", "skipped_duplicate")
 
 
 def is_valid_status(status: str) -> bool:
     return status in FIXED_STATUSES or (status.startswith("error_") and len(status) > 6)
 
 
-def apply_ledger(conn: sqlite3.Connection) -> None:
+# An audio outcome the next selection keeps (a finished file, or a failure not to
+# retry blindly). error_no_source is not one: it is now the ``wanted`` status.
+_KEPT = r"""(old.status = 'success' OR (old.status LIKE 'error\_%' ESCAPE '\'
+                                     AND old.status != 'error_no_source'))"""
+
+
+def apply_ledger(conn: sqlite3.Connection, held_only: bool = False) -> None:
     """Write every track's status from the plan's temp tables (``sel_track``,
-    ``sel_rep``, ``sel_over``) and the new ``selection``; one pass in track id order."""
+    ``sel_rep``, ``sel_over``) and the new ``selection``; one pass in track id order.
+
+    ``held_only``: the selection took only held tracks, so a track left out for
+    having no file says ``not_held``."""
     conn.execute(
-        r"""INSERT INTO ledger(track_id, status, detail, updated_at)
+        rf"""INSERT INTO ledger(track_id, status, detail, updated_at)
             SELECT track_id, status,
                    CASE WHEN kept AND status NOT IN ('todo', 'success')
                              AND status NOT LIKE 'error\_%' ESCAPE '\'
@@ -71,9 +86,9 @@ def apply_ledger(conn: sqlite3.Connection) -> None:
                        WHEN s.track_id IS NOT NULL AND r.rep_id != st.track_id
                          THEN 'skipped_isrc_has_download'
                        WHEN s.track_id IS NOT NULL THEN
-                         CASE WHEN old.status = 'success'
-                                   OR old.status LIKE 'error\_%' ESCAPE '\' THEN old.status
+                         CASE WHEN {_KEPT} THEN old.status
                               WHEN af.track_id IS NOT NULL THEN 'success'
+                              WHEN st.size IS NULL THEN 'wanted'
                               ELSE 'todo' END
                        ELSE 'skipped_low_priority'
                      END AS status,
@@ -82,11 +97,12 @@ def apply_ledger(conn: sqlite3.Connection) -> None:
                        WHEN s.track_id IS NOT NULL AND r.rep_id != st.track_id
                          THEN 'selected track ' || r.rep_key || ' has the same ISRC'
                        WHEN s.track_id IS NOT NULL THEN
-                         CASE WHEN old.status = 'success'
-                                   OR old.status LIKE 'error\_%' ESCAPE '\' THEN old.detail
+                         CASE WHEN {_KEPT} THEN old.detail
                               WHEN af.track_id IS NOT NULL THEN 'audio_file present'
+                              WHEN st.size IS NULL THEN 'no source audio file held'
                               END
                        WHEN o.track_id IS NOT NULL THEN 'over_budget'
+                       WHEN :held_only AND st.size IS NULL THEN 'not_held'
                        WHEN coalesce(r.grp_listens, st.listens) > 0 THEN 'beyond_coverage'
                        ELSE 'below_priority_threshold'
                      END AS detail
@@ -101,7 +117,7 @@ def apply_ledger(conn: sqlite3.Connection) -> None:
               status = excluded.status, detail = excluded.detail,
               updated_at = excluded.updated_at
             WHERE (ledger.status, ledger.detail) IS NOT (excluded.status, excluded.detail)""",
-        {"now": now_iso()},
+        {"now": now_iso(), "held_only": int(held_only)},
     )
 
 
@@ -203,7 +219,7 @@ def is_audio_outcome(status: str) -> bool:
 def record_outcomes(store: Store, outcomes: Iterable[tuple[int, str, str | None]]) -> int:
     """For the audio stage: set ``(track_id, status, detail)`` of selected tracks.
 
-    Only ``success``, ``todo``, ``skipped_duplicate`` and ``error_<reason>`` may be
+    Only ``success``, ``todo``, ``wanted``, ``skipped_duplicate`` and ``error_<reason>`` may be
     written this way; returns how many rows changed. Joins the caller's transaction
     if one is open (the audio stage records its ``audio_file`` rows in the same one).
     """
@@ -212,7 +228,8 @@ def record_outcomes(store: Store, outcomes: Iterable[tuple[int, str, str | None]
     for track_id, status, detail in outcomes:
         if not is_audio_outcome(status):
             raise InputError(
-                status, "audio outcome must be success, todo, skipped_duplicate or error_<reason>")
+                status,
+                "audio outcome must be success, todo, wanted, skipped_duplicate or error_<reason>")
         rows.append((status, detail, stamp, track_id, status, detail))
     with store.transaction():
         before = store.conn.total_changes

@@ -9,7 +9,10 @@ from typing import Any
 from phonotheque.errors import InputError
 from phonotheque.units import format_size, parse_size
 
-__all__ = ["BandScheme", "SelectOptions", "format_size", "parse_size"]
+__all__ = ["DEFAULT_ORIGINAL_SHARE", "BandScheme", "SelectOptions", "format_size", "parse_size"]
+
+# Share of listens whose tracks keep their original file when nothing else is asked.
+DEFAULT_ORIGINAL_SHARE = 0.5
 
 @dataclass(frozen=True, slots=True)
 class BandScheme:
@@ -45,7 +48,10 @@ class SelectOptions:
     budget_bytes: stop taking tracks once their estimated size would exceed this.
     original_share: tracks ranked within this share of listens keep their original
         file (tier ``original``); the rest are re-encoded. Ignored if
-        ``tail_threshold`` is set.
+        ``tail_threshold`` is set. ``None`` (the default): 0.5, except when every
+        held track is taken (``take_all``, or no listen data at all): then every
+        selected track keeps its original, as a person archiving their own
+        files expects.
     tail_threshold: if set, tracks with fewer listens than this are re-encoded and
         the others kept as originals.
     opus_bitrate: bits/s of re-encodes (estimate = duration × bitrate).
@@ -55,22 +61,26 @@ class SelectOptions:
     priority_threshold: zero-listen tracks are taken if their secondary priority
         (0..1, see :mod:`phonotheque.select.plan`) is at least this; > 1 takes none.
     bands: popularity band scheme.
+    take_all: take every held track (every non-excluded track with a source file),
+        whatever its listens; also what happens when the catalogue has no listen
+        data at all. Ranking, tiers, bands and the budget apply as usual.
     """
 
     coverage: float = 0.996
     budget_bytes: int | None = None
-    original_share: float = 0.5
+    original_share: float | None = None
     tail_threshold: int | None = None
     opus_bitrate: int = 75_000
     original_bitrate: int = 900_000
     assumed_duration_ms: int = 240_000
     priority_threshold: float = 0.5
     bands: BandScheme = BandScheme()
+    take_all: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.coverage <= 1.0:
             raise InputError(self.coverage, "coverage must be between 0 and 1")
-        if not 0.0 <= self.original_share <= 1.0:
+        if self.original_share is not None and not 0.0 <= self.original_share <= 1.0:
             raise InputError(self.original_share, "original share must be between 0 and 1")
         if self.budget_bytes is not None and self.budget_bytes < 0:
             raise InputError(self.budget_bytes, "budget must not be negative")
@@ -79,6 +89,12 @@ class SelectOptions:
         for name in ("opus_bitrate", "original_bitrate", "assumed_duration_ms"):
             if getattr(self, name) <= 0:
                 raise InputError(getattr(self, name), f"{name} must be positive")
+
+    def share_of_originals(self, held_only: bool) -> float | None:
+        """The original share in effect; ``None`` means every selected track is original."""
+        if self.original_share is not None:
+            return self.original_share
+        return None if held_only else DEFAULT_ORIGINAL_SHARE
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -9,9 +9,11 @@ progress):
 1. ``sel_listens``: listens per track (SUM over every dataset's rows).
 2. ISRC groups: tracks that share an ISRC, transitively (connected components
    of the track–ISRC graph), found by label propagation restricted to ISRCs
-   held by more than one non-excluded track. A group is one *work*: its most
-   listened track represents it, the others are ``skipped_isrc_has_download``
-   and their listens count as covered when the representative is selected.
+   held by more than one non-excluded track. A group is one *work*: a track
+   with a held file represents it (the same recording: archiving the file we
+   hold beats wanting one we do not), the most listened among those; the others
+   are ``skipped_isrc_has_download`` and their listens count as covered when the
+   representative is selected.
 3. ``sel_track``: one compact row per track (listens, key, size, duration).
 4. Secondary priority of zero-listen tracks::
 
@@ -20,8 +22,9 @@ progress):
    A = the largest listen total among the track's credited artists, R = the
    listen total of its release, T = all listens counted by this selection. It
    lies in [0, 1]; 0 when T = 0.
-5. ``sel_ranked``: works ranked by listens desc, then priority desc (only
-   zero-listen works have one), then has-source-audio first, then track key
+5. ``sel_ranked``: works ranked by listens desc, then (zero-listen works only)
+   held file first, then priority desc (only zero-listen works have one), then
+   has-source-audio first, then track key
    ascending (the natural key, so the order does not depend on insertion
    order); position = rowid; with running sums (window functions over one
    external sort) of listens and of the size estimates as original and as
@@ -29,8 +32,13 @@ progress):
 6. Cuts, by binary search over positions (O(log n) primary-key look-ups): the
    coverage cut (shortest prefix whose cumulative listens reach
    ``ceil(coverage · T)``, exact decimal), the tier boundary, and the
-   zero-listen works at or above the priority threshold. Candidates are the
-   prefix up to the cut plus that zero-listen block.
+   zero-listen works taken: every held one, then those without a file at or
+   above the priority threshold (a priority threshold above 1 takes none).
+   Candidates are the prefix up to the cut plus that zero-listen block.
+
+   *Held-only* mode (``take_all``, or no listen data at all: nothing to rank a
+   coverage by): only works with a held file are ranked, and every one of them
+   is a candidate; the original share defaults to all of them.
 7. Budget: any candidate prefix's size is arithmetic on the running sums, so the
    longest prefix within budget is found by binary search too.
 8. ``selection`` is rewritten in track id order (rank index rebuilt after);
@@ -39,14 +47,16 @@ progress):
 
 Tier rule: works ranked within ``original_share`` of listens (the work that
 crosses it included) are ``original``; or, with ``tail_threshold``, works with
-at least that many listens. Everything after is ``reencode``.
+at least that many listens. Everything after is ``reencode``. In held-only
+mode without either option every selected work is ``original``.
 
 Other decisions: T, the denominator of every share, is the listens of
 non-excluded tracks (an excluded work cannot be archived, so it cannot be
-"missed"); listen rows that match no track are reported, not counted. Tracks
-without a held file are selected like any other ("wanted": the audio stage
-records what it cannot produce) and estimated from their duration, or
-``assumed_duration_ms`` if unknown.
+"missed"): coverage is a share of *matched* listens; listen rows that match no
+track are reported by key kind (:mod:`phonotheque.listen_match`), not counted.
+Tracks without a held file are selected like any other: their ledger status is
+``wanted`` (the archive's acquisition list), and they are estimated from their
+duration, or ``assumed_duration_ms`` if unknown.
 """
 
 from __future__ import annotations
@@ -64,6 +74,7 @@ import orjson
 from phonotheque.catalogue import selection
 from phonotheque.catalogue.ledger import apply_ledger, status_counts
 from phonotheque.catalogue.store import Store, now_iso
+from phonotheque.listen_match import listen_match
 from phonotheque.select.options import SelectOptions
 from phonotheque.select.report import BandSize, CurvePoint, SelectReport, TierSize
 from phonotheque.sources.bounds import track_listens_sql
@@ -178,7 +189,13 @@ class _Plan:
     budget_stopped: bool = False
     covered: int = 0  # listens covered by the chosen works
     last_pos: int = 0  # position of the last chosen work
+    mode: str = "coverage"  # see select.report.MODES
     report: SelectReport | None = None
+
+    @property
+    def held_only(self) -> bool:
+        """Only held works are ranked, and all are candidates (``take_all`` or no listens)."""
+        return self.mode != "coverage"
 
     def x(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, params)
@@ -207,6 +224,10 @@ def _listens_per_track(p: _Plan) -> None:
     p.x("CREATE TEMP TABLE sel_listens(track_id INTEGER PRIMARY KEY, listens INTEGER NOT NULL)")
     p.x(f"""INSERT INTO sel_listens SELECT track_id, {track_listens_sql('count')} FROM listens
            WHERE track_id IS NOT NULL GROUP BY track_id""")
+    # No listen data at all (matched or not): there is no coverage to rank by, so
+    # the archive is the held files (someone archiving their own collection).
+    no_listens = _scalar(p.conn, "SELECT 1 FROM listens WHERE count > 0 LIMIT 1") is None
+    p.mode = "all" if p.opts.take_all else ("no_listens" if no_listens else "coverage")
 
 
 def _isrc_groups(p: _Plan) -> None:
@@ -294,7 +315,7 @@ def _secondary_priority(p: _Plan) -> None:
 
 
 def _group_representatives(p: _Plan) -> None:
-    """Each ISRC group's representative: its first track in the ranking's order."""
+    """Each ISRC group's representative: a held track first, then the ranking's order."""
     p.x("""CREATE TEMP TABLE sel_rep(track_id INTEGER PRIMARY KEY, rep_id INTEGER NOT NULL,
                                      rep_key TEXT NOT NULL, grp_listens INTEGER NOT NULL)""")
     p.x("""INSERT INTO sel_rep
@@ -304,7 +325,7 @@ def _group_representatives(p: _Plan) -> None:
                         s.size IS NOT NULL AS has_audio, s.key
                  FROM sel_grp g JOIN sel_track s ON s.track_id = g.track_id
                  LEFT JOIN sel_prio p ON p.track_id = s.track_id)
-           WINDOW w AS (PARTITION BY grp ORDER BY listens DESC, priority DESC, has_audio DESC,
+           WINDOW w AS (PARTITION BY grp ORDER BY has_audio DESC, listens DESC, priority DESC,
                         key ASC ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)""")
 
 
@@ -320,10 +341,14 @@ def _ranking(p: _Plan) -> None:
     eo, er = _est_sql(p.opts)
     p.x("""CREATE TEMP TABLE sel_ranked(
              pos INTEGER PRIMARY KEY, track_id INTEGER NOT NULL, listens INTEGER NOT NULL,
-             priority REAL, eo INTEGER NOT NULL, er INTEGER NOT NULL, cum INTEGER NOT NULL,
-             cum_o INTEGER NOT NULL, cum_r INTEGER NOT NULL)""")
-    p.x(f"""INSERT INTO sel_ranked(track_id, listens, priority, eo, er, cum, cum_o, cum_r)
-            SELECT track_id, lis, prio, eo, er, total(lis) OVER w, sum(eo) OVER w, sum(er) OVER w
+             priority REAL, held INTEGER NOT NULL, eo INTEGER NOT NULL, er INTEGER NOT NULL,
+             cum INTEGER NOT NULL, cum_o INTEGER NOT NULL, cum_r INTEGER NOT NULL)""")
+    # Zero-listen works with a held file come before those without one: a file
+    # we hold should not lose to one we would have to acquire.
+    p.x(f"""INSERT INTO sel_ranked(track_id, listens, priority, held, eo, er, cum, cum_o,
+                                   cum_r)
+            SELECT track_id, lis, prio, has_audio, eo, er, total(lis) OVER w, sum(eo) OVER w,
+                   sum(er) OVER w
             FROM (SELECT track_id, lis, prio, has_audio, key, {eo} AS eo, {er} AS er
                   FROM (SELECT s.track_id, coalesce(r.grp_listens, s.listens) AS lis,
                                CASE WHEN coalesce(r.grp_listens, s.listens) = 0
@@ -331,10 +356,12 @@ def _ranking(p: _Plan) -> None:
                                s.size IS NOT NULL AS has_audio, s.size, s.dur, s.key
                         FROM sel_track s LEFT JOIN sel_rep r ON r.track_id = s.track_id
                         LEFT JOIN sel_prio p ON p.track_id = s.track_id
-                        WHERE s.excluded = 0 AND (r.rep_id IS NULL OR r.rep_id = s.track_id)))
-            WINDOW w AS (ORDER BY lis DESC, prio DESC, has_audio DESC, key ASC
-                         ROWS UNBOUNDED PRECEDING)
-            ORDER BY lis DESC, prio DESC, has_audio DESC, key ASC""")
+                        WHERE s.excluded = 0 AND (r.rep_id IS NULL OR r.rep_id = s.track_id)
+                          AND (:held_only = 0 OR s.size IS NOT NULL)))
+            WINDOW w AS (ORDER BY lis DESC, (lis = 0 AND has_audio) DESC, prio DESC,
+                         has_audio DESC, key ASC ROWS UNBOUNDED PRECEDING)
+            ORDER BY lis DESC, (lis = 0 AND has_audio) DESC, prio DESC, has_audio DESC,
+                     key ASC""", {"held_only": int(p.held_only)})
 
 
 def _cuts(p: _Plan) -> None:
@@ -342,21 +369,31 @@ def _cuts(p: _Plan) -> None:
     conn, opts = p.conn, p.opts
     p.works = int(_scalar(conn, "SELECT coalesce(max(pos), 0) FROM sel_ranked"))
     p.positive = _first(conn, "sel_ranked", "pos", "listens = 0", 1, p.works) - 1
-    need = min(_ceil_share(opts.coverage, p.total), _INT64_MAX)  # an SQLite parameter
-    cut = 0 if need <= 0 else _first(conn, "sel_ranked", "pos", "cum >= :n", 1, p.positive,
-                                     {"n": need})
-    p.cut = min(cut, p.positive)
+    if p.held_only:  # every ranked work is held, and every one is a candidate
+        p.cut = p.positive
+    else:
+        need = min(_ceil_share(opts.coverage, p.total), _INT64_MAX)  # an SQLite parameter
+        cut = 0 if need <= 0 else _first(conn, "sel_ranked", "pos", "cum >= :n", 1,
+                                         p.positive, {"n": need})
+        p.cut = min(cut, p.positive)
+    share = opts.share_of_originals(p.held_only)
     if opts.tail_threshold is not None:
         p.boundary = _first(conn, "sel_ranked", "pos", "listens < :t", 1, p.works,
                             {"t": opts.tail_threshold}) - 1
+    elif share is None:
+        p.boundary = p.works
     else:
-        oneed = min(_ceil_share(opts.original_share, p.total), _INT64_MAX)
+        oneed = min(_ceil_share(share, p.total), _INT64_MAX)
         p.boundary = 0 if oneed <= 0 else min(
             _first(conn, "sel_ranked", "pos", "cum >= :n", 1, p.positive, {"n": oneed}),
             p.positive)
-    p.zero_taken = _first(conn, "sel_ranked", "pos", "coalesce(priority, -1) < :t",
-                          p.positive + 1, p.works, {"t": opts.priority_threshold}
-                          ) - p.positive - 1
+    if p.held_only:
+        p.zero_taken = p.works - p.positive
+    else:  # held works first (all taken unless the threshold is above 1), then by priority
+        p.zero_taken = _first(conn, "sel_ranked", "pos",
+                              "(:t > 1 OR held = 0) AND coalesce(priority, -1) < :t",
+                              p.positive + 1, p.works, {"t": opts.priority_threshold}
+                              ) - p.positive - 1
 
 
 def _budget(p: _Plan) -> None:
@@ -418,7 +455,7 @@ def _selection(p: _Plan) -> None:
 
 
 def _ledger(p: _Plan) -> None:
-    apply_ledger(p.conn)
+    apply_ledger(p.conn, held_only=p.held_only)
 
 
 def _record_run(p: _Plan) -> None:
@@ -426,7 +463,7 @@ def _record_run(p: _Plan) -> None:
     conn = p.conn
     report = _report(conn, p.opts, total=p.total, works=p.works, positive=p.positive,
                      cut=p.cut, boundary=p.boundary, zero_taken=p.zero_taken, chosen=p.chosen,
-                     covered=p.covered, budget_stopped=p.budget_stopped)
+                     covered=p.covered, budget_stopped=p.budget_stopped, mode=p.mode)
     run = selection.SelectRun(
         options=orjson.dumps(p.opts.as_dict()).decode(),
         result=orjson.dumps(report.summary()).decode(),
@@ -521,7 +558,7 @@ class _Sizes:
 
 def _report(conn: sqlite3.Connection, opts: SelectOptions, *, total: int, works: int,
             positive: int, cut: int, boundary: int, zero_taken: int, chosen: int,
-            covered: int, budget_stopped: bool) -> SelectReport:
+            covered: int, budget_stopped: bool, mode: str) -> SelectReport:
     q = conn.execute
     tracks, excluded, grouped = q(
         """SELECT count(*), coalesce(sum(excluded), 0),
@@ -529,8 +566,7 @@ def _report(conn: sqlite3.Connection, opts: SelectOptions, *, total: int, works:
            FROM sel_track""").fetchone()
     excluded_listens = int(_scalar(
         conn, "SELECT total(listens) FROM sel_track WHERE excluded = 1"))
-    unresolved = int(_scalar(
-        conn, "SELECT total(count) FROM listens WHERE track_id IS NULL"))
+    matching = listen_match(conn)
     # Tier and band are non-decreasing along rank, so their extents are found by
     # binary search on the rank index instead of a GROUP BY over every row.
     def at(col: str, rank: int) -> Any:
@@ -560,7 +596,9 @@ def _report(conn: sqlite3.Connection, opts: SelectOptions, *, total: int, works:
         works_with_listens=positive,
         total_listens=total,
         excluded_listens=excluded_listens,
-        unresolved_listens=unresolved,
+        unresolved_listens=matching.unmatched,
+        listen_match=matching,
+        mode=mode,
         selected=chosen,
         selected_zero_listen=max(chosen - cut, 0),
         coverage_cut=cut,

@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from phonotheque.listen_match import ListenMatch
 from phonotheque.select.options import SelectOptions
+
+# How the selection was made (SelectReport.mode).
+MODES = {
+    "coverage": "the fewest works covering the coverage target of matched listens",
+    "all": "every held track (--all)",
+    "no_listens": "every held track: the catalogue has no listen data",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +59,7 @@ class SelectReport:
     works_with_listens: int
     total_listens: int  # listens of non-excluded tracks: the denominator of every share
     excluded_listens: int
-    unresolved_listens: int  # listen rows that match no track (not counted anywhere)
+    unresolved_listens: int  # listens of rows that match no track (not counted anywhere)
     selected: int
     selected_zero_listen: int
     coverage_cut: int  # rank of the last work the coverage target needs
@@ -66,10 +74,16 @@ class SelectReport:
     bands: list[BandSize]
     curve: list[CurvePoint] = field(repr=False)
     elapsed_s: float
+    listen_match: ListenMatch = ListenMatch(())  # matched / unmatched listens by key kind
+    mode: str = "coverage"  # a key of MODES
+
+    @property
+    def held_only(self) -> bool:
+        return self.mode != "coverage"
 
     @property
     def target_reached(self) -> bool:
-        return self.covered_share >= self.options.coverage
+        return self.held_only or self.covered_share >= self.options.coverage
 
     def summary(self) -> dict[str, Any]:
         """Everything but the curve, as plain JSON-able values."""
@@ -83,6 +97,8 @@ class SelectReport:
             "total_listens": self.total_listens,
             "excluded_listens": self.excluded_listens,
             "unresolved_listens": self.unresolved_listens,
+            "listens": self.listen_match.as_dict(),
+            "mode": self.mode,
             "selected": self.selected,
             "selected_zero_listen": self.selected_zero_listen,
             "coverage_cut": self.coverage_cut,
