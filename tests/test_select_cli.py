@@ -42,7 +42,7 @@ def test_select_and_ledger_commands(lb: Workspace, tmp_path: Path) -> None:
     assert page.startswith("<!doctype html>") and "<svg" in page
     # self-contained: nothing fetched from elsewhere
     assert not re.search(r"""(src|href)=["']https?:""", page)
-    assert "14 tracks cover 90.38 % of listens" in page
+    assert "14 tracks cover 90.38 % of matched listens" in page
 
     code, out = run("ledger", "-w", str(lb.root), "--json", "--status", "wanted", "--limit", "2")
     assert code == 0, out

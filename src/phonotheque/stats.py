@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 from phonotheque.catalogue.store import Store
+from phonotheque.listen_match import ListenMatch, listen_match
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,8 +20,9 @@ class CatalogueStats:
     tracks_sharing_isrc: int
     tracks_without_isrc: int
     unknown_country_isrcs: int
-    total_listens: int
+    total_listens: int  # listens matched to a track
     tracks_with_listens: int
+    unmatched_listens: int  # listens whose key matches no track
     unmatched_listen_rows: int
     tracks_with_audio: int
     source_audio_files: int
@@ -27,14 +30,20 @@ class CatalogueStats:
     excluded_tracks: int
     exclusions: int
     rejects: int
+    listen_match: ListenMatch  # matched / unmatched listens by key kind
 
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
+    def counts(self) -> dict[str, int]:
+        """Every count, by name (the per-kind listen breakdown is in ``listen_match``)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "listen_match"}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.counts(), "listens": self.listen_match.as_dict()}
 
 
 def catalogue_stats(store: Store) -> CatalogueStats:
     """Count everything in one pass per table; every query is an index or table scan."""
     q = store.scalar
+    matching = listen_match(store.conn)
     return CatalogueStats(
         tracks=q("SELECT count(*) FROM track"),
         releases=q("SELECT count(*) FROM release"),
@@ -60,6 +69,7 @@ def catalogue_stats(store: Store) -> CatalogueStats:
         tracks_with_listens=q(
             "SELECT count(DISTINCT track_id) FROM listens WHERE track_id IS NOT NULL AND count > 0"
         ),
+        unmatched_listens=matching.unmatched,
         unmatched_listen_rows=q("SELECT count(*) FROM listens WHERE track_id IS NULL"),
         tracks_with_audio=q("SELECT count(DISTINCT track_id) FROM source_audio"),
         source_audio_files=q("SELECT count(*) FROM source_audio"),
@@ -67,4 +77,5 @@ def catalogue_stats(store: Store) -> CatalogueStats:
         excluded_tracks=q("SELECT count(*) FROM track WHERE excluded = 1"),
         exclusions=q("SELECT count(*) FROM exclusion"),
         rejects=q("SELECT count(*) FROM reject"),
+        listen_match=matching,
     )

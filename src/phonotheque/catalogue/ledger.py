@@ -39,8 +39,9 @@ Re-selection rules (so audio work is never lost):
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from phonotheque.catalogue.store import Store, now_iso
 from phonotheque.errors import InputError
@@ -143,6 +144,33 @@ class LedgerEntry:
     tier: str | None
     est_bytes: int | None
     listens: int
+    mbid: str | None
+    isrcs: tuple[str, ...]
+
+    def export_row(self) -> dict[str, object]:
+        """What a curator needs to find the track (the wanted list's columns)."""
+        return {"mbid": self.mbid, "isrc": " ".join(self.isrcs), "title": self.title,
+                "artist": self.artist_credit, "listens": self.listens,
+                "status": self.status, "detail": self.detail, "rank": self.rank,
+                "key": self.key}
+
+
+EXPORT_COLUMNS = ("mbid", "isrc", "title", "artist", "listens", "status", "detail", "rank",
+                  "key")
+
+_COLS = f"""l.track_id, t.key, t.title, t.artist_credit, l.status, l.detail, l.updated_at,
+           s.rank, s.band, s.tier, s.est_bytes,
+           (SELECT {track_listens_sql("count")} FROM listens x WHERE x.track_id = l.track_id),
+           t.mbid,
+           (SELECT group_concat(isrc, ' ') FROM (SELECT isrc FROM track_isrc i
+                                                 WHERE i.track_id = l.track_id ORDER BY isrc))"""
+
+
+def _entry(row: Any) -> LedgerEntry:
+    (track_id, key, title, artist, status, detail, updated_at, rank, band, tier, est_bytes,
+     listens, mbid, isrcs) = row
+    return LedgerEntry(track_id, key, title, artist, status, detail, updated_at, rank, band,
+                       tier, est_bytes, listens, mbid, tuple(isrcs.split()) if isrcs else ())
 
 
 def ledger_entries(store: Store, status: str | None = None, limit: int | None = 50,
@@ -155,10 +183,7 @@ def ledger_entries(store: Store, status: str | None = None, limit: int | None = 
     """
     where, params = _status_filter(status)
     cond = where.replace("WHERE", "AND") if where else ""
-    cols = f"""l.track_id, t.key, t.title, t.artist_credit, l.status, l.detail, l.updated_at,
-              s.rank, s.band, s.tier, s.est_bytes,
-              (SELECT {track_listens_sql("count")} FROM listens x
-               WHERE x.track_id = l.track_id)"""
+    cols = _COLS
     want = -1 if limit is None else limit
     # CROSS JOIN keeps selection as the outer loop, walked by rank
     rows = store.conn.execute(
@@ -178,7 +203,23 @@ def ledger_entries(store: Store, status: str | None = None, limit: int | None = 
                 WHERE s.track_id IS NULL {cond}
                 ORDER BY l.track_id LIMIT ? OFFSET ?""",
             [*params, rest, max(offset - selected, 0)]).fetchall()
-    return [LedgerEntry(*row) for row in rows]
+    return [_entry(row) for row in rows]
+
+
+def iter_ledger(store: Store, status: str | None = None) -> Iterator[LedgerEntry]:
+    """Every track with ``status`` (same order as :func:`ledger_entries`), streamed:
+    for exports of any size (``phono ledger --csv``)."""
+    where, params = _status_filter(status)
+    cond = where.replace("WHERE", "AND") if where else ""
+    for row in store.conn.execute(
+            f"""SELECT {_COLS} FROM selection s CROSS JOIN ledger l ON l.track_id = s.track_id
+                JOIN track t ON t.id = l.track_id WHERE 1 {cond} ORDER BY s.rank""", params):
+        yield _entry(row)
+    for row in store.conn.execute(
+            f"""SELECT {_COLS} FROM ledger l JOIN track t ON t.id = l.track_id
+                LEFT JOIN selection s ON s.track_id = l.track_id
+                WHERE s.track_id IS NULL {cond} ORDER BY l.track_id""", params):
+        yield _entry(row)
 
 
 def count_matching(store: Store, status: str | None) -> int:

@@ -9,6 +9,7 @@ import orjson
 from rich.table import Table
 
 from phonotheque.cli._common import command, console, workspace_option
+from phonotheque.cli._listens import print_listen_match
 from phonotheque.compare import KeyOverlap, compare
 from phonotheque.errors import WorkspaceError
 from phonotheque.stats import catalogue_stats
@@ -61,9 +62,10 @@ def stats(ws: Workspace, as_json: bool) -> None:
     table = Table(title=f"catalogue {ws.root}")
     table.add_column("what")
     table.add_column("count", justify="right")
-    for key, value in st.as_dict().items():
+    for key, value in st.counts().items():
         table.add_row(key.replace("_", " "), f"{value:,}")
     console.print(table)
+    print_listen_match(st.listen_match)
 
 
 @command("compare")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import itertools
+import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -10,19 +14,24 @@ import orjson
 from rich.table import Table
 
 from phonotheque.cli._common import SIZE, command, console, progress_bar, workspace_option
+from phonotheque.cli._listens import print_listen_match
 from phonotheque.errors import InputError, PhonoError
 from phonotheque.select import (
+    EXPORT_COLUMNS,
     STEPS,
     BandScheme,
+    LedgerEntry,
     SelectOptions,
     SelectReport,
     count_matching,
     format_size,
+    iter_ledger,
     ledger_entries,
     select,
     status_counts,
 )
 from phonotheque.select.chart import FORMATS, last_run, render_coverage, render_report
+from phonotheque.select.report import MODES
 from phonotheque.workspace import Workspace
 
 
@@ -50,24 +59,29 @@ def _report_path(value: Path | None) -> Path | None:
               help="Share of listens (of non-excluded tracks) to cover.")
 @click.option("--budget", type=SIZE, default=None,
               help="Stop at this estimated archive size (300TB, 1.5GiB, ...).")
-@click.option("--original-share", type=click.FloatRange(0, 1), default=0.5,
-              show_default=True,
-              help="Tracks within this share of listens keep their original file.")
+@click.option("--original-share", type=click.FloatRange(0, 1), default=None,
+              help="Tracks within this share of listens keep their original file "
+                   "[default: 0.5; every track when all held tracks are taken].")
 @click.option("--tail-threshold", type=click.IntRange(0), default=None,
               help="Instead of --original-share: re-encode tracks with fewer listens.")
 @click.option("--opus-bitrate", type=click.IntRange(1), default=75_000, show_default=True,
               help="Bits/s of re-encoded (Opus) files, for size estimates.")
 @click.option("--priority-threshold", type=float, default=0.5, show_default=True,
-              help="Take zero-listen tracks whose secondary priority (0..1) reaches this.")
+              help="Take zero-listen tracks without a held file whose secondary priority "
+                   "(0..1) reaches this; held ones are taken first (above 1: none).")
+@click.option("--all", "take_all", is_flag=True,
+              help="Take every held track (your own collection), ranked by listens; also "
+                   "what happens when there is no listen data at all.")
 @click.option("--bands", type=_Bands(), default="decade", show_default=True,
               help="Popularity bands: 'decade' (of listen count) or 'quantiles:N'.")
 @click.option("--report", "reports", type=click.Path(dir_okay=False, path_type=Path),
               multiple=True, help="Also write the coverage report (.html, .png, .svg).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @workspace_option
-def select_cmd(ws: Workspace, coverage: float, budget: int | None, original_share: float,
-               tail_threshold: int | None, opus_bitrate: int, priority_threshold: float,
-               bands: BandScheme, reports: tuple[Path, ...], as_json: bool) -> None:
+def select_cmd(ws: Workspace, coverage: float, budget: int | None,
+               original_share: float | None, tail_threshold: int | None, opus_bitrate: int,
+               priority_threshold: float, take_all: bool, bands: BandScheme,
+               reports: tuple[Path, ...], as_json: bool) -> None:
     """Choose the tracks to archive: the fewest that cover --coverage of listens.
 
     One file per ISRC; zero-listen tracks by secondary priority; tiers
@@ -79,7 +93,7 @@ def select_cmd(ws: Workspace, coverage: float, budget: int | None, original_shar
     options = SelectOptions(
         coverage=coverage, budget_bytes=budget, original_share=original_share,
         tail_threshold=tail_threshold, opus_bitrate=opus_bitrate,
-        priority_threshold=priority_threshold, bands=bands,
+        priority_threshold=priority_threshold, bands=bands, take_all=take_all,
     )
     with progress_bar("select", total=len(STEPS), unit="steps") as advance:
         report = select(ws, options, lambda step, done, total: advance(1, description=step))
@@ -95,18 +109,34 @@ def select_cmd(ws: Workspace, coverage: float, budget: int | None, original_shar
 
 @command("ledger")
 @click.option("--status", help="Only this status (a trailing * matches a prefix: error_*).")
-@click.option("--limit", type=click.IntRange(0), default=20, show_default=True,
-              help="Tracks to list (0: counts only).")
+@click.option("--limit", type=click.IntRange(0), default=None,
+              help="Tracks to list (0: counts only) [default: 20 in the table, all "
+                   "with --json or --csv].")
 @click.option("--offset", type=click.IntRange(0), default=0)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--csv", "as_csv", is_flag=True,
+              help="The matching tracks as CSV (mbid, isrc, title, artist, listens, ...): "
+                   "e.g. the wanted list, `--status wanted --csv`.")
 @workspace_option
-def ledger_cmd(ws: Workspace, status: str | None, limit: int, offset: int,
-               as_json: bool) -> None:
-    """Count tracks per status and list them (selected ones in rank order)."""
+def ledger_cmd(ws: Workspace, status: str | None, limit: int | None, offset: int,
+               as_json: bool, as_csv: bool) -> None:
+    """Count tracks per status and list them (selected ones in rank order).
+
+    `--status wanted` is the archive's wanted list: selected tracks whose
+    file is not held, with their MBID, ISRC and listens, for acquisition.
+    """
+    if as_json and as_csv:
+        raise InputError("--json --csv", "choose one output format")
+    if as_csv:
+        with ws.store(readonly=True) as store:
+            _write_csv(iter_ledger(store, status), limit, offset)
+        return
+    if limit is None:
+        limit = None if as_json else 20
     with ws.store(readonly=True) as store:
         counts = status_counts(store.conn)
         matching = count_matching(store, status)
-        rows = ledger_entries(store, status, limit, offset) if limit else []
+        rows = ledger_entries(store, status, limit, offset) if limit != 0 else []
     if as_json:
         click.echo(orjson.dumps({
             "counts": counts, "matching": matching,
@@ -151,6 +181,15 @@ def coverage_report(ws: Workspace, output: Path) -> None:
 
 
 
+def _write_csv(entries: Iterable[LedgerEntry], limit: int | None, offset: int) -> None:
+    """Stream ``entries`` as CSV to stdout (memory stays flat on any ledger)."""
+    writer = csv.DictWriter(sys.stdout, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    stop = None if limit is None else offset + limit
+    for entry in itertools.islice(entries, offset, stop):
+        writer.writerow(entry.export_row())
+
+
 def _render(r: SelectReport) -> None:
     o = r.options
     t = Table(title="selection", show_header=False)
@@ -159,11 +198,16 @@ def _render(r: SelectReport) -> None:
     t.add_row("tracks in catalogue", f"{r.tracks:,}")
     t.add_row("excluded", f"{r.excluded:,}")
     t.add_row("works ranked (one per ISRC)", f"{r.works:,}")
-    t.add_row("listens counted", f"{r.total_listens:,}")
+    t.add_row("selection", MODES[r.mode])
+    t.add_row("matched listens counted", f"{r.total_listens:,}")
     if r.unresolved_listens:
-        t.add_row("listens matching no track", f"{r.unresolved_listens:,}")
-    t.add_row("coverage target / reached",
-              f"{100 * o.coverage:.3f} % / {100 * r.covered_share:.3f} %")
+        t.add_row("listens matching no track",
+                  f"{r.unresolved_listens:,} ({r.listen_match.unmatched_share:.1%})")
+    if r.held_only:
+        t.add_row("coverage of matched listens", f"{100 * r.covered_share:.3f} %")
+    else:
+        t.add_row("coverage of matched listens: target / reached",
+                  f"{100 * o.coverage:.3f} % / {100 * r.covered_share:.3f} %")
     t.add_row("selected", f"{r.selected:,} (zero-listen {r.selected_zero_listen:,})")
     for tier in r.tiers.values():
         t.add_row(f"  {tier.tier}", f"{tier.tracks:,}  {format_size(tier.est_bytes)}")
@@ -187,5 +231,10 @@ def _render(r: SelectReport) -> None:
     for k, v in r.statuses.items():
         st.add_row(k, f"{v:,}")
     console.print(st)
+    print_listen_match(r.listen_match)
+    if r.mode == "no_listens":
+        console.print(f"[bold]no listen data:[/] every held track is selected ({r.selected:,})"
+                      + ("" if o.original_share is not None or o.tail_threshold is not None
+                         else ", original files kept"))
     if not r.target_reached and not r.budget_stopped and r.total_listens:
         console.print("[yellow]coverage target not reached[/]")

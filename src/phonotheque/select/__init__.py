@@ -5,8 +5,10 @@ ledger helpers, and :func:`render_report` (coverage curve as PNG or HTML).
 """
 
 from phonotheque.catalogue.ledger import (
+    EXPORT_COLUMNS,
     LedgerEntry,
     count_matching,
+    iter_ledger,
     ledger_entries,
     record_outcomes,
     status_counts,
@@ -16,6 +18,7 @@ from phonotheque.select.plan import STEPS, Progress, select
 from phonotheque.select.report import BandSize, CurvePoint, SelectReport, TierSize
 
 __all__ = [
+    "EXPORT_COLUMNS",
     "STEPS",
     "BandScheme",
     "BandSize",
@@ -27,6 +30,7 @@ __all__ = [
     "TierSize",
     "count_matching",
     "format_size",
+    "iter_ledger",
     "ledger_entries",
     "parse_size",
     "record_outcomes",

@@ -23,8 +23,9 @@ from phonotheque.atomic import write_bytes
 from phonotheque.catalogue import selection
 from phonotheque.catalogue.store import Store
 from phonotheque.errors import InputError
+from phonotheque.listen_match import ListenMatch
 from phonotheque.select.options import format_size
-from phonotheque.select.report import CurvePoint, SelectReport
+from phonotheque.select.report import MODES, CurvePoint, SelectReport
 
 FORMATS = (".png", ".html", ".svg")
 
@@ -86,8 +87,14 @@ def _at(curve: list[CurvePoint], rank: int) -> CurvePoint:
 
 def _headline(s: dict[str, Any]) -> str:
     opts = s["options"]
-    line = (f"{s['selected']:,} tracks cover {100 * s['covered_share']:.2f} % of listens "
-            f"(target {100 * opts['coverage']:.2f} %) — est. {format_size(s['est_bytes'])}")
+    mode = s.get("mode", "coverage")
+    if mode != "coverage":
+        line = (f"{s['selected']:,} tracks: {MODES[mode]} — est. "
+                f"{format_size(s['est_bytes'])}")
+    else:
+        line = (f"{s['selected']:,} tracks cover {100 * s['covered_share']:.2f} % of matched "
+                f"listens (target {100 * opts['coverage']:.2f} %) — est. "
+                f"{format_size(s['est_bytes'])}")
     if s["budget_stopped"]:
         line += f", stopped by the {format_size(opts['budget_bytes'])} budget"
     return line
@@ -192,19 +199,30 @@ def _html(s: dict[str, Any], svg: str) -> str:
         f"</td><td>{100 * b['cum_share']:.3f} %</td></tr>" for b in s["bands"])
     statuses = "".join(f"<tr><td>{e(k)}</td><td>{v:,}</td></tr>"
                        for k, v in s["statuses"].items())
+    matching = ListenMatch.from_dict(s.get("listens"))
     facts = [
+        ("selection", MODES[s.get("mode", "coverage")]),
         ("tracks in catalogue", f"{s['tracks']:,}"),
         ("excluded", f"{s['excluded']:,}"),
         ("works ranked (one per ISRC group)", f"{s['works']:,}"),
-        ("listens counted", f"{s['total_listens']:,}"),
-        ("coverage target", f"{100 * opts['coverage']:.3f} %"),
-        ("coverage reached", f"{100 * s['covered_share']:.3f} %"),
+        ("matched listens counted", f"{s['total_listens']:,}"),
+        ("listens matching no track",
+         f"{matching.unmatched:,} ({100 * matching.unmatched_share:.1f} %)"),
+        ("coverage target (of matched listens)", f"{100 * opts['coverage']:.3f} %"),
+        ("coverage reached (of matched listens)", f"{100 * s['covered_share']:.3f} %"),
         ("tracks selected", f"{s['selected']:,} (zero-listen: {s['selected_zero_listen']:,})"),
         ("estimated size", format_size(s["est_bytes"])),
         ("budget", format_size(opts["budget_bytes"]) if opts.get("budget_bytes") else "none"),
         ("stopped by budget", "yes" if s["budget_stopped"] else "no"),
     ]
     facts_html = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in facts)
+    kinds = "".join(
+        f"<tr><td>{e(k.kind)}</td><td>{k.rows_matched:,}</td><td>{k.rows_unmatched:,}</td>"
+        f"<td>{k.listens_matched:,}</td><td>{k.listens_unmatched:,}</td>"
+        f"<td>{100 * k.unmatched_share:.1f} %</td></tr>" for k in matching.kinds)
+    warning = matching.warning()
+    banner = (f'<p class="warning"><strong>Warning:</strong> {e(warning)}</p>'
+              if warning else "")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Phonothèque coverage report</title>
@@ -215,15 +233,20 @@ table {{ border-collapse: collapse; margin: 0 2em 1em 0; display: inline-table;
 td, th {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }}
 th, td:first-child {{ text-align: left; }} th {{ background: #f4f4f4; }}
 svg {{ max-width: 100%; height: auto; }}
+.warning {{ border: 3px solid #c0392b; background: #fdecea; padding: 0.8em; font-size: 1.1em; }}
 </style></head><body>
 <h1>Coverage report</h1>
 <p><strong>{e(_headline(s))}</strong></p>
+{banner}
 <figure>{svg}</figure>
 <table><caption>Summary</caption>{facts_html}</table>
 <table><caption>Tiers</caption><tr><th>tier</th><th>tracks</th><th>est. size</th></tr>{tiers}
 </table>
 <table><caption>Bands</caption><tr><th>band</th><th>tracks</th><th>est. size</th>
 <th>covered at end</th></tr>{bands}</table>
+<table><caption>Listens matched to tracks, by key kind</caption><tr><th>key kind</th>
+<th>rows matched</th><th>rows unmatched</th><th>listens matched</th><th>listens unmatched</th>
+<th>unmatched share</th></tr>{kinds}</table>
 <table><caption>Ledger</caption><tr><th>status</th><th>tracks</th></tr>{statuses}</table>
 </body></html>
 """
