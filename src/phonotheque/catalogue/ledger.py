@@ -287,8 +287,8 @@ def sync_exclusions(store: Store) -> int:
 
     A newly excluded track becomes ``excluded`` (``; audio_file kept`` when its file
     is still in audio/, for ``phono gc``); a track no longer excluded gets back what
-    select would give it without re-planning: ``success`` or ``todo`` while it is
-    still selected, else ``skipped_low_priority`` until ``phono select`` runs again.
+    select would give it without re-planning: ``success``, ``todo`` or ``wanted``
+    while it is still selected, else ``skipped_low_priority`` until ``phono select`` runs again.
     Returns how many rows changed.
     """
     stamp = now_iso()
@@ -308,12 +308,15 @@ def sync_exclusions(store: Store) -> int:
                    WHEN track_id NOT IN (SELECT track_id FROM selection)
                      THEN 'skipped_low_priority'
                    WHEN track_id IN (SELECT track_id FROM audio_file) THEN 'success'
+                   WHEN track_id NOT IN (SELECT track_id FROM source_audio) THEN 'wanted'
                    ELSE 'todo' END,
                  detail = CASE
                    WHEN track_id NOT IN (SELECT track_id FROM selection)
                      THEN 'exclusion removed; run `phono select`'
                    WHEN track_id IN (SELECT track_id FROM audio_file)
-                     THEN 'audio_file present' END,
+                     THEN 'audio_file present'
+                   WHEN track_id NOT IN (SELECT track_id FROM source_audio)
+                     THEN 'no source audio file held' END,
                  updated_at = ?
                WHERE status = 'excluded'
                  AND track_id IN (SELECT id FROM track WHERE excluded = 0)""", (stamp,))
