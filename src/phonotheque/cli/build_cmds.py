@@ -12,7 +12,9 @@ import click
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from phonotheque.cli._build_options import build_settings_options, given_settings, print_settings
 from phonotheque.cli._common import command, console
+from phonotheque.cli._listens import warn_unmatched
 from phonotheque.pipeline import (
     BuildOptions,
     BuildReport,
@@ -21,6 +23,7 @@ from phonotheque.pipeline import (
     build,
     parse_source,
 )
+from phonotheque.select.report import MODES
 from phonotheque.workspace import Workspace
 
 
@@ -79,7 +82,17 @@ def _ingest_summary(reports: list[Any]) -> str:
 
 
 def _select_summary(rep: Any) -> str:
-    return f"{rep.selected:,} tracks selected covering {rep.covered_share:.2%} of listens"
+    if rep.mode == "no_listens":
+        what = "every held track (no listen data)"
+    elif rep.mode == "all":
+        what = "every held track (--all)"
+    elif rep.total_listens:
+        what = f"covering {rep.covered_share:.2%} of matched listens"
+    else:
+        what = "(no listen matched a track)"
+    wanted = rep.statuses.get("wanted", 0)
+    return (f"{rep.selected:,} tracks selected {what}"
+            + (f", {wanted:,} of them wanted (no file held)" if wanted else ""))
 
 
 def _audio_summary(rep: Any) -> str:
@@ -87,7 +100,8 @@ def _audio_summary(rep: Any) -> str:
     errors = (f" ({', '.join(f'{n} {k}' for k, n in sorted(rep.errors.items()))})"
               if rep.error_count else "")
     return (f"{rep.succeeded:,} files archived ({tiers or 'none new'}), "
-            f"{rep.already_done:,} already done, {rep.error_count:,} errors{errors}")
+            f"{rep.already_done:,} already done, {rep.wanted:,} wanted, "
+            f"{rep.error_count:,} errors{errors}")
 
 
 def _pack_summary(rep: Any) -> str:
@@ -119,15 +133,39 @@ def _summary(ws: Workspace, report: BuildReport) -> Table:
     t.add_column("value", justify="right")
     t.add_row("tracks", f"{st.tracks:,}")
     t.add_row("unique ISRCs", f"{st.unique_isrcs:,}")
-    t.add_row("listens", f"{st.total_listens:,}")
+    m = st.listen_match
+    t.add_row("listens matched to a track", f"{m.matched:,}")
+    if m.unmatched:
+        t.add_row("listens matching no track", f"{m.unmatched:,} ({m.unmatched_share:.1%})")
     t.add_row("tracks with audio", f"{st.tracks_with_audio:,}")
     t.add_row("rejected inputs", f"{st.rejects:,}")
     sel = report.stage("select")
     if sel is not None:
-        t.add_row("selected", f"{sel.report.selected:,}")
-        t.add_row("coverage reached", f"{sel.report.covered_share:.2%}")
+        r = sel.report
+        t.add_row("selected", f"{r.selected:,}")
+        if r.held_only:
+            t.add_row("selection", MODES[r.mode])
+        elif r.total_listens:
+            t.add_row("coverage of matched listens", f"{r.covered_share:.2%}")
+        else:
+            t.add_row("coverage of matched listens", "n/a (no listen matched a track)")
+        wanted = r.statuses.get("wanted", 0)
+        if wanted:
+            t.add_row("wanted (selected, no file held)", f"{wanted:,}")
     t.add_row("build time", f"{report.elapsed:.1f} s")
     return t
+
+
+def _notes(ws: Workspace, report: BuildReport) -> None:
+    """What the curator should know although nothing failed: unmatched listens, wanted tracks."""
+    sel = report.stage("select")
+    if sel is None:
+        return
+    warn_unmatched(sel.report.listen_match)
+    wanted = sel.report.statuses.get("wanted", 0)
+    if wanted:
+        console.print(f"{wanted:,} selected tracks are wanted (no file held): "
+                      f"`phono ledger -w {ws.root} --status wanted --csv` lists them")
 
 
 def _problems(report: BuildReport) -> str:
@@ -148,33 +186,43 @@ def _problems(report: BuildReport) -> str:
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--workspace", "-w", type=click.Path(file_okay=False, path_type=Path),
               required=True, help="Workspace folder (created if missing).")
-@click.option("--coverage", type=float, default=0.996, show_default=True,
-              help="Share of listens the archive must cover.")
+@build_settings_options
 @click.option("--scheduler", help="Dask scheduler address (tcp://host:8786) for audio "
                                   "encoding and per-folder torrent hashing.")
 @click.option("--workers", type=int, help="Local worker processes (default: all cores).")
 @click.option("--stop-after", type=click.Choice(["ingest", "select", "audio", "pack", "publish"]),
               help="Run the stages up to this one only.")
-def build_cmd(sources: tuple[str, ...], workspace: Path, coverage: float,
-              scheduler: str | None, workers: int | None, stop_after: str | None) -> None:
+def build_cmd(sources: tuple[str, ...], workspace: Path, scheduler: str | None,
+              workers: int | None, stop_after: str | None, **settings: Any) -> None:
     """Run ingest -> select -> audio -> pack -> publish over SOURCES.
 
     Each SOURCE is `kind:PATH` (musicbrainz:, mbdump:, tags:, listens:) or a
     path whose kind is detected. Re-running with the same inputs changes
     nothing; a killed build resumes where it stopped.
 
+    Selection and packing options given once are kept in the workspace: later
+    builds use them without repeating them, and a build given other values
+    says what changed. With no listen data at all (your own collection),
+    every held track is archived with its original file.
+
     Exit status: 0 clean; 10 finished, but some inputs were rejected or some
     tracks failed (see `phono rejects`, `phono ledger`); 2-6 on errors that
     stop the build (5: disk full or read-only destination).
     """
-    from phonotheque.select import SelectOptions
+    from phonotheque.build_settings import resolve
+    from phonotheque.pack.packer import resolve_options
 
     specs = [parse_source(s) for s in sources]
     ws = Workspace.create(workspace)
-    options = BuildOptions(select=SelectOptions(coverage=coverage), scheduler=scheduler,
-                           workers=workers, stop_after=stop_after)
+    resolved = resolve(ws, given_settings(settings))
+    print_settings(resolved)
+    base_pack = resolve_options(ws, {"workers": workers})
+    options = BuildOptions(select=resolved.settings.select_options(),
+                           pack=resolved.settings.pack_options(base_pack),
+                           scheduler=scheduler, workers=workers, stop_after=stop_after)
     report = _run_build(ws, specs, options)
     console.print(_summary(ws, report))
+    _notes(ws, report)
     problems = _problems(report)
     if problems:
         console.print(f"[yellow]{problems}[/] (see `phono rejects` and `phono ledger "
@@ -201,6 +249,7 @@ def demo(workspace: Path, serve_after: bool, port: int) -> None:
     console.print(f"[bold]Phonothèque demo[/]: building {ws.root} from the bundled catalogue")
     report = _run_build(ws, demo_sources(), BuildOptions())
     console.print(_summary(ws, report))
+    _notes(ws, report)
     w = workspace
     url = f"http://127.0.0.1:{port}/"
     console.print(

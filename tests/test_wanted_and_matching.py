@@ -1,0 +1,113 @@
+"""Issue 11 §2 and §3 through the CLI, on the bundled demo catalogue (MusicBrainz +
+ListenBrainz + some real files): selected tracks without a file are the wanted list,
+not errors; coverage says how many listens matched nothing."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+from pathlib import Path
+
+import orjson
+import pytest
+
+PHONO = str(Path(__file__).parents[1] / ".venv" / "bin" / "phono")
+DATA = Path(__file__).parent / "data"
+WANTED = ["Got Glint?", "Under the Influence", "Let Forever Be", "Dream On", "Surrender"]
+
+
+def phono(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run([PHONO, *args], capture_output=True, text=True, env=env, check=False)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    ws = tmp_path_factory.mktemp("demo") / "ws"
+    run = phono("demo", "-w", str(ws))
+    assert run.returncode == 0, run.stdout + run.stderr
+    return ws, run.stdout
+
+
+def test_demo_shows_wanted_tracks_not_errors(demo: tuple[Path, str]) -> None:
+    ws, out = demo
+    # Before issue 11: "5 errors (5 no_source)" on the first screen.
+    assert "0 errors" in out and "no_source" not in out
+    assert "5 wanted" in out and "--status wanted --csv" in out
+    code = phono("ledger", "-w", str(ws), "--json", "--limit", "0")
+    counts = orjson.loads(code.stdout)["counts"]
+    assert counts["wanted"] == 5 and not any(k.startswith("error_") for k in counts)
+
+
+def test_wanted_list_exports(demo: tuple[Path, str]) -> None:
+    ws, _ = demo
+    run = phono("ledger", "-w", str(ws), "--status", "wanted", "--csv")
+    assert run.returncode == 0, run.stderr
+    rows = list(csv.DictReader(io.StringIO(run.stdout)))
+    assert [r["title"] for r in rows] == WANTED
+    assert list(rows[0])[:5] == ["mbid", "isrc", "title", "artist", "listens"]
+    first = rows[0]
+    assert first["mbid"] == "310a7db0-9a0f-4833-817f-ae4f6adc026e"
+    assert first["isrc"] == "GBAAA9900302" and first["artist"] == "The Chemical Brothers"
+    assert first["listens"] == "0" and first["status"] == "wanted"
+    data = orjson.loads(phono("ledger", "-w", str(ws), "--status", "wanted", "--json").stdout)
+    assert data["matching"] == 5 and len(data["tracks"]) == 5  # all, not the first 20
+    assert data["tracks"][0]["isrcs"] == ["GBAAA9900302"]
+    assert data["tracks"][0]["mbid"] == first["mbid"]
+    one = phono("ledger", "-w", str(ws), "--status", "wanted", "--csv", "--limit", "1",
+                "--offset", "4")
+    assert [r["title"] for r in csv.DictReader(io.StringIO(one.stdout))] == ["Surrender"]
+    both = phono("ledger", "-w", str(ws), "--csv", "--json")
+    assert both.returncode == 2
+
+
+def test_held_zero_listen_tracks_are_archived(demo: tuple[Path, str]) -> None:
+    ws, _ = demo
+    data = orjson.loads(phono("ledger", "-w", str(ws), "--json").stdout)
+    status = {t["title"]: t["status"] for t in data["tracks"] if t["rank"] is not None}
+    # the demo's Bell, Complete and Message: no listens, but a file held
+    for title in ("Bell", "Complete", "Message"):
+        assert status[title] == "success", title
+    assert all(status[t] == "wanted" for t in WANTED)
+
+
+def test_coverage_counts_unmatched_listens(demo: tuple[Path, str], tmp_path: Path) -> None:
+    ws, out = demo
+    # 27.5 M of the demo's 33.4 M listens match no track: said, and loudly
+    assert "listens matching no track" in out and "27,461,551 (82.1%)" in out
+    assert "WARNING: most listens matched nothing" in out
+    sel = phono("select", "-w", str(ws))
+    assert "coverage of matched listens" in sel.stdout
+    assert "WARNING: most listens matched nothing" in sel.stdout
+    summary = orjson.loads(phono("select", "-w", str(ws), "--json").stdout)
+    listens = summary["listens"]
+    assert listens["matched"] == 5_969_776 and listens["unmatched"] == 27_461_551
+    assert listens["mostly_unmatched"] is True
+    kinds = {k["kind"]: k for k in listens["by_kind"]}
+    assert kinds["mbid"]["listens_unmatched"] == 27_461_551
+    stats = phono("stats", "-w", str(ws))
+    assert "WARNING: most listens matched nothing" in stats.stdout
+    st = orjson.loads(phono("stats", "-w", str(ws), "--json").stdout)
+    assert st["unmatched_listens"] == 27_461_551 and st["total_listens"] == 5_969_776
+    html = tmp_path / "coverage.html"
+    assert phono("coverage-report", "-w", str(ws), str(html)).returncode == 0
+    page = html.read_text()
+    assert "of matched listens" in page and 'class="warning"' in page
+    assert "Listens matched to tracks, by key kind" in page and "27,461,551" in page
+
+
+def test_real_fixtures_that_match_nothing_warn(tmp_path: Path) -> None:
+    # A real MusicBrainz dump and real ListenBrainz listens that share no recording.
+    ws = tmp_path / "ws"
+    run = phono("build", f"mbdump:{DATA / 'mbdump' / 'webservice'}",
+                f"listens:{DATA / 'listenbrainz' / 'listenbrainz_listens.jsonl'}",
+                "-w", str(ws), "--stop-after", "select")
+    assert run.returncode == 0, run.stdout + run.stderr
+    # before issue 11: "covering 100.00% of listens"
+    assert "100.00%" not in run.stdout
+    assert "no listen matched a track" in run.stdout
+    assert "WARNING: most listens matched nothing" in run.stdout
+    assert "100.0% of listens" in run.stdout
+
