@@ -41,7 +41,8 @@ def _need(coverage: float, total: int) -> int:
 
 def _oracle(tracks: list[T], coverage: float) -> tuple[list[str], int, int]:
     """Selected keys in rank order, covered listens, total, per the documented rules
-    (zero-listen works ignored: the tests set the priority threshold above 1)."""
+    (zero-listen works ignored: the tests set the priority threshold above 1; without
+    any listens, every held work is taken)."""
     parent = {t.key: t.key for t in tracks}
 
     def find(k: str) -> str:
@@ -70,6 +71,8 @@ def _oracle(tracks: list[T], coverage: float) -> tuple[list[str], int, int]:
         works.append((sum(m.listens for m in members), rep))
     works.sort(key=lambda w: (-w[0], -(w[1].audio_size is not None), w[1].key))
     total = sum(t.listens for t in tracks)
+    if total == 0:  # no listen data at all: every held work, in rank order (issue 11 §1)
+        return [rep.key for _, rep in works if rep.audio_size is not None], 0, 0
     need = _need(coverage, total)
     chosen, cum = [], 0
     for listens, rep in works:

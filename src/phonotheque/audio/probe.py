@@ -23,7 +23,7 @@ class Refused(InputError):
     """An input file the audio stage will not archive; ``reason`` is the ledger suffix.
 
     Reasons: ``missing``, ``unreadable``, ``undecodable``, ``zero_duration``,
-    ``no_audio``, ``unparseable``, ``truncated``, ``no_source``, ``internal``.
+    ``no_audio``, ``unparseable``, ``truncated``, ``internal``.
     """
 
     def __init__(self, subject: object, problem: str, reason: str) -> None:
