@@ -30,13 +30,14 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("engine", frozenset({"torrent"})),
     ("catalogue", frozenset({
         "sources", "catalogue", "workspace", "ingest", "exclusions", "synth", "compare", "stats",
+        "listen_match",
     })),
     ("select", frozenset({"select"})),
     ("audio", frozenset({"audio"})),
     ("pack", frozenset({"pack"})),
     ("publish", frozenset({"publish"})),
     ("operate", frozenset({"serve", "swarm", "gc"})),
-    ("assembly", frozenset({"pipeline"})),
+    ("assembly", frozenset({"pipeline", "build_settings"})),
     ("cli", frozenset({"cli"})),
 )  # fmt: skip
 
