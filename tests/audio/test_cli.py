@@ -48,3 +48,13 @@ def test_help_texts() -> None:
     for args in (["audio", "--help"], ["audio", "rebuild", "--help"]):
         r = CliRunner().invoke(main, args)
         assert r.exit_code == 0 and len(r.output) > 200
+
+
+def test_a_track_without_a_file_is_wanted_not_an_error(ws: Workspace, sounds: Path) -> None:
+    ids = add_tracks(ws, [Entry(sounds / "bell.oga")])
+    with ws.store() as store, store.transaction() as conn:
+        conn.execute("DELETE FROM source_audio WHERE track_id = ?", (ids[0],))
+    r = CliRunner().invoke(main, ["audio", "-w", str(ws.root), "--workers", "0"])
+    assert r.exit_code == 0, r.output
+    assert "wanted (no file held" in r.output
+    assert "error_no_source" not in r.output

@@ -149,6 +149,8 @@ def _render(report: object) -> None:
     t.add_row("  new files written", f"{report.written:,}")
     t.add_row("duplicates (stored once)", f"{report.duplicates:,}")
     t.add_row("excluded", f"{report.excluded:,}")
+    if report.wanted:
+        t.add_row("wanted (no file held; `phono ledger --status wanted`)", f"{report.wanted:,}")
     if report.previous_errors:
         t.add_row("earlier errors (use --retry-errors)", f"{report.previous_errors:,}")
     t.add_row("errors", f"{report.error_count:,}")
