@@ -13,6 +13,7 @@ import click
 import orjson
 from rich.table import Table
 
+from phonotheque.catalogue.store import Store
 from phonotheque.cli._common import SIZE, command, console, progress_bar, workspace_option
 from phonotheque.cli._listens import print_listen_match
 from phonotheque.errors import InputError, PhonoError
@@ -131,18 +132,16 @@ def ledger_cmd(ws: Workspace, status: str | None, limit: int | None, offset: int
         with ws.store(readonly=True) as store:
             _write_csv(iter_ledger(store, status), limit, offset)
         return
+    if as_json:
+        with ws.store(readonly=True) as store:
+            _write_json(store, status, limit, offset)
+        return
     if limit is None:
-        limit = None if as_json else 20
+        limit = 20
     with ws.store(readonly=True) as store:
         counts = status_counts(store.conn)
         matching = count_matching(store, status)
         rows = ledger_entries(store, status, limit, offset) if limit != 0 else []
-    if as_json:
-        click.echo(orjson.dumps({
-            "counts": counts, "matching": matching,
-            "tracks": [{k: getattr(r, k) for k in r.__slots__} for r in rows],
-        }))
-        return
     t = Table(title="ledger")
     t.add_column("status")
     t.add_column("tracks", justify="right")
@@ -179,6 +178,20 @@ def coverage_report(ws: Workspace, output: Path) -> None:
     render_coverage(run[0], run[1], output)
     console.print(f"report written: {output}")
 
+
+
+def _write_json(store: Store, status: str | None, limit: int | None, offset: int) -> None:
+    """``{"counts", "matching", "tracks": [...]}``, the tracks streamed one by one (an
+    export of every matching track keeps memory flat on any ledger)."""
+    head = orjson.dumps({"counts": status_counts(store.conn),
+                         "matching": count_matching(store, status)})
+    out = sys.stdout
+    out.write(head[:-1].decode() + ',"tracks":[')
+    stop = None if limit is None else offset + limit
+    for i, entry in enumerate(itertools.islice(iter_ledger(store, status), offset, stop)):
+        out.write(("," if i else "")
+                  + orjson.dumps({k: getattr(entry, k) for k in entry.__slots__}).decode())
+    out.write("]}\n")
 
 
 def _write_csv(entries: Iterable[LedgerEntry], limit: int | None, offset: int) -> None:
