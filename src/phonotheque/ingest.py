@@ -24,6 +24,7 @@ from pathlib import Path
 from phonotheque.catalogue.store import Store
 from phonotheque.errors import InputError
 from phonotheque.model import Checkpoint, Record, Reject, Release, SourceAudio, Track, WriteCounts
+from phonotheque.progress import ProgressEvent, ProgressFn
 from phonotheque.sources import STAGE, Input, ReadOptions, Source, bounds, get, printable
 from phonotheque.sqlite_uri import file_uri
 from phonotheque.workspace import Workspace
@@ -36,17 +37,11 @@ class IngestOptions:
     read: ReadOptions = field(default_factory=ReadOptions)
 
 
-@dataclass(frozen=True, slots=True)
-class IngestProgress:
-    """Cumulative progress, passed to the callback after every committed batch."""
-
-    source: str
-    rows: int  # records read so far (all inputs)
-    done_bytes: int  # bytes of inputs with a known size read so far
-    total_bytes: int | None  # None when some input's size cannot be measured (archives, trees)
-
-
-ProgressFn = Callable[[IngestProgress], object]
+def _event(source: str, rows: int, done_bytes: int, total_bytes: int | None) -> ProgressEvent:
+    """Progress after every committed batch: bytes of inputs with a known size read so far
+    (total None when some input's size cannot be measured: archives, trees), the input
+    being read, and the records read so far (all inputs) as ``counts["rows"]``."""
+    return ProgressEvent("ingest", done_bytes, total_bytes, "B", source, {"rows": rows})
 
 
 @dataclass(slots=True)
@@ -142,7 +137,7 @@ def _one(
     if cp is not None and cp.done and same and not options.force and not src.always_rescan:
         state.bytes += item.progress_size or 0
         if progress is not None:
-            progress(IngestProgress(item.source, state.rows, state.bytes, total_bytes))
+            progress(_event(item.source, state.rows, state.bytes, total_bytes))
         return SourceReport(item.source, "skipped")
     start = line = 0
     if cp is not None and not cp.done and same and not options.force and src.resumable:
@@ -181,7 +176,7 @@ def _one(
             row[1] += u
             row[2] += n
         if progress is not None:
-            progress(IngestProgress(item.source, state.rows, state.bytes, total_bytes))
+            progress(_event(item.source, state.rows, state.bytes, total_bytes))
 
     counts = store.write(
         _prefetch(watch(src.read(item, read_options, start, line))),

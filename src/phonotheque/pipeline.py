@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from phonotheque.catalogue import selection
 from phonotheque.errors import InputError
+from phonotheque.progress import ProgressEvent, ProgressFn
 from phonotheque.workspace import Workspace
 
 if TYPE_CHECKING:  # the stages are imported when they run, so `phono` starts fast
@@ -26,8 +27,9 @@ if TYPE_CHECKING:  # the stages are imported when they run, so `phono` starts fa
     from phonotheque.publish.publisher import PublishOptions
     from phonotheque.select import SelectOptions
 
-# What a stage tells the runner while it works: (stage, message, done, total).
-StageProgress = Callable[[str, str, float, float | None], object]
+# Every stage reports the one event type (phonotheque.progress); build passes the
+# caller's callback to each stage as it is.
+StageProgress = ProgressFn
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,10 +114,7 @@ def _ingest(ws: Workspace, sources: Sequence[SourceSpec], opts: BuildOptions,
     # would resolve later anyway, but the report is clearer this way).
     reports: list[IngestReport] = []
     for spec in sorted(sources, key=lambda s: get(s.kind).ingest_order):
-        def on(p: Any, spec: SourceSpec = spec) -> None:
-            progress("ingest", f"{spec.kind} {spec.path.name}", p.done_bytes, p.total_bytes)
-
-        reports.append(ingest(ws, spec.kind, [spec.path], progress=on))
+        reports.append(ingest(ws, spec.kind, [spec.path], progress=progress))
     return StageResult("ingest", reports, 0.0,
                        changed=any(r.added or r.updated for r in reports))
 
@@ -125,25 +124,18 @@ def _select(ws: Workspace, sources: Sequence[SourceSpec], opts: BuildOptions,
     from phonotheque.select import SelectOptions, select
 
     before = _last_selection(ws)
-    rep = select(ws, opts.select or SelectOptions(),
-                 progress=lambda step, i, n: progress("select", step, i, n))
+    rep = select(ws, opts.select or SelectOptions(), progress=progress)
     changed = _last_selection(ws) != before
     return StageResult("select", rep, 0.0, changed=changed)
 
 
 def _audio(ws: Workspace, sources: Sequence[SourceSpec], opts: BuildOptions,
            progress: StageProgress) -> StageResult:
-    from phonotheque.audio import AudioOptions, AudioProgress, run_audio
+    from phonotheque.audio import AudioOptions, run_audio
     from phonotheque.executors import make_executor
 
-    def on(p: AudioProgress) -> None:
-        progress("audio", f"{p.done}/{p.total} files, {p.errors} errors", p.done, p.total)
-
-    executor = make_executor(opts.workers, opts.scheduler)
-    try:
-        rep = run_audio(ws, opts.audio or AudioOptions(), executor, on_progress=on)
-    finally:
-        executor.close()
+    with make_executor(opts.workers, opts.scheduler) as executor:
+        rep = run_audio(ws, opts.audio or AudioOptions(), executor, on_progress=progress)
     return StageResult("audio", rep, 0.0, changed=bool(rep.written or rep.error_count))
 
 
@@ -154,9 +146,7 @@ def _pack(ws: Workspace, sources: Sequence[SourceSpec], opts: BuildOptions,
     pack_opts = opts.pack or resolve_options(ws, {"workers": opts.workers})
     # --workers are audio's processes; folders are built here or on the cluster
     # (see folder_executor), as `phono pack` without --workers does.
-    rep = run_pack(ws, pack_opts, scheduler=opts.scheduler,
-                   progress=lambda n=0, total=None, **kw: progress(
-                       "pack", str(kw.get("step", "")), n, total))
+    rep = run_pack(ws, pack_opts, scheduler=opts.scheduler, progress=progress)
     return StageResult("pack", rep, 0.0, changed=rep.changed)
 
 
@@ -192,11 +182,8 @@ def _publish(ws: Workspace, sources: Sequence[SourceSpec], opts: BuildOptions,
     _coverage_chart(ws)
     # A build releases everything it packed as one wave; progressive waves
     # are `phono release --wave-bands/--wave-bytes` on a built workspace.
-    rep = release(
-        ws, ReleaseOptions(pack=False, publish=opts.publish or PublishOptions()),
-        progress=lambda n=0, total=None, **kw: progress("publish", str(kw.get("step", "")),
-                                                       n, total),
-    )
+    rep = release(ws, ReleaseOptions(pack=False, publish=opts.publish or PublishOptions()),
+                  progress=progress)
     return StageResult("publish", rep, 0.0, changed=_publish_digest(ws) != before)
 
 
@@ -211,6 +198,10 @@ STAGES: list[tuple[str, Stage]] = [
 ]
 
 
+def _ignore(event: ProgressEvent) -> None:
+    pass
+
+
 def build(
     ws: Workspace,
     sources: Sequence[SourceSpec],
@@ -220,7 +211,7 @@ def build(
 ) -> BuildReport:
     """Run every stage in order; return what each did (and whether anything changed)."""
     options = options or BuildOptions()
-    progress = progress or (lambda *a: None)
+    progress = progress or _ignore
     report = BuildReport()
     started = time.perf_counter()
     for name, stage in STAGES:

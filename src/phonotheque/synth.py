@@ -33,6 +33,7 @@ import orjson
 
 from phonotheque.atomic import discard, move_into_place, temporary_name, write_bytes
 from phonotheque.errors import InputError, wrap_os_error
+from phonotheque.progress import ProgressFn, meter
 
 _COUNTRIES = ("US", "GB", "DE", "FR", "JP", "SE", "NL", "CA", "AU", "BR", "QM", "QZ")
 _SYLLABLES = ("ka", "lo", "mi", "ra", "ne", "so", "ti", "va", "du", "pe", "zo", "an", "el")
@@ -108,9 +109,10 @@ class _Tmp:
 
 
 def synth(
-    out: Path, options: SynthOptions, progress: Callable[[int], object] | None = None
+    out: Path, options: SynthOptions, progress: ProgressFn | None = None
 ) -> SynthReport:
     """Write a synthetic catalogue of ``options.tracks`` tracks into folder ``out``."""
+    advance = meter(progress, "synth", "tracks")
     _check(options)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -122,7 +124,7 @@ def synth(
     try:
         rel_f = open(rel_tmp.tmp, "wb", buffering=1 << 20)  # noqa: SIM115 - closed below
         listens = _ListenFiles(listen_tmps)
-        _write_releases(gen, rel_f, listens, progress)
+        _write_releases(gen, rel_f, listens, advance)
         rel_f.close()
         listens.close()
         rel_tmp.commit()

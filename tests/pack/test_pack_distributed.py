@@ -14,6 +14,7 @@ from phonotheque.errors import TorrentError
 from phonotheque.executors import DaskExecutor, Executor, LocalExecutor
 from phonotheque.pack.folder_job import FolderJob, Member, run_folder_job
 from phonotheque.pack.packer import PackOptions, pack
+from phonotheque.progress import ProgressEvent
 from phonotheque.torrent import TorrentOptions
 from phonotheque.workspace import Workspace
 from tests.publish.archive import make_archive
@@ -136,9 +137,9 @@ def test_interrupted_distributed_pack_resumes_to_the_same_bytes(tmp_path: Path,
     make_archive(ws, data, patch_every=3)
     finished = 0
 
-    def stop_after_first_folder(n: int = 0, **kw: object) -> None:
+    def stop_after_first_folder(event: ProgressEvent) -> None:
         nonlocal finished
-        if n and "total" not in kw:
+        if event.done > finished:  # a folder's bytes were counted: it is built
             finished += 1
             if finished == 1:
                 raise KeyboardInterrupt

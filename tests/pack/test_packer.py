@@ -12,6 +12,7 @@ import pytest
 from phonotheque.model import Exclusion
 from phonotheque.pack.aac import parse_aacid
 from phonotheque.pack.packer import PackOptions, pack
+from phonotheque.progress import ProgressEvent
 from phonotheque.torrent import read_torrent, verify_torrent
 from phonotheque.workspace import Workspace
 from tests.publish.archive import make_archive
@@ -111,9 +112,9 @@ def test_interrupted_pack_resumes_to_the_same_bytes(tmp_path: Path, data: Path) 
     make_archive(ws, data, patch_every=3)
     seen = 0
 
-    def crash(n: int = 0, **_kw: object) -> None:
+    def crash(event: ProgressEvent) -> None:
         nonlocal seen
-        seen += n
+        seen = int(event.done)  # cumulative bytes
         if seen > 60_000:
             raise KeyboardInterrupt
 

@@ -12,6 +12,7 @@ import pytest
 
 from phonotheque.pack.aac import public_source
 from phonotheque.pack.packer import PackOptions, pack
+from phonotheque.progress import ProgressEvent
 from phonotheque.publish.dbschema import PUBLISH_SCHEMA_VERSION
 from phonotheque.publish.export import PARQUET_TABLES
 from phonotheque.publish.publisher import publish
@@ -151,7 +152,7 @@ def test_interrupted_publish_leaves_no_half_file(published: Workspace) -> None:
     before = output_hashes(published.root)
     calls = 0
 
-    def crash(n: int = 0, **_kw: object) -> None:
+    def crash(event: ProgressEvent) -> None:
         nonlocal calls
         calls += 1
         if calls == 3:

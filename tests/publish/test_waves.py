@@ -8,6 +8,7 @@ import orjson
 
 from phonotheque.model import Exclusion
 from phonotheque.pack.packer import PackOptions
+from phonotheque.progress import ProgressEvent
 from phonotheque.publish.waves import ReleaseOptions, release
 from phonotheque.workspace import Workspace
 from tests.publish.archive import make_archive
@@ -90,9 +91,9 @@ def test_interrupted_release_finishes_its_wave(tmp_path: Path, data: Path) -> No
     make_archive(ws, data)
     calls = 0
 
-    def crash(n: int = 0, **kw: object) -> None:
+    def crash(event: ProgressEvent) -> None:
         nonlocal calls
-        if kw.get("step") == "parquet":  # publishing: the wave is already recorded
+        if event.stage == "publish" and event.message == "parquet":  # the wave is recorded
             calls += 1
             raise KeyboardInterrupt
 

@@ -9,13 +9,12 @@ Public API::
 
 from phonotheque.audio.encode import EncodeOptions
 from phonotheque.audio.reconstruct import RebuildReport, rebuild
-from phonotheque.audio.stage import AudioProgress, AudioReport, run_audio
+from phonotheque.audio.stage import AudioReport, run_audio
 from phonotheque.audio.tags import Picture, TagSet
 from phonotheque.audio.worker import AudioOptions, FileResult, WorkItem, archive_file, run_item
 
 __all__ = [
     "AudioOptions",
-    "AudioProgress",
     "AudioReport",
     "EncodeOptions",
     "FileResult",

@@ -27,7 +27,7 @@ import os
 import stat
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from phonotheque.catalogue.store import Store, now_iso
 from phonotheque.errors import StorageError, WorkspaceError, os_error_class
 from phonotheque.executors import Executor, InlineExecutor
 from phonotheque.model import Reject
+from phonotheque.progress import ProgressEvent, ProgressFn
 from phonotheque.workspace import Workspace
 
 _CHUNK = 400
@@ -52,19 +53,9 @@ _FLUSH_SECONDS = 2.0
 _LOSSLESS_CODECS = ("flac", "alac", "wavpack", "ape", "tta", "tak", "wmalossless")
 
 
-@dataclass(slots=True)
-class AudioProgress:
-    done: int
-    total: int
-    errors: int
-    bytes_in: int
-    bytes_out: int
-    audio_seconds: float
-    elapsed: float
-    last: FileResult | None = None
-
-
-ProgressCallback = Callable[[AudioProgress], None]
+# Progress: files done of those planned; counts: errors, bytes_in, bytes_out,
+# audio_seconds and elapsed (seconds), for the rates the CLI shows.
+ProgressCallback = ProgressFn
 
 
 @dataclass(slots=True)
@@ -408,10 +399,11 @@ def _execute(ws: Workspace, store: Store, executor: Executor, items: Iterator[Wo
                 pending, batch, last_flush = batch, [], now
                 _record(ws, store, pending, report)  # (not retried below if it raises)
             if on_progress is not None:
-                on_progress(AudioProgress(
-                    done=done, total=report.planned, errors=report.error_count,
-                    bytes_in=report.bytes_in, bytes_out=report.bytes_out,
-                    audio_seconds=report.audio_seconds, elapsed=now - t0, last=res))
+                on_progress(ProgressEvent(
+                    "audio", done, report.planned, "files", counts={
+                        "errors": report.error_count, "bytes_in": report.bytes_in,
+                        "bytes_out": report.bytes_out, "audio_seconds": report.audio_seconds,
+                        "elapsed": now - t0}))
     finally:
         # whatever stops us (a fatal error, Ctrl-C), record what finished
         if batch:

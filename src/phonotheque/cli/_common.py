@@ -26,6 +26,7 @@ from rich.progress import (
 
 from phonotheque import __version__
 from phonotheque.errors import PhonoError, wrap_os_error, wrap_sqlite_error
+from phonotheque.progress import ProgressEvent, ProgressFn
 from phonotheque.workspace import Workspace
 
 console = Console()
@@ -145,13 +146,14 @@ def command(
 
 
 @contextmanager
-def progress_bar(description: str, total: float | None, unit: str = "rows") -> Iterator[
-    Callable[..., None]
-]:
-    """A rich progress bar; yields ``advance(n=1, **fields)`` for a library callback.
+def progress_bar(description: str, total: float | None, unit: str = "rows",
+                 scale: float = 1) -> Iterator[ProgressFn]:
+    r"""A rich progress bar fed by a library job's :class:`ProgressEvent`\ s.
 
-    Shows count, rate (per second) and ETA. Quiet when stdout is not a terminal
-    unless PHONO_PROGRESS=1 (tests and logs stay readable).
+    Shows count, rate (per second) and ETA; the event's message follows the
+    description. ``scale`` divides the event's figures (bytes shown as MiB: 2**20).
+    Quiet when stdout is not a terminal unless PHONO_PROGRESS=1 (tests and logs
+    stay readable).
     """
     show = console.is_terminal or os.environ.get("PHONO_PROGRESS") == "1"
     progress = Progress(
@@ -168,14 +170,14 @@ def progress_bar(description: str, total: float | None, unit: str = "rows") -> I
     )
     task = progress.add_task(description, total=total, rate="")
 
-    def advance(n: float = 1, total: float | None = None, **fields: Any) -> None:
-        if total is not None:
-            progress.update(task, total=total)
-        progress.advance(task, n)
+    def on_event(event: ProgressEvent) -> None:
+        if event.total is not None:
+            progress.update(task, total=event.total / scale)
+        progress.update(task, completed=event.done / scale,
+                        description=f"{description} {event.message}".strip())
         t = progress.tasks[task]
         speed = t.finished_speed or t.speed
-        rate = f"{speed:,.0f} {unit}/s" if speed else ""
-        progress.update(task, rate=rate, **fields)
+        progress.update(task, rate=f"{speed:,.0f} {unit}/s" if speed else "")
 
     with progress:
-        yield advance
+        yield on_event

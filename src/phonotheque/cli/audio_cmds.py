@@ -18,6 +18,7 @@ from rich.table import Table
 
 from phonotheque.cli._common import command, console, handle_errors
 from phonotheque.errors import WorkspaceError
+from phonotheque.progress import ProgressEvent
 from phonotheque.workspace import Workspace
 
 
@@ -78,14 +79,13 @@ def audio(ctx: click.Context, workspace: Path, workers: int | None, scheduler: s
     )
     task = progress.add_task("audio", total=None, stats="")
 
-    def on_progress(p: object) -> None:
-        from phonotheque.audio import AudioProgress
-
-        assert isinstance(p, AudioProgress)
-        el = max(p.elapsed, 1e-6)
-        stats = (f"{p.done / el:.1f} files/s  {p.bytes_in / 1e6 / el:.1f} MB/s  "
-                 f"{p.audio_seconds / el:.0f}x realtime  "
-                 + (f"[red]{p.errors} errors[/]" if p.errors else "0 errors"))
+    def on_progress(p: ProgressEvent) -> None:
+        c = p.counts
+        el = max(c.get("elapsed", 0.0), 1e-6)
+        errors = int(c.get("errors", 0))
+        stats = (f"{p.done / el:.1f} files/s  {c.get('bytes_in', 0) / 1e6 / el:.1f} MB/s  "
+                 f"{c.get('audio_seconds', 0) / el:.0f}x realtime  "
+                 + (f"[red]{errors} errors[/]" if errors else "0 errors"))
         progress.update(task, completed=p.done, total=p.total, stats=stats)
 
     with make_executor(workers, scheduler) as executor, progress:

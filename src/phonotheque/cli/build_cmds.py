@@ -23,6 +23,7 @@ from phonotheque.pipeline import (
     build,
     parse_source,
 )
+from phonotheque.progress import ProgressEvent
 from phonotheque.select.report import MODES
 from phonotheque.workspace import Workspace
 
@@ -51,10 +52,12 @@ def _run_build(ws: Workspace, sources: list[SourceSpec], options: BuildOptions) 
     )
     tasks: dict[str, Any] = {}
 
-    def on_progress(stage: str, message: str, done: float, total: float | None) -> None:
-        if stage not in tasks:
-            tasks[stage] = progress.add_task(message, total=total, stage=stage)
-        progress.update(tasks[stage], description=message, completed=done, total=total)
+    def on_progress(event: ProgressEvent) -> None:
+        message = _progress_message(event)
+        if event.stage not in tasks:
+            tasks[event.stage] = progress.add_task(message, total=event.total, stage=event.stage)
+        progress.update(tasks[event.stage], description=message, completed=event.done,
+                        total=event.total)
 
     def on_stage(result: StageResult) -> None:
         mark = "[green]changed[/]" if result.changed else "[dim]up to date[/]"
@@ -67,6 +70,16 @@ def _run_build(ws: Workspace, sources: list[SourceSpec], options: BuildOptions) 
     if not report.changed:
         console.print("[green]nothing to do:[/] every stage was already up to date")
     return report
+
+
+def _progress_message(event: ProgressEvent) -> str:
+    """The text beside a stage's bar: where it is, in the stage's own unit."""
+    if event.stage == "audio":
+        return f"{event.done:.0f}/{event.total or 0:.0f} files, " \
+               f"{event.counts.get('errors', 0):.0f} errors"
+    if event.stage == "ingest":
+        return Path(event.message).name
+    return event.message
 
 
 def stage_summary(result: StageResult) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,7 +20,8 @@ from rich.progress import (
 from rich.table import Table
 
 from phonotheque.cli._common import command, console, workspace_option
-from phonotheque.ingest import IngestOptions, IngestProgress, IngestReport, ingest
+from phonotheque.ingest import IngestOptions, IngestReport, ingest
+from phonotheque.progress import ProgressEvent, ProgressFn
 from phonotheque.sources import ReadOptions
 from phonotheque.workspace import Workspace
 
@@ -131,7 +132,7 @@ def _run(ws: Workspace, kind: str, paths: tuple[Path, ...], options: IngestOptio
 
 
 @contextmanager
-def _progress(description: str) -> Iterator[Callable[[IngestProgress], None]]:
+def _progress(description: str) -> Iterator[ProgressFn]:
     """A bar over input bytes (when known) that also shows records read and records/s."""
     show = console.is_terminal or os.environ.get("PHONO_PROGRESS") == "1"
     progress = Progress(
@@ -147,11 +148,12 @@ def _progress(description: str) -> Iterator[Callable[[IngestProgress], None]]:
     )
     task = progress.add_task(description, total=None, rows=0, rate="")
 
-    def advance(p: IngestProgress) -> None:
+    def advance(p: ProgressEvent) -> None:
         t = progress.tasks[task]
         elapsed = t.elapsed or 0.0
-        rate = p.rows / elapsed if elapsed > 0 else 0.0
-        progress.update(task, total=p.total_bytes, completed=p.done_bytes, rows=p.rows,
+        rows = int(p.counts.get("rows", 0))
+        rate = rows / elapsed if elapsed > 0 else 0.0
+        progress.update(task, total=p.total, completed=p.done, rows=rows,
                         rate=f"{rate:,.0f} rows/s" if rate else "")
 
     with progress:

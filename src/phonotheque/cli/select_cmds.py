@@ -97,7 +97,7 @@ def select_cmd(ws: Workspace, coverage: float, budget: int | None,
         priority_threshold=priority_threshold, bands=bands, take_all=take_all,
     )
     with progress_bar("select", total=len(STEPS), unit="steps") as advance:
-        report = select(ws, options, lambda step, done, total: advance(1, description=step))
+        report = select(ws, options, advance)
     for r in reports:
         render_report(report, r)
     if as_json:

@@ -15,6 +15,7 @@ from rich.table import Table
 from phonotheque.atomic import write_bytes
 from phonotheque.cli._common import command, console, err_console, progress_bar
 from phonotheque.errors import IntegrityError
+from phonotheque.progress import Meter
 from phonotheque.torrent import (
     TorrentInfo,
     TorrentOptions,
@@ -162,8 +163,9 @@ def create(
         processes=True,  # `phono` is import-safe for worker processes
     )
     total = content_size(path)
-    with progress_bar("hashing", total / (1 << 20), unit="MiB") as advance:
-        info = create_torrent(path, options, progress=lambda n: advance(n / (1 << 20)))
+    with progress_bar("hashing", total / (1 << 20), unit="MiB", scale=1 << 20) as show:
+        # the engine reports bytes hashed, as torf does; a Meter makes events of them
+        info = create_torrent(path, options, progress=Meter(show, "hashing", "B").advance)
     write_bytes(output, info.metainfo)
     console.print(
         f"wrote {escape(str(output))}: {info.version}, {_mib(info.total_size)}, "
@@ -203,8 +205,8 @@ def verify(file: Path, data_dir: Path, as_json: bool) -> None:
     and hybrid torrents, every file's merkle root.
     """
     info = read_torrent(file)
-    with progress_bar("verifying", info.total_size / (1 << 20), unit="MiB") as advance:
-        report = verify_torrent(info, data_dir, progress=lambda n: advance(n / (1 << 20)))
+    with progress_bar("verifying", info.total_size / (1 << 20), unit="MiB", scale=1 << 20) as show:
+        report = verify_torrent(info, data_dir, progress=Meter(show, "verifying", "B").advance)
     problems = [
         (kind, path)
         for kind, paths in (

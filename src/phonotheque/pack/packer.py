@@ -51,6 +51,7 @@ from phonotheque.pack.folders import build_planned, ensure_meta_files
 from phonotheque.pack.options import Layout, PackOptions, PackReport, Progress
 from phonotheque.pack.planner import plan
 from phonotheque.pack.steps_common import drop_obsolete_payloads
+from phonotheque.progress import ProgressFn, meter
 from phonotheque.workspace import Workspace
 
 __all__ = ["Layout", "PackOptions", "PackReport", "Progress", "folder_executor", "pack",
@@ -73,7 +74,7 @@ SETTINGS_KEYS = ("layout", "prefix", "collection")
 def pack(
     ws: Workspace,
     options: PackOptions | None = None,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
     executor: Executor | None = None,
 ) -> PackReport:
     """Pack every eligible file not yet in a current torrent; rebuild folders that lost files.
@@ -83,7 +84,11 @@ def pack(
     by a worker; this process plans and records. Without one, folders are built
     here. Both give the same bytes.
     """
-    options = options or PackOptions()
+    return _pack(ws, options or PackOptions(), meter(progress, "pack", "B"), executor)
+
+
+def _pack(ws: Workspace, options: PackOptions, progress: Progress | None,
+          executor: Executor | None) -> PackReport:
     t0 = time.monotonic()
     report = PackReport()
     sweep_temporaries(ws.torrents)
@@ -128,7 +133,7 @@ def folder_executor(processes: int | None, scheduler: str | None) -> Iterator[Ex
 
 
 def run_pack(ws: Workspace, options: PackOptions, *, processes: int | None = None,
-             scheduler: str | None = None, progress: Progress | None = None) -> PackReport:
+             scheduler: str | None = None, progress: ProgressFn | None = None) -> PackReport:
     """The pack stage as `phono pack` and `phono build` run it (see :func:`folder_executor`)."""
     with folder_executor(processes, scheduler) as executor:
         return pack(ws, options, progress=progress, executor=executor)

@@ -41,6 +41,7 @@ from phonotheque.pack.aac import aac_time, database_folder_name
 from phonotheque.pack.layout import EPOCH_ISO, iso, parse_iso
 from phonotheque.pack.packer import PackOptions, stored_options
 from phonotheque.pack.steps_common import built
+from phonotheque.progress import ProgressFn, meter
 from phonotheque.publish import index as index_mod
 from phonotheque.publish.export import ExportContext, export_parquet, export_sqlite
 from phonotheque.torrent import TorrentOptions, create_torrent
@@ -89,9 +90,13 @@ def built_at(store: Store) -> str:
 
 
 def publish(
-    ws: Workspace, options: PublishOptions | None = None, progress: Progress | None = None
+    ws: Workspace, options: PublishOptions | None = None, progress: ProgressFn | None = None
 ) -> PublishReport:
-    options = options or PublishOptions()
+    """Write publish/ from the catalogue; progress in rows exported."""
+    return _publish(ws, options or PublishOptions(), meter(progress, "publish", "rows"))
+
+
+def _publish(ws: Workspace, options: PublishOptions, progress: Progress | None) -> PublishReport:
     pack_opts = options.pack or stored_options(ws) or PackOptions()
     t0 = time.monotonic()
     report = PublishReport()

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from phonotheque.errors import InputError, IntegrityError, PhonoError, WorkspaceError
+from phonotheque.progress import ProgressFn, meter
 from phonotheque.sqlite_uri import file_uri
 from phonotheque.torrent import PAD_DIR, PiecesRoot, TorrentInfo, read_torrent, verify_torrent
 
@@ -195,7 +196,13 @@ def _walk(folder: Path) -> list[str]:
     return sorted(out)
 
 
-def verify(data_dir: Path, options: VerifyOptions, progress: Progress | None = None) -> VerifyReport:
+def verify(data_dir: Path, options: VerifyOptions,
+           progress: ProgressFn | None = None) -> VerifyReport:
+    """Check ``data_dir`` against the published torrents; progress in bytes hashed."""
+    return _verify(data_dir, options, meter(progress, "verify", "B"))
+
+
+def _verify(data_dir: Path, options: VerifyOptions, progress: Progress | None) -> VerifyReport:
     data_dir = Path(data_dir)
     if not data_dir.exists():
         raise InputError(data_dir, "no such file or folder")

@@ -15,7 +15,6 @@ previous wave's), so waves, like AAC timestamps, derive from the catalogue.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import orjson
@@ -24,10 +23,10 @@ from phonotheque.catalogue import torrents
 from phonotheque.errors import InputError
 from phonotheque.executors import Executor
 from phonotheque.pack.packer import PackOptions, PackReport, pack, stored_options
+from phonotheque.progress import ProgressFn
 from phonotheque.publish.publisher import PublishOptions, PublishReport, publish
 from phonotheque.workspace import Workspace
 
-Progress = Callable[..., object]
 PENDING = "release.pending_publish"  # meta key: a wave recorded but not yet published
 
 
@@ -63,7 +62,7 @@ class ReleaseReport:
 def release(
     ws: Workspace,
     options: ReleaseOptions | None = None,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
     executor: Executor | None = None,
 ) -> ReleaseReport:
     """Pack (folders built by ``executor``'s workers if given), then release the next wave."""
@@ -128,7 +127,7 @@ def release(
 
 
 def _publish(
-    ws: Workspace, options: ReleaseOptions, pack_opts: PackOptions, progress: Progress | None
+    ws: Workspace, options: ReleaseOptions, pack_opts: PackOptions, progress: ProgressFn | None
 ) -> PublishReport:
     publish_opts = options.publish
     if publish_opts.pack is None:

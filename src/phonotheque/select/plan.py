@@ -75,13 +75,14 @@ from phonotheque.catalogue import selection
 from phonotheque.catalogue.ledger import apply_ledger, status_counts
 from phonotheque.catalogue.store import Store, now_iso
 from phonotheque.listen_match import listen_match
+from phonotheque.progress import ProgressEvent, ProgressFn
 from phonotheque.select.options import SelectOptions
 from phonotheque.select.report import BandSize, CurvePoint, SelectReport, TierSize
 from phonotheque.sources.bounds import track_listens_sql
 from phonotheque.workspace import Workspace
 
-# progress(step, done, total): one call per finished step.
-Progress = Callable[[str, int, int], object]
+# One event per finished step (unit "steps", message: the step's name).
+Progress = ProgressFn
 
 _TEMP = (
     "sel_listens", "sel_edge", "sel_grp", "sel_rep", "sel_audio", "sel_track", "sel_art",
@@ -501,7 +502,7 @@ def _plan(plan: _Plan, progress: Progress | None) -> SelectReport:
     for done, (name, run) in enumerate(_PLAN_STEPS, 1):
         run(plan)
         if progress is not None:
-            progress(name, done, len(_PLAN_STEPS))
+            progress(ProgressEvent("select", done, len(_PLAN_STEPS), "steps", name))
     assert plan.report is not None
     return plan.report
 

@@ -31,6 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 from phonotheque.catalogue import swarm as swarm_table
 from phonotheque.catalogue.store import Store, now_iso
 from phonotheque.catalogue.swarm import ScrapeTarget, SwarmRow
+from phonotheque.progress import ProgressFn, meter
 from phonotheque.publish.index import refresh_health
 from phonotheque.swarm.scrape import Counts, ScrapeError, ScrapeOptions, scrape, scrape_url
 from phonotheque.workspace import Workspace
@@ -96,10 +97,13 @@ def info_hashes(target: ScrapeTarget) -> list[bytes]:
 
 
 def check(
-    ws: Workspace, options: HealthOptions | None = None, progress: Progress | None = None,
+    ws: Workspace, options: HealthOptions | None = None, progress: ProgressFn | None = None,
 ) -> HealthReport:
     """Scrape every public torrent of ``ws`` and record the answers in the catalogue."""
-    options = options or HealthOptions()
+    return _check(ws, options or HealthOptions(), meter(progress, "health", "hashes"))
+
+
+def _check(ws: Workspace, options: HealthOptions, progress: Progress | None) -> HealthReport:
     t0 = time.monotonic()
     report = HealthReport()
     with ws.store() as store:
