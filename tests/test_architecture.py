@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("foundation", frozenset({
         "phonotheque",  # the package itself: __version__
         "errors", "units", "clock", "atomic", "executors", "model", "isrc", "images",
-        "sqlite_uri",
+        "sqlite_uri", "progress",
     })),
     ("engine", frozenset({"torrent"})),
     ("catalogue", frozenset({

@@ -8,6 +8,7 @@ import pytest
 
 from phonotheque.errors import InputError
 from phonotheque.model import Exclusion
+from phonotheque.progress import ProgressEvent
 from phonotheque.select import (
     BandScheme,
     SelectOptions,
@@ -464,7 +465,8 @@ def test_options_validate() -> None:
 def test_progress_names_every_plan_step_once_in_order(lb: Workspace) -> None:
     from phonotheque.select import STEPS
 
-    calls: list[tuple[str, int, int]] = []
-    select(lb, SelectOptions(coverage=0.9), lambda *a: calls.append(a))
+    calls: list[ProgressEvent] = []
+    select(lb, SelectOptions(coverage=0.9), calls.append)
     assert len(set(STEPS)) == len(STEPS) == 10
-    assert calls == [(name, i, len(STEPS)) for i, name in enumerate(STEPS, 1)]
+    assert calls == [ProgressEvent("select", i, len(STEPS), "steps", name)
+                     for i, name in enumerate(STEPS, 1)]

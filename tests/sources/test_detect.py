@@ -68,6 +68,6 @@ def test_ingest_applies_the_source_batch_cap_whatever_the_caller_asks(
     monkeypatch.setattr(SOURCES["tags"], "max_batch", 2)
     batches: list[int] = []
     report = ingest(ws, "tags", [DEMO / "audio"], IngestOptions(batch_size=20_000),
-                    progress=lambda p: batches.append(p.rows))
+                    progress=lambda p: batches.append(int(p.counts["rows"])))
     assert report.read >= 6
     assert len(batches) >= report.read // 2  # one commit per 2 files, not one for all
