@@ -131,3 +131,32 @@ def test_readable_layout_is_deterministic_and_length_limited() -> None:
     for p in a.values():
         assert all(len(part.encode()) <= 255 for part in p.split("/"))
     assert len(set(a.values())) == 4
+
+
+@pytest.mark.parametrize("name", ["COM¹", "com²", "LPT³", "CONIN$", "conout$", "COM0",
+                                  "LPT¹.flac", "CON .txt", "nul"])
+def test_every_windows_device_name_is_suffixed(name: str) -> None:
+    out = safe_component(name, "x")
+    stem = out.partition(".")[0].rstrip(" ")
+    assert stem.endswith("_"), out
+
+
+def test_readable_paths_leave_room_for_sidecars_and_stay_within_the_path_limit() -> None:
+    from phonotheque.pack.layout import MAX_PATH_CHARS, SIDECAR_RESERVE
+
+    folder = "phonotheque-w0-music_files_band1-20260101T000000Z--20260101T000000Z"
+    entries = [
+        _entry(1, "A" * 300, "R" * 300, "é" * 300, 1, ".flac"),
+        _entry(2, "A" * 300, "R" * 300, "é" * 300, 1, ".flac"),  # collides: gets [2]
+        _entry(3, "日本" * 100, "Ü" * 200, "🎵" * 200, 3, ".opus"),
+        _entry(4, "Short", "Name", "x" * 1000, 4, ".ogg"),
+    ]
+    paths = readable_layout(entries, folder)
+    assert len(set(paths.values())) == 4 and paths[2].endswith(" [2].flac")
+    for p in paths.values():
+        name = p.rsplit("/", 1)[1]
+        assert len((name + ".zstdpatch").encode()) <= 255, name
+        whole = f"{folder}/{p}.zstdpatch"
+        assert len(whole.encode("utf-16-le")) // 2 <= MAX_PATH_CHARS, (len(whole), whole)
+        assert SIDECAR_RESERVE >= len(".zstdpatch")
+    assert paths[4].startswith("Short/Name/04 xxx")

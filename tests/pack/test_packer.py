@@ -230,3 +230,63 @@ def test_paths_outside_the_workspace_are_refused(ws: Workspace, data: Path,
     assert report.tracks_packed == 1
     assert [r.reason for r in report.rejects] == ["path is not inside the workspace"] * 2
     assert not any(p.read_bytes() == b"private" for p in ws.torrents.rglob("*") if p.is_file())
+
+
+def _long_title(ws: Workspace) -> None:
+    """Give the first archived track a 600-byte title (300 × 'é')."""
+    with ws.store() as store, store.transaction() as conn:
+        tid = conn.execute("SELECT min(track_id) FROM audio_file "
+                           "WHERE patch_path IS NOT NULL").fetchone()[0]
+        conn.execute("UPDATE track SET title = ? WHERE id = ?", ("é" * 300, tid))
+
+
+def test_readable_names_leave_room_for_the_patch_suffix(ws: Workspace, data: Path) -> None:
+    """A name cut to 255 bytes and then given '.zstdpatch' failed: 'File name too long'."""
+    make_archive(ws, data, patch_every=1)
+    _long_title(ws)
+    report = pack(ws, PackOptions(layout="readable", max_files=100))
+    assert not report.rejects
+    names = []
+    for t in _data_torrents(ws):
+        info = read_torrent(ws.root / str(t["torrent_path"]))
+        assert verify_torrent(info, ws.torrents).ok
+        names += [f.path.rsplit("/", 1)[1] for f in info.data_files]
+        for f in info.data_files:
+            assert len(f"{t['name']}/{f.path}".encode("utf-16-le")) // 2 <= 240
+    assert any(n.startswith("01 éé") and n.endswith(".zstdpatch") for n in names), names
+
+
+def test_a_plan_that_cannot_be_built_is_recovered_by_a_rerun(
+    ws: Workspace, data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plan recorded with names too long (by an older phono) wedged every re-run."""
+    from phonotheque.pack import layout
+
+    make_archive(ws, data, patch_every=1)
+    _long_title(ws)
+    monkeypatch.setattr(layout, "SIDECAR_RESERVE", 0, raising=False)  # the old rule: names up to 255 bytes
+    monkeypatch.setattr(layout, "MAX_PATH_CHARS", 10_000, raising=False)
+    monkeypatch.setattr(layout, "MAX_FOLDER_CHARS", 10_000, raising=False)
+    with pytest.raises(Exception, match="too long"):
+        pack(ws, PackOptions(layout="readable", max_files=100))
+    monkeypatch.undo()
+    resumed = pack(ws, PackOptions(layout="readable", max_files=100))
+    assert resumed.resumed and not resumed.rejects
+    assert _data_torrents(ws) and all(t["built"] for t in _data_torrents(ws))
+
+
+def test_after_a_failed_first_plan_another_layout_may_be_chosen(
+    ws: Workspace, data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from phonotheque.pack import layout
+
+    make_archive(ws, data, patch_every=1)
+    _long_title(ws)
+    monkeypatch.setattr(layout, "SIDECAR_RESERVE", 0, raising=False)
+    monkeypatch.setattr(layout, "MAX_PATH_CHARS", 10_000, raising=False)
+    monkeypatch.setattr(layout, "MAX_FOLDER_CHARS", 10_000, raising=False)
+    with pytest.raises(Exception, match="too long"):
+        pack(ws, PackOptions(layout="readable", max_files=100))
+    report = pack(ws, PackOptions(max_files=100))  # the default AAC layout: nothing was built
+    assert not report.resumed and not report.rejects
+    assert {t["layout"] for t in _data_torrents(ws)} == {"aac"}

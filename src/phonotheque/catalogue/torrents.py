@@ -120,6 +120,21 @@ def drop_planned(store: Store, torrent_id: int) -> None:
         conn.execute("DELETE FROM torrent WHERE id = ?", (torrent_id,))
 
 
+def rename_members(store: Store, torrent_id: int, renames: dict[str, str]) -> None:
+    """Give files of a planned torrent new paths (two steps: new names may swap old ones)."""
+    if not renames:
+        return
+    with store.transaction() as conn:
+        conn.executemany(
+            "UPDATE torrent_file SET path = ? WHERE torrent_id = ? AND path = ?",
+            [(f"\x00{i}", torrent_id, old) for i, old in enumerate(renames)],
+        )
+        conn.executemany(
+            "UPDATE torrent_file SET path = ? WHERE torrent_id = ? AND path = ?",
+            [(new, torrent_id, f"\x00{i}") for i, new in enumerate(renames.values())],
+        )
+
+
 def drop_members(store: Store, torrent_id: int, audio_file_ids: Iterable[int]) -> None:
     """Remove the files of these archive files from a planned torrent."""
     with store.transaction() as conn:

@@ -41,10 +41,21 @@ def next_second(ts: datetime) -> datetime:
 # -- readable layout ----------------------------------------------------------
 
 MAX_COMPONENT_BYTES = 255
+# Room kept in every file name for the longest suffix a sidecar adds to it
+# (``.zstdpatch``, 10 bytes): a name cut to 255 bytes and then extended does not
+# fit any common file system ("File name too long").
+SIDECAR_RESERVE = 16
+# Longest path a client writes under its download folder: torrent folder,
+# artist, release and file name with sidecar suffix, in UTF-16 code units (what
+# Windows counts). 240 leaves the usual 260 room for a short download folder.
+MAX_PATH_CHARS = 240
+# Longest artist and release folder names (characters), so file names keep room.
+MAX_FOLDER_CHARS = 64
+# Device names Windows refuses as a file name, whatever the extension: also the
+# superscript-digit ports (COM¹ ...) and the console devices.
 _WINDOWS_RESERVED = {
-    "CON", "PRN", "AUX", "NUL",
-    *(f"COM{i}" for i in range(1, 10)),
-    *(f"LPT{i}" for i in range(1, 10)),
+    "CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
+    *(f"{dev}{i}" for dev in ("COM", "LPT") for i in (*"0123456789", "¹", "²", "³")),
 }
 # Characters that are separators or illegal on some filesystem (Windows, FAT, SMB).
 _UNSAFE_CHARS = set('/\\:*?"<>|')
@@ -84,7 +95,7 @@ def safe_component(text: str | None, fallback: str, max_bytes: int = MAX_COMPONE
     if not cleaned:
         cleaned = fallback
     stem, dot, rest = cleaned.partition(".")
-    if stem.upper() in _WINDOWS_RESERVED:
+    if stem.rstrip(" ").upper() in _WINDOWS_RESERVED:
         cleaned = truncate_utf8(f"{stem}_{dot}{rest}", max_bytes)
     return cleaned
 
@@ -103,10 +114,29 @@ class ReadableEntry:
     ext: str
 
 
+def _chars(text: str) -> int:
+    """Length as Windows counts it (UTF-16 code units)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _cut_chars(text: str, max_chars: int, fallback: str) -> str:
+    """``text`` within ``max_chars`` UTF-16 units, whole characters, no trailing dot or space."""
+    out = []
+    n = 0
+    for ch in text:
+        n += _chars(ch)
+        if n > max_chars:
+            break
+        out.append(ch)
+    return "".join(out).rstrip(" .") or fallback[:max_chars]
+
+
 def readable_path(e: ReadableEntry) -> tuple[str, str, str]:
     """(artist folder, release folder, file stem) before collision handling."""
-    artist = safe_component(e.artist, "Unknown Artist")
-    release = safe_component(e.release, "Unknown Release")
+    artist = _cut_chars(safe_component(e.artist, "Unknown Artist"), MAX_FOLDER_CHARS,
+                        "Unknown Artist")
+    release = _cut_chars(safe_component(e.release, "Unknown Release"), MAX_FOLDER_CHARS,
+                         "Unknown Release")
     title = e.title or f"Track {e.track_id}"
     if e.position is not None:
         num = f"{e.position:02d}"
@@ -121,12 +151,23 @@ def safe_ext(ext: str) -> str:
     return "." + ext if ext and re.fullmatch(r"[a-z0-9]{1,8}", ext) else ""
 
 
-def readable_layout(entries: list[ReadableEntry]) -> dict[int, str]:
+def _file_name(stem: str, tail: str, fallback: str, max_chars: int) -> str:
+    """``stem`` made safe and cut so that ``stem + tail`` and any sidecar suffix fit."""
+    budget = MAX_COMPONENT_BYTES - SIDECAR_RESERVE - len(tail.encode())
+    name = safe_component(stem, fallback, budget)
+    return _cut_chars(name, max(1, max_chars - _chars(tail)), fallback) + tail
+
+
+def readable_layout(entries: list[ReadableEntry], folder: str = "") -> dict[int, str]:
     """Relative paths (``/``-separated) for each track id, unique even on case-insensitive disks.
 
     ``entries`` must come in a fixed order (the pack order): the first file of a
     colliding name keeps it; the others get `` [<track id>]`` before the extension,
     which depends only on the catalogue, never on the run.
+
+    Every file name leaves :data:`SIDECAR_RESERVE` bytes for a suffix (a patch
+    is ``<name>.zstdpatch``), and ``folder/artist/release/name+suffix`` (``folder``:
+    the torrent's folder name) stays within :data:`MAX_PATH_CHARS`.
     """
     taken: set[str] = set()
     spelling: dict[str, str] = {}  # casefolded folder path -> first spelling seen
@@ -138,12 +179,13 @@ def readable_layout(entries: list[ReadableEntry]) -> dict[int, str]:
         release = spelling.setdefault(f"{artist}/{release}".casefold(), f"{artist}/{release}")
         release = release.split("/", 1)[1]
         ext = safe_ext(e.ext)
-        name = safe_component(stem, f"Track {e.track_id}", MAX_COMPONENT_BYTES - len(ext)) + ext
+        # what is left of the path for the file name (its sidecar suffix included)
+        left = MAX_PATH_CHARS - SIDECAR_RESERVE - _chars(f"{folder}/{artist}/{release}/")
+        fallback = f"Track {e.track_id}"
+        name = _file_name(stem, ext, fallback, left)
         path = f"{artist}/{release}/{name}"
         if path.casefold() in taken:
-            suffix = f" [{e.track_id}]{ext}"
-            name = safe_component(stem, f"Track {e.track_id}",
-                                  MAX_COMPONENT_BYTES - len(suffix.encode())) + suffix
+            name = _file_name(stem, f" [{e.track_id}]{ext}", fallback, left)
             path = f"{artist}/{release}/{name}"
         taken.add(path.casefold())
         out[e.track_id] = path

@@ -43,13 +43,14 @@ from typing import Any
 import orjson
 
 from phonotheque.atomic import sweep_temporaries
+from phonotheque.catalogue import torrents
 from phonotheque.catalogue.store import Store
 from phonotheque.errors import InputError
 from phonotheque.executors import Executor, make_executor
 from phonotheque.pack.art_step import pack_art
 from phonotheque.pack.folders import build_planned, ensure_meta_files
 from phonotheque.pack.options import Layout, PackOptions, PackReport, Progress
-from phonotheque.pack.planner import plan
+from phonotheque.pack.planner import plan, refresh_planned_paths
 from phonotheque.pack.steps_common import drop_obsolete_payloads
 from phonotheque.progress import ProgressFn, meter
 from phonotheque.workspace import Workspace
@@ -100,6 +101,7 @@ def _pack(ws: Workspace, options: PackOptions, progress: Progress | None,
         planned = store.scalar("SELECT count(*) FROM torrent WHERE kind = 'data' AND built = 0")
         if planned:
             report.resumed = True
+            refresh_planned_paths(store)
         else:
             plan(ws, store, options, report)
         build_planned(ws, store, options, report, progress, executor)
@@ -156,17 +158,24 @@ def check_settings(store: Store, options: PackOptions) -> None:
     text = store.get_meta("pack.settings")
     mine = {k: getattr(options, k) for k in SETTINGS_KEYS}
     active = store.scalar(
-        "SELECT count(*) FROM torrent WHERE kind = 'data' AND obsolete = 0"
+        "SELECT count(*) FROM torrent WHERE kind = 'data' AND obsolete = 0 AND built = 1"
     )
-    if text and active:
-        old = orjson.loads(text)
-        for k in SETTINGS_KEYS:
-            if old.get(k) != mine[k]:
-                raise InputError(
-                    f"--{k} {mine[k]}",
-                    f"this workspace was packed with {k} {old.get(k)!r}; "
-                    "folders are immutable, so every pack of one archive must use the same "
-                    f"{k}",
-                )
+    old = orjson.loads(text) if text else {}
+    changed = [k for k in SETTINGS_KEYS if text and old.get(k) != mine[k]]
+    if changed and active:
+        k = changed[0]
+        raise InputError(
+            f"--{k} {mine[k]}",
+            f"this workspace was packed with {k} {old.get(k)!r}; "
+            "folders are immutable, so every pack of one archive must use the same "
+            f"{k}",
+        )
+    if changed:
+        # Only plans under the old settings, nothing built from them (a run that
+        # failed before its first folder): forget them and plan afresh.
+        for (tid,) in store.conn.execute(
+            "SELECT id FROM torrent WHERE kind = 'data' AND built = 0"
+        ).fetchall():
+            torrents.drop_planned(store, tid)
     with store.transaction():
         store.set_meta("pack.settings", orjson.dumps(mine, option=orjson.OPT_SORT_KEYS).decode())

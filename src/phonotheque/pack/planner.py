@@ -115,6 +115,48 @@ def plan(ws: Workspace, store: Store, options: PackOptions, report: PackReport) 
                     report.rebuilt.append((gone.fetchone()[0], None))
 
 
+def refresh_planned_paths(store: Store) -> int:
+    """Re-derive the readable paths of planned, unbuilt folders; return how many files moved.
+
+    A plan is recorded before anything is built, and an interrupted run resumes
+    it as recorded. A plan whose names cannot be built (names planned by an older
+    phono that did not budget for sidecar suffixes: "File name too long") would
+    then fail on every run; deriving its names again with the current rules lets
+    a re-run recover, and changes nothing for a plan that was fine.
+    """
+    conn = store.conn
+    moved = 0
+    for t in conn.execute(
+        "SELECT id, name FROM torrent WHERE kind = 'data' AND built = 0 AND layout = 'readable' "
+        "ORDER BY id"
+    ).fetchall():
+        rows = conn.execute(
+            """SELECT tf.path, tf.audio_file_id, a.track_id FROM torrent_file tf
+               JOIN audio_file a ON a.id = tf.audio_file_id
+               LEFT JOIN selection s ON s.track_id = a.track_id
+               WHERE tf.torrent_id = ? AND tf.role = 'audio'
+               ORDER BY s.band, s.rank, a.track_id""",
+            (t["id"],),
+        ).fetchall()
+        members = [Member(r["audio_file_id"], r["track_id"], 0, 0, 1, 0) for r in rows]
+        paths = readable_paths(conn, members, t["name"])
+        renames: dict[str, str] = {}
+        for r in rows:
+            old, new = r["path"], paths[r["audio_file_id"]]
+            if old == new:
+                continue
+            renames[old] = new
+            for (sidecar,) in conn.execute(
+                "SELECT path FROM torrent_file WHERE torrent_id = ? AND audio_file_id = ? "
+                "AND role != 'audio'", (t["id"], r["audio_file_id"]),
+            ).fetchall():
+                if sidecar.startswith(old):
+                    renames[sidecar] = new + sidecar[len(old):]
+        torrents.rename_members(store, t["id"], renames)
+        moved += len(renames)
+    return moved
+
+
 def max_created_at(conn: sqlite3.Connection, ids: list[int]) -> datetime | None:
     newest: datetime | None = None
     for i in range(0, len(ids), 500):
@@ -129,7 +171,8 @@ def max_created_at(conn: sqlite3.Connection, ids: list[int]) -> datetime | None:
     return newest
 
 
-def readable_paths(conn: sqlite3.Connection, members: list[Member]) -> dict[int, str]:
+def readable_paths(conn: sqlite3.Connection, members: list[Member],
+                   folder: str = "") -> dict[int, str]:
     ids = [m.audio_file_id for m in members]
     info: dict[int, sqlite3.Row] = {}
     for i in range(0, len(ids), 500):
@@ -156,7 +199,7 @@ def readable_paths(conn: sqlite3.Connection, members: list[Member]) -> dict[int,
                 multi_disc=(r["max_disc"] or 1) > 1, ext=ext,
             )
         )
-    by_track = readable_layout(entries)
+    by_track = readable_layout(entries, folder)
     return {m.audio_file_id: by_track[m.track_id] for m in members}
 
 
@@ -173,7 +216,7 @@ def insert_planned(
     aac = options.layout == "aac"
     name = data_folder_name(options.prefix, collection, stamp, stamp, aac)
     conn = store.conn
-    readable = None if aac else readable_paths(conn, f.members)
+    readable = None if aac else readable_paths(conn, f.members, name)
     files: list[torrents.Member] = []
     total = 0
     ids = [m.audio_file_id for m in f.members]
