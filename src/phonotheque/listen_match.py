@@ -109,5 +109,12 @@ def listen_match(conn: sqlite3.Connection) -> ListenMatch:
                   total(CASE WHEN track_id IS NOT NULL THEN count END),
                   total(CASE WHEN track_id IS NULL THEN count END)
            FROM listens GROUP BY key_kind ORDER BY key_kind""").fetchall()
-    return ListenMatch(tuple(KindMatch(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]))
+    # A float total past 2^53 is no longer exact anyway, and capped there the four
+    # kinds' sum stays a 64-bit integer for JSON (a catalogue written before
+    # listen counts were bounded can hold rows of 2^62).
+    return ListenMatch(tuple(KindMatch(str(r[0]), int(r[1]), int(r[2]),
+                                       int(min(r[3], _EXACT)), int(min(r[4], _EXACT)))
                              for r in rows))
+
+
+_EXACT = 2**53  # floats are exact integers up to here (see sources.bounds.MAX_TRACK_LISTENS)

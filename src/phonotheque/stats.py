@@ -64,8 +64,10 @@ def catalogue_stats(store: Store) -> CatalogueStats:
         unknown_country_isrcs=q(
             "SELECT count(DISTINCT isrc) FROM track_isrc WHERE known_country = 0"
         ),
-        # total(): a float sum, which cannot overflow as sum() can past 2^63
-        total_listens=int(q("SELECT total(count) FROM listens WHERE track_id IS NOT NULL")),
+        # total(): a float sum, which cannot overflow as sum() can past 2^63; CAST
+        # saturates at 2^63 - 1, so the figure stays a 64-bit integer for JSON
+        total_listens=q("SELECT CAST(total(count) AS INTEGER) FROM listens "
+                        "WHERE track_id IS NOT NULL"),
         tracks_with_listens=q(
             "SELECT count(DISTINCT track_id) FROM listens WHERE track_id IS NOT NULL AND count > 0"
         ),
