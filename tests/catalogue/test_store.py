@@ -144,3 +144,11 @@ def test_not_a_workspace(tmp_path: Path) -> None:
     (tmp_path / "catalogue.sqlite").write_bytes(b"garbage" * 100)
     with pytest.raises(WorkspaceError):
         Workspace.open(tmp_path).store()
+
+
+def test_reject_count_by_stage(tmp_path: Path) -> None:
+    with Store(tmp_path / "c.sqlite", create=True) as s:
+        s.add_rejects([Reject("ingest", "a.json", "line 1", "bad"),
+                       Reject("ingest", "a.json", "line 2", "bad"),
+                       Reject("audio", "x.flac", "track 1", "error_decode: bad frame")])
+        assert (s.reject_count(), s.reject_count("ingest"), s.reject_count("pack")) == (3, 2, 0)

@@ -63,6 +63,12 @@ def path_holder(store: Store, path: str, track_id: int) -> int | None:
     return None if row is None else int(row[0])
 
 
+def original_sha256(store: Store, path: str) -> str | None:
+    """The source bytes' hash of archive file ``path`` (what a rebuild must give back)."""
+    value = store.scalar("SELECT original_sha256 FROM audio_file WHERE path = ?", (path,))
+    return str(value) if value else None
+
+
 def record_audio_file(store: Store, f: AudioFile, stamp: str | None = None) -> None:
     """Insert or replace the archive file of ``f.track_id`` (one file per track).
 

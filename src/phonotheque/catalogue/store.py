@@ -655,6 +655,11 @@ class Store:
             self._rejects(list(rejects), counts)
         return counts.rejected
 
+    def reject_count(self, stage: str | None = None) -> int:
+        if stage:
+            return int(self.scalar("SELECT count(*) FROM reject WHERE stage = ?", (stage,)))
+        return int(self.scalar("SELECT count(*) FROM reject"))
+
     def rejects(self, stage: str | None = None, limit: int | None = None) -> list[RejectRow]:
         sql = "SELECT * FROM reject"
         params: list[Any] = []

@@ -16,6 +16,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from phonotheque.catalogue import audio_files
 from phonotheque.cli._common import command, console, handle_errors
 from phonotheque.errors import WorkspaceError
 from phonotheque.progress import ProgressEvent
@@ -129,8 +130,7 @@ def _catalogue_original_sha(workspace: Path | None, file: Path) -> str | None:
     except ValueError:
         return None
     with ws.store(readonly=True) as store:
-        value = store.scalar("SELECT original_sha256 FROM audio_file WHERE path = ?", (rel,))
-    return str(value) if value else None
+        return audio_files.original_sha256(store, rel)
 
 
 def _render(report: object) -> None:

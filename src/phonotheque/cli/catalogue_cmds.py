@@ -109,10 +109,7 @@ def rejects(ws: Workspace, stage: str | None, limit: int, as_json: bool) -> None
     """List inputs that were refused, with where and why."""
     with ws.store(readonly=True) as store:
         rows = store.rejects(stage=stage, limit=limit)
-        total = store.scalar(
-            "SELECT count(*) FROM reject" + (" WHERE stage = ?" if stage else ""),
-            (stage,) if stage else (),
-        )
+        total = store.reject_count(stage)
     if as_json:
         click.echo(orjson.dumps({"total": total, "rejects": [
             {"stage": r.stage, "source": r.source, "locator": r.locator, "reason": r.reason,
