@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,6 +95,24 @@ def _secrets(ws: Workspace, tid: int) -> set[str]:
     assert rows
     return {v.replace("&", "&amp;") if v.startswith("magnet:") else v
             for r in rows for v in r if v} | {v for r in rows for v in r if v}
+
+
+def test_takedown_reaches_a_running_server(released: tuple[Workspace, int, str]) -> None:
+    ws, tid, isrc = released
+    secrets = _secrets(ws, tid)
+    with _serving(ws) as url:
+        assert _leaks(url, tid, isrc, secrets)  # before: the file is served
+        _take_down(ws, isrc)
+        deadline = time.monotonic() + 15
+        while (leaks := _leaks(url, tid, isrc, secrets)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert leaks == []
+        track = httpx.get(f"{url}api/tracks/{tid}", timeout=10).json()
+        assert track["status"] == "excluded" and track["withdrawn"] is True
+        assert track["files"] == [] and track["title"] == "Bell"  # metadata stays
+        assert "withdrawn" in httpx.get(f"{url}track/{tid}", timeout=10).text
+        other = httpx.get(f"{url}api/tracks/{tid + 1}", timeout=10).json()
+        assert other["files"] and other["withdrawn"] is False
 
 
 def test_takedown_is_not_in_the_published_files(released: tuple[Workspace, int, str]) -> None:

@@ -15,8 +15,12 @@ and ``parquet/``; its payload folder lives in ``torrents/`` like every other.
 
 Deterministic: every timestamp written comes from the catalogue (``built_at`` is
 the newest time recorded there: torrents, waves, exclusions, audio files, ledger,
-ingest), so publishing the same catalogue twice gives identical files. Each file
-is written atomically; a re-run after an interruption rewrites the same bytes.
+ingest), so publishing the same catalogue twice gives identical files.
+
+All of it changes at once: ``publish/`` is a link to a generation folder; a publish
+writes the next generation and switches the link in one rename at the end
+(:mod:`phonotheque.publish.generations`), so readers never see a mix and an
+interrupted publish leaves the previous generation in place.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from phonotheque.pack.layout import EPOCH_ISO, iso, parse_iso
 from phonotheque.pack.packer import PackOptions, stored_options
 from phonotheque.pack.steps_common import built
 from phonotheque.progress import ProgressFn, meter
+from phonotheque.publish import generations
 from phonotheque.publish import index as index_mod
 from phonotheque.publish.export import ExportContext, export_parquet, export_sqlite
 from phonotheque.torrent import TorrentOptions, create_torrent
@@ -100,7 +105,7 @@ def _publish(ws: Workspace, options: PublishOptions, progress: Progress | None) 
     pack_opts = options.pack or stored_options(ws) or PackOptions()
     t0 = time.monotonic()
     report = PublishReport()
-    out = ws.publish
+    out = generations.begin(ws)  # the next generation; publish/ is switched to it at the end
     sweep_temporaries(out, recursive=True)
     sweep_temporaries(ws.torrents)
     with ws.store() as store:
@@ -114,8 +119,9 @@ def _publish(ws: Workspace, options: PublishOptions, progress: Progress | None) 
                 progress(0, total=sum(report.tables.values()), step="parquet")
             export_parquet(out / DATABASE, out / "parquet", progress)
         if options.database_torrent:
-            report.database_torrent = _database_torrent(ws, store, pack_opts, report.built_at)
-        _copy_public_files(ws, store)
+            report.database_torrent = _database_torrent(ws, out, store, pack_opts,
+                                                        report.built_at)
+        _copy_public_files(ws, out, store)
         sizes = {p.name.removesuffix(".torrent"): p.stat().st_size
                  for p in (out / "torrents").glob("*.torrent")}
         entries = index_mod.index_entries(store.conn, sizes)
@@ -125,6 +131,7 @@ def _publish(ws: Workspace, options: PublishOptions, progress: Progress | None) 
         report.current = sum(not e["obsolete"] for e in entries)
         report.obsolete = report.listed - report.current
         report.unreleased = torrents.unreleased_totals(store)[0]
+    generations.cleanup(ws, previous=generations.switch(ws, out))
     report.files = sorted(
         p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()
     )
@@ -132,10 +139,11 @@ def _publish(ws: Workspace, options: PublishOptions, progress: Progress | None) 
     return report
 
 
-def _copy_public_files(ws: Workspace, store: Store) -> None:
-    """.torrent files of public torrents into publish/torrents/, AAC metadata files into aac/."""
-    torrents_dir = ws.publish / "torrents"
-    aac_dir = ws.publish / "aac"
+def _copy_public_files(ws: Workspace, out: Path, store: Store) -> None:
+    """.torrent files of public torrents into torrents/, AAC metadata files into aac/ of
+    the generation ``out``."""
+    torrents_dir = out / "torrents"
+    aac_dir = out / "aac"
     want_torrents: set[str] = set()
     want_aac: set[str] = set()
     for r in store.query(f"SELECT * FROM torrent t WHERE {index_mod.PUBLIC} "
@@ -157,7 +165,7 @@ def _copy_public_files(ws: Workspace, store: Store) -> None:
             fsync_dir(folder)
 
 
-def _stage_database_payload(ws: Workspace, base: str) -> Path:
+def _stage_database_payload(ws: Workspace, out: Path, base: str) -> Path:
     """A temporary folder next to the torrents holding (links to) the database files.
 
     Its final name depends on the infohash, known only once it is hashed; the caller
@@ -165,8 +173,8 @@ def _stage_database_payload(ws: Workspace, base: str) -> Path:
     """
     tmp = temporary_name(ws.torrents / base)
     try:
-        place_file(ws.publish / DATABASE, tmp / DATABASE)
-        parquet = ws.publish / "parquet"
+        place_file(out / DATABASE, tmp / DATABASE)
+        parquet = out / "parquet"
         if parquet.is_dir():
             for p in sorted(parquet.glob("*.parquet")):
                 place_file(p, tmp / "parquet" / p.name)
@@ -176,18 +184,24 @@ def _stage_database_payload(ws: Workspace, base: str) -> Path:
     return tmp
 
 
-def _database_torrent(ws: Workspace, store: Store, pack_opts: PackOptions, stamp: str) -> str:
-    """Make (or keep) the torrent over metadata.sqlite + parquet/; return its name."""
+def _database_torrent(ws: Workspace, out: Path, store: Store, pack_opts: PackOptions,
+                      stamp: str) -> str:
+    """Make (or keep) the torrent over metadata.sqlite + parquet/ of the generation ``out``;
+    return its name."""
     ts = parse_iso(stamp)
     assert ts is not None
     current = torrents.current_database(store)
     base = database_folder_name(pack_opts.prefix, aac_time(ts))
-    tmp = _stage_database_payload(ws, base)
+    tmp = _stage_database_payload(ws, out, base)
     topts = TorrentOptions(
         version=pack_opts.version, piece_length=pack_opts.piece_length, name=base,
         trackers=pack_opts.trackers, webseeds=pack_opts.webseeds,
         creation_date=int(ts.timestamp()), workers=pack_opts.workers,
     )
+    if current is not None and str(current["name"]).startswith(f"{base}_"):
+        # the current one got a suffix (a second database in the same second): the name
+        # is hashed too, so compare under its name, or a re-run makes yet another one
+        topts = TorrentOptions(**{**topts.__dict__, "name": str(current["name"])})
     info = create_torrent(tmp, topts)
     if current is not None and (current["infohash_v1"], current["infohash_v2"]) == (
         info.infohash_v1, info.infohash_v2
@@ -203,7 +217,7 @@ def _database_torrent(ws: Workspace, store: Store, pack_opts: PackOptions, stamp
     while torrents.name_taken(store, name):
         n += 1
         name = f"{base}_{n}"
-    if name != base:
+    if name != topts.name:
         info = create_torrent(tmp, TorrentOptions(**{**topts.__dict__, "name": name}))
     move_into_place(tmp, ws.torrents / name)
     write_bytes(ws.torrents / f"{name}.torrent", info.metainfo)

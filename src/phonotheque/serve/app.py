@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import html
 import re
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +68,9 @@ class ServeOptions:
     port: int = 8080
     workers: int = 1
     cache_bytes: int = DEFAULT_CACHE_BYTES  # cached answers per worker (the file is immutable)
+    # How often (seconds) a request looks whether publish/ has switched to a new
+    # generation (a `phono publish` or `release` since); 0: at every request.
+    reload_interval: float = 0.5
 
 
 class JSON(Response):
@@ -223,9 +228,60 @@ class _Archive:
         return None
 
 
+def _generation(publish: Path) -> tuple[str, int, int, int]:
+    """What identifies the published generation behind ``publish``.
+
+    ``publish/`` is a symlink that `phono publish` switches to a new folder in one
+    rename, so the resolved folder names the generation; the database file's inode
+    and times also catch a folder whose ``metadata.sqlite`` was replaced in place
+    (renamed over, never rewritten: an open connection keeps reading the old one).
+    """
+    folder = publish.resolve()
+    st = (folder / METADATA).stat()
+    return str(folder), st.st_ino, st.st_mtime_ns, st.st_size
+
+
+class _Live:
+    """The archive being served, reopened when ``publish/`` switches generation.
+
+    The database is opened ``immutable=1`` (no locks, answers cached): right only
+    while the file never changes, which is why a new publish is a new generation
+    folder and the server moves to it as a whole, never mixing two.
+    """
+
+    def __init__(self, options: ServeOptions) -> None:
+        self.options = options
+        self.publish = Path(options.publish)
+        self._lock = threading.Lock()
+        self._env = _env()
+        self._key = _generation(self.publish)
+        self.archive = self._open(Path(self._key[0]))
+        self._checked = time.monotonic()
+
+    def _open(self, folder: Path) -> _Archive:
+        db = PublishedDB(folder / METADATA, cache_bytes=self.options.cache_bytes)
+        site = {"name": db.info.get("name", "Phonothèque")}
+        return _Archive(folder, db, self._env, site, swarm_view.SwarmIndex(folder))
+
+    def current(self) -> _Archive:
+        now = time.monotonic()
+        if now - self._checked < self.options.reload_interval:
+            return self.archive
+        with self._lock:
+            self._checked = now
+            try:
+                key = _generation(self.publish)
+                if key != self._key:
+                    self.archive = self._open(Path(key[0]))
+                    self._key = key
+            except (OSError, PhonoError):
+                pass  # mid-switch or unreadable: keep serving the generation we have
+        return self.archive
+
+
 def _archive(request: Request) -> _Archive:
-    archive: _Archive = request.app.state.archive
-    return archive
+    live: _Live = request.app.state.live
+    return live.current()
 
 
 # -- HTML ------------------------------------------------------------------------------
@@ -477,13 +533,15 @@ _EXCEPTION_HANDLERS: dict[Any, ExceptionHandler] = {
 
 
 def create_app(options: ServeOptions) -> Starlette:
-    """The ASGI app serving ``options.publish`` (opened now, so a bad folder fails early)."""
+    """The ASGI app serving ``options.publish`` (opened now, so a bad folder fails early);
+    it follows each new generation `phono publish` switches ``publish/`` to."""
     publish = Path(options.publish)
-    db = PublishedDB(publish / METADATA, cache_bytes=options.cache_bytes)
-    site = {"name": db.info.get("name", "Phonothèque")}
+    if not (publish / METADATA).is_file():
+        PublishedDB(publish / METADATA)  # raises the error that says what to run
+    live = _Live(options)
     app = _App(routes=_routes(), exception_handlers=_EXCEPTION_HANDLERS)
-    app.state.archive = _Archive(publish, db, _env(), site, swarm_view.SwarmIndex(publish))
-    app.state.db = db
+    app.state.live = live
+    app.state.db = live.archive.db  # the generation served first (tests)
     return app
 
 
