@@ -61,6 +61,7 @@ def opentracker(folder: Path, hashes: Iterable[str], port: int = 0) -> Iterator[
     ``hashes`` (hex)."""
     exe = require_opentracker()
     folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o755)  # run as root it reads the whitelist after dropping to nobody
     (folder / "whitelist").write_text("".join(f"{h.lower()}\n" for h in hashes))
     port = port or free_port()
     proc = subprocess.Popen(

@@ -5,10 +5,12 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import quote_from_bytes
 
 import orjson
 import pytest
@@ -18,7 +20,7 @@ from phonotheque.pack.packer import PackOptions
 from phonotheque.publish.waves import ReleaseOptions, release
 from phonotheque.serve.seeder import Seeder, SeedOptions, find_published
 from phonotheque.swarm.health import HealthOptions, check
-from phonotheque.swarm.scrape import ScrapeError, ScrapeOptions, scrape
+from phonotheque.swarm.scrape import Counts, ScrapeError, ScrapeOptions, scrape
 from phonotheque.workspace import Workspace
 from tests.opentracker import free_port, opentracker
 from tests.publish.archive import make_archive
@@ -138,6 +140,14 @@ def http_garbage() -> Iterator[str]:
         server.server_close()
 
 
+def _announce(port: int, h: bytes, i: int) -> None:
+    url = (f"http://127.0.0.1:{port}/announce?info_hash={quote_from_bytes(h, safe='')}"
+           f"&peer_id=-PH0001-{i:012d}&port={10000 + i}&uploaded=0&downloaded=0"
+           f"&left={0 if i % 2 else 1000}&compact=1")
+    with urllib.request.urlopen(url, timeout=5) as r:
+        assert b"failure reason" not in r.read()
+
+
 def closed_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -176,10 +186,15 @@ def test_failing_trackers_get_a_line_and_do_not_stop_the_others(
 def test_many_hashes_per_request_and_unknown_hashes(tmp_path: Path) -> None:
     known = [bytes([i]) * 20 for i in range(1, 201)]  # 200 hashes: 3 UDP packets, 4 HTTP requests
     with opentracker(tmp_path / "ot", [h.hex() for h in known]) as ot:
+        for i, h in enumerate(known[:150]):  # a seeder (odd) or a leecher (even) each
+            _announce(ot.port, h, i)
         for url in (ot.udp, ot.http):
             batches: list[int] = []
             got = scrape(url, known, FAST, on_batch=batches.append)
             assert sum(batches) == 200 and len(batches) == (3 if url.startswith("udp") else 4)
-            assert all(c.seeders == c.leechers == 0 for c in got.values())
+            for i, h in enumerate(known[:150]):
+                assert (got[h].seeders, got[h].leechers) == ((1, 0) if i % 2 else (0, 1))
+            # swarms the tracker never saw: zeros over UDP, left out over HTTP
+            assert all(got.get(h, Counts(0, 0, 0)) == Counts(0, 0, 0) for h in known[150:])
         with pytest.raises(ScrapeError, match="20"):
             scrape(ot.udp, [b"short"], FAST)
