@@ -198,3 +198,17 @@ def test_many_hashes_per_request_and_unknown_hashes(tmp_path: Path) -> None:
             assert all(got.get(h, Counts(0, 0, 0)) == Counts(0, 0, 0) for h in known[150:])
         with pytest.raises(ScrapeError, match="20"):
             scrape(ot.udp, [b"short"], FAST)
+
+
+def test_loopback_health_counts_the_archives_own_seeder(ws: Workspace, data: Path) -> None:
+    """What `phono demo` shows: a private tracker and our seeder on 127.0.0.1."""
+    from phonotheque.swarm.loopback import loopback_health
+    from tests.opentracker import require_opentracker
+
+    require_opentracker()
+    targets = released(ws, data, ())  # torrents naming no tracker, like the demo's
+    report = loopback_health(ws)
+    assert [t.error for t in report.trackers] == [None]
+    current = [e for e in index(ws).values() if not e["obsolete"]]
+    assert len(current) == len([t for t in targets if not t.obsolete])
+    assert {e["seeders"] for e in current} == {1}

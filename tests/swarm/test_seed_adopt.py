@@ -76,7 +76,7 @@ def test_volunteer_adopts_downloads_and_is_counted(ws: Workspace, data: Path, tm
             assert ours.stdout is not None
             assert ours.stdout.readline().startswith("seeding ")
             _wait(lambda: check(ws, HealthOptions(scrape=FAST)).scraped == len(targets)
-                  and all(e["seeders"] == 1 for e in index(ws).values()))
+                  and all(e["seeders"] == 1 for e in index(ws).values()), ws)
             assert all(e["currently_seeding"] for e in index(ws).values() if not e["obsolete"])
             # every current torrent has 1 seeder now: the budget picks by band, then name
             current = sorted((e for e in index(ws).values() if not e["obsolete"]),
@@ -90,7 +90,8 @@ def test_volunteer_adopts_downloads_and_is_counted(ws: Workspace, data: Path, tm
                                str(budget), "--listen", "127.0.0.1:0", "--no-dht", "--no-lsd",
                                "--no-utp")
             _wait(lambda: check(ws, HealthOptions(scrape=FAST)) is not None and all(
-                index(ws)[n]["seeders"] == 2 and index(ws)[n]["completed"] >= 1 for n in expected))
+                index(ws)[n]["seeders"] == 2 and index(ws)[n]["completed"] >= 1 for n in expected),
+                ws)
         finally:
             rc, out, err = _stop(ours)
             if volunteer is not None:
@@ -113,9 +114,11 @@ def test_volunteer_adopts_downloads_and_is_counted(ws: Workspace, data: Path, tm
     assert orjson.loads((ws.publish / "torrents.json").read_bytes())
 
 
-def _wait(ok: object, timeout: float = 40) -> None:
+def _wait(ok: object, ws: Workspace, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not ok():  # type: ignore[operator]
         if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
+            state = {k: (e["seeders"], e["leechers"], e["completed"], e["currently_seeding"])
+                     for k, e in index(ws).items()}
+            raise AssertionError(f"condition not met in {timeout} s; torrents.json: {state}")
         time.sleep(0.3)

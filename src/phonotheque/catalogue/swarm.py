@@ -81,19 +81,23 @@ def record_scrapes(store: Store, rows: Iterable[SwarmRow]) -> int:
 
 
 def health(conn: sqlite3.Connection) -> dict[int, Health]:
-    """Per torrent id: the tracker reporting the most seeders (its counts and time), and
-    our seeder's state. Torrents with neither are absent."""
+    """Per torrent id: the counts of its newest scrape run (``phono health`` stamps all
+    answers of one run with one time; of several trackers, the one reporting the most
+    seeders), and our seeder's state. Torrents with neither are absent.
+
+    Older runs' rows stay (a tracker that failed this time keeps its last answer) but
+    count only while nothing newer exists for that torrent."""
     out: dict[int, Health] = {}
     for r in conn.execute(
-        """SELECT torrent_id, seeders, leechers, completed,
-                  (SELECT max(scraped_at) FROM torrent_swarm n
-                   WHERE n.torrent_id = b.torrent_id) AS at
-           FROM (SELECT *, row_number() OVER (PARTITION BY torrent_id
-                   ORDER BY seeders DESC, leechers DESC, tracker) AS k FROM torrent_swarm) b
+        """SELECT torrent_id, seeders, leechers, completed, scraped_at
+           FROM (SELECT s.*, row_number() OVER (PARTITION BY torrent_id
+                   ORDER BY scraped_at DESC, seeders DESC, leechers DESC, tracker) AS k
+                 FROM torrent_swarm s)
            WHERE k = 1"""
     ):
-        # counts: the tracker seeing the most seeders; time: the newest scrape of any
-        out[int(r["torrent_id"])] = Health(r["seeders"], r["leechers"], r["completed"], r["at"])
+        # the newest scrape run; among its trackers, the one seeing the most seeders
+        out[int(r["torrent_id"])] = Health(r["seeders"], r["leechers"], r["completed"],
+                                           r["scraped_at"])
     for r in conn.execute("SELECT torrent_id, active, uploaded FROM torrent_seeding"):
         h = out.get(int(r["torrent_id"]), Health())
         out[int(r["torrent_id"])] = Health(h.seeders, h.leechers, h.completed, h.scraped_at,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import orjson
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -243,6 +244,25 @@ def build_cmd(sources: tuple[str, ...], workspace: Path, scheduler: str | None,
         sys.exit(10)
 
 
+def _demo_health(ws: Workspace) -> None:
+    from phonotheque.cli.swarm_cmds import health_lines
+    from phonotheque.swarm import loopback
+
+    console.print("\n[bold]Swarm health[/] (our seeder and a private tracker, on 127.0.0.1 only)")
+    if not loopback.available():
+        console.print("  skipped: opentracker is not installed (./scripts/setup installs it)")
+        return
+    report = loopback.loopback_health(ws)
+    for line in health_lines(report):
+        console.print(line, highlight=False, soft_wrap=True)
+    entries = orjson.loads((ws.publish / "torrents.json").read_bytes())
+    for e in entries:
+        if not e["obsolete"]:
+            n = e["seeders"]
+            console.print(f"  {'?' if n is None else n:>3} seeder{'' if n == 1 else 's'}  "
+                          f"{e['display_name']}", highlight=False, soft_wrap=True)
+
+
 @command("demo")
 @click.option("--workspace", "-w", type=click.Path(file_okay=False, path_type=Path),
               default=Path("demo-archive"), show_default=True,
@@ -251,7 +271,10 @@ def build_cmd(sources: tuple[str, ...], workspace: Path, scheduler: str | None,
               help="Then serve the search page until Ctrl-C.")
 @click.option("--port", type=int, default=8080, show_default=True,
               help="Port of the search page.")
-def demo(workspace: Path, serve_after: bool, port: int) -> None:
+@click.option("--health/--no-health", default=True, show_default=True,
+              help="Seed the demo's torrents through a private tracker on 127.0.0.1 for a moment "
+                   "and show their swarm health (needs opentracker).")
+def demo(workspace: Path, serve_after: bool, port: int, health: bool) -> None:
     """Build a small archive from the bundled real demo catalogue and show what it made.
 
     Runs every stage (ingest, select, audio, pack, publish) over real
@@ -263,6 +286,8 @@ def demo(workspace: Path, serve_after: bool, port: int) -> None:
     report = _run_build(ws, demo_sources(), BuildOptions())
     console.print(_summary(ws, report))
     _notes(ws, report)
+    if health:
+        _demo_health(ws)
     w = workspace
     url = f"http://127.0.0.1:{port}/"
     console.print(
@@ -274,7 +299,8 @@ def demo(workspace: Path, serve_after: bool, port: int) -> None:
         f"  .venv/bin/phono serve -w {w} --port {port}     search page at [bold]{url}[/]\n"
         f"  .venv/bin/phono ledger -w {w}                 why each track is in or out\n"
         f"  .venv/bin/phono verify {w}/torrents --against {w}/publish\n"
-        f"  .venv/bin/phono seed -w {w} --listen 127.0.0.1:6881 --no-dht --no-lsd"
+        f"  .venv/bin/phono seed -w {w} --listen 127.0.0.1:6881 --no-dht --no-lsd\n"
+        f"  .venv/bin/phono adopt -w {w} --budget 1GB         what a volunteer would seed"
     )
     if serve_after:
         from phonotheque.serve.app import ServeOptions

@@ -44,6 +44,7 @@ class SeedOptions:
     utp: bool = True
     recheck: bool = False  # hash all payload before seeding instead of on demand
     fetch: bool = False  # download what is missing first (`seed --adopt`), then seed
+    trackers: tuple[str, ...] = ()  # announce to these as well as to each torrent's own
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,8 @@ class Seeder:
                 handle = add_torrent(self._session, info, item.save_path, options,
                                      seed_mode=not (self.options.recheck or self.options.fetch),
                                      subject=item.torrent)
+                for url in self.options.trackers:
+                    handle.add_tracker({"url": url})
                 key = info.infohash_v1 or (info.infohash_v2 or "")[:40]
                 self._handles.append((handle, key))
         except TorrentError:

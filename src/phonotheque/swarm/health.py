@@ -123,7 +123,8 @@ def _check(ws: Workspace, options: HealthOptions, progress: Progress | None) -> 
     answered: set[int] = set()
     if by_tracker:
         with ThreadPoolExecutor(min(MAX_PARALLEL_TRACKERS, len(by_tracker))) as pool:
-            futures = [pool.submit(_one_tracker, url, ts, options.scrape, progress)
+            at = now_iso()  # one time per run: the newest run's answers are the health
+            futures = [pool.submit(_one_tracker, url, ts, options.scrape, at, progress)
                        for url, ts in by_tracker.items()]
             for f in futures:
                 result, tracker_rows = f.result()
@@ -140,7 +141,7 @@ def _check(ws: Workspace, options: HealthOptions, progress: Progress | None) -> 
 
 
 def _one_tracker(
-    url: str, targets: Sequence[ScrapeTarget], options: ScrapeOptions,
+    url: str, targets: Sequence[ScrapeTarget], options: ScrapeOptions, at: str,
     progress: Progress | None,
 ) -> tuple[TrackerResult, list[SwarmRow]]:
     t0 = time.monotonic()
@@ -156,7 +157,6 @@ def _one_tracker(
                         on_batch=(lambda n: progress(n)) if progress is not None else None)
     except ScrapeError as exc:
         return TrackerResult(url, len(targets), 0, time.monotonic() - t0, exc.problem), []
-    at = now_iso()
     merged: dict[int, Counts] = {}
     for h, c in counts.items():
         for tid in owners.get(h, ()):
