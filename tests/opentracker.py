@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from phonotheque.swarm.loopback import wait_whitelist
+
 
 @dataclass(frozen=True)
 class OpenTracker:
@@ -60,9 +62,10 @@ def opentracker(folder: Path, hashes: Iterable[str], port: int = 0) -> Iterator[
     """Run opentracker on 127.0.0.1 (TCP and UDP, same ``port``, 0: a free one) tracking
     ``hashes`` (hex)."""
     exe = require_opentracker()
+    listed = [h.lower() for h in hashes]
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o755)  # run as root it reads the whitelist after dropping to nobody
-    (folder / "whitelist").write_text("".join(f"{h.lower()}\n" for h in hashes))
+    (folder / "whitelist").write_text("".join(f"{h}\n" for h in listed))
     port = port or free_port()
     proc = subprocess.Popen(
         [exe, "-i", "127.0.0.1", "-p", str(port), "-P", str(port), "-d", str(folder),
@@ -79,6 +82,7 @@ def opentracker(folder: Path, hashes: Iterable[str], port: int = 0) -> Iterator[
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"opentracker did not start (exit {proc.poll()})") from None
                 time.sleep(0.05)
+        wait_whitelist(port, next(iter(listed), None))
         yield OpenTracker(port)
     finally:
         proc.terminate()

@@ -14,7 +14,9 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
+from urllib.parse import quote_from_bytes
 
 from phonotheque.catalogue import swarm as swarm_table
 from phonotheque.errors import ToolError
@@ -59,6 +61,28 @@ def _wait_listening(proc: subprocess.Popen[bytes], port: int, timeout: float) ->
             time.sleep(0.05)
 
 
+def wait_whitelist(port: int, infohash: str | None, timeout: float = 10.0) -> None:
+    """opentracker reads its whitelist in the background after it starts listening:
+    wait until it accepts ``infohash``, probing with a ``stopped`` announce (which
+    adds no peer, so no count changes)."""
+    if infohash is None:
+        return
+    url = (f"http://127.0.0.1:{port}/announce?info_hash="
+           f"{quote_from_bytes(bytes.fromhex(infohash), safe='')}&peer_id=-PHPROBE-00000000000"
+           "&port=1&uploaded=0&downloaded=0&left=0&event=stopped&compact=1")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                if b"failure reason" not in r.read():
+                    return
+        except OSError as exc:
+            raise ToolError(TRACKER, f"does not answer on 127.0.0.1:{port}: {exc}") from exc
+        if time.monotonic() > deadline:
+            raise ToolError(TRACKER, f"did not load its whitelist in {timeout:.0f} s")
+        time.sleep(0.05)
+
+
 def loopback_health(ws: Workspace, timeout: float = 20.0) -> HealthReport:
     """Seed ``ws`` on 127.0.0.1 through a private tracker and record what it counts."""
     exe = shutil.which(TRACKER)
@@ -81,6 +105,8 @@ def loopback_health(ws: Workspace, timeout: float = 20.0) -> HealthReport:
         )  # fmt: skip
         try:
             _wait_listening(proc, port, 10.0)
+            first = next((h.hex() for t in targets for h in info_hashes(t)), None)
+            wait_whitelist(port, first)
             url = f"udp://127.0.0.1:{port}/announce"
             seed = SeedOptions(listen="127.0.0.1:0", dht=False, lsd=False, pex=False, utp=False,
                                trackers=(f"http://127.0.0.1:{port}/announce",))
