@@ -21,6 +21,8 @@ import pytest
 
 from phonotheque.cli.build_cmds import demo_sources
 
+from .os_helpers import mount_tmpfs, umount
+
 PHONO = str(Path(__file__).parents[1] / ".venv" / "bin" / "phono")
 ENV = {**os.environ, "SOURCE_DATE_EPOCH": "1767225600"}  # 2026-01-01T00:00:00Z
 
@@ -141,13 +143,10 @@ def test_second_build_changes_nothing(reference: tuple[Path, float]) -> None:
 def tmpfs(tmp_path: Path):
     """A small size-limited filesystem (tmpfs; we are root in CI). Skipped where mount is denied."""
     mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=900k", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    if not mount_tmpfs(mnt, "900k"):
+        pytest.skip("cannot mount a tmpfs here")
     yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    umount(mnt)
 
 
 def test_disk_full_then_rerun_completes(tmpfs: Path, reference: tuple[Path, float]) -> None:

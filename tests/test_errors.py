@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import errno
 import os
-import pickle
 import sqlite3
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -29,6 +28,8 @@ from phonotheque.errors import (
     wrap_os_error,
     wrap_sqlite_error,
 )
+
+from .os_helpers import as_nobody, mount_tmpfs, umount
 
 S, I = StorageError, InputError  # noqa: E741
 
@@ -66,29 +67,18 @@ def test_errno_classes(code: int, when_reading: type[PhonoError],
 
 
 def _as_nobody(tmp_path: Path, fn: Callable[[], object]) -> object:
-    """Run ``fn`` in a forked child that dropped root: permissions then really apply."""
+    """``fn``'s result, or its error's (class, exit code, message), run as 'nobody'."""
     if os.geteuid() != 0:
         pytest.skip("needs root to drop privileges")
     tmp_path.chmod(0o755)
-    rfd, wfd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child
+
+    def run() -> object:
         try:
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
-            try:
-                out: object = fn()
-            except PhonoError as exc:
-                out = (type(exc).__name__, exc.exit_code, str(exc))
-            os.write(wfd, pickle.dumps(out))
-        finally:
-            os._exit(0)
-    os.close(wfd)
-    with os.fdopen(rfd, "rb") as f:
-        payload = f.read()
-    os.waitpid(pid, 0)
-    return pickle.loads(payload)
+            return fn()
+        except PhonoError as exc:
+            return (type(exc).__name__, exc.exit_code, str(exc))
+
+    return as_nobody(run)
 
 
 def test_real_eacces_writing_an_output_is_storage(tmp_path: Path) -> None:
@@ -118,15 +108,12 @@ def test_real_enoent_is_bad_input(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def small_tmpfs(tmp_path: Path):
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
     mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    if not mount_tmpfs(mnt, "64k"):
+        pytest.skip("cannot mount a tmpfs here")
     yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    umount(mnt)
 
 
 def test_real_enospc_and_erofs_are_storage(small_tmpfs: Path) -> None:

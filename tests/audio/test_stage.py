@@ -20,6 +20,7 @@ from phonotheque.errors import StorageError, WorkspaceError
 from phonotheque.executors import InlineExecutor
 from phonotheque.workspace import Workspace
 
+from ..os_helpers import as_nobody, mount_tmpfs, umount
 from .conftest import Entry, add_tracks, need, tool_ok
 
 PATH_RE = re.compile(r"audio/(original|reencode)/([0-9a-f]{2})/([0-9a-f]{64})\.[a-z0-9]+")
@@ -339,24 +340,13 @@ def _assert_consistent(ws: Workspace) -> None:
         assert _sha(ws.root / r[0]) == r[1]
 
 
-def _mount_tmpfs(where: Path, size: str) -> bool:
-    where.mkdir(parents=True, exist_ok=True)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                       capture_output=True, check=False)
-    return r.returncode == 0
-
-
-def _umount(where: Path) -> None:
-    subprocess.run(["umount", "-l", str(where)], capture_output=True, check=False)
-
-
 @pytest.mark.skipif(sys.platform != "linux" or os.geteuid() != 0, reason="needs root mount")
 def test_full_disk_tmpfs(ws: Workspace, sounds: Path, tmp_path: Path) -> None:
     """A real full disk: audio/ on a 64 KiB tmpfs."""
     names = ["alarm-clock-elapsed.oga", "bell.oga", "complete.oga", "message.oga",
              "dialog-warning.oga", "service-login.oga", "phone-incoming-call.oga"]
     add_tracks(ws, [Entry(sounds / n) for n in names])
-    if not _mount_tmpfs(ws.audio, "64k"):
+    if not mount_tmpfs(ws.audio, "64k"):
         pytest.skip("cannot mount tmpfs here")
     try:
         with pytest.raises(StorageError) as exc:
@@ -365,13 +355,13 @@ def test_full_disk_tmpfs(ws: Workspace, sounds: Path, tmp_path: Path) -> None:
         _assert_consistent(ws)
         assert 0 < list(_ledger(ws).values()).count("success") < len(names)
     finally:
-        _umount(ws.audio)
+        umount(ws.audio)
 
 
 @pytest.mark.skipif(sys.platform != "linux" or os.geteuid() != 0, reason="needs root mount")
 def test_read_only_destination(ws: Workspace, sounds: Path) -> None:
     add_tracks(ws, [Entry(sounds / "bell.oga")])
-    if not _mount_tmpfs(ws.audio, "1m"):
+    if not mount_tmpfs(ws.audio, "1m"):
         pytest.skip("cannot mount tmpfs here")
     try:
         subprocess.run(["mount", "-o", "remount,ro", str(ws.audio)], check=True)
@@ -379,7 +369,7 @@ def test_read_only_destination(ws: Workspace, sounds: Path) -> None:
             run_audio(ws, AudioOptions(), InlineExecutor())
         assert _ledger(ws) and set(_ledger(ws).values()) == {"todo"}
     finally:
-        _umount(ws.audio)
+        umount(ws.audio)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop privileges")
@@ -389,8 +379,6 @@ def test_unreadable_permissions_as_unprivileged_user(tmp_path: Path, data: Path)
     (A fresh interpreter cannot run as nobody here: Python lives under /root.) Everything
     the worker needs is imported before the fork.
     """
-    import pickle
-
     import phonotheque.audio.tags  # noqa: F401
     from phonotheque.audio import AudioOptions, TagSet, WorkItem, run_item
 
@@ -402,22 +390,12 @@ def test_unreadable_permissions_as_unprivileged_user(tmp_path: Path, data: Path)
     tmp_path.chmod(0o755)
     out.chmod(0o777)
     item = WorkItem(1, 1, str(src), "original", str(out), TagSet(), AudioOptions())
-    rfd, wfd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child
-        try:
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
-            res = run_item(item)
-            os.write(wfd, pickle.dumps((res.status, res.detail)))
-        finally:
-            os._exit(0)
-    os.close(wfd)
-    with os.fdopen(rfd, "rb") as f:
-        payload = f.read()
-    os.waitpid(pid, 0)
-    status, detail = pickle.loads(payload)
+
+    def run() -> tuple[str, str]:
+        res = run_item(item)
+        return res.status, res.detail
+
+    status, detail = as_nobody(run)  # type: ignore[misc]
     assert status == "error_unreadable" and "Permission denied" in detail
 
 
