@@ -212,3 +212,23 @@ def test_loopback_health_counts_the_archives_own_seeder(ws: Workspace, data: Pat
     current = [e for e in index(ws).values() if not e["obsolete"]]
     assert len(current) == len([t for t in targets if not t.obsolete])
     assert {e["seeders"] for e in current} == {1}
+
+
+def test_cli_says_which_tracker_failed_and_exits_10(ws: Workspace, data: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    targets = released(ws, data, ())
+    closed = closed_port()
+    with opentracker(tmp_path / "ot", hashes(targets)) as ot:
+        r = subprocess.run(
+            [sys.executable, "-c", "from phonotheque.cli import main; main()", "health",
+             "-w", str(ws.root), "--tracker", ot.udp, "--tracker",
+             f"udp://127.0.0.1:{closed}/announce", "--timeout", "0.3", "--retries", "1"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert r.returncode == 10, r.stderr
+    assert f"failed udp://127.0.0.1:{closed}/announce: connection refused" in r.stdout
+    assert f"ok    {ot.udp}: {len(targets)}/{len(targets)} torrents" in r.stdout
+    assert "Traceback" not in r.stderr
+    assert all(e["seeders"] == 0 for e in index(ws).values())

@@ -44,10 +44,10 @@ def adoption_lines(a: Adoption) -> list[str]:
              f"{format_size(a.budget)} ({a.candidates} candidates, {a.skipped} too big for "
              "what was left)"]
     for e in a.chosen:
-        seeders = "?" if e.get("seeders") is None else e["seeders"]
+        n = e.get("seeders")
         band = "" if e.get("band") is None else f"band {e['band']:02d}  "
-        lines.append(f"  {seeders!s:>3} seeders  {band}{format_size(e['data_size']):>9}  "
-                     f"{escape(e['display_name'])}")
+        lines.append(f"  {'?' if n is None else n!s:>3} seeder{'' if n == 1 else 's'}  {band}"
+                     f"{format_size(e['data_size']):>9}  {escape(e['display_name'])}")
     return lines
 
 
