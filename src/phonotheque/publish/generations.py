@@ -10,8 +10,9 @@ killed half-way leaves ``publish/`` as it was, and its unfinished folder is
 removed by the next run. The generation switched away from is kept, for readers
 still busy with it; older ones are removed.
 
-A workspace made before generations has a plain ``publish/`` folder: the first
-publish moves it to ``.publish/legacy`` and puts the link in its place.
+A new workspace, or one made before generations, has a plain ``publish/`` folder:
+the first publish removes it if empty, else moves it to ``.publish/legacy``, and
+puts the link in its place.
 """
 
 from __future__ import annotations
@@ -91,13 +92,17 @@ def switch(ws: Workspace, generation: Path) -> Path | None:
             tmp.unlink()
         os.symlink(relative, tmp)
         if link.is_dir() and not link.is_symlink():
-            # the first publish of a workspace made before generations: its folder
-            # becomes a generation (readers see it missing for the instant between
-            # the two renames; from now on the switch is a single rename)
-            previous = _folder(ws) / "legacy"
-            if previous.exists():
-                shutil.rmtree(previous)
-            os.rename(link, previous)
+            # the first publish into a plain folder (a new workspace, or one made
+            # before generations): an empty one goes, one with files is kept as a
+            # generation (readers see it missing for the instant between the two
+            # renames; from now on the switch is a single rename)
+            if not any(link.iterdir()):
+                link.rmdir()
+            else:
+                previous = _folder(ws) / "legacy"
+                if previous.exists():
+                    shutil.rmtree(previous)
+                os.rename(link, previous)
         os.replace(tmp, link)
         fsync_dir(link.parent)
     except OSError as exc:
