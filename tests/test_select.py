@@ -470,3 +470,24 @@ def test_progress_names_every_plan_step_once_in_order(lb: Workspace) -> None:
     assert len(set(STEPS)) == len(STEPS) == 10
     assert calls == [ProgressEvent("select", i, len(STEPS), "steps", name)
                      for i, name in enumerate(STEPS, 1)]
+
+
+@pytest.mark.parametrize("coverage,share,cut,originals", [
+    (0.07, 0.07, 7, 7),      # 0.07 · 100 is 7.000000000000001 as floats: ceil would give 8
+    (0.29, 0.57, 29, 57),    # 28.999999999999996 and 56.99999999999999 as floats
+    (0.071, None, 8, 8),     # 7.1 listens: the next whole listen is the 8th
+])
+def test_coverage_cut_is_the_exact_decimal_ceiling(ws: Workspace, coverage: float,
+                                                   share: float | None, cut: int,
+                                                   originals: int) -> None:
+    """100 tracks of one listen each: coverage c needs exactly ceil(c · 100) of them,
+    with c read as the decimal the user wrote, not as its binary float."""
+    with ws.store() as s:
+        s.write(records([T(f"t{i:03d}", 1) for i in range(100)]))
+        report = select(s, SelectOptions(coverage=coverage, original_share=share,
+                                         priority_threshold=2))
+        assert report.coverage_cut == cut
+        assert report.selected == cut and report.covered_listens == cut
+        assert selected_keys(s) == [f"t{i:03d}" for i in range(cut)]
+        if share is not None:
+            assert report.tier_boundary == originals

@@ -182,3 +182,17 @@ def test_reader_yields_records_without_sqlite(data: Path) -> None:
                                                       (2, 1), (2, 2), (2, 3)]
     assert sum(isinstance(r, Release) for r in records) == 1
     assert not any(isinstance(r, TrackISRC) for r in records)
+
+
+def test_isrcs_are_stored_normalised_whatever_surrounds_them(ws: Workspace, data: Path,
+                                                             tmp_path: Path) -> None:
+    rec = json.loads((data / "picard/ws_data/recording.json").read_text())
+    rec["isrcs"] = ["USPR37300012\n", " gb-ahs-14-00099 ", "USPR3730001"]  # the last: 11 chars
+    path = _write(tmp_path / "isrcs.jsonl", [json.dumps(rec).encode() + b"\n"])
+    report = ingest(ws, "musicbrainz", [path])
+    with ws.store(readonly=True) as s:
+        isrcs = sorted(r["isrc"] for r in s.query("SELECT isrc FROM track_isrc"))
+        (reject,) = s.rejects()
+    assert isrcs == ["GBAHS1400099", "USPR37300012"]
+    assert "'USPR3730001'" in reject.reason and "length 11, expected 12" in reject.reason
+    assert report.rejected == 1
