@@ -57,3 +57,37 @@ def test_libtorrent_download_verifies(ws: Workspace, data: Path, tmp_path: Path)
     assert report["ok"] and report["problems"] == []
     assert len(report["folders"]) == len(torrents)
     assert report["originals_checked"] == report["originals_ok"] == 2
+
+
+def test_download_verifies_against_the_downloaded_database(ws: Workspace, data: Path,
+                                                           tmp_path: Path) -> None:
+    """A user has no publish/: they verify against the database torrent they downloaded."""
+    make_archive(ws, data, patch_every=4)
+    release(ws, ReleaseOptions(pack_options=PackOptions(max_files=5, piece_length=16384)))
+    entries = [e for e in orjson.loads((ws.publish / "torrents.json").read_bytes())
+               if not e["obsolete"]]
+    (database,) = [e["display_name"] for e in entries if e["role"] == "database"]
+    torrents = [ws.publish / e["torrent"] for e in entries]
+    seeder = start_session("127.0.0.1:0")
+    leecher = start_session("127.0.0.1:0")
+    out = tmp_path / "download"
+    try:
+        seeds = [add_seed(seeder, t, ws.torrents) for t in torrents]
+        wait_finished(seeds, 10)
+        peer = ("127.0.0.1", listen_port(seeder))
+        handles = [add_download(leecher, t, out, peers=[peer]) for t in torrents]
+        wait_finished(handles, TIMEOUT)
+    finally:
+        stop_session(leecher)
+        stop_session(seeder)
+    res = CliRunner().invoke(main, ["verify", str(out), "--against", str(out / database),
+                                    "--json"])
+    assert res.exit_code == 0, res.output
+    report = orjson.loads(res.output)
+    assert report["ok"] and report["problems"] == []
+    assert {f["found_as"] for f in report["folders"]} == {p.name.removesuffix(".torrent")
+                                                          for p in torrents}
+    # and the human summary says so too
+    res = CliRunner().invoke(main, ["verify", str(out), "--against", str(out / database)])
+    assert res.exit_code == 0, res.output
+    assert "unexpected" not in res.output

@@ -211,3 +211,25 @@ def test_workspace_in_a_folder_with_uri_characters(tmp_path: Path, data: Path) -
     with ws.store(readonly=True) as s:
         assert s.scalar("SELECT count(*) FROM source_audio") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w#s?x%20"]
+
+
+def test_summary_counts_problems_not_files(ws: Workspace, download: Path) -> None:
+    """The one-line summary says how many problems the table lists (not 'n-1/n files ok')."""
+    folder = _data_folders(download)[0]
+    victim, gone = sorted(folder.iterdir())[:2]
+    raw = bytearray(victim.read_bytes())
+    raw[len(raw) // 2] ^= 1
+    victim.write_bytes(bytes(raw))
+    gone.unlink()
+    (folder / "notes.txt").write_text("hi")
+    (download / "stray.bin").write_bytes(b"?")
+    res = CliRunner().invoke(main, ["verify", str(download), "--against", str(ws.publish)],
+                             terminal_width=200)
+    assert res.exit_code == 4, res.output
+    summary = [line for line in res.output.splitlines() if line.startswith("verify:")]
+    assert len(summary) == 1, res.output
+    assert "4 problems (1 corrupt, 1 missing, 2 unexpected)" in summary[0]
+    assert "files ok" not in summary[0]
+    ok_dl = CliRunner().invoke(main, ["verify", str(_data_folders(download)[1]),
+                                      "--against", str(ws.publish)], terminal_width=200)
+    assert ok_dl.exit_code == 0 and "0 problems" in ok_dl.output, ok_dl.output

@@ -247,6 +247,9 @@ def verify_cmd(data_dir: Path, against: Path | None, workspace: Path | None,
         }, option=orjson.OPT_INDENT_2).decode())
     else:
         for f in report.folders:
+            if f.reference:
+                console.print(f"reference: {f.found_as} is the database checked against "
+                              "(its pieces were checked by your BitTorrent client)")
             if f.renamed:
                 console.print(f"[yellow]renamed[/]: {f.found_as} is torrent {f.torrent}")
             if f.obsolete:
@@ -259,9 +262,13 @@ def verify_cmd(data_dir: Path, against: Path | None, workspace: Path | None,
             for p in report.problems:
                 table.add_row(p.kind, p.path, p.detail)
             console.print(table)
+        # problems, counted as the table lists them: a missing file is never "checked",
+        # so "n-1/n files ok" would understate what went wrong
+        kinds = {k: len(v) for k, v in sorted(report.by_kind().items())}
         console.print(
-            f"verify: {len(report.folders)} torrents, {report.files_ok}/{report.files_checked}"
-            f" files ok ({_mb(report.bytes_checked)})"
+            f"verify: {len(report.folders)} torrents, {len(report.problems)} problems"
+            + (f" ({', '.join(f'{n} {k}' for k, n in kinds.items())})" if kinds else "")
+            + f"; {report.files_checked} files hashed ({_mb(report.bytes_checked)})"
             + (f"; originals {report.originals_ok}/{report.originals_checked} rebuilt"
                if rebuild_originals else "")
             + (" — [green]everything matched[/]" if report.ok else " — [red]MISMATCH[/]")

@@ -12,7 +12,10 @@ once for both. Reported by path:
   reported as *renamed* (and checked as that torrent); an obsolete torrent's
   folder is named with what replaced it;
 * torrents known only from a ``.torrent`` file in ``publish/torrents/`` (the
-  metadata-database torrent) are checked with the torrent engine.
+  metadata-database torrent) are checked with the torrent engine;
+* ``against`` may be the database torrent's folder inside ``DATA_DIR`` (a user who
+  downloaded the published torrents has no ``publish/``): that folder is the
+  reference, listed as such, not an ``unexpected`` entry.
 
 ``--rebuild-originals`` applies each reconstruction patch to its archive file
 (:func:`phonotheque.audio.reconstruct.rebuild`) and checks the published
@@ -65,6 +68,9 @@ class FolderResult:
     superseded_by: str | None = None
     files: int = 0
     bytes: int = 0
+    # the folder given as ``against`` (a downloaded database torrent): the reference
+    # itself, not checked against itself (the BitTorrent client checked its pieces)
+    reference: bool = False
 
 
 @dataclass
@@ -224,9 +230,14 @@ def _verify(data_dir: Path, options: VerifyOptions, progress: Progress | None) -
             if t.multi_file:
                 for p in t.files:
                     path_index.setdefault(p, set()).add(t.name)
+        reference = Path(options.against).resolve()
         for entry in sorted(data_dir.iterdir()):
             if entry.suffix == ".torrent" and entry.name.removesuffix(".torrent") in torrents:
                 continue  # the .torrent file saved next to its download
+            if entry.is_dir() and entry.resolve() == reference and entry.name not in torrents:
+                # verifying a download against the database torrent downloaded with it
+                report.folders.append(FolderResult(entry.name, entry.name, reference=True))
+                continue
             t = torrents.get(entry.name)
             if t is not None and entry.is_dir() == t.multi_file:
                 matches.append((t, entry, False))
