@@ -200,3 +200,29 @@ def test_interface_option_binds_the_listening_socket(archive: Path) -> None:
             if c.status == psutil.CONN_LISTEN and c.laddr.port == port
         ]  # fmt: skip
         assert mine and {c.laddr.ip for c in mine} == {"127.0.0.1"}
+
+
+def test_taken_port_fails_clearly(archive: Path) -> None:
+    """`phono seed --listen 127.0.0.1:P` with P taken exits 2 naming the port, instead of
+    silently listening on P+1 where nobody looks for it."""
+    import socket
+
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        taken = SeedOptions(listen=f"127.0.0.1:{port}", dht=False, lsd=False, pex=False,
+                            utp=False)  # fmt: skip
+        with pytest.raises(InputError, match=f"port {port} .*in use"):
+            Seeder(find_published(archive), taken).start()
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-c", "from phonotheque.cli import main; main()", "seed",
+                 "--data", str(archive), "--listen", f"127.0.0.1:{port}", "--no-dht", "--no-lsd"],
+                capture_output=True, text=True, timeout=30, cwd=archive.parent,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired as exc:
+            raise AssertionError(f"seed did not refuse port {port}: {exc.stdout!r}") from None
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert f"127.0.0.1:{port}" in proc.stderr and "in use" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -103,7 +103,8 @@ def serve(workspace: Path | None, publish: Path | None, host: str, port: int,
               help="Folder holding the .torrent files and payload folders (default: WORKSPACE/torrents); "
                    "with --adopt, where the adopted torrents are downloaded.")
 @click.option("--listen", default="0.0.0.0:6881", show_default=True,
-              help="host:port to accept peers on (port 0: any free port).")
+              help="host:port to accept peers on; a port in use is an error (exit 2), "
+                   "port 0 takes any free port.")
 @click.option("--interface", help="Bind to this network interface or address only.")
 @click.option("--dht/--no-dht", default=True, show_default=True, help="Use the DHT.")
 @click.option("--lsd/--no-lsd", default=True, show_default=True,

@@ -71,6 +71,8 @@ def _settings(o: SessionOptions) -> dict[str, Any]:
             "user_agent": f"Phonotheque/{__version__} libtorrent/{lt.__version__}",
             # many downloaders can share one address (NAT, or a test on loopback)
             "allow_multiple_connections_per_ip": True,
+            # a taken port is an error (open_session), not a quiet move to port+1
+            "max_retry_port_bind": 0,
             "alert_mask": alerts,
         }
     )
@@ -90,11 +92,34 @@ def _settings(o: SessionOptions) -> dict[str, Any]:
 
 
 def open_session(options: SessionOptions) -> Session:
-    """Start a session; it listens on ``options.listen`` as soon as libtorrent has bound it."""
+    """Start a session listening on ``options.listen``.
+
+    libtorrent binds while the session is constructed; when the port asked for is
+    taken it would listen elsewhere (the next port, or any) where no peer or tracker
+    looks for it, so that is refused here. Port 0 asks for any free port.
+    """
     try:
-        return lt.session(_settings(options))  # type: ignore[call-overload]  # the bindings take a dict
+        session = lt.session(_settings(options))  # type: ignore[call-overload]  # the bindings take a dict
     except RuntimeError as exc:
         raise InputError(options.listen, f"cannot start session: {exc}") from exc
+    wanted = _port(options.listen)
+    got = int(session.listen_port())
+    if wanted and got != wanted:
+        close_session(session)
+        del session
+        if got:
+            raise InputError(options.listen, f"port {wanted} is already in use (another program, "
+                             "or another phono seed, listens on it); stop it, or choose another "
+                             "port (port 0: any free port)")
+        raise InputError(options.listen, "cannot listen on this address (is it one of this "
+                         "host's addresses?)")
+    return session
+
+
+def _port(listen: str) -> int:
+    """The port of libtorrent's ``host:port`` (or ``[v6]:port``) form; 0 when absent."""
+    tail = listen.rsplit(":", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
 
 
 def add_torrent(
