@@ -148,6 +148,34 @@ def _announce(port: int, h: bytes, i: int) -> None:
         assert b"failure reason" not in r.read()
 
 
+@contextmanager
+def tcp_garbage() -> Iterator[str]:
+    """A TCP server that answers every connection with bytes that are not HTTP."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.sendall(b"\x00\xffSSH-2.0-not-a-tracker\r\n\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}/announce"
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+
+
 def closed_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -162,12 +190,14 @@ def test_failing_trackers_get_a_line_and_do_not_stop_the_others(
     closed = closed_port()
     with opentracker(tmp_path / "ot", hashes(targets), port) as ot, \
             udp_server(b"\x00garbage, not BEP 15\x00" * 3) as udp_garbage, \
-            udp_server(None) as silent, http_garbage() as web_garbage:
+            udp_server(None) as silent, http_garbage() as web_garbage, \
+            tcp_garbage() as not_http:
         bad = {
             f"udp://127.0.0.1:{closed}/announce": "refused",
             f"http://127.0.0.1:{closed}/announce": "refused",
             udp_garbage: "garbage",
             web_garbage: "garbage",
+            not_http: "garbage",
             silent: "timed out",
             "http://127.0.0.1:9/not-an-announce-path": "cannot scrape",
         }
@@ -232,3 +262,13 @@ def test_cli_says_which_tracker_failed_and_exits_10(ws: Workspace, data: Path, t
     assert f"ok    {ot.udp}: {len(targets)}/{len(targets)} torrents" in r.stdout
     assert "Traceback" not in r.stderr
     assert all(e["seeders"] == 0 for e in index(ws).values())
+
+
+@pytest.mark.parametrize("url", [
+    "udp://127.0.0.1:notaport/announce", "udp://127.0.0.1:99999/announce", "udp:///announce",
+    "http://127.0.0.1:1/announce extra", "ftp://127.0.0.1/announce", "announce", "",
+])  # fmt: skip
+def test_malformed_tracker_urls_are_clear_errors(url: str) -> None:
+    with pytest.raises(ScrapeError) as exc:
+        scrape(url, [b"\x01" * 20], FAST)
+    assert url in str(exc.value)

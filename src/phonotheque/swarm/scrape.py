@@ -18,6 +18,7 @@ raises :class:`ScrapeError` naming the tracker; it never blocks past its deadlin
 
 from __future__ import annotations
 
+import http.client
 import os
 import socket
 import struct
@@ -67,8 +68,12 @@ def scrape_url(announce: str) -> str | None:
     tracker does not support scraping.
     """
     parts = urlsplit(announce)
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number, or out of range
+        return None
     if parts.scheme == "udp":
-        return announce if parts.hostname and parts.port else None
+        return announce if parts.hostname and port else None
     if parts.scheme not in ("http", "https"):
         return None
     head, _, last = parts.path.rpartition("/")
@@ -227,8 +232,8 @@ def _http_get(full: str, url: str, options: ScrapeOptions, deadline: float) -> b
         left = deadline - time.monotonic()
         if left <= 0:
             break
-        request = urllib.request.Request(full, headers={"User-Agent": "Phonotheque-health"})
         try:
+            request = urllib.request.Request(full, headers={"User-Agent": "Phonotheque-health"})
             with urllib.request.urlopen(request, timeout=min(wait, left)) as response:
                 return bytes(response.read(_MAX_BODY))
         except urllib.error.HTTPError as exc:
@@ -242,6 +247,10 @@ def _http_get(full: str, url: str, options: ScrapeOptions, deadline: float) -> b
             last = str(reason)
         except (TimeoutError, OSError) as exc:
             last = str(exc) or type(exc).__name__
+        except (ValueError, http.client.InvalidURL) as exc:  # retrying cannot help
+            raise ScrapeError(url, f"not a usable URL: {exc}") from exc
+        except http.client.HTTPException as exc:  # BadStatusLine & co: not an HTTP server
+            raise ScrapeError(url, f"garbage reply (not HTTP: {type(exc).__name__})") from exc
         if attempt < options.retries:
             time.sleep(min(wait / 4, max(0.0, deadline - time.monotonic())))
         wait *= 2
