@@ -108,3 +108,13 @@ def test_cli_on_a_workspace_with_known_counts(ws: Workspace, data: Path, tmp_pat
     assert r.returncode == 0 and "adopt: " in r.stdout and "band 01" in r.stdout
     r = _phono("adopt", "-w", str(tmp_path / "nowhere"), "--budget", "2TB")
     assert r.returncode == 2 and "torrents.json" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_odd_values_in_a_mirrored_index_rank_as_unknown() -> None:
+    odd = [
+        {**entry("a", 1, 10, 0), "seeders": "many"},
+        {**entry("b", "x", 10, 0), "seeders": True},  # type: ignore[arg-type]
+        {**entry("c", 1, -5, 0)},
+        {**entry("d", 1, 10, 3)},
+    ]
+    assert [e["display_name"] for e in choose(odd, AdoptOptions(100)).chosen] == ["a", "b", "d"]

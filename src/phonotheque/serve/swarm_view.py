@@ -49,11 +49,11 @@ class SwarmIndex:
         self._entries: list[dict[str, Any]] = []
         self._by_name: dict[str, dict[str, Any]] = {}
 
-    def entries(self) -> list[dict[str, Any]]:
+    def _load(self) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
         try:
             st = self.path.stat()
         except OSError:
-            return []
+            return [], {}
         stamp = (st.st_mtime_ns, st.st_size)
         with self._lock:
             if stamp != self._stamp:
@@ -63,19 +63,31 @@ class SwarmIndex:
                     self._entries = []  # a half-written or foreign file: no health shown
                 self._by_name = {str(e.get("display_name")): e for e in self._entries}
                 self._stamp = stamp
-            return self._entries
+            return self._entries, self._by_name
 
-    def health(self, name: str) -> Row:
-        self.entries()
-        e = self._by_name.get(name, {})
-        out: Row = {k: e.get(k) for k in HEALTH_KEYS}
-        out["currently_seeding"] = bool(out["currently_seeding"])
-        out["risk"] = risk(out["seeders"])
-        return out
+    def entries(self) -> list[dict[str, Any]]:
+        return self._load()[0]
+
+    def by_name(self) -> dict[str, dict[str, Any]]:
+        return self._load()[1]
+
+
+def health_of(entry: dict[str, Any] | None) -> Row:
+    e = entry or {}
+    out: Row = {k: e.get(k) for k in HEALTH_KEYS}
+    for k in ("seeders", "leechers", "completed"):  # a mirror's file may hold anything
+        if not isinstance(out[k], int) or isinstance(out[k], bool) or out[k] < 0:
+            out[k] = None
+    if not isinstance(out["stats_scraped_at"], str):
+        out["stats_scraped_at"] = None
+    out["currently_seeding"] = out["currently_seeding"] is True
+    out["risk"] = risk(out["seeders"])
+    return out
 
 
 def with_health(rows: Iterable[Row], index: SwarmIndex) -> list[Row]:
-    return [{**r, **index.health(str(r["name"]))} for r in rows]
+    by_name = index.by_name()  # one look at the file per request, not per row
+    return [{**r, **health_of(by_name.get(str(r["name"])))} for r in rows]
 
 
 def sort_rows(rows: list[Row], key: str | None, order: str | None) -> list[Row]:

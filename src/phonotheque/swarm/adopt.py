@@ -71,10 +71,16 @@ _PUBLIC_KEYS = (
 )  # fmt: skip
 
 
+def _count(v: object) -> int:
+    """A seeder count as ranked: anything but a non-negative integer (null: never
+    scraped) ranks as none."""
+    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
+
+
 def _rank(e: Entry) -> tuple[int, float, str]:
     band = e.get("band")
-    return (int(e.get("seeders") or 0), float(band) if band is not None else float("inf"),
-            str(e.get("display_name")))
+    band_key = float(band) if isinstance(band, int) and not isinstance(band, bool) else float("inf")
+    return (_count(e.get("seeders")), band_key, str(e.get("display_name")))
 
 
 def choose(entries: Iterable[Entry], options: AdoptOptions) -> Adoption:
@@ -82,8 +88,8 @@ def choose(entries: Iterable[Entry], options: AdoptOptions) -> Adoption:
     candidates = [
         dict(e) for e in entries
         if not e.get("obsolete") and not e.get("embargo") and not e.get("partially_broken")
-        and isinstance(e.get("data_size"), int)
-        and (options.max_seeders is None or int(e.get("seeders") or 0) <= options.max_seeders)
+        and isinstance(e.get("data_size"), int) and e["data_size"] >= 0
+        and (options.max_seeders is None or _count(e.get("seeders")) <= options.max_seeders)
     ]
     candidates.sort(key=_rank)
     out = Adoption(options.budget, candidates=len(candidates))
