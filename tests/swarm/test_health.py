@@ -204,7 +204,10 @@ def test_failing_trackers_get_a_line_and_do_not_stop_the_others(
         t0 = time.monotonic()
         report = check(ws, HealthOptions(trackers=(*bad, ot.udp), scrape=FAST))
         took = time.monotonic() - t0
-    assert took < FAST.deadline + 1.5  # trackers are asked in parallel, each within its deadline
+    # no hang: trackers are asked in parallel, each within its own deadline (generous
+    # margins: the test machine's 2 cores are often shared by a dozen processes)
+    assert took < 3 * FAST.deadline
+    assert all(t.seconds < FAST.deadline + 1.0 for t in report.trackers)
     errors = {t.url: t.error for t in report.trackers}
     for url, word in bad.items():
         assert word in (errors[url] or ""), (url, errors[url])
