@@ -184,3 +184,26 @@ def test_sigkill_mid_ingest_then_rerun_matches_uninterrupted(tmp_path: Path) -> 
     assert rerun.returncode == 0, rerun.stderr
     assert "resumed" in rerun.stdout  # it did not start from zero
     assert snapshot(killed / "catalogue.sqlite") == snapshot(whole / "catalogue.sqlite")
+
+
+def test_cli_a_dropped_date_tag_is_no_refusal_and_a_rerun_is_not_news(
+        tmp_path: Path, data: Path) -> None:
+    """An unparseable date is listed by `phono rejects`, but the file was ingested: exit 0.
+    A re-run over the same bad file refuses nothing new: exit 0 as well (README)."""
+    runner = CliRunner()
+    ws = tmp_path / "w"
+    assert runner.invoke(main, ["init", str(ws)]).exit_code == 0
+    dated = runner.invoke(main, ["ingest", "tags", "-w", str(ws),
+                                 str(data / "beets" / "unparseable.flac")])
+    assert dated.exit_code == 0, dated.output
+    assert "left out of records that were kept" in dated.output
+    assert "refused" not in dated.output
+    rejects = runner.invoke(main, ["rejects", "-w", str(ws)])
+    assert "Oct 3, 1995" in rejects.output.replace("\n", "")
+    bad = runner.invoke(main, ["ingest", "tags", "-w", str(ws),
+                               str(data / "mutagen" / "too-short.mp3")])
+    assert bad.exit_code == 10, bad.output
+    again = runner.invoke(main, ["ingest", "tags", "-w", str(ws),
+                                 str(data / "mutagen" / "too-short.mp3")])
+    assert again.exit_code == 0, again.output
+    assert "already recorded by an earlier run" in again.output

@@ -27,8 +27,19 @@ def phono(*args: str) -> subprocess.CompletedProcess[str]:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     ws = tmp_path_factory.mktemp("demo") / "ws"
     run = phono("demo", "-w", str(ws))
-    assert run.returncode == 0, run.stdout + run.stderr
+    # README: 10 = finished, but an input was rejected (the deliberately broken
+    # `Dialog Error.oga`); before issue 12 the demo exited 0 over it.
+    assert run.returncode == 10, run.stdout + run.stderr
+    assert "1 inputs rejected" in run.stdout
     return ws, run.stdout
+
+
+def test_a_rerun_that_changes_nothing_exits_0(demo: tuple[Path, str]) -> None:
+    # Before issue 12 every re-run exited 10: the tags walk meets the broken file again.
+    ws, _ = demo
+    again = phono("demo", "-w", str(ws), "--no-health")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "nothing to do" in again.stdout
 
 
 def test_demo_shows_wanted_tracks_not_errors(demo: tuple[Path, str]) -> None:

@@ -64,6 +64,12 @@ class ToolError(PhonoError):
     exit_code = 6
 
 
+class BusyError(PhonoError):
+    """Another phono run holds the workspace (its lock); try again when it has finished."""
+
+    exit_code = 7
+
+
 class TorrentError(InputError):
     """A torrent file is not valid bencode or not a valid torrent."""
 

@@ -51,8 +51,10 @@ class SourceReport:
     read: int = 0
     added: int = 0
     updated: int = 0
-    rejected: int = 0
+    rejected: int = 0  # inputs refused (records, lines, files)
     start_offset: int = 0
+    values_dropped: int = 0  # values refused from records that were stored
+    new_rejects: int = 0  # refusals no earlier run recorded
 
 
 @dataclass(slots=True)
@@ -63,6 +65,8 @@ class IngestReport:
     updated: int = 0
     unchanged: int = 0
     rejected: int = 0
+    values_dropped: int = 0
+    new_rejects: int = 0
     sources: list[SourceReport] = field(default_factory=list)
     by_kind: dict[str, list[int]] = field(default_factory=dict)  # kind -> [added, updated, unchanged]
     excluded_tracks: int = 0
@@ -70,7 +74,8 @@ class IngestReport:
 
     @property
     def clean(self) -> bool:
-        return self.rejected == 0
+        """Nothing refused that an earlier run had not recorded already (exit 0, not 10)."""
+        return self.new_rejects == 0
 
 
 def ingest(
@@ -108,6 +113,8 @@ def ingest(
             report.added += rep.added
             report.updated += rep.updated
             report.rejected += rep.rejected
+            report.values_dropped += rep.values_dropped
+            report.new_rejects += rep.new_rejects
         report.excluded_tracks = store.refresh_exclusions()
     report.by_kind = state.by_kind
     report.unchanged = sum(v[2] for v in report.by_kind.values())
@@ -157,7 +164,7 @@ def _one(
                     state.bytes = base_bytes + min(r.offset, item.progress_size)
                 keep = bounds.check(r, problems)
                 if problems:
-                    yield from _bound_rejects(item, r, problems)
+                    yield from _bound_rejects(item, r, problems, kept=keep)
                     problems.clear()
                 if keep:
                     yield r
@@ -184,13 +191,14 @@ def _one(
         on_batch=on_batch,
     )
     state.bytes = base_bytes + (item.progress_size or 0)
-    rep.read, rep.added, rep.updated, rep.rejected = (
-        counts.read - counts.rejected, counts.added, counts.updated, counts.rejected,
-    )
+    rep.read, rep.added, rep.updated = counts.read - counts.rejected, counts.added, counts.updated
+    rep.rejected, rep.values_dropped = counts.rejected - counts.kept, counts.kept
+    rep.new_rejects = counts.new_refused
     return rep
 
 
-def _bound_rejects(item: Input, record: Record, problems: list[str]) -> Iterator[Reject]:
+def _bound_rejects(item: Input, record: Record, problems: list[str],
+                   kept: bool) -> Iterator[Reject]:
     """One reject per value :mod:`~phonotheque.sources.bounds` put right or refused."""
     prov = getattr(record, "prov", None)
     locator = prov.locator if prov is not None else ""
@@ -203,7 +211,7 @@ def _bound_rejects(item: Input, record: Record, problems: list[str]) -> Iterator
     elif type(record) is Release and record.mbid is not None:
         what = f"release {record.key}: "
     for problem in dict.fromkeys(problems):  # a file's track repeats the file's duration
-        yield Reject(STAGE, source, locator, what + problem)
+        yield Reject(STAGE, source, locator, what + problem, kept)
 
 
 def _prefetch(records: Iterator[Record], chunk: int = 1024, depth: int = 16) -> Iterator[Record]:

@@ -104,12 +104,18 @@ class SourceAudio:
 
 @dataclass(slots=True)
 class Reject:
-    """An input that was refused, and why."""
+    """An input that was refused, and why.
+
+    ``kept`` marks a problem with one value of a record that was still stored
+    without it (an unparseable date tag, a number out of range): recorded like a
+    refusal, but the input was not refused, so it does not make a run exit 10.
+    """
 
     stage: str
     source: str
     locator: str
     reason: str
+    kept: bool = False
 
 
 @dataclass(slots=True)
@@ -147,7 +153,9 @@ class WriteCounts:
     added: int = 0
     updated: int = 0
     unchanged: int = 0
-    rejected: int = 0
+    rejected: int = 0  # Reject records written (refused inputs and dropped values)
+    kept: int = 0  # of those, values dropped from a record that was stored
+    new_refused: int = 0  # refused inputs not recorded by an earlier run
     by_kind: dict[str, list[int]] = field(default_factory=dict)
 
     def add(self, kind: str, added: int, updated: int, unchanged: int) -> None:
@@ -162,5 +170,7 @@ class WriteCounts:
     def merge(self, other: WriteCounts) -> None:
         self.read += other.read
         self.rejected += other.rejected
+        self.kept += other.kept
+        self.new_refused += other.new_refused
         for kind, (a, u, n) in other.by_kind.items():
             self.add(kind, a, u, n)

@@ -17,7 +17,8 @@ def test_audio_run_and_rebuild(ws: Workspace, data: Path, sounds: Path, tmp_path
                     Entry(data / "mutagen" / "too-short.mp3")])
     runner = CliRunner()
     r = runner.invoke(main, ["audio", "-w", str(ws.root), "--workers", "0", "--bitrate", "64k"])
-    assert r.exit_code == 0, r.output
+    # README: 10 = finished, but an input failed (too-short.mp3 is quarantined)
+    assert r.exit_code == 10, r.output
     assert "archived as original" in r.output and "error_undecodable" in r.output
     assert "realtime" in r.output
     with ws.store(readonly=True) as store:
@@ -34,9 +35,30 @@ def test_audio_run_and_rebuild(ws: Workspace, data: Path, sounds: Path, tmp_path
     r = runner.invoke(main, ["audio", "rebuild", str(ws.root / row[0]), str(ws.root / row[1]),
                              "-o", str(tmp_path / "bad.flac"), "--sha256", "0" * 64])
     assert r.exit_code == 4 and "does not match" in r.output
-    # a second run skips everything
+    # a second run skips everything; the earlier failure is not news (exit 0)
     r = runner.invoke(main, ["audio", "-w", str(ws.root), "--workers", "0"])
     assert r.exit_code == 0 and "already done" in r.output
+    # retrying it fails again: 10 again
+    r = runner.invoke(main, ["audio", "-w", str(ws.root), "--workers", "0", "--retry-errors"])
+    assert r.exit_code == 10, r.output
+
+
+def test_a_held_workspace_lock_is_busy_not_a_missing_workspace(ws: Workspace,
+                                                                 sounds: Path) -> None:
+    import fcntl
+    import os
+
+    add_tracks(ws, [Entry(sounds / "bell.oga")])
+    lock = ws.audio / ".lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a running `phono audio` holds it
+        r = CliRunner().invoke(main, ["audio", "-w", str(ws.root), "--workers", "0"])
+    finally:
+        os.close(fd)
+    assert r.exit_code == 7, r.output  # README: 7 busy (3 would say "not a workspace")
+    assert "busy" in r.output and "another `phono audio`" in r.output
 
 
 def test_bad_options(ws: Workspace) -> None:

@@ -16,7 +16,7 @@ import pytest
 from phonotheque.atomic import is_temporary
 from phonotheque.audio import AudioOptions, rebuild, run_audio
 from phonotheque.audio.stage import _audio_lock
-from phonotheque.errors import StorageError, WorkspaceError
+from phonotheque.errors import BusyError, StorageError
 from phonotheque.executors import InlineExecutor
 from phonotheque.workspace import Workspace
 
@@ -286,7 +286,7 @@ def test_cover_art_from_release_and_from_source(ws: Workspace, data: Path, tmp_p
 
 def test_lock_refuses_second_coordinator(ws: Workspace, sounds: Path) -> None:
     add_tracks(ws, [Entry(sounds / "bell.oga")])
-    with _audio_lock(ws), pytest.raises(WorkspaceError, match="another"):
+    with _audio_lock(ws), pytest.raises(BusyError, match="another"):
         run_audio(ws, AudioOptions(), InlineExecutor())
 
 

@@ -39,7 +39,7 @@ from phonotheque.audio.worker import AudioOptions, FileResult, WorkItem, run_ite
 from phonotheque.catalogue import audio_files, ledger
 from phonotheque.catalogue.audio_files import AudioFile
 from phonotheque.catalogue.store import Store, now_iso
-from phonotheque.errors import StorageError, WorkspaceError, os_error_class
+from phonotheque.errors import BusyError, StorageError, os_error_class
 from phonotheque.executors import Executor, InlineExecutor
 from phonotheque.model import Reject
 from phonotheque.progress import ProgressEvent, ProgressFn
@@ -150,8 +150,9 @@ class _audio_lock:
             os.close(self.fd)
             self.fd = None
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise WorkspaceError(self.path.parent.parent,
-                                     "another `phono audio` is running on this workspace") from exc
+                raise BusyError(self.path.parent.parent,
+                                "busy: another `phono audio` is running on this workspace "
+                                "(try again when it has finished)") from exc
             raise
 
     def __exit__(self, *exc: object) -> None:

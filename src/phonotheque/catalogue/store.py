@@ -532,11 +532,19 @@ class Store:
             return
         counts.rejected += len(items)
         stamp = now_iso()
-        self.conn.executemany(
-            """INSERT OR IGNORE INTO reject(stage, source, locator, reason, created_at)
-               VALUES (?,?,?,?,?)""",
-            [(r.stage, r.source, r.locator, r.reason[:2000], stamp) for r in items],
-        )
+        sql = """INSERT OR IGNORE INTO reject(stage, source, locator, reason, created_at)
+                 VALUES (?,?,?,?,?)"""
+        kept = [r for r in items if r.kept]
+        refused = [r for r in items if not r.kept]
+        counts.kept += len(kept)
+        self.conn.executemany(sql, [(r.stage, r.source, r.locator, r.reason[:2000], stamp)
+                                    for r in kept])
+        # A refusal an earlier run recorded already (a re-run over the same bad file)
+        # is not news: only new ones make the run exit 10.
+        before = self.conn.total_changes
+        self.conn.executemany(sql, [(r.stage, r.source, r.locator, r.reason[:2000], stamp)
+                                    for r in refused])
+        counts.new_refused += self.conn.total_changes - before
 
     def _checkpoint(self, cp: Checkpoint) -> None:
         self.conn.execute(

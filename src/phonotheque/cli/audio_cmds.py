@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import click
@@ -58,6 +59,10 @@ def audio(ctx: click.Context, workspace: Path, workers: int | None, scheduler: s
     and written atomically under audio/<tier>/<sha256[:2]>/<sha256>.<ext>;
     originals get a .zstdpatch that rebuilds the source bytes. Bad inputs go to
     quarantine/ with a reason file. Re-running resumes where a run stopped.
+
+    Exit status: 0 clean; 10 finished, but some files failed (quarantined; see
+    `phono ledger --status 'error_*'`); 7 another `phono audio` holds the
+    workspace; 2-6 on errors that stop the run.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -92,6 +97,9 @@ def audio(ctx: click.Context, workspace: Path, workers: int | None, scheduler: s
     with make_executor(workers, scheduler) as executor, progress:
         report = run_audio(ws, options, executor, on_progress)
     _render(report)
+    if report.error_count:
+        # README: 10 = the run finished but some inputs were refused (quarantined here).
+        sys.exit(10)
 
 
 @command("rebuild", group=audio)

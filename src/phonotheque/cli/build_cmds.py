@@ -187,7 +187,8 @@ def _problems(report: BuildReport) -> str:
     parts = []
     ingest = report.stage("ingest")
     if ingest is not None:
-        rejected = sum(r.rejected for r in ingest.report)
+        # Only refusals this run made: a re-run over the same bad file is not news.
+        rejected = sum(r.new_rejects for r in ingest.report)
         if rejected:
             parts.append(f"{rejected} inputs rejected")
     audio = report.stage("audio")
@@ -220,8 +221,9 @@ def build_cmd(sources: tuple[str, ...], workspace: Path, scheduler: str | None,
     every held track is archived with its original file.
 
     Exit status: 0 clean; 10 finished, but some inputs were rejected or some
-    tracks failed (see `phono rejects`, `phono ledger`); 2-6 on errors that
-    stop the build (5: disk full or read-only destination).
+    tracks failed (see `phono rejects`, `phono ledger`); a re-run that meets
+    only the rejects an earlier run recorded exits 0; 2-7 on errors that stop
+    the build (5: disk full or read-only destination, 7: workspace busy).
     """
     from phonotheque.build_settings import resolve
     from phonotheque.pack.packer import resolve_options
@@ -237,6 +239,11 @@ def build_cmd(sources: tuple[str, ...], workspace: Path, scheduler: str | None,
     report = _run_build(ws, specs, options)
     console.print(_summary(ws, report))
     _notes(ws, report)
+    _exit_on_problems(report)
+
+
+def _exit_on_problems(report: BuildReport) -> None:
+    """Exit 10 (README) when the build finished but refused inputs or failed tracks."""
     problems = _problems(report)
     if problems:
         console.print(f"[yellow]{problems}[/] (see `phono rejects` and `phono ledger "
@@ -280,6 +287,8 @@ def demo(workspace: Path, serve_after: bool, port: int, health: bool) -> None:
     Runs every stage (ingest, select, audio, pack, publish) over real
     MusicBrainz data, ListenBrainz rows and real audio files bundled with
     phonotheque, then tells you how to search, verify and seed the result.
+    One bundled file is deliberately broken, so a first demo exits 10 (the
+    build finished but rejected an input) like any such build; a re-run exits 0.
     """
     ws = Workspace.create(workspace)
     console.print(f"[bold]Phonothèque demo[/]: building {ws.root} from the bundled catalogue")
@@ -309,3 +318,4 @@ def demo(workspace: Path, serve_after: bool, port: int, health: bool) -> None:
         run(ServeOptions(ws.publish, host="127.0.0.1", port=port),
             on_ready=lambda u: console.print(f"serving the search page at [bold]{u}[/] "
                                              "(Ctrl-C to stop)"))
+    _exit_on_problems(report)

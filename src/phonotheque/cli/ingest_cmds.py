@@ -29,8 +29,9 @@ from phonotheque.workspace import Workspace
 EXIT_REJECTS = 10
 
 _EPILOG = (
-    "Exit status: 0 when every input was read cleanly; 10 when the ingest finished but "
-    "refused some input (see `phono rejects --stage ingest`); 2-6 on errors that stop the run. "
+    "Exit status: 0 when every input was read cleanly (or refused only what an earlier run "
+    "recorded already); 10 when the ingest finished but refused some input it had not "
+    "refused before (see `phono rejects --stage ingest`); 2-7 on errors that stop the run. "
     "Re-running the same command resumes an interrupted ingest and adds nothing twice."
 )
 
@@ -123,11 +124,17 @@ def _run(ws: Workspace, kind: str, paths: tuple[Path, ...], options: IngestOptio
     with _progress(f"ingest {kind}") as advance:
         report = ingest(ws, kind, paths, options, advance)
     _render(report)
+    if report.values_dropped:
+        console.print(f"{report.values_dropped} unusable tag or field value(s) left out of "
+                      "records that were kept; see `phono rejects --stage ingest`")
     if report.rejected:
+        earlier = report.rejected - report.new_rejects
         console.print(
-            f"[yellow]{report.rejected} input(s) refused[/]; "
-            "see `phono rejects --stage ingest`"
+            f"[yellow]{report.rejected} input(s) refused[/]"
+            + (f" ({earlier} of them already recorded by an earlier run)" if earlier else "")
+            + "; see `phono rejects --stage ingest`"
         )
+    if not report.clean:
         sys.exit(EXIT_REJECTS)
 
 

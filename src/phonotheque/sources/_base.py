@@ -150,8 +150,9 @@ def expand_files(paths: Sequence[Path], suffixes: tuple[str, ...]) -> list[Input
     return out
 
 
-def reject(source: str, locator: str, reason: str) -> Reject:
-    return Reject(STAGE, source, locator, reason)
+def reject(source: str, locator: str, reason: str, kept: bool = False) -> Reject:
+    """A refused input, or with ``kept`` a value dropped from a record that is stored."""
+    return Reject(STAGE, source, locator, reason, kept)
 
 
 def checkpoint(item: Input, kind: str, offset: int, line: int, done: bool = False) -> Checkpoint:

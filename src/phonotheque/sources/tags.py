@@ -491,7 +491,7 @@ class AudioTags:
                 yield reject(shown, "tags", f"unreadable tags: {type(exc).__name__}: {exc}")
                 continue
             for problem in problems:
-                yield reject(shown, problem.split(":", 1)[0], problem)
+                yield reject(shown, problem.split(":", 1)[0], problem, kept=True)
             yield record
             if n % CHECKPOINT_EVERY == 0:
                 yield checkpoint(item, KIND, 0, n)
