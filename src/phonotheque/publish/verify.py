@@ -348,7 +348,7 @@ def _check_with_torrent(
     progress: Progress | None,
 ) -> None:
     r = verify_torrent(info, where.parent if where.name == info.name else where,
-                       progress=(lambda n: progress(n)) if progress is not None else None)
+                       progress=progress)
 
     def shown(p: str) -> str:
         if not info.multi_file:

@@ -154,7 +154,7 @@ def _one_tracker(
                              "cannot scrape (not udp://, or an HTTP path not ending in /announce)"), []
     try:
         counts = scrape(url, list(owners), options,
-                        on_batch=(lambda n: progress(n)) if progress is not None else None)
+                        on_batch=progress)
     except ScrapeError as exc:
         return TrackerResult(url, len(targets), 0, time.monotonic() - t0, exc.problem), []
     merged: dict[int, Counts] = {}
