@@ -81,6 +81,8 @@ def test_second_build_with_the_wall_clock_changes_nothing(tmp_path: Path) -> Non
     first = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert first.returncode in (0, 10), first.stderr
     before = _tree(tmp_path / "ws" / "publish")
+    # the coverage chart is part of the published generation, not added to a live one
+    assert "coverage.svg" in before and (tmp_path / "ws" / "publish").is_symlink()
     time.sleep(1.1)  # a new second: any wall-clock time leaking into output would show
     second = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert "nothing to do" in second.stdout, second.stdout

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -163,27 +163,17 @@ def _publish_digest(ws: Workspace) -> str:
     return h.hexdigest()
 
 
-def _coverage_chart(ws: Workspace) -> None:
-    """The last selection's coverage curve, for the search page's coverage view."""
-    from phonotheque.select.chart import last_run, render_coverage
-
-    with ws.store(readonly=True) as store:
-        run = last_run(store)
-    if run is not None:
-        render_coverage(run[0], run[1], ws.publish / "coverage.svg")
-
-
 def _publish(ws: Workspace, sources: Sequence[SourceSpec], opts: BuildOptions,
              progress: StageProgress) -> StageResult:
     from phonotheque.publish.publisher import PublishOptions
     from phonotheque.publish.waves import ReleaseOptions, release
 
     before = _publish_digest(ws)
-    _coverage_chart(ws)
     # A build releases everything it packed as one wave; progressive waves
-    # are `phono release --wave-bands/--wave-bytes` on a built workspace.
-    rep = release(ws, ReleaseOptions(pack=False, publish=opts.publish or PublishOptions()),
-                  progress=progress)
+    # are `phono release --wave-bands/--wave-bytes` on a built workspace. The coverage
+    # chart goes into the new generation with the rest (publish/ changes as a whole).
+    publish_opts = replace(opts.publish or PublishOptions(), coverage_chart=True)
+    rep = release(ws, ReleaseOptions(pack=False, publish=publish_opts), progress=progress)
     return StageResult("publish", rep, 0.0, changed=_publish_digest(ws) != before)
 
 

@@ -64,6 +64,9 @@ class PublishOptions:
     database_torrent: bool = True
     # Prefix and torrent settings; None: those of the workspace's last `phono pack`.
     pack: PackOptions | None = None
+    # Draw the last selection's coverage chart into the generation (coverage.svg, shown
+    # by the search page); otherwise the current generation's chart, if any, is kept.
+    coverage_chart: bool = False
 
 
 @dataclass
@@ -122,6 +125,8 @@ def _publish(ws: Workspace, options: PublishOptions, progress: Progress | None) 
             report.database_torrent = _database_torrent(ws, out, store, pack_opts,
                                                         report.built_at)
         _copy_public_files(ws, out, store)
+        if options.coverage_chart:
+            _coverage_chart(store, out)
         sizes = {p.name.removesuffix(".torrent"): p.stat().st_size
                  for p in (out / "torrents").glob("*.torrent")}
         entries = index_mod.index_entries(store.conn, sizes)
@@ -137,6 +142,14 @@ def _publish(ws: Workspace, options: PublishOptions, progress: Progress | None) 
     )
     report.seconds = time.monotonic() - t0
     return report
+
+
+def _coverage_chart(store: Store, out: Path) -> None:
+    from phonotheque.select.chart import last_run, render_coverage
+
+    run = last_run(store)
+    if run is not None:
+        render_coverage(run[0], run[1], out / "coverage.svg")
 
 
 def _copy_public_files(ws: Workspace, out: Path, store: Store) -> None:

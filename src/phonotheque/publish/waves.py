@@ -15,7 +15,7 @@ previous wave's), so waves, like AAC timestamps, derive from the catalogue.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import orjson
 
@@ -131,10 +131,7 @@ def _publish(
 ) -> PublishReport:
     publish_opts = options.publish
     if publish_opts.pack is None:
-        publish_opts = PublishOptions(
-            name=publish_opts.name, parquet=publish_opts.parquet,
-            database_torrent=publish_opts.database_torrent, pack=pack_opts,
-        )
+        publish_opts = replace(publish_opts, pack=pack_opts)
     result = publish(ws, publish_opts, progress)
     with ws.store() as store, store.transaction():
         store.delete_meta(PENDING)
