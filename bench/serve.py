@@ -45,6 +45,7 @@ from urllib.parse import quote  # noqa: E402
 import libtorrent as lt  # noqa: E402
 
 from phonotheque.atomic import write_bytes  # noqa: E402
+from phonotheque.publish.dbschema import PUBLISH_SCHEMA_VERSION  # noqa: E402
 from phonotheque.serve.queries import fts_query  # noqa: E402
 from phonotheque.serve.seeder import Seeder, SeedItem, SeedOptions  # noqa: E402
 from phonotheque.torrent import TorrentOptions, create_torrent  # noqa: E402
@@ -314,11 +315,15 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "phono-bench")
     ap.add_argument("--skip-http", action="store_true")
     ap.add_argument("--skip-seed", action="store_true")
+    ap.add_argument("--in-process", action="store_true",
+                    help="only the library's look-ups, no HTTP (needs neither wrk nor Datasette)")
     args = ap.parse_args()
+    if args.in_process:
+        args.skip_http = args.skip_seed = True
     if not shutil.which("wrk") and not args.skip_http:
         sys.exit("wrk not found: apt-get install wrk (bench only; not a project dependency)")
     args.cache.mkdir(parents=True, exist_ok=True)
-    db = args.cache / f"metadata-{args.tracks}.sqlite"
+    db = args.cache / f"metadata-{args.tracks}-v{PUBLISH_SCHEMA_VERSION}.sqlite"
     if not db.exists():
         print(f"building {db} ...", flush=True)
         build(db, args.tracks)
@@ -326,11 +331,12 @@ def main() -> None:
           f"{args.tracks:,} tracks, {db.stat().st_size / 2**30:.1f} GiB DB; wrk -t1 "
           f"-c{args.connections}, {args.duration:.0f} s per run", flush=True)  # fmt: skip
     sets = query_sets(args.tracks, args.cache)
-    if not args.skip_http:
+    if args.in_process or not args.skip_http:
         base = in_process(db, sets)
         print(f"  in-process, no HTTP, uncached p50: ISRC SQL {base['isrc sql']:.3f} ms, "
               f"ISRC look-up with its files {base['isrc']:.3f} ms, text search {base['text']:.2f} ms "
               f"(p99 {base['text p99']:.1f} ms)", flush=True)  # fmt: skip
+    if not args.skip_http:
         runs = bench_http(db, args.cache, sets, args.duration, args.connections)
         ds = {r.kind: r for r in runs if r.server == "datasette"}
 

@@ -2,9 +2,11 @@
 
 Used by bench/serve.py. Follows `publish/dbschema.py` exactly (DDL), fills every
 table serve reads with plausible data: titles and names from a 5,000-word
-vocabulary (some with diacritics), one ISRC for 90 % of tracks, Zipf listens by
-rank, one file per track in 20,000-file torrents, and the FTS index (optimized,
-as publish should leave it). Deterministic for a given N.
+vocabulary (some with diacritics), one ISRC for 90 % of tracks, Zipf listens
+spread over track ids (a catalogue's ids are not in popularity order: listens rank
+(i * 999983) mod N, a permutation for any N that 999983, a prime, does not divide),
+one file per track in 20,000-file torrents, and the FTS index in publish's order
+(optimized, as publish leaves it). Deterministic for a given N.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from phonotheque.publish.dbschema import DDL, PUBLISH_SCHEMA_VERSION
+from phonotheque.publish.dbschema import DDL, PUBLISH_SCHEMA_VERSION, SEARCH_ORDER_SQL
 
 COMMON = (
     "love night heart song rain summer dance blue moon fire girl boy time life light dream "
@@ -112,7 +114,7 @@ def build(dest: Path, n: int, progress: bool = True) -> Path:
         f" (SELECT w FROM w WHERE w.wi = (i * 40503) % {nc}),"
         f" (SELECT name FROM artist WHERE id = 1 + (i / 20) % {n_artists}),"
         " 1 + i / 10, 1, 1 + i % 10, 120000 + (i * 7919) % 240000, 'synthetic', NULL,"
-        " CAST(10000000.0 / (i + 1) AS INTEGER), i + 1,"
+        f" CAST(10000000.0 / ((i * 999983) % {n} + 1) AS INTEGER), i + 1,"
         f" 1 + min(9, i * 10 / {n}), CASE WHEN i < {n} / 100 THEN 'original' ELSE 'opus' END,"
         " 'archived' FROM s",
         (n,),
@@ -158,10 +160,12 @@ def build(dest: Path, n: int, progress: bool = True) -> Path:
         " WHERE file.torrent_id = torrent.id)"
     )
     step("torrents and files")
+    conn.execute(SEARCH_ORDER_SQL)
     conn.execute(
         "INSERT INTO track_fts(rowid, title, artists, release, isrc)"
-        " SELECT t.id, t.title, t.artist_credit, r.title, i.isrc FROM track t"
-        " JOIN release r ON r.id = t.release_id LEFT JOIN track_isrc i ON i.track_id = t.id"
+        " SELECT o.pos, t.title, t.artist_credit, r.title, i.isrc FROM search_order o"
+        " JOIN track t ON t.id = o.track_id JOIN release r ON r.id = t.release_id"
+        " LEFT JOIN track_isrc i ON i.track_id = t.id ORDER BY o.pos"
     )
     step("full-text index")
     conn.execute("INSERT INTO track_fts(track_fts) VALUES ('optimize')")

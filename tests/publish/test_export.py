@@ -90,7 +90,8 @@ def test_fts_finds_tracks_by_title_artist_release_isrc(published: Workspace) -> 
 
     def find(q: str) -> list[str]:
         return [r[0] for r in db.execute(
-            "SELECT t.title FROM track_fts f JOIN track t ON t.id = f.rowid "
+            "SELECT t.title FROM track_fts f JOIN search_order o ON o.pos = f.rowid "
+            "JOIN track t ON t.id = o.track_id "
             "WHERE track_fts MATCH ? ORDER BY t.id", (q,))]
 
     assert find("alarm") == ["Alarm Clock"]

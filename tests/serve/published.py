@@ -16,7 +16,7 @@ import random
 import sqlite3
 from pathlib import Path
 
-from phonotheque.publish.dbschema import DDL, PUBLISH_SCHEMA_VERSION
+from phonotheque.publish.dbschema import DDL, PUBLISH_SCHEMA_VERSION, SEARCH_ORDER_SQL
 
 DATA = Path(__file__).parent.parent / "data"
 
@@ -145,6 +145,7 @@ def build_published(dest: Path) -> Path:
     ]
     sizes = {t[0]: 0 for t in torrents}
     counts = {t[0]: 0 for t in torrents}
+    fts: dict[int, tuple[str, str, str, str]] = {}
     for rank0, idx in enumerate(order):
         t = tracks[idx]
         tid, mbid, title, credit, rel, disc, pos, dur, aids, codes = t
@@ -170,10 +171,7 @@ def build_published(dest: Path) -> Path:
             conn.execute("INSERT INTO track_isrc(track_id, isrc) VALUES (?,?)", (tid, code))
         rel_title = releases[rel][1] if rel in releases else ""
         names = " ".join(artists[a][1] for a in aids)
-        conn.execute(
-            "INSERT INTO track_fts(rowid, title, artists, release, isrc) VALUES (?,?,?,?,?)",
-            (tid, title, f"{credit} {names}", rel_title, " ".join(codes)),
-        )
+        fts[tid] = (title, f"{credit} {names}", rel_title, " ".join(codes))
         if not selected:
             continue
         ext, codec, container, bitrate = (
@@ -198,6 +196,12 @@ def build_published(dest: Path) -> Path:
             counts[tor] += 1
     sizes[4], counts[4] = 3_500_000, 2
     sizes[5], counts[5] = 12_000_000, 60
+    conn.execute(SEARCH_ORDER_SQL)  # as publish: track_fts rowid = position by listens
+    conn.executemany(
+        "INSERT INTO track_fts(rowid, title, artists, release, isrc) VALUES (?,?,?,?,?)",
+        [(pos, *fts[tid]) for pos, tid in conn.execute(
+            "SELECT pos, track_id FROM search_order ORDER BY pos").fetchall()],
+    )
     for tid, kind, name, band, wave, obsolete in torrents:
         v1 = hashlib.sha1(name.encode()).hexdigest()
         v2 = hashlib.sha256(name.encode()).hexdigest()

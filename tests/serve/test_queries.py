@@ -127,18 +127,18 @@ def test_refuses_missing_or_foreign_file(tmp_path: Path) -> None:
         PublishedDB(other)
 
 
-def test_rank_window_bounds_work_to_the_first_matches(
-    publish_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from phonotheque.serve import queries
-
+def test_every_match_is_returned_title_first_then_by_listens(publish_dir: Path) -> None:
     fresh = PublishedDB(publish_dir / "metadata.sqlite", cache_bytes=0)
     conn = fresh._conn()
-    anywhere = [r[0] for r in conn.execute("SELECT rowid FROM track_fts WHERE track_fts MATCH '\"the\"'")]
-    assert len(fresh.search("the", 100, 0).results) == len(anywhere) > 6
-    monkeypatch.setattr(queries, "RANK_WINDOW", 3)
-    windowed = {r["id"] for r in fresh.search("the", 100, 0).results}
-    assert windowed == set(sorted(anywhere)[:3])
+    anywhere = {r[0] for r in conn.execute(
+        "SELECT o.track_id FROM track_fts f JOIN search_order o ON o.pos = f.rowid"
+        " WHERE track_fts MATCH '\"the\"'")}
+    results = fresh.search("the", 100, 0).results
+    assert {r["id"] for r in results} == anywhere and len(anywhere) > 6
+    titled = [r for r in results if "the" in r["title"].lower().split()]
+    assert results[: len(titled)] == titled
+    for group in (titled, results[len(titled):]):
+        assert [r["listens"] for r in group] == sorted((r["listens"] for r in group), reverse=True)
 
 
 def test_title_matches_first_then_most_listened(db: PublishedDB) -> None:

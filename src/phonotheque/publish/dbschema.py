@@ -8,7 +8,8 @@ state, no provenance paths of the builder's machine beyond source names.
 
 from __future__ import annotations
 
-PUBLISH_SCHEMA_VERSION = 1
+# 2: track_fts rowid = search_order.pos (popularity order), was track.id
+PUBLISH_SCHEMA_VERSION = 2
 
 DDL = """
 CREATE TABLE info(key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
@@ -79,10 +80,19 @@ CREATE TABLE art(
 CREATE TABLE exclusion(
     kind TEXT NOT NULL, value TEXT, reason TEXT NOT NULL, added_at TEXT NOT NULL);
 
+-- every track by popularity: pos 1 is the most listened (ties: lowest track id)
+CREATE TABLE search_order(pos INTEGER PRIMARY KEY, track_id INTEGER NOT NULL);
+
 -- full-text search over title, artists, release and ISRCs; prefix and
--- diacritic-insensitive matching (unicode61 remove_diacritics 2)
+-- diacritic-insensitive matching (unicode61 remove_diacritics 2).
+-- Its rowid is search_order.pos (not track.id): FTS5 yields matches in rowid order,
+-- so the first matches of any query are its most listened ones.
 CREATE VIRTUAL TABLE track_fts USING fts5(
     title, artists, release, isrc,
     tokenize='unicode61 remove_diacritics 2', prefix='2 3');
 """
-# track_fts rowid = track.id.
+
+# Fills search_order from track; run once every track row is in (track_fts rows are
+# then inserted with rowid = search_order.pos).
+SEARCH_ORDER_SQL = """INSERT INTO search_order(pos, track_id)
+    SELECT row_number() OVER (ORDER BY listens DESC, id), id FROM track ORDER BY 1"""

@@ -33,7 +33,7 @@ from phonotheque.atomic import atomic_path
 from phonotheque.catalogue.schema import SCHEMA_VERSION
 from phonotheque.errors import wrap_os_error, wrap_sqlite_error
 from phonotheque.pack.aac import public_source
-from phonotheque.publish.dbschema import DDL, PUBLISH_SCHEMA_VERSION
+from phonotheque.publish.dbschema import DDL, PUBLISH_SCHEMA_VERSION, SEARCH_ORDER_SQL
 from phonotheque.publish.index import withdrawn_sql
 from phonotheque.sources.bounds import track_listens_sql
 from phonotheque.sqlite_uri import file_uri
@@ -146,8 +146,9 @@ def _fill(conn: sqlite3.Connection, ctx: ExportContext) -> dict[str, int]:
     ex("""INSERT INTO exclusion
           SELECT kind, CASE WHEN kind = 'path' THEN NULL ELSE value END, reason, added_at
           FROM cat.exclusion ORDER BY id""")
+    ex(SEARCH_ORDER_SQL)
     ex("""INSERT INTO track_fts(rowid, title, artists, release, isrc)
-          SELECT t.id, t.title,
+          SELECT o.pos, t.title,
                  coalesce(t.artist_credit,
                           (SELECT group_concat(name, ' ') FROM (
                              SELECT a.name FROM track_artist ta JOIN artist a ON a.id = ta.artist_id
@@ -156,7 +157,8 @@ def _fill(conn: sqlite3.Connection, ctx: ExportContext) -> dict[str, int]:
                  coalesce((SELECT group_concat(isrc, ' ') FROM (
                              SELECT isrc FROM track_isrc i WHERE i.track_id = t.id
                              ORDER BY isrc)), '')
-          FROM track t LEFT JOIN release r ON r.id = t.release_id ORDER BY t.id""")
+          FROM search_order o JOIN track t ON t.id = o.track_id
+          LEFT JOIN release r ON r.id = t.release_id ORDER BY o.pos""")
     stats = _stats(conn)
     ex("INSERT INTO stats(key, value) VALUES " + ",".join("(?, ?)" for _ in stats),
        [v for kv in sorted(stats.items()) for v in kv])

@@ -40,12 +40,9 @@ MAX_TORRENT_LIMIT = 1000
 MAX_TORRENT_OFFSET = 10_000_000
 MAX_ID = 2**63 - 1
 MAX_ISRC_MATCHES = 100
-# A text query ranks at most this many matches: the first ones in track-id order
-# (FTS5 yields matches by rowid). Ranking every match of a common word in 10 M tracks
-# costs seconds; this bounds a search to tens of ms and still covers every page a
-# client may ask for (MAX_OFFSET + MAX_LIMIT). Results are exact whenever a query has
-# fewer matches than this, i.e. for anything specific enough to find one recording.
-RANK_WINDOW = MAX_OFFSET + MAX_LIMIT + 1
+# Text queries rank every match, cheaply: the published track_fts is numbered in
+# popularity order (its rowid is search_order.pos, 1 = most listened), and FTS5 yields
+# matches in rowid order, so a page of the N best matches reads only the first N.
 
 # A last word of 4+ letters that is itself this common is taken as typed, not as a
 # prefix: FTS5 expands a prefix longer than its prefix indexes (2 and 3 characters) by
@@ -206,26 +203,36 @@ class PublishedDB:
             ).fetchone()
             if n >= EXACT_PROBE:
                 match = match[:-1]
-        # Ranking: tracks whose title holds the query's words first, then the rest (the
-        # words are in the artists, release or ISRC); most listened first within each.
-        # One pass reads at most RANK_WINDOW matches (in track-id order); highlight()
-        # marks the words found in the title (one \x01 each). No corpus statistics are
-        # needed, unlike bm25(), whose IDF term walks every posting of every word and
-        # costs 10+ ms for a common word. One row more than asked tells whether there
-        # is a next page without count(*).
-        ids = [
-            r[0]
-            for r in conn.execute(
-                "SELECT m.id FROM (SELECT rowid AS id, highlight(track_fts, 0, char(1), '') AS h"
-                " FROM track_fts WHERE track_fts MATCH ? LIMIT ?) m JOIN track t ON t.id = m.id"
-                " ORDER BY length(m.h) - length(replace(m.h, char(1), '')) < ?, t.listens DESC,"
-                " m.id LIMIT ? OFFSET ?",
-                (match, RANK_WINDOW, match.count(" ") + 1, limit + 1, offset),
-            )
-        ]
+        # Ranking: tracks whose title holds every word of the query first, then the rest
+        # (the words are in the artists, release or ISRC); most listened first within
+        # each. Both are FTS5 queries read in rowid (= popularity) order and stopped after
+        # the rows this page needs (one more tells whether there is a next page): no sort,
+        # no corpus statistics (bm25's IDF walks every posting of every word), no window.
+        want = offset + limit + 1
+        in_title = f"title : ({match})"
+        pos = self._first_matches(conn, in_title, want)
+        if len(pos) < want:
+            pos += self._first_matches(conn, f"({match}) NOT {in_title}", want - len(pos))
+        ids = self._track_ids(conn, pos[offset:])
         more = len(ids) > limit and offset + limit <= MAX_OFFSET  # no link to a page refused
         rows = self._hydrate(ids[:limit])
         return SearchPage(q, "text", limit, offset, rows, offset + limit if more else None)
+
+    @staticmethod
+    def _first_matches(conn: sqlite3.Connection, match: str, n: int) -> list[int]:
+        """The first ``n`` search positions (most listened first) matching ``match``."""
+        return [r[0] for r in conn.execute(
+            "SELECT rowid FROM track_fts WHERE track_fts MATCH ? LIMIT ?", (match, n))]
+
+    @staticmethod
+    def _track_ids(conn: sqlite3.Connection, positions: list[int]) -> list[int]:
+        """Track ids of search positions, in the same order."""
+        if not positions:
+            return []
+        found = dict(conn.execute(
+            f"SELECT pos, track_id FROM search_order WHERE pos IN ({','.join('?' * len(positions))})",
+            positions))
+        return [found[p] for p in positions if p in found]
 
     def by_isrc(self, code: str) -> list[Row]:
         """Tracks carrying this (normalised) ISRC."""

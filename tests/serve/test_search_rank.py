@@ -1,0 +1,53 @@
+"""Text search ranks every match by listens, not only the first matches in track-id order.
+
+A real catalogue is published (`phono publish`) and searched through the server's
+queries: with more matches than any window of first matches, the most listened
+match, ingested last (the highest track id), still comes first.
+"""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from phonotheque.cli import main
+from phonotheque.serve.queries import MAX_LIMIT, MAX_OFFSET, PublishedDB
+from phonotheque.workspace import Workspace
+from tests.select_helpers import T, records
+
+MANY = MAX_OFFSET + MAX_LIMIT + 100  # more matches than a page walk can reach
+
+
+def _publish(ws: Workspace, tracks: list[T]) -> PublishedDB:
+    with ws.store() as store:
+        store.write(records(tracks))
+    res = CliRunner().invoke(main, ["publish", "-w", str(ws.root)])
+    assert res.exit_code == 0, res.output
+    return PublishedDB(ws.publish / "metadata.sqlite", cache_bytes=0)
+
+
+def test_most_listened_match_first_whatever_its_track_id(ws: Workspace) -> None:
+    tracks = [T(f"Love Song {i}", listens=1 + i % 7, artist=f"a{i % 13}") for i in range(MANY)]
+    tracks += [T("Endless Love", listens=10**6), T("Love Me Do", listens=10**5)]
+    db = _publish(ws, tracks)
+    page = db.search("love", 20, 0)
+    assert [r["title"] for r in page.results[:2]] == ["Endless Love", "Love Me Do"]
+    listens = [r["listens"] for r in page.results]
+    assert listens == sorted(listens, reverse=True)
+    # a prefix and a two-word query rank the same way
+    assert db.search("lov", 1, 0).results[0]["title"] == "Endless Love"
+    assert db.search("endless lo", 5, 0).results[0]["title"] == "Endless Love"
+    # every page continues in listens order
+    pages = [db.search("love", MAX_LIMIT, o).results for o in range(0, MAX_OFFSET + 1, MAX_LIMIT)]
+    seen = [r["listens"] for p in pages for r in p]
+    assert len(seen) == MAX_OFFSET + MAX_LIMIT and seen == sorted(seen, reverse=True)
+    assert len({r["id"] for p in pages for r in p}) == len(seen)
+
+
+def test_title_matches_before_other_fields_across_all_matches(ws: Workspace) -> None:
+    """Tracks with the words in their title come first, most listened first, even when the
+    only title match has the highest id and many popular tracks match by artist."""
+    tracks = [T(f"Song {i}", listens=1000 + i, artist="Love Unlimited") for i in range(MANY)]
+    tracks += [T("Love Letter", listens=3)]
+    db = _publish(ws, tracks)
+    results = db.search("love", 3, 0).results
+    assert [r["title"] for r in results] == ["Love Letter", f"Song {MANY - 1}", f"Song {MANY - 2}"]
