@@ -51,9 +51,15 @@ def parse_source(text: str) -> SourceSpec:
 
     kind, sep, rest = text.partition(":")
     if sep and kind in SOURCES:
-        return SourceSpec(kind, Path(rest))
+        path = Path(rest)
+        if not path.exists():
+            raise InputError(rest, f"no such file or folder (source {text!r})")
+        return SourceSpec(kind, path)
     path = Path(text)
     if not path.exists():
+        if sep and kind.isidentifier():
+            raise InputError(text, f"unknown source kind {kind!r} "
+                                   f"(known: {', '.join(sorted(SOURCES))})")
         raise InputError(text, "no such file or folder")
     return SourceSpec(detect(path).kind, path)
 

@@ -105,3 +105,15 @@ def test_decide_tier(data: Path) -> None:
     kept = decide_tier(REENCODE, mp3, 75000)
     assert kept.tier == ORIGINAL and "not above" in kept.why
     assert decide_tier(REENCODE, mp3, 64000).tier == REENCODE
+
+
+@pytest.mark.parametrize("size", [4, 200])
+def test_a_tiny_ogg_gets_a_reason_in_words(data: Path, tmp_path: Path, size: int) -> None:
+    # Before issue 12: "[Errno 541478725] End of file: '<path>'" (FFmpeg's AVERROR_EOF).
+    tiny = tmp_path / "tiny.ogg"
+    tiny.write_bytes((data / "beets" / "full.ogg").read_bytes()[:size])
+    with pytest.raises(Refused) as err:
+        probe(tiny)
+    assert "Errno" not in str(err.value) and "541478725" not in str(err.value)
+    assert "ends before any audio" in str(err.value)
+    assert str(err.value).count(str(tiny)) == 1  # the path once, as the subject

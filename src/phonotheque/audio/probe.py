@@ -146,5 +146,13 @@ def _duration_ms(container: object, stream: object) -> int:
 
 
 def _short(exc: BaseException) -> str:
+    """FFmpeg's reason in words: not ``[Errno 541478725] End of file: '<path>'`` (the
+    negative AVERROR code and the path, which the reject already names)."""
+    import av
+
+    if isinstance(exc, av.error.EOFError):
+        return "the file ends before any audio could be read (too short or cut off)"
+    if isinstance(exc, av.error.FFmpegError) and exc.strerror:
+        return exc.strerror.replace("\n", " ")[:200]
     text = str(exc).replace("\n", " ")
     return text[:200]

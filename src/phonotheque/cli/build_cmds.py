@@ -204,7 +204,8 @@ def _problems(report: BuildReport) -> str:
 @build_settings_options
 @click.option("--scheduler", help="Dask scheduler address (tcp://host:8786) for audio "
                                   "encoding and per-folder torrent hashing.")
-@click.option("--workers", type=int, help="Local worker processes (default: all cores).")
+@click.option("--workers", type=click.IntRange(min=0),
+              help="Local worker processes (default: all cores; 0 = in this process).")
 @click.option("--stop-after", type=click.Choice(["ingest", "select", "audio", "pack", "publish"]),
               help="Run the stages up to this one only.")
 def build_cmd(sources: tuple[str, ...], workspace: Path, scheduler: str | None,
@@ -228,7 +229,7 @@ def build_cmd(sources: tuple[str, ...], workspace: Path, scheduler: str | None,
     from phonotheque.build_settings import resolve
     from phonotheque.pack.packer import resolve_options
 
-    specs = [parse_source(s) for s in sources]
+    specs = [parse_source(s) for s in sources]  # every source checked before anything is made
     ws = Workspace.create(workspace)
     resolved = resolve(ws, given_settings(settings))
     print_settings(resolved)
