@@ -197,7 +197,7 @@ def test_cli_a_dropped_date_tag_is_no_refusal_and_a_rerun_is_not_news(
                                  str(data / "beets" / "unparseable.flac")])
     assert dated.exit_code == 0, dated.output
     assert "left out of records that were kept" in dated.output
-    assert "refused" not in dated.output
+    assert "input(s) refused" not in dated.output
     rejects = runner.invoke(main, ["rejects", "-w", str(ws)])
     assert "Oct 3, 1995" in rejects.output.replace("\n", "")
     bad = runner.invoke(main, ["ingest", "tags", "-w", str(ws),

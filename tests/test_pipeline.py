@@ -55,8 +55,14 @@ def test_stop_after_select_runs_only_first_stages(tmp_path: Path) -> None:
         f"{sel.selected:,} tracks selected covering {sel.covered_share:.2%} of matched "
         f"listens, {sel.statuses['wanted']} of them wanted (no file held)")
     ingested = report.stage("ingest").report
-    assert stage_summary(report.stage("ingest")).startswith(
-        f"{sum(r.read for r in ingested):,} records read, ")
+    line = stage_summary(report.stage("ingest"))
+    assert line.startswith(f"{sum(r.read for r in ingested):,} records read, ")
+    # records added are said by kind: one audio file adds its audio, track, release...
+    # (before issue 12: "83 added" for 41 files)
+    files = sum(r.by_kind.get("audio", [0])[0] for r in ingested)
+    tracks = sum(r.by_kind.get("track", [0])[0] for r in ingested)
+    assert files and tracks
+    assert f"{files:,} audio" in line and f"{tracks:,} track" in line
 
 
 def test_pack_and_build_share_one_folder_executor_policy() -> None:

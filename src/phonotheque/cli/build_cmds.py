@@ -89,9 +89,17 @@ def stage_summary(result: StageResult) -> str:
 
 
 def _ingest_summary(reports: list[Any]) -> str:
+    # One input record (a file, a dump line) makes records of several kinds (a file:
+    # its audio, track, release, artists), so "added" is said per kind, not summed.
+    added: dict[str, int] = {}
+    updated = 0
+    for r in reports:
+        for kind, (a, u, _n) in r.by_kind.items():
+            added[kind] = added.get(kind, 0) + a
+            updated += u
+    kinds = ", ".join(f"{n:,} {kind}" for kind, n in sorted(added.items()) if n)
     return (f"{sum(r.read for r in reports):,} records read, "
-            f"{sum(r.added for r in reports):,} added, "
-            f"{sum(r.updated for r in reports):,} updated, "
+            f"added {kinds or 'nothing'}, {updated:,} records updated, "
             f"{sum(r.rejected for r in reports):,} rejected")
 
 
