@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from phonotheque.catalogue import ledger
 from phonotheque.catalogue.store import Store
 from phonotheque.errors import InputError
 from phonotheque.model import Checkpoint, Record, Reject, Release, SourceAudio, Track, WriteCounts
@@ -116,6 +117,8 @@ def ingest(
             report.values_dropped += rep.values_dropped
             report.new_rejects += rep.new_rejects
         report.excluded_tracks = store.refresh_exclusions()
+        # a new ISRC, MBID or file may bring a listed takedown onto a track: say so now
+        ledger.sync_exclusions(store)
     report.by_kind = state.by_kind
     report.unchanged = sum(v[2] for v in report.by_kind.values())
     report.elapsed = time.perf_counter() - started

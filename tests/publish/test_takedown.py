@@ -212,6 +212,20 @@ def test_ledger_shows_the_exclusion_at_once(released: tuple[Workspace, int, str]
     assert doc["counts"]["success"] == 10  # its audio is still there: success again
 
 
+def test_ingest_applies_a_listed_takedown_to_the_ledger(released: tuple[Workspace, int, str],
+                                                        tmp_path: Path) -> None:
+    ws, tid, isrc = released
+    from phonotheque.model import Exclusion
+
+    with ws.store() as store:  # listed by an earlier phono, before the ledger followed
+        store.add_exclusion(Exclusion("isrc", isrc, "takedown request"))
+    listens = tmp_path / "listens.csv"
+    listens.write_text(f"isrc,count\n{isrc},3\n")
+    _run(ws, "ingest", "listens", str(listens))
+    doc = orjson.loads(_run(ws, "ledger", "--status", "excluded", "--json"))
+    assert [t["track_id"] for t in doc["tracks"]] == [tid]
+
+
 def test_exclude_add_reports_what_this_entry_matched(released: tuple[Workspace, int, str],
                                                      ) -> None:
     ws, _tid, isrc = released
