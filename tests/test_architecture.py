@@ -195,3 +195,23 @@ def test_the_parser_sees_function_level_and_relative_imports() -> None:
     got = {i.target for i in _imports_in(ast.parse(src), "phonotheque.pack.x", "phonotheque.pack")}
     assert got == {"phonotheque.errors", "phonotheque.publish.export", "phonotheque.serve.app",
                    "phonotheque.pack.planner"}
+
+
+# Third-party engines opened in exactly one module, so their settings cannot be bypassed:
+# DuckDB only with the SQLite extension from the wheel and downloads switched off.
+ONE_OPENER: dict[str, str] = {"duckdb": "phonotheque.catalogue.columnar"}
+
+
+def test_duckdb_is_opened_in_one_module() -> None:
+    bad = []
+    for path in sorted(ROOT.rglob("*.py")):
+        module = _module_name(path)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                top = name.split(".")[0]
+                if top in ONE_OPENER and module != ONE_OPENER[top]:
+                    bad.append(f"{path.relative_to(ROOT.parent.parent)}:{node.lineno} imports "
+                               f"{top} (only {ONE_OPENER[top]} may)")
+    assert not bad, "\n".join(bad)

@@ -36,6 +36,11 @@ class Workspace:
     def publish(self) -> Path:
         return self.root / "publish"
 
+    @property
+    def columnar_temp(self) -> Path:
+        """Where DuckDB spills what exceeds its memory limit (created on first use)."""
+        return self.root / "tmp" / "duckdb"
+
     @classmethod
     def create(cls, root: Path) -> Workspace:
         """Create (or re-open) a workspace at ``root``; idempotent."""

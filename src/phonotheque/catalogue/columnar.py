@@ -1,0 +1,131 @@
+"""The columnar engine: DuckDB over the catalogue, opened in one place.
+
+DuckDB sorts and aggregates on every core and spills to disk past a memory limit,
+which SQLite's single-threaded sorter does not (docs/scale.md). This module is the
+only one that opens it, so every connection gets the same guarantees:
+
+- **Nothing downloaded at run time.** The SQLite extension comes from the pinned
+  ``duckdb-ext-sqlite`` wheel and is LOADed by its file path; DuckDB's automatic
+  install and load of known extensions are switched off, so a missing or mismatched
+  extension is a :class:`~phonotheque.errors.ToolError`, never a network fetch.
+- **Bounded memory.** ``memory_limit`` comes from the machine (a share of its
+  physical memory) or the caller's option, and what does not fit spills into
+  ``temp_directory``, which the caller puts inside the workspace.
+- **The catalogue is attached read-only** as ``cat`` unless the caller asks to write.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from phonotheque.errors import InputError, ToolError, wrap_os_error
+
+#: The alias the catalogue is attached under (``cat.track``, ``cat.listens``, ...).
+CATALOGUE_ALIAS = "cat"
+#: Share of the machine's physical memory DuckDB may use when no limit is given.
+DEFAULT_MEMORY_SHARE = 0.5
+_MIN_MEMORY = 64 * 1024 * 1024  # below this DuckDB cannot run its own operators
+
+_EXTENSION_PACKAGE = "duckdb_ext"
+_EXTENSION_FILE = "sqlite_scanner.duckdb_extension"
+_WHEEL = "duckdb-ext-sqlite"
+
+
+def physical_memory() -> int:
+    """Bytes of physical memory on this machine."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def memory_limit(option: int | None = None) -> int:
+    """DuckDB's memory limit in bytes: ``option`` if given, else a share of the machine."""
+    if option is None:
+        return max(_MIN_MEMORY, int(physical_memory() * DEFAULT_MEMORY_SHARE))
+    if option < _MIN_MEMORY:
+        raise InputError("memory limit", f"{option} bytes is below the minimum of "
+                                         f"{_MIN_MEMORY // (1024 * 1024)} MiB")
+    return option
+
+
+def _platform(con: duckdb.DuckDBPyConnection) -> str:
+    row = con.execute("PRAGMA platform").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def sqlite_extension(con: duckdb.DuckDBPyConnection | None = None) -> Path:
+    """The SQLite extension file shipped in the ``duckdb-ext-sqlite`` wheel for this
+    DuckDB version and platform; :class:`ToolError` if it is not installed."""
+    version = f"v{duckdb.__version__}"
+    platform = _platform(con) if con is not None else _platform(duckdb.connect())
+    try:
+        root = resources.files(_EXTENSION_PACKAGE) / "extensions"
+    except ModuleNotFoundError as exc:
+        raise ToolError(_WHEEL, f"not installed (the pinned {_WHEEL} package ships DuckDB's "
+                                "SQLite extension; run ./scripts/setup)") from exc
+    path = Path(str(root / version / platform / _EXTENSION_FILE))
+    if not path.is_file():
+        found = sorted(p.name for p in Path(str(root)).iterdir()) if root.is_dir() else []
+        raise ToolError(_WHEEL, f"has no SQLite extension for DuckDB {version} on {platform} "
+                                f"(it ships {', '.join(found) or 'none'}): install the "
+                                "version pinned in pyproject.toml next to duckdb")
+    return path
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def connect(catalogue: Path, *, temp_directory: Path, memory_bytes: int | None = None,
+            threads: int | None = None, writable: bool = False) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with ``catalogue`` (a catalogue.sqlite) attached as ``cat``.
+
+    ``temp_directory`` (created if missing) takes what spills past the memory limit
+    (:func:`memory_limit` of ``memory_bytes``); ``threads`` defaults to every core.
+    The catalogue is attached read-only unless ``writable``.
+    """
+    catalogue = Path(catalogue)
+    if not catalogue.is_file():
+        raise InputError(catalogue, "no such catalogue file")
+    try:
+        temp_directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise wrap_os_error(exc, temp_directory, writing=True) from exc
+    config: dict[str, Any] = {
+        "memory_limit": f"{memory_limit(memory_bytes)}B",
+        "temp_directory": str(temp_directory),
+        # Never fetch an extension: the one we use is LOADed from the wheel below.
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+    }
+    if threads is not None:
+        config["threads"] = threads
+    con = duckdb.connect(":memory:", config=config)
+    try:
+        extension = sqlite_extension(con)
+        try:
+            con.execute(f"LOAD {_quote(str(extension))}")
+        except duckdb.Error as exc:
+            raise ToolError(extension, f"DuckDB {duckdb.__version__} cannot load it "
+                                       f"(a mismatched {_WHEEL}?): {exc}") from exc
+        mode = "" if writable else ", READ_ONLY"
+        try:
+            con.execute(f"ATTACH {_quote(str(catalogue))} AS {CATALOGUE_ALIAS} "
+                        f"(TYPE sqlite{mode})")
+            # ATTACH is lazy: read the table list now, so a file that is not a
+            # catalogue fails here and not in the middle of a stage.
+            tables = {row[0] for row in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = ?",
+                [CATALOGUE_ALIAS]).fetchall()}
+        except duckdb.Error as exc:
+            raise InputError(catalogue, f"DuckDB cannot read the catalogue: {exc}") from exc
+        if "track" not in tables:
+            raise InputError(catalogue, "not a catalogue (no track table)")
+    except BaseException:
+        con.close()
+        raise
+    return con

@@ -1,0 +1,150 @@
+"""DuckDB over a real catalogue.sqlite: the extension from the wheel, limits, read-only."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from phonotheque.catalogue import columnar
+from phonotheque.errors import InputError, PhonoError, ToolError
+from phonotheque.workspace import Workspace
+from tests.select_helpers import lb_top_records
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def filled(ws: Workspace) -> Workspace:
+    with ws.store() as store:
+        store.write(lb_top_records())
+    return ws
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_reads_the_catalogue_as_sqlite_does(filled: Workspace) -> None:
+    query = ("SELECT t.mbid, l.count, l.users FROM track t JOIN listens l ON l.track_id = t.id "
+             "ORDER BY l.count DESC, t.mbid")
+    with sqlite3.connect(filled.catalogue) as conn:
+        want = conn.execute(query).fetchall()
+    assert len(want) == 20
+    con = columnar.connect(filled.catalogue, temp_directory=filled.columnar_temp)
+    try:
+        got = con.execute(query.replace("track t", "cat.track t")
+                          .replace("listens l", "cat.listens l")).fetchall()
+    finally:
+        con.close()
+    assert got == want
+
+
+def test_catalogue_is_attached_read_only(filled: Workspace) -> None:
+    with sqlite3.connect(filled.catalogue) as conn:  # settle the WAL into the main file
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = _digest(filled.catalogue)
+    con = columnar.connect(filled.catalogue, temp_directory=filled.columnar_temp)
+    try:
+        with pytest.raises(duckdb.Error, match="read-only"):
+            con.execute("DELETE FROM cat.listens")
+        assert con.execute("SELECT count(*) FROM cat.listens").fetchone() == (20,)
+    finally:
+        con.close()
+    assert _digest(filled.catalogue) == before
+
+
+def test_writable_attach_writes_the_sqlite_file(filled: Workspace) -> None:
+    con = columnar.connect(filled.catalogue, temp_directory=filled.columnar_temp, writable=True)
+    try:
+        con.execute("CREATE TABLE cat.scratch AS SELECT range AS n FROM range(1000)")
+    finally:
+        con.close()
+    with sqlite3.connect(filled.catalogue) as conn:
+        assert conn.execute("SELECT count(*), sum(n) FROM scratch").fetchone() == (1000, 499500)
+
+
+def test_memory_and_spill_folder_from_the_machine_and_the_option(filled: Workspace) -> None:
+    con = columnar.connect(filled.catalogue, temp_directory=filled.columnar_temp,
+                           memory_bytes=256 * 1024 * 1024, threads=1)
+    try:
+        limit, temp, threads, auto_install, auto_load = con.execute(
+            "SELECT current_setting('memory_limit'), current_setting('temp_directory'), "
+            "current_setting('threads'), current_setting('autoinstall_known_extensions'), "
+            "current_setting('autoload_known_extensions')").fetchone() or ()
+    finally:
+        con.close()
+    assert limit == "256.0 MiB"
+    assert Path(temp) == filled.root / "tmp" / "duckdb" and Path(temp).is_dir()
+    assert (threads, auto_install, auto_load) == (1, False, False)
+    # No option: half of this machine's physical memory.
+    half = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    assert columnar.memory_limit() == half
+    with pytest.raises(InputError, match="below the minimum"):
+        columnar.memory_limit(1024)
+
+
+def test_extension_comes_from_the_wheel_without_network(filled: Workspace,
+                                                        tmp_path: Path) -> None:
+    """In a fresh process with an empty home (no ~/.duckdb/extensions), every proxy on a
+    closed loopback port and DuckDB's repository pointed there too, the catalogue still
+    attaches: the extension is loaded from the installed wheel, nothing is fetched."""
+    wheel = columnar.sqlite_extension()
+    assert wheel.is_file() and "site-packages" in wheel.parts
+    assert wheel.parts[-3:] == (f"v{duckdb.__version__}", "linux_amd64",
+                                "sqlite_scanner.duckdb_extension")
+    home = tmp_path / "home"
+    home.mkdir()
+    dead = "http://127.0.0.1:9"
+    env = {**os.environ, "HOME": str(home), "PYTHONPATH": f"{REPO / 'src'}:{REPO}",
+           "http_proxy": dead, "https_proxy": dead, "HTTP_PROXY": dead, "HTTPS_PROXY": dead}
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from phonotheque.catalogue import columnar\n"
+        "con = columnar.connect(Path(sys.argv[1]), temp_directory=Path(sys.argv[2]))\n"
+        f"con.execute(\"SET custom_extension_repository = '{dead}'\")\n"
+        "print(con.execute('SELECT count(*) FROM cat.track').fetchone()[0])\n"
+        "print(con.execute(\"SELECT loaded FROM duckdb_extensions() "
+        "WHERE extension_name = 'sqlite_scanner'\").fetchone()[0])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script, str(filled.catalogue),
+                          str(filled.columnar_temp)], env=env, capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["20", "True"]
+    assert not (home / ".duckdb" / "extensions").exists()
+
+
+def test_a_mismatched_extension_is_a_clear_error(filled: Workspace,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # As if duckdb had been upgraded without its extension package: the wheel holds
+    # v1.4.4 only, so a DuckDB 9.9.9 has no extension to load (and must not fetch one).
+    monkeypatch.setattr(duckdb, "__version__", "9.9.9")
+    with pytest.raises(ToolError, match=r"no SQLite extension for DuckDB v9\.9\.9 .*v1\.4\.4"):
+        columnar.connect(filled.catalogue, temp_directory=filled.columnar_temp)
+
+
+def test_an_extension_duckdb_cannot_load_is_a_clear_error(filled: Workspace, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    broken = tmp_path / "sqlite_scanner.duckdb_extension"
+    broken.write_bytes(b"not an extension")
+    monkeypatch.setattr(columnar, "sqlite_extension", lambda con=None: broken)
+    with pytest.raises(ToolError, match="cannot load it") as err:
+        columnar.connect(filled.catalogue, temp_directory=filled.columnar_temp)
+    assert err.value.subject == broken
+
+
+def test_no_catalogue_or_not_a_catalogue(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such catalogue"):
+        columnar.connect(tmp_path / "missing.sqlite", temp_directory=tmp_path / "t")
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(PhonoError, match="DuckDB cannot"):
+        columnar.connect(junk, temp_directory=tmp_path / "t")
