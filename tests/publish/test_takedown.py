@@ -4,11 +4,13 @@ runs them, against a real running `phono serve` and a real libtorrent `phono see
 from __future__ import annotations
 
 import contextlib
+import queue
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -260,3 +262,70 @@ def test_gc_removes_taken_down_audio(released: tuple[Workspace, int, str]) -> No
     # every other track still packs, releases and verifies
     _run(ws, "release")
     _run(ws, "verify", str(ws.torrents))
+
+
+def _lines_until(proc: subprocess.Popen[str], seen: list[str], wanted: list[str],
+                 timeout: float) -> list[str]:
+    """Read the seeder's output (into ``seen``) until every ``wanted`` text appeared;
+    returns those still missing when ``timeout`` runs out or the process ends."""
+    found: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            found.put(line)
+        found.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while [w for w in wanted if not any(w in s for s in seen)] and time.monotonic() < deadline:
+        try:
+            line = found.get(timeout=max(0.01, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        if line is None:
+            break
+        seen.append(line)
+    return [w for w in wanted if not any(w in s for s in seen)]
+
+
+def test_a_running_seeder_follows_the_takedown(
+    released: tuple[Workspace, int, str], tmp_path: Path
+) -> None:
+    ws, _tid, isrc = released
+    before = orjson.loads((ws.publish / "torrents.json").read_bytes())
+    proc, port, lines = _seed(ws)
+    try:
+        old_current = {e["display_name"]: e for e in before if not e["obsolete"]}
+        assert f"seeding {len(old_current)} torrents" in lines[-1]
+        _take_down(ws, isrc)
+        after = orjson.loads((ws.publish / "torrents.json").read_bytes())
+        withdrawn = [e for e in after if e.get("withdrawn")]
+        assert {e["role"] for e in withdrawn} == {"aac_meta", "audio", "database"}
+        new = [e for e in after if not e["obsolete"] and e["display_name"] not in old_current]
+        rebuilt = next(e for e in new if e["kind"] == "data" and e["role"] == "audio")
+        old_data = next(e for e in withdrawn if e["role"] == "audio")
+        old_torrent = tmp_path / "old.torrent"  # publish keeps no .torrent of a withdrawn one
+        shutil.copyfile(ws.torrents / f"{old_data['display_name']}.torrent", old_torrent)
+        wanted = [f"stopped seeding {e['display_name']}" for e in withdrawn
+                  if e["display_name"] in old_current] + \
+            [f"now seeding {e['display_name']}" for e in new]  # fmt: skip
+        assert _lines_until(proc, lines, wanted, timeout=20) == [], "".join(lines)
+        # a real client gets the rebuilt folder from it, and nothing of the withdrawn one
+        libtorrent_download(ws.publish / rebuilt["torrent"], tmp_path / "new",
+                            ("127.0.0.1", port), timeout=60)
+        assert (tmp_path / "new" / rebuilt["display_name"]).is_dir()
+        with pytest.raises(TimeoutError):
+            libtorrent_download(old_torrent, tmp_path / "old", ("127.0.0.1", port), timeout=3)
+        # currently_seeding follows: the withdrawn ones off, the new ones on
+        index = {e["display_name"]: e
+                 for e in orjson.loads((ws.publish / "torrents.json").read_bytes())}
+        assert [e["display_name"] for e in withdrawn if index[e["display_name"]]
+                ["currently_seeding"]] == []
+        assert all(index[e["display_name"]]["currently_seeding"] for e in new)
+        # the withdrawn payload is left for `phono gc`, the seeder deleted nothing
+        assert (ws.audio).is_dir() and any(ws.audio.rglob("*.*"))
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err

@@ -144,6 +144,29 @@ def test_missing_payload_is_reported_and_the_rest_seeded(archive: Path) -> None:
         Seeder(items, LOCAL).start()
 
 
+def test_follow_drops_adds_and_keeps(archive: Path) -> None:
+    """What a running `phono seed` does on a new publish: the seeder ends up seeding
+    exactly the new list; unchanged torrents go on untouched, payloads are not deleted."""
+    art, band, meta = sorted(find_published(archive), key=lambda i: i.torrent.name)
+    with Seeder([band, meta], LOCAL) as seeder:
+        kept = seeder._handles[0][0]
+        changes = seeder.follow([band, art])
+        assert [(c.kind, c.name) for c in changes] == [
+            ("removed", "phonotheque-w1-metadata"), ("added", "phonotheque-w1-art")]
+        assert seeder._handles[0][0] is kept  # not removed and added again, not re-checked
+        assert [s.name for s in seeder.status()] == ["phonotheque-w1-band1", "phonotheque-w1-art"]
+        assert (archive / "phonotheque-w1-metadata" / "metadata.sqlite").is_file()
+        assert seeder.follow([band, art]) == []
+        shutil.rmtree(archive / "phonotheque-w1-metadata")
+        (change,) = seeder.follow([band, art, meta])  # reported, not fatal
+        assert change.kind == "missing" and change.name == "phonotheque-w1-metadata"
+        assert change.detail == str(archive.resolve() / "phonotheque-w1-metadata")
+        assert [m.item for m in seeder.missing] == [meta]
+        assert seeder.follow([band, art, meta]) == []  # said once
+        assert [c.kind for c in seeder.follow([])] == ["removed", "removed"]
+        assert seeder.status() == []
+
+
 @pytest.mark.skipif(not shutil.which("aria2c"), reason="aria2c not installed")
 def test_real_clients_download_and_verify(archive: Path, tmp_path: Path) -> None:
     v1 = tmp_path / "v1" / "phonotheque-w1-band1.torrent"

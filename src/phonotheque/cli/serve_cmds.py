@@ -16,7 +16,8 @@ from rich.table import Table
 from phonotheque.cli._common import SIZE, command, console
 from phonotheque.cli.swarm_cmds import adoption_lines
 from phonotheque.errors import wrap_os_error
-from phonotheque.serve.seeder import Seeder, SeedOptions, TorrentStatus, find_published
+from phonotheque.serve.seed_follow import FOLLOW_EVERY, PublishFollower
+from phonotheque.serve.seeder import SeedChange, Seeder, SeedOptions, TorrentStatus, find_published
 from phonotheque.swarm.adopt import AdoptOptions, choose, load_index
 from phonotheque.swarm.seeding import RECORD_EVERY, SeedingLog, adopted_items
 from phonotheque.workspace import CATALOGUE, Workspace
@@ -62,6 +63,18 @@ def _table(rows: list[TorrentStatus], listen: str) -> Table:
         _rate(sum(s.uploaded for s in rows)),
     )  # fmt: skip
     return table
+
+
+_CHANGE = {
+    "added": "now seeding {name} (new publish)",
+    "removed": "stopped seeding {name} (no longer published; its payload stays for phono gc)",
+    "missing": "[yellow]missing payload[/]: {name} (expected {detail}); not seeded",
+    "unusable": "[red]not seeded[/]: {name}: {detail}",
+}
+
+
+def _change_line(change: SeedChange) -> str:
+    return _CHANGE[change.kind].format(name=change.name, detail=change.detail)
 
 
 @command("serve")
@@ -124,6 +137,8 @@ def seed(workspace: Path | None, publish: Path | None, data: Path | None, listen
          recheck: bool, adopt_budget: int | None, max_seeders: int | None) -> None:  # fmt: skip
     """Seed every published torrent (data, metadata, art) until Ctrl-C.
 
+    A new publish (e.g. `phono release` after a takedown) is followed while running:
+    torrents no longer published stop being seeded, new ones start, each change printed.
     On a workspace, what is seeded is recorded in its catalogue (currently_seeding in
     torrents.json, and upload totals per torrent). With --adopt, download and seed the
     torrents that most need seeders instead.
@@ -133,6 +148,7 @@ def seed(workspace: Path | None, publish: Path | None, data: Path | None, listen
     options = SeedOptions(listen=listen, interface=interface, dht=dht, lsd=lsd, utp=utp,
                           upnp=upnp, recheck=recheck, fetch=adopt_budget is not None)
     log = None
+    torrents = data or root / "torrents"
     if adopt_budget is not None:
         adoption = choose(load_index(publish_dir), AdoptOptions(adopt_budget, max_seeders))
         for line in adoption_lines(adoption):
@@ -144,7 +160,7 @@ def seed(workspace: Path | None, publish: Path | None, data: Path | None, listen
             raise wrap_os_error(exc, target) from exc
         items = adopted_items(adoption, publish_dir, target)
     else:
-        items = find_published(data or root / "torrents", publish_dir)
+        items = find_published(torrents, publish_dir)
         if (root / CATALOGUE).is_file():
             log = SeedingLog(Workspace.open(root), publish_dir)
     if not items:
@@ -170,10 +186,20 @@ def seed(workspace: Path | None, publish: Path | None, data: Path | None, listen
                 log.start(seeder.status())
             console.file.flush()
             last = time.monotonic()
+            follower = None if adopt_budget is not None else \
+                PublishFollower(seeder, torrents, publish_dir)  # fmt: skip
             try:
                 with Live(_table(seeder.status(), where), console=console,
                           refresh_per_second=2, auto_refresh=False) as live:  # fmt: skip
-                    while not stop.wait(1.0):
+                    while not stop.wait(FOLLOW_EVERY):
+                        rows = seeder.status()
+                        changes = follower.poll() if follower is not None else []
+                        for change in changes:
+                            console.print(_change_line(change), highlight=False, soft_wrap=True)
+                        if changes:
+                            console.file.flush()
+                            if log is not None:
+                                log.follow(rows, seeder.status())
                         live.update(_table(seeder.status(), where), refresh=True)
                         if log is not None and time.monotonic() - last > RECORD_EVERY:
                             log.record(seeder.status())

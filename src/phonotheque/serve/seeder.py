@@ -19,13 +19,19 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
 from phonotheque.errors import InputError, PhonoError, TorrentError, wrap_os_error
-from phonotheque.torrent import content_root, read_torrent
-from phonotheque.torrent.session import SessionOptions, add_torrent, close_session, open_session
+from phonotheque.torrent import TorrentInfo, content_root, read_torrent
+from phonotheque.torrent.session import (
+    SessionOptions,
+    add_torrent,
+    close_session,
+    open_session,
+    remove_torrent,
+)
 from phonotheque.torrent.session import status as session_status
 
 _LISTEN = re.compile(r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[^:\s\[\]]+)):(?P<port>\d{1,5})$")
@@ -61,6 +67,15 @@ class MissingPayload:
 
     item: SeedItem
     expected: Path
+
+
+@dataclass(frozen=True)
+class SeedChange:
+    """One change :meth:`Seeder.follow` made to what is seeded, for the caller to report."""
+
+    kind: Literal["added", "removed", "missing", "unusable"]
+    name: str  # the torrent's name (its .torrent file's, without the suffix)
+    detail: str = ""  # missing: where the payload was expected; unusable: why
 
 
 @dataclass(frozen=True)
@@ -159,6 +174,11 @@ def _torrent_names(doc: Any) -> Iterable[str]:
             yield from _torrent_names(v)
 
 
+def _key(info: TorrentInfo) -> str:
+    """How a torrent is known here and in ``TorrentStatus.infohash``."""
+    return info.infohash_v1 or (info.infohash_v2 or "")[:40]
+
+
 class Seeder:
     """A libtorrent session seeding ``items``; use as a context manager or start()/stop()."""
 
@@ -167,7 +187,8 @@ class Seeder:
         self.options = options or SeedOptions()
         self._session: Any = None
         self._handles: list[tuple[Any, str]] = []
-        self.missing: list[MissingPayload] = []  # items skipped by start(): no payload
+        self._seeded: dict[str, SeedItem] = {}  # infohash key -> the item it was added from
+        self.missing: list[MissingPayload] = []  # items skipped: no payload
 
     # -- lifecycle -----------------------------------------------------------------------
     def _session_options(self) -> SessionOptions:
@@ -209,16 +230,67 @@ class Seeder:
         self._session = open_session(options)
         try:
             for item, info in infos:
-                handle = add_torrent(self._session, info, item.save_path, options,
-                                     seed_mode=not (self.options.recheck or self.options.fetch),
-                                     subject=item.torrent)
-                for url in self.options.trackers:
-                    handle.add_tracker({"url": url})
-                key = info.infohash_v1 or (info.infohash_v2 or "")[:40]
-                self._handles.append((handle, key))
+                self._add(item, info)
         except TorrentError:
             self.stop()
             raise
+
+    def _add(self, item: SeedItem, info: TorrentInfo) -> None:
+        handle = add_torrent(self._session, info, item.save_path, self._session_options(),
+                             seed_mode=not (self.options.recheck or self.options.fetch),
+                             subject=item.torrent)
+        for url in self.options.trackers:
+            handle.add_tracker({"url": url})
+        key = _key(info)
+        self._handles.append((handle, key))
+        self._seeded[key] = item
+
+    def follow(self, items: Iterable[SeedItem]) -> list[SeedChange]:
+        """Seed exactly ``items`` from now on (what a new publish lists); return the changes.
+
+        Torrents no longer among them are dropped, their payload left on disk (``phono
+        gc`` deletes it); new ones are added as :meth:`start` adds them; the others go on
+        seeding untouched, not re-checked. A new torrent whose payload is missing, or
+        whose .torrent is unusable, is reported and skipped, never fatal.
+        """
+        if self._session is None:
+            raise PhonoError("seeder", "not started")
+        changes: list[SeedChange] = []
+        wanted: dict[str, tuple[SeedItem, TorrentInfo]] = {}
+        for item in items:
+            try:
+                info = read_torrent(item.torrent)
+            except PhonoError as exc:
+                changes.append(SeedChange("unusable", item.torrent.stem, str(exc)))
+                continue
+            wanted.setdefault(_key(info), (item, info))
+        kept = []
+        for handle, key in self._handles:
+            if key in wanted:
+                kept.append((handle, key))
+            else:
+                remove_torrent(self._session, handle)
+                changes.append(SeedChange("removed", self._seeded.pop(key).torrent.stem))
+        self._handles = kept
+        missing = {m.item.torrent.name for m in self.missing}
+        self.missing = []
+        for key, (item, info) in wanted.items():
+            if key in self._seeded:
+                continue
+            root = content_root(info, item.save_path)
+            if not root.exists() and not self.options.fetch:
+                self.missing.append(MissingPayload(item, root))
+                if item.torrent.name not in missing:  # said once, not at every publish
+                    changes.append(SeedChange("missing", item.torrent.stem, str(root)))
+                continue
+            try:
+                self._add(item, info)
+            except TorrentError as exc:
+                changes.append(SeedChange("unusable", item.torrent.stem, str(exc)))
+                continue
+            changes.append(SeedChange("added", item.torrent.stem))
+        self.items = [item for item, _ in wanted.values()]
+        return changes
 
     @property
     def listen_port(self) -> int:
@@ -261,6 +333,7 @@ class Seeder:
         ses, self._session = self._session, None
         close_session(ses)
         self._handles = []
+        self._seeded = {}
         del ses  # the session's destructor closes sockets and joins its threads
 
     def __enter__(self) -> Seeder:

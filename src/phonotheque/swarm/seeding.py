@@ -44,6 +44,20 @@ class SeedingLog:
             publish_health(self.ws, store, self.publish)
         return len(self._ids)
 
+    def follow(self, before: Iterable[TorrentStatus], after: Iterable[TorrentStatus]) -> int:
+        """The seeder changed what it seeds (a new publish): record what was uploaded up to
+        the change (``before`` it, dropped torrents included), then mark exactly the
+        torrents seeded ``after`` it as currently seeding; returns how many are ours."""
+        self.record(before)
+        with self.ws.store() as store:
+            known = swarm_table.torrent_ids_by_infohash(store)
+            self._ids = {s.infohash: known[s.infohash.lower()] for s in after
+                         if s.infohash.lower() in known}
+            self._recorded = {tid: self._recorded.get(tid, 0) for tid in self._ids.values()}
+            swarm_table.start_seeding(store, self._ids.values())
+            publish_health(self.ws, store, self.publish)
+        return len(self._ids)
+
     def record(self, statuses: Iterable[TorrentStatus], *, stopped: bool = False) -> int:
         """Add what was uploaded since the last record; ``stopped``: the run is over."""
         delta: dict[int, int] = {}

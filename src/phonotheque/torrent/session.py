@@ -159,6 +159,11 @@ def add_torrent(
         raise TorrentError(subject or info.name, f"libtorrent refused it: {exc}") from exc
 
 
+def remove_torrent(session: Session, handle: Handle) -> None:
+    """Stop and drop one torrent; its data stays on disk (deleting is ``phono gc``'s job)."""
+    session.remove_torrent(handle)  # no delete_files flag
+
+
 @dataclass(frozen=True)
 class TransferStatus:
     """A snapshot of one torrent in a session."""
