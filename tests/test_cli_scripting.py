@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
+from urllib.parse import quote
 
 from click.testing import CliRunner
 
 from phonotheque.cli import main
+
+PHONO = str(Path(__file__).parents[1] / ".venv" / "bin" / "phono")
 
 
 def test_build_names_an_unknown_source_kind_and_makes_no_workspace(tmp_path: Path) -> None:
@@ -33,3 +38,30 @@ def test_negative_worker_counts_are_refused(tmp_path: Path) -> None:
         assert r.exit_code == 2, (args, r.output)
         assert "-3" in r.output and ">=0" in r.output.replace(" ", ""), r.output
     assert not (tmp_path / "ws").exists()
+
+
+def _phono(*args: str) -> subprocess.CompletedProcess[str]:
+    """`phono` as cron or a pipe runs it: no terminal, no COLUMNS."""
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    return subprocess.run([PHONO, *args], capture_output=True, text=True, env=env, check=False)
+
+
+def test_piped_output_is_never_wrapped(tmp_path: Path) -> None:
+    # Before issue 12: rich wrapped at 80 columns off a terminal, splitting the magnet link
+    # (and long paths, table rows) over several lines.
+    folder = tmp_path / ("a folder with a rather long name, as albums have " * 3).strip()
+    folder.mkdir()
+    (folder / "track.flac").write_bytes(b"x" * 5000)
+    tracker = "http://127.0.0.1:6969/announce?" + "k=v&" * 30
+    out = tmp_path / "t.torrent"
+    made = _phono("torrent", "create", str(folder), "-o", str(out), "--tracker", tracker)
+    assert made.returncode == 0, made.stderr
+    info = _phono("torrent", "info", str(out))
+    assert info.returncode == 0, info.stderr
+    magnet = next(line for line in info.stdout.splitlines() if "magnet:?" in line)
+    assert magnet.split()[1].startswith("magnet:?xt=urn:btih:")
+    assert magnet.rstrip().endswith(quote(tracker, safe=""))  # the whole link on one line
+    assert any(line.split()[1:] == [tracker] for line in info.stdout.splitlines()
+               if line.split()[:1] == ["tracker"])
+    bad = _phono("torrent", "create", str(folder), "-o", str(out), "--workers", "-3")
+    assert bad.returncode == 2 and "-3" in bad.stderr

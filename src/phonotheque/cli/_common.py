@@ -29,8 +29,24 @@ from phonotheque.errors import PhonoError, wrap_os_error, wrap_sqlite_error
 from phonotheque.progress import ProgressEvent, ProgressFn
 from phonotheque.workspace import Workspace
 
-console = Console()
-err_console = Console(stderr=True)
+#: Width of output that is not a terminal (a pipe, a file, cron's mail): wide enough that
+#: no table row or magnet link is wrapped or cut (rich would use 80 columns).
+PIPE_WIDTH = 4096
+
+
+def _console(stderr: bool = False) -> Console:
+    """A console for stdout or stderr: the terminal's width on a terminal; off a
+    terminal full-width lines, never wrapped, so `phono ledger | grep` and
+    `phono torrent info | cut` see one row per line. (COLUMNS is not followed off a
+    terminal: shells and test runners export a stale 80 there.)"""
+    probe = Console(stderr=stderr)
+    if probe.is_terminal:
+        return probe
+    return Console(stderr=stderr, width=PIPE_WIDTH, soft_wrap=True)
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

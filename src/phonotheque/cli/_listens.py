@@ -38,4 +38,4 @@ def warn_unmatched(m: ListenMatch) -> None:
     warning = m.warning()
     if warning is not None:
         console.print(Panel(f"[bold]{warning}[/]", title="WARNING: most listens matched nothing",
-                            border_style="bold red", style="red"))
+                            border_style="bold red", style="red", expand=False))

@@ -135,7 +135,8 @@ def torrent() -> None:
     "--no-date", is_flag=True, help="Write no creation date (byte-reproducible file)."
 )
 @click.option("--private", is_flag=True, help="Set the private flag (changes the infohash).")
-@click.option("--workers", type=int, help="Hashing threads (default: every core).")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Hashing threads (default: every core).")
 def create(
     path: Path,
     output: Path,
