@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -21,7 +23,8 @@ import pytest
 
 from phonotheque.cli.build_cmds import demo_sources
 
-from .os_helpers import mount_tmpfs, umount
+from .os_helpers import umount
+from .require import require_tmpfs
 
 PHONO = str(Path(__file__).parents[1] / ".venv" / "bin" / "phono")
 ENV = {**os.environ, "SOURCE_DATE_EPOCH": "1767225600"}  # 2026-01-01T00:00:00Z
@@ -81,29 +84,97 @@ def _counts(ws: Path) -> dict[str, int]:
     return out
 
 
+# A build prints one summary line per finished stage ("  ingest 269 records read, ...");
+# the kills below are timed by them. A stage has begun once the line of the stage before
+# it is out (ingest: once the catalogue file exists, on a workspace's first build only).
+STAGES = ("ingest", "audio", "pack", "publish")
+_BEFORE = {"audio": "select", "pack": "audio", "publish": "pack"}
+_SUMMARY = re.compile(r"\s*(ingest|select|audio|pack|publish)\s")
+
+
+class _Build:
+    """A running `phono build` whose output lines are read as they come (with their time)."""
+
+    def __init__(self, ws: Path) -> None:
+        self.ws = ws
+        self.t0 = time.monotonic()
+        self.lines: list[tuple[float, str]] = []
+        self.proc = subprocess.Popen(_build_cmd(ws), env=ENV, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True,
+                                     start_new_session=True)  # killpg: with its workers
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append((time.monotonic() - self.t0, line))
+
+    def finished(self) -> dict[str, float]:
+        """Stage -> when its summary line came."""
+        out: dict[str, float] = {}
+        for at, line in list(self.lines):
+            if (m := _SUMMARY.match(line)) is not None:
+                out.setdefault(m.group(1), at)
+        return out
+
+    def begun(self, stage: str) -> float | None:
+        if stage == "ingest":
+            return 0.0 if (self.ws / "catalogue.sqlite").exists() else None
+        return self.finished().get(_BEFORE[stage])
+
+    def wait(self) -> int:
+        code = self.proc.wait(timeout=600)
+        self._reader.join(timeout=30)
+        return code
+
+    def output(self) -> str:
+        return "".join(line for _, line in self.lines)
+
+
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
+def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, float]]:
+    """An uninterrupted build, and how long each stage took in it (seconds)."""
     ws = tmp_path_factory.mktemp("ref") / "ws"
-    t0 = time.monotonic()
-    subprocess.run(_build_cmd(ws), env=ENV, check=False, capture_output=True)
-    took = time.monotonic() - t0
+    build = _Build(ws)
+    ingest_began = None
+    while build.proc.poll() is None:
+        if ingest_began is None and build.begun("ingest") is not None:
+            ingest_began = time.monotonic() - build.t0
+        time.sleep(0.01)
+    assert build.wait() in (0, 10), build.output()
     assert (ws / "publish" / "torrents.json").is_file()
-    return ws, took
+    done = build.finished()
+    assert set(done) >= {"select", *STAGES}, build.output()
+    began = {"ingest": ingest_began or 0.0, **{s: done[_BEFORE[s]] for s in _BEFORE}}
+    return ws, {s: done[s] - began[s] for s in STAGES}
 
 
-def _trial(tmp_path: Path, reference: tuple[Path, float], seed: int) -> None:
+def _kill_during(ws: Path, stage: str, took: float, rng: random.Random) -> None:
+    """Start a build, SIGKILL it (and its workers) while ``stage`` runs; assert it landed."""
+    build = _Build(ws)
+    while build.begun(stage) is None:
+        assert build.proc.poll() is None, f"the build ended before {stage} began:\n" + \
+            build.output()
+        time.sleep(0.005)
+    time.sleep(rng.uniform(0.05, 0.5) * took)  # within the stage, by the reference's pace
+    assert build.proc.poll() is None, f"the build ended before the kill in {stage}"
+    os.killpg(build.proc.pid, signal.SIGKILL)
+    assert build.wait() == -signal.SIGKILL, build.output()  # the kill landed: it was running
+    assert stage not in build.finished(), (
+        f"killed after {stage} had finished (the kill aimed at it):\n" + build.output())
+
+
+def _trial(tmp_path: Path, reference: tuple[Path, dict[str, float]],
+           kills: tuple[str, ...], seed: int) -> None:
+    """Kill one build per stage in ``kills`` (in turn, each a re-run of the last), then
+    finish the build and compare with the uninterrupted one."""
     ref, took = reference
     rng = random.Random(seed)
     ws = tmp_path / f"ws{seed}"
-    kills = 0
-    for _ in range(rng.randint(1, 2)):
-        proc = subprocess.Popen(_build_cmd(ws), env=ENV, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
-        time.sleep(rng.uniform(0.2, took))
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)  # the build and its worker processes
-            kills += 1
-        proc.wait()
+    assert list(kills) == sorted(set(kills), key=STAGES.index)  # see _random_kills
+    for stage in kills:
+        _kill_during(ws, stage, took[stage], rng)
     before = _finished_audio(ws) if (ws / "catalogue.sqlite").exists() else {}
     done = subprocess.run(_build_cmd(ws), env=ENV, capture_output=True, text=True)
     assert done.returncode in (0, 10), done.stderr
@@ -115,20 +186,35 @@ def _trial(tmp_path: Path, reference: tuple[Path, float], seed: int) -> None:
     assert redone == [], f"seed {seed}: finished audio re-encoded after the kill: {redone}"
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_killed_build_resumes_to_identical_output(tmp_path: Path, reference: tuple[Path, float],
-                                                  seed: int) -> None:
-    _trial(tmp_path, reference, seed)
+@pytest.mark.parametrize("kills", [("ingest", "audio"), ("pack", "publish"), ("audio",)],
+                         ids="-".join)
+def test_killed_build_resumes_to_identical_output(
+        tmp_path: Path, reference: tuple[Path, dict[str, float]], kills: tuple[str, ...]) -> None:
+    _trial(tmp_path, reference, kills, seed=len(kills))
+
+
+def _random_kills(seed: int) -> tuple[str, ...]:
+    """One or two stages to kill in, the second later than the first (a re-run redoes
+    less of an interrupted stage, so the reference's pace no longer times it)."""
+    rng = random.Random(seed)
+    first = rng.choice(STAGES)
+    later = STAGES[STAGES.index(first) + 1:]
+    return (first, rng.choice(later)) if later and rng.random() < 0.5 else (first,)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(100, 120))
-def test_killed_build_many_trials(tmp_path: Path, reference: tuple[Path, float],
+def test_killed_build_many_trials(tmp_path: Path, reference: tuple[Path, dict[str, float]],
                                   seed: int) -> None:
-    _trial(tmp_path, reference, seed)
+    _trial(tmp_path, reference, _random_kills(seed), seed)
 
 
-def test_second_build_changes_nothing(reference: tuple[Path, float]) -> None:
+def test_slow_trials_kill_in_every_stage() -> None:
+    kills = [k for seed in range(100, 120) for k in _random_kills(seed)]
+    assert set(kills) == set(STAGES) and len(kills) >= 25
+
+
+def test_second_build_changes_nothing(reference: tuple[Path, dict[str, float]]) -> None:
     ref, _ = reference
     before = _tree(ref / "publish")
     audio = _finished_audio(ref)
@@ -141,15 +227,13 @@ def test_second_build_changes_nothing(reference: tuple[Path, float]) -> None:
 
 @pytest.fixture
 def tmpfs(tmp_path: Path):
-    """A small size-limited filesystem (tmpfs; we are root in CI). Skipped where mount is denied."""
-    mnt = tmp_path / "mnt"
-    if not mount_tmpfs(mnt, "900k"):
-        pytest.skip("cannot mount a tmpfs here")
+    """A small size-limited filesystem (tmpfs; we are root in CI)."""
+    mnt = require_tmpfs(tmp_path / "mnt", "900k")
     yield mnt
     umount(mnt)
 
 
-def test_disk_full_then_rerun_completes(tmpfs: Path, reference: tuple[Path, float]) -> None:
+def test_disk_full_then_rerun_completes(tmpfs: Path, reference: tuple[Path, dict[str, float]]) -> None:
     ref, _ = reference
     ws = tmpfs / "ws"
     full = subprocess.run(_build_cmd(ws), env=ENV, capture_output=True, text=True)
@@ -169,7 +253,7 @@ def test_disk_full_then_rerun_completes(tmpfs: Path, reference: tuple[Path, floa
 
 
 def test_read_only_destination_then_rerun_completes(tmpfs: Path,
-                                                    reference: tuple[Path, float]) -> None:
+                                                    reference: tuple[Path, dict[str, float]]) -> None:
     ref, _ = reference
     subprocess.run(["mount", "-o", "remount,size=64m", str(tmpfs)], check=True)
     ws = tmpfs / "ws"
