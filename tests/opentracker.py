@@ -5,8 +5,6 @@ written to its whitelist before it starts."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import subprocess
 import time
@@ -15,9 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 from phonotheque.swarm.loopback import wait_whitelist
+from tests.require import require_tool
 
 
 @dataclass(frozen=True)
@@ -49,12 +46,7 @@ def free_port() -> int:
 
 
 def require_opentracker() -> str:
-    exe = shutil.which("opentracker")
-    if exe is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("opentracker is not installed (./scripts/setup installs it)")
-        pytest.skip("opentracker is not installed (./scripts/setup installs it)")
-    return exe
+    return require_tool("opentracker")
 
 
 @contextmanager

@@ -28,8 +28,9 @@ from phonotheque.errors import (
     wrap_os_error,
     wrap_sqlite_error,
 )
+from tests.require import require_root, require_tmpfs
 
-from .os_helpers import as_nobody, mount_tmpfs, umount
+from .os_helpers import as_nobody, umount
 
 S, I = StorageError, InputError  # noqa: E741
 
@@ -68,8 +69,7 @@ def test_errno_classes(code: int, when_reading: type[PhonoError],
 
 def _as_nobody(tmp_path: Path, fn: Callable[[], object]) -> object:
     """``fn``'s result, or its error's (class, exit code, message), run as 'nobody'."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to drop privileges")
+    require_root("to drop privileges")
     tmp_path.chmod(0o755)
 
     def run() -> object:
@@ -110,9 +110,7 @@ def test_real_enoent_is_bad_input(tmp_path: Path) -> None:
 @pytest.fixture
 def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
     mnt = tmp_path / "mnt"
-    if not mount_tmpfs(mnt, "64k"):
-        pytest.skip("cannot mount a tmpfs here")
-    yield mnt
+    yield require_tmpfs(mnt, "64k")
     umount(mnt)
 
 

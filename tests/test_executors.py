@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from phonotheque.executors import DaskExecutor, InlineExecutor, LocalExecutor, make_executor
+from tests.require import require_module
 
 
 def _square(x: int) -> tuple[int, int]:
@@ -57,7 +58,7 @@ def test_make_executor() -> None:
 
 @pytest.fixture(scope="module")
 def dask_client():  # type: ignore[no-untyped-def]
-    distributed = pytest.importorskip("distributed")
+    distributed = require_module("distributed")
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                        dashboard_address=None)
     client = distributed.Client(cluster)

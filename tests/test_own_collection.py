@@ -11,9 +11,9 @@ import subprocess
 from pathlib import Path
 
 import orjson
-import pytest
 
 from phonotheque.audio.reconstruct import rebuild
+from tests.require import require_tool
 
 PHONO = str(Path(__file__).parents[1] / ".venv" / "bin" / "phono")
 DATA = Path(__file__).parent / "data"
@@ -30,14 +30,6 @@ def phono(*args: str) -> subprocess.CompletedProcess[str]:
 
 def _sha(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
-
-
-def _need(*tools: str) -> None:
-    for tool in tools:
-        if shutil.which(tool) is None:
-            if os.environ.get("CI") == "true":
-                pytest.fail(f"{tool} is required under CI")
-            pytest.skip(f"{tool} not installed")
 
 
 def _pcm_md5(path: Path) -> str:
@@ -68,7 +60,8 @@ def _rows(ws: Path, sql: str) -> list[sqlite3.Row]:
 
 
 def test_build_own_folder_archives_every_file_as_original(tmp_path: Path) -> None:
-    _need("ffmpeg", "flac", "oggz-validate")
+    for tool in ("ffmpeg", "flac", "oggz-validate"):
+        require_tool(tool)
     music = tmp_path / "Music"
     music.mkdir()
     for f in FILES:

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from phonotheque.cli.build_cmds import demo_sources
+from tests.require import require_module
 
-distributed = pytest.importorskip("distributed")
+distributed = require_module("distributed")
 
 PHONO = str(Path(__file__).parents[1] / ".venv" / "bin" / "phono")
 EPOCH = "1767225600"

@@ -17,11 +17,12 @@ from phonotheque.audio.probe import Refused, probe
 from phonotheque.executors import InlineExecutor
 from phonotheque.workspace import Workspace
 
-from .conftest import Entry, add_tracks, need
+from ..require import require_tool
+from .conftest import Entry, add_tracks
 
 
 def _oggz_valid(path: Path) -> bool:
-    need("oggz-validate")
+    require_tool("oggz-validate")
     return subprocess.run(["oggz-validate", str(path)], capture_output=True).returncode == 0
 
 

@@ -13,7 +13,7 @@ from phonotheque.audio.reconstruct import apply_patch, make_patch, read_header, 
 from phonotheque.audio.tags import TagSet, write_tags
 from phonotheque.errors import IntegrityError
 
-from .conftest import need
+from ..require import require_tool
 
 
 def _pair(data: Path, tmp_path: Path) -> tuple[Path, Path, bytes]:
@@ -39,7 +39,7 @@ def test_round_trip_and_header(data: Path, tmp_path: Path) -> None:
 
 
 def test_zstd_cli_reads_our_patch_and_we_read_its(data: Path, tmp_path: Path) -> None:
-    need("zstd")
+    require_tool("zstd")
     archive, patch, original = _pair(data, tmp_path)
     out = tmp_path / "cli.flac"
     subprocess.run(["zstd", "-q", "-d", f"--patch-from={archive}", str(patch), "-o", str(out)],

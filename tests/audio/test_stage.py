@@ -7,7 +7,6 @@ import os
 import re
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import mutagen
@@ -20,8 +19,9 @@ from phonotheque.errors import BusyError, StorageError
 from phonotheque.executors import InlineExecutor
 from phonotheque.workspace import Workspace
 
-from ..os_helpers import as_nobody, mount_tmpfs, umount
-from .conftest import Entry, add_tracks, need, tool_ok
+from ..os_helpers import as_nobody, umount
+from ..require import require_root, require_tmpfs, require_tool
+from .conftest import Entry, add_tracks, tool_ok
 
 PATH_RE = re.compile(r"audio/(original|reencode)/([0-9a-f]{2})/([0-9a-f]{64})\.[a-z0-9]+")
 
@@ -78,7 +78,7 @@ def test_tiers_tags_hashes_patches(ws: Workspace, data: Path, sounds: Path) -> N
         else:
             assert r["container"] == "ogg" and r["codec"] == "opus" and r["patch_path"] is None
             assert '"byte_exact":false' in r["reconstruction"]
-            need("oggz-validate")
+            require_tool("oggz-validate")
             assert tool_ok("oggz-validate", str(final)).returncode == 0
             info = tool_ok("opusinfo", str(final))
             assert info.returncode == 0 and "Playback length" in info.stdout
@@ -86,7 +86,7 @@ def test_tiers_tags_hashes_patches(ws: Workspace, data: Path, sounds: Path) -> N
             if r["duration_ms"] > 1000:  # shorter than a gating block: no loudness
                 assert "R128_TRACK_GAIN" in parsed.tags
         if final.suffix == ".flac":
-            need("flac")
+            require_tool("flac")
             assert tool_ok("flac", "-t", "-s", str(final)).returncode == 0
     flac_tags = mutagen.File(ws.root / rows[ids[0]]["path"]).tags
     assert flac_tags["ISRC"] == ["GBAYE0601498"]
@@ -151,7 +151,7 @@ def test_identical_sources_stored_once(ws: Workspace, data: Path, tmp_path: Path
 
 def test_bad_inputs_quarantined_run_continues(ws: Workspace, data: Path, tmp_path: Path,
                                                sounds: Path) -> None:
-    need("ffmpeg")
+    require_tool("ffmpeg")
     long_flac = tmp_path / "long.flac"
     subprocess.run(["ffmpeg", "-v", "error", "-i", str(sounds / "alarm-clock-elapsed.oga"),
                     str(long_flac)], check=True)
@@ -340,14 +340,12 @@ def _assert_consistent(ws: Workspace) -> None:
         assert _sha(ws.root / r[0]) == r[1]
 
 
-@pytest.mark.skipif(sys.platform != "linux" or os.geteuid() != 0, reason="needs root mount")
 def test_full_disk_tmpfs(ws: Workspace, sounds: Path, tmp_path: Path) -> None:
     """A real full disk: audio/ on a 64 KiB tmpfs."""
     names = ["alarm-clock-elapsed.oga", "bell.oga", "complete.oga", "message.oga",
              "dialog-warning.oga", "service-login.oga", "phone-incoming-call.oga"]
     add_tracks(ws, [Entry(sounds / n) for n in names])
-    if not mount_tmpfs(ws.audio, "64k"):
-        pytest.skip("cannot mount tmpfs here")
+    require_tmpfs(ws.audio, "64k")
     try:
         with pytest.raises(StorageError) as exc:
             run_audio(ws, AudioOptions(batch_size=1), InlineExecutor())
@@ -358,11 +356,9 @@ def test_full_disk_tmpfs(ws: Workspace, sounds: Path, tmp_path: Path) -> None:
         umount(ws.audio)
 
 
-@pytest.mark.skipif(sys.platform != "linux" or os.geteuid() != 0, reason="needs root mount")
 def test_read_only_destination(ws: Workspace, sounds: Path) -> None:
     add_tracks(ws, [Entry(sounds / "bell.oga")])
-    if not mount_tmpfs(ws.audio, "1m"):
-        pytest.skip("cannot mount tmpfs here")
+    require_tmpfs(ws.audio, "1m")
     try:
         subprocess.run(["mount", "-o", "remount,ro", str(ws.audio)], check=True)
         with pytest.raises(StorageError, match="Read-only file system"):
@@ -372,13 +368,13 @@ def test_read_only_destination(ws: Workspace, sounds: Path) -> None:
         umount(ws.audio)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop privileges")
 def test_unreadable_permissions_as_unprivileged_user(tmp_path: Path, data: Path) -> None:
     """Root reads everything, so a forked child drops to 'nobody' and meets a mode-000 file.
 
     (A fresh interpreter cannot run as nobody here: Python lives under /root.) Everything
     the worker needs is imported before the fork.
     """
+    require_root("to drop privileges")
     import phonotheque.audio.tags  # noqa: F401
     from phonotheque.audio import AudioOptions, TagSet, WorkItem, run_item
 

@@ -19,8 +19,9 @@ from phonotheque.torrent import TorrentOptions
 from phonotheque.workspace import Workspace
 from tests.publish.archive import make_archive
 from tests.publish.helpers import tree_hashes
+from tests.require import require_module
 
-distributed = pytest.importorskip("distributed")
+distributed = require_module("distributed")
 
 
 @pytest.fixture(scope="module")

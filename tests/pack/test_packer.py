@@ -17,6 +17,7 @@ from phonotheque.torrent import read_torrent, verify_torrent
 from phonotheque.workspace import Workspace
 from tests.publish.archive import make_archive
 from tests.publish.helpers import tree_hashes
+from tests.require import missing
 
 
 def _data_torrents(ws: Workspace, obsolete: int = 0) -> list[dict[str, object]]:
@@ -203,7 +204,7 @@ def test_copy_fallback_when_hard_links_are_impossible(ws: Workspace, data: Path,
     # A workspace whose audio/ is on another filesystem (/dev/shm) cannot hard-link.
     shm = Path("/dev/shm")
     if not shm.is_dir() or os.stat(shm).st_dev == os.stat(ws.root).st_dev:
-        pytest.skip("no second filesystem to link across")
+        missing("no second filesystem (/dev/shm) to link across")
     make_archive(ws, data, n=2)
     elsewhere = Path(tempfile.mkdtemp(dir=shm))
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,14 +9,13 @@ import pytest
 
 from phonotheque.serve.app import ServeOptions
 from phonotheque.serve.server import background
+from tests.require import require_module, require_tool
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
-
-pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM), reason="chromium not installed")
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +26,8 @@ def base_url(publish_dir: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    sync_api = pytest.importorskip("playwright.sync_api")
+    require_tool(CHROMIUM)
+    sync_api = require_module("playwright.sync_api")
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b

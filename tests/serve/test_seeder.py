@@ -21,6 +21,7 @@ from phonotheque.torrent import (
     read_torrent,
     verify_torrent,
 )
+from tests.require import require_module, require_tool
 from tests.serve.clients import aria2c_download, libtorrent_download
 from tests.serve.published import build_published
 from tests.tracker import tracker
@@ -167,8 +168,8 @@ def test_follow_drops_adds_and_keeps(archive: Path) -> None:
         assert seeder.status() == []
 
 
-@pytest.mark.skipif(not shutil.which("aria2c"), reason="aria2c not installed")
 def test_real_clients_download_and_verify(archive: Path, tmp_path: Path) -> None:
+    require_tool("aria2c")
     v1 = tmp_path / "v1" / "phonotheque-w1-band1.torrent"
     items = [*find_published(archive), SeedItem(v1, archive)]
     with Seeder(items, LOCAL) as seeder:
@@ -213,7 +214,7 @@ def test_real_clients_download_and_verify(archive: Path, tmp_path: Path) -> None
 
 
 def test_interface_option_binds_the_listening_socket(archive: Path) -> None:
-    psutil = pytest.importorskip("psutil")
+    psutil = require_module("psutil")
     options = SeedOptions(listen="0.0.0.0:0", interface="127.0.0.1", dht=False, lsd=False,
                           pex=False, utp=False)  # fmt: skip
     with Seeder(find_published(archive), options) as seeder:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import mutagen
-import pytest
 from mutagen.flac import FLAC
 from mutagen.id3 import ID3, TSRC
 
 from phonotheque.ingest import ingest
 from phonotheque.workspace import Workspace
+from tests.os_helpers import as_nobody
+from tests.require import require_root
 
 FULL_MBID = "8b882575-08a5-4452-a7a7-cbb8a1531f9e"  # MUSICBRAINZ_TRACKID in beets' full.*
 
@@ -168,14 +170,44 @@ def test_hostile_file_names(ws: Workspace, data: Path, tmp_path: Path) -> None:
         assert Path(p).is_file()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
-def test_permission_denied(ws: Workspace, data: Path, tmp_path: Path) -> None:
-    p = tmp_path / "locked.flac"
-    shutil.copy(data / "beets/min.flac", p)
-    p.chmod(0)
-    ingest(ws, "tags", [tmp_path])
-    with ws.store(readonly=True) as s:
-        assert "Permission denied" in s.rejects()[0].reason
+def test_permission_denied(data: Path) -> None:
+    """A mode-000 file is a reject naming the file; its readable neighbour is ingested.
+
+    Root reads files whatever their permissions (and CI runs as root), so the ingest
+    runs in a forked child that dropped to 'nobody', in a folder nobody can reach
+    (pytest's own tmp_path lives under a root-only folder). The readable file proves
+    the child could get there: the denial is the file's mode, not the path's.
+    """
+    import mutagen.flac  # noqa: F401 - a child running as nobody cannot import from /root
+
+    import phonotheque.sources.tags  # noqa: F401
+
+    require_root("to drop privileges")
+    base = Path(tempfile.mkdtemp(prefix="phono-perm-"))
+    try:
+        base.chmod(0o777)
+        music = base / "music"
+        music.mkdir(mode=0o755)
+        locked, readable = music / "locked.flac", music / "open.flac"
+        for p in (locked, readable):
+            shutil.copy(data / "beets/min.flac", p)
+            p.chmod(0o644)
+        locked.chmod(0)
+
+        def run() -> tuple[list[tuple[str, str]], list[str], int]:
+            ws = Workspace.create(base / "ws")
+            report = ingest(ws, "tags", [music])
+            with ws.store(readonly=True) as s:
+                rejects = [(r.locator, r.reason) for r in s.rejects()]
+            return rejects, sorted(Path(p).name for p in _audio(ws)), report.rejected
+
+        rejects, ingested, rejected = as_nobody(run)  # type: ignore[misc]
+    finally:
+        shutil.rmtree(base)
+    assert ingested == ["open.flac"]
+    assert rejected == 1 and len(rejects) == 1
+    locator, reason = rejects[0]
+    assert "locked.flac" in locator + reason and "Permission denied" in reason
 
 
 def test_rerun_reads_nothing_again(ws: Workspace, data: Path, tmp_path: Path) -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import random
-import shutil
 import subprocess
 import warnings
 from pathlib import Path
 
 import libtorrent as lt
+
+from tests.require import require_tool
 
 # (relative path, size): awkward sizes around the 16 KiB and 32 KiB piece
 # boundaries, empty files, nested and unicode names, and names whose order
@@ -69,7 +70,7 @@ def lt_auto_piece_length(path: Path) -> int:
 
 def mktorrent(path: Path, piece_length: int, out: Path, *extra: str) -> Path:
     """Run mktorrent (piece length must be 2^15 .. 2^28)."""
-    assert shutil.which("mktorrent"), "mktorrent is not installed (scripts/setup)"
+    require_tool("mktorrent")
     log2 = piece_length.bit_length() - 1
     subprocess.run(
         ["mktorrent", "-l", str(log2), "-o", str(out), *extra, str(path)],

@@ -9,7 +9,6 @@ or PEX; uTP off; everything bounded in time.
 from __future__ import annotations
 
 import re
-import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from tests.bt_session import (
     stop_session,
     wait_finished,
 )
+from tests.require import require_tool
 from tests.torrent._torrent_refs import make_tree
 from tests.tracker import Tracker
 from tests.tracker import tracker as running_tracker
@@ -83,8 +83,7 @@ def test_libtorrent_downloads_our_torrent(tmp_path: Path, version: str) -> None:
 
 
 def _aria2c() -> tuple[str, tuple[int, ...]]:
-    aria2c = shutil.which("aria2c")
-    assert aria2c, "aria2c is not installed (scripts/setup)"
+    aria2c = require_tool("aria2c")
     out = subprocess.run([aria2c, "--version"], capture_output=True, text=True, check=True).stdout
     m = re.search(r"aria2 version (\d+)\.(\d+)\.(\d+)", out)
     assert m, out

@@ -15,6 +15,7 @@ from phonotheque.torrent import (
     read_torrent,
 )
 from phonotheque.torrent import _bencode as bencode
+from tests.require import require_module
 from tests.torrent._torrent_refs import (
     AWKWARD,
     lt_auto_piece_length,
@@ -132,7 +133,7 @@ def test_v1_single_file_matches_mktorrent(tree: Path, tmp_path: Path) -> None:
 
 
 def test_v1_matches_torf(tmp_path: Path) -> None:
-    torf = pytest.importorskip("torf")
+    torf = require_module("torf")
     # torf sorts per path component like BEP 52 while mktorrent sorts whole
     # paths; on names where the two orders agree both must match ours. torf
     # also leaves empty files out, so this content has none.
