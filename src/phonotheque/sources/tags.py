@@ -479,7 +479,12 @@ class AudioTags:
                 yield reject(shown, "file", f"cannot read: {exc.strerror or exc}")
                 continue
             except Exception as exc:  # noqa: BLE001 - mutagen raises many kinds on bad input
-                yield reject(shown, "file", f"unparseable audio: {type(exc).__name__}: {exc}")
+                cause = exc.__cause__  # mutagen wraps a failed open (EACCES, EIO) in its error
+                if isinstance(exc, mutagen.MutagenError) and isinstance(cause, OSError):
+                    yield reject(shown, "file", f"cannot read: {cause.strerror or cause}")
+                else:
+                    yield reject(shown, "file",
+                                 f"unparseable audio: {type(exc).__name__}: {exc}")
                 continue
             if audio is None:
                 if suffix in AUDIO_SUFFIXES:
