@@ -18,6 +18,7 @@ from phonotheque.select import (
     select,
 )
 from phonotheque.workspace import Workspace
+from tests.select_engines import engine  # noqa: F401  (every test on every engine)
 from tests.select_helpers import (
     T,
     add_audio_file,

@@ -129,3 +129,11 @@ def connect(catalogue: Path, *, temp_directory: Path, memory_bytes: int | None =
         con.close()
         raise
     return con
+
+
+def attach(con: duckdb.DuckDBPyConnection, path: Path, alias: str) -> None:
+    """ATTACH another SQLite file (a scratch or output file) writable as ``alias``."""
+    try:
+        con.execute(f"ATTACH {_quote(str(path))} AS {alias} (TYPE sqlite)")
+    except duckdb.Error as exc:
+        raise InputError(path, f"DuckDB cannot attach it: {exc}") from exc

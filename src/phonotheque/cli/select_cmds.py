@@ -18,6 +18,7 @@ from phonotheque.cli._common import SIZE, command, console, progress_bar, worksp
 from phonotheque.cli._listens import print_listen_match
 from phonotheque.errors import InputError, PhonoError
 from phonotheque.select import (
+    ENGINES,
     EXPORT_COLUMNS,
     STEPS,
     BandScheme,
@@ -78,11 +79,15 @@ def _report_path(value: Path | None) -> Path | None:
 @click.option("--report", "reports", type=click.Path(dir_okay=False, path_type=Path),
               multiple=True, help="Also write the coverage report (.html, .png, .svg).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--engine", type=click.Choice(sorted(ENGINES)), default="sqlite",
+              show_default=True,
+              help="Engine of the ranking steps: DuckDB (multi-core, opt-in while measured) "
+                   "or SQLite; both reach the same plan.")
 @workspace_option
 def select_cmd(ws: Workspace, coverage: float, budget: int | None,
                original_share: float | None, tail_threshold: int | None, opus_bitrate: int,
                priority_threshold: float, take_all: bool, bands: BandScheme,
-               reports: tuple[Path, ...], as_json: bool) -> None:
+               reports: tuple[Path, ...], as_json: bool, engine: str) -> None:
     """Choose the tracks to archive: the fewest that cover --coverage of listens.
 
     One file per ISRC; zero-listen tracks by secondary priority; tiers
@@ -97,7 +102,7 @@ def select_cmd(ws: Workspace, coverage: float, budget: int | None,
         priority_threshold=priority_threshold, bands=bands, take_all=take_all,
     )
     with progress_bar("select", total=len(STEPS), unit="steps") as advance:
-        report = select(ws, options, advance)
+        report = select(ws, options, advance, engine=engine)
     for r in reports:
         render_report(report, r)
     if as_json:

@@ -14,10 +14,11 @@ from phonotheque.catalogue.ledger import (
     status_counts,
 )
 from phonotheque.select.options import BandScheme, SelectOptions, format_size, parse_size
-from phonotheque.select.plan import STEPS, Progress, select
+from phonotheque.select.plan import ENGINES, STEPS, Progress, select
 from phonotheque.select.report import BandSize, CurvePoint, SelectReport, TierSize
 
 __all__ = [
+    "ENGINES",
     "EXPORT_COLUMNS",
     "STEPS",
     "BandScheme",

@@ -71,11 +71,14 @@ from typing import Any
 
 import orjson
 
+from phonotheque.atomic import temporary_name
 from phonotheque.catalogue import selection
 from phonotheque.catalogue.ledger import apply_ledger, status_counts
 from phonotheque.catalogue.store import Store, now_iso
+from phonotheque.errors import InputError, wrap_os_error
 from phonotheque.listen_match import listen_match
 from phonotheque.progress import ProgressEvent, ProgressFn
+from phonotheque.select import columnar_rank
 from phonotheque.select.options import SelectOptions
 from phonotheque.select.report import BandSize, CurvePoint, SelectReport, TierSize
 from phonotheque.sources.bounds import track_listens_sql
@@ -96,33 +99,89 @@ def select(
     target: Workspace | Store,
     options: SelectOptions | None = None,
     progress: Progress | None = None,
+    engine: str = "sqlite",
 ) -> SelectReport:
     """Recompute the selection and the ledger; return what was reached.
 
     Runs in one write transaction: readers see the previous plan until the new
-    one is complete, and a crash leaves the previous plan intact.
+    one is complete, and a crash leaves the previous plan intact. ``engine``
+    (:data:`ENGINES`) runs the first five steps on SQLite (the default) or on
+    DuckDB (:mod:`.columnar_rank`, opt-in); the results are the same.
     """
     opts = options or SelectOptions()
+    run = ENGINES.get(engine)
+    if run is None:
+        raise InputError(engine, f"not a select engine (use {' or '.join(ENGINES)})")
     if isinstance(target, Workspace):
         with target.store() as store:
-            return _run(store, opts, progress)
-    return _run(target, opts, progress)
+            return run(store, opts, progress)
+    return run(target, opts, progress)
 
 
-def _run(store: Store, opts: SelectOptions, progress: Progress | None) -> SelectReport:
-    started = time.monotonic()
-    started_at = now_iso()
-    conn = store.conn
+def _tune(conn: sqlite3.Connection) -> None:
     # The external sorter spills sorted runs to temporary files once it holds
     # main's cache_size (the store's 64 MiB): memory stays flat whatever the size.
     # (Measured: 512 MiB made the 10 M-work sort slower and tripled the RSS.)
     conn.execute("PRAGMA temp.cache_size = -131072")  # 128 MiB for the temp tables
     conn.execute("PRAGMA threads = 2")  # let the sorter use a helper thread
+
+
+def _run(store: Store, opts: SelectOptions, progress: Progress | None) -> SelectReport:
+    started = time.monotonic()
+    conn = store.conn
+    _tune(conn)
     with store.transaction():
         try:
-            report = _plan(_Plan(conn, opts, started_at), progress)
+            report = _plan(_Plan(conn, opts, now_iso()), progress)
         finally:
             _drop_temp(conn)
+    return _replace_elapsed(report, time.monotonic() - started)
+
+
+_SCRATCH = "sel"  # the schema the DuckDB engine's tables are ATTACHed under
+
+
+def _run_duckdb(store: Store, opts: SelectOptions, progress: Progress | None) -> SelectReport:
+    """Steps 1-5 on DuckDB into a scratch SQLite file, steps 6-10 on SQLite over it.
+
+    DuckDB reads the committed catalogue before select's write transaction opens
+    (select writes nothing before step 8; the workspace lock keeps other writers
+    out); the scratch file is ATTACHed so the later steps find ``sel_track``,
+    ``sel_rep`` and ``sel_ranked`` under their usual names.
+    """
+    started = time.monotonic()
+    plan = _Plan(store.conn, opts, now_iso())
+    tmp = store.path.parent / "tmp"
+    scratch = temporary_name(tmp / "select.sqlite")
+    done = 0
+
+    def step_done(name: str) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(ProgressEvent("select", done, len(_PLAN_STEPS), "steps", name))
+
+    try:
+        tmp.mkdir(parents=True, exist_ok=True)
+        ranked = columnar_rank.rank(store.path, scratch, opts, temp_directory=tmp / "duckdb",
+                                    on_step=step_done)
+        plan.mode, plan.total = ranked.mode, ranked.total
+        _tune(plan.conn)
+        _drop_temp(plan.conn)  # unqualified sel_* must resolve to the scratch file
+        plan.conn.execute(f"ATTACH DATABASE ? AS {_SCRATCH}", (str(scratch),))
+        try:
+            with store.transaction():
+                try:
+                    report = _plan(plan, progress, first=len(columnar_rank.STEPS))
+                finally:
+                    _drop_temp(plan.conn)
+        finally:
+            plan.conn.execute(f"DETACH DATABASE {_SCRATCH}")
+    except OSError as exc:
+        raise wrap_os_error(exc, tmp, writing=True) from exc
+    finally:
+        for leftover in (scratch, scratch.with_name(scratch.name + "-journal")):
+            leftover.unlink(missing_ok=True)
     return _replace_elapsed(report, time.monotonic() - started)
 
 
@@ -497,9 +556,17 @@ _PLAN_STEPS: tuple[tuple[str, Callable[[_Plan], None]], ...] = (
 STEPS = tuple(name for name, _ in _PLAN_STEPS)
 
 
-def _plan(plan: _Plan, progress: Progress | None) -> SelectReport:
+# How to run select: which engine computes steps 1-5 (the rest always runs on SQLite).
+ENGINES: dict[str, Callable[[Store, SelectOptions, Progress | None], SelectReport]] = {
+    "sqlite": _run,
+    "duckdb": _run_duckdb,
+}
+
+
+def _plan(plan: _Plan, progress: Progress | None, first: int = 0) -> SelectReport:
+    """Run the steps from ``first`` on (the earlier ones are done: the DuckDB engine)."""
     _drop_temp(plan.conn)
-    for done, (name, run) in enumerate(_PLAN_STEPS, 1):
+    for done, (name, run) in enumerate(_PLAN_STEPS[first:], first + 1):
         run(plan)
         if progress is not None:
             progress(ProgressEvent("select", done, len(_PLAN_STEPS), "steps", name))
