@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
+import orjson
 from click.testing import CliRunner
 
 from phonotheque.cli import main
@@ -65,3 +68,45 @@ def test_piped_output_is_never_wrapped(tmp_path: Path) -> None:
                if line.split()[:1] == ["tracker"])
     bad = _phono("torrent", "create", str(folder), "-o", str(out), "--workers", "-3")
     assert bad.returncode == 2 and "-3" in bad.stderr
+
+
+JSON_KEYS = {"command", "schema", "exit_code", "problems", "report"}
+
+
+def _json(*args: str) -> tuple[int, dict[str, Any]]:
+    run = _phono(*args, "--json")
+    doc = orjson.loads(run.stdout)  # stdout holds the one document and nothing else
+    assert set(doc) == JSON_KEYS, doc.keys()
+    assert doc["schema"] == 1 and doc["exit_code"] == run.returncode, (doc, run.stderr)
+    return run.returncode, doc
+
+
+def test_every_stage_command_speaks_one_json_shape(tmp_path: Path, data: Path) -> None:
+    music = tmp_path / "music"
+    music.mkdir()
+    for name in ("alarm-clock-elapsed.oga", "audio-channel-front-center.oga"):
+        shutil.copy(data / "debian-sounds" / "freedesktop-stereo" / name, music / name)
+    (music / "broken.oga").write_bytes(b"OggS")  # refused at ingest: exit 10, said so
+    ws = str(tmp_path / "ws")
+    code, doc = _json("build", "-w", ws, f"tags:{music}")
+    assert code == 10 and doc["command"] == "build" and "1 inputs rejected" in doc["problems"]
+    stages = {s["name"]: s for s in doc["report"]["stages"]}
+    assert list(stages) == ["ingest", "select", "audio", "pack", "publish"]
+    assert stages["audio"]["report"]["by_tier"] and stages["ingest"]["report"][0]["kind"] == "tags"
+    code, doc = _json("ingest", "tags", "-w", ws, str(music))
+    assert code == 0 and doc["command"] == "ingest tags" and doc["problems"] == ""
+    assert doc["report"]["rejected"] == 1 and doc["report"]["new_rejects"] == 0
+    code, doc = _json("audio", "-w", ws, "--workers", "0")
+    assert code == 0 and doc["report"]["already_done"] == 2
+    code, doc = _json("pack", "-w", ws)
+    assert code == 0 and doc["report"]["new_folders"] == []
+    code, doc = _json("publish", "-w", ws)
+    assert code == 0 and doc["report"]["current"] >= 1
+    code, doc = _json("release", "-w", ws)
+    assert code == 0 and doc["report"]["wave"] is None
+    assert _phono("exclude", "add", "-w", ws, "--isrc", "GBAYE0000351",
+                  "--reason", "test").returncode == 0
+    code, doc = _json("exclude", "list", "-w", ws)
+    assert code == 0
+    assert [(e["kind"], e["value"]) for e in doc["report"]["exclusions"]] == [
+        ("isrc", "GBAYE0000351")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sqlite3
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
+import orjson
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -163,7 +165,7 @@ def command(
 
 @contextmanager
 def progress_bar(description: str, total: float | None, unit: str = "rows",
-                 scale: float = 1) -> Iterator[ProgressFn]:
+                 scale: float = 1, enabled: bool = True) -> Iterator[ProgressFn]:
     r"""A rich progress bar fed by a library job's :class:`ProgressEvent`\ s.
 
     Shows count, rate (per second) and ETA; the event's message follows the
@@ -171,7 +173,7 @@ def progress_bar(description: str, total: float | None, unit: str = "rows",
     Quiet when stdout is not a terminal unless PHONO_PROGRESS=1 (tests and logs
     stay readable).
     """
-    show = console.is_terminal or os.environ.get("PHONO_PROGRESS") == "1"
+    show = enabled and (console.is_terminal or os.environ.get("PHONO_PROGRESS") == "1")
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -197,3 +199,46 @@ def progress_bar(description: str, total: float | None, unit: str = "rows",
 
     with progress:
         yield on_event
+
+
+# -- --json: one shape for every stage command (docs/cli.md) -------------------
+
+#: Version of the ``--json`` document; raised when a field changes meaning or goes away.
+JSON_SCHEMA = 1
+
+
+def json_option(f: F) -> F:
+    """Add ``--json`` (passed as ``as_json``) to a stage command."""
+    return click.option(
+        "--json", "as_json", is_flag=True,
+        help="Print one JSON document on stdout instead of tables "
+             "({command, schema, exit_code, problems, report}; see docs/cli.md).",
+    )(f)  # type: ignore[return-value]
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def emit_json(command: str, report: object, exit_code: int = 0,
+              problems: str = "") -> None:
+    """Print the ``--json`` document of a finished stage command and leave with ``exit_code``.
+
+    ``report`` is the library's own report (a dataclass: its fields, nested) or a
+    list of them; ``problems`` says in words why ``exit_code`` is 10, else "".
+    """
+    doc = {"command": command, "schema": JSON_SCHEMA, "exit_code": exit_code,
+           "problems": problems, "report": report}
+    click.echo(orjson.dumps(doc, default=_json_default,
+                            option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
+                            | orjson.OPT_PASSTHROUGH_DATACLASS).decode())
+    if exit_code:
+        sys.exit(exit_code)

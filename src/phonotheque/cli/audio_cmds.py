@@ -18,7 +18,7 @@ from rich.progress import (
 from rich.table import Table
 
 from phonotheque.catalogue import audio_files
-from phonotheque.cli._common import command, console, handle_errors
+from phonotheque.cli._common import command, console, emit_json, handle_errors, json_option
 from phonotheque.errors import WorkspaceError
 from phonotheque.progress import ProgressEvent
 from phonotheque.workspace import Workspace
@@ -48,11 +48,13 @@ from phonotheque.workspace import Workspace
 @click.option("--verify", is_flag=True,
               help="Re-hash finished files before skipping them (default: size check).")
 @click.option("--retry-errors", is_flag=True, help="Try again tracks that failed before.")
+@json_option
 @click.pass_context
 @handle_errors
 def audio(ctx: click.Context, workspace: Path, workers: int | None, scheduler: str | None,
           bitrate: str, vbr: str, application: str, opus_args: tuple[str, ...],
-          no_patches: bool, no_replaygain: bool, verify: bool, retry_errors: bool) -> None:
+          no_patches: bool, no_replaygain: bool, verify: bool, retry_errors: bool,
+          as_json: bool) -> None:
     """Archive every selected track: originals kept (tags only), the tail re-encoded to Opus.
 
     Each file is probed, tagged (Picard's tag names, ReplayGain, cover), hashed
@@ -77,7 +79,7 @@ def audio(ctx: click.Context, workspace: Path, workers: int | None, scheduler: s
                              extra_args=opus_args, replaygain=not no_replaygain),
         patches=not no_patches, verify_existing=verify, retry_errors=retry_errors,
     )
-    show = console.is_terminal or os.environ.get("PHONO_PROGRESS") == "1"
+    show = not as_json and (console.is_terminal or os.environ.get("PHONO_PROGRESS") == "1")
     progress = Progress(
         TextColumn("[bold]audio"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -96,6 +98,10 @@ def audio(ctx: click.Context, workspace: Path, workers: int | None, scheduler: s
 
     with make_executor(workers, scheduler) as executor, progress:
         report = run_audio(ws, options, executor, on_progress)
+    if as_json:
+        emit_json("audio", report, 10 if report.error_count else 0,
+                  f"{report.error_count} files failed" if report.error_count else "")
+        return
     _render(report)
     if report.error_count:
         # README: 10 = the run finished but some inputs were refused (quarantined here).

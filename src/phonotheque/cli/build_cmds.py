@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from phonotheque.cli._build_options import build_settings_options, given_settings, print_settings
-from phonotheque.cli._common import command, console
+from phonotheque.cli._common import command, console, emit_json, json_option
 from phonotheque.cli._listens import warn_unmatched
 from phonotheque.pipeline import (
     BuildOptions,
@@ -41,14 +41,16 @@ def demo_sources() -> list[SourceSpec]:
     ]
 
 
-def _run_build(ws: Workspace, sources: list[SourceSpec], options: BuildOptions) -> BuildReport:
+def _run_build(ws: Workspace, sources: list[SourceSpec], options: BuildOptions,
+               quiet: bool = False) -> BuildReport:
+    """Run the build with a bar per stage and a line as each stage ends (none if ``quiet``)."""
     progress = Progress(
         TextColumn("[bold]{task.fields[stage]:>8}"),
         BarColumn(),
         TextColumn("{task.description}"),
         TimeElapsedColumn(),
         console=console,
-        disable=not console.is_terminal,
+        disable=quiet or not console.is_terminal,
         transient=True,
     )
     tasks: dict[str, Any] = {}
@@ -61,6 +63,8 @@ def _run_build(ws: Workspace, sources: list[SourceSpec], options: BuildOptions) 
                         total=event.total)
 
     def on_stage(result: StageResult) -> None:
+        if quiet:
+            return
         mark = "[green]changed[/]" if result.changed else "[dim]up to date[/]"
         progress.console.print(
             f"[bold]{result.name:>8}[/] {stage_summary(result)}  ({result.elapsed:.1f} s, {mark})"
@@ -68,7 +72,7 @@ def _run_build(ws: Workspace, sources: list[SourceSpec], options: BuildOptions) 
 
     with progress:
         report = build(ws, sources, options, progress=on_progress, on_stage=on_stage)
-    if not report.changed:
+    if not report.changed and not quiet:
         console.print("[green]nothing to do:[/] every stage was already up to date")
     return report
 
@@ -216,8 +220,10 @@ def _problems(report: BuildReport) -> str:
               help="Local worker processes (default: all cores; 0 = in this process).")
 @click.option("--stop-after", type=click.Choice(["ingest", "select", "audio", "pack", "publish"]),
               help="Run the stages up to this one only.")
+@json_option
 def build_cmd(sources: tuple[str, ...], workspace: Path, scheduler: str | None,
-              workers: int | None, stop_after: str | None, **settings: Any) -> None:
+              workers: int | None, stop_after: str | None, as_json: bool,
+              **settings: Any) -> None:
     """Run ingest -> select -> audio -> pack -> publish over SOURCES.
 
     Each SOURCE is `kind:PATH` (musicbrainz:, mbdump:, tags:, listens:) or a
@@ -240,12 +246,18 @@ def build_cmd(sources: tuple[str, ...], workspace: Path, scheduler: str | None,
     specs = [parse_source(s) for s in sources]  # every source checked before anything is made
     ws = Workspace.create(workspace)
     resolved = resolve(ws, given_settings(settings))
-    print_settings(resolved)
+    if not as_json:
+        print_settings(resolved)
     base_pack = resolve_options(ws, {"workers": workers})
     options = BuildOptions(select=resolved.settings.select_options(),
                            pack=resolved.settings.pack_options(base_pack),
                            scheduler=scheduler, workers=workers, stop_after=stop_after)
-    report = _run_build(ws, specs, options)
+    report = _run_build(ws, specs, options, quiet=as_json)
+    if as_json:
+        problems = _problems(report)
+        emit_json("build", {"changed": report.changed, "elapsed": report.elapsed,
+                            "stages": report.stages}, 10 if problems else 0, problems)
+        return
     console.print(_summary(ws, report))
     _notes(ws, report)
     _exit_on_problems(report)

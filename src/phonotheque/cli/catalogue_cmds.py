@@ -8,7 +8,7 @@ import click
 import orjson
 from rich.table import Table
 
-from phonotheque.cli._common import command, console, workspace_option
+from phonotheque.cli._common import command, console, emit_json, json_option, workspace_option
 from phonotheque.cli._listens import print_listen_match
 from phonotheque.compare import KeyOverlap, compare
 from phonotheque.errors import WorkspaceError
@@ -169,11 +169,15 @@ def exclude_remove(ws: Workspace, kind: str, value: str) -> None:
 
 
 @command("list", group=exclude)
+@json_option
 @workspace_option
-def exclude_list(ws: Workspace) -> None:
+def exclude_list(ws: Workspace, as_json: bool) -> None:
     """List exclusions."""
     with ws.store(readonly=True) as store:
         rows = store.exclusions()
+    if as_json:
+        emit_json("exclude list", {"exclusions": rows})
+        return
     table = Table(title=f"{len(rows)} exclusions")
     for col in ("kind", "value", "reason", "added_at"):
         table.add_column(col, overflow="fold")

@@ -19,7 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from phonotheque.cli._common import command, console, workspace_option
+from phonotheque.cli._common import command, console, emit_json, json_option, workspace_option
 from phonotheque.ingest import IngestOptions, IngestReport, ingest
 from phonotheque.progress import ProgressEvent, ProgressFn
 from phonotheque.sources import ReadOptions
@@ -56,38 +56,41 @@ def ingest_group() -> None:
 @_PATHS
 @_FORCE
 @_BATCH
+@json_option
 @workspace_option
-def ingest_musicbrainz(ws: Workspace, paths: tuple[Path, ...], force: bool,
+def ingest_musicbrainz(ws: Workspace, paths: tuple[Path, ...], force: bool, as_json: bool,
                        batch_size: int) -> None:
     """MusicBrainz JSON dumps: .json/.jsonl (one entity per line) or .tar.xz archives.
 
     Folders are searched for such files. Release, recording and artist entities
     are read; archives are streamed without unpacking.
     """
-    _run(ws, "musicbrainz", paths, IngestOptions(batch_size=batch_size, force=force))
+    _run(ws, "musicbrainz", paths, IngestOptions(batch_size=batch_size, force=force), as_json)
 
 
 @command("mbdump", epilog=_EPILOG, group=ingest_group)
 @_PATHS
 @_FORCE
 @_BATCH
+@json_option
 @workspace_option
-def ingest_mbdump(ws: Workspace, paths: tuple[Path, ...], force: bool,
+def ingest_mbdump(ws: Workspace, paths: tuple[Path, ...], force: bool, as_json: bool,
                   batch_size: int) -> None:
     """MusicBrainz PostgreSQL dump tables: an mbdump/ folder or mbdump.tar.bz2 archive.
 
     Reads artist, artist_credit(_name), recording, isrc, track, medium and
     release, and joins them in a temporary database next to the catalogue.
     """
-    _run(ws, "mbdump", paths, IngestOptions(batch_size=batch_size, force=force))
+    _run(ws, "mbdump", paths, IngestOptions(batch_size=batch_size, force=force), as_json)
 
 
 @command("tags", epilog=_EPILOG, group=ingest_group)
 @_PATHS
 @_FORCE
 @_BATCH
+@json_option
 @workspace_option
-def ingest_tags(ws: Workspace, paths: tuple[Path, ...], force: bool,
+def ingest_tags(ws: Workspace, paths: tuple[Path, ...], force: bool, as_json: bool,
                 batch_size: int) -> None:
     """Audio files: walk folders, read tags, attach each file to its track.
 
@@ -95,7 +98,7 @@ def ingest_tags(ws: Workspace, paths: tuple[Path, ...], force: bool,
     track is created from its tags. Files already attached with the same size
     and mtime are not read again.
     """
-    _run(ws, "tags", paths, IngestOptions(batch_size=batch_size, force=force))
+    _run(ws, "tags", paths, IngestOptions(batch_size=batch_size, force=force), as_json)
 
 
 @command("listens", epilog=_EPILOG, group=ingest_group)
@@ -110,19 +113,26 @@ def ingest_tags(ws: Workspace, paths: tuple[Path, ...], force: bool,
                    "Re-ingesting a dataset replaces its counts.")
 @_FORCE
 @_BATCH
+@json_option
 @workspace_option
 def ingest_listens(ws: Workspace, paths: tuple[Path, ...], key: str | None,
                    count_column: str | None, dataset: str | None, force: bool,
-                   batch_size: int) -> None:
+                   batch_size: int, as_json: bool) -> None:
     """Listen counts: ListenBrainz JSON/JSONL, or CSV/Parquet with a key and a count."""
     read = ReadOptions(key=key, count_column=count_column, dataset=dataset)
-    _run(ws, "listens", paths, IngestOptions(batch_size=batch_size, force=force, read=read))
+    _run(ws, "listens", paths, IngestOptions(batch_size=batch_size, force=force, read=read),
+         as_json)
 
 
 
-def _run(ws: Workspace, kind: str, paths: tuple[Path, ...], options: IngestOptions) -> None:
-    with _progress(f"ingest {kind}") as advance:
+def _run(ws: Workspace, kind: str, paths: tuple[Path, ...], options: IngestOptions,
+         as_json: bool = False) -> None:
+    with _progress(f"ingest {kind}", show=not as_json) as advance:
         report = ingest(ws, kind, paths, options, advance)
+    if as_json:
+        emit_json(f"ingest {kind}", report, 0 if report.clean else EXIT_REJECTS,
+                  "" if report.clean else f"{report.new_rejects} input(s) refused")
+        return
     _render(report)
     if report.values_dropped:
         console.print(f"{report.values_dropped} unusable tag or field value(s) left out of "
@@ -139,9 +149,9 @@ def _run(ws: Workspace, kind: str, paths: tuple[Path, ...], options: IngestOptio
 
 
 @contextmanager
-def _progress(description: str) -> Iterator[ProgressFn]:
+def _progress(description: str, show: bool = True) -> Iterator[ProgressFn]:
     """A bar over input bytes (when known) that also shows records read and records/s."""
-    show = console.is_terminal or os.environ.get("PHONO_PROGRESS") == "1"
+    show = show and (console.is_terminal or os.environ.get("PHONO_PROGRESS") == "1")
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -9,7 +9,15 @@ from typing import Any
 import click
 from rich.table import Table
 
-from phonotheque.cli._common import SIZE, command, console, progress_bar, workspace_option
+from phonotheque.cli._common import (
+    SIZE,
+    command,
+    console,
+    emit_json,
+    json_option,
+    progress_bar,
+    workspace_option,
+)
 from phonotheque.workspace import Workspace
 
 
@@ -111,8 +119,10 @@ def _print_publish(report: Any, ws: Workspace) -> None:
 @command("pack")
 @_torrent_option_decorators
 @_executor_options
+@json_option
 @workspace_option
-def pack_cmd(ws: Workspace, workers: int | None, scheduler: str | None, **kw: Any) -> None:
+def pack_cmd(ws: Workspace, workers: int | None, scheduler: str | None, as_json: bool,
+             **kw: Any) -> None:
     """Put finished files into data folders by popularity band, one torrent each.
 
     Most popular band first; each folder capped by --max-files and --max-bytes.
@@ -127,8 +137,11 @@ def pack_cmd(ws: Workspace, workers: int | None, scheduler: str | None, **kw: An
     from phonotheque.pack.packer import run_pack
 
     options = _build_pack_options(ws, **kw)
-    with progress_bar("pack", None, unit="B") as advance:
+    with progress_bar("pack", None, unit="B", enabled=not as_json) as advance:
         report = run_pack(ws, options, processes=workers, scheduler=scheduler, progress=advance)
+    if as_json:
+        emit_json("pack", report)
+        return
     _print_pack(report)
 
 
@@ -138,18 +151,23 @@ def pack_cmd(ws: Workspace, workers: int | None, scheduler: str | None, **kw: An
 @click.option("--no-parquet", is_flag=True, help="Skip the Parquet export.")
 @click.option("--no-database-torrent", is_flag=True,
               help="Do not make a torrent of metadata.sqlite + parquet/.")
+@json_option
 @workspace_option
-def publish_cmd(ws: Workspace, name: str, no_parquet: bool, no_database_torrent: bool) -> None:
+def publish_cmd(ws: Workspace, name: str, no_parquet: bool, no_database_torrent: bool,
+                as_json: bool) -> None:
     """Write publish/: metadata.sqlite, Parquet, AAC metadata, torrents.json, magnets.
 
     Lists the torrents of released waves (see `phono release`).
     """
     from phonotheque.publish.publisher import PublishOptions, publish
 
-    with progress_bar("publish", None) as advance:
+    with progress_bar("publish", None, enabled=not as_json) as advance:
         report = publish(ws, PublishOptions(name=name, parquet=not no_parquet,
                                             database_torrent=not no_database_torrent),
                          progress=advance)
+    if as_json:
+        emit_json("publish", report)
+        return
     _print_publish(report, ws)
 
 
@@ -162,10 +180,11 @@ def publish_cmd(ws: Workspace, name: str, no_parquet: bool, no_database_torrent:
 @click.option("--name", default="Phonothèque", show_default=True,
               help="The archive's display name.")
 @_executor_options
+@json_option
 @workspace_option
 def release_cmd(ws: Workspace, wave_bytes: int | None, wave_bands: int | None,
                 no_pack: bool, name: str, workers: int | None,
-                scheduler: str | None) -> None:
+                scheduler: str | None, as_json: bool) -> None:
     """Publish the next wave of torrents, most popular bands first.
 
     Packs first (so folders hit by new exclusions are rebuilt and their old
@@ -180,8 +199,11 @@ def release_cmd(ws: Workspace, wave_bytes: int | None, wave_bands: int | None,
     from phonotheque.pack.packer import folder_executor
 
     with folder_executor(workers, scheduler) as executor, \
-            progress_bar("release", None, unit="B") as advance:
+            progress_bar("release", None, unit="B", enabled=not as_json) as advance:
         report = release(ws, options, progress=advance, executor=executor)
+    if as_json:
+        emit_json("release", report)
+        return
     if report.pack is not None:
         _print_pack(report.pack)
     if report.resumed:
