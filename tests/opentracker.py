@@ -5,6 +5,7 @@ written to its whitelist before it starts."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -54,7 +55,8 @@ def opentracker(folder: Path, hashes: Iterable[str], port: int = 0) -> Iterator[
     """Run opentracker on 127.0.0.1 (TCP and UDP, same ``port``, 0: a free one) tracking
     ``hashes`` (hex)."""
     exe = require_opentracker()
-    listed = [h.lower() for h in hashes]
+    sentinel = os.urandom(20).hex()  # a hash only this tracker accepts
+    listed = [h.lower() for h in hashes] + [sentinel]
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o755)  # run as root it reads the whitelist after dropping to nobody
     (folder / "whitelist").write_text("".join(f"{h}\n" for h in listed))
@@ -74,7 +76,12 @@ def opentracker(folder: Path, hashes: Iterable[str], port: int = 0) -> Iterator[
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"opentracker did not start (exit {proc.poll()})") from None
                 time.sleep(0.05)
-        wait_whitelist(port, next(iter(listed), None))
+        wait_whitelist(port, sentinel)  # the last line: all are read
+        # Two trackers started at once by parallel tests could pick the same free port;
+        # opentracker binds with SO_REUSEPORT, so both would run and share the traffic.
+        # Only ours knows the sentinel: every probe must reach it.
+        for _ in range(32):
+            wait_whitelist(port, sentinel, timeout=0.0)
         yield OpenTracker(port)
     finally:
         proc.terminate()

@@ -145,7 +145,8 @@ def _announce(port: int, h: bytes, i: int) -> None:
            f"&peer_id=-PH0001-{i:012d}&port={10000 + i}&uploaded=0&downloaded=0"
            f"&left={0 if i % 2 else 1000}&compact=1")
     with urllib.request.urlopen(url, timeout=5) as r:
-        assert b"failure reason" not in r.read()
+        body = r.read()
+    assert b"failure reason" not in body, (i, h.hex(), body)
 
 
 @contextmanager

@@ -62,9 +62,9 @@ def _wait_listening(proc: subprocess.Popen[bytes], port: int, timeout: float) ->
 
 
 def wait_whitelist(port: int, infohash: str | None, timeout: float = 10.0) -> None:
-    """opentracker reads its whitelist in the background after it starts listening:
-    wait until it accepts ``infohash``, probing with a ``stopped`` announce (which
-    adds no peer, so no count changes)."""
+    """opentracker reads its whitelist in the background, line by line, after it starts
+    listening: wait until it accepts ``infohash`` (give the file's last line), probing
+    with a ``stopped`` announce (which adds no peer, so no count changes)."""
     if infohash is None:
         return
     url = (f"http://127.0.0.1:{port}/announce?info_hash="
@@ -78,8 +78,9 @@ def wait_whitelist(port: int, infohash: str | None, timeout: float = 10.0) -> No
                     return
         except OSError as exc:
             raise ToolError(TRACKER, f"does not answer on 127.0.0.1:{port}: {exc}") from exc
-        if time.monotonic() > deadline:
-            raise ToolError(TRACKER, f"did not load its whitelist in {timeout:.0f} s")
+        if time.monotonic() >= deadline:
+            raise ToolError(TRACKER, f"does not accept {infohash} (whitelist not loaded in "
+                                     f"{timeout:.0f} s, or another tracker shares the port)")
         time.sleep(0.05)
 
 
@@ -96,7 +97,7 @@ def loopback_health(ws: Workspace, timeout: float = 20.0) -> HealthReport:
         folder = Path(tmp)
         folder.chmod(0o755)  # run as root, opentracker reads its whitelist as nobody
         (folder / "whitelist").write_text(
-            "".join(f"{h.hex()}\n" for t in targets for h in info_hashes(t)))
+            "".join(f"{h.hex()}\n" for t in targets for h in info_hashes(t)))  # in this order
         port = _free_port()
         proc = subprocess.Popen(
             [exe, "-i", "127.0.0.1", "-p", str(port), "-P", str(port), "-d", str(folder),
@@ -105,8 +106,8 @@ def loopback_health(ws: Workspace, timeout: float = 20.0) -> HealthReport:
         )  # fmt: skip
         try:
             _wait_listening(proc, port, 10.0)
-            first = next((h.hex() for t in targets for h in info_hashes(t)), None)
-            wait_whitelist(port, first)
+            listed = [h.hex() for t in targets for h in info_hashes(t)]
+            wait_whitelist(port, listed[-1] if listed else None)  # the last line: all are read
             url = f"udp://127.0.0.1:{port}/announce"
             seed = SeedOptions(listen="127.0.0.1:0", dht=False, lsd=False, pex=False, utp=False,
                                trackers=(f"http://127.0.0.1:{port}/announce",))
