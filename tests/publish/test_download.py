@@ -91,3 +91,62 @@ def test_download_verifies_against_the_downloaded_database(ws: Workspace, data: 
     res = CliRunner().invoke(main, ["verify", str(out), "--against", str(out / database)])
     assert res.exit_code == 0, res.output
     assert "unexpected" not in res.output
+
+
+def test_aria2c_downloads_the_v1_companions(ws: Workspace, data: Path, tmp_path: Path) -> None:
+    """aria2c 1.36 cannot join a hybrid swarm (aria2/aria2#1903): torrents.json offers a v1
+    companion of every hybrid torrent, `phono seed`'s seeder serves it from the same
+    payload, real aria2c downloads every one on 127.0.0.1 and `phono verify` accepts."""
+    import shutil
+
+    from phonotheque.serve.seeder import Seeder, SeedOptions, find_published
+    from phonotheque.torrent import read_torrent
+    from tests.serve.clients import aria2c_download
+    from tests.tracker import tracker
+
+    assert shutil.which("aria2c"), "aria2c is not installed (scripts/setup)"
+    make_archive(ws, data, patch_every=4)
+    release(ws, ReleaseOptions(pack_options=PackOptions(max_files=5, piece_length=16384)))
+    entries = [e for e in orjson.loads((ws.publish / "torrents.json").read_bytes())
+               if not e["obsolete"]]
+    assert entries and all(e["torrent_v1"] and e["magnet_link_v1"] for e in entries)
+    for e in entries:
+        v1 = read_torrent(ws.publish / e["torrent_v1"])
+        hybrid = read_torrent(ws.publish / e["torrent"])
+        assert v1.version == "1" and v1.name == hybrid.name and v1.pieces == hybrid.pieces
+        assert f"urn:btih:{v1.infohash_v1}" in e["magnet_link_v1"]
+        assert "btmh" not in e["magnet_link_v1"]
+    items = find_published(ws.torrents, ws.publish)
+    assert len(items) == 2 * len(entries)  # every hybrid and its companion are seeded
+    out = tmp_path / "aria2c"
+    local = SeedOptions(listen="127.0.0.1:0", dht=False, lsd=False, pex=False, utp=False)
+    with Seeder(items, local) as seeder, tracker([("127.0.0.1", seeder.listen_port)]) as tr:
+        for e in entries:
+            aria2c_download(ws.publish / e["torrent_v1"], out, tr.url, TIMEOUT)
+    res = CliRunner().invoke(main, ["verify", str(out), "--against", str(ws.publish), "--json"])
+    assert res.exit_code == 0, res.output
+    assert len(orjson.loads(res.output)["folders"]) == len(entries)
+
+
+def test_torrents_page_offers_the_v1_companions(ws: Workspace, data: Path) -> None:
+    """The torrents page and /api/torrents give each hybrid's v1 magnet and say which
+    clients read hybrid torrents."""
+    from starlette.testclient import TestClient
+
+    from phonotheque.serve.app import ServeOptions, create_app
+
+    make_archive(ws, data)
+    release(ws, ReleaseOptions(pack_options=PackOptions(max_files=5)))
+    entries = [e for e in orjson.loads((ws.publish / "torrents.json").read_bytes())
+               if not e["obsolete"]]
+    with TestClient(create_app(ServeOptions(publish=ws.publish))) as client:
+        page = client.get("/torrents").text
+        api = client.get("/api/torrents", params={"limit": 100}).json()
+    assert "aria2 before 1.37 cannot" in page and "libtorrent 2" in page
+    listed = [e for e in entries if e["role"] != "database"]  # (the database describes itself)
+    assert listed
+    for e in listed:
+        assert e["magnet_link_v1"].replace("&", "&amp;") in page
+    by_name = {t["name"]: t for t in api["torrents"]}
+    assert [by_name[e["display_name"]]["magnet_v1"] for e in listed] == [
+        e["magnet_link_v1"] for e in listed]

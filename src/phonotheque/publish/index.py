@@ -6,7 +6,9 @@ Anna's Archive's ``torrents.json`` where the meaning is the same (``display_name
 ``added_to_torrents_list_at``, ``is_metadata``) plus ours (``kind``, ``role``,
 ``band``, ``wave``, ``infohash_v1``/``infohash_v2``, ``superseded_by``, ``torrent``:
 the .torrent file relative to ``publish/``; ``withdrawn``: taken down, listed
-without magnet or .torrent, see :func:`withdrawn_sql`). Keys sorted, stable order: the same
+without magnet or .torrent, see :func:`withdrawn_sql`; ``torrent_v1`` and
+``magnet_link_v1``: for a hybrid v1+v2 torrent, its v1 companion, the same payload
+for clients that cannot read hybrid torrents, such as aria2c 1.36; null otherwise). Keys sorted, stable order: the same
 catalogue gives the same bytes.
 
 Swarm health, with the reference's meaning: ``seeders``, ``leechers``, ``completed``
@@ -32,6 +34,9 @@ from phonotheque.atomic import write_bytes
 from phonotheque.catalogue.swarm import Health, health
 from phonotheque.errors import InputError, wrap_os_error
 
+# The v1 companion of hybrid torrent X is published as torrents/X.v1.torrent.
+V1_SUFFIX = ".v1.torrent"
+
 # Which catalogue torrents are public: released in a wave, or the metadata database.
 PUBLIC = "t.built = 1 AND (t.wave IS NOT NULL OR t.role = 'database')"
 
@@ -54,8 +59,12 @@ def withdrawn_sql(schema: str = "") -> str:
             AND t.created_at < coalesce((SELECT max(added_at) FROM {c}exclusion), ''))))"""
 
 
-def index_entries(conn: sqlite3.Connection, torrent_sizes: dict[str, int]) -> list[dict[str, Any]]:
-    """One entry per public torrent, in a stable order (current first, by wave, band, name)."""
+def index_entries(conn: sqlite3.Connection, torrent_sizes: dict[str, int],
+                  companions: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """One entry per public torrent, in a stable order (current first, by wave, band, name).
+
+    ``companions``: the magnet link of each published v1 companion, by torrent name."""
+    companions = companions or {}
     rows = conn.execute(
         f"""SELECT t.*, s.name AS superseded_name, {withdrawn_sql()} AS withdrawn,
                    coalesce((SELECT w.released_at FROM wave w WHERE w.id = t.wave), t.created_at)
@@ -91,6 +100,9 @@ def index_entries(conn: sqlite3.Connection, torrent_sizes: dict[str, int]) -> li
             "piece_length": r["piece_length"],
             "torrent": None if withdrawn else f"torrents/{r['name']}.torrent",
             "torrent_size": None if withdrawn else torrent_sizes.get(r["name"]),
+            "torrent_v1": None if withdrawn or r["name"] not in companions
+            else f"torrents/{r['name']}{V1_SUFFIX}",
+            "magnet_link_v1": None if withdrawn else companions.get(r["name"]),
         })
     return out
 

@@ -6,6 +6,8 @@ publish/
   parquet/<table>.parquet    the same tables, zstd
   aac/<prefix>_meta__aacid__<collection>__<from>--<to>.jsonl.seekable.zst
   torrents/<name>.torrent    every public torrent (data, AAC metadata, art, database)
+  torrents/<name>.v1.torrent its v1 companion when it is hybrid (for aria2c and other
+                             clients that cannot read hybrid torrents)
   torrents.json              the index (see index.py)
   magnets.txt                magnet links of current torrents
 ```
@@ -49,7 +51,8 @@ from phonotheque.progress import ProgressFn, meter
 from phonotheque.publish import generations
 from phonotheque.publish import index as index_mod
 from phonotheque.publish.export import ExportContext, export_parquet, export_sqlite
-from phonotheque.torrent import TorrentOptions, create_torrent
+from phonotheque.publish.index import V1_SUFFIX
+from phonotheque.torrent import TorrentOptions, create_torrent, read_torrent, v1_companion
 from phonotheque.workspace import Workspace
 
 Progress = Callable[..., object]
@@ -124,12 +127,12 @@ def _publish(ws: Workspace, options: PublishOptions, progress: Progress | None) 
         if options.database_torrent:
             report.database_torrent = _database_torrent(ws, out, store, pack_opts,
                                                         report.built_at)
-        _copy_public_files(ws, out, store)
+        companions = _copy_public_files(ws, out, store)
         if options.coverage_chart:
             _coverage_chart(store, out)
         sizes = {p.name.removesuffix(".torrent"): p.stat().st_size
                  for p in (out / "torrents").glob("*.torrent")}
-        entries = index_mod.index_entries(store.conn, sizes)
+        entries = index_mod.index_entries(store.conn, sizes, companions)
         write_bytes(out / "torrents.json", index_mod.torrents_json(entries), skip_if_same=True)
         write_bytes(out / "magnets.txt", index_mod.magnets_txt(entries), skip_if_same=True)
         report.listed = len(entries)
@@ -152,13 +155,18 @@ def _coverage_chart(store: Store, out: Path) -> None:
         render_coverage(run[0], run[1], out / "coverage.svg")
 
 
-def _copy_public_files(ws: Workspace, out: Path, store: Store) -> None:
+def _copy_public_files(ws: Workspace, out: Path, store: Store) -> dict[str, str]:
     """.torrent files of public torrents into torrents/, AAC metadata files into aac/ of
-    the generation ``out``."""
+    the generation ``out``; return the magnet link of each hybrid's v1 companion by name.
+
+    Each hybrid torrent gets a v1 companion, ``<name>.v1.torrent`` (see
+    :func:`phonotheque.torrent.v1_companion`: same payload and pieces, nothing hashed
+    again) for clients that cannot read hybrid torrents (aria2c 1.36)."""
     torrents_dir = out / "torrents"
     aac_dir = out / "aac"
     want_torrents: set[str] = set()
     want_aac: set[str] = set()
+    companions: dict[str, str] = {}
     for r in store.query(f"SELECT * FROM torrent t WHERE {index_mod.PUBLIC} "
                          f"AND NOT {index_mod.withdrawn_sql()} ORDER BY id"):
         src = ws.root / r["torrent_path"]
@@ -166,6 +174,12 @@ def _copy_public_files(ws: Workspace, out: Path, store: Store) -> None:
         if src.is_file():
             place_file(src, torrents_dir / name)
             want_torrents.add(name)
+            companion = v1_companion(read_torrent(src))
+            if companion is not None:
+                write_bytes(torrents_dir / f"{r['name']}{V1_SUFFIX}", companion.metainfo,
+                            skip_if_same=True)
+                want_torrents.add(f"{r['name']}{V1_SUFFIX}")
+                companions[str(r["name"])] = companion.magnet()
         payload = ws.root / r["data_path"]
         if r["role"] == "aac_meta" and not r["obsolete"] and payload.is_file():
             place_file(payload, aac_dir / r["name"])
@@ -176,6 +190,7 @@ def _copy_public_files(ws: Workspace, out: Path, store: Store) -> None:
                 if p.name not in want:
                     p.unlink()
             fsync_dir(folder)
+    return companions
 
 
 def _stage_database_payload(ws: Workspace, out: Path, base: str) -> Path:

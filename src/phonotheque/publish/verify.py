@@ -36,6 +36,7 @@ from pathlib import Path
 
 from phonotheque.errors import InputError, IntegrityError, PhonoError, WorkspaceError
 from phonotheque.progress import ProgressFn, meter
+from phonotheque.publish.index import V1_SUFFIX
 from phonotheque.sqlite_uri import file_uri
 from phonotheque.torrent import PAD_DIR, PiecesRoot, TorrentInfo, read_torrent, verify_torrent
 
@@ -163,8 +164,8 @@ def _load(against: Path) -> dict[str, _Torrent]:
     # Torrents that only have a .torrent file (the database torrent) are checked by it.
     for p in sorted((against / "torrents").glob("*.torrent")):
         name = p.name.removesuffix(".torrent")
-        if name in torrents:
-            continue
+        if name in torrents or p.name.endswith(V1_SUFFIX):
+            continue  # (a v1 companion has the same payload as the torrent it comes with)
         try:
             info = read_torrent(p)
         except PhonoError:
@@ -232,7 +233,8 @@ def _verify(data_dir: Path, options: VerifyOptions, progress: Progress | None) -
                     path_index.setdefault(p, set()).add(t.name)
         reference = Path(options.against).resolve()
         for entry in sorted(data_dir.iterdir()):
-            if entry.suffix == ".torrent" and entry.name.removesuffix(".torrent") in torrents:
+            if entry.suffix == ".torrent" and (entry.name.removesuffix(".torrent") in torrents
+                                               or entry.name.removesuffix(V1_SUFFIX) in torrents):
                 continue  # the .torrent file saved next to its download
             if entry.is_dir() and entry.resolve() == reference and entry.name not in torrents:
                 # verifying a download against the database torrent downloaded with it

@@ -299,6 +299,10 @@ SPEC: dict[str, Any] = {
                     "infohash_v2": _nullable_str,
                     "magnet": {"type": "string", "nullable": True,
                                "description": "null when withdrawn."},
+                    "magnet_v1": {"type": "string", "nullable": True,
+                                  "description": "The v1-only companion of a hybrid torrent "
+                                  "(same files), for clients that cannot read hybrid torrents "
+                                  "(aria2 before 1.37); null otherwise."},
                     "size": {"type": "integer"},
                     "files": {"type": "integer"},
                     "obsolete": {"type": "boolean"},

@@ -85,9 +85,20 @@ def health_of(entry: dict[str, Any] | None) -> Row:
     return out
 
 
+def v1_magnet(entry: dict[str, Any] | None) -> str | None:
+    """The magnet link of the entry's v1 companion (for clients that cannot read hybrid
+    torrents), when torrents.json lists one."""
+    m = (entry or {}).get("magnet_link_v1")
+    return m if isinstance(m, str) and m.startswith("magnet:?") else None
+
+
 def with_health(rows: Iterable[Row], index: SwarmIndex) -> list[Row]:
     by_name = index.by_name()  # one look at the file per request, not per row
-    return [{**r, **health_of(by_name.get(str(r["name"])))} for r in rows]
+    out = []
+    for r in rows:
+        entry = by_name.get(str(r["name"]))
+        out.append({**r, **health_of(entry), "magnet_v1": v1_magnet(entry) if r["magnet"] else None})
+    return out
 
 
 def sort_rows(rows: list[Row], key: str | None, order: str | None) -> list[Row]:

@@ -15,6 +15,7 @@ never writes files either: a :class:`TorrentInfo` carries its bytes
 
 from phonotheque.torrent._bencode import decode as bdecode
 from phonotheque.torrent._bencode import encode as bencode
+from phonotheque.torrent._companion import v1_companion
 from phonotheque.torrent._create import (
     TorrentOptions,
     auto_piece_length,
@@ -42,5 +43,6 @@ __all__ = [
     "create_torrent",
     "magnet_link",
     "read_torrent",
+    "v1_companion",
     "verify_torrent",
 ]
