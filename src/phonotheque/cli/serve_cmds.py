@@ -179,9 +179,13 @@ def seed(workspace: Path | None, publish: Path | None, data: Path | None, listen
                               soft_wrap=True)
             host = listen.rsplit(":", 1)[0]
             where = f"{interface or host}:{seeder.listen_port}"
-            seeded = len(items) - len(seeder.missing)
+            missing = {m.item.torrent for m in seeder.missing}
+            seeded = [i for i in items if i.torrent not in missing]
+            companions = sum(i.companion for i in seeded)
             verb = "downloading and seeding" if adopt_budget is not None else "seeding"
-            console.print(f"{verb} {seeded} torrents on {where}", highlight=False)
+            console.print(f"{verb} {len(seeded) - companions} torrents"
+                          + (f" and {companions} v1 companions" if companions else "")
+                          + f" on {where}", highlight=False)
             if log is not None:
                 log.start(seeder.status())
             console.file.flush()

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import orjson
 
 from phonotheque.errors import InputError, PhonoError, TorrentError, wrap_os_error
+from phonotheque.publish.index import V1_SUFFIX
 from phonotheque.torrent import TorrentInfo, content_root, read_torrent
 from phonotheque.torrent.session import (
     SessionOptions,
@@ -59,6 +60,11 @@ class SeedItem:
 
     torrent: Path
     save_path: Path
+
+    @property
+    def companion(self) -> bool:
+        """A hybrid's v1 companion (``<name>.v1.torrent``), seeded from the same payload."""
+        return self.torrent.name.endswith(V1_SUFFIX)
 
 
 @dataclass(frozen=True)
