@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/selection.py                 # 1 M and 10 M tracks
     .venv/bin/python bench/selection.py --sizes 200000  # smaller
+    .venv/bin/python bench/selection.py --sizes 1000000 --engines sqlite,duckdb
 
 The catalogue rows are generated directly inside SQLite (recursive CTE, one
 INSERT ... SELECT per table) — a fast bulk path; going through `phono synth`
@@ -38,6 +39,7 @@ import resource  # noqa: E402
 import sqlite3  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
+from typing import Any  # noqa: E402
 
 
 def build(path: Path, n: int) -> None:
@@ -86,16 +88,26 @@ def build(path: Path, n: int) -> None:
     conn.close()
 
 
-def measure(root: Path, what: str) -> dict[str, float]:
-    """Run in a fresh process: the selection, or the baseline sort."""
+def measure(root: Path, what: str) -> dict[str, Any]:
+    """Run in a fresh process: the selection (``select:<engine>``), or the baseline sort."""
     t0 = time.perf_counter()
-    if what == "select":
+    if what.startswith("select"):
+        from phonotheque.progress import ProgressEvent
         from phonotheque.select import select
         from phonotheque.workspace import Workspace
 
-        report = select(Workspace.open(root))
+        steps: dict[str, float] = {}
+        last = [t0]
+
+        def step(ev: ProgressEvent) -> None:  # wall time of each named step
+            now = time.perf_counter()
+            steps[ev.message or str(ev.done)] = round(now - last[0], 2)
+            last[0] = now
+
+        engine = what.partition(":")[2] or "sqlite"
+        report = select(Workspace.open(root), progress=step, engine=engine)
         extra = {"selected": report.selected, "covered_share": report.covered_share,
-                 "est_bytes": report.est_bytes}
+                 "est_bytes": report.est_bytes, "steps": steps}
     else:
         conn = sqlite3.connect(root / "catalogue.sqlite")
         conn.execute("PRAGMA cache_size=-65536")
@@ -114,7 +126,7 @@ def measure(root: Path, what: str) -> dict[str, float]:
             "load": os.getloadavg()[0], **extra}
 
 
-def _child(root: Path, what: str) -> dict[str, float]:
+def _child(root: Path, what: str) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, __file__, "--child", what, "--root", str(root)],
         check=True, capture_output=True, text=True,
@@ -128,6 +140,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="1000000,10000000")
     ap.add_argument("--cache", type=Path, default=Path("/tmp"))
     ap.add_argument("--fresh", action="store_true", help="rebuild cached catalogues")
+    ap.add_argument("--engines", default="sqlite",
+                    help="select engines to measure in the same run, e.g. sqlite,duckdb")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -145,18 +159,21 @@ def main() -> None:
             build(root, n)
             print(f"built {n:,} tracks in {time.perf_counter() - t:.1f} s "
                   f"({(root / 'catalogue.sqlite').stat().st_size / 1e9:.2f} GB)", flush=True)
-        sel = _child(root, "select")
-        again = _child(root, "select")  # re-selection: ledger rows mostly unchanged
         base = _child(root, "baseline")
-        results.append((n, sel, again, base))
-        print(f"{n:>11,} tracks: select {sel['wall_s']:.1f} s wall / {sel['cpu_s']:.1f} s CPU "
-              f"(load {sel['load']:.1f}), peak RSS {sel['peak_rss'] / 2**20:.0f} MiB; "
-              f"re-select {again['wall_s']:.1f} s wall / {again['cpu_s']:.1f} s CPU; "
-              f"baseline sort {base['wall_s']:.1f} s wall / {base['cpu_s']:.1f} s CPU "
-              f"(RSS {base['peak_rss'] / 2**20:.0f} MiB); ratio select/sort "
-              f"{sel['wall_s'] / base['wall_s']:.1f} wall, {sel['cpu_s'] / base['cpu_s']:.1f} CPU; "
-              f"selected {sel['selected']:,} covering {sel['covered_share']:.4f}", flush=True)
-    if len(results) >= 2:
+        for engine in args.engines.split(","):
+            sel = _child(root, f"select:{engine}")
+            again = _child(root, f"select:{engine}")  # re-selection: ledger rows mostly unchanged
+            results.append((n, sel, again, base))
+            print(f"{n:>11,} tracks, engine {engine}: select {sel['wall_s']:.1f} s wall / "
+                  f"{sel['cpu_s']:.1f} s CPU (load {sel['load']:.1f}), peak RSS "
+                  f"{sel['peak_rss'] / 2**20:.0f} MiB; re-select {again['wall_s']:.1f} s wall / "
+                  f"{again['cpu_s']:.1f} s CPU (load {again['load']:.1f}); baseline sort "
+                  f"{base['wall_s']:.1f} s wall / {base['cpu_s']:.1f} s CPU "
+                  f"(RSS {base['peak_rss'] / 2**20:.0f} MiB); ratio select/sort "
+                  f"{sel['wall_s'] / base['wall_s']:.1f} wall, {sel['cpu_s'] / base['cpu_s']:.1f} CPU; "
+                  f"selected {sel['selected']:,} covering {sel['covered_share']:.4f}", flush=True)
+            print(f"    steps (s wall): {sel['steps']}", flush=True)
+    if len(results) >= 2 and results[-2][0] != results[-1][0]:
         (n1, s1, _, _), (n2, s2, _, _) = results[-2], results[-1]
         for what in ("wall_s", "cpu_s"):
             k = math.log(s2[what] / s1[what]) / math.log(n2 / n1)

@@ -193,15 +193,21 @@ def rank(catalogue: Path, scratch: Path, opts: SelectOptions, *, temp_directory:
     con = columnar.connect(catalogue, temp_directory=temp_directory, memory_bytes=memory_bytes)
     try:
         found: dict[str, Any] = {}
-        for name, step in STEPS:
+        for i, (name, step) in enumerate(STEPS, 1):
             step(con, opts, found)
+            if i == len(STEPS):  # the hand-over counts as part of the ranking step
+                _hand_over(con, scratch)
             if on_step is not None:
                 on_step(name)
-        columnar.attach(con, scratch, _SCRATCH)
-        for table, order in (("sel_track", "track_id"), ("sel_rep", "track_id"),
-                             ("sel_ranked", "pos")):
-            con.execute(f"INSERT INTO {_SCRATCH}.{table} SELECT * FROM {table} ORDER BY {order}")
-        con.execute(f"DETACH {_SCRATCH}")
     finally:
         con.close()
     return Ranked(mode=found["mode"], total=found["total"])
+
+
+def _hand_over(con: Any, scratch: Path) -> None:
+    """Write the tables the later (SQLite) steps read into ``scratch``, in key order."""
+    columnar.attach(con, scratch, _SCRATCH)
+    for table, order in (("sel_track", "track_id"), ("sel_rep", "track_id"),
+                         ("sel_ranked", "pos")):
+        con.execute(f"INSERT INTO {_SCRATCH}.{table} SELECT * FROM {table} ORDER BY {order}")
+    con.execute(f"DETACH {_SCRATCH}")
