@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -45,7 +46,8 @@ def test_negative_worker_counts_are_refused(tmp_path: Path) -> None:
 
 def _phono(*args: str) -> subprocess.CompletedProcess[str]:
     """`phono` as cron or a pipe runs it: no terminal, no COLUMNS."""
-    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "PHONO_PROGRESS")}
+    env["PHONO_PROGRESS_INTERVAL"] = "0.2"
     return subprocess.run([PHONO, *args], capture_output=True, text=True, env=env, check=False)
 
 
@@ -78,26 +80,36 @@ def _json(*args: str) -> tuple[int, dict[str, Any]]:
     doc = orjson.loads(run.stdout)  # stdout holds the one document and nothing else
     assert set(doc) == JSON_KEYS, doc.keys()
     assert doc["schema"] == 1 and doc["exit_code"] == run.returncode, (doc, run.stderr)
+    doc["stderr"] = run.stderr
     return run.returncode, doc
+
+
+# 12:34:56 audio: 3/11 files (27%) 4.1 files/s ETA 0:00:02 elapsed 0:00:01 [errors 0, ...]
+PLAIN_LINE = re.compile(r"^\d\d:\d\d:\d\d audio: \d+/\d+ files \(\d+%\) [\d.,]+ files/s "
+                        r"ETA \d+:\d\d:\d\d elapsed \d+:\d\d:\d\d \[errors \d+", re.M)
 
 
 def test_every_stage_command_speaks_one_json_shape(tmp_path: Path, data: Path) -> None:
     music = tmp_path / "music"
     music.mkdir()
-    for name in ("alarm-clock-elapsed.oga", "audio-channel-front-center.oga"):
-        shutil.copy(data / "debian-sounds" / "freedesktop-stereo" / name, music / name)
+    sounds = sorted((data / "debian-sounds" / "freedesktop-stereo").glob("a*.oga"))[:6]
+    for sound in sounds:  # enough for audio to take a few progress intervals
+        shutil.copy(sound, music / sound.name)
     (music / "broken.oga").write_bytes(b"OggS")  # refused at ingest: exit 10, said so
     ws = str(tmp_path / "ws")
     code, doc = _json("build", "-w", ws, f"tags:{music}")
     assert code == 10 and doc["command"] == "build" and "1 inputs rejected" in doc["problems"]
     stages = {s["name"]: s for s in doc["report"]["stages"]}
     assert list(stages) == ["ingest", "select", "audio", "pack", "publish"]
+    # no terminal: plain progress lines on stderr with counts, rate and ETA (before
+    # issue 12: nothing at all); here every 0.2 s (PHONO_PROGRESS_INTERVAL)
+    assert PLAIN_LINE.search(doc["stderr"]), doc["stderr"]
     assert stages["audio"]["report"]["by_tier"] and stages["ingest"]["report"][0]["kind"] == "tags"
     code, doc = _json("ingest", "tags", "-w", ws, str(music))
     assert code == 0 and doc["command"] == "ingest tags" and doc["problems"] == ""
     assert doc["report"]["rejected"] == 1 and doc["report"]["new_rejects"] == 0
     code, doc = _json("audio", "-w", ws, "--workers", "0")
-    assert code == 0 and doc["report"]["already_done"] == 2
+    assert code == 0 and doc["report"]["already_done"] == len(sounds)
     code, doc = _json("pack", "-w", ws)
     assert code == 0 and doc["report"]["new_folders"] == []
     code, doc = _json("publish", "-w", ws)

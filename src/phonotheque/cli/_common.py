@@ -7,6 +7,7 @@ import functools
 import os
 import sqlite3
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -197,8 +198,12 @@ def progress_bar(description: str, total: float | None, unit: str = "rows",
         speed = t.finished_speed or t.speed
         progress.update(task, rate=f"{speed:,.0f} {unit}/s" if speed else "")
 
-    with progress:
-        yield on_event
+    if show:
+        with progress:
+            yield on_event
+    else:
+        with plain_progress(description, unit, scale) as log:
+            yield log
 
 
 # -- --json: one shape for every stage command (docs/cli.md) -------------------
@@ -242,3 +247,103 @@ def emit_json(command: str, report: object, exit_code: int = 0,
                             | orjson.OPT_PASSTHROUGH_DATACLASS).decode())
     if exit_code:
         sys.exit(exit_code)
+
+
+# -- progress off a terminal ----------------------------------------------------
+
+#: Seconds between two plain progress lines (PHONO_PROGRESS_INTERVAL overrides).
+PLAIN_INTERVAL = 10.0
+
+
+class PlainLog:
+    r"""Plain progress lines on stderr for runs without a terminal (cron, nohup, CI).
+
+    Fed the same :class:`ProgressEvent`\ s as the rich bars; prints at most one line
+    every ``interval`` seconds (the first after ``interval``), each with the count, the
+    rate since the start and, when the total is known, the share and ETA. Quiet runs
+    shorter than one interval print nothing.
+    """
+
+    def __init__(self, description: str, unit: str = "", scale: float = 1,
+                 interval: float | None = None) -> None:
+        if interval is None:
+            try:
+                interval = float(os.environ.get("PHONO_PROGRESS_INTERVAL", PLAIN_INTERVAL))
+            except ValueError:
+                interval = PLAIN_INTERVAL
+        self.description = description
+        self.unit = unit
+        self.scale = scale
+        self.interval = interval
+        self.start = self.last = time.monotonic()
+        self.lines = 0
+        self.event: ProgressEvent | None = None
+
+    def __call__(self, event: ProgressEvent) -> None:
+        now = time.monotonic()
+        if self.event is not None and event.stage != self.event.stage:
+            self.start = now  # `build`: each stage counts (and is timed) from zero
+        self.event = event
+        if now - self.last >= self.interval:
+            self.last = now
+            self.print(event, now)
+
+    def line(self, event: ProgressEvent, now: float) -> str:
+        elapsed = max(now - self.start, 1e-9)
+        unit = event.unit or self.unit
+        scale, shown_unit = (2**20, "MiB") if unit == "B" else (self.scale, unit)
+        done = event.done / scale
+        rate = done / elapsed
+        parts = [f"{event.stage or self.description}:"]
+        if event.total:
+            total = event.total / scale
+            parts.append(f"{done:,.0f}/{total:,.0f} {shown_unit} "
+                         f"({min(event.done / event.total, 1):.0%})")
+        else:
+            parts.append(f"{done:,.0f} {shown_unit}")
+        if elapsed < min(0.5, self.interval):  # a stage that just began: no rate yet
+            rate = 0.0
+        else:
+            parts.append(f"{rate:,.1f} {shown_unit}/s")
+        if event.total and rate > 0:
+            left = max(event.total / scale - done, 0) / rate
+            parts.append(f"ETA {_duration(left)}")
+        parts.append(f"elapsed {_duration(elapsed)}")
+        counts = ", ".join(f"{k} {v:,.0f}" for k, v in event.counts.items()
+                           if k not in ("elapsed",) and isinstance(v, (int, float)))
+        if counts:
+            parts.append(f"[{counts}]")
+        if event.message:
+            parts.append(f"- {event.message}")
+        return " ".join(parts)
+
+    def print(self, event: ProgressEvent, now: float) -> None:
+        self.lines += 1
+        stamp = time.strftime("%H:%M:%S")
+        err_console.print(f"{stamp} {self.line(event, now)}", markup=False, highlight=False,
+                          soft_wrap=True)
+
+    def close(self) -> None:
+        """A last line with the final figures, if the run was long enough to log at all."""
+        if self.lines and self.event is not None:
+            self.print(self.event, time.monotonic())
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+@contextmanager
+def plain_progress(description: str, unit: str = "", scale: float = 1) -> Iterator[PlainLog]:
+    """A :class:`PlainLog` that writes its last line when the job ends."""
+    log = PlainLog(description, unit, scale)
+    try:
+        yield log
+    finally:
+        log.close()
+
+
+def progress_on_terminal(enabled: bool = True) -> bool:
+    """Whether a rich bar is drawn (stdout a terminal, or PHONO_PROGRESS=1)."""
+    return enabled and (console.is_terminal or os.environ.get("PHONO_PROGRESS") == "1")

@@ -18,7 +18,14 @@ from rich.progress import (
 from rich.table import Table
 
 from phonotheque.catalogue import audio_files
-from phonotheque.cli._common import command, console, emit_json, handle_errors, json_option
+from phonotheque.cli._common import (
+    command,
+    console,
+    emit_json,
+    handle_errors,
+    json_option,
+    plain_progress,
+)
 from phonotheque.errors import WorkspaceError
 from phonotheque.progress import ProgressEvent
 from phonotheque.workspace import Workspace
@@ -96,8 +103,10 @@ def audio(ctx: click.Context, workspace: Path, workers: int | None, scheduler: s
                  + (f"[red]{errors} errors[/]" if errors else "0 errors"))
         progress.update(task, completed=p.done, total=p.total, stats=stats)
 
-    with make_executor(workers, scheduler) as executor, progress:
-        report = run_audio(ws, options, executor, on_progress)
+    with make_executor(workers, scheduler) as executor, progress, \
+            plain_progress("audio", "files") as log:
+        # on a terminal the bar; without one (cron, CI) plain lines on stderr
+        report = run_audio(ws, options, executor, on_progress if show else log)
     if as_json:
         emit_json("audio", report, 10 if report.error_count else 0,
                   f"{report.error_count} files failed" if report.error_count else "")

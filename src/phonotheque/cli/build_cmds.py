@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from phonotheque.cli._build_options import build_settings_options, given_settings, print_settings
-from phonotheque.cli._common import command, console, emit_json, json_option
+from phonotheque.cli._common import command, console, emit_json, json_option, plain_progress
 from phonotheque.cli._listens import warn_unmatched
 from phonotheque.pipeline import (
     BuildOptions,
@@ -70,8 +70,11 @@ def _run_build(ws: Workspace, sources: list[SourceSpec], options: BuildOptions,
             f"[bold]{result.name:>8}[/] {stage_summary(result)}  ({result.elapsed:.1f} s, {mark})"
         )
 
-    with progress:
-        report = build(ws, sources, options, progress=on_progress, on_stage=on_stage)
+    with progress, plain_progress("build") as log:
+        # on a terminal a bar per stage; without one (cron, CI) plain lines on stderr
+        report = build(ws, sources, options,
+                       progress=on_progress if console.is_terminal and not quiet else log,
+                       on_stage=on_stage)
     if not report.changed and not quiet:
         console.print("[green]nothing to do:[/] every stage was already up to date")
     return report

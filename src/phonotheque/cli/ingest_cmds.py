@@ -19,7 +19,14 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from phonotheque.cli._common import command, console, emit_json, json_option, workspace_option
+from phonotheque.cli._common import (
+    command,
+    console,
+    emit_json,
+    json_option,
+    plain_progress,
+    workspace_option,
+)
 from phonotheque.ingest import IngestOptions, IngestReport, ingest
 from phonotheque.progress import ProgressEvent, ProgressFn
 from phonotheque.sources import ReadOptions
@@ -173,6 +180,10 @@ def _progress(description: str, show: bool = True) -> Iterator[ProgressFn]:
         progress.update(task, total=p.total, completed=p.done, rows=rows,
                         rate=f"{rate:,.0f} rows/s" if rate else "")
 
+    if not show:  # no terminal: plain lines on stderr at a steady interval
+        with plain_progress(description, "B") as log:
+            yield log
+        return
     with progress:
         yield advance
 
