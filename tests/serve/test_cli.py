@@ -55,6 +55,25 @@ def test_serve_without_publish_fails_clearly(tmp_path: Path) -> None:
     assert "no published metadata" in proc.stderr
 
 
+def test_serve_on_a_busy_port_says_so_once(publish_dir: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-c", "from phonotheque.cli import main; main()", "serve",
+             "--publish", str(publish_dir), "--port", str(port)],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert f"127.0.0.1:{port}" in proc.stderr and "in use" in proc.stderr
+    # before issue 12: uvicorn's own "ERROR: [Errno 98] ..." line came first
+    assert "ERROR" not in proc.stderr and "Errno" not in proc.stderr
+    assert proc.stderr.count("\n") == 1, proc.stderr
+
+
 def test_seed_shows_status_and_stops_cleanly(tmp_path: Path, data: Path) -> None:
     torrents = tmp_path / "ws" / "torrents"
     payload = torrents / "phonotheque-w1-band1"

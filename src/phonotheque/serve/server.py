@@ -7,6 +7,7 @@ real port) and so that several worker processes can share it: uvicorn's own
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
 import signal
@@ -53,15 +54,29 @@ def _config(options: ServeOptions, app: Any) -> uvicorn.Config:
 
 
 def _bind(config: uvicorn.Config) -> socket.socket:
+    """The listening socket, bound here rather than by ``config.bind_socket()``: uvicorn
+    logs its own ERROR line and exits on a taken port, before we can say it once."""
+    where = f"{config.host}:{config.port}"
     try:
-        sock = config.bind_socket()
+        infos = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise InputError(where, f"cannot listen: unknown host ({exc.strerror})") from exc
+    family, kind, proto, _name, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
         # listen now: clients that connect before a worker is up wait in the backlog
         sock.listen(config.backlog)
-        return sock
-    except SystemExit as exc:  # uvicorn exits on bind errors; we raise
-        raise InputError(f"{config.host}:{config.port}", "cannot listen (address in use?)") from exc
     except OSError as exc:
-        raise wrap_os_error(exc, f"{config.host}:{config.port}") from exc
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise InputError(where, "cannot listen: address already in use "
+                                    "(another server on this port? try --port)") from exc
+        raise wrap_os_error(exc, where) from exc
+    sock.set_inheritable(True)  # worker processes serve on it
+    return sock
 
 
 def url_of(sock: socket.socket, host: str) -> str:
