@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import libtorrent as lt
 import orjson
 import pytest
 from click.testing import CliRunner
@@ -289,6 +290,38 @@ def _lines_until(proc: subprocess.Popen[str], seen: list[str], wanted: list[str]
     return [w for w in wanted if not any(w in s for s in seen)]
 
 
+def _offered(torrent: Path, port: int, dest: Path, timeout: float) -> bool:
+    """Whether the seeder on 127.0.0.1:``port`` answers a real libtorrent client asking
+    for ``torrent`` as a seed or sends it data (it refuses the handshake of a torrent it
+    does not hold)."""
+    ses = lt.session({"listen_interfaces": "127.0.0.1:0", "enable_dht": False,  # type: ignore[call-overload]
+                      "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
+                      "enable_incoming_utp": False, "enable_outgoing_utp": False,
+                      "allow_multiple_connections_per_ip": True, "alert_mask": 0})
+    atp = lt.load_torrent_file(str(torrent))
+    atp.save_path = str(dest)
+    atp.flags = (atp.flags | lt.torrent_flags.disable_dht | lt.torrent_flags.disable_lsd
+                 | lt.torrent_flags.disable_pex) \
+        & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused  # fmt: skip
+    handle = ses.add_torrent(atp)
+    deadline = time.monotonic() + timeout
+    connected = 0.0
+    try:
+        while time.monotonic() < deadline:
+            st = handle.status()
+            if st.num_seeds or st.total_payload_download:  # small payloads arrive at once
+                return True
+            if st.num_peers == 0 and time.monotonic() - connected > 1.0:
+                handle.connect_peer(("127.0.0.1", port))
+                connected = time.monotonic()
+            time.sleep(0.05)
+        return False
+    finally:
+        ses.pause()
+        ses.remove_torrent(handle)
+        del ses
+
+
 def test_a_running_seeder_follows_the_takedown(
     released: tuple[Workspace, int, str], tmp_path: Path
 ) -> None:
@@ -298,6 +331,11 @@ def test_a_running_seeder_follows_the_takedown(
     try:
         old_current = {e["display_name"]: e for e in before if not e["obsolete"]}
         assert f"seeding {len(old_current)} torrents" in lines[-1]
+        saved = tmp_path / "before"  # publish keeps no .torrent of a withdrawn one
+        shutil.copytree(ws.publish / "torrents", saved)
+        band1 = [e for e in old_current.values() if e["kind"] == "data" and e["band"] == 1]
+        assert all(_offered(saved / Path(e["torrent"]).name, port, tmp_path / "b", timeout=10)
+                   for e in band1)  # the victim's folder among them
         _take_down(ws, isrc)
         after = orjson.loads((ws.publish / "torrents.json").read_bytes())
         withdrawn = [e for e in after if e.get("withdrawn")]
@@ -305,8 +343,7 @@ def test_a_running_seeder_follows_the_takedown(
         new = [e for e in after if not e["obsolete"] and e["display_name"] not in old_current]
         rebuilt = next(e for e in new if e["kind"] == "data" and e["role"] == "audio")
         old_data = next(e for e in withdrawn if e["role"] == "audio")
-        old_torrent = tmp_path / "old.torrent"  # publish keeps no .torrent of a withdrawn one
-        shutil.copyfile(ws.torrents / f"{old_data['display_name']}.torrent", old_torrent)
+        old_torrent = saved / f"{old_data['display_name']}.torrent"
         wanted = [f"stopped seeding {e['display_name']}" for e in withdrawn
                   if e["display_name"] in old_current] + \
             [f"now seeding {e['display_name']}" for e in new]  # fmt: skip
@@ -315,15 +352,20 @@ def test_a_running_seeder_follows_the_takedown(
         libtorrent_download(ws.publish / rebuilt["torrent"], tmp_path / "new",
                             ("127.0.0.1", port), timeout=60)
         assert (tmp_path / "new" / rebuilt["display_name"]).is_dir()
-        with pytest.raises(TimeoutError):
-            libtorrent_download(old_torrent, tmp_path / "old", ("127.0.0.1", port), timeout=3)
+        # and the seeder no longer offers the withdrawn torrent at all (release deleting
+        # its payload is not enough: a seeder still holding it answers as a seed, having
+        # sent its pieces above), while a torrent the takedown left alone is still offered
+        unchanged = next(e for e in after if e["display_name"] in old_current
+                         and not e["obsolete"] and e["kind"] == "data")
+        assert _offered(ws.publish / unchanged["torrent"], port, tmp_path / "u", timeout=10)
+        assert not _offered(old_torrent, port, tmp_path / "o", timeout=3)
         # currently_seeding follows: the withdrawn ones off, the new ones on
         index = {e["display_name"]: e
                  for e in orjson.loads((ws.publish / "torrents.json").read_bytes())}
         assert [e["display_name"] for e in withdrawn if index[e["display_name"]]
                 ["currently_seeding"]] == []
         assert all(index[e["display_name"]]["currently_seeding"] for e in new)
-        # the withdrawn payload is left for `phono gc`, the seeder deleted nothing
+        # the seeder deletes nothing: the excluded audio is left for `phono gc`
         assert (ws.audio).is_dir() and any(ws.audio.rglob("*.*"))
     finally:
         proc.send_signal(signal.SIGINT)
