@@ -37,6 +37,11 @@ def test_waves_by_band_then_exclusion(ws: Workspace, data: Path) -> None:
 
     r2 = release(ws, ReleaseOptions(wave_bytes=1))  # byte cap: one folder, at least
     assert r2.wave == 2 and len(r2.released) == 1 and r2.bands == [2]
+    # the re-publish made a new database torrent; the one it replaced is not listed
+    # (before issue 12 every re-publish added another obsolete one to torrents.json)
+    with ws.store(readonly=True) as store:
+        assert store.scalar("SELECT count(*) FROM torrent WHERE role = 'database'") >= 2
+    assert [e["obsolete"] for e in _index(ws) if e["role"] == "database"] == [False]
 
     # An exclusion after the waves: the next wave rebuilds the folder and obsoletes the old.
     with ws.store() as store:

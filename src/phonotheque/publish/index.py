@@ -63,6 +63,9 @@ def index_entries(conn: sqlite3.Connection, torrent_sizes: dict[str, int],
                   companions: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """One entry per public torrent, in a stable order (current first, by wave, band, name).
 
+    Of the database torrents, only the current one is listed, and those a takedown
+    withdrew (marked, so that their old links explain themselves).
+
     ``companions``: the magnet link of each published v1 companion, by torrent name."""
     companions = companions or {}
     rows = conn.execute(
@@ -71,6 +74,9 @@ def index_entries(conn: sqlite3.Connection, torrent_sizes: dict[str, int],
                      AS added_at
             FROM torrent t LEFT JOIN torrent s ON s.id = t.superseded_by
             WHERE {PUBLIC}
+              -- a database torrent a later publish replaced is not listed (each publish
+              -- would add one), unless a takedown withdrew it: that entry explains old links
+              AND NOT (t.role = 'database' AND t.obsolete = 1 AND NOT {withdrawn_sql()})
             ORDER BY t.obsolete, t.role = 'database', coalesce(t.wave, 1e9), t.band IS NULL,
                      t.band, t.kind != 'data', t.name"""
     ).fetchall()
