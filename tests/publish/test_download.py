@@ -97,14 +97,13 @@ def test_aria2c_downloads_the_v1_companions(ws: Workspace, data: Path, tmp_path:
     """aria2c 1.36 cannot join a hybrid swarm (aria2/aria2#1903): torrents.json offers a v1
     companion of every hybrid torrent, `phono seed`'s seeder serves it from the same
     payload, real aria2c downloads every one on 127.0.0.1 and `phono verify` accepts."""
-    import shutil
-
     from phonotheque.serve.seeder import Seeder, SeedOptions, find_published
     from phonotheque.torrent import read_torrent
+    from tests.require import require_tool
     from tests.serve.clients import aria2c_download
     from tests.tracker import tracker
 
-    assert shutil.which("aria2c"), "aria2c is not installed (scripts/setup)"
+    require_tool("aria2c")
     make_archive(ws, data, patch_every=4)
     release(ws, ReleaseOptions(pack_options=PackOptions(max_files=5, piece_length=16384)))
     entries = [e for e in orjson.loads((ws.publish / "torrents.json").read_bytes())
