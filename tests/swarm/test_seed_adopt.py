@@ -15,8 +15,9 @@ from pathlib import Path
 import orjson
 
 from phonotheque.catalogue import swarm as swarm_table
+from phonotheque.publish.index import read_index
 from phonotheque.serve.seeder import Seeder, find_published
-from phonotheque.swarm.adopt import AdoptOptions, choose, load_index
+from phonotheque.swarm.adopt import AdoptOptions, choose
 from phonotheque.swarm.health import HealthOptions, check
 from phonotheque.swarm.seeding import SeedingLog
 from phonotheque.torrent import read_torrent, verify_torrent
@@ -85,7 +86,7 @@ def test_volunteer_adopts_downloads_and_is_counted(ws: Workspace, data: Path, tm
                              key=lambda e: (e["band"] is None, e["band"] or 0, e["display_name"]))
             budget = current[0]["data_size"] + current[1]["data_size"]
             expected = {e["display_name"] for e in
-                        choose(load_index(ws.publish), AdoptOptions(budget)).chosen}
+                        choose(read_index(ws.publish), AdoptOptions(budget)).chosen}
             assert {current[0]["display_name"], current[1]["display_name"]} <= expected
             home = tmp_path / "volunteer"
             volunteer = _phono("seed", "-w", str(home), "--publish", str(ws.publish), "--adopt",

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import orjson
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -25,6 +24,7 @@ from phonotheque.pipeline import (
     parse_source,
 )
 from phonotheque.progress import ProgressEvent
+from phonotheque.publish.index import read_index
 from phonotheque.select.report import MODES
 from phonotheque.workspace import Workspace
 
@@ -286,7 +286,7 @@ def _demo_health(ws: Workspace) -> None:
     report = loopback.loopback_health(ws)
     for line in health_lines(report):
         console.print(line, highlight=False, soft_wrap=True)
-    entries = orjson.loads((ws.publish / "torrents.json").read_bytes())
+    entries = read_index(ws.publish)
     for e in entries:
         if not e["obsolete"]:
             n = e["seeders"]

@@ -16,9 +16,10 @@ from rich.table import Table
 from phonotheque.cli._common import SIZE, command, console
 from phonotheque.cli.swarm_cmds import adoption_lines
 from phonotheque.errors import wrap_os_error
+from phonotheque.publish.index import read_index
 from phonotheque.serve.seed_follow import FOLLOW_EVERY, PublishFollower
 from phonotheque.serve.seeder import SeedChange, Seeder, SeedOptions, TorrentStatus, find_published
-from phonotheque.swarm.adopt import AdoptOptions, choose, load_index
+from phonotheque.swarm.adopt import AdoptOptions, choose
 from phonotheque.swarm.seeding import RECORD_EVERY, SeedingLog, adopted_items
 from phonotheque.workspace import CATALOGUE, Workspace
 
@@ -150,7 +151,7 @@ def seed(workspace: Path | None, publish: Path | None, data: Path | None, listen
     log = None
     torrents = data or root / "torrents"
     if adopt_budget is not None:
-        adoption = choose(load_index(publish_dir), AdoptOptions(adopt_budget, max_seeders))
+        adoption = choose(read_index(publish_dir), AdoptOptions(adopt_budget, max_seeders))
         for line in adoption_lines(adoption):
             console.print(line, highlight=False, soft_wrap=True)
         target = data or root / "torrents"

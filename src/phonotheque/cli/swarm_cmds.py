@@ -11,7 +11,8 @@ import orjson
 from rich.markup import escape
 
 from phonotheque.cli._common import SIZE, command, console, progress_bar, workspace_option
-from phonotheque.swarm.adopt import FORMATS, Adoption, AdoptOptions, choose, load_index, write
+from phonotheque.publish.index import read_index
+from phonotheque.swarm.adopt import FORMATS, Adoption, AdoptOptions, choose, write
 from phonotheque.swarm.health import HealthOptions, HealthReport, check
 from phonotheque.swarm.scrape import ScrapeOptions
 from phonotheque.units import format_size
@@ -111,7 +112,7 @@ def adopt(workspace: Path, publish: Path | None, budget: int, max_seeders: int |
     torrents are never offered.
     """
     folder = publish or Path(workspace) / "publish"
-    adoption = choose(load_index(folder), AdoptOptions(budget, max_seeders))
+    adoption = choose(read_index(folder), AdoptOptions(budget, max_seeders))
     if as_json:
         sys.stdout.write(orjson.dumps(adoption.as_dict(), option=orjson.OPT_INDENT_2).decode()
                          + "\n")

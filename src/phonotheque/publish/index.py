@@ -125,20 +125,33 @@ def health_fields(h: Health) -> dict[str, Any]:
     }
 
 
-def refresh_health(index: Path, by_name: dict[str, Health]) -> int:
-    """Rewrite the health fields of an existing ``torrents.json`` (atomically); return how
-    many entries changed. Entries not in ``by_name`` keep what they had."""
+def read_index(publish: Path) -> list[dict[str, Any]]:
+    """The entries of ``publish/torrents.json``: the one reader of this file, for the
+    seeder, the swarm pages, ``phono adopt`` and ``phono health``."""
+    return _read(Path(publish) / "torrents.json")
+
+
+def _read(index: Path) -> list[dict[str, Any]]:
     try:
-        entries = orjson.loads(index.read_bytes())
+        doc = orjson.loads(index.read_bytes())
+    except FileNotFoundError as exc:
+        raise InputError(index, "no torrents.json (run `phono publish` first)") from exc
     except OSError as exc:
         raise wrap_os_error(exc, index) from exc
     except orjson.JSONDecodeError as exc:
         raise InputError(index, f"not JSON ({exc})") from exc
-    if not isinstance(entries, list):
-        raise InputError(index, "not a torrents.json (expected a JSON list)")
+    if not isinstance(doc, list) or not all(isinstance(e, dict) for e in doc):
+        raise InputError(index, "not a torrents.json (expected a list of objects)")
+    return doc
+
+
+def refresh_health(index: Path, by_name: dict[str, Health]) -> int:
+    """Rewrite the health fields of an existing ``torrents.json`` (atomically); return how
+    many entries changed. Entries not in ``by_name`` keep what they had."""
+    entries = _read(index)
     changed = 0
     for e in entries:
-        h = by_name.get(str(e.get("display_name"))) if isinstance(e, dict) else None
+        h = by_name.get(str(e.get("display_name")))
         if h is not None:
             fields = health_fields(h)
             if any(e.get(k) != v for k, v in fields.items()):

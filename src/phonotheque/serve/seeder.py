@@ -21,10 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import orjson
-
-from phonotheque.errors import InputError, PhonoError, TorrentError, wrap_os_error
-from phonotheque.publish.index import V1_SUFFIX
+from phonotheque.errors import InputError, PhonoError, TorrentError
+from phonotheque.publish.index import V1_SUFFIX, read_index
 from phonotheque.torrent import TorrentInfo, content_root, read_torrent
 from phonotheque.torrent.session import (
     SessionOptions,
@@ -129,13 +127,7 @@ def find_published(torrents_dir: Path, publish_dir: Path | None = None) -> list[
     paths: list[Path] = []
     index = Path(publish_dir) / "torrents.json" if publish_dir else None
     if index is not None and index.is_file():
-        try:
-            doc = orjson.loads(index.read_bytes())
-        except OSError as exc:
-            raise wrap_os_error(exc, index) from exc
-        except orjson.JSONDecodeError as exc:
-            raise InputError(index, f"not JSON ({exc})") from exc
-        for name in _torrent_names(doc):
+        for name in _torrent_names(read_index(index.parent)):
             for base in (index.parent, torrents_dir.parent, torrents_dir):
                 if (base / name).is_file():
                     paths.append(base / name)

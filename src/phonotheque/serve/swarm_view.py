@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from phonotheque.errors import PhonoError
+from phonotheque.publish.index import read_index
 from phonotheque.serve.queries import BadQuery
-from phonotheque.swarm.adopt import Adoption, AdoptOptions, choose, load_index
+from phonotheque.swarm.adopt import Adoption, AdoptOptions, choose
 from phonotheque.units import parse_size
 
 RED_MAX, AMBER_MAX = 3, 10
@@ -58,7 +59,7 @@ class SwarmIndex:
         with self._lock:
             if stamp != self._stamp:
                 try:
-                    self._entries = load_index(self.publish)
+                    self._entries = read_index(self.publish)
                 except PhonoError:
                     self._entries = []  # a half-written or foreign file: no health shown
                 self._by_name = {str(e.get("display_name")): e for e in self._entries}

@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from phonotheque.atomic import write_bytes
 from phonotheque.errors import InputError, wrap_os_error
 
@@ -101,22 +99,6 @@ def choose(entries: Iterable[Entry], options: AdoptOptions) -> Adoption:
         else:
             out.skipped += 1
     return out
-
-
-def load_index(publish: Path) -> list[dict[str, Any]]:
-    """The entries of ``publish/torrents.json``."""
-    index = Path(publish) / "torrents.json"
-    try:
-        doc = orjson.loads(index.read_bytes())
-    except FileNotFoundError as exc:
-        raise InputError(index, "no torrents.json (run `phono publish` first)") from exc
-    except OSError as exc:
-        raise wrap_os_error(exc, index) from exc
-    except orjson.JSONDecodeError as exc:
-        raise InputError(index, f"not JSON ({exc})") from exc
-    if not isinstance(doc, list) or not all(isinstance(e, dict) for e in doc):
-        raise InputError(index, "not a torrents.json (expected a list of objects)")
-    return doc
 
 
 def magnets(adoption: Adoption) -> bytes:
