@@ -14,7 +14,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from phonotheque.swarm.loopback import wait_whitelist
+from phonotheque.swarm.loopback import (
+    free_port,  # one port picker: TCP and UDP free
+    wait_whitelist,
+)
 from tests.require import require_tool
 
 
@@ -29,21 +32,6 @@ class OpenTracker:
     @property
     def udp(self) -> str:
         return f"udp://127.0.0.1:{self.port}/announce"
-
-
-def free_port() -> int:
-    """A port free for both TCP and UDP on 127.0.0.1."""
-    for _ in range(50):
-        with socket.socket() as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = int(tcp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-        return port
-    raise RuntimeError("no free port")
 
 
 def require_opentracker() -> str:

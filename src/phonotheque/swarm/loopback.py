@@ -32,7 +32,7 @@ def available() -> bool:
     return shutil.which(TRACKER) is not None
 
 
-def _free_port() -> int:
+def free_port() -> int:
     """A port free for TCP and UDP on 127.0.0.1 (opentracker serves both on one port)."""
     for _ in range(50):
         with socket.socket() as tcp:
@@ -98,7 +98,7 @@ def loopback_health(ws: Workspace, timeout: float = 20.0) -> HealthReport:
         folder.chmod(0o755)  # run as root, opentracker reads its whitelist as nobody
         (folder / "whitelist").write_text(
             "".join(f"{h.hex()}\n" for t in targets for h in info_hashes(t)))  # in this order
-        port = _free_port()
+        port = free_port()
         proc = subprocess.Popen(
             [exe, "-i", "127.0.0.1", "-p", str(port), "-P", str(port), "-d", str(folder),
              "-w", "whitelist"],  # relative: opentracker chroots into the folder first
