@@ -89,6 +89,7 @@ def test_coverage_counts_unmatched_listens(demo: tuple[Path, str], tmp_path: Pat
     # 27.5 M of the demo's 33.4 M listens match no track: said, and loudly
     assert "listens matching no track" in out and "27,461,551 (82.1%)" in out
     assert "WARNING: most listens matched nothing" in out
+    assert "expected in the demo" in out  # and the demo says why that is right for its data
     sel = phono("select", "-w", str(ws))
     assert "coverage of matched listens" in sel.stdout
     assert "WARNING: most listens matched nothing" in sel.stdout

@@ -319,6 +319,11 @@ def demo(workspace: Path, serve_after: bool, port: int, health: bool) -> None:
     report = _run_build(ws, demo_sources(), BuildOptions())
     console.print(_summary(ws, report))
     _notes(ws, report)
+    sel = report.stage("select")
+    if sel is not None and sel.report.listen_match.warning() is not None:
+        # A first-time user reads this screen first: say why the warning is right here.
+        console.print("[dim](expected in the demo: its ListenBrainz sample is a real top-recordings "
+                      "list, mostly of recordings outside the few bundled releases)[/]")
     if health:
         _demo_health(ws)
     w = workspace
