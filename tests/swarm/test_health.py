@@ -20,9 +20,10 @@ from phonotheque.pack.packer import PackOptions
 from phonotheque.publish.waves import ReleaseOptions, release
 from phonotheque.serve.seeder import Seeder, SeedOptions, find_published
 from phonotheque.swarm.health import HealthOptions, check
+from phonotheque.swarm.loopback import free_port
 from phonotheque.swarm.scrape import Counts, ScrapeError, ScrapeOptions, scrape
 from phonotheque.workspace import Workspace
-from tests.opentracker import free_port, opentracker
+from tests.opentracker import opentracker
 from tests.publish.archive import make_archive
 from tests.swarm.clients import Peer
 

@@ -19,10 +19,11 @@ from phonotheque.publish.index import read_index
 from phonotheque.serve.seeder import Seeder, find_published
 from phonotheque.swarm.adopt import AdoptOptions, choose
 from phonotheque.swarm.health import HealthOptions, check
+from phonotheque.swarm.loopback import free_port
 from phonotheque.swarm.seeding import SeedingLog
 from phonotheque.torrent import read_torrent, verify_torrent
 from phonotheque.workspace import Workspace
-from tests.opentracker import free_port, opentracker
+from tests.opentracker import opentracker
 from tests.swarm.clients import Peer
 from tests.swarm.test_health import FAST, LOCAL, hashes, index, released
 

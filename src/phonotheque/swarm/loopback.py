@@ -15,6 +15,8 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote_from_bytes
 
@@ -84,6 +86,35 @@ def wait_whitelist(port: int, infohash: str | None, timeout: float = 10.0) -> No
         time.sleep(0.05)
 
 
+@contextmanager
+def private_tracker(exe: str, folder: Path, hashes: Iterable[str],
+                    port: int = 0) -> Iterator[int]:
+    """Run opentracker on 127.0.0.1 (TCP and UDP on one ``port``; 0: a free one), tracking
+    only ``hashes`` (hex, its whitelist in ``folder``); yield the port once every hash is
+    accepted, and stop the tracker on leaving."""
+    listed = [h.lower() for h in hashes]
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o755)  # run as root, opentracker reads its whitelist as nobody
+    (folder / "whitelist").write_text("".join(f"{h}\n" for h in listed))
+    port = port or free_port()
+    proc = subprocess.Popen(
+        [exe, "-i", "127.0.0.1", "-p", str(port), "-P", str(port), "-d", str(folder),
+         "-w", "whitelist"],  # relative: opentracker chroots into the folder first
+        cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait_listening(proc, port, 10.0)
+        wait_whitelist(port, listed[-1] if listed else None)  # the last line: all are read
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def loopback_health(ws: Workspace, timeout: float = 20.0) -> HealthReport:
     """Seed ``ws`` on 127.0.0.1 through a private tracker and record what it counts."""
     exe = shutil.which(TRACKER)
@@ -93,40 +124,21 @@ def loopback_health(ws: Workspace, timeout: float = 20.0) -> HealthReport:
         targets = swarm_table.scrape_targets(store)
     current = {t.torrent_id for t in targets if not t.obsolete}
     items = find_published(ws.torrents, ws.publish)
-    with tempfile.TemporaryDirectory(prefix="phono-tracker-") as tmp:
-        folder = Path(tmp)
-        folder.chmod(0o755)  # run as root, opentracker reads its whitelist as nobody
-        (folder / "whitelist").write_text(
-            "".join(f"{h.hex()}\n" for t in targets for h in info_hashes(t)))  # in this order
-        port = free_port()
-        proc = subprocess.Popen(
-            [exe, "-i", "127.0.0.1", "-p", str(port), "-P", str(port), "-d", str(folder),
-             "-w", "whitelist"],  # relative: opentracker chroots into the folder first
-            cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            _wait_listening(proc, port, 10.0)
-            listed = [h.hex() for t in targets for h in info_hashes(t)]
-            wait_whitelist(port, listed[-1] if listed else None)  # the last line: all are read
-            url = f"udp://127.0.0.1:{port}/announce"
-            seed = SeedOptions(listen="127.0.0.1:0", dht=False, lsd=False, pex=False, utp=False,
-                               trackers=(f"http://127.0.0.1:{port}/announce",))
-            options = HealthOptions(trackers=(url,),
-                                    scrape=ScrapeOptions(timeout=0.5, retries=1, deadline=3.0))
-            with Seeder(items, seed):
-                deadline = time.monotonic() + timeout
-                while True:
-                    report = check(ws, options)
-                    with ws.store() as store:
-                        counted = {i for i, h in swarm_table.health(store.conn).items()
-                                   if h.seeders}
-                    if current <= counted or time.monotonic() > deadline:
-                        return report
-                    time.sleep(0.3)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    hashes = [h.hex() for t in targets for h in info_hashes(t)]
+    with tempfile.TemporaryDirectory(prefix="phono-tracker-") as tmp, \
+            private_tracker(exe, Path(tmp), hashes) as port:
+        url = f"udp://127.0.0.1:{port}/announce"
+        seed = SeedOptions(listen="127.0.0.1:0", dht=False, lsd=False, pex=False, utp=False,
+                           trackers=(f"http://127.0.0.1:{port}/announce",))
+        options = HealthOptions(trackers=(url,),
+                                scrape=ScrapeOptions(timeout=0.5, retries=1, deadline=3.0))
+        with Seeder(items, seed):
+            deadline = time.monotonic() + timeout
+            while True:
+                report = check(ws, options)
+                with ws.store() as store:
+                    counted = {i for i, h in swarm_table.health(store.conn).items()
+                               if h.seeders}
+                if current <= counted or time.monotonic() > deadline:
+                    return report
+                time.sleep(0.3)
