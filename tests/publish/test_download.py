@@ -31,16 +31,12 @@ from tests.publish.archive import make_archive
 TIMEOUT = 45.0
 
 
-def test_libtorrent_download_verifies(ws: Workspace, data: Path, tmp_path: Path) -> None:
-    make_archive(ws, data, patch_every=4)
-    release(ws, ReleaseOptions(pack_options=PackOptions(max_files=5, piece_length=16384)))
-    entries = [e for e in orjson.loads((ws.publish / "torrents.json").read_bytes())
-               if not e["obsolete"]]
-    torrents = [ws.publish / e["torrent"] for e in entries]
-    assert len(torrents) >= 5
+
+def _download(ws: Workspace, torrents: list[Path], out: Path) -> Path:
+    """Seed ``torrents`` from the workspace and download them all into ``out`` with a
+    second real libtorrent session on 127.0.0.1."""
     seeder = start_session("127.0.0.1:0")
     leecher = start_session("127.0.0.1:0")
-    out = tmp_path / "download"
     try:
         seeds = [add_seed(seeder, t, ws.torrents) for t in torrents]
         wait_finished(seeds, 10)
@@ -50,6 +46,16 @@ def test_libtorrent_download_verifies(ws: Workspace, data: Path, tmp_path: Path)
     finally:
         stop_session(leecher)
         stop_session(seeder)
+    return out
+
+def test_libtorrent_download_verifies(ws: Workspace, data: Path, tmp_path: Path) -> None:
+    make_archive(ws, data, patch_every=4)
+    release(ws, ReleaseOptions(pack_options=PackOptions(max_files=5, piece_length=16384)))
+    entries = [e for e in orjson.loads((ws.publish / "torrents.json").read_bytes())
+               if not e["obsolete"]]
+    torrents = [ws.publish / e["torrent"] for e in entries]
+    assert len(torrents) >= 5
+    out = _download(ws, torrents, tmp_path / "download")
     res = CliRunner().invoke(main, ["verify", str(out), "--against", str(ws.publish),
                                     "--rebuild-originals", "--json"])
     assert res.exit_code == 0, res.output
@@ -68,18 +74,7 @@ def test_download_verifies_against_the_downloaded_database(ws: Workspace, data: 
                if not e["obsolete"]]
     (database,) = [e["display_name"] for e in entries if e["role"] == "database"]
     torrents = [ws.publish / e["torrent"] for e in entries]
-    seeder = start_session("127.0.0.1:0")
-    leecher = start_session("127.0.0.1:0")
-    out = tmp_path / "download"
-    try:
-        seeds = [add_seed(seeder, t, ws.torrents) for t in torrents]
-        wait_finished(seeds, 10)
-        peer = ("127.0.0.1", listen_port(seeder))
-        handles = [add_download(leecher, t, out, peers=[peer]) for t in torrents]
-        wait_finished(handles, TIMEOUT)
-    finally:
-        stop_session(leecher)
-        stop_session(seeder)
+    out = _download(ws, torrents, tmp_path / "download")
     res = CliRunner().invoke(main, ["verify", str(out), "--against", str(out / database),
                                     "--json"])
     assert res.exit_code == 0, res.output
