@@ -9,6 +9,10 @@ from phonotheque.catalogue.store import Store
 from phonotheque.errors import WorkspaceError, wrap_os_error
 
 CATALOGUE = "catalogue.sqlite"
+# The columnar catalogue's file (catalogue/bulk.py): its presence makes a workspace columnar.
+COLUMNAR = "catalogue.duckdb"
+#: Where a workspace keeps its bulk tables (tracks, releases, artists, ISRCs, listens).
+ENGINES = ("sqlite", "duckdb")
 SUBDIRS = ("audio", "quarantine", "torrents", "publish")
 
 
@@ -37,13 +41,30 @@ class Workspace:
         return self.root / "publish"
 
     @property
+    def columnar(self) -> Path:
+        """The columnar catalogue (DuckDB) of a workspace created with ``--engine duckdb``."""
+        return self.root / COLUMNAR
+
+    @property
+    def engine(self) -> str:
+        """``duckdb`` if the bulk tables live in the columnar catalogue, else ``sqlite``."""
+        return "duckdb" if self.columnar.is_file() else "sqlite"
+
+    @property
     def columnar_temp(self) -> Path:
         """Where DuckDB spills what exceeds its memory limit (created on first use)."""
         return self.root / "tmp" / "duckdb"
 
     @classmethod
-    def create(cls, root: Path) -> Workspace:
-        """Create (or re-open) a workspace at ``root``; idempotent."""
+    def create(cls, root: Path, engine: str | None = None) -> Workspace:
+        """Create (or re-open) a workspace at ``root``; idempotent.
+
+        ``engine`` ``duckdb`` makes it columnar (an existing SQLite workspace's bulk
+        tables are copied over, ids kept); ``sqlite`` or None leaves the engine as it is,
+        and a columnar workspace cannot go back.
+        """
+        if engine is not None and engine not in ENGINES:
+            raise WorkspaceError(root, f"unknown engine {engine!r} (use {' or '.join(ENGINES)})")
         root = Path(root)
         try:
             root.mkdir(parents=True, exist_ok=True)
@@ -53,6 +74,11 @@ class Workspace:
             raise wrap_os_error(exc, root, writing=True) from exc
         ws = cls(root.resolve())
         Store(ws.catalogue, create=True).close()
+        if engine == "sqlite" and ws.engine == "duckdb":
+            raise WorkspaceError(root, "this workspace is columnar (catalogue.duckdb); "
+                                       "it cannot go back to --engine sqlite")
+        if engine == "duckdb" and ws.engine == "sqlite":
+            _make_columnar(ws)
         return ws
 
     @classmethod
@@ -64,3 +90,25 @@ class Workspace:
 
     def store(self, *, readonly: bool = False) -> Store:
         return Store(self.catalogue, readonly=readonly)
+
+
+def _make_columnar(ws: Workspace) -> None:
+    """Create the columnar catalogue and move the bulk tables there.
+
+    Built under a temporary name and renamed, so a crash leaves the workspace as it was.
+    """
+    from phonotheque.catalogue import bulk
+
+    tmp = ws.root / f".{COLUMNAR}.new"
+    for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+        leftover.unlink(missing_ok=True)
+    con = bulk.open_bulk(ws.root, create=True, file=tmp)
+    try:
+        bulk.convert_from_sqlite(con)
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    try:
+        tmp.rename(ws.columnar)
+    except OSError as exc:
+        raise wrap_os_error(exc, ws.columnar, writing=True) from exc

@@ -23,7 +23,12 @@ from typing import Any
 
 import duckdb
 
-from phonotheque.errors import InputError, ToolError, wrap_os_error
+from phonotheque.errors import BusyError, InputError, ToolError, wrap_os_error
+
+#: What other modules annotate DuckDB connections and catch DuckDB errors with
+#: (they never import duckdb themselves: this module opens every connection).
+Connection = duckdb.DuckDBPyConnection
+Error = duckdb.Error
 
 #: The alias the catalogue is attached under (``cat.track``, ``cat.listens``, ...).
 CATALOGUE_ALIAS = "cat"
@@ -81,12 +86,15 @@ def _quote(text: str) -> str:
 
 
 def connect(catalogue: Path, *, temp_directory: Path, memory_bytes: int | None = None,
-            threads: int | None = None, writable: bool = False) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with ``catalogue`` (a catalogue.sqlite) attached as ``cat``.
+            threads: int | None = None, writable: bool = False,
+            database: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB with ``catalogue`` (a catalogue.sqlite) attached as ``cat``.
 
-    ``temp_directory`` (created if missing) takes what spills past the memory limit
-    (:func:`memory_limit` of ``memory_bytes``); ``threads`` defaults to every core.
-    The catalogue is attached read-only unless ``writable``.
+    ``database`` is DuckDB's own file (the columnar catalogue, created if missing);
+    without it the connection is in memory. ``temp_directory`` (created if missing)
+    takes what spills past the memory limit (:func:`memory_limit` of ``memory_bytes``);
+    ``threads`` defaults to every core. The catalogue is attached read-only unless
+    ``writable``.
     """
     catalogue = Path(catalogue)
     if not catalogue.is_file():
@@ -104,7 +112,15 @@ def connect(catalogue: Path, *, temp_directory: Path, memory_bytes: int | None =
     }
     if threads is not None:
         config["threads"] = threads
-    con = duckdb.connect(":memory:", config=config)
+    try:
+        con = duckdb.connect(":memory:" if database is None else str(database), config=config)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise BusyError(database, "another phono process is using the columnar "
+                                      "catalogue; wait for it to finish") from exc
+        raise InputError(database, f"DuckDB cannot open it: {exc}") from exc
+    except duckdb.Error as exc:
+        raise InputError(database, f"DuckDB cannot open it: {exc}") from exc
     try:
         extension = sqlite_extension(con)
         try:

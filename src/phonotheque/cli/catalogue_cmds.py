@@ -13,7 +13,7 @@ from phonotheque.cli._listens import print_listen_match
 from phonotheque.compare import KeyOverlap, compare
 from phonotheque.errors import WorkspaceError
 from phonotheque.stats import catalogue_stats
-from phonotheque.workspace import CATALOGUE, Workspace
+from phonotheque.workspace import CATALOGUE, ENGINES, Workspace
 
 
 def _catalogue_file(path: Path) -> Path:
@@ -43,10 +43,15 @@ def _overlap_table(o: KeyOverlap, a: str, b: str) -> Table:
 
 @command("init")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-def init(directory: Path) -> None:
+@click.option("--engine", type=click.Choice(ENGINES), default=None,
+              help="Where the bulk tables (tracks, releases, artists, ISRCs, listens) live: "
+                   "sqlite (the default) or duckdb, the columnar catalogue for tens to "
+                   "hundreds of millions of tracks (docs/scale.md). An existing workspace "
+                   "given --engine duckdb is converted, ids kept.")
+def init(directory: Path, engine: str | None) -> None:
     """Create a workspace in DIRECTORY (idempotent)."""
-    ws = Workspace.create(directory)
-    console.print(f"workspace ready: {ws.root}")
+    ws = Workspace.create(directory, engine=engine)
+    console.print(f"workspace ready: {ws.root} (engine: {ws.engine})")
 
 
 @command("stats")

@@ -1,0 +1,164 @@
+"""The columnar catalogue: the bulk tables of a workspace created with ``--engine duckdb``.
+
+At hundreds of millions of tracks, row upserts into SQLite cost more than everything
+else (docs/scale.md: 690 bytes and 74 µs per track at 10 M). A columnar workspace
+keeps its **bulk tables** in DuckDB's own file, ``catalogue.duckdb`` beside
+``catalogue.sqlite``: DuckDB compresses each column, reads dumps in parallel and
+merges whole inputs with one set-based statement. The **operational tables**
+(exclusions, rejects, select runs, audio files, torrents, waves, swarm) stay in
+``catalogue.sqlite``, which every connection here ATTACHes as ``cat``.
+
+The bulk tables have the SQLite catalogue's names and columns (``schema.py``), so
+set-based SQL reads the same in either engine. Their writers are the ``catalogue/bulk*.py``
+modules, one owner per table (as ``Store`` and the other owners hold them in a SQLite
+workspace; docs/architecture.md lists both); this one owns the schema and the
+conversion. Ingest checkpoints live in this file too, so a checkpoint commits in the
+same transaction as the rows it covers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from phonotheque.catalogue import columnar
+from phonotheque.errors import SchemaTooNew, WorkspaceError
+
+#: DuckDB's file in the workspace (beside catalogue.sqlite).
+BULK_FILE = "catalogue.duckdb"
+
+_PROV = "source VARCHAR, locator VARCHAR, licence VARCHAR"
+
+# No PRIMARY KEY or UNIQUE constraints: DuckDB enforces them with in-memory ART
+# indexes (gigabytes at 10^8 rows) and row-at-a-time checks; the owners keep keys
+# unique by merging whole inputs with anti-joins instead.
+V1 = f"""
+CREATE TABLE bulk_meta(key VARCHAR, value VARCHAR);
+CREATE TABLE artist(id BIGINT NOT NULL, key VARCHAR NOT NULL, mbid VARCHAR,
+    name VARCHAR NOT NULL, sort_name VARCHAR, {_PROV});
+CREATE TABLE release(id BIGINT NOT NULL, key VARCHAR NOT NULL, mbid VARCHAR,
+    title VARCHAR NOT NULL, date VARCHAR, label VARCHAR, barcode VARCHAR,
+    artist_credit VARCHAR, art_path VARCHAR, {_PROV});
+CREATE TABLE track(id BIGINT NOT NULL, key VARCHAR NOT NULL, mbid VARCHAR,
+    title VARCHAR NOT NULL, artist_credit VARCHAR, release_id BIGINT, disc BIGINT,
+    position BIGINT, duration_ms BIGINT, excluded INTEGER NOT NULL DEFAULT 0, {_PROV});
+CREATE TABLE track_artist(track_id BIGINT NOT NULL, position INTEGER NOT NULL,
+    artist_id BIGINT NOT NULL);
+CREATE TABLE track_isrc(track_id BIGINT NOT NULL, isrc VARCHAR NOT NULL,
+    known_country INTEGER NOT NULL DEFAULT 1, {_PROV});
+CREATE TABLE listens(id BIGINT NOT NULL, dataset VARCHAR NOT NULL, key_kind VARCHAR NOT NULL,
+    key VARCHAR NOT NULL, count BIGINT NOT NULL, users BIGINT, track_id BIGINT, {_PROV});
+CREATE TABLE ingest_checkpoint(source VARCHAR NOT NULL, kind VARCHAR NOT NULL, size BIGINT,
+    mtime_ns BIGINT, "offset" BIGINT NOT NULL DEFAULT 0, line BIGINT NOT NULL DEFAULT 0,
+    done INTEGER NOT NULL DEFAULT 0, updated_at VARCHAR NOT NULL);
+CREATE TABLE selection(track_id BIGINT NOT NULL, rank BIGINT NOT NULL, band INTEGER NOT NULL,
+    cum_share DOUBLE NOT NULL, tier VARCHAR NOT NULL, est_bytes BIGINT NOT NULL DEFAULT 0,
+    priority DOUBLE, cum_bytes BIGINT NOT NULL DEFAULT 0);
+CREATE TABLE ledger(track_id BIGINT NOT NULL, status VARCHAR NOT NULL, detail VARCHAR,
+    updated_at VARCHAR NOT NULL);
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+#: The bulk tables, in the order a conversion copies them (ids are kept as they are).
+BULK_TABLES: tuple[str, ...] = ("artist", "release", "track", "track_artist", "track_isrc",
+                                "listens")
+
+
+def path(root: Path) -> Path:
+    """Where a workspace at ``root`` keeps its columnar catalogue."""
+    return Path(root) / BULK_FILE
+
+
+def open_bulk(root: Path, *, memory_bytes: int | None = None, threads: int | None = None,
+              writable_catalogue: bool = False, create: bool = False,
+              file: Path | None = None) -> columnar.Connection:
+    """Open the columnar catalogue of the workspace at ``root`` (schema brought up to date).
+
+    ``catalogue.sqlite`` is attached as ``cat`` (read-only unless
+    ``writable_catalogue``); spills go to ``<root>/tmp/duckdb``. ``file`` overrides
+    the catalogue's file (a conversion builds it under a temporary name).
+    """
+    root = Path(root)
+    file = file or path(root)
+    if not create and not file.is_file():
+        raise WorkspaceError(root, "not a columnar workspace (no catalogue.duckdb; "
+                                   "create it with `phono init --engine duckdb`)")
+    con = columnar.connect(root / "catalogue.sqlite", temp_directory=root / "tmp" / "duckdb",
+                           memory_bytes=memory_bytes, threads=threads,
+                           writable=writable_catalogue, database=file)
+    try:
+        migrate(con, file)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def schema_version(con: columnar.Connection) -> int:
+    row = con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = "
+                      "current_database() AND table_name = 'bulk_meta'").fetchone()
+    if not row or not row[0]:
+        return 0
+    got = con.execute("SELECT value FROM bulk_meta WHERE key = 'schema_version'").fetchone()
+    return int(got[0]) if got else 0
+
+
+def migrate(con: columnar.Connection, file: Path) -> int:
+    """Bring the columnar catalogue up to :data:`SCHEMA_VERSION`; return the version it was at.
+
+    Each migration commits together with its version bump.
+    """
+    current = schema_version(con)
+    if current > SCHEMA_VERSION:
+        raise SchemaTooNew(file, f"columnar catalogue schema version {current} is newer than "
+                                 f"this phono understands (up to {SCHEMA_VERSION}); "
+                                 "upgrade phonotheque")
+    for version in range(current, SCHEMA_VERSION):
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(MIGRATIONS[version])
+            con.execute("DELETE FROM bulk_meta WHERE key = 'schema_version'")
+            con.execute("INSERT INTO bulk_meta VALUES ('schema_version', ?)", [str(version + 1)])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    return current
+
+
+def convert_from_sqlite(con: columnar.Connection) -> dict[str, int]:
+    """Copy the SQLite catalogue's bulk tables (attached as ``cat``) into the columnar one.
+
+    Ids are kept, so operational tables that point at tracks stay right. Used when an
+    existing workspace becomes columnar; refuses a columnar catalogue that holds rows.
+    Returns the rows copied per table.
+    """
+    held = {t: _count(con, t) for t in BULK_TABLES}
+    if any(held.values()):
+        raise WorkspaceError(BULK_FILE, "the columnar catalogue already holds rows: "
+                                        "nothing converted")
+    copied: dict[str, int] = {}
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for table in BULK_TABLES:
+            cols = ", ".join(_columns(con, table))
+            con.execute(f"INSERT INTO {table}({cols}) SELECT {cols} FROM "
+                        f"{columnar.CATALOGUE_ALIAS}.{table} ORDER BY ALL")
+            copied[table] = _count(con, table)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return copied
+
+
+def _columns(con: columnar.Connection, table: str) -> list[str]:
+    return [f'"{r[0]}"' for r in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND table_name = ? ORDER BY column_index", [table]).fetchall()]
+
+
+def _count(con: columnar.Connection, table: str) -> int:
+    row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+    return int(row[0]) if row else 0
