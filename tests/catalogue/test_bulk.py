@@ -94,3 +94,22 @@ def test_cli_init_engine(tmp_path: Path) -> None:
                           capture_output=True, text=True, cwd=REPO)
     assert back.returncode == 3 and "cannot go back" in back.stderr
     assert "Traceback" not in back.stderr
+
+
+def test_checkpoints_round_trip_and_commit_with_the_transaction(tmp_path: Path) -> None:
+    from phonotheque.model import Checkpoint
+
+    ws = Workspace.create(tmp_path / "w", engine="duckdb")
+    con = bulk.open_bulk(ws.root)
+    try:
+        cp = Checkpoint("a.jsonl", "musicbrainz", 10, done=True, line=3, size=10, mtime_ns=5)
+        con.execute("BEGIN TRANSACTION")
+        bulk.save_checkpoint(con, cp)
+        con.execute("ROLLBACK")
+        assert bulk.checkpoint(con, "a.jsonl") is None
+        bulk.save_checkpoint(con, cp)
+        bulk.save_checkpoint(con, cp)
+        assert bulk.checkpoint(con, "a.jsonl") == cp
+        assert con.execute("SELECT count(*) FROM ingest_checkpoint").fetchone() == (1,)
+    finally:
+        con.close()

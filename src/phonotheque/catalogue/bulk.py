@@ -20,8 +20,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from phonotheque import clock
 from phonotheque.catalogue import columnar
 from phonotheque.errors import SchemaTooNew, WorkspaceError
+from phonotheque.model import Checkpoint
 
 #: DuckDB's file in the workspace (beside catalogue.sqlite).
 BULK_FILE = "catalogue.duckdb"
@@ -162,3 +164,28 @@ def _columns(con: columnar.Connection, table: str) -> list[str]:
 def _count(con: columnar.Connection, table: str) -> int:
     row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
     return int(row[0]) if row else 0
+
+
+# -- ingest checkpoints (one per input; committed with the input's rows) ---------
+
+
+def checkpoint(con: columnar.Connection, source: str) -> Checkpoint | None:
+    """The checkpoint of ``source`` (an input's name as ingest reports it), if any."""
+    row = con.execute('SELECT source, kind, "offset", done, size, mtime_ns, line '
+                      "FROM ingest_checkpoint WHERE source = ?", [source]).fetchone()
+    if row is None:
+        return None
+    return Checkpoint(source=row[0], kind=row[1], offset=row[2], done=bool(row[3]),
+                      size=row[4], mtime_ns=row[5], line=row[6])
+
+
+def save_checkpoint(con: columnar.Connection, cp: Checkpoint) -> None:
+    """Record ``cp``; call it inside the transaction that writes the rows it covers."""
+    old = checkpoint(con, cp.source)
+    if old is not None and old == cp:
+        return  # a re-read that ends where the last one did is not news: keep its time
+    con.execute("DELETE FROM ingest_checkpoint WHERE source = ?", [cp.source])
+    con.execute('INSERT INTO ingest_checkpoint(source, kind, size, mtime_ns, "offset", line, '
+                "done, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [cp.source, cp.kind, cp.size, cp.mtime_ns, cp.offset, cp.line, int(cp.done),
+                 clock.now_iso()])
