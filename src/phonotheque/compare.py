@@ -1,16 +1,25 @@
 """Coverage of one catalogue by another: which ISRCs and recording MBIDs each lacks.
 
-Both catalogues are SQLite files; the comparison ATTACHes the second to the
-first and runs set operations in SQL, so it works at any size without loading
-either catalogue into Python.
+The comparison ATTACHes both catalogues to one connection and runs set operations
+in SQL, so it works at any size without loading either catalogue into Python. Two
+SQLite catalogues are compared in SQLite; when either side is columnar
+(catalogue.duckdb) both are attached, read-only, to an in-memory DuckDB, which runs
+the same SQL text.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from phonotheque.catalogue.store import Store
+from phonotheque.errors import WorkspaceError
+from phonotheque.workspace import CATALOGUE, COLUMNAR
+
+if TYPE_CHECKING:  # DuckDB is imported only when a columnar catalogue is compared
+    from phonotheque.catalogue.columnar import Connection as ColumnarConnection
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,25 +58,72 @@ _KEYS = {
 }
 
 
-def compare(a: Store, b_path: Path, *, sample: int = 10, a_name: str = "A",
+def catalogue_file(path: Path) -> Path:
+    """The file holding the bulk tables of a workspace folder or catalogue file.
+
+    A columnar workspace keeps them in catalogue.duckdb, whose catalogue.sqlite is not
+    kept up to date, so its catalogue.sqlite also means its catalogue.duckdb.
+    """
+    path = Path(path)
+    if path.is_dir() and (path / CATALOGUE).is_file():
+        return path / COLUMNAR if (path / COLUMNAR).is_file() else path / CATALOGUE
+    if path.is_file() and path.suffix == ".sqlite":
+        columnar = path.with_name(COLUMNAR)
+        return columnar if path.name == CATALOGUE and columnar.is_file() else path
+    if path.is_file() and path.name == COLUMNAR and path.with_name(CATALOGUE).is_file():
+        return path
+    raise WorkspaceError(path, "not a workspace, catalogue.sqlite or catalogue.duckdb")
+
+
+def compare(a: Path, b: Path, *, sample: int = 10, a_name: str = "A",
             b_name: str = "B") -> CompareReport:
-    """Compare catalogue ``a`` with the catalogue file at ``b_path`` (only read)."""
-    conn = a.conn
-    # Plain path: the store connection is not opened in URI mode. We only read.
-    conn.execute("ATTACH DATABASE ? AS other", (str(b_path),))
-    try:
-        parts = {kind: _overlap(a, kind, sample) for kind in _KEYS}
-    finally:
-        conn.execute("DETACH DATABASE other")
+    """Compare catalogue ``a`` with catalogue ``b`` (workspace folders or catalogue files;
+    both only read)."""
+    file_a, file_b = catalogue_file(a), catalogue_file(b)
+    if file_a.suffix == file_b.suffix == ".sqlite":
+        with Store(file_a, readonly=True) as store:
+            # Plain path: the store connection is not opened in URI mode. We only read.
+            store.conn.execute("ATTACH DATABASE ? AS other", (str(file_b),))
+            try:
+                parts = _overlaps(store.conn, "main", "other", sample)
+            finally:
+                store.conn.execute("DETACH DATABASE other")
+    else:
+        from phonotheque.catalogue import columnar
+
+        held = file_a if file_a.suffix == ".duckdb" else file_b
+        con = columnar.connect(held.with_name(CATALOGUE),
+                               temp_directory=held.parent / "tmp" / "duckdb")
+        same = file_b.resolve() == file_a.resolve()  # DuckDB attaches a file only once
+        try:
+            columnar.attach(con, file_a, "a", read_only=True)
+            if not same:
+                columnar.attach(con, file_b, "b", read_only=True)
+            parts = _overlaps(con, "a", "a" if same else "b", sample)
+        finally:
+            con.close()
     return CompareReport(a_name, b_name, parts["isrc"], parts["mbid"])
 
 
-def _overlap(store: Store, kind: str, sample: int) -> KeyOverlap:
-    qa = _KEYS[kind].format(db="main")
-    qb = _KEYS[kind].format(db="other")
-    in_a = store.scalar(f"SELECT count(*) FROM ({qa})")
-    in_b = store.scalar(f"SELECT count(*) FROM ({qb})")
-    both = store.scalar(f"SELECT count(*) FROM ({qa} INTERSECT {qb})")
-    only_a = [r[0] for r in store.query(f"{qa} EXCEPT {qb} ORDER BY 1 LIMIT ?", (sample,))]
-    only_b = [r[0] for r in store.query(f"{qb} EXCEPT {qa} ORDER BY 1 LIMIT ?", (sample,))]
+def _overlaps(conn: sqlite3.Connection | ColumnarConnection, a: str, b: str,
+              sample: int) -> dict[str, KeyOverlap]:
+    return {kind: _overlap(conn, kind, a, b, sample) for kind in _KEYS}
+
+
+def _overlap(conn: sqlite3.Connection | ColumnarConnection, kind: str, a: str, b: str,
+             sample: int) -> KeyOverlap:
+    def scalar(sql: str) -> int:
+        row = conn.execute(sql).fetchone()
+        return int(row[0]) if row else 0
+
+    def keys(sql: str) -> list[str]:
+        return [r[0] for r in conn.execute(sql, [sample]).fetchall()]
+
+    qa = _KEYS[kind].format(db=a)
+    qb = _KEYS[kind].format(db=b)
+    in_a = scalar(f"SELECT count(*) FROM ({qa})")
+    in_b = scalar(f"SELECT count(*) FROM ({qb})")
+    both = scalar(f"SELECT count(*) FROM ({qa} INTERSECT {qb})")
+    only_a = keys(f"{qa} EXCEPT {qb} ORDER BY 1 LIMIT ?")
+    only_b = keys(f"{qb} EXCEPT {qa} ORDER BY 1 LIMIT ?")
     return KeyOverlap(kind, in_a, in_b, both, in_a - both, in_b - both, only_a, only_b)

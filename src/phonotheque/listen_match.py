@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # DuckDB is imported where a columnar connection is opened, not here
+    from phonotheque.catalogue.columnar import Connection as ColumnarConnection
 
 __all__ = ["KindMatch", "ListenMatch", "listen_match"]
 
@@ -100,10 +103,14 @@ class ListenMatch:
         return cls(kinds)
 
 
-def listen_match(conn: sqlite3.Connection) -> ListenMatch:
-    """One grouped scan of ``listens``: rows and listens, matched and not, per key kind."""
+def listen_match(conn: sqlite3.Connection | ColumnarConnection) -> ListenMatch:
+    """One grouped scan of ``listens``: rows and listens, matched and not, per key kind.
+
+    ``conn`` is the SQLite catalogue or a columnar one (the same SQL runs on both).
+    """
     rows = conn.execute(
         # total(): a float sum that cannot overflow, whatever the counts add up to
+        # (a macro on DuckDB connections, see catalogue/columnar.py)
         """SELECT key_kind,
                   coalesce(sum(track_id IS NOT NULL), 0), coalesce(sum(track_id IS NULL), 0),
                   total(CASE WHEN track_id IS NOT NULL THEN count END),

@@ -128,6 +128,9 @@ def connect(catalogue: Path, *, temp_directory: Path, memory_bytes: int | None =
         except duckdb.Error as exc:
             raise ToolError(extension, f"DuckDB {duckdb.__version__} cannot load it "
                                        f"(a mismatched {_WHEEL}?): {exc}") from exc
+        # SQLite's total() (a float sum that never overflows, 0.0 over no rows), so the
+        # catalogue's aggregate SQL reads the same on both engines (stats, listen_match).
+        con.execute("CREATE TEMP MACRO total(x) AS coalesce(CAST(sum(x) AS DOUBLE), 0.0)")
         mode = "" if writable else ", READ_ONLY"
         try:
             con.execute(f"ATTACH {_quote(str(catalogue))} AS {CATALOGUE_ALIAS} "
@@ -147,9 +150,21 @@ def connect(catalogue: Path, *, temp_directory: Path, memory_bytes: int | None =
     return con
 
 
-def attach(con: duckdb.DuckDBPyConnection, path: Path, alias: str) -> None:
-    """ATTACH another SQLite file (a scratch or output file) writable as ``alias``."""
+def attach(con: duckdb.DuckDBPyConnection, path: Path, alias: str, *,
+           read_only: bool = False) -> None:
+    """ATTACH another file as ``alias``: a SQLite file (a scratch or output file, another
+    catalogue) or, ending in ``.duckdb``, another columnar catalogue; writable unless
+    ``read_only``."""
+    options = [] if Path(path).suffix == ".duckdb" else ["TYPE sqlite"]
+    if read_only:
+        options.append("READ_ONLY")
     try:
-        con.execute(f"ATTACH {_quote(str(path))} AS {alias} (TYPE sqlite)")
+        con.execute(f"ATTACH {_quote(str(path))} AS {alias}"
+                    + (f" ({', '.join(options)})" if options else ""))
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise BusyError(path, "another phono process is using it; wait for it to "
+                                  "finish") from exc
+        raise InputError(path, f"DuckDB cannot attach it: {exc}") from exc
     except duckdb.Error as exc:
         raise InputError(path, f"DuckDB cannot attach it: {exc}") from exc

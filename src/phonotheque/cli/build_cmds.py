@@ -155,8 +155,7 @@ _STAGE_SUMMARIES: dict[str, Callable[[Any], str]] = {
 def _summary(ws: Workspace, report: BuildReport) -> Table:
     from phonotheque.stats import catalogue_stats
 
-    with ws.store(readonly=True) as store:
-        st = catalogue_stats(store)
+    st = catalogue_stats(ws)
     t = Table(title=f"archive {ws.root}", show_header=False)
     t.add_column("what")
     t.add_column("value", justify="right")

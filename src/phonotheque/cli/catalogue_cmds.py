@@ -11,18 +11,8 @@ from rich.table import Table
 from phonotheque.cli._common import command, console, emit_json, json_option, workspace_option
 from phonotheque.cli._listens import print_listen_match
 from phonotheque.compare import KeyOverlap, compare
-from phonotheque.errors import WorkspaceError
 from phonotheque.stats import catalogue_stats
-from phonotheque.workspace import CATALOGUE, ENGINES, Workspace
-
-
-def _catalogue_file(path: Path) -> Path:
-    """A workspace folder or a catalogue.sqlite file -> the catalogue file."""
-    if path.is_dir() and (path / CATALOGUE).is_file():
-        return path / CATALOGUE
-    if path.is_file() and path.suffix == ".sqlite":
-        return path
-    raise WorkspaceError(path, "not a workspace or catalogue.sqlite")
+from phonotheque.workspace import ENGINES, Workspace
 
 
 def _overlap_table(o: KeyOverlap, a: str, b: str) -> Table:
@@ -59,8 +49,7 @@ def init(directory: Path, engine: str | None) -> None:
 @workspace_option
 def stats(ws: Workspace, as_json: bool) -> None:
     """Counts a curator needs: tracks, ISRCs (unique, shared, missing), listens, audio."""
-    with ws.store(readonly=True) as store:
-        st = catalogue_stats(store)
+    st = catalogue_stats(ws)
     if as_json:
         click.echo(orjson.dumps(st.as_dict(), option=orjson.OPT_INDENT_2))
         return
@@ -83,12 +72,10 @@ def compare_cmd(a: Path, b: Path, sample: int, as_json: bool) -> None:
     """Compare two catalogues (workspaces or catalogue.sqlite files) by ISRC and MBID.
 
     Answers "how many of our ISRCs does the other catalogue lack?". To compare
-    with a MusicBrainz dump, ingest it into its own workspace first.
+    with a MusicBrainz dump, ingest it into its own workspace first. Columnar
+    workspaces are compared on DuckDB.
     """
-    from phonotheque.catalogue.store import Store
-
-    with Store(_catalogue_file(a), readonly=True) as store:
-        rep = compare(store, _catalogue_file(b), sample=sample, a_name=str(a), b_name=str(b))
+    rep = compare(a, b, sample=sample, a_name=str(a), b_name=str(b))
     if as_json:
         def part(o: KeyOverlap) -> dict[str, object]:
             return {"in_a": o.in_a, "in_b": o.in_b, "both": o.both, "only_a": o.only_a,

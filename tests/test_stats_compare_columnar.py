@@ -1,0 +1,125 @@
+"""stats and compare on a columnar workspace run on DuckDB and say what SQLite says.
+
+Each test builds a catalogue in SQLite, converts it (`phono init --engine duckdb`,
+ids kept) and then writes stale rows into catalogue.sqlite's bulk tables, as a
+columnar ingest leaves them: a figure read from SQLite instead of DuckDB differs.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from importlib import resources
+from pathlib import Path
+
+import orjson
+from click.testing import CliRunner
+
+from phonotheque import exclusions
+from phonotheque.cli import main
+from phonotheque.compare import compare
+from phonotheque.ingest import ingest
+from phonotheque.model import Listen, Track, TrackISRC
+from phonotheque.stats import catalogue_stats
+from phonotheque.workspace import Workspace
+
+REPO = Path(__file__).resolve().parents[1]
+PHONO = str(REPO / ".venv" / "bin" / "phono")
+DEMO = Path(str(resources.files("phonotheque") / "demo_data"))
+REC = "00000000-0000-4000-8000-0000000000{:02d}"
+
+
+def _stale(ws: Workspace) -> None:
+    with ws.store() as s:
+        s.write([Track("stale", "Stale", mbid=REC.format(99)), TrackISRC("stale", "QZZZZ9900001"),
+                 Listen("mbid", REC.format(99), 1000, dataset="stale"),
+                 Listen("isrc", "QZZZZ9900002", 7, dataset="stale")])
+
+
+def _columnar(ws: Workspace) -> None:
+    Workspace.create(ws.root, engine="duckdb")
+    assert ws.engine == "duckdb"
+    _stale(ws)
+
+
+def _phono(*args: str) -> subprocess.CompletedProcess[str]:
+    out = subprocess.run([PHONO, *args], capture_output=True, text=True, cwd=REPO)
+    assert "Traceback" not in out.stderr, out.stderr
+    return out
+
+
+def _stats(ws: Workspace, *args: str) -> str:
+    out = CliRunner().invoke(main, ["stats", "-w", str(ws.root), *args])
+    assert out.exit_code == 0, out.output
+    return out.output
+
+
+def _demo_catalogue(root: Path) -> Workspace:
+    """The demo's MusicBrainz, mbdump and listens data, an exclusion and a reject."""
+    ws = Workspace.create(root)
+    ingest(ws, "musicbrainz", [DEMO / "musicbrainz" / "mbdump-sample.jsonl"])
+    ingest(ws, "mbdump", [DEMO / "mbdump"])
+    ingest(ws, "listens", [DEMO / "listens.csv", DEMO / "listenbrainz-top-recordings.json"])
+    bad = root.parent / "bad.csv"
+    bad.write_text("isrc,count\nGBAHS1400099,1\nnot-an-isrc,3\n")
+    ingest(ws, "listens", [bad])
+    with ws.store() as s:
+        isrc = s.scalar("SELECT isrc FROM track_isrc ORDER BY isrc LIMIT 1")
+        exclusions.add(s, "isrc", isrc, "test takedown")
+    return ws
+
+
+def test_stats_of_the_converted_demo_catalogue_are_the_same_table_and_json(
+        tmp_path: Path) -> None:
+    ws = _demo_catalogue(tmp_path / "ws")
+    before = catalogue_stats(ws)
+    assert before.tracks and before.excluded_tracks and before.rejects
+    assert before.listen_match.matched and before.listen_match.unmatched
+    table, doc = _stats(ws), _stats(ws, "--json")
+    _columnar(ws)
+    assert catalogue_stats(ws) == before
+    assert _stats(ws) == table
+    assert _stats(ws, "--json") == doc
+    assert orjson.loads(doc)["tracks"] == before.tracks
+
+
+def test_listen_totals_past_64_bits_saturate_on_duckdb_too(tmp_path: Path) -> None:
+    ws = Workspace.create(tmp_path / "ws")
+    with ws.store() as s, s.transaction():
+        for i in range(1, 5):
+            s.conn.execute("INSERT INTO track(key, title, mbid) VALUES (?, ?, ?)",
+                           (REC.format(i), f"t{i}", REC.format(i)))
+        tid = {r["key"]: r["id"] for r in s.query("SELECT id, key FROM track")}
+        for i, count in ((1, 2**62), (2, 2**62), (3, 2**62), (4, 5)):
+            for dataset in ("a", "b"):
+                s.conn.execute(
+                    "INSERT INTO listens(dataset, key_kind, key, count, track_id) "
+                    "VALUES (?, 'mbid', ?, ?, ?)", (dataset, REC.format(i), count,
+                                                    tid[REC.format(i)]))
+    before = catalogue_stats(ws)
+    _columnar(ws)
+    after = catalogue_stats(ws)
+    assert after.total_listens == 2**63 - 1
+    assert after == before
+    assert orjson.loads(_stats(ws, "--json"))["total_listens"] == 2**63 - 1
+
+
+def test_compare_across_engines_gives_the_sqlite_answer(tmp_path: Path) -> None:
+    a = _demo_catalogue(tmp_path / "a")
+    b = Workspace.create(tmp_path / "b")
+    ingest(b, "musicbrainz", [DEMO / "musicbrainz" / "mbdump-sample.jsonl"])
+    with b.store() as s:  # B lacks one of A's recordings and has one A lacks
+        s.write([Track("extra", "Extra", mbid=REC.format(1)), TrackISRC("extra", "QZZZZ9900003")])
+    want = compare(a.root, b.root, sample=3)
+    assert want.isrc.only_a and want.isrc.only_b and want.mbid.only_a
+    same = compare(a.root, a.root)
+    _columnar(a)
+    assert compare(a.root, b.root, sample=3) == want  # A columnar, B SQLite
+    assert compare(a.catalogue, b.catalogue, sample=3) == want  # its catalogue.sqlite means A
+    assert compare(a.root, a.root) == same  # the same columnar catalogue on both sides
+    _columnar(b)
+    assert compare(a.root, b.root, sample=3) == want  # both columnar
+    assert compare(a.columnar, b.root, sample=3) == want
+    cli = _phono("compare", "--json", "--sample", "3", str(a.root), str(b.root))
+    got = orjson.loads(cli.stdout)
+    assert got["isrc"]["only_a"] == want.isrc.only_a
+    assert got["mbid"]["sample_only_b"] == want.mbid.sample_only_b
