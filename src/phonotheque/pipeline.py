@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from phonotheque.catalogue import selection
 from phonotheque.errors import InputError
 from phonotheque.progress import ProgressEvent, ProgressFn
-from phonotheque.workspace import Workspace
+from phonotheque.workspace import COLUMNAR_COMMANDS, Workspace, columnar_refusal, columnar_why
 
 if TYPE_CHECKING:  # the stages are imported when they run, so `phono` starts fast
     from phonotheque.audio import AudioOptions
@@ -87,6 +87,7 @@ class StageResult:
     report: Any  # the stage's report type: list[IngestReport], SelectReport, AudioReport, ...
     elapsed: float
     changed: bool
+    skipped: str = ""  # why the stage did not run (a columnar workspace), else ""
 
 
 @dataclass(slots=True)
@@ -99,7 +100,8 @@ class BuildReport:
         return any(s.changed for s in self.stages)
 
     def stage(self, name: str) -> StageResult | None:
-        return next((s for s in self.stages if s.name == name), None)
+        """The stage ``name`` if it ran (not if it was skipped)."""
+        return next((s for s in self.stages if s.name == name and not s.skipped), None)
 
 
 def _last_selection(ws: Workspace) -> int:
@@ -194,6 +196,28 @@ STAGES: list[tuple[str, Stage]] = [
 ]
 
 
+#: The ``phono`` command each stage after ingest runs as; a columnar workspace runs the
+#: stages whose command is in :data:`~phonotheque.workspace.COLUMNAR_COMMANDS` (ingest:
+#: ``ingest <kind>`` for each source) and skips the others, saying why.
+STAGE_COMMANDS = {"select": "select", "audio": "audio", "pack": "pack", "publish": "publish"}
+
+
+def check_columnar_sources(sources: Sequence[SourceSpec]) -> None:
+    """Refuse, before anything runs, a source a columnar workspace cannot ingest."""
+    for spec in sources:
+        command = f"ingest {spec.kind}"
+        if command not in COLUMNAR_COMMANDS:
+            raise InputError(str(spec), f"phono {command} is {columnar_refusal(command)}")
+
+
+def _skip(ws: Workspace, name: str) -> str:
+    """Why stage ``name`` does not run on ``ws`` ("" when it runs)."""
+    command = STAGE_COMMANDS.get(name)
+    if ws.engine != "duckdb" or command is None or command in COLUMNAR_COMMANDS:
+        return ""
+    return columnar_why(command)
+
+
 def _ignore(event: ProgressEvent) -> None:
     pass
 
@@ -205,14 +229,23 @@ def build(
     progress: StageProgress | None = None,
     on_stage: Callable[[StageResult], object] | None = None,
 ) -> BuildReport:
-    """Run every stage in order; return what each did (and whether anything changed)."""
+    """Run every stage in order; return what each did (and whether anything changed).
+
+    On a columnar workspace the stages that do not run there yet (audio, pack) are
+    skipped, each with its reason in the report; a source it cannot ingest is refused
+    before anything runs (:class:`InputError`).
+    """
     options = options or BuildOptions()
     progress = progress or _ignore
+    if ws.engine == "duckdb":
+        check_columnar_sources(sources)
     report = BuildReport()
     started = time.perf_counter()
     for name, stage in STAGES:
         t0 = time.perf_counter()
-        result = stage(ws, sources, options, progress)
+        skipped = _skip(ws, name)
+        result = (StageResult(name, None, 0.0, changed=False, skipped=skipped) if skipped
+                  else stage(ws, sources, options, progress))
         result.elapsed = time.perf_counter() - t0
         report.stages.append(result)
         if on_stage is not None:

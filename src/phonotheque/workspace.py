@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from phonotheque.catalogue.store import Store
-from phonotheque.errors import WorkspaceError, wrap_os_error
+from phonotheque.errors import InputError, WorkspaceError, wrap_os_error
 
 CATALOGUE = "catalogue.sqlite"
 # The columnar catalogue's file (catalogue/bulk.py): its presence makes a workspace columnar.
@@ -14,6 +14,38 @@ COLUMNAR = "catalogue.duckdb"
 #: Where a workspace keeps its bulk tables (tracks, releases, artists, ISRCs, listens).
 ENGINES = ("sqlite", "duckdb")
 SUBDIRS = ("audio", "quarantine", "torrents", "publish")
+
+#: The ``phono`` commands that run on a columnar workspace. Every other command that
+#: takes a workspace would read or write bulk tables in catalogue.sqlite, which a
+#: columnar workspace does not keep up to date, so it refuses one (exit 2, see
+#: :func:`require_support`) rather than act on stale rows. When a command's columnar
+#: path lands, add it here (one line): the library function the command calls must
+#: then handle ``ws.engine == "duckdb"`` itself, because ``phono build`` calls the same
+#: functions (its stages ingest, select and publish run when their commands are here).
+COLUMNAR_COMMANDS: frozenset[str] = frozenset({
+    "init",
+    "build",  # runs the stages listed here, skips the others and says so
+    "stats",
+    "compare",
+    "rejects",
+    "exclude list",
+    "coverage-report",  # the last select run's stored summary (catalogue.sqlite)
+    "health",  # torrents, swarm: operational tables
+    "seed",
+    "serve",  # these three read publish/ only
+    "adopt",
+    "verify",
+})
+
+#: Why a command stays unavailable on a columnar workspace, where there is more to say
+#: than "not yet".
+_WHY_NOT = {
+    "audio": "it archives source files matched to tracks in catalogue.sqlite",
+    "pack": "it packs the files the audio stage archived",
+    "ingest tags": "it matches source files to tracks in catalogue.sqlite",
+    "gc": "it removes audio files and updates the ledger in catalogue.sqlite",
+    "demo": "the demo archives audio and packs torrents",
+}
 
 
 @dataclass(frozen=True)
@@ -112,3 +144,25 @@ def _make_columnar(ws: Workspace) -> None:
         tmp.rename(ws.columnar)
     except OSError as exc:
         raise wrap_os_error(exc, ws.columnar, writing=True) from exc
+
+
+def columnar_why(command: str) -> str:
+    """Why ``phono command`` does not run on a columnar workspace."""
+    why = _WHY_NOT.get(command)
+    return "not available on a columnar workspace (catalogue.duckdb)" + (
+        f": {why}" if why else " yet")
+
+
+def columnar_refusal(command: str) -> str:
+    """Why ``phono command`` does not run on a columnar workspace, and what does."""
+    usable = ", ".join(sorted(COLUMNAR_COMMANDS - {"init"}))
+    return f"{columnar_why(command)}. On a columnar workspace use: {usable}"
+
+
+def require_support(root: Path, command: str) -> None:
+    """Refuse ``phono command`` on the columnar workspace at ``root`` unless it runs there.
+
+    Raises :class:`InputError` (exit 2); a SQLite workspace (or none) passes.
+    """
+    if command not in COLUMNAR_COMMANDS and (Path(root) / COLUMNAR).is_file():
+        raise InputError(f"phono {command}", columnar_refusal(command))

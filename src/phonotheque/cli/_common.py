@@ -30,7 +30,7 @@ from rich.progress import (
 from phonotheque import __version__
 from phonotheque.errors import PhonoError, wrap_os_error, wrap_sqlite_error
 from phonotheque.progress import ProgressEvent, ProgressFn
-from phonotheque.workspace import Workspace
+from phonotheque.workspace import Workspace, require_support
 
 #: Width of output that is not a terminal (a pipe, a file, cron's mail): wide enough that
 #: no table row or magnet link is wrapped or cut (rich would use 80 columns).
@@ -157,9 +157,32 @@ def command(
     invoke it with ``CliRunner`` on its own.
     """
 
+    qualified = f"{group.name} {name}" if group is not None else name
+
     def deco(f: Callable[..., Any]) -> click.Command:
         make = group.command if group is not None else click.command
-        return make(name, **kw)(handle_errors(f))
+        return make(name, **kw)(handle_errors(engine_guard(qualified)(f)))
+
+    return deco
+
+
+def engine_guard(name: str) -> Callable[[F], F]:
+    """Refuse a columnar workspace (``--workspace``) unless ``phono name`` runs on one.
+
+    Which commands do is :data:`phonotheque.workspace.COLUMNAR_COMMANDS`, the one list;
+    :func:`command` applies this to every command, so a new command that takes a
+    workspace is refused there until it is listed.
+    """
+
+    def deco(f: F) -> F:
+        @functools.wraps(f)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            root = kwargs.get("workspace")
+            if isinstance(root, Path):
+                require_support(root, name)
+            return f(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
 
     return deco
 

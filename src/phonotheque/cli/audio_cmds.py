@@ -28,7 +28,7 @@ from phonotheque.cli._common import (
 )
 from phonotheque.errors import WorkspaceError
 from phonotheque.progress import ProgressEvent
-from phonotheque.workspace import Workspace
+from phonotheque.workspace import Workspace, require_support
 
 
 @click.group("audio", invoke_without_command=True)
@@ -75,6 +75,7 @@ def audio(ctx: click.Context, workspace: Path, workers: int | None, scheduler: s
     """
     if ctx.invoked_subcommand is not None:
         return
+    require_support(workspace, "audio")  # `audio rebuild` reads no bulk table
     from phonotheque.audio import AudioOptions, EncodeOptions, run_audio
     from phonotheque.audio.encode import parse_bitrate
     from phonotheque.executors import make_executor

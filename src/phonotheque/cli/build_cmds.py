@@ -21,12 +21,13 @@ from phonotheque.pipeline import (
     SourceSpec,
     StageResult,
     build,
+    check_columnar_sources,
     parse_source,
 )
 from phonotheque.progress import ProgressEvent
 from phonotheque.publish.index import read_index
 from phonotheque.select.report import MODES
-from phonotheque.workspace import Workspace
+from phonotheque.workspace import ENGINES, Workspace
 
 
 def demo_sources() -> list[SourceSpec]:
@@ -65,6 +66,10 @@ def _run_build(ws: Workspace, sources: list[SourceSpec], options: BuildOptions,
     def on_stage(result: StageResult) -> None:
         if quiet:
             return
+        if result.skipped:
+            progress.console.print(f"[bold]{result.name:>8}[/] [yellow]skipped[/]: "
+                                   f"{result.skipped}", highlight=False, soft_wrap=True)
+            return
         mark = "[green]changed[/]" if result.changed else "[dim]up to date[/]"
         progress.console.print(
             f"[bold]{result.name:>8}[/] {stage_summary(result)}  ({result.elapsed:.1f} s, {mark})"
@@ -92,6 +97,8 @@ def _progress_message(event: ProgressEvent) -> str:
 
 def stage_summary(result: StageResult) -> str:
     """One line saying what a stage of the build did, from its report."""
+    if result.skipped:
+        return f"skipped: {result.skipped}"
     return _STAGE_SUMMARIES[result.name](result.report)
 
 
@@ -222,10 +229,15 @@ def _problems(report: BuildReport) -> str:
               help="Local worker processes (default: all cores; 0 = in this process).")
 @click.option("--stop-after", type=click.Choice(["ingest", "select", "audio", "pack", "publish"]),
               help="Run the stages up to this one only.")
+@click.option("--engine", type=click.Choice(ENGINES), default=None,
+              help="duckdb: a columnar workspace (as `phono init --engine duckdb` makes, "
+                   "converting an existing one), for tens to hundreds of millions of tracks; "
+                   "it runs the metadata stages and skips audio and pack, saying so. "
+                   "Default: the workspace's engine (sqlite for a new one).")
 @json_option
 def build_cmd(sources: tuple[str, ...], workspace: Path, scheduler: str | None,
-              workers: int | None, stop_after: str | None, as_json: bool,
-              **settings: Any) -> None:
+              workers: int | None, stop_after: str | None, engine: str | None,
+              as_json: bool, **settings: Any) -> None:
     """Run ingest -> select -> audio -> pack -> publish over SOURCES.
 
     Each SOURCE is `kind:PATH` (musicbrainz:, mbdump:, tags:, listens:) or a
@@ -241,12 +253,19 @@ def build_cmd(sources: tuple[str, ...], workspace: Path, scheduler: str | None,
     tracks failed (see `phono rejects`, `phono ledger`); a re-run that meets
     only the rejects an earlier run recorded exits 0; 2-7 on errors that stop
     the build (5: disk full or read-only destination, 7: workspace busy).
+
+    On a columnar workspace (--engine duckdb) the stages that run there run,
+    the others (audio, pack) are skipped with a line saying so, and the exit
+    status means the same; a source it cannot ingest is refused (2) before
+    anything runs.
     """
     from phonotheque.build_settings import resolve
     from phonotheque.pack.packer import resolve_options
 
     specs = [parse_source(s) for s in sources]  # every source checked before anything is made
-    ws = Workspace.create(workspace)
+    if engine == "duckdb" or Workspace(workspace).engine == "duckdb":
+        check_columnar_sources(specs)
+    ws = Workspace.create(workspace, engine=engine)
     resolved = resolve(ws, given_settings(settings))
     if not as_json:
         print_settings(resolved)

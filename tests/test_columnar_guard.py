@@ -1,0 +1,115 @@
+"""On a columnar workspace every command either runs or refuses clearly (exit 2).
+
+`phonotheque.workspace.COLUMNAR_COMMANDS` is the one list of commands that run on a
+columnar workspace; every other command that takes a workspace refuses one, naming
+what works there, before it opens the catalogue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from importlib import resources
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from phonotheque.cli import COMMANDS, main
+from phonotheque.workspace import COLUMNAR_COMMANDS, Workspace
+
+REPO = Path(__file__).resolve().parents[1]
+PHONO = str(REPO / ".venv" / "bin" / "phono")
+DEMO = Path(str(resources.files("phonotheque") / "demo_data"))
+
+#: How each command that may refuse a columnar workspace is run (``-w WS`` is added).
+INVOCATIONS: dict[str, list[str]] = {
+    "ingest musicbrainz": ["ingest", "musicbrainz", str(DEMO / "musicbrainz")],
+    "ingest mbdump": ["ingest", "mbdump", str(DEMO / "mbdump")],
+    "ingest tags": ["ingest", "tags", str(DEMO / "audio" / "freedesktop")],
+    "ingest listens": ["ingest", "listens", str(DEMO / "listens.csv")],
+    "exclude add": ["exclude", "add", "--isrc", "GBAAA9900303", "--reason", "takedown"],
+    "exclude remove": ["exclude", "remove", "isrc", "GBAAA9900303"],
+    "select": ["select"],
+    "ledger": ["ledger"],
+    "audio": ["audio", "--workers", "0"],
+    "pack": ["pack"],
+    "publish": ["publish"],
+    "release": ["release"],
+    "gc": ["gc"],
+    "demo": ["demo", "--no-health"],
+}
+#: Commands that take no workspace (audio rebuild reads only its files and audio_file).
+NO_WORKSPACE = {"synth", "torrent create", "torrent info", "torrent verify", "audio rebuild"}
+
+
+def _command_names() -> set[str]:
+    names: set[str] = set()
+    todo: list[tuple[str, click.Command]] = [(c.name or "", c) for c in COMMANDS]
+    while todo:
+        name, cmd = todo.pop()
+        if isinstance(cmd, click.Group):
+            todo += [(f"{name} {sub}", c) for sub, c in cmd.commands.items()]
+            if not cmd.invoke_without_command:
+                continue  # a group that only holds sub-commands
+        names.add(name)
+    return names
+
+
+def test_every_command_is_classified_for_columnar_workspaces() -> None:
+    """A new command must be listed as running on a columnar workspace, or be refused here."""
+    names = _command_names()
+    assert names == COLUMNAR_COMMANDS | set(INVOCATIONS) | NO_WORKSPACE, (
+        "classify the new command: COLUMNAR_COMMANDS, INVOCATIONS or NO_WORKSPACE")
+    assert not COLUMNAR_COMMANDS & NO_WORKSPACE
+
+
+def _digest(root: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.iterdir()) if p.is_file()}
+
+
+def test_each_refused_command_exits_2_naming_what_works(tmp_path: Path) -> None:
+    ws = Workspace.create(tmp_path / "ws", engine="duckdb")
+    refused = {name: args for name, args in INVOCATIONS.items()
+               if name not in COLUMNAR_COMMANDS}
+    if not refused:
+        pytest.skip("every command runs on a columnar workspace")
+    before = _digest(ws.root)
+    runner = CliRunner()
+    for name, args in refused.items():
+        out = runner.invoke(main, [*args, "-w", str(ws.root)])
+        assert out.exit_code == 2, (name, out.output, out.exception)
+        assert isinstance(out.exception, SystemExit), (name, out.exception)
+        assert f"phono {name}: not available on a columnar workspace" in out.output, name
+        assert "On a columnar workspace use:" in out.output and "stats" in out.output, name
+        for works in COLUMNAR_COMMANDS - {"init"}:
+            assert works in out.output, (name, works)
+        assert "Traceback" not in out.output, name
+    assert _digest(ws.root) == before  # refused before anything was opened or written
+    # and through the real command, one line on stderr and no traceback
+    name = sorted(refused)[0]
+    proc = subprocess.run([PHONO, *refused[name], "-w", str(ws.root)], capture_output=True,
+                          text=True, cwd=REPO)
+    assert proc.returncode == 2, proc.stderr
+    assert f"phono {name}: not available on a columnar workspace" in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_source_file_commands_say_why(tmp_path: Path) -> None:
+    ws = Workspace.create(tmp_path / "ws", engine="duckdb")
+    for name, why in (("audio", "source files matched to tracks"),
+                      ("ingest tags", "matches source files to tracks")):
+        if name in COLUMNAR_COMMANDS:
+            continue
+        out = CliRunner().invoke(main, [*INVOCATIONS[name], "-w", str(ws.root)])
+        assert out.exit_code == 2 and why in out.output, out.output
+
+
+def test_a_sqlite_workspace_is_not_refused(tmp_path: Path) -> None:
+    ws = Workspace.create(tmp_path / "ws")
+    out = CliRunner().invoke(main, ["ledger", "-w", str(ws.root)])
+    assert out.exit_code == 0, out.output
+    out = CliRunner().invoke(main, ["audio", "--workers", "0", "-w", str(ws.root)])
+    assert "columnar" not in out.output
