@@ -1,18 +1,31 @@
-"""End-to-end metadata run at scale: synth -> ingest -> select -> publish (no audio).
+"""End-to-end metadata run at scale: synth -> init -> ingest -> select -> publish (no audio).
 
-Each stage runs as its own `phono` process; we record its wall time and peak
-RSS (from ``wait4``), so memory can be compared as N grows (it must stay flat:
-every stage streams). The baseline measured in the same run is the time to
-read the synthetic dump once with ``orjson.loads`` per line, so each stage's
-time is also printed as a multiple of "just parsing the input".
+Each stage runs as its own `phono` process. For each we record its wall time, its CPU
+time (user + sys from ``os.wait4``'s rusage, which includes the children it waited for),
+its peak RSS (the largest process in that tree, also from ``wait4``), the load average
+before and after, and — after the stage — the disk size of ``catalogue.sqlite`` (+ its
+WAL), ``catalogue.duckdb`` (+ its WAL) and ``publish/``, in bytes and bytes per track.
 
-    .venv/bin/python bench/metadata.py --sizes 1000000 10000000 [--record]
+The baseline measured in the same run is reading the synthetic dump once with
+``orjson.loads`` per line (a ``.zst`` dump: decompress with pyzstd and parse), so every
+stage's time is also printed as a multiple of "just parsing the input".
+
+``--engine`` is repeatable: ``--engine sqlite --engine duckdb`` runs both catalogues on
+the same synthetic data in the same run (``init --engine duckdb`` makes the columnar
+workspace). ``--data DIR`` reuses an existing ``phono synth`` output; ``--stages``
+runs only some stages on an existing workspace.
+
+    nice -n 10 .venv/bin/python bench/metadata.py --sizes 1000000 10000000 \\
+        --engine sqlite --engine duckdb --workdir /work/scratch/bench [--record]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -20,96 +33,264 @@ import time
 from pathlib import Path
 
 import orjson
+import pyzstd
 
 ROOT = Path(__file__).resolve().parents[1]
 PHONO = str(ROOT / ".venv" / "bin" / "phono")
 
+STAGES = ("synth", "baseline", "init", "ingest-musicbrainz", "ingest-listens", "select",
+          "publish")
+#: The stages that make up "the whole metadata run" (synth and the baseline excluded).
+RUN_STAGES = ("init", "ingest-musicbrainz", "ingest-listens", "select", "publish")
 
-def run(cmd: list[str]) -> tuple[float, int]:
-    """Run ``cmd``; return (wall seconds, peak RSS in MiB) of that process tree's leader."""
+
+@dataclasses.dataclass
+class Stage:
+    name: str
+    wall_s: float
+    cpu_s: float
+    rss_mib: float
+    load_before: float
+    load_after: float
+    sizes: dict[str, int] = dataclasses.field(default_factory=dict)
+    note: str = ""
+
+
+def loadavg() -> float:
+    return os.getloadavg()[0]
+
+
+def run(name: str, cmd: list[str], log: Path) -> Stage:
+    """Run ``cmd`` (stderr to ``log``); measure it with ``wait4``."""
+    load0 = loadavg()
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
     took = time.perf_counter() - t0
-    code = os.waitstatus_to_exitcode(status)
-    if code not in (0, 10):
-        err = proc.stderr.read().decode() if proc.stderr else ""
-        raise SystemExit(f"{' '.join(cmd)} failed ({code}): {err[-2000:]}")
-    return took, usage.ru_maxrss // 1024
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode not in (0, 10):  # 10: finished with rejects/quarantine (README)
+        tail = log.read_text(errors="replace")[-2000:]
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}), log {log}:\n{tail}")
+    return Stage(name, took, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024,
+                 load0, loadavg())
 
 
-def parse_baseline(path: Path) -> float:
+def open_dump(path: Path):  # type: ignore[no-untyped-def]
+    return pyzstd.ZstdFile(path, "rb") if path.suffix == ".zst" else open(path, "rb")
+
+
+def parse_baseline(path: Path) -> Stage:
+    """Read ``path`` once with orjson (decompressing a .zst on the way), in this process."""
+    load0 = loadavg()
+    c0 = time.process_time()
     t0 = time.perf_counter()
-    n = 0
-    with open(path, "rb") as f:
+    with open_dump(path) as f:
         for line in f:
             orjson.loads(line)
-            n += 1
-    return time.perf_counter() - t0
+    return Stage("baseline", time.perf_counter() - t0, time.process_time() - c0, 0.0,
+                 load0, loadavg(),
+                 note="orjson.loads per line" + (" + pyzstd decompression"
+                                                 if path.suffix == ".zst" else ""))
 
 
-def _log(n: int, stage: str, value: object) -> None:
-    print(f"{n:,} tracks: {stage}: {value}", file=sys.stderr, flush=True)
+def tree_bytes(p: Path) -> int:
+    if p.is_file():
+        return p.stat().st_size
+    if not p.is_dir():
+        return 0
+    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
 
 
-def one(n: int, work: Path) -> dict[str, object]:
-    data = work / f"synth-{n}"
-    ws = work / f"ws-{n}"
-    shutil.rmtree(ws, ignore_errors=True)
-    rows: dict[str, object] = {"tracks": n}
-    if not (data / "synth.json").exists():
-        rows["synth"] = run([PHONO, "synth", "--tracks", str(n), "--out", str(data)])
-    dump = data / "release.jsonl"
-    listens = next(data.glob("listens.*"))
-    rows["parse_baseline_s"] = parse_baseline(dump)
-    subprocess.run([PHONO, "init", str(ws)], check=True, stdout=subprocess.DEVNULL)
+def disk(ws: Path) -> dict[str, int]:
+    """Bytes on disk now: the SQLite catalogue (+WAL), the columnar one (+WAL), publish/."""
+    return {
+        "catalogue.sqlite": sum(tree_bytes(ws / f"catalogue.sqlite{s}") for s in ("", "-wal")),
+        "catalogue.duckdb": sum(tree_bytes(ws / f"catalogue.duckdb{s}") for s in ("", ".wal")),
+        "publish": tree_bytes(ws / "publish"),
+    }
+
+
+def find_dump(data: Path) -> Path:
+    for name in ("release.jsonl.zst", "release.jsonl"):
+        if (data / name).is_file():
+            return data / name
+    raise SystemExit(f"{data}: no release.jsonl(.zst) (not a `phono synth` output?)")
+
+
+def synth_tracks(data: Path) -> int:
+    meta = json.loads((data / "synth.json").read_text())
+    for key in ("tracks", "n_tracks", "recordings"):
+        if isinstance(meta.get(key), int):
+            return int(meta[key])
+    raise SystemExit(f"{data / 'synth.json'}: no track count")
+
+
+def _log(msg: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
+
+
+def one(n: int | None, data: Path | None, engine: str, work: Path, stages: set[str],
+        synth_args: list[str], baseline: Stage | None) -> dict[str, object]:
+    """Run the selected stages for one size and one engine; return the measurements."""
+    logs = work / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    result: dict[str, object] = {"engine": engine, "stages": []}
+    done: list[Stage] = result["stages"]  # type: ignore[assignment]
+    if data is None:
+        assert n is not None
+        data = work / f"synth-{n}"
+        if "synth" in stages and not (data / "synth.json").exists():
+            shutil.rmtree(data, ignore_errors=True)
+            st = run("synth", [PHONO, "synth", "--tracks", str(n), "--out", str(data),
+                               *synth_args], logs / f"{n}-synth.log")
+            st.sizes = {"synth output": tree_bytes(data)}
+            done.append(st)
+            _log(f"{n:,} synth: {st.wall_s:.1f} s")
+        else:
+            result["synth_reused"] = str(data)
+    else:
+        result["synth_reused"] = str(data)
+    n = synth_tracks(data)
+    result["tracks"] = n
+    result["data"] = str(data)
+    dump = find_dump(data)
+    result["dump"] = dump.name
+    result["dump_bytes"] = dump.stat().st_size
+    listens = sorted(data.glob("listens.*"))[0]
+    if baseline is None and "baseline" in stages:
+        baseline = parse_baseline(dump)
+        _log(f"{n:,} baseline: {baseline.wall_s:.1f} s")
+    if baseline is not None:
+        done.append(baseline)
+    ws = work / f"ws-{n}-{engine}"
+    init = [PHONO, "init", str(ws)] + (["--engine", engine] if engine != "sqlite" else [])
     steps = {
-        "ingest musicbrainz": [PHONO, "ingest", "musicbrainz", str(dump), "-w", str(ws)],
-        "ingest listens": [PHONO, "ingest", "listens", str(listens), "-w", str(ws)],
+        "init": init,
+        "ingest-musicbrainz": [PHONO, "ingest", "musicbrainz", str(dump), "-w", str(ws)],
+        "ingest-listens": [PHONO, "ingest", "listens", str(listens), "-w", str(ws)],
         "select": [PHONO, "select", "--coverage", "0.996", "-w", str(ws)],
         "publish": [PHONO, "publish", "-w", str(ws)],
     }
-    for stage, cmd in steps.items():
-        rows[stage] = run(cmd)
-        _log(n, stage, rows[stage])
-    rows["catalogue_mib"] = (ws / "catalogue.sqlite").stat().st_size // 2**20
-    rows["published_mib"] = sum(p.stat().st_size for p in (ws / "publish").rglob("*")
-                                if p.is_file()) // 2**20
-    return rows
+    if "init" in stages:
+        shutil.rmtree(ws, ignore_errors=True)
+    for name, cmd in steps.items():
+        if name not in stages:
+            continue
+        st = run(name, cmd, logs / f"{n}-{engine}-{name}.log")
+        st.sizes = disk(ws)
+        done.append(st)
+        _log(f"{n:,} {engine} {name}: {st.wall_s:.1f} s wall, {st.cpu_s:.1f} s CPU, "
+             f"{st.rss_mib:.0f} MiB, load {st.load_before:.1f}->{st.load_after:.1f}, "
+             f"{sum(st.sizes.values()) / n:.0f} B/track")
+    return result
+
+
+def table(r: dict[str, object]) -> str:
+    n = int(r["tracks"])  # type: ignore[call-overload]
+    stages: list[Stage] = r["stages"]  # type: ignore[assignment]
+    base = next((s for s in stages if s.name == "baseline"), None)
+    lines = [
+        "| stage | wall s | CPU s | peak RSS MiB | x parse-only | tracks/s | "
+        "catalogue.sqlite MB | catalogue.duckdb MB | publish/ MB | B/track (all three) | "
+        "load before→after |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for s in stages:
+        mult = f"{s.wall_s / base.wall_s:.2f}" if base else ""
+        sz = s.sizes
+        if s.name in RUN_STAGES:
+            sizes = (f"{sz['catalogue.sqlite'] / 1e6:,.0f} | {sz['catalogue.duckdb'] / 1e6:,.0f} | "
+                     f"{sz['publish'] / 1e6:,.0f} | {sum(sz.values()) / n:,.0f}")
+        elif s.name == "synth":
+            sizes = f"(synth output {sz['synth output'] / 1e6:,.0f} MB) | | | "
+        else:
+            sizes = f"({s.note}) | | | "
+        rss = f"{s.rss_mib:,.0f}" if s.rss_mib else ""
+        lines.append(f"| {s.name} | {s.wall_s:,.1f} | {s.cpu_s:,.1f} | {rss} | {mult} | "
+                     f"{n / s.wall_s:,.0f} | {sizes} | {s.load_before:.1f}→{s.load_after:.1f} |")
+    run_st = [s for s in stages if s.name in RUN_STAGES]
+    if run_st:
+        wall = sum(s.wall_s for s in run_st)
+        cpu = sum(s.cpu_s for s in run_st)
+        mult = f"{wall / base.wall_s:.2f}" if base else ""
+        lines.append(f"| **{'+'.join(s.name for s in run_st)}** | **{wall:,.1f}** | "
+                     f"{cpu:,.1f} | {max(s.rss_mib for s in run_st):,.0f} | {mult} | "
+                     f"{n / wall:,.0f} | | | | | |")
+    return "\n".join(lines)
+
+
+def conditions(args: argparse.Namespace, load0: tuple[float, ...], load1: tuple[float, ...]
+               ) -> str:
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    import duckdb  # only for its version; phono itself imports it in catalogue/columnar.py
+
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{os.cpu_count()} cores, {mem:.0f} GiB RAM, shared with other sessions' work; "
+            f"niceness {os.nice(0)}; Python {platform.python_version()}, DuckDB "
+            f"{duckdb.__version__}; phono at {commit}; load average (1/5/15 min) at start "
+            f"{'/'.join(f'{x:.1f}' for x in load0)}, at end "
+            f"{'/'.join(f'{x:.1f}' for x in load1)}; workdir {args.workdir}.")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000])
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000],
+                    help="track counts to synthesise (ignored with --data)")
+    ap.add_argument("--data", type=Path, help="reuse this `phono synth` output folder")
+    ap.add_argument("--engine", action="append", choices=["sqlite", "duckdb"],
+                    help="catalogue engine; repeat for both (default: sqlite)")
+    ap.add_argument("--stages", default=",".join(STAGES),
+                    help=f"comma-separated subset of {','.join(STAGES)}; without init the "
+                         "existing workspace is reused")
+    ap.add_argument("--synth-arg", action="append", default=[],
+                    help="extra argument for `phono synth` (repeat), e.g. a compression option")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/phono-bench-metadata"))
-    ap.add_argument("--record", action="store_true", help="append the table to bench/RESULTS.md")
+    ap.add_argument("--clean", action="store_true",
+                    help="delete each workspace after it is measured (disk)")
+    ap.add_argument("--record", action="store_true", help="append the tables to bench/RESULTS.md")
     args = ap.parse_args()
+    stages = {s.strip() for s in args.stages.split(",") if s.strip()}
+    if unknown := stages - set(STAGES):
+        ap.error(f"unknown stage(s) {', '.join(sorted(unknown))}; known: {', '.join(STAGES)}")
+    engines = args.engine or ["sqlite"]
     args.workdir.mkdir(parents=True, exist_ok=True)
-    results = [one(n, args.workdir) for n in args.sizes]
-    stages = ["ingest musicbrainz", "ingest listens", "select", "publish"]
-    lines = [
-        "| tracks | stage | wall s | peak RSS MiB | tracks/s | x parse-only |",
-        "|---:|---|---:|---:|---:|---:|",
-    ]
+    load0 = os.getloadavg()
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    results = []
+    sizes: list[int | None] = [None] if args.data else list(args.sizes)
+    for n in sizes:
+        baseline: Stage | None = None
+        for i, engine in enumerate(engines):
+            r = one(n, args.data, engine, args.workdir, stages if i == 0 else stages - {"synth"},
+                    args.synth_arg, baseline)
+            baseline = next((s for s in r["stages"] if s.name == "baseline"), None)  # type: ignore[attr-defined]
+            results.append(r)
+            out = args.workdir / f"result-{r['tracks']}-{engine}.json"
+            out.write_text(json.dumps({**r, "stages": [dataclasses.asdict(s) for s in r["stages"]]},  # type: ignore[attr-defined]
+                                      indent=1))
+            if args.clean:
+                shutil.rmtree(args.workdir / f"ws-{r['tracks']}-{engine}", ignore_errors=True)
+    load1 = os.getloadavg()
+    text = []
     for r in results:
-        n = int(r["tracks"])  # type: ignore[call-overload]
-        base = float(r["parse_baseline_s"])  # type: ignore[arg-type]
-        for s in stages:
-            wall, rss = r[s]  # type: ignore[misc]
-            lines.append(f"| {n:,} | {s} | {wall:.1f} | {rss} | {n / wall:,.0f} | {wall / base:.2f} |")
-        total = sum(r[s][0] for s in stages)  # type: ignore[index]
-        lines.append(f"| {n:,} | **total** | **{total:.1f}** | | {n / total:,.0f} | {total / base:.2f} |")
-        lines.append(f"| {n:,} | (orjson parse of the dump, baseline) | {base:.1f} | | | 1.00 |")
-        lines.append(f"| {n:,} | catalogue / published size | {r['catalogue_mib']} MiB / "
-                     f"{r['published_mib']} MiB | | | |")
-    table = "\n".join(lines)
-    print(table)
+        text.append(f"**{int(r['tracks']):,} tracks, engine {r['engine']}** (dump "  # type: ignore[call-overload]
+                    f"`{r['dump']}`, {int(r['dump_bytes']) / 1e9:.2f} GB"  # type: ignore[call-overload]
+                    + (f"; synth output reused from `{r['synth_reused']}`" if "synth_reused" in r
+                       else "") + ")\n\n" + table(r) + "\n")
+    body = "\n".join(text)
+    print(body)
     if args.record:
         with open(ROOT / "bench" / "RESULTS.md", "a") as f:
-            f.write(f"\n## End-to-end metadata run (bench/metadata.py, {time.strftime('%Y-%m-%d')})\n\n"
-                    "synth -> ingest -> select -> publish, no audio; each stage a separate `phono` "
-                    "process; peak RSS from wait4. 2 cores, shared with other work.\n\n"
-                    f"{table}\n")
+            f.write(f"\n## End-to-end metadata run, engines {' + '.join(engines)} "
+                    f"(`bench/metadata.py`, {started})\n\n"
+                    "Each stage a separate `phono` process; wall time, CPU time (user+sys incl. "
+                    "children) and peak RSS from `wait4`; disk sizes after each stage "
+                    "(B/track = catalogue.sqlite+WAL + catalogue.duckdb + publish/ over tracks); "
+                    "\"x parse-only\" = stage wall time over the orjson parse of the same dump "
+                    f"in the same run. {conditions(args, load0, load1)}\n\n{body}")
 
 
 if __name__ == "__main__":
