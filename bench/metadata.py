@@ -191,13 +191,14 @@ def table(r: dict[str, object]) -> str:
     stages: list[Stage] = r["stages"]  # type: ignore[assignment]
     base = next((s for s in stages if s.name == "baseline"), None)
     lines = [
-        "| stage | wall s | CPU s | peak RSS MiB | x parse-only | tracks/s | "
+        "| stage | wall s | CPU s | peak RSS MiB | x parse-only (wall / CPU) | tracks/s | "
         "catalogue.sqlite MB | catalogue.duckdb MB | publish/ MB | B/track (all three) | "
         "load before→after |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for s in stages:
-        mult = f"{s.wall_s / base.wall_s:.2f}" if base else ""
+        mult = (f"{s.wall_s / base.wall_s:.2f} / {s.cpu_s / base.cpu_s:.2f}"
+                if base and base.cpu_s else "")
         sz = s.sizes
         if s.name in RUN_STAGES:
             sizes = (f"{sz['catalogue.sqlite'] / 1e6:,.0f} | {sz['catalogue.duckdb'] / 1e6:,.0f} | "
@@ -213,7 +214,7 @@ def table(r: dict[str, object]) -> str:
     if run_st:
         wall = sum(s.wall_s for s in run_st)
         cpu = sum(s.cpu_s for s in run_st)
-        mult = f"{wall / base.wall_s:.2f}" if base else ""
+        mult = f"{wall / base.wall_s:.2f} / {cpu / base.cpu_s:.2f}" if base and base.cpu_s else ""
         lines.append(f"| **{'+'.join(s.name for s in run_st)}** | **{wall:,.1f}** | "
                      f"{cpu:,.1f} | {max(s.rss_mib for s in run_st):,.0f} | {mult} | "
                      f"{n / wall:,.0f} | | | | | |")
@@ -251,6 +252,9 @@ def main() -> None:
     ap.add_argument("--clean", action="store_true",
                     help="delete each workspace after it is measured (disk)")
     ap.add_argument("--record", action="store_true", help="append the tables to bench/RESULTS.md")
+    ap.add_argument("--results", type=Path, nargs="+",
+                    help="run nothing: print (and --record) the tables of these saved "
+                         "result-*.json files of earlier runs")
     args = ap.parse_args()
     stages = {s.strip() for s in args.stages.split(",") if s.strip()}
     if unknown := stages - set(STAGES):
@@ -261,6 +265,14 @@ def main() -> None:
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     results = []
     sizes: list[int | None] = [None] if args.data else list(args.sizes)
+    if args.results:
+        sizes = []
+        for p in args.results:
+            r = json.loads(p.read_text())
+            r["stages"] = [Stage(**s) for s in r["stages"]]
+            results.append(r)
+        engines = [str(r["engine"]) for r in results]
+        started = ", ".join(sorted({str(r.get("started", "")) for r in results}))
     for n in sizes:
         baseline: Stage | None = None
         for i, engine in enumerate(engines):
@@ -269,6 +281,8 @@ def main() -> None:
             baseline = next((s for s in r["stages"] if s.name == "baseline"), None)  # type: ignore[attr-defined]
             results.append(r)
             out = args.workdir / f"result-{r['tracks']}-{engine}.json"
+            r["started"] = started
+            r["conditions"] = conditions(args, load0, os.getloadavg())
             out.write_text(json.dumps({**r, "stages": [dataclasses.asdict(s) for s in r["stages"]]},  # type: ignore[attr-defined]
                                       indent=1))
             if args.clean:
@@ -279,7 +293,9 @@ def main() -> None:
         text.append(f"**{int(r['tracks']):,} tracks, engine {r['engine']}** (dump "  # type: ignore[call-overload]
                     f"`{r['dump']}`, {int(r['dump_bytes']) / 1e9:.2f} GB"  # type: ignore[call-overload]
                     + (f"; synth output reused from `{r['synth_reused']}`" if "synth_reused" in r
-                       else "") + ")\n\n" + table(r) + "\n")
+                       else "") + ")\n\n"
+                    + (f"Conditions: {r.get('conditions', 'not recorded')}\n\n" if args.results else "")
+                    + table(r) + "\n")
     body = "\n".join(text)
     print(body)
     if args.record:
@@ -290,7 +306,9 @@ def main() -> None:
                     "children) and peak RSS from `wait4`; disk sizes after each stage "
                     "(B/track = catalogue.sqlite+WAL + catalogue.duckdb + publish/ over tracks); "
                     "\"x parse-only\" = stage wall time over the orjson parse of the same dump "
-                    f"in the same run. {conditions(args, load0, load1)}\n\n{body}")
+                    "in the same run (wall / CPU). "
+                    + ("" if args.results else conditions(args, load0, load1))
+                    + f"\n\n{body}")
 
 
 if __name__ == "__main__":
