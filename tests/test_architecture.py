@@ -30,7 +30,8 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     })),
     ("engine", frozenset({"torrent"})),
     ("catalogue", frozenset({
-        "sources", "catalogue", "workspace", "ingest", "exclusions", "synth", "compare", "stats",
+        "sources", "catalogue", "workspace", "ingest", "columnar_ingest", "exclusions", "synth",
+        "compare", "stats",
         "listen_match",
     })),
     ("select", frozenset({"select"})),

@@ -79,6 +79,37 @@ def add(store: Store, kind: str, value: str, reason: str) -> ExclusionChange:
     return ExclusionChange(kind, value, added, matching_tracks(store, kind, value), excluded)
 
 
+def on_columnar(root: Path, change: ExclusionChange | None = None) -> ExclusionChange | None:
+    """After an exclusion changed in a columnar workspace at ``root``: flag its tracks
+    in the columnar catalogue (``bulk_merge.refresh_excluded``) and count ``change``'s
+    matches there (the SQLite catalogue holds no tracks in such a workspace). Path
+    exclusions match no track there: source audio files are not ingested into
+    columnar workspaces."""
+    from dataclasses import replace
+
+    from phonotheque.catalogue import bulk, bulk_merge
+
+    con = bulk.open_bulk(root)
+    try:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            excluded = bulk_merge.refresh_excluded(con)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        if change is None:
+            return None
+        matched = 0
+        if change.kind in ("mbid", "isrc"):
+            sql = _MATCHES[change.kind].replace(":v", "$v")
+            row = con.execute(f"SELECT count(*) FROM ({sql})", {"v": change.value}).fetchone()
+            matched = int(row[0]) if row else 0
+        return replace(change, matched=matched, excluded=excluded)
+    finally:
+        con.close()
+
+
 def remove(store: Store, kind: str, value: str) -> tuple[str, bool]:
     """Take ``value`` off the list; returns (normalised value, whether it was there)."""
     value = normalise(kind, value)

@@ -167,7 +167,7 @@ def _one(
                     state.bytes = base_bytes + min(r.offset, item.progress_size)
                 keep = bounds.check(r, problems)
                 if problems:
-                    yield from _bound_rejects(item, r, problems, kept=keep)
+                    yield from bound_rejects(item, r, problems, kept=keep)
                     problems.clear()
                 if keep:
                     yield r
@@ -200,7 +200,7 @@ def _one(
     return rep
 
 
-def _bound_rejects(item: Input, record: Record, problems: list[str],
+def bound_rejects(item: Input, record: Record, problems: list[str],
                    kept: bool) -> Iterator[Reject]:
     """One reject per value :mod:`~phonotheque.sources.bounds` put right or refused."""
     prov = getattr(record, "prov", None)

@@ -663,6 +663,15 @@ class Store:
             self._rejects(list(rejects), counts)
         return counts.rejected
 
+    def record_rejects(self, rejects: Sequence[Reject]) -> WriteCounts:
+        """Record ``rejects`` (idempotent); the counts say how many were refusals no
+        earlier run recorded (``new_refused``) and how many dropped values (``kept``)."""
+        counts = WriteCounts()
+        if rejects:
+            with self.transaction():
+                self._rejects(list(rejects), counts)
+        return counts
+
     def reject_count(self, stage: str | None = None) -> int:
         if stage:
             return int(self.scalar("SELECT count(*) FROM reject WHERE stage = ?", (stage,)))

@@ -1,0 +1,242 @@
+"""The columnar catalogue's artist, release, track, track_artist and track_isrc tables.
+
+A reader stages one whole input into the temporary ``stg_*`` tables
+(:data:`STAGING`, every row numbered by ``seq`` in file order); :func:`merge` then
+folds it into the bulk tables with one set-based statement per table, inside the
+caller's transaction (the input's checkpoint commits with it).
+
+The result is the one :class:`~phonotheque.catalogue.store.Store` gives for the same
+records written as one batch, ids included:
+
+* a key seen twice in the input merges as ``Store``'s ``_merge_*`` do (artist: name
+  last, mbid and sort name last known, provenance first; release: title and
+  provenance last, the rest last known; track: title last, placement the first
+  release seen, mbid/credit/artists/duration last known, provenance first);
+* the merged row then meets the stored one as ``Store``'s upserts do, and a row
+  counts as updated only when a compared column changes;
+* new rows get ids ``max(id) + row_number()`` in order of their first line, which
+  is the order SQLite's ``INTEGER PRIMARY KEY`` hands them out in;
+* ISRC links are insert-or-ignore (the first sighting's provenance stays);
+  artist links replace the position they name (``INSERT OR REPLACE``).
+
+There are no UNIQUE constraints in the columnar file (bulk.py says why): the
+anti-joins here keep keys unique.
+"""
+
+from __future__ import annotations
+
+from phonotheque.catalogue import columnar
+
+_PROV = "source VARCHAR, locator VARCHAR, licence VARCHAR"
+
+#: The staging tables a reader fills for one input (``seq``: the record's place in it).
+STAGING = f"""
+CREATE OR REPLACE TEMP TABLE stg_artist(seq BIGINT, key VARCHAR, mbid VARCHAR,
+    name VARCHAR, sort_name VARCHAR, {_PROV});
+CREATE OR REPLACE TEMP TABLE stg_release(seq BIGINT, key VARCHAR, mbid VARCHAR,
+    title VARCHAR, date VARCHAR, label VARCHAR, barcode VARCHAR, artist_credit VARCHAR,
+    art_path VARCHAR, {_PROV});
+CREATE OR REPLACE TEMP TABLE stg_track(seq BIGINT, key VARCHAR, mbid VARCHAR, title VARCHAR,
+    artist_credit VARCHAR, artist_keys VARCHAR[], release_key VARCHAR, disc BIGINT,
+    position BIGINT, duration_ms BIGINT, {_PROV});
+CREATE OR REPLACE TEMP TABLE stg_isrc(seq BIGINT, track_key VARCHAR, isrc VARCHAR,
+    known_country INTEGER, {_PROV});
+"""
+
+#: Column order of each staging table (what a reader inserts, after ``seq``).
+STAGING_COLUMNS: dict[str, tuple[str, ...]] = {
+    "stg_artist": ("seq", "key", "mbid", "name", "sort_name", "source", "locator", "licence"),
+    "stg_release": ("seq", "key", "mbid", "title", "date", "label", "barcode", "artist_credit",
+                    "art_path", "source", "locator", "licence"),
+    "stg_track": ("seq", "key", "mbid", "title", "artist_credit", "artist_keys", "release_key",
+                  "disc", "position", "duration_ms", "source", "locator", "licence"),
+    "stg_isrc": ("seq", "track_key", "isrc", "known_country", "source", "locator", "licence"),
+}
+
+_TEMPS = ("stg_artist", "stg_release", "stg_track", "stg_isrc", "m_artist", "m_release",
+          "m_track", "m_isrc")
+
+
+def create_staging(con: columnar.Connection) -> None:
+    """Empty staging tables for the next input."""
+    con.execute(STAGING)
+
+
+def drop_staging(con: columnar.Connection) -> None:
+    for name in _TEMPS:
+        con.execute(f"DROP TABLE IF EXISTS temp.{name}")
+
+
+def _one(con: columnar.Connection, sql: str) -> int:
+    row = con.execute(sql).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def _differs(pairs: list[tuple[str, str]]) -> str:
+    return "(" + " OR ".join(f"({a}) IS DISTINCT FROM ({b})" for a, b in pairs) + ")"
+
+
+def _upsert(con: columnar.Connection, table: str, merged: str, sets: dict[str, str],
+            compared: list[tuple[str, str]], insert: dict[str, str]) -> list[int]:
+    """Update the stored rows of ``merged`` whose compared columns change, insert the
+    new keys with ids in order of their first line; return [added, updated, unchanged].
+
+    ``sets``/``compared`` use ``o`` for the stored row and ``m`` for the merged one.
+    """
+    total = _one(con, f"SELECT count(*) FROM {merged}")
+    if not total:
+        return [0, 0, 0]
+    con.execute(f"ALTER TABLE {merged} ADD COLUMN old_id BIGINT")
+    con.execute(f"UPDATE {merged} AS m SET old_id = o.id FROM {table} o WHERE o.key = m.key")
+    assignments = ", ".join(f"{col} = {expr}" for col, expr in sets.items())
+    changed = _differs(compared)
+    updated = _one(con, f"SELECT count(*) FROM {merged} m JOIN {table} o ON o.id = m.old_id "
+                        f"WHERE {changed}")
+    if updated:
+        con.execute(f"UPDATE {table} AS o SET {assignments} FROM {merged} m "
+                    f"WHERE o.id = m.old_id AND {changed}")
+    top = _one(con, f"SELECT coalesce(max(id), 0) FROM {table}")
+    cols = ", ".join(insert)
+    exprs = ", ".join(insert.values())
+    con.execute(f"INSERT INTO {table}(id, {cols}) SELECT {top} + row_number() OVER "
+                f"(ORDER BY m.first_seq), {exprs} FROM {merged} m WHERE m.old_id IS NULL "
+                "ORDER BY m.first_seq")
+    added = _one(con, f"SELECT count(*) FROM {merged} WHERE old_id IS NULL")
+    return [added, updated, total - added - updated]
+
+
+def merge(con: columnar.Connection) -> dict[str, list[int]]:
+    """Fold the staged input into the bulk tables; per kind ``[added, updated, unchanged]``.
+
+    Call inside the caller's transaction (with the input's checkpoint).
+    """
+    counts: dict[str, list[int]] = {}
+    prov_first = ("arg_min_null(source, seq) AS source, arg_min_null(locator, seq) AS locator, "
+                  "arg_min_null(licence, seq) AS licence")
+    prov_keep = {"source": "coalesce(o.source, m.source)", "locator": "coalesce(o.locator, m.locator)",
+                 "licence": "coalesce(o.licence, m.licence)"}
+
+    # -- artists: name last, mbid and sort name last known, provenance first ----
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE m_artist AS
+        SELECT key, min(seq) AS first_seq, arg_max(mbid, seq) AS mbid,
+               arg_max_null(name, seq) AS name, arg_max(sort_name, seq) AS sort_name,
+               {prov_first}
+        FROM stg_artist GROUP BY key""")
+    counts["artist"] = _upsert(
+        con, "artist", "m_artist",
+        {"mbid": "coalesce(m.mbid, o.mbid)", "name": "m.name",
+         "sort_name": "coalesce(m.sort_name, o.sort_name)", **prov_keep},
+        [("o.mbid", "coalesce(m.mbid, o.mbid)"), ("o.name", "m.name"),
+         ("o.sort_name", "coalesce(m.sort_name, o.sort_name)")],
+        {c: f"m.{c}" for c in ("key", "mbid", "name", "sort_name", "source", "locator",
+                               "licence")})
+
+    # -- releases: title and provenance last, the rest last known -------------
+    last_known = ("mbid", "date", "label", "barcode", "artist_credit", "art_path")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE m_release AS
+        SELECT key, min(seq) AS first_seq, arg_max_null(title, seq) AS title,
+               {", ".join(f"arg_max({c}, seq) AS {c}" for c in last_known)},
+               arg_max_null(source, seq) AS source, arg_max_null(locator, seq) AS locator,
+               arg_max_null(licence, seq) AS licence
+        FROM stg_release GROUP BY key""")
+    release_new = {c: f"coalesce(m.{c}, o.{c})" for c in last_known}
+    release_new |= {"title": "m.title", "source": "m.source", "locator": "m.locator",
+                    "licence": "coalesce(m.licence, o.licence)"}
+    counts["release"] = _upsert(
+        con, "release", "m_release", release_new,
+        [(f"o.{c}", e) for c, e in release_new.items()],
+        {c: f"m.{c}" for c in ("key", "mbid", "title", "date", "label", "barcode",
+                               "artist_credit", "art_path", "source", "locator", "licence")})
+
+    # -- tracks: title last, placement first, the rest last known, provenance first
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE m_track AS
+        SELECT s.*, r.id AS release_id FROM (
+          SELECT key, min(seq) AS first_seq, arg_max(mbid, seq) AS mbid,
+                 arg_max_null(title, seq) AS title, arg_max(artist_credit, seq) AS artist_credit,
+                 arg_max(artist_keys, seq) FILTER (WHERE len(artist_keys) > 0) AS artist_keys,
+                 coalesce(
+                   arg_min({{'k': release_key, 'd': disc, 'p': position}}, seq)
+                     FILTER (WHERE release_key IS NOT NULL),
+                   arg_max_null({{'k': release_key, 'd': disc, 'p': position}}, seq)) AS placed,
+                 arg_max(duration_ms, seq) AS duration_ms, {prov_first}
+          FROM stg_track GROUP BY key) s
+        LEFT JOIN release r ON r.key = s.placed.k""")
+    placed = "o.release_id IS NULL"
+    counts["track"] = _upsert(
+        con, "track", "m_track",
+        {"mbid": "coalesce(m.mbid, o.mbid)", "title": "m.title",
+         "artist_credit": "coalesce(m.artist_credit, o.artist_credit)",
+         "release_id": "coalesce(o.release_id, m.release_id)",
+         "disc": f"CASE WHEN {placed} THEN m.placed.d ELSE o.disc END",
+         "position": f"CASE WHEN {placed} THEN m.placed.p ELSE o.position END",
+         "duration_ms": "coalesce(m.duration_ms, o.duration_ms)", **prov_keep},
+        [("o.mbid", "coalesce(m.mbid, o.mbid)"), ("o.title", "m.title"),
+         ("o.artist_credit", "coalesce(m.artist_credit, o.artist_credit)"),
+         ("o.release_id", "coalesce(o.release_id, m.release_id)"),
+         ("o.duration_ms", "coalesce(m.duration_ms, o.duration_ms)")],
+        {"key": "m.key", "mbid": "m.mbid", "title": "m.title",
+         "artist_credit": "m.artist_credit", "release_id": "m.release_id",
+         "disc": "m.placed.d", "position": "m.placed.p", "duration_ms": "m.duration_ms",
+         "excluded": "0", "source": "m.source", "locator": "m.locator",
+         "licence": "m.licence"})
+
+    # -- artist links: each position named replaces the stored one (INSERT OR REPLACE)
+    con.execute("""CREATE OR REPLACE TEMP TABLE m_link AS
+        SELECT t.id AS track_id, l.position, a.id AS artist_id FROM (
+          SELECT key, unnest(artist_keys) AS artist_key,
+                 unnest(range(len(artist_keys))) AS position
+          FROM m_track WHERE artist_keys IS NOT NULL) l
+        JOIN track t ON t.key = l.key JOIN artist a ON a.key = l.artist_key""")
+    con.execute("""DELETE FROM track_artist WHERE EXISTS (
+        SELECT 1 FROM m_link n WHERE n.track_id = track_artist.track_id
+          AND n.position = track_artist.position AND n.artist_id <> track_artist.artist_id)""")
+    con.execute("""INSERT INTO track_artist(track_id, position, artist_id)
+        SELECT n.track_id, n.position, n.artist_id FROM m_link n
+        WHERE NOT EXISTS (SELECT 1 FROM track_artist o WHERE o.track_id = n.track_id
+                          AND o.position = n.position)
+        ORDER BY n.track_id, n.position""")
+    con.execute("DROP TABLE temp.m_link")
+
+    # -- ISRC links: insert or ignore, the first sighting stays -------------
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE m_isrc AS
+        SELECT s.*, t.id AS track_id FROM (
+          SELECT track_key, isrc, min(seq) AS first_seq,
+                 arg_min_null(known_country, seq) AS known_country, {prov_first}
+          FROM stg_isrc GROUP BY track_key, isrc) s
+        LEFT JOIN track t ON t.key = s.track_key""")
+    total = _one(con, "SELECT count(*) FROM m_isrc")
+    before = _one(con, "SELECT count(*) FROM track_isrc") if total else 0
+    if total:
+        con.execute("""INSERT INTO track_isrc(track_id, isrc, known_country, source, locator,
+                                              licence)
+            SELECT m.track_id, m.isrc, m.known_country, m.source, m.locator, m.licence
+            FROM m_isrc m WHERE m.track_id IS NOT NULL AND NOT EXISTS (
+              SELECT 1 FROM track_isrc o WHERE o.track_id = m.track_id AND o.isrc = m.isrc)
+            ORDER BY m.first_seq""")
+    added = (_one(con, "SELECT count(*) FROM track_isrc") - before) if total else 0
+    counts["isrc"] = [added, 0, total - added]
+    return {k: v for k, v in counts.items() if any(v)}
+
+
+def refresh_excluded(con: columnar.Connection) -> int:
+    """Recompute ``track.excluded`` from ``cat.exclusion``; return the excluded track count.
+
+    Covers what :meth:`Store.refresh_exclusions` covers by MBID (recording, release,
+    credited artist) and ISRC. Path exclusions cover source audio files, which a
+    columnar workspace does not hold (``phono ingest tags`` is SQLite-only), so they
+    match nothing here. The caller's transaction is joined if one is open.
+    """
+    con.execute("""CREATE OR REPLACE TEMP TABLE m_excluded AS
+        SELECT t.id FROM track t JOIN cat.exclusion e ON e.kind = 'mbid' AND e.value = t.mbid
+        UNION SELECT t.id FROM track t JOIN release r ON r.id = t.release_id
+          JOIN cat.exclusion e ON e.kind = 'mbid' AND e.value = r.mbid
+        UNION SELECT ta.track_id FROM track_artist ta JOIN artist a ON a.id = ta.artist_id
+          JOIN cat.exclusion e ON e.kind = 'mbid' AND e.value = a.mbid
+        UNION SELECT ti.track_id FROM track_isrc ti
+          JOIN cat.exclusion e ON e.kind = 'isrc' AND e.value = ti.isrc""")
+    con.execute("""UPDATE track SET excluded = 0 WHERE excluded = 1
+                   AND id NOT IN (SELECT id FROM m_excluded)""")
+    con.execute("""UPDATE track SET excluded = 1 WHERE excluded = 0
+                   AND id IN (SELECT id FROM m_excluded)""")
+    con.execute("DROP TABLE temp.m_excluded")
+    return _one(con, "SELECT count(*) FROM track WHERE excluded = 1")

@@ -1,0 +1,198 @@
+"""The ingest runner of a columnar workspace (``phono init --engine duckdb``).
+
+Where :mod:`phonotheque.ingest` writes records in batches of row upserts, this runner
+takes each input whole: its reader stages it set-based into DuckDB, and one merge
+folds it into the bulk tables in ONE transaction that also saves the input's
+checkpoint (``bulk.save_checkpoint``). So
+
+* an input whose checkpoint says done with the same size and mtime is skipped
+  (unless ``force``);
+* a killed ingest redoes at most the input in progress (nothing of it committed);
+* ingesting the same input again changes nothing (the merge compares before it
+  writes: the counts say unchanged).
+
+Rejects go to ``catalogue.sqlite``'s reject table through its owner
+(:meth:`Store.record_rejects`), with the same locators the Python readers give, and
+are written before the input's transaction commits (an interrupted input writes
+them again, which adds nothing). The report has :mod:`phonotheque.ingest`'s shape and
+exit-code meaning (``clean``: no refusal an earlier run had not recorded).
+
+Readers are registered by source kind (:data:`READERS`): a module of this package
+that defines ``READER`` (a :class:`BulkReader`) adds one, as :mod:`phonotheque.sources`
+does for the row path.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from phonotheque.catalogue import bulk, bulk_merge, columnar
+from phonotheque.catalogue.store import Store
+from phonotheque.errors import StorageError, UnsupportedInput
+from phonotheque.ingest import IngestOptions, IngestReport, SourceReport
+from phonotheque.model import Checkpoint, Reject
+from phonotheque.progress import ProgressEvent, ProgressFn
+from phonotheque.sources import Input, ReadOptions, get
+from phonotheque.workspace import Workspace
+
+
+@dataclass(slots=True)
+class Staged:
+    """What a reader staged from one input."""
+
+    read: int = 0  # records read (the row path's "read": every record the input gave)
+    rejects: list[Reject] = field(default_factory=list)  # refusals and dropped values
+
+
+@dataclass(frozen=True, slots=True)
+class StageContext:
+    """What a reader may use besides the input: the run's options and scratch room."""
+
+    options: ReadOptions
+    tmp: Path  # inside the workspace; the reader removes what it puts there
+
+
+class BulkReader(Protocol):
+    """One kind of input on the columnar path (``READER`` of a module of this package)."""
+
+    kind: str  # a kind of :mod:`phonotheque.sources` (its ``inputs`` expands the paths)
+
+    def stage(self, con: columnar.Connection, item: Input, ctx: StageContext) -> Staged:
+        """Read ``item`` whole into temporary tables of ``con``; return what it read."""
+        ...
+
+    def merge(self, con: columnar.Connection, staged: Staged) -> dict[str, list[int]]:
+        """Fold what :meth:`stage` staged into the bulk tables (inside the runner's
+        transaction) and drop the staging; return ``{kind: [added, updated, unchanged]}``."""
+        ...
+
+
+def _discover() -> dict[str, BulkReader]:
+    found: dict[str, BulkReader] = {}
+    for mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if not mod.name.startswith("_"):
+            reader = getattr(importlib.import_module(f"{__name__}.{mod.name}"), "READER", None)
+            if reader is not None:
+                found[reader.kind] = reader
+    return found
+
+
+#: kind -> reader of the columnar path.
+READERS: dict[str, BulkReader] = _discover()
+
+
+def reader(kind: str) -> BulkReader:
+    """The columnar reader of ``kind``; UnsupportedInput (exit 2) if there is none."""
+    try:
+        return READERS[kind]
+    except KeyError:
+        known = ", ".join(sorted(READERS)) or "none"
+        raise UnsupportedInput(kind, "this workspace is columnar (catalogue.duckdb) and "
+                                     f"`phono ingest {kind}` has no columnar reader yet "
+                                     f"(columnar kinds: {known}); ingest it into a SQLite "
+                                     "workspace instead") from None
+
+
+def _event(source: str, rows: int, done_bytes: int, total_bytes: int | None) -> ProgressEvent:
+    return ProgressEvent("ingest", done_bytes, total_bytes, "B", source, {"rows": rows})
+
+
+def ingest(
+    ws: Workspace,
+    kind: str,
+    paths: Sequence[Path],
+    options: IngestOptions | None = None,
+    progress: ProgressFn | None = None,
+    *,
+    memory_bytes: int | None = None,
+    threads: int | None = None,
+) -> IngestReport:
+    """Ingest ``paths`` of ``kind`` into the columnar workspace ``ws``."""
+    options = options or IngestOptions()
+    bulk_reader = reader(kind)
+    source = get(kind)
+    started = time.perf_counter()
+    inputs = source.inputs([Path(p) for p in paths])
+    report = IngestReport(kind)
+    sized = [i.progress_size for i in inputs]
+    total_bytes = None if any(s is None for s in sized) else sum(s or 0 for s in sized)
+    tmp = ws.root / "tmp" / "ingest"
+    done_bytes = rows = 0
+    with ws.store() as store:
+        con = bulk.open_bulk(ws.root, memory_bytes=memory_bytes, threads=threads)
+        try:
+            for item in inputs:
+                rep, read = _one(con, store, bulk_reader, item, options, tmp, report,
+                                 ws.columnar)
+                rows += read
+                done_bytes += item.progress_size or 0
+                report.sources.append(rep)
+                if progress is not None:
+                    progress(_event(item.source, rows, done_bytes, total_bytes))
+            report.excluded_tracks = _refresh(con)
+        finally:
+            con.close()
+    for rep in report.sources:
+        report.read += rep.read
+        report.added += rep.added
+        report.updated += rep.updated
+        report.rejected += rep.rejected
+        report.values_dropped += rep.values_dropped
+        report.new_rejects += rep.new_rejects
+    report.unchanged = sum(v[2] for v in report.by_kind.values())
+    report.elapsed = time.perf_counter() - started
+    return report
+
+
+def _refresh(con: columnar.Connection) -> int:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        n = bulk_merge.refresh_excluded(con)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return n
+
+
+def _one(con: columnar.Connection, store: Store, bulk_reader: BulkReader, item: Input,
+         options: IngestOptions, tmp: Path, report: IngestReport,
+         where: Path) -> tuple[SourceReport, int]:
+    cp = bulk.checkpoint(con, item.source)
+    same = cp is not None and cp.size == item.size and cp.mtime_ns == item.mtime_ns
+    if cp is not None and cp.done and same and not options.force:
+        return SourceReport(item.source, "skipped"), 0
+    rep = SourceReport(item.source, "read")
+    try:
+        staged = bulk_reader.stage(con, item, StageContext(options.read, tmp))
+        con.execute("BEGIN TRANSACTION")
+        try:
+            by_kind = bulk_reader.merge(con, staged)
+            bulk.save_checkpoint(con, Checkpoint(item.source, bulk_reader.kind, item.size,
+                                                 done=True, size=item.size,
+                                                 mtime_ns=item.mtime_ns))
+            counts = store.record_rejects(staged.rejects)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    except columnar.Error as exc:
+        raise StorageError(where, f"DuckDB failed while ingesting {item.source}: {exc}") from exc
+    for k, (a, u, n) in by_kind.items():
+        row = report.by_kind.setdefault(k, [0, 0, 0])
+        row[0] += a
+        row[1] += u
+        row[2] += n
+    rep.read = staged.read
+    rep.added = sum(v[0] for v in by_kind.values())
+    rep.updated = sum(v[1] for v in by_kind.values())
+    rep.rejected = counts.rejected - counts.kept
+    rep.values_dropped = counts.kept
+    rep.new_rejects = counts.new_refused
+    return rep, staged.read

@@ -1,0 +1,251 @@
+"""The columnar ingest runner: the same tables and rejects as the SQLite path, ids
+included; idempotent re-runs; a killed ingest redoes only the input in progress."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from phonotheque import columnar_ingest
+from phonotheque.catalogue import bulk
+from phonotheque.cli import main
+from phonotheque.ingest import IngestOptions, ingest
+from phonotheque.synth import SynthOptions, synth
+from phonotheque.workspace import Workspace
+
+PHONO = [str(Path(sys.executable).parent / "phono")]
+DEMO = Path(__file__).parents[1] / "src" / "phonotheque" / "demo_data" / "musicbrainz"
+DATA = Path(__file__).parent / "data"
+BULK = {
+    "artist": "id, key, mbid, name, sort_name, source, locator, licence",
+    "release": "id, key, mbid, title, date, label, barcode, artist_credit, art_path, "
+               "source, locator, licence",
+    "track": "id, key, mbid, title, artist_credit, release_id, disc, position, duration_ms, "
+             "excluded, source, locator, licence",
+    "track_artist": "track_id, position, artist_id",
+    "track_isrc": "track_id, isrc, known_country, source, locator, licence",
+}
+
+
+def sqlite_tables(ws: Workspace) -> dict[str, list[tuple]]:
+    conn = sqlite3.connect(f"file:{ws.catalogue}?mode=ro", uri=True)
+    try:
+        return {t: conn.execute(f"SELECT {c} FROM {t} ORDER BY 1, 2").fetchall()
+                for t, c in BULK.items()} | {"reject": _rejects(conn)}
+    finally:
+        conn.close()
+
+
+def columnar_tables(ws: Workspace) -> dict[str, list[tuple]]:
+    con = bulk.open_bulk(ws.root)
+    try:
+        out = {t: con.execute(f"SELECT {c} FROM {t} ORDER BY 1, 2").fetchall()
+               for t, c in BULK.items()}
+    finally:
+        con.close()
+    conn = sqlite3.connect(f"file:{ws.catalogue}?mode=ro", uri=True)
+    try:
+        return out | {"reject": _rejects(conn)}
+    finally:
+        conn.close()
+
+
+def _rejects(conn: sqlite3.Connection) -> list[tuple]:
+    return conn.execute("SELECT stage, source, locator, reason FROM reject "
+                        "ORDER BY source, locator, reason").fetchall()
+
+
+def _both(tmp_path: Path, paths: list[Path]) -> tuple[Workspace, Workspace]:
+    row = Workspace.create(tmp_path / "sqlite")
+    col = Workspace.create(tmp_path / "columnar", engine="duckdb")
+    assert col.engine == "duckdb"
+    a = ingest(row, "musicbrainz", paths)
+    b = columnar_ingest.ingest(col, "musicbrainz", paths)
+    assert (a.rejected, a.values_dropped, a.new_rejects) == (
+        b.rejected, b.values_dropped, b.new_rejects)
+    return row, col
+
+
+def _synth(tmp_path: Path, tracks: int, seed: int = 7) -> Path:
+    out = tmp_path / f"synth{tracks}-{seed}"
+    synth(out, SynthOptions(tracks=tracks, seed=seed))
+    return out / "release.jsonl"
+
+
+def _malformed(tmp_path: Path, good: Path) -> Path:
+    """Good lines, then the kinds of bad line the Python reader refuses, by line."""
+    lines = good.read_bytes().splitlines(keepends=True)[:40]
+    rec = json.loads(lines[0])
+    track = rec["media"][0]["tracks"][0]["recording"]
+    bad_isrc = dict(track, id="00000000-0000-4000-8000-000000000001",
+                    isrcs=["NOT-AN-ISRC", "xx-x1x-99-00001"], title="t" * 5000, length=-3)
+    bad = [b'{"id": "oops", "title": \n', json.dumps(bad_isrc).encode() + b"\n",
+           json.dumps({k: v for k, v in rec.items() if k != "id"}).encode() + b"\n",
+           b'{"title": "caf\xc3\x28", "length": 1}\n', b"\n", b"[1, 2]\n"]
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b"".join(lines[:20] + bad + lines[20:]) + lines[0][:40])
+    return path
+
+
+@pytest.mark.parametrize("fixture", [
+    "picard", "mbpseudo", "demo", "synth", "malformed", "duplicates", "tar.xz",
+])
+def test_columnar_tables_equal_the_sqlite_path(tmp_path: Path, fixture: str) -> None:
+    if fixture == "picard":
+        paths = [DATA / "picard" / "ws_data"]
+    elif fixture == "mbpseudo":
+        paths = [DATA / "beets" / "mbpseudo"]
+    elif fixture == "demo":
+        paths = [DEMO]
+    elif fixture == "synth":
+        paths = [_synth(tmp_path, 3000)]
+    elif fixture == "malformed":
+        paths = [_malformed(tmp_path, _synth(tmp_path, 300))]
+    elif fixture == "duplicates":
+        # the same releases twice (other seed: overlapping keys, new titles), then a
+        # recording file: every merge rule meets stored rows
+        paths = [_synth(tmp_path, 400), _synth(tmp_path, 400, seed=8),
+                 DATA / "picard" / "ws_data" / "recording.json", _synth(tmp_path, 400)]
+    else:
+        paths = [_tar_xz(tmp_path, DEMO / "mbdump-sample.jsonl")]
+    row, col = _both(tmp_path, paths)
+    want = sqlite_tables(row)
+    assert want["track"], "the fixture gave no tracks: nothing compared"
+    got = columnar_tables(col)
+    for table in want:
+        assert got[table] == want[table], table
+    if fixture == "malformed":
+        lines = {loc for _s, _src, loc, _why in got["reject"]}
+        assert {"line 21", "line 22", "line 23", "line 24", "line 26"} <= lines
+        last = len(paths[0].read_bytes().splitlines())
+        assert f"line {last}" in lines  # the truncated last line
+
+
+def _tar_xz(tmp_path: Path, jsonl: Path) -> Path:
+    path = tmp_path / "dump.tar.xz"
+    payload = jsonl.read_bytes()
+    with tarfile.open(path, "w:xz") as tar:
+        for name in ("mbdump/release",):
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    return path
+
+
+def test_rerun_changes_nothing_and_force_counts_unchanged(tmp_path: Path) -> None:
+    ws = Workspace.create(tmp_path / "w", engine="duckdb")
+    paths = [_synth(tmp_path, 500), DATA / "picard" / "ws_data" / "release.json"]
+    first = columnar_ingest.ingest(ws, "musicbrainz", paths)
+    assert first.added > 0
+    before = columnar_tables(ws)
+    second = columnar_ingest.ingest(ws, "musicbrainz", paths)
+    assert [s.status for s in second.sources] == ["skipped", "skipped"]
+    forced = columnar_ingest.ingest(ws, "musicbrainz", paths, IngestOptions(force=True))
+    assert forced.added == forced.updated == 0
+    assert forced.read == first.read and forced.unchanged > 0
+    assert columnar_tables(ws) == before
+
+
+def test_exclusions_apply_to_ingested_tracks(tmp_path: Path) -> None:
+    ws = Workspace.create(tmp_path / "w", engine="duckdb")
+    recording = DATA / "picard" / "ws_data" / "recording.json"
+    mbid = json.loads(recording.read_text())["id"]
+    runner = CliRunner()
+    added = runner.invoke(main, ["exclude", "add", "--mbid", mbid, "--reason", "test",
+                                 "-w", str(ws.root)])
+    assert added.exit_code == 0, added.output
+    report = columnar_ingest.ingest(ws, "musicbrainz", [recording])
+    assert report.excluded_tracks == 1
+    removed = runner.invoke(main, ["exclude", "remove", "mbid", mbid, "-w", str(ws.root)])
+    assert removed.exit_code == 0, removed.output
+    con = bulk.open_bulk(ws.root)
+    try:
+        assert con.execute("SELECT count(*) FROM track WHERE excluded = 1").fetchone() == (0,)
+    finally:
+        con.close()
+    again = runner.invoke(main, ["exclude", "add", "--mbid", mbid, "--reason", "test",
+                                 "-w", str(ws.root)])
+    assert again.exit_code == 0, again.output
+    con = bulk.open_bulk(ws.root)
+    try:
+        assert con.execute("SELECT count(*) FROM track WHERE excluded = 1").fetchone() == (1,)
+    finally:
+        con.close()
+
+
+def test_cli_exit_codes_on_a_columnar_workspace(tmp_path: Path) -> None:
+    runner = CliRunner()
+    ws = tmp_path / "w"
+    assert runner.invoke(main, ["init", str(ws), "--engine", "duckdb"]).exit_code == 0
+    clean = runner.invoke(main, ["ingest", "musicbrainz", "-w", str(ws),
+                                 str(DATA / "picard" / "ws_data" / "release.json")])
+    assert clean.exit_code == 0, clean.output
+    dirty = runner.invoke(main, ["ingest", "musicbrainz", "-w", str(ws),
+                                 str(DATA / "picard" / "ws_data" / "release_null.json")])
+    assert dirty.exit_code == 10, dirty.output
+    again = runner.invoke(main, ["ingest", "musicbrainz", "--force", "-w", str(ws),
+                                 str(DATA / "picard" / "ws_data" / "release_null.json")])
+    assert again.exit_code == 0, again.output  # refused before: not news
+    tags = runner.invoke(main, ["ingest", "tags", "-w", str(ws), str(DATA / "beets")])
+    assert tags.exit_code == 2 and "columnar" in tags.output
+    assert "Traceback" not in tags.output
+
+
+def _done(ws: Path) -> int | None:
+    """Inputs the columnar catalogue has checkpointed, or None while it is busy."""
+    try:
+        con = bulk.open_bulk(ws)
+    except Exception:  # noqa: BLE001 - locked by the ingest, or not there yet
+        return None
+    try:
+        row = con.execute("SELECT count(*) FROM ingest_checkpoint WHERE done = 1").fetchone()
+        return int(row[0]) if row else 0
+    finally:
+        con.close()
+
+
+def test_sigkill_mid_ingest_then_rerun_matches_uninterrupted(tmp_path: Path) -> None:
+    """A real `phono ingest` killed with SIGKILL between inputs' commits: the re-run
+    skips the committed inputs, redoes the one in progress, and the tables equal an
+    uninterrupted run's."""
+    paths = [_synth(tmp_path, 1500, seed=s) for s in (1, 2, 3, 4)]
+    # a plain progress line on stderr after every committed input
+    env = dict(os.environ, PHONO_PROGRESS="0", PHONO_PROGRESS_INTERVAL="0")
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    for ws in (whole, killed):
+        subprocess.run([*PHONO, "init", str(ws), "--engine", "duckdb"], check=True, env=env,
+                       capture_output=True)
+    subprocess.run([*PHONO, "ingest", "musicbrainz", "-w", str(whole), *map(str, paths)],
+                   check=True, env=env, capture_output=True)
+    for _attempt in range(3):
+        proc = subprocess.Popen([*PHONO, "ingest", "musicbrainz", "-w", str(killed),
+                                 *map(str, paths)], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        # The first progress line comes after the first input committed: kill then.
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+        assert proc.returncode == -signal.SIGKILL, "ingest finished before it could be killed"
+        done = _done(killed)
+        if done is not None and 0 < done < len(paths):
+            break
+    assert done is not None and 0 < done < len(paths), done
+    rerun = subprocess.run([*PHONO, "ingest", "musicbrainz", "-w", str(killed),
+                            *map(str, paths), "--json"], env=env, capture_output=True,
+                           text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    statuses = [s["status"] for s in json.loads(rerun.stdout)["report"]["sources"]]
+    assert statuses.count("skipped") == done and "read" in statuses
+    assert columnar_tables(Workspace(killed)) == columnar_tables(Workspace(whole))
