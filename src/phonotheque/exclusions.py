@@ -10,11 +10,11 @@ the same run, so that ``phono ledger`` shows it before the next ``phono select``
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from phonotheque import isrc as isrc_mod
-from phonotheque.catalogue import ledger
+from phonotheque.catalogue import bulk, bulk_merge, ledger
 from phonotheque.catalogue.store import Store
 from phonotheque.errors import InputError
 from phonotheque.model import Exclusion
@@ -76,19 +76,18 @@ def add(store: Store, kind: str, value: str, reason: str) -> ExclusionChange:
     added = store.add_exclusion(Exclusion(kind, value, reason))
     ledger.sync_exclusions(store)
     excluded = int(store.scalar("SELECT count(*) FROM track WHERE excluded = 1"))
-    return ExclusionChange(kind, value, added, matching_tracks(store, kind, value), excluded)
+    change = ExclusionChange(kind, value, added, matching_tracks(store, kind, value), excluded)
+    if bulk.path(store.path.parent).is_file():  # a columnar workspace: tracks live there
+        return _on_columnar(store.path.parent, change) or change
+    return change
 
 
-def on_columnar(root: Path, change: ExclusionChange | None = None) -> ExclusionChange | None:
+def _on_columnar(root: Path, change: ExclusionChange | None) -> ExclusionChange | None:
     """After an exclusion changed in a columnar workspace at ``root``: flag its tracks
     in the columnar catalogue (``bulk_merge.refresh_excluded``) and count ``change``'s
     matches there (the SQLite catalogue holds no tracks in such a workspace). Path
     exclusions match no track there: source audio files are not ingested into
     columnar workspaces."""
-    from dataclasses import replace
-
-    from phonotheque.catalogue import bulk, bulk_merge
-
     con = bulk.open_bulk(root)
     try:
         con.execute("BEGIN TRANSACTION")
@@ -115,4 +114,6 @@ def remove(store: Store, kind: str, value: str) -> tuple[str, bool]:
     value = normalise(kind, value)
     removed = store.remove_exclusion(kind, value)
     ledger.sync_exclusions(store)
+    if bulk.path(store.path.parent).is_file():
+        _on_columnar(store.path.parent, None)
     return value, removed

@@ -86,7 +86,15 @@ def ingest(
     options: IngestOptions | None = None,
     progress: ProgressFn | None = None,
 ) -> IngestReport:
-    """Ingest ``paths`` with the source registered as ``kind`` into ``ws``'s catalogue."""
+    """Ingest ``paths`` with the source registered as ``kind`` into ``ws``'s catalogue.
+
+    A columnar workspace is ingested by :mod:`phonotheque.columnar_ingest` (one
+    set-based merge per input into catalogue.duckdb), with the same report.
+    """
+    if ws.engine == "duckdb":
+        from phonotheque import columnar_ingest  # it builds on this module
+
+        return columnar_ingest.ingest(ws, kind, paths, options, progress)
     options = options or IngestOptions()
     source = get(kind)
     started = time.perf_counter()

@@ -29,6 +29,9 @@ COLUMNAR_COMMANDS: frozenset[str] = frozenset({
     "compare",
     "rejects",
     "exclude list",
+    "exclude add",  # exclusions.add/remove refresh track.excluded in catalogue.duckdb
+    "exclude remove",
+    "ingest musicbrainz",  # columnar_ingest: one set-based merge per input
     "coverage-report",  # the last select run's stored summary (catalogue.sqlite)
     "health",  # torrents, swarm: operational tables
     "seed",

@@ -137,8 +137,6 @@ def exclude_add(
         raise click.UsageError("give exactly one of --isrc, --mbid, --path")
     with ws.store() as store:
         change = exclusions.add(store, *given[0], reason)
-    if ws.engine == "duckdb":  # the tracks live in the columnar catalogue
-        change = exclusions.on_columnar(ws.root, change) or change
     what = f"{change.kind} {change.value}"
     if change.matched:
         matches = f"matches {change.matched:,} track{'s' * (change.matched != 1)}"
@@ -158,8 +156,6 @@ def exclude_remove(ws: Workspace, kind: str, value: str) -> None:
 
     with ws.store() as store:
         value, removed = exclusions.remove(store, kind, value)
-    if ws.engine == "duckdb":  # the tracks live in the columnar catalogue
-        exclusions.on_columnar(ws.root)
     console.print(f"removed: {kind} {value}" if removed else f"not found: {kind} {value}",
                   highlight=False, soft_wrap=True)
 

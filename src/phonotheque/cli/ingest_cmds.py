@@ -19,7 +19,6 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from phonotheque import columnar_ingest
 from phonotheque.cli._common import (
     command,
     console,
@@ -32,10 +31,6 @@ from phonotheque.ingest import IngestOptions, IngestReport, ingest
 from phonotheque.progress import ProgressEvent, ProgressFn
 from phonotheque.sources import ReadOptions
 from phonotheque.workspace import Workspace
-
-# The runner of each workspace engine (Workspace.engine): row upserts into SQLite, or
-# one set-based merge per input into the columnar catalogue.
-_RUNNERS = {"sqlite": ingest, "duckdb": columnar_ingest.ingest}
 
 # Exit code when the ingest finished but refused some input (listed by `phono rejects`).
 EXIT_REJECTS = 10
@@ -140,7 +135,7 @@ def ingest_listens(ws: Workspace, paths: tuple[Path, ...], key: str | None,
 def _run(ws: Workspace, kind: str, paths: tuple[Path, ...], options: IngestOptions,
          as_json: bool = False) -> None:
     with _progress(f"ingest {kind}", show=not as_json) as advance:
-        report = _RUNNERS[ws.engine](ws, kind, paths, options, advance)
+        report = ingest(ws, kind, paths, options, advance)
     if as_json:
         emit_json(f"ingest {kind}", report, 0 if report.clean else EXIT_REJECTS,
                   "" if report.clean else f"{report.new_rejects} input(s) refused")
