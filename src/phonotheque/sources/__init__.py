@@ -11,7 +11,15 @@ import pkgutil
 from pathlib import Path
 
 from phonotheque.errors import InputError, UnsupportedInput, wrap_os_error
-from phonotheque.sources._base import STAGE, Input, ReadOptions, Source, printable
+from phonotheque.sources._base import (
+    STAGE,
+    CorruptStream,
+    Input,
+    ReadOptions,
+    Source,
+    open_input,
+    printable,
+)
 
 
 def _discover() -> dict[str, Source]:
@@ -45,8 +53,11 @@ def detect(path: Path) -> Source:
     header = b""
     if path.is_file():
         try:
-            with open(path, "rb") as f:
+            # decompressed if the name says compressed, so content markers are seen
+            with open_input(path) as f:
                 header = f.read(HEADER_BYTES)
+        except CorruptStream:
+            header = b""  # the name still decides; the reader reports the damage
         except OSError as exc:
             raise wrap_os_error(exc, path) from exc
     score, best = max((s.score(path, header), s.kind) for s in SOURCES.values())

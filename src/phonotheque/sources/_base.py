@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
 import lzma
 import os
 import stat
@@ -200,20 +201,126 @@ def lines(path: Path, start: int = 0, first_line: int = 0) -> Iterator[tuple[int
     """Yield ``(line number, offset after the line, raw line)`` from byte ``start`` on.
 
     ``raw`` is None for a line longer than :data:`MAX_LINE` (see :func:`bounded_lines`).
+    A compressed file (:func:`compressed_suffix`) is decompressed as it is read;
+    its offsets count uncompressed bytes, so a resumed read decompresses the
+    first ``start`` bytes again and skips them. A file that ends early or is
+    corrupt raises :class:`CorruptStream` where it breaks, after the lines before.
     """
-    try:
-        f = open(path, "rb", buffering=1 << 20)  # noqa: SIM115 - closed below
-    except OSError as exc:
-        raise wrap_os_error(exc, printable(path)) from exc
+    f = open_input(path)
     with f:
-        if start:
+        if start and compressed_suffix(path.name) is None:
             f.seek(start)
+        elif start:
+            skip(f, start)
         pos = start
         n = first_line
         for raw, length in bounded_lines(f):
             n += 1
             pos += length
             yield n, pos, raw
+
+
+# Compressed single files (a ``.jsonl.zst``, a ``.csv.gz``), by suffix. Archives
+# (``.tar.gz``) are not among them: their readers open them with open_tar_stream.
+COMPRESSED_SUFFIXES = (".zst", ".gz", ".bz2", ".xz")
+
+
+class CorruptStream(InputError):
+    """A compressed input ends early (truncated) or does not decompress (corrupt)."""
+
+
+def compressed_suffix(name: str) -> str | None:
+    """The compression suffix of a file name (``.zst``, ``.gz``...), or None."""
+    lower = name.lower()
+    return next((s for s in COMPRESSED_SUFFIXES if lower.endswith(s)), None)
+
+
+def without_compression(name: str) -> str:
+    """``listens.csv.zst`` -> ``listens.csv``: the name of what is inside."""
+    suffix = compressed_suffix(name)
+    return name[: -len(suffix)] if suffix else name
+
+
+def open_input(path: Path) -> IO[bytes]:
+    """A buffered binary reader of ``path``, decompressed if its name says it is compressed.
+
+    Decompression errors come out as :class:`CorruptStream` naming the file.
+    """
+    try:
+        raw = open(path, "rb", buffering=0 if compressed_suffix(path.name) else 1 << 20)  # noqa: SIM115
+    except OSError as exc:
+        raise wrap_os_error(exc, printable(path)) from exc
+    suffix = compressed_suffix(path.name)
+    if suffix is None:
+        return raw
+    inner: IO[bytes]
+    if suffix == ".zst":
+        import pyzstd  # imported here so `phono` starts fast
+
+        inner = cast(IO[bytes], pyzstd.ZstdFile(raw))
+    else:
+        inner = _STREAM_OPENERS[suffix](raw)
+    return io.BufferedReader(_Guarded(inner, raw, printable(path), suffix), 1 << 20)
+
+
+def skip(f: IO[bytes], n: int) -> None:
+    """Read and drop ``n`` bytes (a decompressed stream cannot seek)."""
+    while n > 0:
+        got = f.read(min(n, 8 << 20))
+        if not got:
+            return
+        n -= len(got)
+
+
+_STREAM_OPENERS: dict[str, Callable[[IO[bytes]], IO[bytes]]] = {
+    ".gz": lambda f: cast(IO[bytes], gzip.GzipFile(fileobj=f, mode="rb")),
+    ".bz2": lambda f: cast(IO[bytes], bz2.BZ2File(f)),
+    ".xz": lambda f: cast(IO[bytes], lzma.LZMAFile(f)),
+}
+
+
+def _decompress_errors() -> tuple[type[Exception], ...]:
+    import zlib
+
+    import pyzstd
+
+    return (pyzstd.ZstdError, zlib.error, lzma.LZMAError, OSError, ValueError)
+
+
+class _Guarded(io.RawIOBase):
+    """A decompressing reader whose decompression errors become :class:`CorruptStream`."""
+
+    def __init__(self, inner: IO[bytes], raw: IO[bytes], source: str, suffix: str) -> None:
+        self._inner = inner
+        self._raw = raw
+        self._source = source
+        self._suffix = suffix
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: memoryview) -> int:  # type: ignore[override]
+        try:
+            # readinto1: what one step decompresses. readinto would try to fill ``b``
+            # and, at a truncated end, drop what it had decompressed before the error.
+            return self._inner.readinto1(b)  # type: ignore[attr-defined, no-any-return]
+        except EOFError as exc:
+            raise CorruptStream(self._source, f"truncated {self._suffix} file "
+                                              f"(ends before its end marker): {exc}") from exc
+        except _decompress_errors() as exc:
+            # bz2 and gzip report bad data as OSError without errno; a read error of
+            # the disk has one and is named as such.
+            if type(exc) is OSError and exc.errno is not None:
+                raise wrap_os_error(exc, self._source) from exc
+            raise CorruptStream(self._source, f"corrupt {self._suffix} data: "
+                                              f"{type(exc).__name__}: {exc}") from exc
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+        finally:
+            self._raw.close()
+            super().close()
 
 
 # Compressed tar streams by magic bytes -> opener of a decompressing file object.

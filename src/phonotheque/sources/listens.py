@@ -14,6 +14,10 @@ Shapes read (each found in ListenBrainz's own test data):
 * CSV and Parquet with a key column (``isrc``, ``recording_mbid`` or ``track_id``)
   and a count column, streamed in record batches.
 
+JSON and CSV files may be compressed (``.csv.zst``, ``.json.gz``, ...): they are
+decompressed as read, and count as the same dataset as the plain file. A
+compressed JSON file that ends early keeps the rows before the break.
+
 Counts belong to a *dataset* (default: the file name without extension); the
 store replaces a dataset's count for a key, so ingesting a file again replaces
 its counts instead of adding to them. JSON rows with the same key are summed
@@ -38,12 +42,17 @@ from phonotheque import isrc as isrc_mod
 from phonotheque.errors import InputError, InvalidISRC, wrap_os_error
 from phonotheque.model import Listen, Provenance, Record
 from phonotheque.sources._base import (
+    COMPRESSED_SUFFIXES,
+    CorruptStream,
     Input,
     ReadOptions,
     checkpoint,
+    compressed_suffix,
     expand_files,
+    open_input,
     printable,
     reject,
+    without_compression,
 )
 
 if TYPE_CHECKING:
@@ -54,7 +63,9 @@ KIND = "listens"
 _LB_MARKERS = (b'"listen_count"', b'"total_listen_count"', b'"listened_at"',
                b'"track_metadata"')
 LB_LICENCE = "CC0-1.0"  # ListenBrainz data dumps and statistics are CC0
-SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".parquet")
+_TEXT_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv")
+SUFFIXES = (*_TEXT_SUFFIXES, ".parquet",
+            *(s + c for s in _TEXT_SUFFIXES for c in COMPRESSED_SUFFIXES))
 KEY_COLUMNS = {"recording_mbid": "mbid", "mbid": "mbid", "isrc": "isrc", "track_id": "track_id"}
 COUNT_COLUMNS = ("count", "listens", "listen_count", "total_listen_count", "plays")
 USER_COLUMNS = ("total_user_count", "user_count", "users")
@@ -197,8 +208,12 @@ class ListenCounts:
     max_batch: int | None = None
 
     def score(self, path: Path, header: bytes) -> int:
+        # (the header of a compressed file comes decompressed: see sources.detect)
         name = path.name.lower()
-        if name.endswith((".csv", ".parquet", ".tsv")):
+        if name.endswith(".parquet"):
+            return 2
+        name = without_compression(name)
+        if name.endswith((".csv", ".tsv")):
             return 2
         if name.endswith((".json", ".jsonl", ".ndjson")) and (
                 header.lstrip().startswith(b"[") or any(m in header for m in _LB_MARKERS)):
@@ -217,7 +232,7 @@ class ListenCounts:
         dataset = options.dataset or _stem(name)
         if lower.endswith(".parquet"):
             yield from self._table(item, options, dataset, _parquet_batches(item, options))
-        elif lower.endswith(".csv"):
+        elif without_compression(lower).endswith(".csv"):
             yield from self._table(item, options, dataset, _csv_batches(item, options))
         else:
             yield from self._json(item, dataset)
@@ -228,10 +243,9 @@ class ListenCounts:
     def _json(self, item: Input, dataset: str) -> Iterator[Record]:
         tally = _Tally()
         rejects = []
-        try:
-            data = item.path.read_bytes()
-        except OSError as exc:
-            raise wrap_os_error(exc, item.source) from exc
+        data, broken = _read_all(item)
+        if broken is not None:
+            rejects.append(broken)
         try:
             docs: list[tuple[str, Any]] = [("document", orjson.loads(data))]
         except orjson.JSONDecodeError:
@@ -311,7 +325,30 @@ def _rows(doc: Any, where: str) -> Iterator[tuple[str, Any]]:
     yield where, doc
 
 
+def _read_all(item: Input) -> tuple[bytes, Any]:
+    """The (decompressed) bytes of a JSON input, and a reject if it breaks off early.
+
+    What decompressed before the break is kept (JSON Lines up to there count).
+    """
+    blocks: list[bytes] = []
+    size = 0
+    try:
+        with open_input(item.path) as f:
+            # read1: one decompression step each; read(n) would drop the steps it had
+            # gathered when a later one fails
+            while block := f.read1(1 << 20):  # type: ignore[attr-defined]
+                blocks.append(block)
+                size += len(block)
+    except CorruptStream as exc:
+        return b"".join(blocks), reject(item.source, f"after uncompressed byte {size:,}",
+                                        exc.problem)
+    except OSError as exc:
+        raise wrap_os_error(exc, item.source) from exc
+    return b"".join(blocks), None
+
+
 def _stem(name: str) -> str:
+    name = without_compression(name)
     for suffix in (".parquet", ".csv", ".jsonl", ".ndjson", ".json"):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
@@ -373,19 +410,28 @@ def _csv_batches(item: Input, options: ReadOptions) -> Iterator[pa.RecordBatch]:
     # Every column as text: keys like ISRCs must not be read as numbers, and bad
     # counts must become rejects naming the row, not a failed type conversion.
     try:
-        with open(item.path, "rb") as f:
+        with open_input(item.path) as f:
             header = f.readline().decode("utf-8", "replace").strip().split(",")
+    except CorruptStream as exc:
+        raise InputError(item.source, exc.problem) from exc
     except OSError as exc:
         raise wrap_os_error(exc, item.source) from exc
     names = [h.strip().strip('"') for h in header]
     convert = pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
                                    strings_can_be_null=True)
+    # A compressed file is read through our decompressing reader (Arrow has no xz codec).
+    stream = open_input(item.path) if compressed_suffix(item.path.name) else None
     try:
-        reader = pacsv.open_csv(item.path, convert_options=convert,
+        reader = pacsv.open_csv(stream or item.path, convert_options=convert,
                                 read_options=pacsv.ReadOptions(block_size=1 << 22))
         yield from reader
+    except CorruptStream as exc:
+        raise InputError(item.source, exc.problem) from exc
     except (OSError, pa.ArrowException) as exc:
         raise InputError(item.source, f"malformed CSV: {exc}") from exc
+    finally:
+        if stream is not None:
+            stream.close()
 
 
 SOURCE = ListenCounts()

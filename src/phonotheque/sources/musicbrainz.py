@@ -6,15 +6,19 @@ objects (``isrcs`` + ``artist-credit``) and artist objects, from
 * ``.jsonl`` files and ``.json`` files holding one object per line, or one
   (pretty-printed) object or array of objects;
 * the published ``.tar.xz`` archives, streamed (``tarfile`` ``r|*``) without
-  unpacking: entities come from the ``mbdump/<entity>`` members.
+  unpacking: entities come from the ``mbdump/<entity>`` members;
+* any of the line files compressed: ``.jsonl.zst`` (what ``phono synth`` writes
+  at scale), ``.jsonl.gz``, ``.json.bz2``, ``.ndjson.xz``, decompressed as read.
 
 Keys are accepted hyphenated (``artist-credit``, the web service and dumps) and
 with underscores (``artist_credit``, as python-musicbrainzngs-style clients and
 beets store them). MusicBrainz data is CC0, so every record carries that licence.
 
 Resuming: line files resume at the byte offset of the last checkpoint; archives
-are decompressed again from the start but lines before the checkpoint are
-skipped without parsing; single JSON documents are read again whole (writes are
+and compressed line files are decompressed again from the start but lines (bytes)
+before the checkpoint, which counts uncompressed bytes, are skipped without
+parsing; a compressed file that ends early or is corrupt keeps the lines before
+the break and gets one reject saying where it broke; single JSON documents are read again whole (writes are
 idempotent upserts, so nothing is counted twice).
 """
 
@@ -36,21 +40,28 @@ from phonotheque.errors import InvalidISRC, wrap_os_error
 from phonotheque.model import Artist, Provenance, Record, Release, Track, TrackISRC
 from phonotheque.sources._base import (
     CHECKPOINT_EVERY,
+    CorruptStream,
     Input,
     ReadOptions,
     bounded_lines,
     checkpoint,
+    compressed_suffix,
     expand_files,
     lines,
+    open_input,
     open_tar_stream,
     printable,
     reject,
     too_long,
+    without_compression,
 )
 
 KIND = "musicbrainz"
 LICENCE = "CC0-1.0"
-SUFFIXES = (".json", ".jsonl", ".ndjson", ".tar.xz", ".txz", ".tar", ".tar.gz", ".tar.bz2")
+_LINE_FILES = (".json", ".jsonl", ".ndjson")
+_COMPRESSED_LINE_FILES = tuple(s + c for s in _LINE_FILES for c in (".zst", ".gz", ".bz2", ".xz"))
+SUFFIXES = (*_LINE_FILES, ".tar.xz", ".txz", ".tar", ".tar.gz", ".tar.bz2",
+            *_COMPRESSED_LINE_FILES)
 _ARCHIVE = (".tar.xz", ".txz", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2")
 _MBID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _MBID_FAST = _MBID.fullmatch
@@ -274,16 +285,17 @@ class MusicBrainzJSON:
 
     def score(self, path: Path, header: bytes) -> int:
         # JSON dump lines, unless ListenBrainz's markers make listens the better claim
-        if path.name.lower().endswith((".json", ".jsonl", ".ndjson")):
+        if path.name.lower().endswith(_LINE_FILES + _COMPRESSED_LINE_FILES):
             return 1
         return 2 if path.name.lower().endswith((".tar.xz", ".txz", ".tar")) else 0
 
     def inputs(self, paths: Sequence[Path]) -> list[Input]:
         out = expand_files(paths, SUFFIXES)
-        # An archive's progress is not its compressed size; leave the bar indeterminate.
+        # An archive's progress is not its compressed size (offsets count uncompressed
+        # bytes); leave the bar indeterminate.
         return [
             Input(i.path, i.source, i.size, i.mtime_ns, None)
-            if i.path.name.lower().endswith(_ARCHIVE) else i
+            if i.path.name.lower().endswith(_ARCHIVE) or compressed_suffix(i.path.name) else i
             for i in out
         ]
 
@@ -294,7 +306,8 @@ class MusicBrainzJSON:
         parser = _Parser(printable(item.path.name), item.source)
         if name.endswith(_ARCHIVE):
             yield from self._archive(item, parser, start)
-        elif name.endswith(".json") and not _first_line_is_object(item.path):
+        elif (without_compression(name).endswith(".json")
+              and not _first_line_is_object(item.path)):
             yield from self._document(item, parser)
         else:
             yield from self._lines(item, parser, start, line)
@@ -305,28 +318,37 @@ class MusicBrainzJSON:
         pos, n = start, line
         loads = orjson.loads
         before = start
-        for n, pos, raw in lines(item.path, start, line):
-            locator = f"line {n}"
-            if raw is None:
-                yield reject(item.source, locator, too_long(pos - before))
-            elif not raw.isspace():
-                try:
-                    obj = loads(raw)
-                except orjson.JSONDecodeError as exc:
-                    why = f"malformed JSON: {exc}"
-                    if not raw.endswith(b"\n"):
-                        why = f"truncated line (no newline at end of file); {why}"
-                    yield reject(item.source, locator, why)
-                else:
-                    yield from parser.entity(obj, None, locator)
-            before = pos
-            if n % CHECKPOINT_EVERY == 0:
-                yield checkpoint(item, KIND, pos, n)
+        try:
+            for n, pos, raw in lines(item.path, start, line):
+                locator = f"line {n}"
+                if raw is None:
+                    yield reject(item.source, locator, too_long(pos - before))
+                elif not raw.isspace():
+                    try:
+                        obj = loads(raw)
+                    except orjson.JSONDecodeError as exc:
+                        why = f"malformed JSON: {exc}"
+                        if not raw.endswith(b"\n"):
+                            why = f"truncated line (no newline at end of file); {why}"
+                        yield reject(item.source, locator, why)
+                    else:
+                        yield from parser.entity(obj, None, locator)
+                before = pos
+                if n % CHECKPOINT_EVERY == 0:
+                    yield checkpoint(item, KIND, pos, n)
+        except CorruptStream as exc:
+            # A compressed file ends early or is corrupt: keep the lines before, say where.
+            yield reject(item.source, f"after line {n} (uncompressed byte {pos:,})", exc.problem)
         yield checkpoint(item, KIND, pos, n, done=True)
 
     def _document(self, item: Input, parser: _Parser) -> Iterator[Record]:
         try:
-            data = item.path.read_bytes()
+            with open_input(item.path) as f:
+                data = f.read()
+        except CorruptStream as exc:
+            yield reject(item.source, "document", exc.problem)
+            yield checkpoint(item, KIND, item.size, 0, done=True)
+            return
         except OSError as exc:
             raise wrap_os_error(exc, item.source) from exc
         try:
@@ -385,13 +407,17 @@ class MusicBrainzJSON:
 def _first_line_is_object(path: Path) -> bool:
     """True if the file's first non-blank line is a whole JSON object (JSON Lines layout)."""
     try:
-        with open(path, "rb") as f:
-            for raw in f:
+        with open_input(path) as f:
+            for raw, _ in bounded_lines(f):
+                if raw is None:
+                    return True  # a line too long for a document's first line
                 if raw.strip():
                     try:
                         return isinstance(orjson.loads(raw), dict)
                     except orjson.JSONDecodeError:
                         return False
+    except CorruptStream:
+        return True  # read it line by line: the lines before the break are kept
     except OSError as exc:
         raise wrap_os_error(exc, printable(path)) from exc
     return True
