@@ -116,6 +116,8 @@ def test_chunks_join_into_one_consistent_catalogue(ws: Workspace, tmp_path: Path
     assert rep.chunks == 5
     lines = pyzstd.decompress((out / "release.jsonl.zst").read_bytes()).splitlines()
     assert len(lines) == rep.releases
+    # the lines are assembled as text: exactly what orjson writes for the same objects
+    assert all(orjson.dumps(orjson.loads(line)) == line for line in lines)
     sizes = [sum(len(m["tracks"]) for m in orjson.loads(line)["media"]) for line in lines]
     assert min(sizes) >= 1 and max(sizes) <= 16 and sum(sizes) == 3000
     assert 0.15 < sizes.count(1) / len(sizes) < 0.3  # ~20 % singles, as before chunking

@@ -410,7 +410,7 @@ def generate_chunk(chunk: _Chunk) -> _ChunkResult:
     shared_below = o.no_isrc_share + o.shared_isrc_share
     recent: list[str] = []
     b36 = _b36_cached
-    credits: dict[int, list[dict[str, object]]] = {}
+    credits: dict[int, str] = {}
     dumps = orjson.dumps
     t = w = 0
     buf: list[bytes] = []
@@ -421,7 +421,8 @@ def generate_chunk(chunk: _Chunk) -> _ChunkResult:
             artist = int(artists[r])
             credit = credits.get(artist)
             if credit is None:
-                credit = credits[artist] = _credit(o.seed, artist)
+                # serialised once: every recording of the release repeats it
+                credit = credits[artist] = dumps(_credit(o.seed, artist)).decode()
             discs = 2 if two_discs[r] else 1
             per_disc = -(-n // discs)
             media = []
@@ -430,62 +431,52 @@ def generate_chunk(chunk: _Chunk) -> _ChunkResult:
                 for p in range(1, min(per_disc, n - d * per_disc) + 1):
                     x = isrc_x[t]
                     if x < no_isrc:
-                        isrcs: list[str] = []
+                        isrcs = "[]"
                         result.tracks_without_isrc += 1
                     elif x < shared_below and recent:
                         # Reuse an ISRC another recording already has (a shared ISRC).
                         k = min(len(recent), 1000)
-                        isrcs = [recent[len(recent) - 1 - int(isrc_pick[t] * k)]]
+                        isrcs = f'["{recent[len(recent) - 1 - int(isrc_pick[t] * k)]}"]'
                         result.isrc_links += 1
                         result.shared_isrc_links += 1
                     else:
                         # Unique by construction: registrant and designation encode the
                         # track's number.
-                        isrcs = []
+                        codes = []
                         for k in range(2 if two_isrcs[t] else 1):
                             i = (chunk.track_base + t) * 2 + k
-                            isrcs.append(f"{_COUNTRIES[country[k][t]]}{b36(i // 100_000)}"
+                            codes.append(f"{_COUNTRIES[country[k][t]]}{b36(i // 100_000)}"
                                          f"{isrc_year[k][t]:02d}{i % 100_000:05d}")
-                        recent.extend(isrcs)
-                        result.isrc_links += len(isrcs)
+                        recent.extend(codes)
+                        result.isrc_links += len(codes)
                         if len(recent) > 4000:
                             del recent[:-1000]
+                        isrcs = '["' + '","'.join(codes) + '"]'
                     nw = track_words_l[t]
                     title = " ".join(words[w:w + nw])
                     w += nw
                     duration = durations[t]
-                    tracks.append({
-                        "id": track_ids[t],
-                        "position": p,
-                        "number": str(p),
-                        "title": title,
-                        "length": duration,
-                        "recording": {
-                            "id": rec_ids[t],
-                            "title": title,
-                            "length": duration,
-                            "video": False,
-                            "isrcs": isrcs,
-                            "artist-credit": credit,
-                        },
-                    })
+                    # The JSON is assembled as text (every value is ASCII without quotes
+                    # or backslashes, so nothing needs escaping): the same bytes as
+                    # orjson.dumps of the objects (a test checks), at half the cost.
+                    tracks.append(
+                        f'{{"id":"{track_ids[t]}","position":{p},"number":"{p}",'
+                        f'"title":"{title}","length":{duration},"recording":{{'
+                        f'"id":"{rec_ids[t]}","title":"{title}","length":{duration},'
+                        f'"video":false,"isrcs":{isrcs},"artist-credit":{credit}}}}}')
                     t += 1
-                media.append({"position": d + 1, "format": "Digital Media",
-                              "track-count": len(tracks), "tracks": tracks})
+                media.append(f'{{"position":{d + 1},"format":"Digital Media",'
+                             f'"track-count":{len(tracks)},"tracks":[{",".join(tracks)}]}}')
             nw = rel_words_l[r]
             title = " ".join(words[w:w + nw])
             w += nw
-            line = dumps({
-                "id": release_ids[r],
-                "title": title,
-                "status": "Official",
-                "date": f"{years[r]}-{months[r]:02d}-{days[r]:02d}",
-                "barcode": f"{barcodes[r]:012d}",
-                "label-info": [{"catalog-number": f"SYN-{chunk.index}-{r}",
-                                "label": _label(o.seed, artist % 97)}],
-                "artist-credit": credit,
-                "media": media,
-            })
+            line = (
+                f'{{"id":"{release_ids[r]}","title":"{title}","status":"Official",'
+                f'"date":"{years[r]}-{months[r]:02d}-{days[r]:02d}",'
+                f'"barcode":"{barcodes[r]:012d}","label-info":[{{"catalog-number":'
+                f'"SYN-{chunk.index}-{r}","label":{_label(o.seed, artist % 97)}}}],'
+                f'"artist-credit":{credit},"media":[{",".join(media)}]}}'
+            ).encode()
             buf.append(line)
             size += len(line) + 1
             if size >= _WRITE_BLOCK:
@@ -625,8 +616,9 @@ def _credit(seed: int, artist: int) -> list[dict[str, object]]:
 
 
 @cache
-def _label(seed: int, n: int) -> dict[str, str]:
-    return {"id": _uuid(seed, "label", n), "name": f"Label {n}"}
+def _label(seed: int, n: int) -> str:
+    """A label as JSON text."""
+    return orjson.dumps({"id": _uuid(seed, "label", n), "name": f"Label {n}"}).decode()
 
 
 @cache
