@@ -3,13 +3,16 @@ skipped with their reason, and a source it cannot ingest is refused before anyth
 
 from __future__ import annotations
 
+import re
 import subprocess
 from importlib import resources
 from pathlib import Path
 
 import orjson
+import pytest
 
 from phonotheque.pipeline import STAGE_COMMANDS, STAGES, SourceSpec, build
+from phonotheque.stats import catalogue_stats
 from phonotheque.workspace import COLUMNAR_COMMANDS, Workspace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,12 +52,15 @@ def test_build_engine_duckdb_refuses_a_source_it_cannot_ingest(tmp_path: Path) -
     assert not ws.exists()  # refused before anything was made
 
 
-def test_build_engine_duckdb_over_the_demo_metadata(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kinds", [("musicbrainz",), ("musicbrainz", "listens")])
+def test_build_engine_duckdb_over_the_demo_metadata(tmp_path: Path,
+                                                    kinds: tuple[str, ...]) -> None:
     """A new columnar workspace: the metadata stages run (when their columnar paths have
     landed), audio and pack are skipped with a line each; else the source is refused."""
     ws = tmp_path / "ws"
-    sources = [SourceSpec("musicbrainz", DEMO / "musicbrainz" / "mbdump-sample.jsonl"),
-               SourceSpec("listens", DEMO / "listens.csv")]
+    demo = {"musicbrainz": DEMO / "musicbrainz" / "mbdump-sample.jsonl",
+            "listens": DEMO / "listens.csv"}
+    sources = [SourceSpec(kind, demo[kind]) for kind in kinds]
     out = _phono("build", *map(str, sources), "--engine", "duckdb", "-w", str(ws))
     if not all(f"ingest {s.kind}" in COLUMNAR_COMMANDS for s in sources):
         assert out.returncode == 2, out.stdout + out.stderr
@@ -65,7 +71,10 @@ def test_build_engine_duckdb_over_the_demo_metadata(tmp_path: Path) -> None:
     for name, command in STAGE_COMMANDS.items():
         skipped = f"{name} skipped: not available on a columnar workspace"
         assert (skipped in out.stdout) == (command not in COLUMNAR_COMMANDS), name
-    assert "tracks" in out.stdout  # the summary, counted on DuckDB
+    with Workspace(ws).store(readonly=True) as store:  # the stale copy is empty
+        assert store.scalar("SELECT count(*) FROM track") == 0
+    assert catalogue_stats(Workspace(ws)).tracks > 0  # ingested into catalogue.duckdb
+    assert re.search(r"│ tracks[ │]+[1-9]", out.stdout)  # the summary, counted on DuckDB
     again = _phono("build", *map(str, sources), "-w", str(ws), "--json")
     assert again.returncode == 0, again.stderr
     doc = orjson.loads(again.stdout)
