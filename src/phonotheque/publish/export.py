@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,40 +112,7 @@ def _fill(conn: sqlite3.Connection, ctx: ExportContext) -> dict[str, int]:
     ex("""INSERT INTO track_artist SELECT track_id, position, artist_id FROM cat.track_artist
           ORDER BY track_id, position""")
     ex("INSERT INTO track_isrc SELECT track_id, isrc FROM cat.track_isrc ORDER BY track_id, isrc")
-    ex("""INSERT INTO wave SELECT id, released_at, torrents, bytes FROM cat.wave ORDER BY id""")
-    ex(f"""INSERT INTO torrent
-           SELECT t.id, t.kind, t.name, t.band, t.wave, t.infohash_v1, t.infohash_v2,
-                  CASE WHEN {withdrawn_sql("cat.")} THEN '' ELSE t.magnet END,
-                  t.size, t.files, t.obsolete,
-                  coalesce((SELECT w.released_at FROM cat.wave w WHERE w.id = t.wave), t.created_at),
-                  t.role, t.collection, t.piece_length, t.superseded_by
-           FROM cat.torrent t WHERE {_RELEASED} ORDER BY t.id""")
-    ex(f"""INSERT INTO file
-           SELECT a.track_id, tf.torrent_id, tf.path, tf.size, tf.sha256, tf.pieces_root, a.tier,
-                  a.container, a.codec, a.bitrate, a.original_sha256, a.original_size,
-                  (SELECT p.path FROM cat.torrent_file p WHERE p.torrent_id = tf.torrent_id
-                     AND p.audio_file_id = tf.audio_file_id AND p.role = 'patch')
-           FROM cat.torrent_file tf
-           JOIN cat.torrent t ON t.id = tf.torrent_id
-           JOIN cat.audio_file a ON a.id = tf.audio_file_id
-           WHERE tf.role = 'audio' AND t.kind = 'data' AND {_RELEASED}
-             AND NOT (SELECT excluded FROM cat.track k WHERE k.id = a.track_id)
-           ORDER BY tf.torrent_id, tf.path""")
-    ex(f"""INSERT INTO aux_file
-           SELECT tf.torrent_id, tf.path, tf.size, tf.sha256, tf.pieces_root
-           FROM cat.torrent_file tf JOIN cat.torrent t ON t.id = tf.torrent_id
-           WHERE tf.role != 'audio' AND {_RELEASED} AND NOT coalesce(
-             (SELECT k.excluded FROM cat.audio_file a JOIN cat.track k ON k.id = a.track_id
-               WHERE a.id = tf.audio_file_id), 0)
-           ORDER BY tf.torrent_id, tf.path""")
-    ex(f"""INSERT INTO art
-           SELECT ra.release_id, t.id, ra.member, ra.sha256, ra.size, ra.mime
-           FROM cat.release_art ra
-           JOIN cat.torrent t ON t.kind = 'art' AND t.obsolete = 0 AND {_RELEASED}
-           ORDER BY ra.release_id""")
-    ex("""INSERT INTO exclusion
-          SELECT kind, CASE WHEN kind = 'path' THEN NULL ELSE value END, reason, added_at
-          FROM cat.exclusion ORDER BY id""")
+    fill_released(conn)
     ex(SEARCH_ORDER_SQL)
     ex("""INSERT INTO track_fts(rowid, title, artists, release, isrc)
           SELECT o.pos, t.title,
@@ -159,6 +126,59 @@ def _fill(conn: sqlite3.Connection, ctx: ExportContext) -> dict[str, int]:
                              ORDER BY isrc)), '')
           FROM search_order o JOIN track t ON t.id = o.track_id
           LEFT JOIN release r ON r.id = t.release_id ORDER BY o.pos""")
+    return fill_summary(conn, ctx)
+
+
+# A catalogue track taken down, as the published track table says (status 'excluded',
+# set from track.excluded): the statements below read it there, so they are the same
+# whichever engine holds the catalogue's tracks.
+PUBLISHED_TRACKS = "(SELECT id, status = 'excluded' AS excluded FROM main.track)"
+
+
+def fill_released(conn: sqlite3.Connection) -> None:
+    """Waves, released torrents, their files, album art and exclusions, from the
+    catalogue ATTACHed as ``cat``; the published ``track`` table must be filled first
+    (an excluded track's files are left out, the torrents that carried them withdrawn)."""
+    ex = conn.execute
+    ex("""INSERT INTO wave SELECT id, released_at, torrents, bytes FROM cat.wave ORDER BY id""")
+    ex(f"""INSERT INTO torrent
+           SELECT t.id, t.kind, t.name, t.band, t.wave, t.infohash_v1, t.infohash_v2,
+                  CASE WHEN {withdrawn_sql("cat.", PUBLISHED_TRACKS)} THEN '' ELSE t.magnet END,
+                  t.size, t.files, t.obsolete,
+                  coalesce((SELECT w.released_at FROM cat.wave w WHERE w.id = t.wave), t.created_at),
+                  t.role, t.collection, t.piece_length, t.superseded_by
+           FROM cat.torrent t WHERE {_RELEASED} ORDER BY t.id""")
+    ex(f"""INSERT INTO file
+           SELECT a.track_id, tf.torrent_id, tf.path, tf.size, tf.sha256, tf.pieces_root, a.tier,
+                  a.container, a.codec, a.bitrate, a.original_sha256, a.original_size,
+                  (SELECT p.path FROM cat.torrent_file p WHERE p.torrent_id = tf.torrent_id
+                     AND p.audio_file_id = tf.audio_file_id AND p.role = 'patch')
+           FROM cat.torrent_file tf
+           JOIN cat.torrent t ON t.id = tf.torrent_id
+           JOIN cat.audio_file a ON a.id = tf.audio_file_id
+           WHERE tf.role = 'audio' AND t.kind = 'data' AND {_RELEASED}
+             AND NOT (SELECT k.status = 'excluded' FROM main.track k WHERE k.id = a.track_id)
+           ORDER BY tf.torrent_id, tf.path""")
+    ex(f"""INSERT INTO aux_file
+           SELECT tf.torrent_id, tf.path, tf.size, tf.sha256, tf.pieces_root
+           FROM cat.torrent_file tf JOIN cat.torrent t ON t.id = tf.torrent_id
+           WHERE tf.role != 'audio' AND {_RELEASED} AND NOT coalesce(
+             (SELECT k.status = 'excluded' FROM cat.audio_file a
+               JOIN main.track k ON k.id = a.track_id WHERE a.id = tf.audio_file_id), 0)
+           ORDER BY tf.torrent_id, tf.path""")
+    ex(f"""INSERT INTO art
+           SELECT ra.release_id, t.id, ra.member, ra.sha256, ra.size, ra.mime
+           FROM cat.release_art ra
+           JOIN cat.torrent t ON t.kind = 'art' AND t.obsolete = 0 AND {_RELEASED}
+           ORDER BY ra.release_id""")
+    ex("""INSERT INTO exclusion
+          SELECT kind, CASE WHEN kind = 'path' THEN NULL ELSE value END, reason, added_at
+          FROM cat.exclusion ORDER BY id""")
+
+
+def fill_summary(conn: sqlite3.Connection, ctx: ExportContext) -> dict[str, int]:
+    """``stats`` and ``info`` from the filled tables; return row counts per table."""
+    ex = conn.execute
     stats = _stats(conn)
     ex("INSERT INTO stats(key, value) VALUES " + ",".join("(?, ?)" for _ in stats),
        [v for kv in sorted(stats.items()) for v in kv])
@@ -248,9 +268,11 @@ def _batches(conn: sqlite3.Connection, table: str, schema: pa.Schema) -> Iterato
 
 
 def export_parquet(
-    db: Path, folder: Path, progress: Progress | None = None
+    db: Path, folder: Path, progress: Progress | None = None,
+    tables: Sequence[str] = PARQUET_TABLES,
 ) -> dict[str, Path]:
-    """One zstd Parquet file per table of the published database, each written atomically."""
+    """One zstd Parquet file per table of the published database (``tables`` of them),
+    each written atomically; files of tables no longer published are removed."""
     out: dict[str, Path] = {}
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -258,7 +280,7 @@ def export_parquet(
         raise wrap_os_error(exc, folder, writing=True) from exc
     conn = sqlite3.connect(file_uri(db, mode="ro"), uri=True)
     try:
-        for table in PARQUET_TABLES:
+        for table in tables:
             schema = _arrow_schema(conn, table)
             target = folder / f"{table}.parquet"
             with atomic_path(target) as tmp:

@@ -40,7 +40,7 @@ V1_SUFFIX = ".v1.torrent"
 # Which catalogue torrents are public: released in a wave, or the metadata database.
 PUBLIC = "t.built = 1 AND (t.wave IS NOT NULL OR t.role = 'database')"
 
-def withdrawn_sql(schema: str = "") -> str:
+def withdrawn_sql(schema: str = "", tracks: str | None = None) -> str:
     """SQL true for a *withdrawn* public torrent (a takedown); ``t`` is the torrent row.
 
     Withdrawn: obsolete torrents that carry a file of an excluded track, the AAC
@@ -48,35 +48,41 @@ def withdrawn_sql(schema: str = "") -> str:
     the newest exclusion (their metadata.sqlite still lists the file). They stay
     listed, marked, so that old links explain themselves, but their magnet and
     .torrent are no longer handed out. ``schema`` qualifies the catalogue's tables
-    (``"cat."`` when it is ATTACHed).
+    (``"cat."`` when it is ATTACHed); ``tracks`` is where a track's ``excluded`` flag
+    is read (a table or subquery with ``id`` and ``excluded``; the catalogue's
+    ``track`` unless given: a columnar workspace keeps its tracks elsewhere).
     """
     c = schema
+    tracks = tracks or f"{c}track"
     return f"""(t.obsolete = 1 AND (
         EXISTS (SELECT 1 FROM {c}torrent_file wf JOIN {c}audio_file wa ON wa.id = wf.audio_file_id
-                  JOIN {c}track wt ON wt.id = wa.track_id
+                  JOIN {tracks} wt ON wt.id = wa.track_id
                  WHERE wt.excluded = 1 AND wf.torrent_id IN (t.id, t.describes))
         OR (t.role = 'database'
             AND t.created_at < coalesce((SELECT max(added_at) FROM {c}exclusion), ''))))"""
 
 
 def index_entries(conn: sqlite3.Connection, torrent_sizes: dict[str, int],
-                  companions: dict[str, str] | None = None) -> list[dict[str, Any]]:
+                  companions: dict[str, str] | None = None,
+                  tracks: str | None = None) -> list[dict[str, Any]]:
     """One entry per public torrent, in a stable order (current first, by wave, band, name).
 
     Of the database torrents, only the current one is listed, and those a takedown
     withdrew (marked, so that their old links explain themselves).
 
-    ``companions``: the magnet link of each published v1 companion, by torrent name."""
+    ``companions``: the magnet link of each published v1 companion, by torrent name;
+    ``tracks``: where tracks' ``excluded`` flags are read (see :func:`withdrawn_sql`)."""
     companions = companions or {}
+    withdrawn_expr = withdrawn_sql(tracks=tracks)
     rows = conn.execute(
-        f"""SELECT t.*, s.name AS superseded_name, {withdrawn_sql()} AS withdrawn,
+        f"""SELECT t.*, s.name AS superseded_name, {withdrawn_expr} AS withdrawn,
                    coalesce((SELECT w.released_at FROM wave w WHERE w.id = t.wave), t.created_at)
                      AS added_at
             FROM torrent t LEFT JOIN torrent s ON s.id = t.superseded_by
             WHERE {PUBLIC}
               -- a database torrent a later publish replaced is not listed (each publish
               -- would add one), unless a takedown withdrew it: that entry explains old links
-              AND NOT (t.role = 'database' AND t.obsolete = 1 AND NOT {withdrawn_sql()})
+              AND NOT (t.role = 'database' AND t.obsolete = 1 AND NOT {withdrawn_expr})
             ORDER BY t.obsolete, t.role = 'database', coalesce(t.wave, 1e9), t.band IS NULL,
                      t.band, t.kind != 'data', t.name"""
     ).fetchall()

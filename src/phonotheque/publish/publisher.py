@@ -28,8 +28,9 @@ interrupted publish leaves the previous generation in place.
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,8 +51,10 @@ from phonotheque.pack.steps_common import built
 from phonotheque.progress import ProgressFn, meter
 from phonotheque.publish import generations
 from phonotheque.publish import index as index_mod
+from phonotheque.publish.columnar_export import catalogue_times, export_columnar
 from phonotheque.publish.export import ExportContext, export_parquet, export_sqlite
 from phonotheque.publish.index import V1_SUFFIX
+from phonotheque.sqlite_uri import file_uri
 from phonotheque.torrent import TorrentOptions, create_torrent, read_torrent, v1_companion
 from phonotheque.workspace import Workspace
 
@@ -70,6 +73,10 @@ class PublishOptions:
     # Draw the last selection's coverage chart into the generation (coverage.svg, shown
     # by the search page); otherwise the current generation's chart, if any, is kept.
     coverage_chart: bool = False
+    # A columnar workspace's DuckDB: memory limit in bytes and threads (None: from the
+    # machine, see catalogue/columnar.py).
+    memory_bytes: int | None = None
+    threads: int | None = None
 
 
 @dataclass
@@ -85,9 +92,11 @@ class PublishReport:
     seconds: float = 0.0
 
 
-def built_at(store: Store) -> str:
-    """The newest time the catalogue records; the published files carry no other clock."""
-    candidates = [
+def built_at(store: Store, more: Sequence[str | None] = ()) -> str:
+    """The newest time the catalogue records; the published files carry no other clock.
+
+    ``more``: times recorded outside catalogue.sqlite (a columnar catalogue's)."""
+    candidates = [*more,
         store.scalar("SELECT max(created_at) FROM torrent WHERE built = 1 AND role != 'database'"),
         torrents.last_wave_time(store),
         store.last_exclusion_time(),
@@ -115,24 +124,32 @@ def _publish(ws: Workspace, options: PublishOptions, progress: Progress | None) 
     sweep_temporaries(out, recursive=True)
     sweep_temporaries(ws.torrents)
     with ws.store() as store:
-        report.built_at = built_at(store)
+        report.built_at = built_at(
+            store, catalogue_times(ws.root) if ws.engine == "duckdb" else ())
         ctx = ExportContext(report.built_at, options.name, pack_opts.prefix, pack_opts.layout)
         if progress is not None:
             progress(0, total=None, step="metadata.sqlite")
-        report.tables = export_sqlite(ws.catalogue, out / DATABASE, ctx)
-        if options.parquet:
-            if progress is not None:
-                progress(0, total=sum(report.tables.values()), step="parquet")
-            export_parquet(out / DATABASE, out / "parquet", progress)
+        tracks = None  # where withdrawn_sql reads tracks' excluded flags: the catalogue's
+        if ws.engine == "duckdb":
+            report.tables = export_columnar(
+                ws.root, out / DATABASE, out / "parquet" if options.parquet else None, ctx,
+                progress, memory_bytes=options.memory_bytes, threads=options.threads)
+            tracks = _excluded_tracks(store, out / DATABASE)
+        else:
+            report.tables = export_sqlite(ws.catalogue, out / DATABASE, ctx)
+            if options.parquet:
+                if progress is not None:
+                    progress(0, total=sum(report.tables.values()), step="parquet")
+                export_parquet(out / DATABASE, out / "parquet", progress)
         if options.database_torrent:
             report.database_torrent = _database_torrent(ws, out, store, pack_opts,
                                                         report.built_at)
-        companions = _copy_public_files(ws, out, store)
+        companions = _copy_public_files(ws, out, store, tracks)
         if options.coverage_chart:
             _coverage_chart(store, out)
         sizes = {p.name.removesuffix(".torrent"): p.stat().st_size
                  for p in (out / "torrents").glob("*.torrent")}
-        entries = index_mod.index_entries(store.conn, sizes, companions)
+        entries = index_mod.index_entries(store.conn, sizes, companions, tracks)
         write_bytes(out / "torrents.json", index_mod.torrents_json(entries), skip_if_same=True)
         write_bytes(out / "magnets.txt", index_mod.magnets_txt(entries), skip_if_same=True)
         report.listed = len(entries)
@@ -155,7 +172,24 @@ def _coverage_chart(store: Store, out: Path) -> None:
         render_coverage(run[0], run[1], out / "coverage.svg")
 
 
-def _copy_public_files(ws: Workspace, out: Path, store: Store) -> dict[str, str]:
+def _excluded_tracks(store: Store, database: Path) -> str:
+    """A temporary table of the store's connection listing the excluded tracks, as the
+    just published ``database`` says (a columnar workspace's tracks are not in
+    catalogue.sqlite); its name, for :func:`index_mod.withdrawn_sql`."""
+    conn = sqlite3.connect(file_uri(database, mode="ro"), uri=True)
+    try:
+        ids = conn.execute("SELECT id FROM track WHERE status = 'excluded' ORDER BY id").fetchall()
+    finally:
+        conn.close()
+    store.conn.execute("DROP TABLE IF EXISTS temp.published_excluded")
+    store.conn.execute("CREATE TEMP TABLE published_excluded(id INTEGER PRIMARY KEY, "
+                       "excluded INTEGER NOT NULL DEFAULT 1)")
+    store.conn.executemany("INSERT INTO temp.published_excluded(id) VALUES (?)", ids)
+    return "temp.published_excluded"
+
+
+def _copy_public_files(ws: Workspace, out: Path, store: Store,
+                       tracks: str | None = None) -> dict[str, str]:
     """.torrent files of public torrents into torrents/, AAC metadata files into aac/ of
     the generation ``out``; return the magnet link of each hybrid's v1 companion by name.
 
@@ -168,7 +202,7 @@ def _copy_public_files(ws: Workspace, out: Path, store: Store) -> dict[str, str]
     want_aac: set[str] = set()
     companions: dict[str, str] = {}
     for r in store.query(f"SELECT * FROM torrent t WHERE {index_mod.PUBLIC} "
-                         f"AND NOT {index_mod.withdrawn_sql()} ORDER BY id"):
+                         f"AND NOT {index_mod.withdrawn_sql(tracks=tracks)} ORDER BY id"):
         src = ws.root / r["torrent_path"]
         name = f"{r['name']}.torrent"
         if src.is_file():

@@ -1,0 +1,249 @@
+"""Export a columnar workspace (``catalogue.duckdb``) to ``metadata.sqlite`` and Parquet.
+
+The published files are the same as :mod:`phonotheque.publish.export` writes for a
+SQLite workspace (same schema, same rows), built the way bulk data wants it:
+
+- DuckDB computes the published ``track`` rows once (listens summed, selection,
+  ledger and audio tier joined, provenance paths reduced to file names) into a
+  scratch DuckDB file in the workspace's ``tmp/duckdb``, so nothing is held in memory
+  that DuckDB cannot spill.
+- **Parquet** of the bulk tables is written by DuckDB itself (``COPY ... TO``) with an
+  explicit ``ORDER BY`` and fixed writer settings (:data:`PARQUET_OPTIONS`): the bytes
+  do not depend on the number of threads. It runs in a second thread while the
+  SQLite file is filled (the two use different cores).
+- **metadata.sqlite** is filled in rowid (primary key) order by ``executemany`` from
+  DuckDB's result batches: appends at the end of each B-tree, no page splits. Its
+  secondary indexes are dropped before and created after the load (one sort each);
+  ``search_order`` and ``track_fts`` come from DuckDB already in popularity order
+  (ranked by every core), then the torrent tables from the operational catalogue
+  with :func:`export.fill_released`, the same statements as the SQLite engine.
+- The small operational tables (waves, torrents, files, art, exclusions, stats,
+  info) go to Parquet as the SQLite engine writes them, from the finished database.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from phonotheque.atomic import atomic_path
+from phonotheque.catalogue import bulk, columnar
+from phonotheque.errors import wrap_os_error, wrap_sqlite_error
+from phonotheque.pack.aac import public_source
+from phonotheque.publish.dbschema import DDL, PUBLISH_SCHEMA_VERSION
+from phonotheque.publish.export import (
+    PARQUET_TABLES,
+    ExportContext,
+    Progress,
+    export_parquet,
+    fill_released,
+    fill_summary,
+)
+from phonotheque.sources.bounds import MAX_TRACK_LISTENS
+
+#: Tables whose Parquet DuckDB writes from the columnar catalogue (the others come
+#: from the finished metadata.sqlite, as in a SQLite workspace).
+BULK_PARQUET = ("artist", "release", "track", "track_artist", "track_isrc")
+
+#: DuckDB's Parquet writer settings: fixed, so the same rows give the same bytes.
+#: zstd level 3 (DuckDB's default; level 9 costs 2-3x the time for ~5 % less).
+PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 3, ROW_GROUP_SIZE 122880"
+
+BATCH_ROWS = 100_000
+_SCRATCH = "publish.duckdb"
+
+# The published columns of each bulk table, in the published order, and the key
+# that orders them (the primary key: rows go into SQLite in B-tree order).
+_SELECTS: dict[str, tuple[str, str]] = {
+    "artist": ("SELECT id, mbid, name, sort_name FROM artist", "id"),
+    "release": ("SELECT id, mbid, title, date, label, barcode, artist_credit FROM release", "id"),
+    "track": ("SELECT * FROM pub.track", "id"),
+    "track_artist": ("SELECT track_id, CAST(position AS BIGINT) AS position, artist_id "
+                     "FROM track_artist", "track_id, position"),
+    "track_isrc": ("SELECT track_id, isrc FROM track_isrc", "track_id, isrc"),
+}
+
+# The published track rows: listens capped as track_listens_sql caps them (an exact
+# sum here, then the same cap), status as the SQLite engine derives it.
+_TRACK = f"""CREATE TABLE pub.track AS
+    SELECT t.id, t.mbid, t.title, t.artist_credit, t.release_id, t.disc, t.position,
+           t.duration_ms, m.public AS source, t.licence,
+           CAST(least(coalesce(l.listens, 0), {MAX_TRACK_LISTENS}) AS BIGINT) AS listens,
+           s.rank, CAST(s.band AS BIGINT) AS band, coalesce(a.tier, s.tier) AS tier,
+           CASE WHEN t.excluded <> 0 THEN 'excluded'
+                ELSE coalesce(g.status, CASE WHEN s.track_id IS NULL THEN 'not_selected'
+                                             ELSE 'todo' END) END AS status
+    FROM track t
+    LEFT JOIN (SELECT track_id, sum(CAST(count AS HUGEINT)) AS listens FROM listens
+               WHERE track_id IS NOT NULL GROUP BY track_id) l ON l.track_id = t.id
+    LEFT JOIN selection s ON s.track_id = t.id
+    LEFT JOIN ledger g ON g.track_id = t.id
+    LEFT JOIN {columnar.CATALOGUE_ALIAS}.audio_file a ON a.track_id = t.id
+    LEFT JOIN pub.source_map m ON m.source IS NOT DISTINCT FROM t.source
+    ORDER BY t.id"""
+
+# Every track by popularity (ties: lowest id), with the text track_fts indexes: the
+# same values the SQLite engine's statement concatenates (artist names by position,
+# ISRCs sorted, '' for none).
+_SEARCH = """SELECT row_number() OVER (ORDER BY listens DESC, id) AS pos, id
+             FROM pub.track ORDER BY pos"""
+_FTS = """SELECT o.pos, t.title,
+        coalesce(t.artist_credit, ar.names, ''), coalesce(r.title, ''), coalesce(ic.codes, '')
+    FROM pub.search o JOIN pub.track t ON t.id = o.id
+    LEFT JOIN release r ON r.id = t.release_id
+    LEFT JOIN (SELECT ta.track_id, string_agg(a.name, ' ' ORDER BY ta.position) AS names
+               FROM track_artist ta JOIN artist a ON a.id = ta.artist_id
+               GROUP BY ta.track_id) ar ON ar.track_id = t.id
+    LEFT JOIN (SELECT track_id, string_agg(isrc, ' ' ORDER BY isrc) AS codes
+               FROM track_isrc GROUP BY track_id) ic ON ic.track_id = t.id
+    {where}
+    ORDER BY o.pos"""
+
+
+def export_columnar(root: Path, out: Path, parquet: Path | None, ctx: ExportContext,
+                    progress: Progress | None = None, *, threads: int | None = None,
+                    memory_bytes: int | None = None) -> dict[str, int]:
+    """Write ``out`` (metadata.sqlite, atomically) and, unless ``parquet`` is None, one
+    Parquet file per published table into that folder, from the columnar workspace at
+    ``root``; return row counts per table."""
+    scratch = root / "tmp" / "duckdb" / _SCRATCH
+    con = bulk.open_bulk(root, threads=threads, memory_bytes=memory_bytes)
+    try:
+        _remove(scratch)
+        con.execute(f"ATTACH '{_sql_text(str(scratch))}' AS pub")
+        _prepare(con)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            copied = None
+            if parquet is not None:
+                _mkdir(parquet)
+                copied = pool.submit(_bulk_parquet, con.cursor(), parquet)
+            counts = _sqlite(con, root / "catalogue.sqlite", out, ctx)
+            if copied is not None:
+                copied.result()
+        con.execute("DETACH pub")
+    finally:
+        con.close()
+        _remove(scratch)
+    if parquet is not None:
+        export_parquet(out, parquet, progress,
+                       tables=[t for t in PARQUET_TABLES if t not in BULK_PARQUET])
+    return counts
+
+
+def catalogue_times(root: Path) -> list[str | None]:
+    """The newest times the columnar catalogue records (ledger, ingest), for built_at."""
+    con = bulk.open_bulk(root)
+    try:
+        row = con.execute("SELECT (SELECT max(updated_at) FROM ledger), "
+                          "(SELECT max(updated_at) FROM ingest_checkpoint)").fetchone()
+    finally:
+        con.close()
+    return list(row) if row else []
+
+
+def _prepare(con: columnar.Connection) -> None:
+    # public_source() is Python: apply it once per distinct source (a handful in a
+    # dump: 'musicbrainz', file names of a tags ingest), then join.
+    sources = [r[0] for r in con.execute("SELECT DISTINCT source FROM track").fetchall()]
+    con.execute("CREATE TABLE pub.source_map(source VARCHAR, public VARCHAR)")
+    if sources:
+        con.executemany("INSERT INTO pub.source_map VALUES (?, ?)",
+                        [(s, public_source(s)) for s in sources])
+    con.execute(_TRACK)
+    con.execute(f"CREATE TABLE pub.search AS {_SEARCH}")
+
+
+def _bulk_parquet(con: columnar.Connection, folder: Path) -> None:
+    try:
+        for table in BULK_PARQUET:
+            select, key = _SELECTS[table]
+            with atomic_path(folder / f"{table}.parquet") as tmp:
+                con.execute(f"COPY ({select} ORDER BY {key}) TO '{_sql_text(str(tmp))}' "
+                            f"({PARQUET_OPTIONS})")
+    finally:
+        con.close()
+
+
+def _sqlite(con: columnar.Connection, catalogue: Path, out: Path,
+            ctx: ExportContext) -> dict[str, int]:
+    with atomic_path(out) as tmp:
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.execute("PRAGMA page_size = 4096")
+            conn.execute("PRAGMA journal_mode = OFF")  # built in a temporary file, renamed at the end
+            conn.execute("PRAGMA synchronous = OFF")
+            conn.execute("PRAGMA cache_size = -262144")
+            conn.executescript(DDL)
+            # secondary indexes are built after the load, by one sort each
+            indexes = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                                   "AND sql IS NOT NULL ORDER BY rowid").fetchall()
+            for name, _sql in indexes:
+                conn.execute(f'DROP INDEX "{name}"')
+            conn.execute("BEGIN")
+            for table in BULK_PARQUET:
+                select, key = _SELECTS[table]
+                _insert(conn, table, _rows(con, f"{select} ORDER BY {key}"))
+            conn.execute("ATTACH DATABASE ? AS cat", (str(catalogue),))
+            fill_released(conn)
+            _insert(conn, "search_order", _rows(con, "SELECT pos, id FROM pub.search"))
+            conn.execute("COMMIT")
+            conn.execute("BEGIN")
+            conn.executemany("INSERT INTO track_fts(rowid, title, artists, release, isrc) "
+                             "VALUES (?, ?, ?, ?, ?)", _rows(con, _FTS.format(where="")))
+            counts = fill_summary(conn, ctx)
+            conn.execute("COMMIT")
+            conn.execute("DETACH DATABASE cat")
+            for _name, sql in indexes:
+                conn.execute(sql)
+            conn.execute("INSERT INTO track_fts(track_fts) VALUES ('optimize')")
+            conn.execute("ANALYZE")
+            conn.execute(f"PRAGMA user_version = {PUBLISH_SCHEMA_VERSION}")
+        except sqlite3.OperationalError as exc:
+            storage = wrap_sqlite_error(exc, out)
+            if storage is None:
+                raise
+            raise storage from exc
+        finally:
+            conn.close()
+    return counts
+
+
+def _insert(conn: sqlite3.Connection, table: str, rows: Iterator[Sequence[Any]]) -> None:
+    first = next(rows, None)
+    if first is None:
+        return
+    marks = ", ".join("?" for _ in first)
+    conn.execute(f"INSERT INTO {table} VALUES ({marks})", first)
+    conn.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
+
+
+def _rows(con: columnar.Connection, sql: str) -> Iterator[tuple[Any, ...]]:
+    cur = con.cursor()
+    try:
+        cur.execute(sql)
+        while batch := cur.fetchmany(BATCH_ROWS):
+            yield from batch
+    finally:
+        cur.close()
+
+
+def _mkdir(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise wrap_os_error(exc, folder, writing=True) from exc
+
+
+def _remove(path: Path) -> None:
+    for p in (path, path.with_name(path.name + ".wal")):
+        try:
+            p.unlink(missing_ok=True)
+        except OSError as exc:
+            raise wrap_os_error(exc, p, writing=True) from exc
+
+
+def _sql_text(text: str) -> str:
+    return text.replace("'", "''")
