@@ -24,7 +24,7 @@ SQLite workspace (same schema, same rows), built the way bulk data wants it:
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 3, ROW_GR
 
 BATCH_ROWS = 100_000
 _SCRATCH = "publish.duckdb"
+_OUT = "published"  # the alias metadata.sqlite is ATTACHed under in DuckDB
 
 # The published columns of each bulk table, in the published order, and the key
 # that orders them (the primary key: rows go into SQLite in B-tree order).
@@ -87,17 +88,21 @@ _TRACK = f"""CREATE TABLE pub.track AS
 
 # Every track by popularity (ties: lowest id), with the text track_fts indexes: the
 # same values the SQLite engine's statement concatenates (artist names by position,
-# ISRCs sorted, '' for none).
+# ISRCs sorted, '' for none). Lists sorted after an unordered aggregate: DuckDB's
+# ordered aggregates (string_agg ... ORDER BY) sort per group, several times slower.
 _SEARCH = """SELECT row_number() OVER (ORDER BY listens DESC, id) AS pos, id
              FROM pub.track ORDER BY pos"""
 _FTS = """SELECT o.pos, t.title,
         coalesce(t.artist_credit, ar.names, ''), coalesce(r.title, ''), coalesce(ic.codes, '')
     FROM pub.search o JOIN pub.track t ON t.id = o.id
     LEFT JOIN release r ON r.id = t.release_id
-    LEFT JOIN (SELECT ta.track_id, string_agg(a.name, ' ' ORDER BY ta.position) AS names
+    LEFT JOIN (SELECT ta.track_id, array_to_string(list_transform(
+                   list_sort(list(struct_pack(p := ta.position, n := a.name))), x -> x.n),
+                   ' ') AS names
                FROM track_artist ta JOIN artist a ON a.id = ta.artist_id
+               WHERE ta.track_id IN (SELECT id FROM pub.track WHERE artist_credit IS NULL)
                GROUP BY ta.track_id) ar ON ar.track_id = t.id
-    LEFT JOIN (SELECT track_id, string_agg(isrc, ' ' ORDER BY isrc) AS codes
+    LEFT JOIN (SELECT track_id, array_to_string(list_sort(list(isrc)), ' ') AS codes
                FROM track_isrc GROUP BY track_id) ic ON ic.track_id = t.id
     {where}
     ORDER BY o.pos"""
@@ -170,62 +175,81 @@ def _bulk_parquet(con: columnar.Connection, folder: Path) -> None:
 def _sqlite(con: columnar.Connection, catalogue: Path, out: Path,
             ctx: ExportContext) -> dict[str, int]:
     with atomic_path(out) as tmp:
-        conn = sqlite3.connect(tmp, isolation_level=None)
         try:
-            conn.execute("PRAGMA page_size = 4096")
-            conn.execute("PRAGMA journal_mode = OFF")  # built in a temporary file, renamed at the end
-            conn.execute("PRAGMA synchronous = OFF")
-            conn.execute("PRAGMA cache_size = -262144")
-            conn.executescript(DDL)
-            # secondary indexes are built after the load, by one sort each
-            indexes = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
-                                   "AND sql IS NOT NULL ORDER BY rowid").fetchall()
-            for name, _sql in indexes:
-                conn.execute(f'DROP INDEX "{name}"')
-            conn.execute("BEGIN")
-            for table in BULK_PARQUET:
-                select, key = _SELECTS[table]
-                _insert(conn, table, _rows(con, f"{select} ORDER BY {key}"))
-            conn.execute("ATTACH DATABASE ? AS cat", (str(catalogue),))
-            fill_released(conn)
-            _insert(conn, "search_order", _rows(con, "SELECT pos, id FROM pub.search"))
-            conn.execute("COMMIT")
-            conn.execute("BEGIN")
-            conn.executemany("INSERT INTO track_fts(rowid, title, artists, release, isrc) "
-                             "VALUES (?, ?, ?, ?, ?)", _rows(con, _FTS.format(where="")))
-            counts = fill_summary(conn, ctx)
-            conn.execute("COMMIT")
-            conn.execute("DETACH DATABASE cat")
-            for _name, sql in indexes:
-                conn.execute(sql)
-            conn.execute("INSERT INTO track_fts(track_fts) VALUES ('optimize')")
-            conn.execute("ANALYZE")
-            conn.execute(f"PRAGMA user_version = {PUBLISH_SCHEMA_VERSION}")
+            indexes = _create(tmp)
+            _load_bulk(con, tmp)
+            return _finish(con, tmp, catalogue, ctx, indexes)
         except sqlite3.OperationalError as exc:
             storage = wrap_sqlite_error(exc, out)
             if storage is None:
                 raise
             raise storage from exc
-        finally:
-            conn.close()
+
+
+def _create(db: Path) -> list[tuple[str, str]]:
+    """The published schema without its secondary indexes (built after the load, by
+    one sort each); return those indexes' names and statements."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        conn.execute("PRAGMA page_size = 4096")
+        conn.executescript(DDL)
+        indexes = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                               "AND sql IS NOT NULL ORDER BY rowid").fetchall()
+        for name, _sql in indexes:
+            conn.execute(f'DROP INDEX "{name}"')
+    finally:
+        conn.close()
+    return [(str(n), str(q)) for n, q in indexes]
+
+
+def _load_bulk(con: columnar.Connection, db: Path) -> None:
+    """The bulk tables and search_order, by DuckDB's SQLite extension: one INSERT ...
+    SELECT each in primary key order (half the CPU of Python's executemany, measured)."""
+    columnar.attach(con, db, _OUT)
+    try:
+        con.execute("BEGIN TRANSACTION")
+        for table in BULK_PARQUET:
+            select, key = _SELECTS[table]
+            con.execute(f"INSERT INTO {_OUT}.{table} {select} ORDER BY {key}")
+        con.execute(f"INSERT INTO {_OUT}.search_order SELECT pos, id FROM pub.search ORDER BY pos")
+        con.execute("COMMIT")
+    finally:
+        con.execute(f"DETACH {_OUT}")
+
+
+def _finish(con: columnar.Connection, db: Path, catalogue: Path, ctx: ExportContext,
+            indexes: list[tuple[str, str]]) -> dict[str, int]:
+    """Everything after the bulk load, in SQLite (FTS5 is SQLite's own)."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = OFF")  # built in a temporary file, renamed at the end
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.execute("PRAGMA cache_size = -262144")
+        conn.execute("ATTACH DATABASE ? AS cat", (str(catalogue),))
+        conn.execute("BEGIN")
+        fill_released(conn)
+        conn.executemany("INSERT INTO track_fts(rowid, title, artists, release, isrc) "
+                         "VALUES (?, ?, ?, ?, ?)", _arrow_rows(con, _FTS.format(where="")))
+        counts = fill_summary(conn, ctx)
+        conn.execute("COMMIT")
+        conn.execute("DETACH DATABASE cat")
+        for _name, sql in indexes:
+            conn.execute(sql)
+        conn.execute("INSERT INTO track_fts(track_fts) VALUES ('optimize')")
+        conn.execute("ANALYZE")
+        conn.execute(f"PRAGMA user_version = {PUBLISH_SCHEMA_VERSION}")
+    finally:
+        conn.close()
     return counts
 
 
-def _insert(conn: sqlite3.Connection, table: str, rows: Iterator[Sequence[Any]]) -> None:
-    first = next(rows, None)
-    if first is None:
-        return
-    marks = ", ".join("?" for _ in first)
-    conn.execute(f"INSERT INTO {table} VALUES ({marks})", first)
-    conn.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
-
-
-def _rows(con: columnar.Connection, sql: str) -> Iterator[tuple[Any, ...]]:
+def _arrow_rows(con: columnar.Connection, sql: str) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``sql`` as tuples, converted a column batch at a time (3x cheaper than
+    DuckDB's row fetch, measured)."""
     cur = con.cursor()
     try:
-        cur.execute(sql)
-        while batch := cur.fetchmany(BATCH_ROWS):
-            yield from batch
+        for batch in cur.execute(sql).fetch_record_batch(BATCH_ROWS):
+            yield from zip(*(column.to_pylist() for column in batch.columns), strict=True)
     finally:
         cur.close()
 
