@@ -93,7 +93,8 @@ def duckdb_tables(ws: Path) -> dict[str, int]:
     """Bytes per table in catalogue.duckdb: distinct persistent blocks x block size."""
     con = columnar.connect(ws / "catalogue.sqlite", temp_directory=ws / "tmp" / "duckdb",
                            database=ws / "catalogue.duckdb")
-    block = con.execute("SELECT block_size FROM pragma_database_size()").fetchone()
+    block = con.execute("SELECT block_size FROM pragma_database_size() "
+                        "WHERE database_name = current_database()").fetchone()
     assert block is not None
     tables = [r[0] for r in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
