@@ -19,6 +19,7 @@ from phonotheque.sources._base import (
     Source,
     open_input,
     printable,
+    without_compression,
 )
 
 
@@ -75,4 +76,5 @@ def get(kind: str) -> Source:
         raise UnsupportedInput(kind, f"unknown source (known: {', '.join(sorted(SOURCES))})") from None
 
 
-__all__ = ["SOURCES", "STAGE", "Input", "ReadOptions", "Source", "detect", "get", "printable"]
+__all__ = ["SOURCES", "STAGE", "CorruptStream", "Input", "ReadOptions", "Source", "detect", "get",
+           "open_input", "printable", "without_compression"]

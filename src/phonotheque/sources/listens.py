@@ -76,37 +76,37 @@ _INT = re.compile(r"^[+-]?[0-9]+$")
 _TRACK_ID = re.compile(r"^\+?0*[1-9][0-9]{0,17}$")
 
 
-class _BadRow(ValueError):
-    pass
+class BadRow(ValueError):
+    """A row refused; the message is the reject reason."""
 
 
 def _key(kind: str, raw: Any) -> str:
-    """Validate and normalise a key value of ``kind``; raise _BadRow."""
+    """Validate and normalise a key value of ``kind``; raise BadRow."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
-        raise _BadRow(f"missing {'recording_mbid' if kind == 'mbid' else kind}")
+        raise BadRow(f"missing {'recording_mbid' if kind == 'mbid' else kind}")
     if kind == "mbid":
         v = str(raw).strip().lower()
         if not _MBID.match(v):
-            raise _BadRow(f"invalid recording MBID {raw!r}")
+            raise BadRow(f"invalid recording MBID {raw!r}")
         return v
     if kind == "isrc":
         try:
             return isrc_mod.parse(str(raw)).code
         except InvalidISRC as exc:
-            raise _BadRow(str(exc)) from None
+            raise BadRow(str(exc)) from None
     if kind == "track_id":
         text = str(raw).strip()
         if not _TRACK_ID.match(text):
             shown = text if len(text) <= 40 else text[:37] + "..."
-            raise _BadRow(f"invalid track id {shown!r}")
+            raise BadRow(f"invalid track id {shown!r}")
         return str(int(text))
-    raise _BadRow(f"unknown key kind {kind}")
+    raise BadRow(f"unknown key kind {kind}")
 
 
 def _count(raw: Any, what: str = "count") -> int:
     """A whole, non-negative count from an int, an integral float or decimal digits."""
     if isinstance(raw, bool) or raw is None:
-        raise _BadRow(f"missing {what}")
+        raise BadRow(f"missing {what}")
     if isinstance(raw, int):
         value = raw
     elif isinstance(raw, float) and raw.is_integer():
@@ -114,12 +114,12 @@ def _count(raw: Any, what: str = "count") -> int:
     elif isinstance(raw, str) and _INT.match(raw.strip()):
         digits = raw.strip().lstrip("+-").lstrip("0")
         if len(digits) > 100:  # past MAX_LISTENS anyway; int() of 5,000 digits raises
-            raise _BadRow(f"{what} of {len(digits):,} digits is out of range")
+            raise BadRow(f"{what} of {len(digits):,} digits is out of range")
         value = int(raw.strip())
     else:
-        raise _BadRow(f"invalid {what} {raw!r} (not a whole number)")
+        raise BadRow(f"invalid {what} {raw!r} (not a whole number)")
     if value < 0:
-        raise _BadRow(f"negative {what} {value}")
+        raise BadRow(f"negative {what} {value}")
     return value
 
 
@@ -174,7 +174,7 @@ def _row(obj: dict[str, Any], tally: _Tally, locator: str) -> str | None:
         key = _key(kind, raw)
         users = None if users_raw is None else _count(users_raw, "user count")
         tally.add(kind, key, _count(count_raw, "listen count"), users, locator)
-    except _BadRow as exc:
+    except BadRow as exc:
         return str(exc)
     return None
 
@@ -192,7 +192,7 @@ def _array_row(row: list[Any], tally: _Tally, locator: str) -> str | None:
             return f"array row of {len(row)} values (expected 2 to 4)"
         tally.add("mbid", _key("mbid", mbid), _count(count, "listen count"),
                   None if users is None else _count(users, "user count"), locator)
-    except _BadRow as exc:
+    except BadRow as exc:
         return str(exc)
     return None
 
@@ -229,7 +229,7 @@ class ListenCounts:
     ) -> Iterator[Record]:
         name = item.path.name
         lower = name.lower()
-        dataset = options.dataset or _stem(name)
+        dataset = options.dataset or stem(name)
         if lower.endswith(".parquet"):
             yield from self._table(item, options, dataset, _parquet_batches(item, options))
         elif without_compression(lower).endswith(".csv"):
@@ -286,7 +286,7 @@ class ListenCounts:
         columns: tuple[str, str, str, str | None] | None = None
         for batch in batches:
             if columns is None:
-                columns = _columns(item, batch.schema.names, options)
+                columns = choose_columns(item, batch.schema.names, options)
             key_col, kind, count_col, users_col = columns
             keys = batch.column(key_col).to_pylist()
             counts = batch.column(count_col).to_pylist()
@@ -295,14 +295,26 @@ class ListenCounts:
                 row_no += 1
                 locator = f"row {row_no}"
                 try:
-                    key = _key(kind, raw_key)
-                    count = _count(raw_count, "listen count")
-                    n_users = None if raw_users is None else _count(raw_users, "user count")
-                except _BadRow as exc:
+                    key, count, n_users = table_row(kind, raw_key, raw_count, raw_users)
+                except BadRow as exc:
                     yield reject(item.source, locator, f"{exc}")
                     continue
                 yield Listen(kind, key, count, users=n_users, dataset=dataset,
                              prov=Provenance(file_name, locator, None))
+
+
+def table_row(kind: str, raw_key: Any, raw_count: Any,
+              raw_users: Any) -> tuple[str, int, int | None]:
+    """One CSV/Parquet row's normalised key, count and user count; raise :class:`BadRow`.
+
+    The columnar reader (``catalogue/listens_columnar.py``) validates the common
+    forms in SQL and hands every other row here, so both engines refuse the same
+    rows with the same reasons.
+    """
+    key = _key(kind, raw_key)
+    count = _count(raw_count, "listen count")
+    users = None if raw_users is None else _count(raw_users, "user count")
+    return key, count, users
 
 
 def _rows(doc: Any, where: str) -> Iterator[tuple[str, Any]]:
@@ -347,7 +359,7 @@ def _read_all(item: Input) -> tuple[bytes, Any]:
     return b"".join(blocks), None
 
 
-def _stem(name: str) -> str:
+def stem(name: str) -> str:
     name = without_compression(name)
     for suffix in (".parquet", ".csv", ".jsonl", ".ndjson", ".json"):
         if name.lower().endswith(suffix):
@@ -369,7 +381,7 @@ def _pick(item: Input, lower: dict[str, str], names: list[str], given: str | Non
     return found[0]
 
 
-def _columns(
+def choose_columns(
     item: Input, names: list[str], options: ReadOptions
 ) -> tuple[str, str, str, str | None]:
     lower = {n.lower(): n for n in names}
@@ -395,7 +407,7 @@ def _parquet_batches(item: Input, options: ReadOptions) -> Iterator[pa.RecordBat
         pf = pq.ParquetFile(item.path)
     except (OSError, pa.ArrowException) as exc:
         raise InputError(item.source, f"not a readable Parquet file: {exc}") from exc
-    key_col, _, count_col, users_col = _columns(item, pf.schema_arrow.names, options)
+    key_col, _, count_col, users_col = choose_columns(item, pf.schema_arrow.names, options)
     cols = [c for c in (key_col, count_col, users_col) if c]
     try:
         yield from pf.iter_batches(batch_size=_BATCH_ROWS, columns=cols)
