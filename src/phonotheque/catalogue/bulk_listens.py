@@ -28,25 +28,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from phonotheque.catalogue import bulk, columnar
-from phonotheque.catalogue.listens_columnar import STAGING, Staged, stage
+from phonotheque.catalogue.listens_columnar import STAGING, Staged, release, stage
 from phonotheque.model import Checkpoint
 from phonotheque.sources import Input, ReadOptions
 from phonotheque.sources.listens import KIND
 
-_NEW = "listens_new"
+_NEW = "listens_new"  # one row per key, when the input repeats keys
+_IDS = "listens_ids"  # input position -> rank among the new keys
 
-# The track each key kind resolves to (see the module's docstring); ``{keys}`` is the
-# relation of (key_kind, key) to resolve, so each kind looks only at the keys it needs.
-_RESOLVE: dict[str, str] = {
-    "mbid": "SELECT t.mbid AS key, min(t.id) AS track_id FROM track t "
-            "WHERE t.mbid IN (SELECT key FROM {keys} WHERE key_kind = 'mbid') GROUP BY t.mbid",
-    "isrc": "SELECT i.isrc AS key, min(i.track_id) AS track_id FROM track_isrc i "
-            "WHERE i.isrc IN (SELECT key FROM {keys} WHERE key_kind = 'isrc') GROUP BY i.isrc",
-    "track_id": "SELECT CAST(t.id AS VARCHAR) AS key, t.id AS track_id FROM track t "
-                "WHERE t.id IN (SELECT TRY_CAST(key AS BIGINT) FROM {keys} "
-                "WHERE key_kind = 'track_id')",
-    "key": "SELECT t.key AS key, min(t.id) AS track_id FROM track t "
-           "WHERE t.key IN (SELECT key FROM {keys} WHERE key_kind = 'key') GROUP BY t.key",
+# The track a key resolves to, per key kind (see the module's docstring): a relation
+# (key, track_id) with one row per key.
+_TRACKS: dict[str, str] = {
+    "mbid": "SELECT mbid AS key, min(id) AS track_id FROM track WHERE mbid IS NOT NULL "
+            "GROUP BY mbid",
+    "isrc": "SELECT isrc AS key, min(track_id) AS track_id FROM track_isrc GROUP BY isrc",
+    "track_id": "SELECT CAST(id AS VARCHAR) AS key, id AS track_id FROM track",
+    "key": "SELECT key, min(id) AS track_id FROM track GROUP BY key",
 }
 
 
@@ -65,86 +62,106 @@ def _one(con: columnar.Connection, sql: str, params: Sequence[object] = ()) -> i
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def _kinds(con: columnar.Connection, table: str, where: str = "") -> list[str]:
-    return [str(r[0]) for r in con.execute(
-        f"SELECT DISTINCT key_kind FROM {table} {where} ORDER BY 1").fetchall()]
+def _resolution(kinds: Sequence[str], alias: str) -> tuple[str, str]:
+    """LEFT JOINs that find the track of ``alias``'s key, and the expression of its id.
 
-
-def _resolved(kinds: list[str], keys: str) -> str:
-    """A relation (key_kind, key, track_id) of the keys of ``keys`` that find a track."""
-    parts = [f"SELECT '{k}' AS key_kind, key, track_id FROM ({_RESOLVE[k].format(keys=keys)})"
-             for k in kinds if k in _RESOLVE]
-    if not parts:
-        return ("(SELECT CAST(NULL AS VARCHAR) AS key_kind, CAST(NULL AS VARCHAR) AS key, "
-                "CAST(NULL AS BIGINT) AS track_id WHERE false)")
-    return "(" + " UNION ALL ".join(parts) + ")"
+    One join per key kind present, each on its own kind's relation, so a file of MBIDs
+    never looks at ISRCs.
+    """
+    joins, ids = [], []
+    for kind in kinds:
+        if kind not in _TRACKS:
+            continue
+        r = f"r_{kind}"
+        # Both conditions equalities (the kind a column of the relation), so DuckDB
+        # hashes the join; a constant filter in the ON clause made it a nested loop.
+        joins.append(f"LEFT JOIN (SELECT '{kind}' AS key_kind, key, track_id "
+                     f"FROM ({_TRACKS[kind]})) {r} "
+                     f"ON {r}.key_kind = {alias}.key_kind AND {r}.key = {alias}.key")
+        ids.append(f"{r}.track_id")
+    track_id = f"coalesce({', '.join(ids)})" if ids else "CAST(NULL AS BIGINT)"
+    return " ".join(joins), track_id
 
 
 def merge(con: columnar.Connection, staged: Staged) -> MergeCounts:
-    """Merge the staging table into ``listens`` (inside the caller's transaction)."""
+    """Merge the staging view into ``listens`` (inside the caller's transaction)."""
     counts = MergeCounts(read=staged.rows)
     if not staged.rows:
         return counts
-    # One row per key: the last row's values at the first row's place. A file of
-    # unique keys (the usual case) skips the grouping.
-    distinct = _one(con, f"SELECT count(*) = count(DISTINCT (key_kind, key)) FROM {STAGING}")
-    if distinct:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {_NEW} AS SELECT pos AS first, key_kind, key, "
-                    f"count, users, locator FROM {STAGING}")
+    ident = "key" if len(staged.kinds) == 1 else "(key_kind, key)"
+    row = con.execute(f"SELECT count(DISTINCT {ident}), max(pos) FROM {STAGING}").fetchone()
+    keys, last = (int(row[0]), int(row[1])) if row else (0, 0)
+    if keys == staged.rows:
+        source = f"(SELECT pos AS first, key_kind, key, count, users, locator FROM {STAGING})"
     else:
+        # A repeated key: the last row's values at the first row's place.
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {_NEW} AS SELECT min(pos) AS first, key_kind, key, "
             "arg_max(count, pos) AS count, arg_max_null(users, pos) AS users, "
             f"arg_max(locator, pos) AS locator FROM {STAGING} GROUP BY key_kind, key")
-    keys = _one(con, f"SELECT count(*) FROM {_NEW}")
-    params = [staged.dataset]
-    existing = _one(con, "SELECT count(*) FROM listens WHERE dataset = ?", params)
-    if existing:
+        source = _NEW
+    dataset = staged.dataset
+    held = _one(con, "SELECT count(*) FROM (SELECT 1 FROM listens WHERE dataset = ? LIMIT 1)",
+                [dataset])
+    fresh, fresh_params = "true", []
+    if held:
         counts.updated = _one(
             con,
             f"""UPDATE listens SET count = n.count, users = n.users, source = ?,
                   locator = n.locator, licence = ?
-                FROM {_NEW} n
+                FROM {source} n
                 WHERE listens.dataset = ? AND listens.key_kind = n.key_kind
                   AND listens.key = n.key
                   AND (listens.count <> n.count OR listens.users IS DISTINCT FROM n.users)""",
-            [staged.source, staged.licence, staged.dataset])
+            [staged.source, staged.licence, dataset])
         fresh = ("NOT EXISTS (SELECT 1 FROM listens l WHERE l.dataset = ? "
                  "AND l.key_kind = n.key_kind AND l.key = n.key)")
-        fresh_params: list[object] = [staged.dataset]
-    else:
-        fresh, fresh_params = "true", []
+        fresh_params = [dataset]
     top = _one(con, "SELECT coalesce(max(id), 0) FROM listens")
-    resolved = _resolved(_kinds(con, _NEW), _NEW)
+    if not held and last == keys:
+        # Every key is new and the positions run 1..n: the id is the position.
+        rank, ranked = "n.first", ""
+    else:
+        # Rank the new keys' first positions alone (a narrow sort), then join back.
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_IDS} AS SELECT first, "
+                    f"row_number() OVER (ORDER BY first) AS rank FROM {source} n WHERE {fresh}",
+                    fresh_params)
+        rank, ranked = "i.rank", f"JOIN {_IDS} i ON i.first = n.first"
+        fresh, fresh_params = "true", []
+    joins, track_id = _resolution(staged.kinds, "n")
     counts.added = _one(
         con,
         f"""INSERT INTO listens(id, dataset, key_kind, key, count, users, track_id, source,
                                 locator, licence)
-            SELECT ? + row_number() OVER (ORDER BY n.first), ?, n.key_kind, n.key, n.count,
-                   n.users, r.track_id, ?, n.locator, ?
-            FROM {_NEW} n LEFT JOIN {resolved} r ON r.key_kind = n.key_kind AND r.key = n.key
+            SELECT ? + {rank}, ?, n.key_kind, n.key, n.count, n.users, {track_id}, ?,
+                   n.locator, ?
+            FROM {source} n {ranked} {joins}
             WHERE {fresh}""",
-        [top, staged.dataset, staged.source, staged.licence, *fresh_params])
+        [top, dataset, staged.source, staged.licence, *fresh_params])
     counts.unchanged = keys - counts.added - counts.updated
-    con.execute(f"DROP TABLE {_NEW}")
+    con.execute(f"DROP TABLE IF EXISTS {_NEW}")
+    con.execute(f"DROP TABLE IF EXISTS {_IDS}")
     return counts
 
 
 def resolve(con: columnar.Connection) -> int:
     """Attach listen rows not yet attached to the tracks their keys name; return how many.
 
-    Call it after tracks arrive (a MusicBrainz ingest after the listens). It runs in its
-    own transaction unless the caller has one open.
+    Call it after tracks arrive (a MusicBrainz ingest after the listens), inside the
+    caller's transaction or on its own.
     """
-    kinds = _kinds(con, "listens", "WHERE track_id IS NULL")
+    kinds = [str(r[0]) for r in con.execute(
+        "SELECT DISTINCT key_kind FROM listens WHERE track_id IS NULL ORDER BY 1").fetchall()]
+    kinds = [k for k in kinds if k in _TRACKS]
     if not kinds:
         return 0
-    pending = "(SELECT key_kind, key FROM listens WHERE track_id IS NULL)"
+    joins, track_id = _resolution(kinds, "l")
     return _one(
         con,
-        f"""UPDATE listens SET track_id = r.track_id FROM {_resolved(kinds, pending)} r
-            WHERE listens.track_id IS NULL AND listens.key_kind = r.key_kind
-              AND listens.key = r.key""")
+        f"""UPDATE listens SET track_id = r.track_id
+            FROM (SELECT l.id, {track_id} AS track_id FROM listens l {joins}
+                  WHERE l.track_id IS NULL) r
+            WHERE listens.id = r.id AND r.track_id IS NOT NULL""")
 
 
 def ingest_input(con: columnar.Connection, item: Input, options: ReadOptions
@@ -164,4 +181,6 @@ def ingest_input(con: columnar.Connection, item: Input, options: ReadOptions
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    finally:
+        release(con)
     return staged, counts

@@ -19,7 +19,7 @@ any CSV or Parquet file DuckDB refuses (malformed rows, a header with repeated n
 a damaged file), so the rows kept before the damage and the reject that names it are
 the Python reader's.
 
-The staging table ``listens_in`` holds one row per accepted input row: ``pos`` (input
+The staging view ``listens_in`` holds one row per accepted input row: ``pos`` (input
 order), ``key_kind``, ``key``, ``count``, ``users``, ``locator``;
 :func:`phonotheque.catalogue.bulk_listens.merge` merges it into ``listens``.
 """
@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,9 +49,10 @@ from phonotheque.sources import (
     without_compression,
 )
 
-#: The staging table (temporary, private to the connection).
+#: The staging view (temporary, private to the connection).
 STAGING = "listens_in"
-_RAW = "listens_raw"
+_RAW = "listens_raw"  # a CSV/Parquet file as read, with SQL's verdict
+_ROWS = "listens_rows"  # rows the Python reader made
 _COMPRESSION = (".gz", ".zst")
 
 # pyarrow's CSV null spellings (ConvertOptions.null_values with strings_can_be_null):
@@ -61,7 +63,8 @@ _NULLS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", 
 _INTEGER_TYPES = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT",
                             "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"})
 _FLOAT_TYPES = frozenset({"FLOAT", "DOUBLE"})
-_MBID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_MBID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_MBID_ANY_CASE = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 _ISRC = "[A-Z]{2}[A-Z0-9]{3}[0-9]{7}"
 # RE2's \s is [\t\n\f\r ], a subset of Python's; a row with other white space goes to Python.
 _ISRC_CHARS = r"[A-Za-z0-9\s-]+"
@@ -80,6 +83,7 @@ class Staged:
     rows: int = 0  # accepted rows (a repeated key counts each time)
     rejects: list[Reject] = field(default_factory=list)
     reader: str = "duckdb"  # duckdb | python: which reader read the file
+    kinds: tuple[str, ...] = ()  # the key kinds of the staged rows
 
 
 class _Fallback(Exception):
@@ -117,8 +121,7 @@ def stage(con: columnar.Connection, item: Input, options: ReadOptions) -> Staged
     Python reader does); a file that opens but cannot be read as listens becomes a
     reject with locator ``file``.
     """
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGING}(pos BIGINT, key_kind VARCHAR, "
-                "key VARCHAR, count BIGINT, users BIGINT, locator VARCHAR)")
+    release(con)
     if not item.path.is_file():
         raise InputError(item.source, "no such file")
     fmt = _format(item.path.name)
@@ -126,7 +129,7 @@ def stage(con: columnar.Connection, item: Input, options: ReadOptions) -> Staged
         try:
             return _table(con, item, options, fmt)
         except _Fallback:
-            con.execute(f"DELETE FROM {STAGING}")
+            release(con)
     return _python(con, item, options)
 
 
@@ -173,7 +176,8 @@ def _key_sql(kind: str, col: str, typ: str) -> str:
     """SQL for the normalised key of the forms SQL accepts, NULL for every other row."""
     if typ == "VARCHAR":
         if kind == "mbid":
-            return f"CASE WHEN regexp_full_match({col}, '{_MBID}') THEN lower({col}) END"
+            return (f"CASE WHEN regexp_full_match({col}, '{_MBID}') THEN {col} "
+                    f"WHEN regexp_full_match({col}, '{_MBID_ANY_CASE}') THEN lower({col}) END")
         if kind == "isrc":
             spaced = f"upper(regexp_replace({col}, '[\\s-]+', '', 'g'))"
             return (f"CASE WHEN regexp_full_match({col}, '{_ISRC}') THEN {col} "
@@ -227,21 +231,19 @@ def _table(con: columnar.Connection, item: Input, options: ReadOptions, fmt: str
     # One pass over the file: raw values (for the rows SQL does not accept) beside the
     # normalised ones. A table created from a scan keeps the file's order, so rowid + 1
     # is the row number the Python reader reports.
+    key, count, users = (_key_sql(kind, k, types[key_col]), _count_sql(c, types[count_col]),
+                         _count_sql(u, users_type))
     try:
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {_RAW} AS SELECT {k} AS k, {c} AS c, {u} AS u, "
-            f"{_key_sql(kind, k, types[key_col])} AS nk, "
-            f"{_count_sql(c, types[count_col])} AS nc, "
-            f"{_count_sql(u, users_type)} AS nu FROM {scan}")
+            f"CREATE OR REPLACE TEMP TABLE {_RAW} AS SELECT k, c, u, key, count, users, "
+            "key IS NOT NULL AND count IS NOT NULL AND (u IS NULL OR users IS NOT NULL) AS ok "
+            f"FROM (SELECT {k} AS k, {c} AS c, {u} AS u, {key} AS key, {count} AS count, "
+            f"{users} AS users FROM {scan})")
     except columnar.Error as exc:
         raise _Fallback from exc
-    ok = "nk IS NOT NULL AND nc IS NOT NULL AND (u IS NULL OR nu IS NOT NULL)"
-    con.execute(f"INSERT INTO {STAGING} SELECT rowid + 1, ?, nk, nc, nu, 'row ' || (rowid + 1) "
-                f"FROM {_RAW} WHERE {ok}", [kind])
-    row = con.execute(f"SELECT count(*) FROM {STAGING}").fetchone()
-    staged.rows = int(row[0]) if row else 0
-    # Every other row: the Python reader's checks decide, with its reasons.
-    cur = con.execute(f"SELECT rowid + 1, k, c, u FROM {_RAW} WHERE NOT ({ok}) ORDER BY rowid")
+    # Every other row: the Python reader's checks decide, with its reasons; the rows
+    # they accept are written back in place.
+    cur = con.execute(f"SELECT rowid + 1, k, c, u FROM {_RAW} WHERE NOT ok ORDER BY rowid")
     keep: list[tuple[int, str, str, int, int | None, str]] = []
     while True:
         batch = cur.fetchmany(_SLOW_BATCH)
@@ -250,16 +252,23 @@ def _table(con: columnar.Connection, item: Input, options: ReadOptions, fmt: str
         for pos, raw_key, raw_count, raw_users in batch:
             locator = f"row {pos}"
             try:
-                key, count, users = listens.table_row(kind, raw_key, raw_count, raw_users)
+                norm, n, n_users = listens.table_row(kind, raw_key, raw_count, raw_users)
             except listens.BadRow as exc:
                 staged.rejects.append(Reject(STAGE, item.source, locator, str(exc)))
                 continue
-            listen = Listen(kind, key, count, users=users, dataset=dataset)
+            listen = Listen(kind, norm, n, users=n_users, dataset=dataset)
             if _bounded(item, listen, locator, staged.rejects):
                 keep.append((pos, kind, listen.key, listen.count, listen.users, locator))
-    con.execute(f"DROP TABLE {_RAW}")
-    _insert(con, keep)
-    staged.rows += len(keep)
+    if keep:
+        with _arrow(con, keep) as rows:
+            con.execute(f"UPDATE {_RAW} SET key = p.key, count = p.count, users = p.users, "
+                        f"ok = true FROM {rows} p WHERE {_RAW}.rowid = p.pos - 1")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {STAGING} AS SELECT rowid + 1 AS pos, "
+                f"{_quote(kind)} AS key_kind, key, count, users, 'row ' || (rowid + 1) AS locator "
+                f"FROM {_RAW} WHERE ok")
+    row = con.execute(f"SELECT count(*) FROM {_RAW} WHERE ok").fetchone()
+    staged.rows = int(row[0]) if row else 0
+    staged.kinds = (kind,)
     return staged
 
 
@@ -280,8 +289,14 @@ def _python(con: columnar.Connection, item: Input, options: ReadOptions) -> Stag
             if _bounded(item, record, locator, staged.rejects):
                 keep.append((len(keep) + 1, record.key_kind, record.key, record.count,
                              record.users, locator))
-    _insert(con, keep)
+    con.execute(f"CREATE TEMP TABLE {_ROWS}(pos BIGINT, key_kind VARCHAR, key VARCHAR, "
+                "count BIGINT, users BIGINT, locator VARCHAR)")
+    if keep:
+        with _arrow(con, keep) as relation:
+            con.execute(f"INSERT INTO {_ROWS} SELECT * FROM {relation}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {STAGING} AS SELECT * FROM {_ROWS}")
     staged.rows = len(keep)
+    staged.kinds = tuple(sorted({r[1] for r in keep}))
     return staged
 
 
@@ -303,11 +318,10 @@ def _bounded(item: Input, listen: Listen, locator: str, rejects: list[Reject]) -
     return keep
 
 
-def _insert(con: columnar.Connection, rows: list[tuple[int, str, str, int, int | None, str]]
-            ) -> None:
-    """Bulk-insert rows made in Python into the staging table (one Arrow table, no row loop)."""
-    if not rows:
-        return
+@contextmanager
+def _arrow(con: columnar.Connection, rows: list[tuple[int, str, str, int, int | None, str]]
+           ) -> Iterator[str]:
+    """Rows made in Python as a relation DuckDB reads (one Arrow table, no row loop)."""
     import pyarrow as pa  # imported here: only files SQL does not read need it
 
     cols = list(zip(*rows, strict=True))
@@ -318,9 +332,16 @@ def _insert(con: columnar.Connection, rows: list[tuple[int, str, str, int, int |
     })
     con.register("listens_py", table)
     try:
-        con.execute(f"INSERT INTO {STAGING} SELECT * FROM listens_py")
+        yield "listens_py"
     finally:
         con.unregister("listens_py")
+
+
+def release(con: columnar.Connection) -> None:
+    """Drop the staging view and the temporary tables behind it (their memory with them)."""
+    con.execute(f"DROP VIEW IF EXISTS {STAGING}")
+    con.execute(f"DROP TABLE IF EXISTS {_RAW}")
+    con.execute(f"DROP TABLE IF EXISTS {_ROWS}")
 
 
 def is_columnar_input(path: Path) -> bool:
