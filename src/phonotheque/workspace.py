@@ -32,6 +32,7 @@ COLUMNAR_COMMANDS: frozenset[str] = frozenset({
     "exclude add",  # exclusions.add/remove refresh track.excluded in catalogue.duckdb
     "exclude remove",
     "ingest musicbrainz",  # columnar_ingest: one set-based merge per input
+    "ingest listens",  # columnar_ingest/listens: CSV/Parquet read by DuckDB
     "publish",  # publish/columnar_export: DuckDB's Parquet, metadata.sqlite in key order
     "coverage-report",  # the last select run's stored summary (catalogue.sqlite)
     "health",  # torrents, swarm: operational tables

@@ -21,10 +21,9 @@ import pyarrow.parquet as pq
 import pytest
 import pyzstd
 
-from phonotheque.catalogue import bulk, bulk_listens, columnar
-from phonotheque.catalogue.bulk_listens import MergeCounts
-from phonotheque.catalogue.listens_columnar import Staged
-from phonotheque.ingest import ingest
+from phonotheque.catalogue import bulk, bulk_listens, columnar, listens_columnar
+from phonotheque.errors import StorageError
+from phonotheque.ingest import IngestOptions, IngestReport, ingest
 from phonotheque.sources import ReadOptions, get
 from phonotheque.workspace import Workspace
 
@@ -89,20 +88,12 @@ def _pair(tmp_path: Path, tracks: bool = True) -> tuple[Workspace, Workspace]:
     return a, Workspace.create(b.root, engine="duckdb")
 
 
-def _columnar_ingest(ws: Workspace, paths: Sequence[Path],
-                     options: ReadOptions | None = None) -> list[tuple[Staged, MergeCounts]]:
-    """Each input staged, merged and checkpointed, then listens resolved; rejects recorded."""
-    out = []
-    con = bulk.open_bulk(ws.root)
-    try:
-        for item in get("listens").inputs(list(paths)):
-            out.append(bulk_listens.ingest_input(con, item, options or ReadOptions()))
-        bulk_listens.resolve(con)
-    finally:
-        con.close()
-    with ws.store() as store:
-        store.add_rejects([r for staged, _ in out for r in staged.rejects])
-    return out
+def _columnar_ingest(ws: Workspace, paths: Sequence[Path], options: ReadOptions | None = None,
+                     force: bool = False) -> IngestReport:
+    """``phono ingest listens`` on a columnar workspace (the columnar runner)."""
+    assert ws.engine == "duckdb"
+    return ingest(ws, "listens", paths,
+                  IngestOptions(read=options or ReadOptions(), force=force))
 
 
 def _sqlite_listens(ws: Workspace) -> list[tuple[Any, ...]]:
@@ -179,9 +170,15 @@ def test_tracks_resolve_by_every_key_kind(tmp_path: Path) -> None:
 def test_csv_and_parquet_are_read_by_duckdb(tmp_path: Path) -> None:
     _, b = _pair(tmp_path, tracks=False)
     files = {p.name: p for p in _odd_files(tmp_path)}
-    done = _columnar_ingest(b, [files["isrcs.csv"], files["isrc_ints.parquet"],
-                                files["malformed.csv"], DEMO / "listenbrainz-top-recordings.json"])
-    assert [staged.reader for staged, _ in done] == ["duckdb", "duckdb", "python", "python"]
+    paths = [files["isrcs.csv"], files["isrc_ints.parquet"], files["malformed.csv"],
+             DEMO / "listenbrainz-top-recordings.json"]
+    con = bulk.open_bulk(b.root)
+    try:
+        readers = [listens_columnar.stage(con, item, ReadOptions()).reader
+                   for item in get("listens").inputs(paths)]
+    finally:
+        con.close()
+    assert readers == ["duckdb", "duckdb", "python", "python"]
 
 
 def test_reingest_changes_nothing_then_replaces_counts(tmp_path: Path) -> None:
@@ -190,7 +187,7 @@ def test_reingest_changes_nothing_then_replaces_counts(tmp_path: Path) -> None:
     first = DEMO.joinpath("listens.csv").read_text()
     csv.write_text(first)
     ingest(a, "listens", [csv])
-    [(_, counts)] = _columnar_ingest(b, [csv])
+    counts = _columnar_ingest(b, [csv])
     assert counts.added == len(first.splitlines()) - 1 and counts.updated == 0
     before = _columnar_listens(b)
     con = bulk.open_bulk(b.root)
@@ -200,9 +197,13 @@ def test_reingest_changes_nothing_then_replaces_counts(tmp_path: Path) -> None:
         con.close()
     assert cp is not None and cp.done and cp.size == csv.stat().st_size
 
-    [(_, again)] = _columnar_ingest(b, [csv])
+    skipped = _columnar_ingest(b, [csv])
+    assert [r.status for r in skipped.sources] == ["skipped"]
+    again = _columnar_ingest(b, [csv], force=True)
     assert (again.added, again.updated, again.unchanged) == (0, 0, counts.added)
     assert _columnar_listens(b) == before
+    with b.store(readonly=True) as s:
+        assert s.reject_count() == 0
 
     # A new week: one count changes, one row goes, a new key arrives at the end.
     lines = first.splitlines()
@@ -212,7 +213,7 @@ def test_reingest_changes_nothing_then_replaces_counts(tmp_path: Path) -> None:
     lines.append("cb2cc207-8125-445c-9ef9-6ea44eee959a,7")
     csv.write_text("\n".join(lines) + "\n")
     ingest(a, "listens", [csv])
-    [(_, changed)] = _columnar_ingest(b, [csv])
+    changed = _columnar_ingest(b, [csv])
     assert (changed.added, changed.updated) == (1, 1)
     got = _columnar_listens(b)
     assert got == _sqlite_listens(a)
@@ -235,22 +236,40 @@ def test_compressed_csv(tmp_path: Path) -> None:
     want = [(r[1], r[2], r[3], r[4]) for r in _sqlite_listens(a)]
     for path in (gz, zst):
         c = Workspace.create(tmp_path / path.parent.name / "ws", engine="duckdb")
-        [(staged, _)] = _columnar_ingest(c, [path])
-        assert staged.reader == "duckdb" and staged.dataset == "weekly"
+        report = _columnar_ingest(c, [path])
+        assert report.rejected == 0 and report.added == len(want)
         assert [(r[1], r[2], r[3], r[4]) for r in _columnar_listens(c)] == want
 
 
 def test_listens_before_tracks_resolve_when_tracks_arrive(tmp_path: Path) -> None:
     paths = [DEMO / "listens.csv", DEMO / "listenbrainz-top-recordings.json",
              tmp_path / "isrc.csv"]
-    paths[2].write_text("isrc,count\nGBAAA9900303,4\nGB-AAA-99-00297,5\n")
+    paths[2].write_text("isrc,count\nGBAHS1400099,4\nJP-PP3-02-400868,5\nGBAAA9900303,6\n")
     a, b = _pair(tmp_path, tracks=False)
     ingest(a, "listens", paths)
     _columnar_ingest(b, paths)
     assert all(row[6] is None for row in _columnar_listens(b))
-    _mb(a)  # the SQLite path resolves at the end of every ingest
-    # The same tracks arrive in the columnar catalogue (its MusicBrainz ingest is
-    # another module's; here they are copied from a SQLite workspace, ids kept).
+    # The tracks arrive: the columnar runner's MusicBrainz ingest, then its resolve.
+    mb = [DEMO / "musicbrainz" / "mbdump-sample.jsonl"]
+    ingest(a, "musicbrainz", mb)
+    ingest(b, "musicbrainz", mb)
+    want = _sqlite_listens(a)
+    assert {row[2] for row in want if row[6] is not None} == {"mbid", "isrc"}
+    assert _columnar_listens(b) == want
+    con = bulk.open_bulk(b.root)
+    try:
+        assert bulk_listens.resolve(con) == 0  # nothing left that can be attached
+    finally:
+        con.close()
+
+
+def test_resolve_attaches_rows_by_every_kind(tmp_path: Path) -> None:
+    """resolve() itself, on tracks that arrive behind the runner's back (ids kept)."""
+    paths = [p for p in _odd_files(tmp_path) if p.suffix == ".csv"] + [DEMO / "listens.csv"]
+    a, b = _pair(tmp_path, tracks=False)
+    ingest(a, "listens", paths)
+    _columnar_ingest(b, paths)
+    _mb(a)
     ref = Workspace.create(tmp_path / "tracks")
     _mb(ref)
     con = bulk.open_bulk(b.root)
@@ -259,11 +278,11 @@ def test_listens_before_tracks_resolve_when_tracks_arrive(tmp_path: Path) -> Non
         con.execute("INSERT INTO track SELECT * FROM ref.track")
         con.execute("INSERT INTO track_isrc SELECT * FROM ref.track_isrc")
         attached = bulk_listens.resolve(con)
-        assert bulk_listens.resolve(con) == 0  # nothing left to attach
     finally:
         con.close()
     want = _sqlite_listens(a)
-    assert attached == sum(row[6] is not None for row in want) > 0
+    assert {row[2] for row in want if row[6] is not None} == {"mbid", "isrc", "track_id"}
+    assert attached == sum(row[6] is not None for row in want)
     assert _columnar_listens(b) == want
 
 
@@ -271,11 +290,16 @@ def test_a_failed_merge_leaves_no_rows_and_no_checkpoint(tmp_path: Path) -> None
     _, b = _pair(tmp_path, tracks=False)
     con = bulk.open_bulk(b.root)
     try:
-        # Break the merge after the rows are written: the checkpoint's table is gone.
+        # Break the transaction after the listens are written: checkpoints can be read
+        # but not saved (a view in the table's place).
         con.execute("ALTER TABLE ingest_checkpoint RENAME TO gone")
-        item = get("listens").inputs([DEMO / "listens.csv"])[0]
-        with pytest.raises(columnar.Error):
-            bulk_listens.ingest_input(con, item, ReadOptions())
+        con.execute("CREATE VIEW ingest_checkpoint AS SELECT * FROM gone")
+    finally:
+        con.close()
+    with pytest.raises(StorageError):
+        _columnar_ingest(b, [DEMO / "listens.csv"])
+    con = bulk.open_bulk(b.root)
+    try:
         assert con.execute("SELECT count(*) FROM listens").fetchone() == (0,)
     finally:
         con.close()

@@ -18,8 +18,8 @@ The semantics are :class:`~phonotheque.catalogue.store.Store`'s (``_listens`` an
 
 No row passes through Python: the input is in the staging table
 (:mod:`phonotheque.catalogue.listens_columnar`), and the merge is a handful of
-statements inside the caller's transaction, with the input's checkpoint
-(:func:`~phonotheque.catalogue.bulk.save_checkpoint`) in the same commit.
+statements inside the caller's transaction (the columnar ingest runner's, which
+saves the input's checkpoint in the same commit).
 """
 
 from __future__ import annotations
@@ -27,11 +27,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from phonotheque.catalogue import bulk, columnar
-from phonotheque.catalogue.listens_columnar import STAGING, Staged, release, stage
-from phonotheque.model import Checkpoint
-from phonotheque.sources import Input, ReadOptions
-from phonotheque.sources.listens import KIND
+from phonotheque.catalogue import columnar
+from phonotheque.catalogue.listens_columnar import STAGING, Staged
 
 _NEW = "listens_new"  # one row per key, when the input repeats keys
 _IDS = "listens_ids"  # input position -> rank among the new keys
@@ -162,25 +159,3 @@ def resolve(con: columnar.Connection) -> int:
             FROM (SELECT l.id, {track_id} AS track_id FROM listens l {joins}
                   WHERE l.track_id IS NULL) r
             WHERE listens.id = r.id AND r.track_id IS NOT NULL""")
-
-
-def ingest_input(con: columnar.Connection, item: Input, options: ReadOptions
-                 ) -> tuple[Staged, MergeCounts]:
-    """Read ``item``, merge it and record its checkpoint, in one transaction.
-
-    The rejects are returned (``Staged.rejects``) for the caller to record in
-    catalogue.sqlite's ``reject`` table through its owner.
-    """
-    staged = stage(con, item, options)
-    con.execute("BEGIN TRANSACTION")
-    try:
-        counts = merge(con, staged)
-        bulk.save_checkpoint(con, Checkpoint(item.source, KIND, item.size, done=True,
-                                             size=item.size, mtime_ns=item.mtime_ns))
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        release(con)
-    return staged, counts

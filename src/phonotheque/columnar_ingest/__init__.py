@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from phonotheque.catalogue import bulk, bulk_merge, columnar
+from phonotheque.catalogue import bulk, bulk_listens, bulk_merge, columnar
 from phonotheque.catalogue.store import Store
 from phonotheque.errors import StorageError, UnsupportedInput
 from phonotheque.ingest import IngestOptions, IngestReport, SourceReport
@@ -153,6 +153,10 @@ def ingest(
 def _refresh(con: columnar.Connection) -> int:
     con.execute("BEGIN TRANSACTION")
     try:
+        # Listens whose tracks arrived since (or in) this run find them now, as the
+        # row path's Store.write resolves after every ingest. Every run, not only runs
+        # that added tracks: a run killed after its tracks committed resolves here.
+        bulk_listens.resolve(con)
         n = bulk_merge.refresh_excluded(con)
         con.execute("COMMIT")
     except BaseException:

@@ -1,0 +1,43 @@
+"""Listen counts on the columnar path (``phono ingest listens``).
+
+CSV (also ``.csv.gz``/``.csv.zst``) and Parquet are read by DuckDB and checked in SQL;
+the JSON shapes are read by the row reader and bulk-inserted
+(:mod:`phonotheque.catalogue.listens_columnar` says which and why). The merge is
+:func:`phonotheque.catalogue.bulk_listens.merge`: counts replaced per dataset and
+key, ids in input order, track ids resolved as the SQLite path resolves them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from phonotheque.catalogue import bulk_listens, columnar, listens_columnar
+from phonotheque.columnar_ingest import StageContext, Staged
+from phonotheque.sources import Input
+from phonotheque.sources.listens import KIND
+
+
+@dataclass(slots=True)
+class ListensStaged(Staged):
+    """The runner's view (rows read, rejects) plus what the merge needs."""
+
+    listens: listens_columnar.Staged | None = None
+
+
+class ListensReader:
+    kind = KIND
+
+    def stage(self, con: columnar.Connection, item: Input, ctx: StageContext) -> Staged:
+        staged = listens_columnar.stage(con, item, ctx.options)
+        return ListensStaged(read=staged.rows, rejects=staged.rejects, listens=staged)
+
+    def merge(self, con: columnar.Connection, staged: Staged) -> dict[str, list[int]]:
+        assert isinstance(staged, ListensStaged) and staged.listens is not None
+        try:
+            counts = bulk_listens.merge(con, staged.listens)
+        finally:
+            listens_columnar.release(con)
+        return {"listens": [counts.added, counts.updated, counts.unchanged]}
+
+
+READER = ListensReader()
