@@ -11,7 +11,8 @@ engines keep the same rows and refuse the others with the same reasons and locat
 (``row N``). SQL only ever accepts a subset of what Python accepts, normalised the
 same way.
 
-What DuckDB reads: CSV (also ``.csv.gz`` / ``.csv.zst``) and Parquet. What the Python
+What DuckDB reads: CSV (also ``.csv.gz`` / ``.csv.zst``, whose stream is first checked
+whole: DuckDB takes a truncated gzip file for a short one) and Parquet. What the Python
 reader still reads here (its records are bulk-inserted into the same staging table):
 every JSON shape (ListenBrainz top lists, per-user lists, JSON Lines listens, Spotify
 plays: nested, mixed shapes whose locators depend on the document's structure), and
@@ -153,6 +154,20 @@ def _csv_names(item: Input) -> list[str]:
     return rows[0] if rows else []
 
 
+def _check_stream(item: Input) -> None:
+    """Decompress the whole file once, discarding it: DuckDB reads a truncated gzip
+    stream without a word (the rows before the break, silently), the row reader
+    refuses it saying where it breaks. A broken stream goes to the row reader."""
+    try:
+        with open_input(item.path) as f:
+            while f.read1(1 << 22):  # type: ignore[attr-defined]
+                pass
+    except CorruptStream as exc:
+        raise _Fallback from exc
+    except OSError as exc:
+        raise wrap_os_error(exc, item.source) from exc
+
+
 def _scan(item: Input, fmt: str, names: list[str]) -> str:
     path = _quote(str(item.path))
     if fmt == "parquet":
@@ -212,6 +227,8 @@ def _table(con: columnar.Connection, item: Input, options: ReadOptions, fmt: str
     staged = Staged(dataset, printable(item.path.name), None)
     names: list[str]
     if fmt == "csv":
+        if without_compression(item.path.name) != item.path.name:
+            _check_stream(item)
         names = _csv_names(item)
         if len(set(names)) != len(names) or not names:
             raise _Fallback  # DuckDB would rename the repeats; the Python reader says which
