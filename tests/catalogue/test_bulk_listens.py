@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import gzip
 import lzma
-import zlib
 import sqlite3
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
