@@ -254,7 +254,8 @@ def main() -> None:
     ap.add_argument("--record", action="store_true", help="append the tables to bench/RESULTS.md")
     ap.add_argument("--results", type=Path, nargs="+",
                     help="run nothing: print (and --record) the tables of these saved "
-                         "result-*.json files of earlier runs")
+                         "result-*.json files of earlier runs (files of the same size and "
+                         "engine are merged into one table, later stages replacing earlier)")
     args = ap.parse_args()
     stages = {s.strip() for s in args.stages.split(",") if s.strip()}
     if unknown := stages - set(STAGES):
@@ -267,10 +268,28 @@ def main() -> None:
     sizes: list[int | None] = [None] if args.data else list(args.sizes)
     if args.results:
         sizes = []
-        for p in args.results:
+        merged: dict[tuple[int, str], dict[str, object]] = {}
+        for p in args.results:  # files of one size and engine (partial runs) become one table
             r = json.loads(p.read_text())
             r["stages"] = [Stage(**s) for s in r["stages"]]
-            results.append(r)
+            key = (int(r["tracks"]), str(r["engine"]))
+            if key in merged:
+                have = merged[key]
+                names = {s.name for s in r["stages"]}
+                have["stages"] = sorted(
+                    [s for s in have["stages"] if s.name not in names] + r["stages"],  # type: ignore[attr-defined]
+                    key=lambda s: STAGES.index(s.name))
+                have["conditions"] = f"{have.get('conditions', '')} / {r.get('conditions', '')}"
+            else:
+                merged[key] = r
+        results = list(merged.values())
+        for r in results:  # a partial run without its own baseline borrows its size's
+            have = r["stages"]
+            if not any(s.name == "baseline" for s in have):  # type: ignore[attr-defined]
+                other = next((s for o in results if o["tracks"] == r["tracks"]
+                              for s in o["stages"] if s.name == "baseline"), None)  # type: ignore[attr-defined]
+                if other is not None:
+                    r["stages"] = sorted([*have, other], key=lambda s: STAGES.index(s.name))  # type: ignore[misc]
         engines = [str(r["engine"]) for r in results]
         started = ", ".join(sorted({str(r.get("started", "")) for r in results}))
     for n in sizes:
