@@ -3,6 +3,7 @@ included; idempotent re-runs; a killed ingest redoes only the input in progress.
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
@@ -14,11 +15,13 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import pyzstd
 from click.testing import CliRunner
 
 from phonotheque import columnar_ingest
 from phonotheque.catalogue import bulk
 from phonotheque.cli import main
+from phonotheque.columnar_ingest import musicbrainz as mb_columnar
 from phonotheque.ingest import IngestOptions, ingest
 from phonotheque.synth import SynthOptions, synth
 from phonotheque.workspace import Workspace
@@ -97,10 +100,15 @@ def _malformed(tmp_path: Path, good: Path) -> Path:
     return path
 
 
+# fixtures the SQL reads itself (the Python reader only for lines it flags)
+SQL_READ = {"synth", "zst", "gz", "duplicates", "demo"}
+
+
 @pytest.mark.parametrize("fixture", [
-    "picard", "mbpseudo", "demo", "synth", "malformed", "duplicates", "tar.xz",
+    "picard", "mbpseudo", "demo", "synth", "malformed", "duplicates", "tar.xz", "zst", "gz",
 ])
-def test_columnar_tables_equal_the_sqlite_path(tmp_path: Path, fixture: str) -> None:
+def test_columnar_tables_equal_the_sqlite_path(tmp_path: Path, fixture: str,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     if fixture == "picard":
         paths = [DATA / "picard" / "ws_data"]
     elif fixture == "mbpseudo":
@@ -116,8 +124,23 @@ def test_columnar_tables_equal_the_sqlite_path(tmp_path: Path, fixture: str) -> 
         # recording file: every merge rule meets stored rows
         paths = [_synth(tmp_path, 400), _synth(tmp_path, 400, seed=8),
                  DATA / "picard" / "ws_data" / "recording.json", _synth(tmp_path, 400)]
+    elif fixture == "zst":
+        plain = _synth(tmp_path, 2000)
+        paths = [plain.with_name("release.jsonl.zst")]
+        paths[0].write_bytes(pyzstd.compress(plain.read_bytes()))
+    elif fixture == "gz":
+        plain = _synth(tmp_path, 2000)
+        paths = [plain.with_name("release.jsonl.gz")]
+        paths[0].write_bytes(gzip.compress(plain.read_bytes()))
     else:
         paths = [_tar_xz(tmp_path, DEMO / "mbdump-sample.jsonl")]
+    if fixture in SQL_READ:
+        def whole_file_in_python(*args: object) -> None:
+            raise AssertionError("read by the Python reader, not DuckDB")
+
+        if fixture == "duplicates":  # the recording.json document is Python's
+            paths = [p for p in paths if p.suffix == ".jsonl"]
+        monkeypatch.setattr(mb_columnar._records, "stage", whole_file_in_python)
     row, col = _both(tmp_path, paths)
     want = sqlite_tables(row)
     assert want["track"], "the fixture gave no tracks: nothing compared"
@@ -129,6 +152,87 @@ def test_columnar_tables_equal_the_sqlite_path(tmp_path: Path, fixture: str) -> 
         assert {"line 21", "line 22", "line 23", "line 24", "line 26"} <= lines
         last = len(paths[0].read_bytes().splitlines())
         assert f"line {last}" in lines  # the truncated last line
+
+
+def _edit(line: bytes, change: str) -> bytes:
+    rec = json.loads(line)
+    medium = rec["media"][0]
+    track = medium["tracks"][0]
+    recording = track["recording"]
+    credit = rec["artist-credit"]
+    if change == "spaces":  # stripped as Python's str.strip() does
+        recording["title"] = "\u2003 " + recording["title"] + " \t"
+    elif change == "isrc":  # normalisable, not canonical: Python normalises it
+        recording["isrcs"] = ["gb-ahs-14-00099"]
+    elif change == "position":
+        track["position"] = "2"
+    elif change == "number-title":
+        rec["title"] = 5
+    elif change == "underscore":
+        recording["artist_credit"] = recording.pop("artist-credit")
+    elif change == "pregap":
+        medium["pregap"] = dict(track, position=0)
+    elif change == "long":
+        recording["length"] = 2**40
+    elif change == "escapes":
+        rec["title"] = 'caf\u00e9 "quoted" \\ back'
+    elif change == "no-id":
+        del recording["id"]
+    elif change == "joinphrase":
+        credit[0]["joinphrase"] = " & "
+        credit.append({"name": "Other", "joinphrase": "  ", "artist": {
+            "id": "00000000-0000-4000-8000-00000000000a", "name": "Other",
+            "sort-name": "Other, The"}})
+    elif change == "disc0":
+        medium["position"] = 0
+    elif change == "length0":
+        recording["length"], track["length"] = 0, 1234
+    elif change == "track-credit":
+        track["artist-credit"], recording["artist-credit"] = recording["artist-credit"], []
+    elif change == "duplicate-artist":
+        credit.append(dict(credit[0]))
+    elif change == "long-title":
+        rec["title"] = "x" * 5000
+    return json.dumps(rec, ensure_ascii=change != "escapes").encode() + b"\n"
+
+
+# change -> whether the SQL reads the line (else the Python reader does)
+EDITS = {"spaces": True, "isrc": False, "position": False, "number-title": False,
+         "underscore": False, "pregap": False, "long": False, "escapes": True, "no-id": False,
+         "joinphrase": True, "disc0": True, "length0": True, "track-credit": False,
+         "duplicate-artist": False, "long-title": False}
+
+
+def test_lines_sql_cannot_read_exactly_go_to_the_python_reader(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every shape the SQL does not read the Python way is handed to the Python reader,
+    line by line; the rest of the file stays on the SQL path, and the tables and rejects
+    equal the SQLite path's."""
+    from phonotheque.sources.musicbrainz import SOURCE
+
+    lines = _synth(tmp_path, 600).read_bytes().splitlines(keepends=True)
+    python_lines: set[int] = set()
+    for n, change in enumerate(EDITS, start=1):
+        lines[2 * n] = _edit(lines[2 * n], change)
+        if not EDITS[change]:
+            python_lines.add(2 * n + 1)
+    path = tmp_path / "edited.jsonl"
+    path.write_bytes(b"".join(lines))
+    seen: list[int] = []
+    real = SOURCE.read_lines
+
+    def spy(item, numbers):  # type: ignore[no-untyped-def]
+        for n, records in real(item, numbers):
+            seen.append(n)
+            yield n, records
+
+    monkeypatch.setattr(SOURCE, "read_lines", spy)
+    row, col = _both(tmp_path, [path])
+    assert set(seen) == python_lines
+    want, got = sqlite_tables(row), columnar_tables(col)
+    for table in want:
+        assert got[table] == want[table], table
+    assert want["reject"]  # the no-id line, the bounds
 
 
 def _tar_xz(tmp_path: Path, jsonl: Path) -> Path:

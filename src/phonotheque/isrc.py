@@ -37,6 +37,9 @@ _COUNTRIES = frozenset(
     """.split()
 )
 
+#: The country prefixes that make ``known_country`` true (the columnar reader's SQL uses it).
+COUNTRIES = _COUNTRIES
+
 
 @dataclass(frozen=True, slots=True)
 class ISRC:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from phonotheque.errors import InputError, UnsupportedInput, wrap_os_error
 from phonotheque.sources._base import (
+    MAX_LINE,
     STAGE,
     CorruptStream,
     Input,
@@ -76,5 +77,5 @@ def get(kind: str) -> Source:
         raise UnsupportedInput(kind, f"unknown source (known: {', '.join(sorted(SOURCES))})") from None
 
 
-__all__ = ["SOURCES", "STAGE", "CorruptStream", "Input", "ReadOptions", "Source", "detect", "get",
-           "open_input", "printable", "without_compression"]
+__all__ = ["MAX_LINE", "SOURCES", "STAGE", "CorruptStream", "Input", "ReadOptions", "Source",
+           "detect", "get", "open_input", "printable", "without_compression"]

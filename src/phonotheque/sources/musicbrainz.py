@@ -29,7 +29,7 @@ import math
 import re
 import tarfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -316,23 +316,10 @@ class MusicBrainzJSON:
 
     def _lines(self, item: Input, parser: _Parser, start: int, line: int) -> Iterator[Record]:
         pos, n = start, line
-        loads = orjson.loads
         before = start
         try:
             for n, pos, raw in lines(item.path, start, line):
-                locator = f"line {n}"
-                if raw is None:
-                    yield reject(item.source, locator, too_long(pos - before))
-                elif not raw.isspace():
-                    try:
-                        obj = loads(raw)
-                    except orjson.JSONDecodeError as exc:
-                        why = f"malformed JSON: {exc}"
-                        if not raw.endswith(b"\n"):
-                            why = f"truncated line (no newline at end of file); {why}"
-                        yield reject(item.source, locator, why)
-                    else:
-                        yield from parser.entity(obj, None, locator)
+                yield from _line(item, parser, n, raw, pos - before)
                 before = pos
                 if n % CHECKPOINT_EVERY == 0:
                     yield checkpoint(item, KIND, pos, n)
@@ -340,6 +327,17 @@ class MusicBrainzJSON:
             # A compressed file ends early or is corrupt: keep the lines before, say where.
             yield reject(item.source, f"after line {n} (uncompressed byte {pos:,})", exc.problem)
         yield checkpoint(item, KIND, pos, n, done=True)
+
+    def read_lines(self, item: Input, numbers: Container[int]) -> Iterator[tuple[int, list[Record]]]:
+        """``(line number, its records)`` for the lines of a JSON Lines input numbered in
+        ``numbers``, exactly as :meth:`read` gives them (the columnar path reads the
+        other lines set-based and hands these back)."""
+        parser = _Parser(printable(item.path.name), item.source)
+        before = 0
+        for n, pos, raw in lines(item.path):
+            if n in numbers:
+                yield n, list(_line(item, parser, n, raw, pos - before))
+            before = pos
 
     def _document(self, item: Input, parser: _Parser) -> Iterator[Record]:
         try:
@@ -402,6 +400,24 @@ class MusicBrainzJSON:
             yield reject(item.source, f"after {locator}",
                          f"truncated or corrupt archive: {type(exc).__name__}: {exc}")
         yield checkpoint(item, KIND, pos, total_lines, done=True)
+
+
+def _line(item: Input, parser: _Parser, n: int, raw: bytes | None,
+          length: int) -> Iterator[Record]:
+    """The records of line ``n`` (``raw`` None: longer than the limit)."""
+    locator = f"line {n}"
+    if raw is None:
+        yield reject(item.source, locator, too_long(length))
+    elif not raw.isspace():
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            why = f"malformed JSON: {exc}"
+            if not raw.endswith(b"\n"):
+                why = f"truncated line (no newline at end of file); {why}"
+            yield reject(item.source, locator, why)
+        else:
+            yield from parser.entity(obj, None, locator)
 
 
 def _first_line_is_object(path: Path) -> bool:
