@@ -90,7 +90,7 @@ def catalogue_stats(ws: Workspace) -> CatalogueStats:
     if ws.engine == "duckdb":
         from phonotheque.catalogue import bulk, columnar
 
-        con = bulk.open_bulk(ws.root)
+        con = bulk.open_bulk(ws.root, readonly=True)
         try:
             return _count(con, ops=columnar.CATALOGUE_ALIAS)
         finally:

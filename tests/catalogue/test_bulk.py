@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from phonotheque.catalogue import bulk
+from phonotheque.catalogue import bulk, columnar
 from phonotheque.errors import BusyError, SchemaTooNew, WorkspaceError
 from phonotheque.workspace import Workspace
 from tests.select_helpers import lb_top_records
@@ -113,3 +113,83 @@ def test_checkpoints_round_trip_and_commit_with_the_transaction(tmp_path: Path) 
         assert con.execute("SELECT count(*) FROM ingest_checkpoint").fetchone() == (1,)
     finally:
         con.close()
+
+
+def _hold(ws: Workspace, readonly: bool) -> subprocess.Popen[str]:
+    """Another process holding the columnar catalogue open (read-only or read-write)."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from phonotheque.catalogue import bulk; "
+         f"c = bulk.open_bulk({str(ws.root)!r}, readonly={readonly}); "
+         "print('open', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, cwd=REPO, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+    return holder
+
+
+def _stats(ws: Workspace) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(REPO / ".venv" / "bin" / "phono"), "stats", "--json",
+                           "-w", str(ws.root)], capture_output=True, text=True)
+
+
+def test_readers_run_beside_each_other(tmp_path: Path) -> None:
+    """phono stats opens the columnar catalogue read-only: another reader does not
+    lock it out (a read-write open would get BusyError here)."""
+    ws = Workspace.create(tmp_path / "w", engine="duckdb")
+    holder = _hold(ws, readonly=True)
+    try:
+        got = _stats(ws)
+        assert got.returncode == 0, got.stderr
+        assert '"tracks": 0' in got.stdout
+        con = bulk.open_bulk(ws.root, readonly=True)
+        con.close()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_reader_during_a_writer_is_told_the_catalogue_is_busy(tmp_path: Path) -> None:
+    ws = Workspace.create(tmp_path / "w", engine="duckdb")
+    holder = _hold(ws, readonly=False)
+    try:
+        got = _stats(ws)
+        assert got.returncode == 7, got.stdout + got.stderr  # BusyError
+        assert "another phono process is using the columnar catalogue" in got.stderr
+        assert "Traceback" not in got.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_writer_during_a_reader_is_told_the_catalogue_is_busy(tmp_path: Path) -> None:
+    ws = Workspace.create(tmp_path / "w", engine="duckdb")
+    holder = _hold(ws, readonly=True)
+    try:
+        with pytest.raises(BusyError, match="another phono process"):
+            bulk.open_bulk(ws.root)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_read_only_open_writes_nothing(tmp_path: Path) -> None:
+    ws = Workspace.create(tmp_path / "w", engine="duckdb")
+    before = bulk.path(ws.root).read_bytes()
+    con = bulk.open_bulk(ws.root, readonly=True)
+    try:
+        with pytest.raises(columnar.Error):
+            con.execute("INSERT INTO bulk_meta VALUES ('x', 'y')")
+        with pytest.raises(columnar.Error):
+            con.execute("DELETE FROM cat.exclusion")
+    finally:
+        con.close()
+    assert bulk.path(ws.root).read_bytes() == before
+
+
+def test_a_reader_refuses_a_newer_schema(tmp_path: Path) -> None:
+    ws = Workspace.create(tmp_path / "w", engine="duckdb")
+    con = bulk.open_bulk(ws.root)
+    con.execute("UPDATE bulk_meta SET value = '99' WHERE key = 'schema_version'")
+    con.close()
+    with pytest.raises(SchemaTooNew, match="99"):
+        bulk.open_bulk(ws.root, readonly=True)

@@ -74,12 +74,17 @@ def path(root: Path) -> Path:
 
 def open_bulk(root: Path, *, memory_bytes: int | None = None, threads: int | None = None,
               writable_catalogue: bool = False, create: bool = False,
-              file: Path | None = None) -> columnar.Connection:
+              file: Path | None = None, readonly: bool = False) -> columnar.Connection:
     """Open the columnar catalogue of the workspace at ``root`` (schema brought up to date).
 
     ``catalogue.sqlite`` is attached as ``cat`` (read-only unless
     ``writable_catalogue``); spills go to ``<root>/tmp/duckdb``. ``file`` overrides
     the catalogue's file (a conversion builds it under a temporary name).
+
+    ``readonly`` is for readers (stats, compare, ledger reads): the file is opened
+    read-only, so readers run side by side and never take the write lock; a reader
+    still gets :class:`BusyError` while a writer (an ingest, a publish) holds the file.
+    A read-only open does not migrate: it refuses a schema other than this phono's.
     """
     root = Path(root)
     file = file or path(root)
@@ -88,9 +93,13 @@ def open_bulk(root: Path, *, memory_bytes: int | None = None, threads: int | Non
                                    "create it with `phono init --engine duckdb`)")
     con = columnar.connect(root / "catalogue.sqlite", temp_directory=root / "tmp" / "duckdb",
                            memory_bytes=memory_bytes, threads=threads,
-                           writable=writable_catalogue, database=file)
+                           writable=writable_catalogue and not readonly, database=file,
+                           read_only=readonly)
     try:
-        migrate(con, file)
+        if readonly:
+            _check_version(con, file)
+        else:
+            migrate(con, file)
     except BaseException:
         con.close()
         raise
@@ -106,6 +115,19 @@ def schema_version(con: columnar.Connection) -> int:
     return int(got[0]) if got else 0
 
 
+def _check_version(con: columnar.Connection, file: Path) -> None:
+    current = schema_version(con)
+    if current > SCHEMA_VERSION:
+        raise SchemaTooNew(file, f"columnar catalogue schema version {current} is newer than "
+                                 f"this phono understands (up to {SCHEMA_VERSION}); "
+                                 "upgrade phonotheque")
+    if current < SCHEMA_VERSION:
+        raise WorkspaceError(file, f"columnar catalogue schema version {current} is older "
+                                   f"than this phono's ({SCHEMA_VERSION}) and a reader does "
+                                   "not upgrade it: run any writing command (phono ingest) "
+                                   "first")
+
+
 def migrate(con: columnar.Connection, file: Path) -> int:
     """Bring the columnar catalogue up to :data:`SCHEMA_VERSION`; return the version it was at.
 
@@ -113,9 +135,7 @@ def migrate(con: columnar.Connection, file: Path) -> int:
     """
     current = schema_version(con)
     if current > SCHEMA_VERSION:
-        raise SchemaTooNew(file, f"columnar catalogue schema version {current} is newer than "
-                                 f"this phono understands (up to {SCHEMA_VERSION}); "
-                                 "upgrade phonotheque")
+        _check_version(con, file)
     for version in range(current, SCHEMA_VERSION):
         con.execute("BEGIN TRANSACTION")
         try:

@@ -87,14 +87,17 @@ def _quote(text: str) -> str:
 
 def connect(catalogue: Path, *, temp_directory: Path, memory_bytes: int | None = None,
             threads: int | None = None, writable: bool = False,
-            database: Path | None = None) -> duckdb.DuckDBPyConnection:
+            database: Path | None = None,
+            read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """A DuckDB with ``catalogue`` (a catalogue.sqlite) attached as ``cat``.
 
     ``database`` is DuckDB's own file (the columnar catalogue, created if missing);
     without it the connection is in memory. ``temp_directory`` (created if missing)
     takes what spills past the memory limit (:func:`memory_limit` of ``memory_bytes``);
     ``threads`` defaults to every core. The catalogue is attached read-only unless
-    ``writable``.
+    ``writable``. ``read_only`` opens ``database`` read-only: DuckDB lets one process
+    hold a file read-write or any number hold it read-only, so readers (stats) do not
+    take the writer's lock from one another.
     """
     catalogue = Path(catalogue)
     if not catalogue.is_file():
@@ -113,7 +116,8 @@ def connect(catalogue: Path, *, temp_directory: Path, memory_bytes: int | None =
     if threads is not None:
         config["threads"] = threads
     try:
-        con = duckdb.connect(":memory:" if database is None else str(database), config=config)
+        con = duckdb.connect(":memory:" if database is None else str(database),
+                             read_only=read_only and database is not None, config=config)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise BusyError(database, "another phono process is using the columnar "
