@@ -24,6 +24,7 @@ from phonotheque.cli import main
 from phonotheque.publish.columnar_export import BULK_PARQUET
 from phonotheque.publish.export import PARQUET_TABLES
 from phonotheque.publish.publisher import PublishOptions, publish
+from phonotheque.serve.queries import PublishedDB
 from phonotheque.workspace import Workspace
 from tests.conftest import DATA
 from tests.publish.archive import make_archive
@@ -153,3 +154,33 @@ def _snapshot(publish_dir: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes()
             for p in sorted(root.rglob("*")) if p.is_file()
             and (p.suffix == ".parquet" or p.name == "metadata.sqlite")}
+
+
+def test_search_tracks_bounds_text_search_only(archives: tuple[Workspace, Workspace, int]) -> None:
+    """--search-tracks N: track_fts holds the N most listened tracks, in both engines;
+    every other table stays complete, so the others are still found by id and ISRC."""
+    ws, col, _victim = archives
+    for w in (ws, col):
+        publish(w, PublishOptions(search_tracks=3))
+    want, got = _tables(ws.publish / "metadata.sqlite"), _tables(col.publish / "metadata.sqlite")
+    for table in want:
+        assert got[table] == want[table], table
+    assert [r[0] for r in got["track_fts"]] == [1, 2, 3]
+    assert len(got["track"]) == len(got["search_order"]) == 10
+    db = PublishedDB(col.publish / "metadata.sqlite")
+    try:
+        assert db.stats()["tracks_searchable"] == 3
+        top = got["search_order"][0][1]
+        top_title = next(r[2] for r in got["track"] if r[0] == top)
+        assert top in [r["id"] for r in db.search(top_title).results]
+        last = got["search_order"][-1][1]  # the least listened track
+        title = next(r[2] for r in got["track"] if r[0] == last)
+        assert all(r["id"] != last for r in db.search(title).results)
+        track = db.track(last)
+        assert track is not None and track["title"] == title
+        isrc = next(r[1] for r in got["track_isrc"] if r[0] == last)
+        assert [r["id"] for r in db.by_isrc(isrc)] == [last]
+    finally:
+        db.close()
+    publish(col)  # the default indexes every track of a catalogue this small
+    assert len(_tables(col.publish / "metadata.sqlite")["track_fts"]) == 10

@@ -151,10 +151,13 @@ def pack_cmd(ws: Workspace, workers: int | None, scheduler: str | None, as_json:
 @click.option("--no-parquet", is_flag=True, help="Skip the Parquet export.")
 @click.option("--no-database-torrent", is_flag=True,
               help="Do not make a torrent of metadata.sqlite + parquet/.")
+@click.option("--search-tracks", type=click.IntRange(0), default=None,
+              help="Text search indexes this many tracks, most listened first "
+                   "[default: all, up to 10,000,000]; every table and Parquet stay complete.")
 @json_option
 @workspace_option
 def publish_cmd(ws: Workspace, name: str, no_parquet: bool, no_database_torrent: bool,
-                as_json: bool) -> None:
+                search_tracks: int | None, as_json: bool) -> None:
     """Write publish/: metadata.sqlite, Parquet, AAC metadata, torrents.json, magnets.
 
     Lists the torrents of released waves (see `phono release`).
@@ -163,7 +166,8 @@ def publish_cmd(ws: Workspace, name: str, no_parquet: bool, no_database_torrent:
 
     with progress_bar("publish", None, enabled=not as_json) as advance:
         report = publish(ws, PublishOptions(name=name, parquet=not no_parquet,
-                                            database_torrent=not no_database_torrent),
+                                            database_torrent=not no_database_torrent,
+                                            search_tracks=search_tracks),
                          progress=advance)
     if as_json:
         emit_json("publish", report)

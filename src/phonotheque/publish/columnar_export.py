@@ -41,6 +41,7 @@ from phonotheque.publish.export import (
     export_parquet,
     fill_released,
     fill_summary,
+    search_limit,
 )
 from phonotheque.sources.bounds import MAX_TRACK_LISTENS
 
@@ -104,7 +105,7 @@ _FTS = """SELECT o.pos, t.title,
                GROUP BY ta.track_id) ar ON ar.track_id = t.id
     LEFT JOIN (SELECT track_id, array_to_string(list_sort(list(isrc)), ' ') AS codes
                FROM track_isrc GROUP BY track_id) ic ON ic.track_id = t.id
-    {where}
+    WHERE o.pos <= {limit}
     ORDER BY o.pos"""
 
 
@@ -229,7 +230,8 @@ def _finish(con: columnar.Connection, db: Path, catalogue: Path, ctx: ExportCont
         conn.execute("BEGIN")
         fill_released(conn)
         conn.executemany("INSERT INTO track_fts(rowid, title, artists, release, isrc) "
-                         "VALUES (?, ?, ?, ?, ?)", _arrow_rows(con, _FTS.format(where="")))
+                         "VALUES (?, ?, ?, ?, ?)",
+                         _arrow_rows(con, _FTS.format(limit=search_limit(ctx.search_tracks))))
         counts = fill_summary(conn, ctx)
         conn.execute("COMMIT")
         conn.execute("DETACH DATABASE cat")

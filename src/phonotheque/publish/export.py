@@ -57,6 +57,21 @@ class ExportContext:
     name: str = "Phonothèque"
     prefix: str = ""
     layout: str = ""
+    # How many tracks track_fts indexes, most listened first (see search_limit).
+    search_tracks: int | None = None
+
+
+#: Text search (track_fts) indexes at most this many tracks unless told otherwise: the
+#: most listened ones. FTS5 costs ~185 B and ~10-16 µs of one core per track (docs/scale.md,
+#: "What the search database holds"): every track up to 10 M, the 10 M most listened of a
+#: larger catalogue (2 GB of index instead of 47 GB at 256 M). Every table stays complete
+#: (ISRC, MBID and id lookups find every track), and so does the Parquet.
+SEARCH_TRACKS_AUTO = 10_000_000
+
+
+def search_limit(option: int | None) -> int:
+    """How many tracks (search_order positions 1..n) track_fts indexes."""
+    return SEARCH_TRACKS_AUTO if option is None else option
 
 
 _RELEASED = "t.built = 1 AND t.wave IS NOT NULL"
@@ -125,7 +140,8 @@ def _fill(conn: sqlite3.Connection, ctx: ExportContext) -> dict[str, int]:
                              SELECT isrc FROM track_isrc i WHERE i.track_id = t.id
                              ORDER BY isrc)), '')
           FROM search_order o JOIN track t ON t.id = o.track_id
-          LEFT JOIN release r ON r.id = t.release_id ORDER BY o.pos""")
+          LEFT JOIN release r ON r.id = t.release_id WHERE o.pos <= ? ORDER BY o.pos""",
+       (search_limit(ctx.search_tracks),))
     return fill_summary(conn, ctx)
 
 
@@ -180,6 +196,7 @@ def fill_summary(conn: sqlite3.Connection, ctx: ExportContext) -> dict[str, int]
     """``stats`` and ``info`` from the filled tables; return row counts per table."""
     ex = conn.execute
     stats = _stats(conn)
+    stats["tracks_searchable"] = min(stats["tracks"], search_limit(ctx.search_tracks))
     ex("INSERT INTO stats(key, value) VALUES " + ",".join("(?, ?)" for _ in stats),
        [v for kv in sorted(stats.items()) for v in kv])
     info = {

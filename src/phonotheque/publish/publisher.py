@@ -73,6 +73,8 @@ class PublishOptions:
     # Draw the last selection's coverage chart into the generation (coverage.svg, shown
     # by the search page); otherwise the current generation's chart, if any, is kept.
     coverage_chart: bool = False
+    # How many tracks text search indexes, most listened first (None: export.SEARCH_TRACKS_AUTO).
+    search_tracks: int | None = None
     # A columnar workspace's DuckDB: memory limit in bytes and threads (None: from the
     # machine, see catalogue/columnar.py).
     memory_bytes: int | None = None
@@ -126,7 +128,8 @@ def _publish(ws: Workspace, options: PublishOptions, progress: Progress | None) 
     with ws.store() as store:
         report.built_at = built_at(
             store, catalogue_times(ws.root) if ws.engine == "duckdb" else ())
-        ctx = ExportContext(report.built_at, options.name, pack_opts.prefix, pack_opts.layout)
+        ctx = ExportContext(report.built_at, options.name, pack_opts.prefix, pack_opts.layout,
+                            options.search_tracks)
         if progress is not None:
             progress(0, total=None, step="metadata.sqlite")
         tracks = None  # where withdrawn_sql reads tracks' excluded flags: the catalogue's
