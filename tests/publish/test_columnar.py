@@ -95,6 +95,10 @@ def _tables(db: Path) -> dict[str, list[tuple[Any, ...]]]:
         out["schema"] = [tuple(r) for r in conn.execute(
             "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name")]
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        conn.execute("INSERT INTO track_fts(track_fts) VALUES ('integrity-check')")
+        out["matches"] = [tuple(r) for w in ("bell", "dev*", "ärtist", "gold")
+                          for r in conn.execute("SELECT ?, rowid FROM track_fts WHERE track_fts "
+                                                "MATCH ? ORDER BY rowid", (w, w))]
         out["user_version"] = conn.execute("PRAGMA user_version").fetchall()
     finally:
         conn.close()

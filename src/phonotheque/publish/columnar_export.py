@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,9 @@ PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 3, ROW_GR
 BATCH_ROWS = 100_000
 _SCRATCH = "publish.duckdb"
 _OUT = "published"  # the alias metadata.sqlite is ATTACHed under in DuckDB
+_FTS_FILE = "publish-fts.sqlite"
+# FTS5's own tables behind track_fts (plain tables: copied as they are, they are the index).
+_FTS_SHADOWS = ("data", "idx", "content", "docsize", "config")
 
 # The published columns of each bulk table, in the published order, and the key
 # that orders them (the primary key: rows go into SQLite in B-tree order).
@@ -116,23 +119,30 @@ def export_columnar(root: Path, out: Path, parquet: Path | None, ctx: ExportCont
     Parquet file per published table into that folder, from the columnar workspace at
     ``root``; return row counts per table."""
     scratch = root / "tmp" / "duckdb" / _SCRATCH
+    fts = scratch.with_name(_FTS_FILE)
     con = bulk.open_bulk(root, threads=threads, memory_bytes=memory_bytes)
     try:
         _remove(scratch)
+        _remove(fts)
         con.execute(f"ATTACH '{_sql_text(str(scratch))}' AS pub")
         _prepare(con)
-        with ThreadPoolExecutor(max_workers=1) as pool:
+        # Three jobs at once, each mostly on one core: the Parquet (DuckDB), the
+        # full-text index (SQLite's FTS5, in its own file) and the bulk load of
+        # metadata.sqlite (DuckDB's SQLite extension); the index joins the file at the end.
+        with ThreadPoolExecutor(max_workers=2) as pool:
             copied = None
             if parquet is not None:
                 _mkdir(parquet)
                 copied = pool.submit(_bulk_parquet, con.cursor(), parquet)
-            counts = _sqlite(con, root / "catalogue.sqlite", out, ctx)
+            indexed = pool.submit(_fts, con.cursor(), fts, search_limit(ctx.search_tracks))
+            counts = _sqlite(con, root / "catalogue.sqlite", out, ctx, indexed)
             if copied is not None:
                 copied.result()
         con.execute("DETACH pub")
     finally:
         con.close()
         _remove(scratch)
+        _remove(fts)
     if parquet is not None:
         export_parquet(out, parquet, progress,
                        tables=[t for t in PARQUET_TABLES if t not in BULK_PARQUET])
@@ -174,12 +184,12 @@ def _bulk_parquet(con: columnar.Connection, folder: Path) -> None:
 
 
 def _sqlite(con: columnar.Connection, catalogue: Path, out: Path,
-            ctx: ExportContext) -> dict[str, int]:
+            ctx: ExportContext, fts: Future[Path]) -> dict[str, int]:
     with atomic_path(out) as tmp:
         try:
             indexes = _create(tmp)
             _load_bulk(con, tmp)
-            return _finish(con, tmp, catalogue, ctx, indexes)
+            return _finish(tmp, catalogue, ctx, indexes, fts.result())
         except sqlite3.OperationalError as exc:
             storage = wrap_sqlite_error(exc, out)
             if storage is None:
@@ -218,26 +228,47 @@ def _load_bulk(con: columnar.Connection, db: Path) -> None:
         con.execute(f"DETACH {_OUT}")
 
 
-def _finish(con: columnar.Connection, db: Path, catalogue: Path, ctx: ExportContext,
-            indexes: list[tuple[str, str]]) -> dict[str, int]:
-    """Everything after the bulk load, in SQLite (FTS5 is SQLite's own)."""
+def _fts(con: columnar.Connection, db: Path, limit: int) -> Path:
+    """track_fts built alone in the file ``db`` (same DDL, so the same shadow tables),
+    optimized; its rows from DuckDB (``con``: this thread's cursor) in popularity order."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = OFF")
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.executescript(DDL)
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO track_fts(rowid, title, artists, release, isrc) "
+                         "VALUES (?, ?, ?, ?, ?)", _arrow_rows(con, _FTS.format(limit=limit)))
+        conn.execute("COMMIT")
+        conn.execute("INSERT INTO track_fts(track_fts) VALUES ('optimize')")
+    finally:
+        conn.close()
+        con.close()
+    return db
+
+
+def _finish(db: Path, catalogue: Path, ctx: ExportContext, indexes: list[tuple[str, str]],
+            fts: Path) -> dict[str, int]:
+    """Everything after the bulk load, in SQLite: the operational tables, the full-text
+    index built beside it (its shadow tables copied in whole), stats, indexes."""
     conn = sqlite3.connect(db, isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode = OFF")  # built in a temporary file, renamed at the end
         conn.execute("PRAGMA synchronous = OFF")
         conn.execute("PRAGMA cache_size = -262144")
         conn.execute("ATTACH DATABASE ? AS cat", (str(catalogue),))
+        conn.execute("ATTACH DATABASE ? AS fts", (str(fts),))
         conn.execute("BEGIN")
         fill_released(conn)
-        conn.executemany("INSERT INTO track_fts(rowid, title, artists, release, isrc) "
-                         "VALUES (?, ?, ?, ?, ?)",
-                         _arrow_rows(con, _FTS.format(limit=search_limit(ctx.search_tracks))))
+        for shadow in _FTS_SHADOWS:
+            conn.execute(f"DELETE FROM main.track_fts_{shadow}")
+            conn.execute(f"INSERT INTO main.track_fts_{shadow} SELECT * FROM fts.track_fts_{shadow}")
         counts = fill_summary(conn, ctx)
         conn.execute("COMMIT")
         conn.execute("DETACH DATABASE cat")
+        conn.execute("DETACH DATABASE fts")
         for _name, sql in indexes:
             conn.execute(sql)
-        conn.execute("INSERT INTO track_fts(track_fts) VALUES ('optimize')")
         conn.execute("ANALYZE")
         conn.execute(f"PRAGMA user_version = {PUBLISH_SCHEMA_VERSION}")
     finally:
@@ -248,12 +279,8 @@ def _finish(con: columnar.Connection, db: Path, catalogue: Path, ctx: ExportCont
 def _arrow_rows(con: columnar.Connection, sql: str) -> Iterator[tuple[Any, ...]]:
     """The rows of ``sql`` as tuples, converted a column batch at a time (3x cheaper than
     DuckDB's row fetch, measured)."""
-    cur = con.cursor()
-    try:
-        for batch in cur.execute(sql).fetch_record_batch(BATCH_ROWS):
-            yield from zip(*(column.to_pylist() for column in batch.columns), strict=True)
-    finally:
-        cur.close()
+    for batch in con.execute(sql).fetch_record_batch(BATCH_ROWS):
+        yield from zip(*(column.to_pylist() for column in batch.columns), strict=True)
 
 
 def _mkdir(folder: Path) -> None:
