@@ -151,7 +151,7 @@ def export_columnar(root: Path, out: Path, parquet: Path | None, ctx: ExportCont
 
 def catalogue_times(root: Path) -> list[str | None]:
     """The newest times the columnar catalogue records (ledger, ingest), for built_at."""
-    con = bulk.open_bulk(root)
+    con = bulk.open_bulk(root, readonly=True)
     try:
         row = con.execute("SELECT (SELECT max(updated_at) FROM ledger), "
                           "(SELECT max(updated_at) FROM ingest_checkpoint)").fetchone()
