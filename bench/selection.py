@@ -4,6 +4,9 @@
     .venv/bin/python bench/selection.py --sizes 200000  # smaller
     .venv/bin/python bench/selection.py --sizes 1000000 --engines sqlite,duckdb
 
+``duckdb`` selects a columnar copy of the catalogue (``phono init --engine duckdb``
+converts it, ids kept; cached beside it): all ten steps on DuckDB.
+
 The catalogue rows are generated directly inside SQLite (recursive CTE, one
 INSERT ... SELECT per table) — a fast bulk path; going through `phono synth`
 JSON + ingest would spend minutes in Python before the part measured here.
@@ -104,8 +107,7 @@ def measure(root: Path, what: str) -> dict[str, Any]:
             steps[ev.message or str(ev.done)] = round(now - last[0], 2)
             last[0] = now
 
-        engine = what.partition(":")[2] or "sqlite"
-        report = select(Workspace.open(root), progress=step, engine=engine)
+        report = select(Workspace.open(root), progress=step)
         extra = {"selected": report.selected, "covered_share": report.covered_share,
                  "est_bytes": report.est_bytes, "steps": steps}
     else:
@@ -134,6 +136,68 @@ def _child(root: Path, what: str) -> dict[str, Any]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+def build_columnar(path: Path, n: int) -> None:
+    """The same n-track catalogue as :func:`build`, written straight into a columnar
+    workspace's bulk tables by DuckDB (a timing-only build: no ingest, no SQLite copy;
+    source audio, an operational table, goes to catalogue.sqlite as usual)."""
+    from phonotheque.catalogue import bulk
+    from phonotheque.workspace import Workspace
+
+    ws = Workspace.create(path, engine="duckdb")
+    con = bulk.open_bulk(ws.root)
+    p = {"n": n, "a": max(n // 50, 1), "r": max(n // 10, 1)}
+    seq = "FROM range(1, $n + 1) c(i)"
+    j = "(CASE WHEN i % 100 = 2 THEN i - 1 ELSE i END)"
+    try:
+        con.execute("BEGIN TRANSACTION")
+        for sql in (
+            f"""INSERT INTO artist(id, key, name) SELECT i, 'synth-artist:' || i,
+                'Artist ' || i {seq.replace('$n', '$a')}""",
+            f"""INSERT INTO release(id, key, title) SELECT i, 'synth-release:' || i,
+                'Release ' || i {seq.replace('$n', '$r')}""",
+            f"""INSERT INTO track(id, key, title, release_id, disc, position, duration_ms)
+                SELECT i, printf('synth:%08x:%d', (i * 2654435761) % 4294967296, i),
+                       'Track ' || i, (i - 1) // 10 + 1, 1, (i - 1) % 10 + 1,
+                       120000 + (i * 7919) % 240000 {seq}""",
+            f"""INSERT INTO track_artist SELECT i, 0, ((i - 1) // 50) % $a + 1 {seq}""",
+            f"""INSERT INTO track_isrc(track_id, isrc) SELECT i, printf('QZ%03d%07d',
+                {j} // 10000000, {j} % 10000000) {seq} WHERE i % 10 != 0""",
+            f"""INSERT INTO listens(id, dataset, key_kind, key, count, track_id)
+                SELECT i, 'synth', 'track_id', CAST(i AS VARCHAR),
+                       1000000000 // ((i * 2654435761) % $n + 1), i
+                {seq} WHERE (i * 2654435761) % $n < $n * 0.8"""):
+            con.execute(sql, {k: v for k, v in p.items() if f"${k}" in sql})
+        con.execute("COMMIT")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    conn = sqlite3.connect(ws.catalogue, isolation_level=None)
+    conn.execute("""WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < ?)
+                    INSERT INTO source_audio(path, track_id, size, mtime_ns, codec, duration_ms)
+                    SELECT '/music/' || i || '.flac', i, (120000 + (i * 7919) % 240000) * 110,
+                           0, 'flac', 120000 + (i * 7919) % 240000
+                    FROM c WHERE i % 20 = 7""", (n,))
+    conn.close()
+
+
+def _columnar_copy(root: Path, fresh: bool) -> Path:
+    """A columnar workspace converted from the cached SQLite one (cached beside it)."""
+    from phonotheque.workspace import Workspace
+
+    col = root.with_name(root.name + "-duckdb")
+    if fresh or not (col / "catalogue.duckdb").exists():
+        if col.exists():
+            subprocess.run(["rm", "-rf", str(col)], check=True)
+        col.mkdir(parents=True)
+        subprocess.run(["cp", str(root / "catalogue.sqlite"), str(col)], check=True)
+        t = time.perf_counter()
+        Workspace.create(col, engine="duckdb")
+        print(f"converted to a columnar workspace in {time.perf_counter() - t:.1f} s "
+              f"(catalogue.duckdb {(col / 'catalogue.duckdb').stat().st_size / 1e9:.2f} GB)",
+              flush=True)
+    return col
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -142,6 +206,9 @@ def main() -> None:
     ap.add_argument("--fresh", action="store_true", help="rebuild cached catalogues")
     ap.add_argument("--engines", default="sqlite",
                     help="select engines to measure in the same run, e.g. sqlite,duckdb")
+    ap.add_argument("--direct", action="store_true",
+                    help="duckdb only: build the columnar tables straight with DuckDB "
+                         "(build_columnar) instead of converting a SQLite catalogue")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -152,6 +219,24 @@ def main() -> None:
     results = []
     for n in (int(s) for s in args.sizes.split(",")):
         root = args.cache / f"phono-bench-select-{n}"
+        if args.direct:
+            root = root.with_name(root.name + "-direct")
+            if args.fresh or not (root / "catalogue.duckdb").exists():
+                if root.exists():
+                    subprocess.run(["rm", "-rf", str(root)], check=True)
+                t = time.perf_counter()
+                build_columnar(root, n)
+                print(f"built {n:,} tracks into catalogue.duckdb in "
+                      f"{time.perf_counter() - t:.1f} s "
+                      f"({(root / 'catalogue.duckdb').stat().st_size / 1e9:.2f} GB)", flush=True)
+            for _ in range(2):  # a first selection, then a re-selection
+                sel = _child(root, "select:duckdb")
+                print(f"{n:>11,} tracks, columnar: select {sel['wall_s']:.1f} s wall / "
+                      f"{sel['cpu_s']:.1f} s CPU (load {sel['load']:.1f}), peak RSS "
+                      f"{sel['peak_rss'] / 2**20:.0f} MiB; selected {sel['selected']:,} "
+                      f"covering {sel['covered_share']:.4f}", flush=True)
+                print(f"    steps (s wall): {sel['steps']}", flush=True)
+            continue
         if args.fresh or not (root / "catalogue.sqlite").exists():
             if root.exists():
                 subprocess.run(["rm", "-rf", str(root)], check=True)
@@ -161,8 +246,9 @@ def main() -> None:
                   f"({(root / 'catalogue.sqlite').stat().st_size / 1e9:.2f} GB)", flush=True)
         base = _child(root, "baseline")
         for engine in args.engines.split(","):
-            sel = _child(root, f"select:{engine}")
-            again = _child(root, f"select:{engine}")  # re-selection: ledger rows mostly unchanged
+            at = root if engine == "sqlite" else _columnar_copy(root, args.fresh)
+            sel = _child(at, f"select:{engine}")
+            again = _child(at, f"select:{engine}")  # re-selection: ledger rows mostly unchanged
             results.append((n, sel, again, base))
             print(f"{n:>11,} tracks, engine {engine}: select {sel['wall_s']:.1f} s wall / "
                   f"{sel['cpu_s']:.1f} s CPU (load {sel['load']:.1f}), peak RSS "

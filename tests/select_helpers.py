@@ -113,3 +113,24 @@ def add_audio_file(store: Store, track_id: int, tier: str = "original") -> None:
             """INSERT INTO audio_file(track_id, tier, path, size, sha256, created_at)
                VALUES (?, ?, ?, 1, 'x', ?)""",
             (track_id, tier, f"audio/{track_id}.flac", now_iso()))
+
+
+def plan_tables(root: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """The workspace's ``selection`` and ``ledger`` rows in track id order, from the
+    catalogue its engine keeps them in (catalogue.duckdb on a columnar workspace)."""
+    from phonotheque.catalogue import bulk
+    from phonotheque.catalogue.selection import COLUMNS
+    from phonotheque.workspace import Workspace
+
+    queries = {"selection": f"SELECT {', '.join(COLUMNS)} FROM selection ORDER BY track_id",
+               "ledger": "SELECT track_id, status, detail, updated_at FROM ledger "
+                         "ORDER BY track_id"}
+    ws = Workspace.open(root)
+    if ws.engine == "duckdb":
+        con = bulk.open_bulk(ws.root)
+        try:
+            return {t: [tuple(r) for r in con.execute(q).fetchall()] for t, q in queries.items()}
+        finally:
+            con.close()
+    with ws.store(readonly=True) as store:
+        return {t: [tuple(r) for r in store.query(q)] for t, q in queries.items()}

@@ -40,9 +40,11 @@ def test_build_skips_what_a_columnar_workspace_cannot_run(tmp_path: Path) -> Non
             assert report.stage(name) is None  # the summary and notes see only what ran
     audio = next(s for s in report.stages if s.name == "audio")
     assert "source files matched to tracks" in audio.skipped
-    # nothing to ingest: only the first publish (an empty archive) changes anything
-    assert [s.name for s in report.stages if s.changed] == (
-        ["publish"] if "publish" in COLUMNAR_COMMANDS else [])
+    # nothing to ingest: only the first select (its empty plan) and the first publish (an
+    # empty archive) change anything; a second build changes nothing
+    assert [s.name for s in report.stages if s.changed] == [
+        name for name in ("select", "publish") if name in COLUMNAR_COMMANDS]
+    assert not build(ws, []).changed
 
 
 def test_build_engine_duckdb_refuses_a_source_it_cannot_ingest(tmp_path: Path) -> None:

@@ -1,9 +1,11 @@
-"""`phono select --engine duckdb` reaches exactly what the SQLite engine reaches.
+"""Select on a columnar workspace (DuckDB) reaches exactly what the SQLite engine reaches.
 
-Each scenario is one catalogue and one set of options; the same catalogue file is
-selected by both engines and the selection, the ledger, the recorded run and the
-report must be identical. (Every exact-expectation test of tests/test_select.py
-also runs on DuckDB under ``-m slow``: see tests/select_engines.py.)
+Each scenario is one catalogue built through the Store and one set of options; a
+copy of the workspace is converted (`phono init --engine duckdb`, ids kept) and
+both are selected: the selection, the ledger, the recorded run, the report and the
+progress must be identical. (Every exact-expectation test of tests/test_select.py and
+the property test also run on a columnar workspace under ``-m slow``: see
+tests/select_engines.py.)
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ from typing import Any
 
 import orjson
 import pytest
+from click.testing import CliRunner
 
+from phonotheque.cli import main
 from phonotheque.errors import InputError
 from phonotheque.model import Exclusion, Record
 from phonotheque.progress import ProgressEvent
 from phonotheque.select import STEPS, BandScheme, SelectOptions, select
 from phonotheque.workspace import Workspace
-from tests.select_helpers import T, lb_top_records, lb_user_records, records
+from tests.select_helpers import T, lb_top_records, lb_user_records, plan_tables, records
 
 GONE = "0f0e0d0c-0b0a-4908-8706-050403020100"
 HAND = [  # ISRC groups (one held), zero-listen works with and without files, an exclusion
@@ -47,62 +51,156 @@ SCENARIOS: dict[str, tuple[list[Record], SelectOptions]] = {
 }
 
 
-def _state(ws: Workspace) -> dict[str, Any]:
+def _pair(tmp_path: Path, recs: list[Record], exclude: bool = False
+          ) -> dict[str, Workspace]:
+    """A SQLite workspace with ``recs`` and a columnar copy of it."""
+    base = Workspace.create(tmp_path / "sqlite")
+    with base.store() as store:
+        store.write(recs)
+        if exclude:
+            store.add_exclusion(Exclusion("mbid", GONE, "takedown"))
+    shutil.copytree(base.root, tmp_path / "duckdb")
+    return {"sqlite": base, "duckdb": Workspace.create(tmp_path / "duckdb", engine="duckdb")}
+
+
+def _runs(ws: Workspace) -> list[tuple[str, dict[str, Any], str]]:
     with sqlite3.connect(ws.catalogue) as conn:
-        run = conn.execute("SELECT options, result, curve FROM select_run").fetchall()
-        return {
-            "selection": conn.execute("SELECT * FROM selection ORDER BY track_id").fetchall(),
-            "ledger": conn.execute(
-                "SELECT track_id, status, detail FROM ledger ORDER BY track_id").fetchall(),
-            "runs": [(o, {k: v for k, v in orjson.loads(r).items() if k != "elapsed_s"}, c)
-                     for o, r, c in run],
-        }
+        return [(o, {k: v for k, v in orjson.loads(r).items() if k != "elapsed_s"}, c)
+                for o, r, c in conn.execute("SELECT options, result, curve FROM select_run")]
+
+
+def _state(ws: Workspace) -> dict[str, Any]:
+    tables = plan_tables(ws.root)
+    return {"selection": tables["selection"],
+            "ledger": [row[:3] for row in tables["ledger"]],  # updated_at: the clock's
+            "runs": _runs(ws)}
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
-def test_duckdb_engine_reaches_the_same_plan(name: str, tmp_path: Path) -> None:
+def test_columnar_workspace_reaches_the_same_plan(name: str, tmp_path: Path) -> None:
     recs, opts = SCENARIOS[name]
-    base = Workspace.create(tmp_path / "base")
-    with base.store() as store:
-        store.write(recs)
-        if name.startswith("hand"):
-            store.add_exclusion(Exclusion("mbid", GONE, "takedown"))
+    pair = _pair(tmp_path, recs, exclude=name.startswith("hand"))
     results = {}
-    for engine in ("sqlite", "duckdb"):
-        ws_root = tmp_path / engine
-        shutil.copytree(base.root, ws_root)
-        ws = Workspace.open(ws_root)
+    for engine, ws in pair.items():
+        assert ws.engine == engine
         events: list[ProgressEvent] = []
-        report = select(ws, opts, progress=events.append, engine=engine)
+        report = select(ws, opts, progress=events.append)
         summary = {k: v for k, v in report.summary().items() if k != "elapsed_s"}
         results[engine] = (_state(ws), summary, report.curve,
                            [(e.done, e.total, e.message) for e in events])
-        assert not list((ws_root / "tmp").glob("*.sqlite*")), "scratch file left behind"
     assert results["duckdb"][0] == results["sqlite"][0]
     assert results["duckdb"][1:] == results["sqlite"][1:]
     assert results["sqlite"][0]["selection"], "the scenario selects nothing: it tests nothing"
     assert [m for _d, _t, m in results["duckdb"][3]] == list(STEPS)
+    # the columnar workspace's plan lives in catalogue.duckdb only
+    with sqlite3.connect(pair["duckdb"].catalogue) as conn:
+        assert conn.execute("SELECT count(*) FROM selection").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM ledger").fetchone() == (0,)
 
 
-def test_unknown_engine_is_a_clear_error(ws: Workspace) -> None:
+def test_columnar_select_reads_the_columnar_tables_and_reselects_in_place(
+        tmp_path: Path) -> None:
+    ws = _pair(tmp_path, lb_top_records())["duckdb"]
+    # the converted workspace's SQLite bulk tables are not what select reads
+    with sqlite3.connect(ws.catalogue) as conn:
+        for table in ("listens", "track_isrc", "track_artist", "track"):
+            conn.execute(f"DELETE FROM {table}")
+    report = select(ws, SelectOptions(coverage=0.9))
+    assert (report.tracks, report.selected, report.covered_listens) == (20, 14, 24_819_038)
+    first = plan_tables(ws.root)
+    assert len(first["ledger"]) == 20 and len(first["selection"]) == 14
+    assert [r[0] for r in first["ledger"]] == sorted(r[0] for r in first["ledger"])
+    # the same plan again: no row changes (updated_at kept), no second run recorded
+    select(ws, SelectOptions(coverage=0.9))
+    assert plan_tables(ws.root) == first
+    assert len(_runs(ws)) == 1
+    # another plan replaces the selection and moves only the statuses that change
+    report = select(ws, SelectOptions(coverage=0.5))
+    again = plan_tables(ws.root)
+    assert len(again["selection"]) == report.selected < 14
+    assert len(again["ledger"]) == 20 and len(_runs(ws)) == 2
+    kept = {r[0]: r for r in first["ledger"]}
+    for row in again["ledger"]:
+        assert (row == kept[row[0]]) == (row[1:3] == kept[row[0]][1:3])
+
+
+def test_engine_argument_must_be_the_workspaces(ws: Workspace) -> None:
     with pytest.raises(InputError, match="not a select engine"):
         select(ws, engine="spark")
+    with pytest.raises(InputError, match="--engine duckdb"):
+        select(ws, engine="duckdb")  # the old hand-over: now a columnar workspace
+    assert select(ws, engine="sqlite").selected == 0
 
 
-def test_cli_engine_option(tmp_path: Path) -> None:
-    from click.testing import CliRunner
+def _cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
 
-    from phonotheque.cli import main
 
-    ws = Workspace.create(tmp_path / "ws")
-    with ws.store() as store:
-        store.write(lb_top_records())
-    outs = {}
-    for engine in ("duckdb", "sqlite"):
-        result = CliRunner().invoke(main, ["select", "-w", str(ws.root), "--json",
-                                           "--coverage", "0.9", "--engine", engine])
-        assert result.exit_code == 0, result.output
-        outs[engine] = {k: v for k, v in orjson.loads(result.output).items() if k != "elapsed_s"}
-    assert outs["duckdb"] == outs["sqlite"] and outs["sqlite"]["selected"] == 14
-    result = CliRunner().invoke(main, ["select", "-w", str(ws.root), "--engine", "spark"])
-    assert result.exit_code == 2 and "duckdb" in result.output
+def _timeless(ledger_json: str) -> dict[str, Any]:
+    """`phono ledger --json` without the clock's ``updated_at``."""
+    data: dict[str, Any] = orjson.loads(ledger_json)
+    for track in data["tracks"]:
+        assert track.pop("updated_at")
+    return data
+
+
+def test_cli_select_and_ledger_on_a_columnar_workspace(tmp_path: Path) -> None:
+    pair = _pair(tmp_path, lb_top_records())
+    outs: dict[str, dict[str, Any]] = {}
+    for engine, ws in pair.items():
+        code, out = _cli("select", "-w", str(ws.root), "--json", "--coverage", "0.9")
+        assert code == 0, out
+        summary = {k: v for k, v in orjson.loads(out).items() if k != "elapsed_s"}
+        code, wanted = _cli("ledger", "-w", str(ws.root), "--json", "--status", "wanted",
+                            "--limit", "3", "--offset", "1")
+        assert code == 0, wanted
+        code, csv = _cli("ledger", "-w", str(ws.root), "--status", "wanted", "--csv")
+        assert code == 0, csv
+        code, every = _cli("ledger", "-w", str(ws.root), "--json")
+        assert code == 0, every
+        code, table = _cli("ledger", "-w", str(ws.root), "--status", "skipped_*")
+        assert code == 0, table
+        outs[engine] = {"select": summary, "wanted": _timeless(wanted), "csv": csv,
+                        "every": _timeless(every), "table": table}
+    assert outs["duckdb"] == outs["sqlite"]
+    assert outs["sqlite"]["select"]["selected"] == 14
+    assert outs["sqlite"]["wanted"]["matching"] == 14
+    assert [t["rank"] for t in outs["sqlite"]["wanted"]["tracks"]] == [2, 3, 4]
+    assert len(outs["sqlite"]["csv"].splitlines()) == 15  # header + the wanted list
+    assert "6 tracks with status skipped_*" in outs["sqlite"]["table"]
+    # --engine names the workspace's engine or says how to get a columnar one
+    code, out = _cli("select", "-w", str(pair["sqlite"].root), "--engine", "duckdb")
+    assert code == 2 and "phono init DIR --engine duckdb" in out
+    code, out = _cli("select", "-w", str(pair["duckdb"].root), "--engine", "duckdb", "--json")
+    assert code == 0, out
+    code, out = _cli("select", "-w", str(pair["sqlite"].root), "--engine", "spark")
+    assert code == 2 and "duckdb" in out
+
+
+def test_exclude_updates_the_columnar_ledger_at_once(tmp_path: Path) -> None:
+    """`phono exclude add/remove` brings the ledger up to date before the next select,
+    on a columnar workspace with the SQLite owner's rules (bulk_selection.sync_exclusions
+    in the transaction that flags the tracks)."""
+    from phonotheque import exclusions
+    from tests.select_helpers import add_audio_file, tid
+
+    top = "9e2ad5bc-c6f9-40d2-a36f-3122ee2072a3"  # rank 1 at coverage 0.9
+    pair = _pair(tmp_path, lb_top_records())
+    for ws in pair.values():
+        select(ws, SelectOptions(coverage=0.9))
+        with ws.store() as store:
+            add_audio_file(store, tid(store, top))
+    for step, want in (("add", ("excluded", "exclusion; audio_file kept")),
+                       ("remove", ("success", "audio_file present"))):
+        ledgers = {}
+        for engine, ws in pair.items():
+            with ws.store() as store:
+                if step == "add":
+                    exclusions.add(store, "mbid", top, "takedown")
+                else:
+                    exclusions.remove(store, "mbid", top)
+                top_id = tid(store, top)
+            ledgers[engine] = [r[:3] for r in plan_tables(ws.root)["ledger"]]
+            assert [r[1:] for r in ledgers[engine] if r[0] == top_id] == [want], engine
+        assert ledgers["duckdb"] == ledgers["sqlite"]

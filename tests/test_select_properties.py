@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from phonotheque.select import SelectOptions, select
 from phonotheque.workspace import Workspace
+from tests.select_engines import engine  # noqa: F401  (on a SQLite and a columnar workspace)
 from tests.select_helpers import T, records, selected_keys, statuses
 
 ISRCS = [f"GBAAA99{n:05d}" for n in range(8)]
@@ -83,7 +84,9 @@ def _oracle(tracks: list[T], coverage: float) -> tuple[list[str], int, int]:
     return chosen, cum, total
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# The engine fixture only switches the engine: the same for every example.
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(specs=track_specs, coverage=st.floats(0, 1), seed=st.integers(0, 2**32 - 1),
        budget=st.one_of(st.none(), st.integers(0, 60_000_000)))
 def test_selection_invariants(specs: list[tuple[int, list[str], bool]], coverage: float,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from phonotheque import isrc as isrc_mod
-from phonotheque.catalogue import bulk, bulk_merge, ledger
+from phonotheque.catalogue import bulk, bulk_merge, bulk_selection, ledger
 from phonotheque.catalogue.store import Store
 from phonotheque.errors import InputError
 from phonotheque.model import Exclusion
@@ -84,7 +84,8 @@ def add(store: Store, kind: str, value: str, reason: str) -> ExclusionChange:
 
 def _on_columnar(root: Path, change: ExclusionChange | None) -> ExclusionChange | None:
     """After an exclusion changed in a columnar workspace at ``root``: flag its tracks
-    in the columnar catalogue (``bulk_merge.refresh_excluded``) and count ``change``'s
+    in the columnar catalogue (``bulk_merge.refresh_excluded``), bring their ledger rows
+    up to date (``bulk_selection.sync_exclusions``, in the same transaction) and count ``change``'s
     matches there (the SQLite catalogue holds no tracks in such a workspace). Path
     exclusions match no track there: source audio files are not ingested into
     columnar workspaces."""
@@ -93,6 +94,7 @@ def _on_columnar(root: Path, change: ExclusionChange | None) -> ExclusionChange 
         con.execute("BEGIN TRANSACTION")
         try:
             excluded = bulk_merge.refresh_excluded(con)
+            bulk_selection.sync_exclusions(con)  # the ledger shows it before the next select
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

@@ -34,6 +34,8 @@ COLUMNAR_COMMANDS: frozenset[str] = frozenset({
     "ingest musicbrainz",  # columnar_ingest: one set-based merge per input
     "ingest listens",  # columnar_ingest/listens: CSV/Parquet read by DuckDB
     "publish",  # publish/columnar_export: DuckDB's Parquet, metadata.sqlite in key order
+    "select",  # select/columnar_plan.py: all ten steps in DuckDB
+    "ledger",  # select/ledger_view.py: catalogue.duckdb's ledger and selection
     "coverage-report",  # the last select run's stored summary (catalogue.sqlite)
     "health",  # torrents, swarm: operational tables
     "seed",

@@ -13,7 +13,6 @@ import click
 import orjson
 from rich.table import Table
 
-from phonotheque.catalogue.store import Store
 from phonotheque.cli._common import SIZE, command, console, progress_bar, workspace_option
 from phonotheque.cli._listens import print_listen_match
 from phonotheque.errors import InputError, PhonoError
@@ -25,14 +24,11 @@ from phonotheque.select import (
     LedgerEntry,
     SelectOptions,
     SelectReport,
-    count_matching,
     format_size,
-    iter_ledger,
-    ledger_entries,
     select,
-    status_counts,
 )
 from phonotheque.select.chart import FORMATS, last_run, render_coverage, render_report
+from phonotheque.select.ledger_view import LedgerView, open_ledger
 from phonotheque.select.report import MODES
 from phonotheque.workspace import Workspace
 
@@ -79,15 +75,15 @@ def _report_path(value: Path | None) -> Path | None:
 @click.option("--report", "reports", type=click.Path(dir_okay=False, path_type=Path),
               multiple=True, help="Also write the coverage report (.html, .png, .svg).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.option("--engine", type=click.Choice(sorted(ENGINES)), default="sqlite",
-              show_default=True,
-              help="Engine of the ranking steps: DuckDB (multi-core, opt-in while measured) "
-                   "or SQLite; both reach the same plan.")
+@click.option("--engine", type=click.Choice(sorted(ENGINES)), default=None,
+              help="Optional: select runs on the workspace's engine (DuckDB on a columnar "
+                   "workspace, `phono init DIR --engine duckdb`); another value is an error "
+                   "that says so.")
 @workspace_option
 def select_cmd(ws: Workspace, coverage: float, budget: int | None,
                original_share: float | None, tail_threshold: int | None, opus_bitrate: int,
                priority_threshold: float, take_all: bool, bands: BandScheme,
-               reports: tuple[Path, ...], as_json: bool, engine: str) -> None:
+               reports: tuple[Path, ...], as_json: bool, engine: str | None) -> None:
     """Choose the tracks to archive: the fewest that cover --coverage of listens.
 
     One file per ISRC; zero-listen tracks by secondary priority; tiers
@@ -133,20 +129,18 @@ def ledger_cmd(ws: Workspace, status: str | None, limit: int | None, offset: int
     """
     if as_json and as_csv:
         raise InputError("--json --csv", "choose one output format")
-    if as_csv:
-        with ws.store(readonly=True) as store:
-            _write_csv(iter_ledger(store, status), limit, offset)
-        return
-    if as_json:
-        with ws.store(readonly=True) as store:
-            _write_json(store, status, limit, offset)
-        return
-    if limit is None:
-        limit = 20
-    with ws.store(readonly=True) as store:
-        counts = status_counts(store.conn)
-        matching = count_matching(store, status)
-        rows = ledger_entries(store, status, limit, offset) if limit != 0 else []
+    with open_ledger(ws) as view:
+        if as_csv:
+            _write_csv(view.iter(status), limit, offset)
+            return
+        if as_json:
+            _write_json(view, status, limit, offset)
+            return
+        if limit is None:
+            limit = 20
+        counts = view.counts()
+        matching = view.matching(status)
+        rows = view.entries(status, limit, offset) if limit != 0 else []
     t = Table(title="ledger")
     t.add_column("status")
     t.add_column("tracks", justify="right")
@@ -185,15 +179,15 @@ def coverage_report(ws: Workspace, output: Path) -> None:
 
 
 
-def _write_json(store: Store, status: str | None, limit: int | None, offset: int) -> None:
+def _write_json(view: LedgerView, status: str | None, limit: int | None,
+                offset: int) -> None:
     """``{"counts", "matching", "tracks": [...]}``, the tracks streamed one by one (an
     export of every matching track keeps memory flat on any ledger)."""
-    head = orjson.dumps({"counts": status_counts(store.conn),
-                         "matching": count_matching(store, status)})
+    head = orjson.dumps({"counts": view.counts(), "matching": view.matching(status)})
     out = sys.stdout
     out.write(head[:-1].decode() + ',"tracks":[')
     stop = None if limit is None else offset + limit
-    for i, entry in enumerate(itertools.islice(iter_ledger(store, status), offset, stop)):
+    for i, entry in enumerate(itertools.islice(view.iter(status), offset, stop)):
         out.write(("," if i else "")
                   + orjson.dumps({k: getattr(entry, k) for k in entry.__slots__}).decode())
     out.write("]}\n")

@@ -1,75 +1,48 @@
-"""Select's first five steps as set-based DuckDB SQL (``phono select --engine duckdb``).
+"""Select's first five steps as set-based DuckDB SQL (a columnar workspace).
 
 The same steps as :mod:`phonotheque.select.plan` — listens per track, ISRC groups,
 track table, secondary priority, ranking with running sums — computed by DuckDB
-on every core over the catalogue ATTACHed read-only. The tables the later steps
-read (``sel_track``, ``sel_rep``, ``sel_ranked``, with the same columns and
-``pos`` as the rowid) are written into a scratch SQLite file in the workspace's
-``tmp/``, which the plan ATTACHes; cuts, budget, selection, ledger and report then
-run unchanged on SQLite. Opt-in while it is being measured: the default engine is
-SQLite.
+on every core over the columnar catalogue's bulk tables (``track``, ``track_isrc``,
+``track_artist``, ``listens``; held files from ``cat.source_audio``, which stays in
+catalogue.sqlite). They leave ``sel_track``, ``sel_rep`` and ``sel_ranked`` (with
+the SQLite plan's columns and ``pos`` as the rank position) as TEMP tables for
+the later steps (:mod:`.columnar_plan`).
 
 Where the two dialects differ the SQL here says so: ``//`` is SQLite's integer
 ``/``, ``least`` its scalar ``min``, ``NULLS LAST`` its order of NULLs in
 descending sorts, and sums SQLite takes with ``total()`` (floats, never
-overflowing) are taken exactly and handed over as DOUBLE, which SQLite's INTEGER
+overflowing) are taken exactly and kept as DOUBLE, which SQLite's INTEGER
 columns store as integers, as they do ``total()``'s result.
 """
 
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from phonotheque.catalogue import columnar
 from phonotheque.select.options import SelectOptions
 from phonotheque.sources.bounds import MAX_TRACK_LISTENS
 
-#: The scratch file's tables and their SQLite definitions (as plan.py's TEMP tables).
-SCRATCH_TABLES = {
-    "sel_track": """sel_track(track_id INTEGER PRIMARY KEY, excluded INTEGER NOT NULL,
-                     listens INTEGER NOT NULL, key TEXT NOT NULL, release_id INTEGER,
-                     size INTEGER, dur INTEGER)""",
-    "sel_rep": """sel_rep(track_id INTEGER PRIMARY KEY, rep_id INTEGER NOT NULL,
-                   rep_key TEXT NOT NULL, grp_listens INTEGER NOT NULL)""",
-    "sel_ranked": """sel_ranked(pos INTEGER PRIMARY KEY, track_id INTEGER NOT NULL,
-                      listens INTEGER NOT NULL, priority REAL, held INTEGER NOT NULL,
-                      eo INTEGER NOT NULL, er INTEGER NOT NULL, cum INTEGER NOT NULL,
-                      cum_o INTEGER NOT NULL, cum_r INTEGER NOT NULL)""",
-}
-_SCRATCH = "scr"
+Step = Callable[[columnar.Connection, SelectOptions, dict[str, Any]], None]
 
 
-@dataclass
-class Ranked:
-    """What the DuckDB steps found that the later steps need besides the tables."""
-
-    mode: str  # coverage | all | no_listens
-    total: int  # T: listens of non-excluded tracks
-
-
-Step = Callable[[Any, SelectOptions, dict[str, Any]], None]
-
-
-def _listens_per_track(con: Any, opts: SelectOptions, found: dict[str, Any]) -> None:
+def _listens_per_track(con: columnar.Connection, opts: SelectOptions, found: dict[str, Any]) -> None:
     con.execute(f"""CREATE TEMP TABLE sel_listens AS
         SELECT track_id, CAST(least(sum(count), {MAX_TRACK_LISTENS}) AS BIGINT) AS listens
-        FROM cat.listens WHERE track_id IS NOT NULL GROUP BY track_id""")
+        FROM listens WHERE track_id IS NOT NULL GROUP BY track_id""")
     no_listens = con.execute(
-        "SELECT 1 FROM cat.listens WHERE count > 0 LIMIT 1").fetchone() is None
+        "SELECT 1 FROM listens WHERE count > 0 LIMIT 1").fetchone() is None
     found["mode"] = "all" if opts.take_all else ("no_listens" if no_listens else "coverage")
 
 
-def _isrc_groups(con: Any, opts: SelectOptions, found: dict[str, Any]) -> None:
+def _isrc_groups(con: columnar.Connection, opts: SelectOptions, found: dict[str, Any]) -> None:
     con.execute("""CREATE TEMP TABLE sel_edge AS
         SELECT ti.isrc AS isrc, ti.track_id AS track_id
-        FROM (SELECT isrc FROM cat.track_isrc GROUP BY isrc HAVING count(*) > 1) s
-        JOIN cat.track_isrc ti ON ti.isrc = s.isrc
-        JOIN cat.track t ON t.id = ti.track_id AND t.excluded = 0""")
+        FROM (SELECT isrc FROM track_isrc GROUP BY isrc HAVING count(*) > 1) s
+        JOIN track_isrc ti ON ti.isrc = s.isrc
+        JOIN track t ON t.id = ti.track_id AND t.excluded = 0""")
     con.execute("""CREATE TEMP TABLE sel_grp AS
         SELECT DISTINCT track_id, track_id AS grp FROM sel_edge""")
     # Label propagation to the smallest track id of each connected component (the
@@ -88,31 +61,31 @@ def _isrc_groups(con: Any, opts: SelectOptions, found: dict[str, Any]) -> None:
         (SELECT grp FROM sel_grp GROUP BY grp HAVING count(*) = 1)""")
 
 
-def _track_table(con: Any, opts: SelectOptions, found: dict[str, Any]) -> None:
+def _track_table(con: columnar.Connection, opts: SelectOptions, found: dict[str, Any]) -> None:
     con.execute("""CREATE TEMP TABLE sel_audio AS
         SELECT track_id, max(size) AS size, max(duration_ms) AS dur
         FROM cat.source_audio GROUP BY track_id""")
     con.execute("""CREATE TEMP TABLE sel_track AS
         SELECT t.id AS track_id, t.excluded, coalesce(l.listens, 0) AS listens, t.key,
                t.release_id, a.size, coalesce(a.dur, t.duration_ms) AS dur
-        FROM cat.track t LEFT JOIN sel_listens l ON l.track_id = t.id
+        FROM track t LEFT JOIN sel_listens l ON l.track_id = t.id
                          LEFT JOIN sel_audio a ON a.track_id = t.id""")
     row = con.execute("SELECT CAST(coalesce(sum(listens), 0) AS DOUBLE) FROM sel_track "
                       "WHERE excluded = 0").fetchone()
-    found["total"] = int(row[0])
+    found["total"] = int(row[0]) if row else 0
 
 
-def _secondary_priority(con: Any, opts: SelectOptions, found: dict[str, Any]) -> None:
+def _secondary_priority(con: columnar.Connection, opts: SelectOptions, found: dict[str, Any]) -> None:
     zero = "SELECT {col} FROM sel_track WHERE excluded = 0 AND listens = 0"
     con.execute(f"""CREATE TEMP TABLE sel_art AS
         SELECT ta.artist_id, CAST(coalesce(sum(l.listens), 0) AS DOUBLE) AS total
-        FROM cat.track_artist ta LEFT JOIN sel_listens l ON l.track_id = ta.track_id
-        WHERE ta.artist_id IN (SELECT z.artist_id FROM cat.track_artist z
+        FROM track_artist ta LEFT JOIN sel_listens l ON l.track_id = ta.track_id
+        WHERE ta.artist_id IN (SELECT z.artist_id FROM track_artist z
                                WHERE z.track_id IN ({zero.format(col='track_id')}))
         GROUP BY ta.artist_id""")
     con.execute(f"""CREATE TEMP TABLE sel_rel AS
         SELECT t.release_id, CAST(coalesce(sum(l.listens), 0) AS DOUBLE) AS total
-        FROM cat.track t LEFT JOIN sel_listens l ON l.track_id = t.id
+        FROM track t LEFT JOIN sel_listens l ON l.track_id = t.id
         WHERE t.release_id IN ({zero.format(col='release_id')})
         GROUP BY t.release_id""")
     total = found["total"]
@@ -125,7 +98,7 @@ def _secondary_priority(con: Any, opts: SelectOptions, found: dict[str, Any]) ->
                   + ln(1 + CAST(coalesce(r.total, 0) AS BIGINT))) / $d
                ELSE 0.0 END AS priority
         FROM sel_track s LEFT JOIN sel_rel r ON r.release_id = s.release_id
-        LEFT JOIN (SELECT ta.track_id, max(a.total) AS m FROM cat.track_artist ta
+        LEFT JOIN (SELECT ta.track_id, max(a.total) AS m FROM track_artist ta
                    JOIN sel_art a ON a.artist_id = ta.artist_id GROUP BY ta.track_id) am
                ON am.track_id = s.track_id
         WHERE s.excluded = 0 AND s.listens = 0""", {"d": denom})
@@ -139,7 +112,7 @@ def _est_sql(opts: SelectOptions) -> tuple[str, str]:
     return orig, f"least({opus}, coalesce(size, {opus}))"
 
 
-def _ranking(con: Any, opts: SelectOptions, found: dict[str, Any]) -> None:
+def _ranking(con: columnar.Connection, opts: SelectOptions, found: dict[str, Any]) -> None:
     con.execute("""CREATE TEMP TABLE sel_rep AS
         SELECT track_id, first_value(track_id) OVER w AS rep_id, first_value(key) OVER w AS rep_key,
                CAST(sum(listens) OVER (PARTITION BY grp) AS DOUBLE) AS grp_listens
@@ -181,33 +154,3 @@ STEPS: tuple[tuple[str, Step], ...] = (
     ("ranking", _ranking),
 )
 
-
-def rank(catalogue: Path, scratch: Path, opts: SelectOptions, *, temp_directory: Path,
-         on_step: Callable[[str], None] | None = None,
-         memory_bytes: int | None = None) -> Ranked:
-    """Run the five steps on DuckDB; write their tables into the new SQLite ``scratch``."""
-    with sqlite3.connect(scratch) as conn:  # the exact SQLite shapes, pos as the rowid
-        for ddl in SCRATCH_TABLES.values():
-            conn.execute(f"CREATE TABLE {ddl}")
-    conn.close()
-    con = columnar.connect(catalogue, temp_directory=temp_directory, memory_bytes=memory_bytes)
-    try:
-        found: dict[str, Any] = {}
-        for i, (name, step) in enumerate(STEPS, 1):
-            step(con, opts, found)
-            if i == len(STEPS):  # the hand-over counts as part of the ranking step
-                _hand_over(con, scratch)
-            if on_step is not None:
-                on_step(name)
-    finally:
-        con.close()
-    return Ranked(mode=found["mode"], total=found["total"])
-
-
-def _hand_over(con: Any, scratch: Path) -> None:
-    """Write the tables the later (SQLite) steps read into ``scratch``, in key order."""
-    columnar.attach(con, scratch, _SCRATCH)
-    for table, order in (("sel_track", "track_id"), ("sel_rep", "track_id"),
-                         ("sel_ranked", "pos")):
-        con.execute(f"INSERT INTO {_SCRATCH}.{table} SELECT * FROM {table} ORDER BY {order}")
-    con.execute(f"DETACH {_SCRATCH}")

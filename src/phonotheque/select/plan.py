@@ -71,14 +71,12 @@ from typing import Any
 
 import orjson
 
-from phonotheque.atomic import temporary_name
 from phonotheque.catalogue import selection
 from phonotheque.catalogue.ledger import apply_ledger, status_counts
 from phonotheque.catalogue.store import Store, now_iso
-from phonotheque.errors import InputError, wrap_os_error
+from phonotheque.errors import InputError
 from phonotheque.listen_match import listen_match
 from phonotheque.progress import ProgressEvent, ProgressFn
-from phonotheque.select import columnar_rank
 from phonotheque.select.options import SelectOptions
 from phonotheque.select.report import BandSize, CurvePoint, SelectReport, TierSize
 from phonotheque.sources.bounds import track_listens_sql
@@ -99,19 +97,27 @@ def select(
     target: Workspace | Store,
     options: SelectOptions | None = None,
     progress: Progress | None = None,
-    engine: str = "sqlite",
+    engine: str | None = None,
 ) -> SelectReport:
     """Recompute the selection and the ledger; return what was reached.
 
-    Runs in one write transaction: readers see the previous plan until the new
-    one is complete, and a crash leaves the previous plan intact. ``engine``
-    (:data:`ENGINES`) runs the first five steps on SQLite (the default) or on
-    DuckDB (:mod:`.columnar_rank`, opt-in); the results are the same.
+    The workspace's engine (:data:`ENGINES`) runs it: a SQLite workspace in one
+    SQLite write transaction, a columnar one (``phono init --engine duckdb``) in
+    DuckDB (:mod:`.columnar_plan`); the results are the same. Readers see the
+    previous plan until the new one is complete, and a crash leaves it intact.
+    ``engine``, if given, must be the workspace's (the old ``--engine duckdb`` on
+    a SQLite workspace now says to convert it).
     """
     opts = options or SelectOptions()
-    run = ENGINES.get(engine)
-    if run is None:
-        raise InputError(engine, f"not a select engine (use {' or '.join(ENGINES)})")
+    root = target.root if isinstance(target, Workspace) else target.path.parent
+    kind = Workspace(root).engine
+    if engine is not None and engine != kind:
+        if engine not in ENGINES:
+            raise InputError(engine, f"not a select engine (use {' or '.join(ENGINES)})")
+        raise InputError(engine, f"this workspace's catalogue is {kind}: select runs on "
+                                 "the workspace's engine (for DuckDB, convert the workspace "
+                                 "with `phono init DIR --engine duckdb`)")
+    run = ENGINES[kind]
     if isinstance(target, Workspace):
         with target.store() as store:
             return run(store, opts, progress)
@@ -135,57 +141,16 @@ def _run(store: Store, opts: SelectOptions, progress: Progress | None) -> Select
             report = _plan(_Plan(conn, opts, now_iso()), progress)
         finally:
             _drop_temp(conn)
-    return _replace_elapsed(report, time.monotonic() - started)
+    return replace_elapsed(report, time.monotonic() - started)
 
 
-_SCRATCH = "sel"  # the schema the DuckDB engine's tables are ATTACHed under
+def _run_columnar(store: Store, opts: SelectOptions, progress: Progress | None) -> SelectReport:
+    from phonotheque.select import columnar_plan  # it imports this module's shared parts
+
+    return columnar_plan.run(store, opts, progress)
 
 
-def _run_duckdb(store: Store, opts: SelectOptions, progress: Progress | None) -> SelectReport:
-    """Steps 1-5 on DuckDB into a scratch SQLite file, steps 6-10 on SQLite over it.
-
-    DuckDB reads the committed catalogue before select's write transaction opens
-    (select writes nothing before step 8; the workspace lock keeps other writers
-    out); the scratch file is ATTACHed so the later steps find ``sel_track``,
-    ``sel_rep`` and ``sel_ranked`` under their usual names.
-    """
-    started = time.monotonic()
-    plan = _Plan(store.conn, opts, now_iso())
-    tmp = store.path.parent / "tmp"
-    scratch = temporary_name(tmp / "select.sqlite")
-    done = 0
-
-    def step_done(name: str) -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(ProgressEvent("select", done, len(_PLAN_STEPS), "steps", name))
-
-    try:
-        tmp.mkdir(parents=True, exist_ok=True)
-        ranked = columnar_rank.rank(store.path, scratch, opts, temp_directory=tmp / "duckdb",
-                                    on_step=step_done)
-        plan.mode, plan.total = ranked.mode, ranked.total
-        _tune(plan.conn)
-        _drop_temp(plan.conn)  # unqualified sel_* must resolve to the scratch file
-        plan.conn.execute(f"ATTACH DATABASE ? AS {_SCRATCH}", (str(scratch),))
-        try:
-            with store.transaction():
-                try:
-                    report = _plan(plan, progress, first=len(columnar_rank.STEPS))
-                finally:
-                    _drop_temp(plan.conn)
-        finally:
-            plan.conn.execute(f"DETACH DATABASE {_SCRATCH}")
-    except OSError as exc:
-        raise wrap_os_error(exc, tmp, writing=True) from exc
-    finally:
-        for leftover in (scratch, scratch.with_name(scratch.name + "-journal")):
-            leftover.unlink(missing_ok=True)
-    return _replace_elapsed(report, time.monotonic() - started)
-
-
-def _replace_elapsed(report: SelectReport, elapsed: float) -> SelectReport:
+def replace_elapsed(report: SelectReport, elapsed: float) -> SelectReport:
     from dataclasses import replace
 
     return replace(report, elapsed_s=round(elapsed, 3))
@@ -218,10 +183,10 @@ def _first(conn: sqlite3.Connection, table: str, key: str, pred: str, lo: int, h
     return a
 
 
-_INT64_MAX = 2**63 - 1
+INT64_MAX = 2**63 - 1
 
 
-def _ceil_share(share: float, total: int) -> int:
+def ceil_share(share: float, total: int) -> int:
     """``ceil(share · total)`` exactly (share as written in decimal, not its binary float)."""
     return int((Decimal(repr(share)) * total).to_integral_value(rounding=ROUND_CEILING))
 
@@ -432,7 +397,7 @@ def _cuts(p: _Plan) -> None:
     if p.held_only:  # every ranked work is held, and every one is a candidate
         p.cut = p.positive
     else:
-        need = min(_ceil_share(opts.coverage, p.total), _INT64_MAX)  # an SQLite parameter
+        need = min(ceil_share(opts.coverage, p.total), INT64_MAX)  # an SQLite parameter
         cut = 0 if need <= 0 else _first(conn, "sel_ranked", "pos", "cum >= :n", 1,
                                          p.positive, {"n": need})
         p.cut = min(cut, p.positive)
@@ -443,7 +408,7 @@ def _cuts(p: _Plan) -> None:
     elif share is None:
         p.boundary = p.works
     else:
-        oneed = min(_ceil_share(share, p.total), _INT64_MAX)
+        oneed = min(ceil_share(share, p.total), INT64_MAX)
         p.boundary = 0 if oneed <= 0 else min(
             _first(conn, "sel_ranked", "pos", "cum >= :n", 1, p.positive, {"n": oneed}),
             p.positive)
@@ -520,12 +485,18 @@ def _ledger(p: _Plan) -> None:
 
 def _record_run(p: _Plan) -> None:
     """Build the report; record the run in select_run unless the plan is unchanged."""
-    conn = p.conn
-    report = _report(conn, p.opts, total=p.total, works=p.works, positive=p.positive,
-                     cut=p.cut, boundary=p.boundary, zero_taken=p.zero_taken, chosen=p.chosen,
-                     covered=p.covered, budget_stopped=p.budget_stopped, mode=p.mode)
+    p.report = _report(p.conn, p.opts, total=p.total, works=p.works, positive=p.positive,
+                       cut=p.cut, boundary=p.boundary, zero_taken=p.zero_taken,
+                       chosen=p.chosen, covered=p.covered, budget_stopped=p.budget_stopped,
+                       mode=p.mode)
+    record_run(p.conn, p.started_at, p.opts, p.report)
+
+
+def record_run(conn: sqlite3.Connection, started_at: str, opts: SelectOptions,
+               report: SelectReport) -> None:
+    """Record the run in ``select_run`` (catalogue.sqlite) unless its plan is the last one's."""
     run = selection.SelectRun(
-        options=orjson.dumps(p.opts.as_dict()).decode(),
+        options=orjson.dumps(opts.as_dict()).decode(),
         result=orjson.dumps(report.summary()).decode(),
         curve=orjson.dumps([pt.as_list() for pt in report.curve]).decode(),
     )
@@ -535,8 +506,7 @@ def _record_run(p: _Plan) -> None:
     last = selection.last_run(conn)
     if last is None or (last.options, _timeless(last.result), last.curve) != (
             run.options, _timeless(run.result), run.curve):
-        selection.add_run(conn, p.started_at, run)
-    p.report = report
+        selection.add_run(conn, started_at, run)
 
 
 # The plan, step by step; each is one or a few SQL statements over the TEMP tables.
@@ -556,17 +526,16 @@ _PLAN_STEPS: tuple[tuple[str, Callable[[_Plan], None]], ...] = (
 STEPS = tuple(name for name, _ in _PLAN_STEPS)
 
 
-# How to run select: which engine computes steps 1-5 (the rest always runs on SQLite).
+# How to run select, by the workspace's engine (Workspace.engine).
 ENGINES: dict[str, Callable[[Store, SelectOptions, Progress | None], SelectReport]] = {
     "sqlite": _run,
-    "duckdb": _run_duckdb,
+    "duckdb": _run_columnar,
 }
 
 
-def _plan(plan: _Plan, progress: Progress | None, first: int = 0) -> SelectReport:
-    """Run the steps from ``first`` on (the earlier ones are done: the DuckDB engine)."""
+def _plan(plan: _Plan, progress: Progress | None) -> SelectReport:
     _drop_temp(plan.conn)
-    for done, (name, run) in enumerate(_PLAN_STEPS[first:], first + 1):
+    for done, (name, run) in enumerate(_PLAN_STEPS, 1):
         run(plan)
         if progress is not None:
             progress(ProgressEvent("select", done, len(_PLAN_STEPS), "steps", name))
@@ -689,12 +658,15 @@ def _curve(conn: sqlite3.Connection, boundary: int, total: int) -> list[CurvePoi
     in rank order, with its tier) at log-spaced ranks: a few thousand look-ups."""
     works = int(_scalar(conn, "SELECT coalesce(max(pos), 0) FROM sel_ranked"))
     sizes = _Sizes(conn, boundary)
-    marks = sorted({min(works, round(math.exp(i / CURVE_BUCKETS_PER_E)))
-                    for i in range(int(math.log(max(works, 1)) * CURVE_BUCKETS_PER_E) + 2)})
     points = [CurvePoint(0, 0.0, 0)]
-    for mark in marks:
-        if mark <= points[-1].rank:
-            continue
+    for mark in curve_marks(works):
         cum = int(_scalar(conn, "SELECT cum FROM sel_ranked WHERE pos = :p", {"p": mark}))
         points.append(CurvePoint(mark, (cum / total) if total else 1.0, sizes.upto(mark)))
     return points
+
+
+def curve_marks(works: int) -> list[int]:
+    """The ranks the curve is drawn at: log-spaced, ascending, from 1 to ``works``."""
+    return sorted({min(works, round(math.exp(i / CURVE_BUCKETS_PER_E)))
+                   for i in range(int(math.log(max(works, 1)) * CURVE_BUCKETS_PER_E) + 2)}
+                  - {0})
