@@ -246,6 +246,20 @@ def _tar_xz(tmp_path: Path, jsonl: Path) -> Path:
     return path
 
 
+@pytest.mark.parametrize("dump", ["webservice", "isrc"])
+def test_mbdump_tables_equal_the_sqlite_path(tmp_path: Path, dump: str) -> None:
+    paths = [DATA / "mbdump" / dump]
+    row = Workspace.create(tmp_path / "sqlite")
+    col = Workspace.create(tmp_path / "columnar", engine="duckdb")
+    a = ingest(row, "mbdump", paths)
+    b = ingest(col, "mbdump", paths)  # dispatches on the engine
+    assert (a.rejected, a.new_rejects) == (b.rejected, b.new_rejects)
+    want, got = sqlite_tables(row), columnar_tables(col)
+    assert want["track"]
+    for table in want:
+        assert got[table] == want[table], table
+
+
 def test_rerun_changes_nothing_and_force_counts_unchanged(tmp_path: Path) -> None:
     ws = Workspace.create(tmp_path / "w", engine="duckdb")
     paths = [_synth(tmp_path, 500), DATA / "picard" / "ws_data" / "release.json"]

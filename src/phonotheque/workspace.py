@@ -32,6 +32,7 @@ COLUMNAR_COMMANDS: frozenset[str] = frozenset({
     "exclude add",  # exclusions.add/remove refresh track.excluded in catalogue.duckdb
     "exclude remove",
     "ingest musicbrainz",  # columnar_ingest: one set-based merge per input
+    "ingest mbdump",  # the row reader's records, staged whole and merged set-based
     "ingest listens",  # columnar_ingest/listens: CSV/Parquet read by DuckDB
     "publish",  # publish/columnar_export: DuckDB's Parquet, metadata.sqlite in key order
     "select",  # select/columnar_plan.py: all ten steps in DuckDB
