@@ -251,11 +251,16 @@ def _table(con: columnar.Connection, item: Input, options: ReadOptions, fmt: str
     key, count, users = (_key_sql(kind, k, types[key_col]), _count_sql(c, types[count_col]),
                          _count_sql(u, users_type))
     try:
+        # The raw values are kept only for the rows SQL refuses (NULL for the others),
+        # so the table holds each accepted key once.
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {_RAW} AS SELECT k, c, u, key, count, users, "
+            f"CREATE OR REPLACE TEMP TABLE {_RAW} AS SELECT "
+            "CASE WHEN NOT ok THEN k END AS k, CASE WHEN NOT ok THEN c END AS c, "
+            "CASE WHEN NOT ok THEN u END AS u, key, count, users, ok FROM ("
+            "SELECT k, c, u, key, count, users, "
             "key IS NOT NULL AND count IS NOT NULL AND (u IS NULL OR users IS NOT NULL) AS ok "
             f"FROM (SELECT {k} AS k, {c} AS c, {u} AS u, {key} AS key, {count} AS count, "
-            f"{users} AS users FROM {scan})")
+            f"{users} AS users FROM {scan}))")
     except columnar.Error as exc:
         raise _Fallback from exc
     # Every other row: the Python reader's checks decide, with its reasons; the rows
