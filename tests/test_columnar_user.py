@@ -1,7 +1,7 @@
 """A curator's columnar run through the real `phono`, checked against the SQLite engine.
 
 `phono init --engine duckdb`, then the demo's MusicBrainz and listens data, select,
-stats, compare and publish. Each command runs on a columnar workspace and on a SQLite
+ledger, stats, compare and publish. Each command runs on a columnar workspace and on a SQLite
 one fed the same inputs: where the command runs on a columnar workspace
 (`COLUMNAR_COMMANDS`) its exit status and figures must be the SQLite engine's; where it
 does not yet, it must refuse (exit 2, one line, no traceback).
@@ -28,6 +28,7 @@ STEPS: list[tuple[str, list[str]]] = [
     ("ingest listens", ["ingest", "listens", str(DEMO / "listens.csv"),
                         str(DEMO / "listenbrainz-top-recordings.json")]),
     ("select", ["select", "--json"]),
+    ("ledger", ["ledger", "--json", "--limit", "0"]),
     ("stats", ["stats", "--json"]),
     ("publish", ["publish", "--no-database-torrent"]),
 ]
@@ -84,6 +85,9 @@ def test_a_columnar_workspace_through_the_cli(tmp_path: Path) -> None:
             summary, oracle = orjson.loads(got.stdout), orjson.loads(want.stdout)
             for key in oracle.keys() - {"elapsed_s"}:
                 assert summary.get(key) == oracle[key], key
+        if name == "ledger" and ingested:
+            assert orjson.loads(got.stdout) == orjson.loads(want.stdout)
+            assert orjson.loads(got.stdout)["counts"]
         if name == "publish" and ingested:
             assert _published_tracks(col) == _published_tracks(ref)
 
