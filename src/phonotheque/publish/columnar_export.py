@@ -31,7 +31,7 @@ from typing import Any
 
 from phonotheque.atomic import atomic_path
 from phonotheque.catalogue import bulk, columnar
-from phonotheque.errors import wrap_os_error, wrap_sqlite_error
+from phonotheque.errors import StorageError, wrap_os_error, wrap_sqlite_error
 from phonotheque.pack.aac import public_source
 from phonotheque.publish.dbschema import DDL, PUBLISH_SCHEMA_VERSION
 from phonotheque.publish.export import (
@@ -128,23 +128,9 @@ def export_columnar(root: Path, out: Path, parquet: Path | None, ctx: ExportCont
         memory_bytes = min(columnar.memory_limit(), MEMORY_BYTES)
     con = bulk.open_bulk(root, threads=threads, memory_bytes=memory_bytes)
     try:
-        _remove(scratch)
-        _remove(fts)
-        con.execute(f"ATTACH '{_sql_text(str(scratch))}' AS pub")
-        _prepare(con)
-        # Three jobs at once, each mostly on one core: the Parquet (DuckDB), the
-        # full-text index (SQLite's FTS5, in its own file) and the bulk load of
-        # metadata.sqlite (DuckDB's SQLite extension); the index joins the file at the end.
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            copied = None
-            if parquet is not None:
-                _mkdir(parquet)
-                copied = pool.submit(_bulk_parquet, con.cursor(), parquet)
-            indexed = pool.submit(_fts, con.cursor(), fts, search_limit(ctx.search_tracks))
-            counts = _sqlite(con, root / "catalogue.sqlite", out, ctx, indexed)
-            if copied is not None:
-                copied.result()
-        con.execute("DETACH pub")
+        counts = _export(con, root, scratch, fts, out, parquet, ctx)
+    except columnar.Error as exc:
+        raise StorageError(out, f"DuckDB failed while publishing: {exc}") from exc
     finally:
         con.close()
         _remove(scratch)
@@ -152,6 +138,29 @@ def export_columnar(root: Path, out: Path, parquet: Path | None, ctx: ExportCont
     if parquet is not None:
         export_parquet(out, parquet, progress,
                        tables=[t for t in PARQUET_TABLES if t not in BULK_PARQUET])
+    return counts
+
+
+def _export(con: columnar.Connection, root: Path, scratch: Path, fts: Path, out: Path,
+            parquet: Path | None, ctx: ExportContext) -> dict[str, int]:
+    """Everything done with the DuckDB connection ``con``: prepare, then three jobs."""
+    _remove(scratch)
+    _remove(fts)
+    con.execute(f"ATTACH '{_sql_text(str(scratch))}' AS pub")
+    _prepare(con)
+    # Three jobs at once, each mostly on one core: the Parquet (DuckDB), the
+    # full-text index (SQLite's FTS5, in its own file) and the bulk load of
+    # metadata.sqlite (DuckDB's SQLite extension); the index joins the file at the end.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        copied = None
+        if parquet is not None:
+            _mkdir(parquet)
+            copied = pool.submit(_bulk_parquet, con.cursor(), parquet)
+        indexed = pool.submit(_fts, con.cursor(), fts, search_limit(ctx.search_tracks))
+        counts = _sqlite(con, root / "catalogue.sqlite", out, ctx, indexed)
+        if copied is not None:
+            copied.result()
+    con.execute("DETACH pub")
     return counts
 
 
@@ -225,11 +234,16 @@ def _load_bulk(con: columnar.Connection, db: Path) -> None:
     columnar.attach(con, db, _OUT)
     try:
         con.execute("BEGIN TRANSACTION")
-        for table in BULK_PARQUET:
-            select, key = _SELECTS[table]
-            con.execute(f"INSERT INTO {_OUT}.{table} {select} ORDER BY {key}")
-        con.execute(f"INSERT INTO {_OUT}.search_order SELECT pos, id FROM pub.search ORDER BY pos")
-        con.execute("COMMIT")
+        try:
+            for table in BULK_PARQUET:
+                select, key = _SELECTS[table]
+                con.execute(f"INSERT INTO {_OUT}.{table} {select} ORDER BY {key}")
+            con.execute(f"INSERT INTO {_OUT}.search_order SELECT pos, id FROM pub.search "
+                        "ORDER BY pos")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
     finally:
         con.execute(f"DETACH {_OUT}")
 
