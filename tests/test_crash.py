@@ -4,6 +4,12 @@ The final publish/ tree must be byte-identical to an uninterrupted build's, the
 catalogue must hold no duplicate rows, and audio files finished before the
 kill must not be produced again. The clock is frozen (SOURCE_DATE_EPOCH) so
 that two builds of the same inputs can be compared byte for byte.
+
+The same harness runs on a columnar workspace (``--engine duckdb``, issue 13): each
+columnar command (ingest musicbrainz, ingest listens, select once it runs there,
+publish) is killed while it holds catalogue.duckdb, re-run, and the result compared
+with an uninterrupted run and with a second fresh one (DuckDB's parallel operators
+reorder rows: every output must have its own order).
 """
 
 from __future__ import annotations
@@ -19,17 +25,22 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 
+import orjson
 import pytest
 
+from phonotheque.catalogue import bulk
 from phonotheque.cli.build_cmds import demo_sources
+from phonotheque.workspace import COLUMNAR_COMMANDS
 
 from .os_helpers import umount
 from .require import require_tmpfs
 
 PHONO = str(Path(__file__).parents[1] / ".venv" / "bin" / "phono")
-ENV = {**os.environ, "SOURCE_DATE_EPOCH": "1767225600"}  # 2026-01-01T00:00:00Z
+ENV = {**os.environ, "SOURCE_DATE_EPOCH": "1767225600",  # 2026-01-01T00:00:00Z
+       "PYTHONUNBUFFERED": "1"}  # lines reach the harness as they are printed
 
 
 def _build_cmd(ws: Path) -> list[str]:
@@ -131,12 +142,13 @@ def _milestones(ws: Path, stage: str, rng: random.Random,
 
 
 class _Build:
-    """A running `phono build` whose output lines are read as they come."""
+    """A running `phono build` (or another phono command) whose output lines are read
+    as they come."""
 
-    def __init__(self, ws: Path) -> None:
+    def __init__(self, ws: Path, cmd: list[str] | None = None) -> None:
         self.ws = ws
         self.lines: list[str] = []
-        self.proc = subprocess.Popen(_build_cmd(ws), env=ENV, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen(cmd or _build_cmd(ws), env=ENV, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True,
                                      start_new_session=True)  # killpg: with its workers
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -301,3 +313,227 @@ def test_read_only_destination_then_rerun_completes(tmpfs: Path,
     done = subprocess.run(_build_cmd(ws), env=ENV, capture_output=True, text=True)
     assert done.returncode in (0, 10), done.stderr
     assert _tree(ws / "publish") == _tree(ref / "publish")
+
+
+# --- the columnar engine (issue 13) -------------------------------------------------
+
+DEMO = Path(str(resources.files("phonotheque") / "demo_data"))
+
+#: A columnar run, one phono command per step: (command name, its arguments before -w).
+_COLUMNAR_STEPS: list[tuple[str, list[str]]] = [
+    ("ingest musicbrainz", ["ingest", "musicbrainz", str(DEMO / "musicbrainz")]),
+    ("ingest listens", ["ingest", "listens", str(DEMO / "listens.csv"),
+                        str(DEMO / "listenbrainz-top-recordings.json")]),
+    ("select", ["select"]),
+    ("publish", ["publish"]),
+]
+#: The steps that run on a columnar workspace today (select joins when it lands there).
+COLUMNAR_STEPS = [(n, a) for n, a in _COLUMNAR_STEPS if n in COLUMNAR_COMMANDS]
+#: Every table of catalogue.duckdb (bulk tables, checkpoints, selection, ledger).
+COLUMNAR_TABLES = (*bulk.BULK_TABLES, "ingest_checkpoint", "selection", "ledger", "bulk_meta")
+
+
+def _phono_cmd(ws: Path, args: list[str]) -> list[str]:
+    return [PHONO, *args, "-w", str(ws)]
+
+
+def _columnar_init(ws: Path) -> None:
+    made = subprocess.run([PHONO, "init", str(ws), "--engine", "duckdb"], env=ENV,
+                          capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+
+
+def _run_step(ws: Path, name: str, args: list[str]) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(_phono_cmd(ws, args), env=ENV, capture_output=True, text=True)
+    assert done.returncode in (0, 10), f"{name}: {done.stdout}{done.stderr}"
+    assert "Traceback" not in done.stderr
+    return done
+
+
+def _columnar_tables(ws: Path) -> dict[str, str]:
+    """Each table of catalogue.duckdb: a digest of its rows in a fixed order."""
+    con = bulk.open_bulk(ws, readonly=True)
+    try:
+        return {t: hashlib.sha256(repr(con.execute(
+            f"SELECT * FROM {t} ORDER BY ALL").fetchall()).encode()).hexdigest()
+            for t in COLUMNAR_TABLES}
+    finally:
+        con.close()
+
+
+def _columnar_duplicates(ws: Path) -> list[str]:
+    checks = {
+        "artist": "SELECT count(*) - count(DISTINCT key) FROM artist",
+        "release": "SELECT count(*) - count(DISTINCT key) FROM release",
+        "track": "SELECT count(*) - count(DISTINCT key) FROM track",
+        "track ids": "SELECT count(*) - count(DISTINCT id) FROM track",
+        "track_isrc": "SELECT count(*) - count(DISTINCT (track_id, isrc)) FROM track_isrc",
+        "listens": "SELECT count(*) - count(DISTINCT (dataset, key_kind, key)) FROM listens",
+        "ingest_checkpoint": "SELECT count(*) - count(DISTINCT source) FROM ingest_checkpoint",
+    }
+    con = bulk.open_bulk(ws, readonly=True)
+    try:
+        return [t for t, q in checks.items() if (con.execute(q).fetchone() or (0,))[0]]
+    finally:
+        con.close()
+
+
+def _sqlite_counts(ws: Path) -> dict[str, int]:
+    """The operational tables of catalogue.sqlite (rejects, torrents ...)."""
+    conn = sqlite3.connect(ws / "catalogue.sqlite")
+    try:
+        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                for t in ("reject", "torrent", "torrent_file", "select_run")}
+    finally:
+        conn.close()
+
+
+def _columnar_run(ws: Path) -> None:
+    """An uninterrupted columnar run."""
+    _columnar_init(ws)
+    for name, args in COLUMNAR_STEPS:
+        _run_step(ws, name, args)
+
+
+@pytest.fixture(scope="module")
+def columnar_reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    ws = tmp_path_factory.mktemp("colref") / "ws"
+    _columnar_run(ws)
+    assert (ws / "publish" / "torrents.json").is_file()
+    assert (ws / "publish" / "parquet").is_dir()
+    return ws
+
+
+def _holds_catalogue(pid: int) -> bool:
+    """Whether process ``pid`` has catalogue.duckdb open (its stage has begun)."""
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(fd).endswith(bulk.BULK_FILE):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _kill_step(ws: Path, name: str, args: list[str], rng: random.Random,
+               attempt: int) -> bool:
+    """Run one columnar step and SIGKILL it at a random moment after it opened
+    catalogue.duckdb; assert the kill landed on a running process, and return whether
+    the step was unfinished (it had printed nothing: its summary comes at its end)."""
+    after = rng.uniform(0, 0.5) / (1 + 4 * attempt)
+    run = _Build(ws, _phono_cmd(ws, args))
+    since: float | None = None
+    while since is None or time.monotonic() - since < after:
+        if run.proc.poll() is not None:
+            run.wait()
+            return False  # it finished before the aimed moment
+        if since is None and _holds_catalogue(run.proc.pid):
+            since = time.monotonic()
+        time.sleep(0.002)
+    os.killpg(run.proc.pid, signal.SIGKILL)
+    assert run.wait() == -signal.SIGKILL, f"{name}: {run.output()}"  # it was running
+    return not run.output().strip()
+
+
+def _columnar_trial(tmp_path: Path, ref: Path, kills: tuple[str, ...], seed: int) -> None:
+    """A columnar run with each step named in ``kills`` SIGKILLed once and re-run;
+    publish/, every table of catalogue.duckdb and catalogue.sqlite's operational
+    counts must equal the uninterrupted run's."""
+    rng = random.Random(seed)
+    ws = tmp_path / f"ws{seed}"
+    _columnar_init(ws)
+    for name, args in COLUMNAR_STEPS:
+        if name in kills:
+            before = tmp_path / f"before{seed}"
+            shutil.copytree(ws, before)
+            for attempt in range(3):
+                if _kill_step(ws, name, args, rng, attempt):
+                    break
+                shutil.rmtree(ws)  # it finished first: aim earlier on a fresh copy
+                shutil.copytree(before, ws)
+            else:
+                pytest.fail(f"seed {seed}: three kills aimed inside {name} all came after it")
+            shutil.rmtree(before)
+        _run_step(ws, name, args)
+    assert _tree(ws / "publish") == _tree(ref / "publish"), f"seed {seed}: publish differs"
+    assert _columnar_duplicates(ws) == []
+    assert _columnar_tables(ws) == _columnar_tables(ref)
+    assert _sqlite_counts(ws) == _sqlite_counts(ref)
+
+
+@pytest.mark.parametrize("kills", [("ingest musicbrainz",), ("ingest listens", "publish")],
+                         ids="-".join)
+def test_killed_columnar_run_resumes_to_identical_output(
+        tmp_path: Path, columnar_reference: Path, kills: tuple[str, ...]) -> None:
+    _columnar_trial(tmp_path, columnar_reference, kills, seed=len(kills))
+
+
+def _random_columnar_kills(seed: int) -> tuple[str, ...]:
+    rng = random.Random(seed)
+    names = [n for n, _ in COLUMNAR_STEPS]
+    return tuple(n for n in names if rng.random() < 0.5) or (rng.choice(names),)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(200, 216))
+def test_killed_columnar_run_many_trials(tmp_path: Path, columnar_reference: Path,
+                                         seed: int) -> None:
+    _columnar_trial(tmp_path, columnar_reference, _random_columnar_kills(seed), seed)
+
+
+def test_slow_columnar_trials_kill_in_every_step() -> None:
+    kills = [k for seed in range(200, 216) for k in _random_columnar_kills(seed)]
+    assert set(kills) == {n for n, _ in COLUMNAR_STEPS}
+
+
+def test_two_fresh_columnar_runs_give_the_same_bytes(tmp_path: Path,
+                                                     columnar_reference: Path) -> None:
+    """Reproducible bytes: the same inputs on a second fresh columnar workspace give
+    the same publish/ (metadata.sqlite, Parquet, torrents) and the same tables."""
+    ws = tmp_path / "again"
+    _columnar_run(ws)
+    assert _tree(ws / "publish") == _tree(columnar_reference / "publish")
+    assert _columnar_tables(ws) == _columnar_tables(columnar_reference)
+
+
+def _ingest_json(ws: Path, args: list[str]) -> dict:
+    done = _run_step(ws, args[1], [*args[:2], "--json", *args[2:]])
+    return orjson.loads(done.stdout)["report"]
+
+
+def test_columnar_rerun_changes_nothing(tmp_path: Path, columnar_reference: Path) -> None:
+    """Idempotence: every step run again on a finished columnar workspace adds nothing,
+    says so, and leaves catalogue.duckdb's tables and publish/ as they were; the same
+    inputs under other paths are read whole and every record found unchanged."""
+    ws = tmp_path / "ws"
+    shutil.copytree(columnar_reference, ws)
+    tables, published = _columnar_tables(ws), _tree(ws / "publish")
+    ingests = [args for name, args in COLUMNAR_STEPS if name.startswith("ingest")]
+    for args in ingests:  # the same files: each checkpoint says done
+        report = _ingest_json(ws, args)
+        assert report["added"] == report["updated"] == report["read"] == 0, report
+        assert {s["status"] for s in report["sources"]} == {"skipped"}, report
+    for name, args in COLUMNAR_STEPS:
+        if not name.startswith("ingest"):
+            _run_step(ws, name, args)
+    assert _columnar_tables(ws) == tables
+    assert _tree(ws / "publish") == published
+
+    copies = tmp_path / "copies"  # the same bytes under new names: read again, whole
+    for args in ingests:
+        moved = []
+        (copies / args[1]).mkdir(parents=True)
+        for src in map(Path, args[2:]):
+            dest = copies / args[1] / src.name
+            (shutil.copytree if src.is_dir() else shutil.copy)(src, dest)
+            moved.append(str(dest))
+        report = _ingest_json(ws, [*args[:2], *moved])
+        assert report["read"] > 0 and report["added"] == report["updated"] == 0, report
+        assert report["unchanged"] > 0 and report["rejected"] == 0, report
+    again = _columnar_tables(ws)
+    assert again.pop("ingest_checkpoint") != tables["ingest_checkpoint"]  # the new inputs
+    assert again == {t: h for t, h in tables.items() if t != "ingest_checkpoint"}
