@@ -127,20 +127,22 @@ def _hold(ws: Workspace, readonly: bool) -> subprocess.Popen[str]:
     return holder
 
 
-def _stats(ws: Workspace) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(REPO / ".venv" / "bin" / "phono"), "stats", "--json",
+def _stats(ws: Workspace, command: str = "stats") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(REPO / ".venv" / "bin" / "phono"), command, "--json",
                            "-w", str(ws.root)], capture_output=True, text=True)
 
 
 def test_readers_run_beside_each_other(tmp_path: Path) -> None:
-    """phono stats opens the columnar catalogue read-only: another reader does not
-    lock it out (a read-write open would get BusyError here)."""
+    """phono stats and phono ledger open the columnar catalogue read-only: another
+    reader does not lock them out (a read-write open would get BusyError here)."""
     ws = Workspace.create(tmp_path / "w", engine="duckdb")
     holder = _hold(ws, readonly=True)
     try:
         got = _stats(ws)
         assert got.returncode == 0, got.stderr
         assert '"tracks": 0' in got.stdout
+        ledger = _stats(ws, "ledger")
+        assert ledger.returncode == 0, ledger.stderr
         con = bulk.open_bulk(ws.root, readonly=True)
         con.close()
     finally:

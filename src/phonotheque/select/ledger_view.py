@@ -55,7 +55,7 @@ class _SqliteLedger:
 
 class _ColumnarLedger:
     def __init__(self, ws: Workspace) -> None:
-        self.con = bulk.open_bulk(ws.root)
+        self.con = bulk.open_bulk(ws.root, readonly=True)  # a reader: beside other readers
 
     def counts(self) -> dict[str, int]:
         return bulk_selection.status_counts(self.con)
