@@ -247,7 +247,7 @@ def open_input(path: Path) -> IO[bytes]:
     Decompression errors come out as :class:`CorruptStream` naming the file.
     """
     try:
-        raw = open(path, "rb", buffering=0 if compressed_suffix(path.name) else 1 << 20)  # noqa: SIM115
+        raw = open(path, "rb", buffering=1 << 20)  # noqa: SIM115 - closed by the caller
     except OSError as exc:
         raise wrap_os_error(exc, printable(path)) from exc
     suffix = compressed_suffix(path.name)
