@@ -31,13 +31,12 @@ _COLUMNAR = plan.ENGINES["duckdb"]
 
 
 def convert_afresh(root: Path) -> None:
-    """Make catalogue.duckdb a copy of catalogue.sqlite's bulk tables and ledger."""
+    """Make catalogue.duckdb a copy of catalogue.sqlite's bulk tables, selection and
+    ledger (the conversion copies all three)."""
     bulk.path(root).unlink(missing_ok=True)
     con = bulk.open_bulk(root, create=True)
     try:
         bulk.convert_from_sqlite(con)
-        con.execute("INSERT INTO ledger SELECT track_id, status, detail, updated_at "
-                    "FROM cat.ledger ORDER BY track_id")
     finally:
         con.close()
 

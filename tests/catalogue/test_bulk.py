@@ -34,21 +34,24 @@ def test_init_engine_duckdb_makes_an_empty_columnar_workspace(tmp_path: Path) ->
 
 
 def test_converting_a_sqlite_workspace_keeps_every_row_and_id(ws: Workspace) -> None:
+    from phonotheque.select import SelectOptions, select
+
     with ws.store() as store:
         store.write(lb_top_records())
+    select(ws, SelectOptions())  # a plan and a ledger to carry over too
     assert ws.engine == "sqlite"
     Workspace.create(ws.root, engine="duckdb")
     assert ws.engine == "duckdb"
     con = bulk.open_bulk(ws.root)
     try:
         with sqlite3.connect(ws.catalogue) as conn:
-            for table in bulk.BULK_TABLES:
+            for table in bulk.CONVERTED_TABLES:
                 want = sorted(conn.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
                 got = sorted((tuple(r) for r in con.execute(f"SELECT * FROM {table}").fetchall()),
                              key=repr)
                 assert got == want, table
-        tracks = con.execute("SELECT count(*) FROM track").fetchone()
-        assert tracks is not None and tracks[0] > 0
+        for table in ("track", "selection", "ledger"):
+            assert con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] > 0, table  # type: ignore[index]
     finally:
         con.close()
     assert not list(ws.root.glob(".catalogue.duckdb.new*"))

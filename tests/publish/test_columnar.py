@@ -19,7 +19,6 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from phonotheque.catalogue import bulk
 from phonotheque.cli import main
 from phonotheque.publish.columnar_export import BULK_PARQUET
 from phonotheque.publish.export import PARQUET_TABLES
@@ -46,17 +45,6 @@ def _columnar_copy(ws: Workspace, root: Path) -> Workspace:
     bulk rows any more (so a publish that read them there would publish nothing)."""
     shutil.copytree(ws.root, root, symlinks=True)
     col = Workspace.create(root, engine="duckdb")
-    con = bulk.open_bulk(root)
-    try:
-        # Until the conversion copies the selection and the ledger (the bulkselect
-        # work of issue 13), copy them here as a columnar select would leave them.
-        if not con.execute("SELECT count(*) FROM selection").fetchone()[0]:  # type: ignore[index]
-            con.execute("INSERT INTO selection SELECT track_id, rank, band, cum_share, tier, "
-                        "est_bytes, priority, cum_bytes FROM cat.selection")
-            con.execute("INSERT INTO ledger SELECT track_id, status, detail, updated_at "
-                        "FROM cat.ledger")
-    finally:
-        con.close()
     conn = sqlite3.connect(col.catalogue)
     with conn:
         for table in (*SQLITE_BULK, "selection", "ledger"):

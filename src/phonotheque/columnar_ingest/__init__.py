@@ -41,14 +41,6 @@ from phonotheque.progress import ProgressEvent, ProgressFn
 from phonotheque.sources import Input, ReadOptions, get
 from phonotheque.workspace import Workspace
 
-#: DuckDB's memory limit for an ingest unless told (or the machine has less). A reader
-#: stages a whole input in temp tables and the merge sorts and groups it: with DuckDB's
-#: default (half the machine) one 1 M-track file already took 2.3 GB RSS, and a 10 M
-#: file would pass the issue's 4 GiB peak-RSS goal; past this limit DuckDB spills to
-#: tmp/duckdb. Not lower: the credit summary's ordered aggregates (string_agg/list
-#: ORDER BY) do not spill, and 1 M tracks ran out of memory at 512 MiB (measured).
-MEMORY_BYTES = 3 << 30
-
 
 @dataclass(slots=True)
 class Staged:
@@ -123,12 +115,10 @@ def ingest(
 ) -> IngestReport:
     """Ingest ``paths`` of ``kind`` into the columnar workspace ``ws``.
 
-    ``memory_bytes`` bounds DuckDB's memory (default :data:`MEMORY_BYTES`, or less on a
-    small machine); what does not fit spills into ``<ws>/tmp/duckdb``.
+    ``memory_bytes`` bounds DuckDB's memory (default :func:`bulk.stage_memory`); what
+    does not fit spills into ``<ws>/tmp/duckdb``.
     """
     options = options or IngestOptions()
-    if memory_bytes is None:
-        memory_bytes = min(columnar.memory_limit(), MEMORY_BYTES)
     bulk_reader = reader(kind)
     source = get(kind)
     started = time.perf_counter()

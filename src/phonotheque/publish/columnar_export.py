@@ -54,10 +54,6 @@ BULK_PARQUET = ("artist", "release", "track", "track_artist", "track_isrc")
 PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 3, ROW_GROUP_SIZE 122880"
 
 BATCH_ROWS = 100_000
-#: DuckDB's memory limit here unless told (or the machine has less): the issue's peak-RSS
-#: goal is 4 GiB for the whole process, and every large step (the published tracks, the
-#: sorts) spills into the scratch file and tmp/duckdb beyond it.
-MEMORY_BYTES = 2 << 30
 _SCRATCH = "publish.duckdb"
 _OUT = "published"  # the alias metadata.sqlite is ATTACHed under in DuckDB
 _FTS_FILE = "publish-fts.sqlite"
@@ -124,8 +120,6 @@ def export_columnar(root: Path, out: Path, parquet: Path | None, ctx: ExportCont
     ``root``; return row counts per table."""
     scratch = root / "tmp" / "duckdb" / _SCRATCH
     fts = scratch.with_name(_FTS_FILE)
-    if memory_bytes is None:
-        memory_bytes = min(columnar.memory_limit(), MEMORY_BYTES)
     con = bulk.open_bulk(root, threads=threads, memory_bytes=memory_bytes)
     try:
         counts = _export(con, root, scratch, fts, out, parquet, ctx)

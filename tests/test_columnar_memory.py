@@ -1,5 +1,5 @@
-"""The columnar ingest bounds DuckDB's memory: a default far below half the machine,
-and a small limit spills to <ws>/tmp/duckdb yet gives the same tables."""
+"""Columnar stages bound DuckDB's memory: a default far below half the machine (or
+$PHONO_MEMORY), and a small limit spills to <ws>/tmp/duckdb yet gives the same tables."""
 
 from __future__ import annotations
 
@@ -40,8 +40,40 @@ def test_ingest_default_memory_limit_is_bounded(tmp_path: Path,
     ws = Workspace.create(tmp_path / "ws", engine="duckdb")
     seen = _limits(monkeypatch)
     columnar_ingest.ingest(ws, "musicbrainz", [tmp_path / "s" / "release.jsonl"])
-    want = min(columnar.memory_limit(), columnar_ingest.MEMORY_BYTES) / 2**30
+    want = min(columnar.memory_limit(), bulk.STAGE_MEMORY) / 2**30
     assert seen and all(abs(_gib(s) - want) < 0.05 for s in seen), (seen, want)
+
+
+def test_select_and_publish_are_bounded_too_and_phono_memory_sets_the_limit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # select once used DuckDB's default (half the machine): 5.3 GiB RSS at 10 M tracks
+    from phonotheque.publish.publisher import publish
+    from phonotheque.select import SelectOptions, select
+
+    synth(tmp_path / "s", SynthOptions(tracks=300, seed=4))
+    ws = Workspace.create(tmp_path / "ws", engine="duckdb")
+    columnar_ingest.ingest(ws, "musicbrainz", [tmp_path / "s" / "release.jsonl"])
+    seen = _limits(monkeypatch)
+    select(ws, SelectOptions())
+    publish(ws)
+    want = min(columnar.memory_limit(), bulk.STAGE_MEMORY) / 2**30
+    assert seen and all(abs(_gib(s) - want) < 0.05 for s in seen), (seen, want)
+    seen.clear()
+    monkeypatch.setenv(bulk.MEMORY_ENV, "700MiB")
+    select(ws, SelectOptions())
+    assert seen and all(abs(_gib(s) - 700 / 1024) < 0.01 for s in seen), seen
+
+
+def test_a_bad_phono_memory_is_a_clear_error(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from phonotheque.errors import InputError
+
+    ws = Workspace.create(tmp_path / "ws", engine="duckdb")
+    for bad, why in (("lots", "not a size"), ("1MiB", "below the minimum")):
+        monkeypatch.setenv(bulk.MEMORY_ENV, bad)
+        with pytest.raises(InputError, match=why) as err:
+            bulk.open_bulk(ws.root)
+        assert "$PHONO_MEMORY" in str(err.value)
 
 
 def test_small_memory_limit_gives_the_same_tables(tmp_path: Path) -> None:
