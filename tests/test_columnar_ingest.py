@@ -367,3 +367,38 @@ def test_sigkill_mid_ingest_then_rerun_matches_uninterrupted(tmp_path: Path) -> 
     statuses = [s["status"] for s in json.loads(rerun.stdout)["report"]["sources"]]
     assert statuses.count("skipped") == done and "read" in statuses
     assert columnar_tables(Workspace(killed)) == columnar_tables(Workspace(whole))
+
+
+@pytest.mark.parametrize("compress", ["", ".zst"])
+def test_a_file_is_read_in_chunks_and_only_refused_chunks_go_to_python(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compress: str) -> None:
+    """DuckDB reads a file CHUNK_LINES lines at a time (bounded memory: a whole 10 M-track
+    file ran out of 3 GiB); a chunk it refuses (here the malformed lines, 21-26) is read
+    by the Python reader and every other chunk stays set-based; the tables and rejects
+    equal the SQLite path's."""
+    from phonotheque.sources.musicbrainz import SOURCE
+
+    path = _malformed(tmp_path, _synth(tmp_path, 300))
+    if compress:
+        path = path.with_name(path.name + compress)
+        path.write_bytes(pyzstd.compress(path.with_suffix("").read_bytes()))
+    monkeypatch.setattr(mb_columnar, "CHUNK_LINES", 7)
+    seen: set[int] = set()
+    real = SOURCE.read_lines
+
+    def spy(item, numbers):  # type: ignore[no-untyped-def]
+        for n, records in real(item, numbers):
+            seen.add(n)
+            yield n, records
+
+    monkeypatch.setattr(SOURCE, "read_lines", spy)
+    row, col = _both(tmp_path, [path])
+    total = len(path.with_suffix("").read_bytes().splitlines()) if compress else \
+        len(path.read_bytes().splitlines())
+    # the chunks holding lines 21-26 (lines 15-28) and the truncated last line's chunk
+    last = (total - 1) // 7 * 7 + 1
+    assert seen == set(range(15, 29)) | set(range(last, total + 1)), sorted(seen)
+    want, got = sqlite_tables(row), columnar_tables(col)
+    for table in want:
+        assert got[table] == want[table], table
+    assert not list((col.root / "tmp").rglob("chunk-*")), "chunk files left behind"

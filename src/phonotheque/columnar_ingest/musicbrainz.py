@@ -12,10 +12,12 @@ disc and position defaults, the length fallback) and the limits of
 Any line the SQL would not give exactly what the Python reader gives (a reject, a value
 out of bounds, a key spelt with underscores, an odd type, a pregap track, ...) is
 *flagged*, and the Python reader reads just those lines (``read_lines``), so their
-records and reject reasons are the row path's. A file DuckDB refuses as a whole
-(malformed JSON, a list where an object belongs, invalid UTF-8, blank lines that
-would shift line numbers) is read by the Python reader entirely, as are ``.json``
-documents and ``.tar.xz`` archives.
+records and reject reasons are the row path's. DuckDB reads the file in chunks of
+:data:`CHUNK_LINES` lines (bounded memory: a whole 10 M-track file at once ran out of a
+3 GiB limit); a chunk DuckDB refuses (malformed JSON, a list where an object belongs,
+invalid UTF-8, blank lines that would shift line numbers) is read by the Python reader,
+the other chunks stay set-based. ``.json`` documents and ``.tar.xz`` archives, and a
+compressed file that breaks part-way, are read by the Python reader entirely.
 
 Every staged row carries ``seq = line << 26 | slot``, its place in the order the
 Python reader yields records, so the merge assigns the same ids.
@@ -23,8 +25,10 @@ Python reader yields records, so the merge assigns the same ids.
 
 from __future__ import annotations
 
-import re
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 from phonotheque import isrc
 from phonotheque.catalogue import bulk_merge, columnar
@@ -91,31 +95,58 @@ def _q(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _plain_lines(path: Path) -> int | None:
-    """The number of lines if every line holds something (no blank line that would
-    shift DuckDB's row numbers against the line numbers), else None (also for a
-    compressed file that does not decompress: the Python reader says where)."""
-    blank = re.compile(rb"\n[ \t\r\x0b\x0c]*\n")
-    lines = 0
-    tail = b""
+#: Lines DuckDB reads at a time. A chunk's nested rows and credit aggregates are what
+#: takes memory (a whole 10 M-track file ran out of a 3 GiB limit: measured); the staged
+#: rows of all chunks then merge in one transaction with the input's checkpoint.
+CHUNK_LINES = 50_000
+
+def _chunks(path: Path, folder: Path) -> Iterator[tuple[Path | None, int, int]]:
+    """Cut the input (decompressed) into plain files of :data:`CHUNK_LINES` lines in
+    ``folder``: ``(file, first line number, lines)``, the file removed when the caller
+    asks for the next. The file is None for a chunk with a blank line (DuckDB skips it,
+    which would shift row numbers against line numbers): its lines go to Python.
+    Raises :class:`CorruptStream` where a compressed input breaks."""
+    first = 1
+    buf: list[bytes] = []
     try:
         with open_input(path) as f:
-            while chunk := f.read(16 << 20):
-                data = tail + chunk
-                cut = data.rfind(b"\n") + 1
-                whole, tail = data[:cut], data[cut:]
-                if whole and blank.search(b"\n" + whole):
-                    return None
-                lines += whole.count(b"\n")
-    except CorruptStream:
-        return None
+            for raw in _raw_lines(f):
+                buf.append(raw)
+                if len(buf) == CHUNK_LINES:
+                    yield from _one_chunk(buf, first, folder)
+                    first += len(buf)
+                    buf = []
+            if buf:
+                yield from _one_chunk(buf, first, folder)
     except OSError as exc:
         raise wrap_os_error(exc, printable(path)) from exc
+
+
+def _raw_lines(f: IO[bytes]) -> Iterator[bytes]:
+    """The lines of ``f`` with their newline, split on ``\\n`` only (as the row reader
+    numbers them; ``bytes.splitlines`` would also split on a stray ``\\r``)."""
+    tail = b""
+    while chunk := f.read(16 << 20):
+        data = tail + chunk
+        cut = data.rfind(b"\n") + 1
+        for piece in data[:cut].split(b"\n")[:-1]:
+            yield piece + b"\n"
+        tail = data[cut:]
     if tail:
-        if tail.isspace():
-            return None
-        lines += 1
-    return lines
+        yield tail
+
+
+def _one_chunk(buf: list[bytes], first: int, folder: Path) -> Iterator[tuple[Path | None, int, int]]:
+    if any(not line.strip() for line in buf):  # a blank line (or a whitespace-only tail)
+        yield None, first, len(buf)
+        return
+    data = b"".join(buf)
+    file = folder / f"chunk-{first}.jsonl"
+    try:
+        file.write_bytes(data)
+        yield file, first, len(buf)
+    finally:
+        file.unlink(missing_ok=True)
 
 
 def _credits(table: str, owner: str, source: str) -> str:
@@ -152,12 +183,32 @@ class MusicBrainzReader:
         source = get(KIND)
         if not item.path.name.lower().endswith(_FAST_SUFFIXES):
             return _records.stage(con, item, source.read(item, ctx.options))
-        lines = _plain_lines(item.path)
-        if lines is None or not self._read(con, item, lines):
-            return _records.stage(con, item, source.read(item, ctx.options))
         bulk_merge.create_staging(con)
-        self._stage_sql(con, item)
-        flagged = {int(r[0]) for r in con.execute("SELECT line FROM mb_flag").fetchall()}
+        con.execute(_MACROS)
+        flagged: set[int] = set()
+        folder = ctx.tmp / "musicbrainz"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for file, first, count in _chunks(item.path, folder):
+                if file is None or not self._read(con, file, first, count):
+                    # DuckDB refuses this chunk (malformed JSON, a list where an object
+                    # belongs, invalid UTF-8, a blank line): the Python reader reads its
+                    # lines and says which are bad; the other chunks stay set-based.
+                    flagged.update(range(first, first + count))
+                    continue
+                self._stage_sql(con, item)
+                flagged.update(int(r[0]) for r in con.execute("SELECT line FROM mb_flag").fetchall())
+                self._drop(con)
+        except CorruptStream:
+            # A compressed input that breaks part-way: the Python reader keeps the lines
+            # before the break and says where it broke, as on the row path.
+            self._drop(con)
+            bulk_merge.drop_staging(con)
+            return _records.stage(con, item, source.read(item, ctx.options))
+        except OSError as exc:
+            raise wrap_os_error(exc, ctx.tmp, writing=True) from exc
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
         staged = Staged()
         for name in ("stg_artist", "stg_release", "stg_track", "stg_isrc"):
             row = con.execute(f"SELECT count(*) FROM {name}").fetchone()
@@ -168,25 +219,31 @@ class MusicBrainzReader:
                 stager.seq = n << _SLOT
                 stager.add(_records.checked(item, records))
             stager.flush()
-        for name in ("mb_rel", "mb_flag", "mb_rc", "mb_rcs", "mb_t", "mb_tc", "mb_tcs"):
-            con.execute(f"DROP TABLE IF EXISTS temp.{name}")
         return staged
 
-    def _read(self, con: columnar.Connection, item: Input, lines: int) -> bool:
-        """Load the file's lines into ``mb_rel``; False if DuckDB refuses it or its rows
-        are not its lines one to one."""
+    @staticmethod
+    def _drop(con: columnar.Connection) -> None:
+        for name in ("mb_rel", "mb_flag", "mb_rc", "mb_rcs", "mb_t", "mb_tc", "mb_tcs"):
+            con.execute(f"DROP TABLE IF EXISTS temp.{name}")
+
+    def _read(self, con: columnar.Connection, file: Path, first: int, lines: int) -> bool:
+        """Load a chunk's lines into ``mb_rel``, numbered from ``first``; False if DuckDB
+        refuses it or its rows are not its lines one to one."""
         columns = "{" + ", ".join(f"{_q(k)}: {_q(v)}" for k, v in _COLUMNS.items()) + "}"
         try:
-            con.execute(_MACROS)
             con.execute(f"""CREATE OR REPLACE TEMP TABLE mb_rel AS
-                SELECT row_number() OVER () AS line, * FROM read_json({_q(str(item.path))},
+                SELECT row_number() OVER () + {first - 1} AS line, *
+                FROM read_json({_q(str(file))},
                   format = 'newline_delimited', columns = {columns},
                   maximum_object_size = {MAX_LINE})""")
         except columnar.Error:
             con.execute("DROP TABLE IF EXISTS temp.mb_rel")
             return False
         row = con.execute("SELECT count(*) FROM mb_rel").fetchone()
-        return row is not None and int(row[0]) == lines
+        if row is None or int(row[0]) != lines:
+            con.execute("DROP TABLE IF EXISTS temp.mb_rel")
+            return False
+        return True
 
     def _stage_sql(self, con: columnar.Connection, item: Input) -> None:
         name = _q(printable(item.path.name))
