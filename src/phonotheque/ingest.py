@@ -73,6 +73,16 @@ class IngestReport:
     excluded_tracks: int = 0
     elapsed: float = 0.0
 
+    def add_up(self) -> None:
+        """Totals from the inputs' reports (both engines' runners end with this)."""
+        for rep in self.sources:
+            self.read += rep.read
+            self.added += rep.added
+            self.updated += rep.updated
+            self.rejected += rep.rejected
+            self.values_dropped += rep.values_dropped
+            self.new_rejects += rep.new_rejects
+
     @property
     def clean(self) -> bool:
         """Nothing refused that an earlier run had not recorded already (exit 0, not 10)."""
@@ -117,13 +127,7 @@ def ingest(
         finally:
             for close in closers:
                 close()
-        for rep in report.sources:
-            report.read += rep.read
-            report.added += rep.added
-            report.updated += rep.updated
-            report.rejected += rep.rejected
-            report.values_dropped += rep.values_dropped
-            report.new_rejects += rep.new_rejects
+        report.add_up()
         report.excluded_tracks = store.refresh_exclusions()
         # a new ISRC, MBID or file may bring a listed takedown onto a track: say so now
         ledger.sync_exclusions(store)

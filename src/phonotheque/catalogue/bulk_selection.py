@@ -26,7 +26,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from phonotheque.catalogue import columnar
-from phonotheque.catalogue.ledger import LedgerEntry
+from phonotheque.catalogue.ledger import LedgerEntry, ledger_rows_sql
 from phonotheque.catalogue.selection import COLUMNS
 from phonotheque.clock import now_iso
 from phonotheque.sources.bounds import MAX_TRACK_LISTENS
@@ -49,59 +49,16 @@ def replace_selection(con: columnar.Connection, rows_sql: str,
                 bind(rows_sql, params))
 
 
-# An audio outcome the next selection keeps (see catalogue.ledger._KEPT).
-_KEPT = r"""(old.status = 'success' OR (old.status LIKE 'error\_%' ESCAPE '\'
-                                     AND old.status != 'error_no_source'))"""
-
-
 def apply_ledger(con: columnar.Connection, held_only: bool = False) -> None:
     """Every track's status from the plan's TEMP tables (``sel_track``, ``sel_rep``,
     ``sel_over``) and the new ``selection``: the rules of
-    :func:`phonotheque.catalogue.ledger.apply_ledger`, one set-based rewrite.
+    :func:`phonotheque.catalogue.ledger.apply_ledger` (the same SELECT,
+    :func:`~phonotheque.catalogue.ledger.ledger_rows_sql`), one set-based rewrite.
 
     Rows of tracks the plan does not know (none, unless tracks were removed) are kept.
     """
-    con.execute(rf"""CREATE OR REPLACE TEMP TABLE sel_ledger AS
-        SELECT track_id, status,
-               CASE WHEN kept AND status NOT IN ('todo', 'success')
-                         AND status NOT LIKE 'error\_%' ESCAPE '\'
-                    THEN coalesce(detail || '; ', '') || 'audio_file kept'
-                    ELSE detail END AS detail
-        FROM (
-          SELECT st.track_id,
-                 af.track_id IS NOT NULL AS kept,
-                 CASE
-                   WHEN st.excluded <> 0 THEN 'excluded'
-                   WHEN s.track_id IS NOT NULL AND r.rep_id != st.track_id
-                     THEN 'skipped_isrc_has_download'
-                   WHEN s.track_id IS NOT NULL THEN
-                     CASE WHEN {_KEPT} THEN old.status
-                          WHEN af.track_id IS NOT NULL THEN 'success'
-                          WHEN st.size IS NULL THEN 'wanted'
-                          ELSE 'todo' END
-                   ELSE 'skipped_low_priority'
-                 END AS status,
-                 CASE
-                   WHEN st.excluded <> 0 THEN 'exclusion'
-                   WHEN s.track_id IS NOT NULL AND r.rep_id != st.track_id
-                     THEN 'selected track ' || r.rep_key || ' has the same ISRC'
-                   WHEN s.track_id IS NOT NULL THEN
-                     CASE WHEN {_KEPT} THEN old.detail
-                          WHEN af.track_id IS NOT NULL THEN 'audio_file present'
-                          WHEN st.size IS NULL THEN 'no source audio file held'
-                          END
-                   WHEN o.track_id IS NOT NULL THEN 'over_budget'
-                   WHEN $held_only AND st.size IS NULL THEN 'not_held'
-                   WHEN coalesce(r.grp_listens, st.listens) > 0 THEN 'beyond_coverage'
-                   ELSE 'below_priority_threshold'
-                 END AS detail
-          FROM sel_track st
-          LEFT JOIN sel_rep r ON r.track_id = st.track_id
-          LEFT JOIN selection s ON s.track_id = coalesce(r.rep_id, st.track_id)
-          LEFT JOIN sel_over o ON o.track_id = coalesce(r.rep_id, st.track_id)
-          LEFT JOIN ledger old ON old.track_id = st.track_id
-          LEFT JOIN (SELECT DISTINCT track_id FROM cat.audio_file) af
-                 ON af.track_id = st.track_id)""", {"held_only": held_only})
+    rows = ledger_rows_sql("$held_only", "(SELECT DISTINCT track_id FROM cat.audio_file)")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE sel_ledger AS {rows}", {"held_only": held_only})
     con.execute("""CREATE OR REPLACE TEMP TABLE sel_ledger_all AS
         SELECT n.track_id, n.status, n.detail,
                CASE WHEN old.status IS NOT DISTINCT FROM n.status

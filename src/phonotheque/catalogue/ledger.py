@@ -65,6 +65,54 @@ _KEPT = r"""(old.status = 'success' OR (old.status LIKE 'error\_%' ESCAPE '\'
                                      AND old.status != 'error_no_source'))"""
 
 
+def ledger_rows_sql(held_only: str, audio_files: str) -> str:
+    """The plan's status and detail for every track, from select's temp tables
+    (``sel_track``, ``sel_rep``, ``sel_over``), the new ``selection`` and the old
+    ``ledger``: one SELECT both engines run (DuckDB's columnar select too, see
+    ``catalogue/bulk_selection.py``). ``held_only`` is the parameter that says the
+    selection took only held tracks (a track left out for having no file says
+    ``not_held``); ``audio_files`` the relation with one row per track that has a file."""
+    return rf"""SELECT track_id, status,
+               CASE WHEN kept AND status NOT IN ('todo', 'success')
+                         AND status NOT LIKE 'error\_%' ESCAPE '\'
+                    THEN coalesce(detail || '; ', '') || 'audio_file kept'
+                    ELSE detail END AS detail
+        FROM (
+          SELECT st.track_id,
+                 af.track_id IS NOT NULL AS kept,
+                 CASE
+                   WHEN st.excluded <> 0 THEN 'excluded'
+                   WHEN s.track_id IS NOT NULL AND r.rep_id != st.track_id
+                     THEN 'skipped_isrc_has_download'
+                   WHEN s.track_id IS NOT NULL THEN
+                     CASE WHEN {_KEPT} THEN old.status
+                          WHEN af.track_id IS NOT NULL THEN 'success'
+                          WHEN st.size IS NULL THEN 'wanted'
+                          ELSE 'todo' END
+                   ELSE 'skipped_low_priority'
+                 END AS status,
+                 CASE
+                   WHEN st.excluded <> 0 THEN 'exclusion'
+                   WHEN s.track_id IS NOT NULL AND r.rep_id != st.track_id
+                     THEN 'selected track ' || r.rep_key || ' has the same ISRC'
+                   WHEN s.track_id IS NOT NULL THEN
+                     CASE WHEN {_KEPT} THEN old.detail
+                          WHEN af.track_id IS NOT NULL THEN 'audio_file present'
+                          WHEN st.size IS NULL THEN 'no source audio file held'
+                          END
+                   WHEN o.track_id IS NOT NULL THEN 'over_budget'
+                   WHEN {held_only} AND st.size IS NULL THEN 'not_held'
+                   WHEN coalesce(r.grp_listens, st.listens) > 0 THEN 'beyond_coverage'
+                   ELSE 'below_priority_threshold'
+                 END AS detail
+          FROM sel_track st
+          LEFT JOIN sel_rep r ON r.track_id = st.track_id
+          LEFT JOIN selection s ON s.track_id = coalesce(r.rep_id, st.track_id)
+          LEFT JOIN sel_over o ON o.track_id = coalesce(r.rep_id, st.track_id)
+          LEFT JOIN ledger old ON old.track_id = st.track_id
+          LEFT JOIN {audio_files} af ON af.track_id = st.track_id)"""
+
+
 def apply_ledger(conn: sqlite3.Connection, held_only: bool = False) -> None:
     """Write every track's status from the plan's temp tables (``sel_track``,
     ``sel_rep``, ``sel_over``) and the new ``selection``; one pass in track id order.
@@ -72,48 +120,9 @@ def apply_ledger(conn: sqlite3.Connection, held_only: bool = False) -> None:
     ``held_only``: the selection took only held tracks, so a track left out for
     having no file says ``not_held``."""
     conn.execute(
-        rf"""INSERT INTO ledger(track_id, status, detail, updated_at)
-            SELECT track_id, status,
-                   CASE WHEN kept AND status NOT IN ('todo', 'success')
-                             AND status NOT LIKE 'error\_%' ESCAPE '\'
-                        THEN coalesce(detail || '; ', '') || 'audio_file kept'
-                        ELSE detail END,
-                   :now
-            FROM (
-              SELECT st.track_id,
-                     af.track_id IS NOT NULL AS kept,
-                     CASE
-                       WHEN st.excluded THEN 'excluded'
-                       WHEN s.track_id IS NOT NULL AND r.rep_id != st.track_id
-                         THEN 'skipped_isrc_has_download'
-                       WHEN s.track_id IS NOT NULL THEN
-                         CASE WHEN {_KEPT} THEN old.status
-                              WHEN af.track_id IS NOT NULL THEN 'success'
-                              WHEN st.size IS NULL THEN 'wanted'
-                              ELSE 'todo' END
-                       ELSE 'skipped_low_priority'
-                     END AS status,
-                     CASE
-                       WHEN st.excluded THEN 'exclusion'
-                       WHEN s.track_id IS NOT NULL AND r.rep_id != st.track_id
-                         THEN 'selected track ' || r.rep_key || ' has the same ISRC'
-                       WHEN s.track_id IS NOT NULL THEN
-                         CASE WHEN {_KEPT} THEN old.detail
-                              WHEN af.track_id IS NOT NULL THEN 'audio_file present'
-                              WHEN st.size IS NULL THEN 'no source audio file held'
-                              END
-                       WHEN o.track_id IS NOT NULL THEN 'over_budget'
-                       WHEN :held_only AND st.size IS NULL THEN 'not_held'
-                       WHEN coalesce(r.grp_listens, st.listens) > 0 THEN 'beyond_coverage'
-                       ELSE 'below_priority_threshold'
-                     END AS detail
-              FROM sel_track st
-              LEFT JOIN sel_rep r ON r.track_id = st.track_id
-              LEFT JOIN selection s ON s.track_id = coalesce(r.rep_id, st.track_id)
-              LEFT JOIN sel_over o ON o.track_id = coalesce(r.rep_id, st.track_id)
-              LEFT JOIN ledger old ON old.track_id = st.track_id
-              LEFT JOIN audio_file af ON af.track_id = st.track_id
-            ) WHERE true
+        f"""INSERT INTO ledger(track_id, status, detail, updated_at)
+            SELECT track_id, status, detail, :now
+            FROM ({ledger_rows_sql(":held_only", "audio_file")}) WHERE true
             ON CONFLICT(track_id) DO UPDATE SET
               status = excluded.status, detail = excluded.detail,
               updated_at = excluded.updated_at

@@ -142,13 +142,7 @@ def ingest(
             report.excluded_tracks = _refresh(con)
         finally:
             con.close()
-    for rep in report.sources:
-        report.read += rep.read
-        report.added += rep.added
-        report.updated += rep.updated
-        report.rejected += rep.rejected
-        report.values_dropped += rep.values_dropped
-        report.new_rejects += rep.new_rejects
+    report.add_up()
     report.unchanged = sum(v[2] for v in report.by_kind.values())
     report.elapsed = time.perf_counter() - started
     return report
