@@ -148,3 +148,24 @@ def test_no_catalogue_or_not_a_catalogue(tmp_path: Path) -> None:
     junk.write_bytes(b"this is not a database" * 100)
     with pytest.raises(PhonoError, match="DuckDB cannot"):
         columnar.connect(junk, temp_directory=tmp_path / "t")
+
+
+def test_running_out_of_memory_names_phono_memory(filled: Workspace) -> None:
+    """A real DuckDB out-of-memory error becomes a StorageError telling a phono user
+    what to change (PHONO_MEMORY), not DuckDB's `SET memory_limit` advice."""
+    from phonotheque.errors import StorageError
+
+    con = columnar.connect(filled.catalogue, temp_directory=filled.columnar_temp,
+                           memory_bytes=64 << 20)
+    try:
+        with pytest.raises(columnar.Error) as caught:
+            con.execute("SELECT list(i ORDER BY i DESC) FROM range(200000000) t(i)").fetchall()
+    finally:
+        con.close()
+    err = columnar.failed("catalogue.duckdb", "selecting", caught.value)
+    assert isinstance(caught.value, duckdb.OutOfMemoryException), caught.value
+    assert isinstance(err, StorageError) and err.exit_code == 5
+    assert "PHONO_MEMORY=8GiB" in err.problem and "while selecting" in err.problem
+    assert "SET memory_limit" not in err.problem
+    other = columnar.failed("x", "publishing", duckdb.IOException("IO Error: disk\nmore"))
+    assert other.problem == "DuckDB failed while publishing: IO Error: disk"

@@ -23,7 +23,14 @@ from typing import Any
 
 import duckdb
 
-from phonotheque.errors import BusyError, InputError, ToolError, wrap_os_error
+from phonotheque.errors import (
+    BusyError,
+    InputError,
+    PhonoError,
+    StorageError,
+    ToolError,
+    wrap_os_error,
+)
 
 #: What other modules annotate DuckDB connections and catch DuckDB errors with
 #: (they never import duckdb themselves: this module opens every connection).
@@ -79,6 +86,22 @@ def sqlite_extension(con: duckdb.DuckDBPyConnection | None = None) -> Path:
                                 f"(it ships {', '.join(found) or 'none'}): install the "
                                 "version pinned in pyproject.toml next to duckdb")
     return path
+
+
+def failed(subject: object, doing: str, exc: duckdb.Error) -> PhonoError:
+    """The error a stage raises when DuckDB fails while ``doing`` something.
+
+    Running out of its memory limit names the setting a phono user changes
+    (``PHONO_MEMORY``), not DuckDB's own ``SET memory_limit`` advice; anything else
+    is a storage error carrying DuckDB's first line.
+    """
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return StorageError(subject, f"DuckDB ran out of its memory limit while {doing} "
+                                     f"({first}); give it more with PHONO_MEMORY, e.g. "
+                                     "PHONO_MEMORY=8GiB (what does not fit spills to "
+                                     "<workspace>/tmp/duckdb)")
+    return StorageError(subject, f"DuckDB failed while {doing}: {first}")
 
 
 def _quote(text: str) -> str:

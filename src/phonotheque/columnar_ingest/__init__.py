@@ -34,7 +34,7 @@ from typing import Protocol
 
 from phonotheque.catalogue import bulk, bulk_listens, bulk_merge, columnar
 from phonotheque.catalogue.store import Store
-from phonotheque.errors import StorageError, UnsupportedInput
+from phonotheque.errors import UnsupportedInput
 from phonotheque.ingest import IngestOptions, IngestReport, SourceReport
 from phonotheque.model import Checkpoint, Reject
 from phonotheque.progress import ProgressEvent, ProgressFn
@@ -185,7 +185,7 @@ def _one(con: columnar.Connection, store: Store, bulk_reader: BulkReader, item: 
             con.execute("ROLLBACK")
             raise
     except columnar.Error as exc:
-        raise StorageError(where, f"DuckDB failed while ingesting {item.source}: {exc}") from exc
+        raise columnar.failed(where, f"ingesting {item.source}", exc) from exc
     for k, (a, u, n) in by_kind.items():
         row = report.by_kind.setdefault(k, [0, 0, 0])
         row[0] += a

@@ -31,7 +31,7 @@ from typing import Any
 
 from phonotheque.atomic import atomic_path
 from phonotheque.catalogue import bulk, columnar
-from phonotheque.errors import StorageError, wrap_os_error, wrap_sqlite_error
+from phonotheque.errors import wrap_os_error, wrap_sqlite_error
 from phonotheque.pack.aac import public_source
 from phonotheque.publish.dbschema import DDL, PUBLISH_SCHEMA_VERSION
 from phonotheque.publish.export import (
@@ -124,7 +124,7 @@ def export_columnar(root: Path, out: Path, parquet: Path | None, ctx: ExportCont
     try:
         counts = _export(con, root, scratch, fts, out, parquet, ctx)
     except columnar.Error as exc:
-        raise StorageError(out, f"DuckDB failed while publishing: {exc}") from exc
+        raise columnar.failed(out, "publishing", exc) from exc
     finally:
         con.close()
         _remove(scratch)

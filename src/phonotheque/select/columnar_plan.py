@@ -22,6 +22,7 @@ the rules and results of :mod:`.plan` (tested to be equal):
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -300,19 +301,9 @@ def run(store: Store, opts: SelectOptions, progress: Progress | None) -> SelectR
 
     con = bulk.open_bulk(store.path.parent)
     try:
-        p = _Plan(con, opts)
-        for i, (_, step) in enumerate(columnar_rank.STEPS, 1):
-            step(con, opts, p.found)
-            done(i)
-        for i, (name, later) in enumerate(_LATER_STEPS, len(columnar_rank.STEPS) + 1):
-            try:
-                later(p)
-            except BaseException:
-                if p.in_transaction:
-                    con.execute("ROLLBACK")
-                raise
-            if name != "report":
-                done(i)
+        p = _select(con, opts, done)
+    except columnar.Error as exc:
+        raise columnar.failed(bulk.path(store.path.parent), "selecting", exc) from exc
     finally:
         con.close()
     assert p.report is not None
@@ -320,3 +311,22 @@ def run(store: Store, opts: SelectOptions, progress: Progress | None) -> SelectR
         record_run(store.conn, started_at, opts, p.report)
     done(len(STEPS))
     return replace_elapsed(p.report, time.monotonic() - started)
+
+
+def _select(con: columnar.Connection, opts: SelectOptions,
+            done: Callable[[int], None]) -> _Plan:
+    """Steps 1-10 on DuckDB; the selection and ledger commit in their own transaction."""
+    p = _Plan(con, opts)
+    for i, (_, step) in enumerate(columnar_rank.STEPS, 1):
+        step(con, opts, p.found)
+        done(i)
+    for i, (name, later) in enumerate(_LATER_STEPS, len(columnar_rank.STEPS) + 1):
+        try:
+            later(p)
+        except BaseException:
+            if p.in_transaction:
+                con.execute("ROLLBACK")
+            raise
+        if name != "report":
+            done(i)
+    return p
