@@ -402,3 +402,97 @@ def test_a_file_is_read_in_chunks_and_only_refused_chunks_go_to_python(
     for table in want:
         assert got[table] == want[table], table
     assert not list((col.root / "tmp").rglob("chunk-*")), "chunk files left behind"
+
+
+def _shortcut_edit(line: bytes, change: str) -> bytes:
+    """Values at the edges of the SQL's cheap tests (the strip's first/last character
+    test, the MBID round trip through UUID, credits summarised without an aggregate)."""
+    rec = json.loads(line)
+    track = rec["media"][0]["tracks"][0]
+    recording = track["recording"]
+    credit = rec["artist-credit"]
+    if change == "edge-spaces":  # str.isspace at both ends, below 32 and above 132
+        rec["title"] = "\x1f" + rec["title"] + "\x85"
+        recording["title"] = "\u3000" + recording["title"] + "\u2029\x1c"
+        rec["label-info"][0]["label"]["name"] = "\u205fLabel\u00a0"
+        credit[0]["name"] = "\u202f" + credit[0]["name"] + "\x0b"
+        credit[0]["artist"]["sort-name"] = "\u1680Sort\u200a"
+    elif change == "not-spaces":  # at the edges, but not str.isspace: kept
+        rec["title"] = "\u200b" + rec["title"] + "\x7f"
+        recording["title"] = recording["title"] + " \u0301"
+        credit[0]["name"] = "\x01" + credit[0]["name"] + "\ufeff"
+    elif change == "blank-credit-name":  # the artist's name stands in
+        credit[0]["name"] = " \u2003 "
+    elif change == "empty-credit":
+        rec["artist-credit"] = []
+    elif change == "mbid-upper":  # Python lowercases it
+        recording["id"] = recording["id"].upper()
+    elif change == "mbid-braces":
+        rec["id"] = "{" + rec["id"] + "}"
+    elif change == "mbid-bare":
+        credit[0]["artist"]["id"] = credit[0]["artist"]["id"].replace("-", "")
+    elif change in ("credits-40", "credits-41"):
+        n = int(change[-2:])
+        recording["artist-credit"] = [
+            {"name": f"A{i}", "joinphrase": " / ", "artist": {
+                "id": f"00000000-0000-4000-8000-0000000000{i:02d}", "name": f"A{i}",
+                "sort-name": f"A{i}"}} for i in range(n)]
+    elif change == "isrc-lower":  # Python normalises it
+        recording["isrcs"] = [recording.get("isrcs", ["GBAHS1400099"])[0].lower()
+                              if recording.get("isrcs") else "gbahs1400099"]
+    return json.dumps(rec, ensure_ascii=False).encode() + b"\n"
+
+
+# change -> whether the SQL reads the line (else the Python reader does)
+SHORTCUT_EDITS = {"edge-spaces": True, "not-spaces": True, "blank-credit-name": True,
+                  "empty-credit": True, "mbid-upper": False, "mbid-braces": False,
+                  "mbid-bare": False, "credits-40": True, "credits-41": False,
+                  "isrc-lower": False}
+
+
+def test_values_at_the_edges_of_the_sql_shortcuts_read_as_python_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SQL's cheap checks (strip only when an end character may be whitespace,
+    MBIDs by a round trip through UUID, credits summarised per row) give the Python
+    reader's values, and hand over exactly the lines they must."""
+    from phonotheque.sources.musicbrainz import SOURCE
+
+    lines = _synth(tmp_path, 300).read_bytes().splitlines(keepends=True)
+    python_lines: set[int] = set()
+    for n, change in enumerate(SHORTCUT_EDITS, start=1):
+        lines[2 * n] = _shortcut_edit(lines[2 * n], change)
+        if not SHORTCUT_EDITS[change]:
+            python_lines.add(2 * n + 1)
+    path = tmp_path / "edges.jsonl"
+    path.write_bytes(b"".join(lines))
+    seen: list[int] = []
+    real = SOURCE.read_lines
+
+    def spy(item, numbers):  # type: ignore[no-untyped-def]
+        for n, records in real(item, numbers):
+            seen.append(n)
+            yield n, records
+
+    monkeypatch.setattr(SOURCE, "read_lines", spy)
+    row, col = _both(tmp_path, [path])
+    assert set(seen) == python_lines
+    want, got = sqlite_tables(row), columnar_tables(col)
+    for table in want:
+        assert got[table] == want[table], table
+
+
+def test_a_refused_chunk_whose_error_quotes_cut_text_goes_to_python(tmp_path: Path) -> None:
+    """DuckDB's refusal quotes the bad value cut to a few bytes, here inside a two-byte
+    character: the message is not UTF-8 (a UnicodeDecodeError, not a DuckDB error). The
+    chunk still goes to the Python reader (was: a traceback)."""
+    lines = _synth(tmp_path, 100).read_bytes().splitlines(keepends=True)
+    bad = json.loads(lines[3])
+    bad["media"] = "é" * 100  # a string where the media list belongs
+    lines[3] = json.dumps(bad, ensure_ascii=False).encode() + b"\n"
+    path = tmp_path / "quoted.jsonl"
+    path.write_bytes(b"".join(lines))
+    row, col = _both(tmp_path, [path])
+    want, got = sqlite_tables(row), columnar_tables(col)
+    assert want["reject"]
+    for table in want:
+        assert got[table] == want[table], table

@@ -56,17 +56,19 @@ CREATE OR REPLACE TEMP MACRO mb_null(x) AS x IS NULL OR CAST(x AS VARCHAR) = 'nu
 CREATE OR REPLACE TEMP MACRO mb_str(x) AS CASE
     WHEN x IS NULL OR left(CAST(x AS VARCHAR), 1) <> '"' THEN NULL
     WHEN contains(CAST(x AS VARCHAR), '\\') THEN json_extract_string(x, '$')
-    ELSE substr(CAST(x AS VARCHAR), 2, length(CAST(x AS VARCHAR)) - 2) END;
+    ELSE trim(CAST(x AS VARCHAR), '"') END;
 CREATE OR REPLACE TEMP MACRO mb_badstr(x) AS NOT mb_null(x) AND left(CAST(x AS VARCHAR), 1) <> '"';
+CREATE OR REPLACE TEMP MACRO mb_edge(c) AS c <= 32 OR c >= 133;
 CREATE OR REPLACE TEMP MACRO mb_txt(s) AS CASE
-    WHEN s IS NULL THEN NULL
-    WHEN regexp_matches(s, '^{_WS}|{_WS}$') THEN nullif(regexp_replace(s, '^{_WS}+|{_WS}+$', '', 'g'), '')
+    WHEN mb_edge(ord(s)) OR mb_edge(ord(right(s, 1)))
+    THEN nullif(regexp_replace(s, '^{_WS}+|{_WS}+$', '', 'g'), '')
     ELSE nullif(s, '') END;
+CREATE OR REPLACE TEMP MACRO mb_isint(v) AS regexp_full_match(v, '-?[0-9]{{1,18}}');
 CREATE OR REPLACE TEMP MACRO mb_int(x) AS CASE
-    WHEN regexp_full_match(CAST(x AS VARCHAR), '-?[0-9]{{1,18}}') THEN CAST(CAST(x AS VARCHAR) AS BIGINT) END;
-CREATE OR REPLACE TEMP MACRO mb_badint(x) AS NOT mb_null(x)
-    AND NOT regexp_full_match(CAST(x AS VARCHAR), '-?[0-9]{{1,18}}');
+    WHEN mb_isint(CAST(x AS VARCHAR)) THEN CAST(CAST(x AS VARCHAR) AS BIGINT) END;
+CREATE OR REPLACE TEMP MACRO mb_badint(x) AS NOT mb_null(x) AND NOT mb_isint(CAST(x AS VARCHAR));
 CREATE OR REPLACE TEMP MACRO mb_long(s) AS coalesce(strlen(s), 0) > {bounds.MAX_TEXT};
+CREATE OR REPLACE TEMP MACRO mb_mbid(s) AS coalesce(CAST(TRY_CAST(s AS UUID) AS VARCHAR) = s, false);
 """
 
 
@@ -149,31 +151,44 @@ def _one_chunk(buf: list[bytes], first: int, folder: Path) -> Iterator[tuple[Pat
         file.unlink(missing_ok=True)
 
 
-def _credits(table: str, owner: str, source: str) -> str:
-    """One row per credit entry of ``source`` (a credit list column of ``table``)."""
-    return f"""SELECT {owner}, i, c,
-          mb_txt(mb_str(c.name)) AS cname, mb_txt(mb_str(c.artist.name)) AS aname,
-          mb_str(c.artist.id) AS amb, mb_txt(mb_str(c.artist."sort-name")) AS sort_name,
-          coalesce(mb_str(c.joinphrase), '') AS joinphrase,
-          (c IS NULL OR c.artist IS NULL OR mb_badstr(c.name) OR mb_badstr(c.joinphrase)
-           OR mb_badstr(c.artist.id) OR mb_badstr(c.artist.name)
-           OR mb_badstr(c.artist."sort-name") OR NOT mb_null(c.artist.sort_name)
-           OR NOT regexp_full_match(coalesce(mb_str(c.artist.id), ''), '{_MBID}')
-           OR i >= {_MAX_CREDIT}) AS bad
-        FROM (SELECT {owner}, unnest({source}) AS c, unnest(range(len({source}))) AS i
-              FROM {table} WHERE len({source}) > 0)"""
+def _entries_raw(source: str) -> str:
+    """The entries of the credit list ``source`` as structs of JSON strings (before
+    the whitespace strip) with ``bad``: a shape the SQL does not read."""
+    return f"""list_transform({source}, c -> {{
+        'c': mb_str(c.name), 'a': mb_str(c.artist.name), 'k': mb_str(c.artist.id),
+        's': mb_str(c.artist."sort-name"), 'j': coalesce(mb_str(c.joinphrase), ''),
+        'bad': c IS NULL OR c.artist IS NULL OR mb_badstr(c.name) OR mb_badstr(c.joinphrase)
+            OR mb_badstr(c.artist.id) OR mb_badstr(c.artist.name)
+            OR mb_badstr(c.artist."sort-name") OR NOT mb_null(c.artist.sort_name)}})"""
 
 
-def _credit_summary(raw: str, owner: str) -> str:
-    """Per owner: credit text (Python-stripped), artist keys, and whether to flag."""
-    return f"""SELECT {owner},
-          nullif(regexp_replace(string_agg(coalesce(coalesce(cname, aname), '') || joinphrase,
-                                           '' ORDER BY i),
-                                '^{_WS}+|{_WS}+$', '', 'g'), '') AS credit,
-          list(amb ORDER BY i) FILTER (WHERE coalesce(aname, cname) IS NOT NULL) AS akeys,
-          bool_or(bad) OR count(DISTINCT amb) <> count(*)
-            OR bool_or(mb_long(coalesce(aname, cname)) OR mb_long(sort_name)) AS bad
-        FROM {raw} GROUP BY ALL"""
+def _entries(raw: str) -> str:
+    """:func:`_entries_raw`'s ``raw`` with names stripped (``c`` credit name, ``a``
+    artist name, ``k`` artist MBID, ``s`` sort name, ``j`` join phrase)."""
+    return f"""list_transform({raw}, e -> {{
+        'c': mb_txt(e.c), 'a': mb_txt(e.a), 'k': e.k, 's': mb_txt(e.s), 'j': e.j,
+        'bad': e.bad OR NOT mb_mbid(e.k)}})"""
+
+
+def _credit_summary(ce: str) -> str:
+    """Columns ``credit`` (the credit text, Python-stripped), ``akeys`` (artist keys)
+    and ``cbad`` (flag the line) of the entry list ``ce``: list functions on the row,
+    no aggregate."""
+    return f"""mb_txt(array_to_string(list_transform({ce}, e -> coalesce(e.c, e.a, '') || e.j),
+                                  '')) AS credit,
+        list_transform(list_filter({ce}, e -> coalesce(e.a, e.c) IS NOT NULL), e -> e.k) AS akeys,
+        len({ce}) > {_MAX_CREDIT}
+          OR list_bool_or(list_transform({ce}, e -> e.bad OR mb_long(coalesce(e.a, e.c))
+                                                  OR mb_long(e.s)))
+          OR list_unique(list_transform({ce}, e -> e.k)) <> len({ce}) AS cbad"""
+
+
+def _artists(table: str, seq: str) -> str:
+    """Staged artist rows of the credit entries ``ce`` of ``table``'s unflagged lines."""
+    return f"""SELECT {seq} + i AS seq, e.k, coalesce(e.a, e.c) AS name, e.s, line
+        FROM (SELECT *, unnest(ce) AS e, unnest(range(len(ce))) AS i
+              FROM {table} ANTI JOIN mb_flag USING (line) WHERE len(ce) > 0)
+        WHERE coalesce(e.a, e.c) IS NOT NULL"""
 
 
 class MusicBrainzReader:
@@ -223,7 +238,8 @@ class MusicBrainzReader:
 
     @staticmethod
     def _drop(con: columnar.Connection) -> None:
-        for name in ("mb_rel", "mb_flag", "mb_rc", "mb_rcs", "mb_t", "mb_tc", "mb_tcs"):
+        con.execute("DROP VIEW IF EXISTS temp.mb_rel")
+        for name in ("mb_raw", "mb_flag", "mb_r", "mb_t"):
             con.execute(f"DROP TABLE IF EXISTS temp.{name}")
 
     def _read(self, con: columnar.Connection, file: Path, first: int, lines: int) -> bool:
@@ -231,18 +247,24 @@ class MusicBrainzReader:
         refuses it or its rows are not its lines one to one."""
         columns = "{" + ", ".join(f"{_q(k)}: {_q(v)}" for k, v in _COLUMNS.items()) + "}"
         try:
-            con.execute(f"""CREATE OR REPLACE TEMP TABLE mb_rel AS
-                SELECT row_number() OVER () + {first - 1} AS line, *
-                FROM read_json({_q(str(file))},
+            # Rows are stored in the file's order (insertion order is preserved), so
+            # rowid numbers the lines: a row_number() window here cost more than
+            # read_json itself (it buffers every nested column).
+            con.execute(f"""CREATE OR REPLACE TEMP TABLE mb_raw AS
+                SELECT * FROM read_json({_q(str(file))},
                   format = 'newline_delimited', columns = {columns},
                   maximum_object_size = {MAX_LINE})""")
-        except columnar.Error:
-            con.execute("DROP TABLE IF EXISTS temp.mb_rel")
+        except (columnar.Error, UnicodeDecodeError):
+            # UnicodeDecodeError: DuckDB's message quotes the bad value cut to a few
+            # bytes, possibly inside a character, and the message fails to decode.
+            con.execute("DROP TABLE IF EXISTS temp.mb_raw")
             return False
-        row = con.execute("SELECT count(*) FROM mb_rel").fetchone()
+        row = con.execute("SELECT count(*) FROM mb_raw").fetchone()
         if row is None or int(row[0]) != lines:
-            con.execute("DROP TABLE IF EXISTS temp.mb_rel")
+            con.execute("DROP TABLE IF EXISTS temp.mb_raw")
             return False
+        con.execute(f"CREATE OR REPLACE TEMP VIEW mb_rel AS "
+                    f"SELECT rowid + {first} AS line, * FROM mb_raw")
         return True
 
     def _stage_sql(self, con: columnar.Connection, item: Input) -> None:
@@ -251,106 +273,109 @@ class MusicBrainzReader:
         def prov(line: str) -> str:
             return f"{name}, 'line ' || {line}, '{LICENCE}'"
 
-        long_ = bounds.MAX_TEXT
-        # -- releases and their credits -----------------------------------------
-        release_credit = '"artist-credit"'
-        con.execute(f"CREATE OR REPLACE TEMP TABLE mb_rc AS "
-                    f"{_credits('mb_rel', 'line', release_credit)}")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE mb_rcs AS {_credit_summary('mb_rc', 'line')}")
-        # -- tracks (media in order, tracks in order) ---------------------------------
-        con.execute("""CREATE OR REPLACE TEMP TABLE mb_t AS
-            SELECT line, row_number() OVER (PARTITION BY line ORDER BY mi, ti) - 1 AS k,
-                   disc, t, mbad,
-                   mb_int(t.position) AS position, mb_str(t.recording.id) AS rid,
-                   coalesce(mb_txt(mb_str(t.recording.title)), mb_txt(mb_str(t.title))) AS title,
-                   CASE WHEN coalesce(mb_int(t.recording.length), 0) <> 0
-                        THEN mb_int(t.recording.length) ELSE mb_int(t.length) END AS length
-            FROM (SELECT line, mi, mbad, disc, unnest(m.tracks) AS t,
-                         unnest(range(1, len(m.tracks) + 1)) AS ti
-                  FROM (SELECT line, mi, m, m IS NULL OR mb_badint(m.position)
-                               OR NOT mb_null(m.pregap) AS mbad,
-                               CASE WHEN coalesce(mb_int(m.position), 0) = 0 THEN mi
-                                    ELSE mb_int(m.position) END AS disc
-                        FROM (SELECT line, unnest(media) AS m,
-                                     unnest(range(1, len(media) + 1)) AS mi
-                              FROM mb_rel WHERE len(media) > 0))
-                  WHERE len(m.tracks) > 0
-                  UNION ALL
-                  SELECT line, mi, true, NULL, NULL, NULL
-                  FROM (SELECT line, unnest(media) AS m, unnest(range(1, len(media) + 1)) AS mi
-                        FROM mb_rel WHERE len(media) > 0)
-                  WHERE m IS NULL OR mb_badint(m.position) OR NOT mb_null(m.pregap))""")
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE mb_tc AS
-            {_credits('mb_t', 'line, k', 't.recording."artist-credit"')}""")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE mb_tcs AS "
-                    f"{_credit_summary('mb_tc', 'line, k')}")
+        # Each value is extracted once per level (JSON text -> string -> stripped text ->
+        # checks), so no nested macro is evaluated twice; credits are summarised with
+        # list functions on their row (most have one entry), not grouped.
+        # -- releases, their credits and what flags them ----------------------------
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE mb_r AS
+            SELECT line, rid, title, date, barcode, ce, credit, akeys,
+                   list_filter(labels, x -> x IS NOT NULL)[1] AS label,
+                   bad0 OR NOT mb_mbid(rid) OR title IS NULL OR mb_long(title)
+                     OR mb_long(date) OR mb_long(barcode)
+                     OR list_bool_or(list_transform(labels, x -> mb_long(x)))
+                     OR cbad OR mb_long(credit) AS bad
+            FROM (SELECT *, {_credit_summary('ce')} FROM (
+              SELECT line, rid, mb_txt(title_s) AS title, mb_txt(date_s) AS date,
+                     mb_txt(barcode_s) AS barcode, list_transform(labels_s, x -> mb_txt(x)) AS labels,
+                     {_entries('ce1')} AS ce, bad0
+              FROM (SELECT line, mb_str(id) AS rid, mb_str(title) AS title_s, mb_str(date) AS date_s,
+                           mb_str(barcode) AS barcode_s,
+                           list_transform("label-info", x -> mb_str(x.label.name)) AS labels_s,
+                           {_entries_raw('"artist-credit"')} AS ce1,
+                           mb_badstr(id) OR mb_badstr(title) OR mb_badstr(date)
+                             OR mb_badstr(barcode) OR mb_null(media)
+                             OR NOT mb_null(artist_credit) OR NOT mb_null(label_info)
+                             OR NOT mb_null(release_events) OR NOT mb_null(text_representation)
+                             OR list_bool_or(list_transform("label-info",
+                                                            x -> mb_badstr(x.label.name)))
+                             OR list_bool_or(list_transform(media, m -> m IS NULL
+                                  OR mb_badint(m.position) OR NOT mb_null(m.pregap))) AS bad0
+                    FROM mb_rel)))""")
+        # -- tracks: media in order, tracks in order (k), with their credits ------------
+        disc = "CASE WHEN coalesce(mb_int(m.position), 0) = 0 THEN mi ELSE mb_int(m.position) END"
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE mb_t AS
+            SELECT line, k, disc, rid, title, position, length, isrcs, ce, credit, akeys,
+                   bad0 OR NOT mb_mbid(rid) OR title IS NULL OR strlen(title) > {bounds.MAX_TEXT}
+                     OR position < 0 OR position > {bounds.MAX_POSITION}
+                     OR disc < 0 OR disc > {bounds.MAX_POSITION}
+                     OR length > {bounds.MAX_DURATION_MS} OR cbad OR mb_long(credit) AS bad
+            FROM (SELECT *, {_credit_summary('ce')} FROM (
+              SELECT line, k, disc, rid, {_entries('ce1')} AS ce, isrcs,
+                     coalesce(mb_txt(rtitle_s), mb_txt(ttitle_s)) AS title,
+                     CASE WHEN pos_ok THEN CAST(pos_x AS BIGINT) END AS position,
+                     CASE WHEN rlen_ok AND CAST(rlen_x AS BIGINT) <> 0 THEN CAST(rlen_x AS BIGINT)
+                          WHEN tlen_ok THEN CAST(tlen_x AS BIGINT) END AS length,
+                     bad0 OR (NOT mb_null(pos_x) AND NOT pos_ok)
+                       OR (NOT mb_null(rlen_x) AND NOT rlen_ok)
+                       OR (NOT mb_null(tlen_x) AND NOT tlen_ok)
+                       OR list_bool_or(list_transform(isrcs, x ->
+                            NOT regexp_full_match(coalesce(x, ''), '{_ISRC}'))) AS bad0
+              FROM (SELECT line, k, disc, mb_str(t.recording.id) AS rid,
+                           mb_str(t.recording.title) AS rtitle_s, mb_str(t.title) AS ttitle_s,
+                           CAST(t.position AS VARCHAR) AS pos_x,
+                           mb_isint(CAST(t.position AS VARCHAR)) AS pos_ok,
+                           CAST(t.recording.length AS VARCHAR) AS rlen_x,
+                           mb_isint(CAST(t.recording.length AS VARCHAR)) AS rlen_ok,
+                           CAST(t.length AS VARCHAR) AS tlen_x,
+                           mb_isint(CAST(t.length AS VARCHAR)) AS tlen_ok,
+                           list_transform(t.recording.isrcs, x -> mb_str(x)) AS isrcs,
+                           {_entries_raw('t.recording."artist-credit"')} AS ce1,
+                           t IS NULL OR t.recording IS NULL OR mb_null(t.position)
+                             OR mb_badstr(t.recording.id) OR mb_badstr(t.recording.title)
+                             OR mb_badstr(t.title)
+                             OR NOT mb_null(t.recording.artist_credit)
+                             OR NOT mb_null(t.artist_credit)
+                             OR (coalesce(len(t.recording."artist-credit"), 0) = 0
+                                 AND coalesce(len(t."artist-credit"), 0) > 0)
+                             OR len(t.recording.isrcs) > {_MAX_ISRCS}
+                             OR list_bool_or(list_transform(t.recording.isrcs,
+                                                            x -> mb_badstr(x)))
+                             OR k >= {(1 << _SLOT) // 64 - 2} AS bad0
+                    FROM (SELECT line, unnest(tl) AS t, unnest(dl) AS disc,
+                                 unnest(range(len(tl))) AS k
+                          FROM (SELECT line, flatten(list_transform(media, m -> m.tracks)) AS tl,
+                                       flatten(list_transform(media, (m, mi) -> list_resize(
+                                           []::BIGINT[], coalesce(len(m.tracks), 0), {disc})))
+                                         AS dl
+                                FROM mb_rel WHERE len(media) > 0)))))""")
         # -- lines the Python reader reads instead --------------------------------------
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE mb_flag AS
-            SELECT line FROM mb_rel WHERE
-                NOT regexp_full_match(coalesce(mb_str(id), ''), '{_MBID}')
-                OR mb_badstr(id) OR mb_badstr(title) OR mb_txt(mb_str(title)) IS NULL
-                OR mb_badstr(date) OR mb_badstr(barcode) OR mb_null(media)
-                OR NOT mb_null(artist_credit) OR NOT mb_null(label_info)
-                OR NOT mb_null(release_events) OR NOT mb_null(text_representation)
-                OR mb_long(mb_txt(mb_str(title))) OR mb_long(mb_txt(mb_str(date)))
-                OR mb_long(mb_txt(mb_str(barcode)))
-                OR list_bool_or(list_transform("label-info", x -> mb_badstr(x.label.name)
-                                               OR mb_long(mb_txt(mb_str(x.label.name)))))
-            UNION SELECT line FROM mb_rcs WHERE bad OR mb_long(credit)
-            UNION SELECT line FROM mb_tcs WHERE bad OR mb_long(credit)
-            UNION SELECT line FROM mb_t WHERE mbad OR t IS NULL OR t.recording IS NULL
-                OR mb_null(t.position) OR mb_badint(t.position)
-                OR position < 0 OR position > {bounds.MAX_POSITION}
-                OR disc < 0 OR disc > {bounds.MAX_POSITION}
-                OR NOT regexp_full_match(coalesce(rid, ''), '{_MBID}')
-                OR mb_badstr(t.recording.id) OR mb_badstr(t.recording.title)
-                OR mb_badstr(t.title) OR title IS NULL OR strlen(title) > {long_}
-                OR mb_badint(t.recording.length) OR mb_badint(t.length)
-                OR length > {bounds.MAX_DURATION_MS}
-                OR NOT mb_null(t.recording.artist_credit) OR NOT mb_null(t.artist_credit)
-                OR (coalesce(len(t.recording."artist-credit"), 0) = 0
-                    AND coalesce(len(t."artist-credit"), 0) > 0)
-                OR len(t.recording.isrcs) > {_MAX_ISRCS}
-                OR list_bool_or(list_transform(t.recording.isrcs, x -> mb_badstr(x)
-                     OR NOT regexp_full_match(coalesce(mb_str(x), ''), '{_ISRC}')))
-                OR k >= {(1 << _SLOT) // 64 - 2}""")
-        ok = "line NOT IN (SELECT line FROM mb_flag)"
-        # -- staged rows, numbered in the Python reader's order ---------------------
+        con.execute("""CREATE OR REPLACE TEMP TABLE mb_flag AS
+            SELECT line FROM mb_r WHERE bad UNION SELECT line FROM mb_t WHERE bad""")
+        # -- staged rows of the other lines, numbered in the Python reader's order ------
         seq_r = f"(line << {_SLOT})"
         seq_t = f"(line << {_SLOT}) + 64 + k * 64"
-        seq_tt = f"(t.line << {_SLOT}) + 64 + t.k * 64"
         con.execute(f"""INSERT INTO stg_artist
-            SELECT {seq_r} + i, amb, amb, coalesce(aname, cname), sort_name, {prov('line')}
-            FROM mb_rc WHERE coalesce(aname, cname) IS NOT NULL AND {ok}
-            UNION ALL
-            SELECT {seq_t} + i, amb, amb, coalesce(aname, cname), sort_name, {prov('line')}
-            FROM mb_tc WHERE coalesce(aname, cname) IS NOT NULL AND {ok}""")
+            SELECT seq, k, k, name, s, {prov('line')}
+            FROM ({_artists('mb_r', seq_r)} UNION ALL {_artists('mb_t', seq_t)})""")
         con.execute(f"""INSERT INTO stg_release
-            SELECT {seq_r} + 63, mb_str(r.id), mb_str(r.id), mb_txt(mb_str(r.title)),
-                   mb_txt(mb_str(r.date)),
-                   list_filter(list_transform(r."label-info", x -> mb_txt(mb_str(x.label.name))),
-                               x -> x IS NOT NULL)[1],
-                   mb_txt(mb_str(r.barcode)), c.credit, NULL, {prov('r.line')}
-            FROM mb_rel r LEFT JOIN mb_rcs c USING (line)
-            WHERE r.line NOT IN (SELECT line FROM mb_flag)""")
+            SELECT {seq_r} + 63, rid, rid, title, date, label, barcode, credit, NULL,
+                   {prov('line')}
+            FROM mb_r ANTI JOIN mb_flag USING (line)""")
         con.execute(f"""INSERT INTO stg_track
-            SELECT {seq_tt} + 48, t.rid, t.rid, t.title,
-                   CASE WHEN tc.credit IS NOT NULL THEN tc.credit ELSE rc.credit END,
-                   coalesce(CASE WHEN tc.credit IS NOT NULL THEN tc.akeys ELSE rc.akeys END,
+            SELECT (t.line << {_SLOT}) + 64 + t.k * 64 + 48, t.rid, t.rid, t.title,
+                   CASE WHEN t.credit IS NOT NULL THEN t.credit ELSE r.credit END,
+                   coalesce(CASE WHEN t.credit IS NOT NULL THEN t.akeys ELSE r.akeys END,
                             []::VARCHAR[]),
-                   mb_str(r.id), t.disc, t.position, CASE WHEN t.length > 0 THEN t.length END,
+                   r.rid, t.disc, t.position, CASE WHEN t.length > 0 THEN t.length END,
                    {prov('t.line')}
-            FROM mb_t t JOIN mb_rel r USING (line) LEFT JOIN mb_rcs rc ON rc.line = t.line
-            LEFT JOIN mb_tcs tc ON tc.line = t.line AND tc.k = t.k
-            WHERE t.line NOT IN (SELECT line FROM mb_flag)""")
+            FROM mb_t t JOIN mb_r r ON r.line = t.line
+            WHERE NOT EXISTS (SELECT 1 FROM mb_flag f WHERE f.line = t.line)""")
         con.execute(f"""INSERT INTO stg_isrc
             SELECT {seq_t} + 49 + j, rid, code,
                    CASE WHEN left(code, 2) IN ({", ".join(_q(c) for c in _countries())})
                         THEN 1 ELSE 0 END, {prov('line')}
-            FROM (SELECT line, k, rid, mb_str(unnest(t.recording.isrcs)) AS code,
-                         unnest(range(len(t.recording.isrcs))) AS j
-                  FROM mb_t WHERE len(t.recording.isrcs) > 0)
-            WHERE {ok}""")
+            FROM (SELECT line, k, rid, unnest(isrcs) AS code, unnest(range(len(isrcs))) AS j
+                  FROM mb_t ANTI JOIN mb_flag USING (line) WHERE len(isrcs) > 0)""")
 
     def merge(self, con: columnar.Connection, staged: Staged) -> dict[str, list[int]]:
         counts = bulk_merge.merge(con)
