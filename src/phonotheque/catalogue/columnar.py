@@ -158,10 +158,8 @@ def connect(catalogue: Path, *, temp_directory: Path, memory_bytes: int | None =
         # SQLite's total() (a float sum that never overflows, 0.0 over no rows), so the
         # catalogue's aggregate SQL reads the same on both engines (stats, listen_match).
         con.execute("CREATE TEMP MACRO total(x) AS coalesce(CAST(sum(x) AS DOUBLE), 0.0)")
-        mode = "" if writable else ", READ_ONLY"
+        attach(con, catalogue, CATALOGUE_ALIAS, read_only=not writable)
         try:
-            con.execute(f"ATTACH {_quote(str(catalogue))} AS {CATALOGUE_ALIAS} "
-                        f"(TYPE sqlite{mode})")
             # ATTACH is lazy: read the table list now, so a file that is not a
             # catalogue fails here and not in the middle of a stage.
             tables = {row[0] for row in con.execute(
