@@ -54,10 +54,10 @@ _MAX_ISRCS = 14
 _MACROS = f"""
 CREATE OR REPLACE TEMP MACRO mb_null(x) AS x IS NULL OR CAST(x AS VARCHAR) = 'null';
 CREATE OR REPLACE TEMP MACRO mb_str(x) AS CASE
-    WHEN x IS NULL OR left(CAST(x AS VARCHAR), 1) <> '"' THEN NULL
+    WHEN NOT prefix(CAST(x AS VARCHAR), '"') THEN NULL
     WHEN contains(CAST(x AS VARCHAR), '\\') THEN json_extract_string(x, '$')
-    ELSE trim(CAST(x AS VARCHAR), '"') END;
-CREATE OR REPLACE TEMP MACRO mb_badstr(x) AS NOT mb_null(x) AND left(CAST(x AS VARCHAR), 1) <> '"';
+    ELSE replace(CAST(x AS VARCHAR), '"', '') END;
+CREATE OR REPLACE TEMP MACRO mb_badstr(x) AS NOT mb_null(x) AND NOT prefix(CAST(x AS VARCHAR), '"');
 CREATE OR REPLACE TEMP MACRO mb_edge(c) AS c <= 32 OR c >= 133;
 CREATE OR REPLACE TEMP MACRO mb_txt(s) AS CASE
     WHEN mb_edge(ord(s)) OR mb_edge(ord(right(s, 1)))
@@ -293,7 +293,7 @@ class MusicBrainzReader:
                            list_transform("label-info", x -> mb_str(x.label.name)) AS labels_s,
                            {_entries_raw('"artist-credit"')} AS ce1,
                            mb_badstr(id) OR mb_badstr(title) OR mb_badstr(date)
-                             OR mb_badstr(barcode) OR mb_null(media)
+                             OR mb_badstr(barcode) OR media IS NULL
                              OR NOT mb_null(artist_credit) OR NOT mb_null(label_info)
                              OR NOT mb_null(release_events) OR NOT mb_null(text_representation)
                              OR list_bool_or(list_transform("label-info",
@@ -341,13 +341,13 @@ class MusicBrainzReader:
                              OR list_bool_or(list_transform(t.recording.isrcs,
                                                             x -> mb_badstr(x)))
                              OR k >= {(1 << _SLOT) // 64 - 2} AS bad0
-                    FROM (SELECT line, unnest(tl) AS t, unnest(dl) AS disc,
-                                 unnest(range(len(tl))) AS k
-                          FROM (SELECT line, flatten(list_transform(media, m -> m.tracks)) AS tl,
-                                       flatten(list_transform(media, (m, mi) -> list_resize(
-                                           []::BIGINT[], coalesce(len(m.tracks), 0), {disc})))
-                                         AS dl
-                                FROM mb_rel WHERE len(media) > 0)))))""")
+                    FROM (SELECT line, mo + ti AS k, disc, t FROM (
+                      SELECT line, mo, {disc} AS disc, unnest(m.tracks) AS t,
+                             unnest(range(len(m.tracks))) AS ti
+                      FROM (SELECT line, unnest(media) AS m, unnest(range(1, len(media) + 1)) AS mi,
+                                   unnest(list_transform(range(len(media)), i -> coalesce(list_sum(
+                                     list_transform(media[1:i], m -> len(m.tracks))), 0))) AS mo
+                            FROM mb_rel WHERE len(media) > 0))))))""")
         # -- lines the Python reader reads instead --------------------------------------
         con.execute("""CREATE OR REPLACE TEMP TABLE mb_flag AS
             SELECT line FROM mb_r WHERE bad UNION SELECT line FROM mb_t WHERE bad""")
