@@ -19,6 +19,7 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from phonotheque.catalogue import bulk
 from phonotheque.cli import main
 from phonotheque.errors import InputError
 from phonotheque.model import Exclusion, Record
@@ -122,6 +123,21 @@ def test_columnar_select_reads_the_columnar_tables_and_reselects_in_place(
     kept = {r[0]: r for r in first["ledger"]}
     for row in again["ledger"]:
         assert (row == kept[row[0]]) == (row[1:3] == kept[row[0]][1:3])
+    # the ledger is rebuilt beside the old one and swapped in: the schema stays the
+    # migration's (columns, NOT NULL), nothing is left beside it
+    con = bulk.open_bulk(ws.root, readonly=True)
+    try:
+        tables = dict(con.execute("SELECT table_name, sql FROM duckdb_tables() WHERE "
+                                  "database_name = current_database()").fetchall())
+    finally:
+        con.close()
+    fresh = bulk.open_bulk(ws.root, create=True, file=tmp_path / "fresh.duckdb")
+    try:
+        schema = dict(fresh.execute("SELECT table_name, sql FROM duckdb_tables() WHERE "
+                                    "database_name = current_database()").fetchall())
+    finally:
+        fresh.close()
+    assert tables == schema
 
 
 def test_engine_argument_must_be_the_workspaces(ws: Workspace) -> None:

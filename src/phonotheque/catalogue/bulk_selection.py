@@ -56,24 +56,40 @@ def apply_ledger(con: columnar.Connection, held_only: bool = False) -> None:
     :func:`~phonotheque.catalogue.ledger.ledger_rows_sql`), one set-based rewrite.
 
     Rows of tracks the plan does not know (none, unless tracks were removed) are kept.
+
+    The new ledger is built beside the old one and swapped in (inside the caller's
+    transaction): one statement reading the old rows once, where a DELETE of every row
+    and an INSERT through two temporary copies cost three times as much (measured).
     """
-    rows = ledger_rows_sql("$held_only", "(SELECT DISTINCT track_id FROM cat.audio_file)")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE sel_ledger AS {rows}", {"held_only": held_only})
-    con.execute("""CREATE OR REPLACE TEMP TABLE sel_ledger_all AS
-        SELECT n.track_id, n.status, n.detail,
-               CASE WHEN old.status IS NOT DISTINCT FROM n.status
-                         AND old.detail IS NOT DISTINCT FROM n.detail
-                    THEN old.updated_at ELSE $now END AS updated_at
-        FROM sel_ledger n LEFT JOIN ledger old ON old.track_id = n.track_id
+    rows = ledger_rows_sql("$held_only", "(SELECT DISTINCT track_id FROM cat.audio_file)",
+                           with_old=True)
+    con.execute("DROP TABLE IF EXISTS ledger_new")
+    con.execute(_renamed_ddl(con, "ledger", "ledger_new"))
+    sql = f"""INSERT INTO ledger_new(track_id, status, detail, updated_at)
+        SELECT track_id, status, detail,
+               CASE WHEN old_status IS NOT DISTINCT FROM status
+                         AND old_detail IS NOT DISTINCT FROM detail
+                    THEN old_updated_at ELSE $now END
+        FROM ({rows})
         UNION ALL
         SELECT track_id, status, detail, updated_at FROM ledger
-        WHERE track_id NOT IN (SELECT track_id FROM sel_ledger)""", {"now": now_iso()})
-    con.execute("DELETE FROM ledger")
-    con.execute("INSERT INTO ledger(track_id, status, detail, updated_at) "
-                "SELECT track_id, status, detail, updated_at FROM sel_ledger_all "
-                "ORDER BY track_id")
-    con.execute("DROP TABLE sel_ledger")
-    con.execute("DROP TABLE sel_ledger_all")
+        WHERE track_id NOT IN (SELECT track_id FROM sel_track)
+        ORDER BY track_id"""
+    con.execute(sql, {"held_only": held_only, "now": now_iso()})
+    con.execute("DROP TABLE ledger")
+    con.execute("ALTER TABLE ledger_new RENAME TO ledger")
+
+
+def _renamed_ddl(con: columnar.Connection, table: str, new: str) -> str:
+    """The CREATE TABLE statement of ``table`` (its columns and constraints as the
+    schema made them, :mod:`.bulk`) for a table named ``new``."""
+    row = con.execute("SELECT sql FROM duckdb_tables() WHERE database_name = current_database() "
+                      "AND schema_name = 'main' AND table_name = ?", [table]).fetchone()
+    assert row is not None, f"no table {table}"
+    ddl = str(row[0])
+    head = f"CREATE TABLE {table}("
+    assert ddl.startswith(head), ddl
+    return f"CREATE TABLE {new}(" + ddl[len(head):]
 
 
 # -- readers ------------------------------------------------------------------

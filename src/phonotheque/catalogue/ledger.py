@@ -65,20 +65,25 @@ _KEPT = r"""(old.status = 'success' OR (old.status LIKE 'error\_%' ESCAPE '\'
                                      AND old.status != 'error_no_source'))"""
 
 
-def ledger_rows_sql(held_only: str, audio_files: str) -> str:
+def ledger_rows_sql(held_only: str, audio_files: str, with_old: bool = False) -> str:
     """The plan's status and detail for every track, from select's temp tables
     (``sel_track``, ``sel_rep``, ``sel_over``), the new ``selection`` and the old
     ``ledger``: one SELECT both engines run (DuckDB's columnar select too, see
     ``catalogue/bulk_selection.py``). ``held_only`` is the parameter that says the
     selection took only held tracks (a track left out for having no file says
-    ``not_held``); ``audio_files`` the relation with one row per track that has a file."""
+    ``not_held``); ``audio_files`` the relation with one row per track that has a file.
+    ``with_old`` adds the old row's ``old_status``, ``old_detail`` and ``old_updated_at``
+    (NULL for a track without one), for a caller that rewrites the ledger whole."""
+    old = (" old.status AS old_status, old.detail AS old_detail, "
+           "old.updated_at AS old_updated_at," if with_old else "")
     return rf"""SELECT track_id, status,
                CASE WHEN kept AND status NOT IN ('todo', 'success')
                          AND status NOT LIKE 'error\_%' ESCAPE '\'
                     THEN coalesce(detail || '; ', '') || 'audio_file kept'
-                    ELSE detail END AS detail
+                    ELSE detail END AS detail{
+                    ", old_status, old_detail, old_updated_at" if with_old else ""}
         FROM (
-          SELECT st.track_id,
+          SELECT st.track_id,{old}
                  af.track_id IS NOT NULL AS kept,
                  CASE
                    WHEN st.excluded <> 0 THEN 'excluded'
