@@ -239,7 +239,7 @@ class MusicBrainzReader:
     @staticmethod
     def _drop(con: columnar.Connection) -> None:
         con.execute("DROP VIEW IF EXISTS temp.mb_rel")
-        for name in ("mb_raw", "mb_flag", "mb_r", "mb_t"):
+        for name in ("mb_raw", "mb_flag", "mb_r", "mb_t1", "mb_c", "mb_t"):
             con.execute(f"DROP TABLE IF EXISTS temp.{name}")
 
     def _read(self, con: columnar.Connection, file: Path, first: int, lines: int) -> bool:
@@ -274,43 +274,13 @@ class MusicBrainzReader:
             return f"{name}, 'line ' || {line}, '{LICENCE}'"
 
         # Each value is extracted once per level (JSON text -> string -> stripped text ->
-        # checks), so no nested macro is evaluated twice; credits are summarised with
-        # list functions on their row (most have one entry), not grouped.
-        # -- releases, their credits and what flags them ----------------------------
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE mb_r AS
-            SELECT line, rid, title, date, barcode, ce, credit, akeys,
-                   list_filter(labels, x -> x IS NOT NULL)[1] AS label,
-                   bad0 OR NOT mb_mbid(rid) OR title IS NULL OR mb_long(title)
-                     OR mb_long(date) OR mb_long(barcode)
-                     OR list_bool_or(list_transform(labels, x -> mb_long(x)))
-                     OR cbad OR mb_long(credit) AS bad
-            FROM (SELECT *, {_credit_summary('ce')} FROM (
-              SELECT line, rid, mb_txt(title_s) AS title, mb_txt(date_s) AS date,
-                     mb_txt(barcode_s) AS barcode, list_transform(labels_s, x -> mb_txt(x)) AS labels,
-                     {_entries('ce1')} AS ce, bad0
-              FROM (SELECT line, mb_str(id) AS rid, mb_str(title) AS title_s, mb_str(date) AS date_s,
-                           mb_str(barcode) AS barcode_s,
-                           list_transform("label-info", x -> mb_str(x.label.name)) AS labels_s,
-                           {_entries_raw('"artist-credit"')} AS ce1,
-                           mb_badstr(id) OR mb_badstr(title) OR mb_badstr(date)
-                             OR mb_badstr(barcode) OR media IS NULL
-                             OR NOT mb_null(artist_credit) OR NOT mb_null(label_info)
-                             OR NOT mb_null(release_events) OR NOT mb_null(text_representation)
-                             OR list_bool_or(list_transform("label-info",
-                                                            x -> mb_badstr(x.label.name)))
-                             OR list_bool_or(list_transform(media, m -> m IS NULL
-                                  OR mb_badint(m.position) OR NOT mb_null(m.pregap))) AS bad0
-                    FROM mb_rel)))""")
-        # -- tracks: media in order, tracks in order (k), with their credits ------------
+        # checks), so no nested macro is evaluated twice. Credits are read once per
+        # distinct credit list (tracks of one artist share theirs), with list functions
+        # on the row, not grouped per entry.
+        # -- tracks: media in order, tracks in order (k); their credits below ---------
         disc = "CASE WHEN coalesce(mb_int(m.position), 0) = 0 THEN mi ELSE mb_int(m.position) END"
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE mb_t AS
-            SELECT line, k, disc, rid, title, position, length, isrcs, ce, credit, akeys,
-                   bad0 OR NOT mb_mbid(rid) OR title IS NULL OR strlen(title) > {bounds.MAX_TEXT}
-                     OR position < 0 OR position > {bounds.MAX_POSITION}
-                     OR disc < 0 OR disc > {bounds.MAX_POSITION}
-                     OR length > {bounds.MAX_DURATION_MS} OR cbad OR mb_long(credit) AS bad
-            FROM (SELECT *, {_credit_summary('ce')} FROM (
-              SELECT line, k, disc, rid, {_entries('ce1')} AS ce, isrcs,
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE mb_t1 AS
+              SELECT line, k, disc, rid, ac, hash(ac) AS h, isrcs,
                      coalesce(mb_txt(rtitle_s), mb_txt(ttitle_s)) AS title,
                      CASE WHEN pos_ok THEN CAST(pos_x AS BIGINT) END AS position,
                      CASE WHEN rlen_ok AND CAST(rlen_x AS BIGINT) <> 0 THEN CAST(rlen_x AS BIGINT)
@@ -329,7 +299,7 @@ class MusicBrainzReader:
                            CAST(t.length AS VARCHAR) AS tlen_x,
                            mb_isint(CAST(t.length AS VARCHAR)) AS tlen_ok,
                            list_transform(t.recording.isrcs, x -> mb_str(x)) AS isrcs,
-                           {_entries_raw('t.recording."artist-credit"')} AS ce1,
+                           t.recording."artist-credit" AS ac,
                            t IS NULL OR t.recording IS NULL OR mb_null(t.position)
                              OR mb_badstr(t.recording.id) OR mb_badstr(t.recording.title)
                              OR mb_badstr(t.title)
@@ -347,10 +317,54 @@ class MusicBrainzReader:
                       FROM (SELECT line, unnest(media) AS m, unnest(range(1, len(media) + 1)) AS mi,
                                    unnest(list_transform(range(len(media)), i -> coalesce(list_sum(
                                      list_transform(media[1:i], m -> len(m.tracks))), 0))) AS mo
-                            FROM mb_rel WHERE len(media) > 0))))))""")
+                            FROM mb_rel WHERE len(media) > 0))))""")
+        # -- credit lists, one row per distinct list (by hash; a row whose list is not
+        #    its hash's representative finds no credit below and is flagged) -----------
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE mb_c AS
+            SELECT h, ac, ce, {_credit_summary('ce')} FROM (
+              SELECT h, ac, {_entries(_entries_raw('ac'))} AS ce FROM (
+                SELECT h, any_value(ac) AS ac FROM (
+                  SELECT hash("artist-credit") AS h, "artist-credit" AS ac FROM mb_rel
+                  WHERE "artist-credit" IS NOT NULL
+                  UNION ALL SELECT h, ac FROM mb_t1 WHERE ac IS NOT NULL) GROUP BY h))""")
+        credit = ("c.ce, c.credit, c.akeys, "
+                  "({0}.ac IS NOT NULL AND c.h IS NULL) OR c.cbad OR mb_long(c.credit)")
+        join = "LEFT JOIN mb_c c ON c.h = {0}.h AND c.ac IS NOT DISTINCT FROM {0}.ac"
+        # -- releases and what flags them ---------------------------------------------
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE mb_r AS
+            SELECT line, rid, title, date, barcode, label, {credit.format('r')} AS cbad,
+                   bad0 OR NOT mb_mbid(rid) OR title IS NULL OR mb_long(title)
+                     OR mb_long(date) OR mb_long(barcode)
+                     OR list_bool_or(list_transform(labels, x -> mb_long(x))) AS bad0
+            FROM (
+              SELECT line, rid, ac, h, mb_txt(title_s) AS title, mb_txt(date_s) AS date,
+                     mb_txt(barcode_s) AS barcode, labels,
+                     list_filter(labels, x -> x IS NOT NULL)[1] AS label, bad0
+              FROM (SELECT line, rid, ac, hash(ac) AS h, title_s, date_s, barcode_s,
+                           list_transform(labels_s, x -> mb_txt(x)) AS labels, bad0
+              FROM (SELECT line, mb_str(id) AS rid, mb_str(title) AS title_s, mb_str(date) AS date_s,
+                           mb_str(barcode) AS barcode_s, "artist-credit" AS ac,
+                           list_transform("label-info", x -> mb_str(x.label.name)) AS labels_s,
+                           mb_badstr(id) OR mb_badstr(title) OR mb_badstr(date)
+                             OR mb_badstr(barcode) OR media IS NULL
+                             OR NOT mb_null(artist_credit) OR NOT mb_null(label_info)
+                             OR NOT mb_null(release_events) OR NOT mb_null(text_representation)
+                             OR list_bool_or(list_transform("label-info",
+                                                            x -> mb_badstr(x.label.name)))
+                             OR list_bool_or(list_transform(media, m -> m IS NULL
+                                  OR mb_badint(m.position) OR NOT mb_null(m.pregap))) AS bad0
+                    FROM mb_rel))) r {join.format('r')}""")
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE mb_t AS
+            SELECT line, k, disc, rid, title, position, length, isrcs, {credit.format('t')} AS cbad,
+                   bad0 OR NOT mb_mbid(rid) OR title IS NULL OR strlen(title) > {bounds.MAX_TEXT}
+                     OR position < 0 OR position > {bounds.MAX_POSITION}
+                     OR disc < 0 OR disc > {bounds.MAX_POSITION}
+                     OR length > {bounds.MAX_DURATION_MS} AS bad0
+            FROM mb_t1 t {join.format('t')}""")
         # -- lines the Python reader reads instead --------------------------------------
         con.execute("""CREATE OR REPLACE TEMP TABLE mb_flag AS
-            SELECT line FROM mb_r WHERE bad UNION SELECT line FROM mb_t WHERE bad""")
+            SELECT line FROM mb_r WHERE bad0 OR cbad
+            UNION SELECT line FROM mb_t WHERE bad0 OR cbad""")
         # -- staged rows of the other lines, numbered in the Python reader's order ------
         seq_r = f"(line << {_SLOT})"
         seq_t = f"(line << {_SLOT}) + 64 + k * 64"
