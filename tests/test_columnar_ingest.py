@@ -219,14 +219,14 @@ def test_lines_sql_cannot_read_exactly_go_to_the_python_reader(
     path = tmp_path / "edited.jsonl"
     path.write_bytes(b"".join(lines))
     seen: list[int] = []
-    real = SOURCE.read_lines
+    real = SOURCE.parse_lines
 
-    def spy(item, numbers):  # type: ignore[no-untyped-def]
-        for n, records in real(item, numbers):
+    def spy(item, numbered):  # type: ignore[no-untyped-def]
+        for n, records in real(item, numbered):
             seen.append(n)
             yield n, records
 
-    monkeypatch.setattr(SOURCE, "read_lines", spy)
+    monkeypatch.setattr(SOURCE, "parse_lines", spy)
     row, col = _both(tmp_path, [path])
     assert set(seen) == python_lines
     want, got = sqlite_tables(row), columnar_tables(col)
@@ -369,13 +369,16 @@ def test_sigkill_mid_ingest_then_rerun_matches_uninterrupted(tmp_path: Path) -> 
     assert columnar_tables(Workspace(killed)) == columnar_tables(Workspace(whole))
 
 
-@pytest.mark.parametrize("compress", ["", ".zst"])
+@pytest.mark.parametrize(("compress", "part_rows"), [("", mb_columnar.PART_ROWS),
+                                                     (".zst", mb_columnar.PART_ROWS),
+                                                     (".zst", 40)])
 def test_a_file_is_read_in_chunks_and_only_refused_chunks_go_to_python(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compress: str) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compress: str, part_rows: int) -> None:
     """DuckDB reads a file CHUNK_LINES lines at a time (bounded memory: a whole 10 M-track
     file ran out of 3 GiB); a chunk it refuses (here the malformed lines, 21-26) is read
     by the Python reader and every other chunk stays set-based; the tables and rejects
-    equal the SQLite path's."""
+    equal the SQLite path's, also when every few chunks merge as a part of their own
+    (PART_ROWS: the merge's memory bound)."""
     from phonotheque.sources.musicbrainz import SOURCE
 
     path = _malformed(tmp_path, _synth(tmp_path, 300))
@@ -383,15 +386,16 @@ def test_a_file_is_read_in_chunks_and_only_refused_chunks_go_to_python(
         path = path.with_name(path.name + compress)
         path.write_bytes(pyzstd.compress(path.with_suffix("").read_bytes()))
     monkeypatch.setattr(mb_columnar, "CHUNK_LINES", 7)
+    monkeypatch.setattr(mb_columnar, "PART_ROWS", part_rows)
     seen: set[int] = set()
-    real = SOURCE.read_lines
+    real = SOURCE.parse_lines
 
-    def spy(item, numbers):  # type: ignore[no-untyped-def]
-        for n, records in real(item, numbers):
+    def spy(item, numbered):  # type: ignore[no-untyped-def]
+        for n, records in real(item, numbered):
             seen.add(n)
             yield n, records
 
-    monkeypatch.setattr(SOURCE, "read_lines", spy)
+    monkeypatch.setattr(SOURCE, "parse_lines", spy)
     row, col = _both(tmp_path, [path])
     total = len(path.with_suffix("").read_bytes().splitlines()) if compress else \
         len(path.read_bytes().splitlines())
@@ -466,14 +470,14 @@ def test_values_at_the_edges_of_the_sql_shortcuts_read_as_python_does(
     path = tmp_path / "edges.jsonl"
     path.write_bytes(b"".join(lines))
     seen: list[int] = []
-    real = SOURCE.read_lines
+    real = SOURCE.parse_lines
 
-    def spy(item, numbers):  # type: ignore[no-untyped-def]
-        for n, records in real(item, numbers):
+    def spy(item, numbered):  # type: ignore[no-untyped-def]
+        for n, records in real(item, numbered):
             seen.append(n)
             yield n, records
 
-    monkeypatch.setattr(SOURCE, "read_lines", spy)
+    monkeypatch.setattr(SOURCE, "parse_lines", spy)
     row, col = _both(tmp_path, [path])
     assert set(seen) == python_lines
     want, got = sqlite_tables(row), columnar_tables(col)
@@ -496,3 +500,60 @@ def test_a_refused_chunk_whose_error_quotes_cut_text_goes_to_python(tmp_path: Pa
     assert want["reject"]
     for table in want:
         assert got[table] == want[table], table
+
+
+def test_sigkill_mid_file_resumes_after_the_last_committed_part(tmp_path: Path) -> None:
+    """One big input merges part by part (PART_ROWS), each part committed with a
+    checkpoint at the line it reaches: a real `phono ingest` SIGKILLed mid-file resumes
+    there (it does not read the file from line 1 again), and the tables and rejects
+    equal an uninterrupted one-part run's and the SQLite path's."""
+    good = _synth(tmp_path, 3000)
+    plain = _malformed(tmp_path, good)  # rejects in the first part, a truncated last line
+    lines = plain.read_bytes().splitlines(keepends=True)
+    plain.write_bytes(b"".join(lines[:-1] + good.read_bytes().splitlines(keepends=True)[40:]
+                               + lines[-1:]))
+    path = plain.with_name(plain.name + ".zst")
+    path.write_bytes(pyzstd.compress(plain.read_bytes()))
+    total = len(plain.read_bytes().splitlines())
+    row = Workspace.create(tmp_path / "sqlite")
+    ingest(row, "musicbrainz", [path])
+    whole = Workspace.create(tmp_path / "whole", engine="duckdb")
+    columnar_ingest.ingest(whole, "musicbrainz", [path])  # one part
+    # a plain progress line on stderr after every committed part; a part every 20 lines
+    env = dict(os.environ, PHONO_PROGRESS="0", PHONO_PROGRESS_INTERVAL="0",
+               **{mb_columnar.CHUNK_ENV: "20", mb_columnar.PART_ENV: "1"})
+    parts, killed = tmp_path / "parts", tmp_path / "killed"
+    for ws in (parts, killed):
+        subprocess.run([*PHONO, "init", str(ws), "--engine", "duckdb"], check=True, env=env,
+                       capture_output=True)
+    uninterrupted = subprocess.run([*PHONO, "ingest", "musicbrainz", "-w", str(parts),
+                                    str(path), "--json"], env=env, capture_output=True,
+                                   text=True)
+    read_all = json.loads(uninterrupted.stdout)["report"]["sources"][0]["read"]
+    proc = subprocess.Popen([*PHONO, "ingest", "musicbrainz", "-w", str(killed), str(path)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    for _ in range(3):  # three parts committed: kill in the middle of the file
+        proc.stdout.readline()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL, "ingest finished before it could be killed"
+    con = bulk.open_bulk(killed)
+    try:
+        sources = con.execute("SELECT source FROM ingest_checkpoint").fetchall()
+        assert len(sources) == 1
+        cp = bulk.checkpoint(con, sources[0][0])
+    finally:
+        con.close()
+    assert cp is not None and not cp.done and 60 <= cp.line < total, cp
+    assert cp.line % 20 == 0 and 0 < cp.offset < len(plain.read_bytes())
+    rerun = subprocess.run([*PHONO, "ingest", "musicbrainz", "-w", str(killed), str(path),
+                            "--json"], env=env, capture_output=True, text=True)
+    assert rerun.returncode == 10, rerun.stderr  # the truncated last line: a new refusal
+    source = json.loads(rerun.stdout)["report"]["sources"][0]
+    assert source["status"] == "resumed" and source["start_offset"] == cp.offset
+    assert 0 < source["read"] < read_all  # the lines before were not read again
+    got = columnar_tables(Workspace(killed))
+    assert got == columnar_tables(Workspace(parts)) == columnar_tables(whole)
+    assert got == sqlite_tables(row)

@@ -1,19 +1,29 @@
 """The ingest runner of a columnar workspace (``phono init --engine duckdb``).
 
 Where :mod:`phonotheque.ingest` writes records in batches of row upserts, this runner
-takes each input whole: its reader stages it set-based into DuckDB, and one merge
-folds it into the bulk tables in ONE transaction that also saves the input's
-checkpoint (``bulk.save_checkpoint``). So
+takes each input in a few large *parts*: its reader stages a part set-based into
+DuckDB, and one merge folds the part into the bulk tables in ONE transaction that
+also saves the input's checkpoint (``bulk.save_checkpoint``: the uncompressed byte
+offset and line the part reaches, ``done`` after the last). A reader that cannot cut
+its input gives one part. So
 
 * an input whose checkpoint says done with the same size and mtime is skipped
   (unless ``force``);
-* a killed ingest redoes at most the input in progress (nothing of it committed);
+* a killed ingest redoes at most the part in progress: a reader that can resume
+  (``StageContext.start``) starts after the last committed part, the others from the
+  start (the merge is an upsert: nothing is counted twice);
 * ingesting the same input again changes nothing (the merge compares before it
   writes: the counts say unchanged).
 
+Parts bound memory: a whole 10 M-track input merged at once ran out of a 3 GiB limit
+(the merge's GROUP BY with ``arg_max`` over strings and lists does not spill). Merging
+part by part gives the tables one merge of the whole input gives, ids included (new
+rows get ids in order of their first line either way), as ``Store`` gives the same
+rows whatever its batch size.
+
 Rejects go to ``catalogue.sqlite``'s reject table through its owner
 (:meth:`Store.record_rejects`), with the same locators the Python readers give, and
-are written before the input's transaction commits (an interrupted input writes
+are written before the part's transaction commits (an interrupted part writes
 them again, which adds nothing). The report has :mod:`phonotheque.ingest`'s shape and
 exit-code meaning (``clean``: no refusal an earlier run had not recorded).
 
@@ -27,7 +37,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -44,10 +54,13 @@ from phonotheque.workspace import Workspace
 
 @dataclass(slots=True)
 class Staged:
-    """What a reader staged from one input."""
+    """What a reader staged from one part of an input, and where the part ends."""
 
     read: int = 0  # records read (the row path's "read": every record the input gave)
     rejects: list[Reject] = field(default_factory=list)  # refusals and dropped values
+    offset: int = 0  # uncompressed bytes of the input up to the part's end
+    line: int = 0  # lines up to the part's end
+    done: bool = True  # the input's last part
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +69,8 @@ class StageContext:
 
     options: ReadOptions
     tmp: Path  # inside the workspace; the reader removes what it puts there
+    start: int = 0  # resume: uncompressed byte offset a committed part reached (0: start)
+    line: int = 0  # resume: lines before ``start``
 
 
 class BulkReader(Protocol):
@@ -63,8 +78,13 @@ class BulkReader(Protocol):
 
     kind: str  # a kind of :mod:`phonotheque.sources` (its ``inputs`` expands the paths)
 
-    def stage(self, con: columnar.Connection, item: Input, ctx: StageContext) -> Staged:
-        """Read ``item`` whole into temporary tables of ``con``; return what it read."""
+    #: True if :meth:`stage` honours ``ctx.start`` (a killed ingest resumes mid-input).
+    resumable: bool
+
+    def stage(self, con: columnar.Connection, item: Input,
+              ctx: StageContext) -> Generator[Staged, None, None]:
+        """Read ``item`` into temporary tables of ``con``, one part at a time: each part
+        yielded is merged and committed before the reader stages the next."""
         ...
 
     def merge(self, con: columnar.Connection, staged: Staged) -> dict[str, list[int]]:
@@ -132,8 +152,15 @@ def ingest(
         con = bulk.open_bulk(ws.root, memory_bytes=memory_bytes, threads=threads)
         try:
             for item in inputs:
+                def tick(read: int, offset: int, item: Input = item, rows: int = rows,
+                         before: int = done_bytes) -> None:
+                    # after every committed part: a long input shows progress too
+                    if progress is not None:
+                        done = before + min(offset, item.progress_size or 0)
+                        progress(_event(item.source, rows + read, done, total_bytes))
+
                 rep, read = _one(con, store, bulk_reader, item, options, tmp, report,
-                                 ws.columnar)
+                                 ws.columnar, tick)
                 rows += read
                 done_bytes += item.progress_size or 0
                 report.sources.append(rep)
@@ -164,37 +191,47 @@ def _refresh(con: columnar.Connection) -> int:
 
 
 def _one(con: columnar.Connection, store: Store, bulk_reader: BulkReader, item: Input,
-         options: IngestOptions, tmp: Path, report: IngestReport,
-         where: Path) -> tuple[SourceReport, int]:
+         options: IngestOptions, tmp: Path, report: IngestReport, where: Path,
+         tick: Callable[[int, int], None]) -> tuple[SourceReport, int]:
     cp = bulk.checkpoint(con, item.source)
     same = cp is not None and cp.size == item.size and cp.mtime_ns == item.mtime_ns
     if cp is not None and cp.done and same and not options.force:
         return SourceReport(item.source, "skipped"), 0
-    rep = SourceReport(item.source, "read")
+    start = line = 0
+    if (cp is not None and not cp.done and same and not options.force
+            and bulk_reader.resumable):
+        start, line = cp.offset, cp.line
+    rep = SourceReport(item.source, "resumed" if start else "read", start_offset=start)
+    parts = bulk_reader.stage(con, item, StageContext(options.read, tmp, start, line))
     try:
-        staged = bulk_reader.stage(con, item, StageContext(options.read, tmp))
-        con.execute("BEGIN TRANSACTION")
-        try:
-            by_kind = bulk_reader.merge(con, staged)
-            bulk.save_checkpoint(con, Checkpoint(item.source, bulk_reader.kind, item.size,
-                                                 done=True, size=item.size,
-                                                 mtime_ns=item.mtime_ns))
-            counts = store.record_rejects(staged.rejects)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        for staged in parts:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                by_kind = bulk_reader.merge(con, staged)
+                bulk.save_checkpoint(con, Checkpoint(
+                    item.source, bulk_reader.kind, item.size if staged.done else staged.offset,
+                    done=staged.done, line=0 if staged.done else staged.line,
+                    size=item.size, mtime_ns=item.mtime_ns))
+                counts = store.record_rejects(staged.rejects)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            for k, (a, u, n) in by_kind.items():
+                row = report.by_kind.setdefault(k, [0, 0, 0])
+                row[0] += a
+                row[1] += u
+                row[2] += n
+            rep.read += staged.read
+            rep.added += sum(v[0] for v in by_kind.values())
+            rep.updated += sum(v[1] for v in by_kind.values())
+            rep.rejected += counts.rejected - counts.kept
+            rep.values_dropped += counts.kept
+            rep.new_rejects += counts.new_refused
+            if not staged.done:
+                tick(rep.read, staged.offset)
     except columnar.Error as exc:
         raise columnar.failed(where, f"ingesting {item.source}", exc) from exc
-    for k, (a, u, n) in by_kind.items():
-        row = report.by_kind.setdefault(k, [0, 0, 0])
-        row[0] += a
-        row[1] += u
-        row[2] += n
-    rep.read = staged.read
-    rep.added = sum(v[0] for v in by_kind.values())
-    rep.updated = sum(v[1] for v in by_kind.values())
-    rep.rejected = counts.rejected - counts.kept
-    rep.values_dropped = counts.kept
-    rep.new_rejects = counts.new_refused
-    return rep, staged.read
+    finally:
+        parts.close()  # the reader's scratch files go now, also when a part failed
+    return rep, rep.read

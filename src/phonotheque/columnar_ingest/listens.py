@@ -9,6 +9,7 @@ key, ids in input order, track ids resolved as the SQLite path resolves them.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass
 
 from phonotheque.catalogue import bulk_listens, columnar, listens_columnar
@@ -26,10 +27,12 @@ class ListensStaged(Staged):
 
 class ListensReader:
     kind = KIND
+    resumable = False  # one part per input
 
-    def stage(self, con: columnar.Connection, item: Input, ctx: StageContext) -> Staged:
+    def stage(self, con: columnar.Connection, item: Input,
+              ctx: StageContext) -> Generator[Staged, None, None]:
         staged = listens_columnar.stage(con, item, ctx.options)
-        return ListensStaged(read=staged.rows, rejects=staged.rejects, listens=staged)
+        yield ListensStaged(read=staged.rows, rejects=staged.rejects, listens=staged)
 
     def merge(self, con: columnar.Connection, staged: Staged) -> dict[str, list[int]]:
         assert isinstance(staged, ListensStaged) and staged.listens is not None

@@ -7,6 +7,7 @@ whole (:mod:`._records`) and merged set-based, so the tables equal the row path'
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import replace
 
 from phonotheque.catalogue import bulk_merge, columnar
@@ -19,8 +20,10 @@ KIND = "mbdump"
 
 class MbdumpReader:
     kind = KIND
+    resumable = False  # one part per input (the row reader joins the dump's tables first)
 
-    def stage(self, con: columnar.Connection, item: Input, ctx: StageContext) -> Staged:
+    def stage(self, con: columnar.Connection, item: Input,
+              ctx: StageContext) -> Generator[Staged, None, None]:
         options = ctx.options
         if options.tmp_dir is None:  # the join database goes inside the workspace
             try:
@@ -28,7 +31,7 @@ class MbdumpReader:
             except OSError as exc:
                 raise wrap_os_error(exc, ctx.tmp, writing=True) from exc
             options = replace(options, tmp_dir=ctx.tmp)
-        return _records.stage(con, item, get(KIND).read(item, options))
+        yield _records.stage(con, item, get(KIND).read(item, options))
 
     def merge(self, con: columnar.Connection, staged: Staged) -> dict[str, list[int]]:
         counts = bulk_merge.merge(con)

@@ -11,13 +11,16 @@ disc and position defaults, the length fallback) and the limits of
 
 Any line the SQL would not give exactly what the Python reader gives (a reject, a value
 out of bounds, a key spelt with underscores, an odd type, a pregap track, ...) is
-*flagged*, and the Python reader reads just those lines (``read_lines``), so their
+*flagged*, and the Python reader parses just those lines (``parse_lines``), so their
 records and reject reasons are the row path's. DuckDB reads the file in chunks of
 :data:`CHUNK_LINES` lines (bounded memory: a whole 10 M-track file at once ran out of a
 3 GiB limit); a chunk DuckDB refuses (malformed JSON, a list where an object belongs,
-invalid UTF-8, blank lines that would shift line numbers) is read by the Python reader,
-the other chunks stay set-based. ``.json`` documents and ``.tar.xz`` archives, and a
-compressed file that breaks part-way, are read by the Python reader entirely.
+invalid UTF-8, blank lines that would shift line numbers) is parsed by the Python reader,
+the other chunks stay set-based. Once :data:`PART_ROWS` rows are staged, the chunks so
+far go to the runner as one part, merged and committed with a checkpoint at the line
+they reach, so a killed ingest resumes there (a ``.zst`` is decompressed again up to
+it, not parsed). ``.json`` documents and ``.tar.xz`` archives are read by the Python
+reader entirely; a compressed file that breaks part-way, from the part it breaks in.
 
 Every staged row carries ``seq = line << 26 | slot``, its place in the order the
 Python reader yields records, so the merge assigns the same ids.
@@ -25,8 +28,10 @@ Python reader yields records, so the merge assigns the same ids.
 
 from __future__ import annotations
 
+import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -35,6 +40,7 @@ from phonotheque.catalogue import bulk_merge, columnar
 from phonotheque.columnar_ingest import StageContext, Staged, _records
 from phonotheque.errors import wrap_os_error
 from phonotheque.sources import MAX_LINE, CorruptStream, Input, bounds, get, open_input, printable
+from phonotheque.sources._base import compressed_suffix, skip
 from phonotheque.sources.musicbrainz import SOURCE as JSON_SOURCE
 
 KIND = "musicbrainz"
@@ -98,28 +104,56 @@ def _q(text: str) -> str:
 
 
 #: Lines DuckDB reads at a time. A chunk's nested rows and credit aggregates are what
-#: takes memory (a whole 10 M-track file ran out of a 3 GiB limit: measured); the staged
-#: rows of all chunks then merge in one transaction with the input's checkpoint.
+#: takes memory (a whole 10 M-track file ran out of a 3 GiB limit: measured).
 CHUNK_LINES = 50_000
+#: Staged rows (artists, releases, tracks and ISRC links) after which the chunks staged
+#: so far merge and commit as one part with the input's checkpoint. The merge's
+#: aggregates do not spill, so this bounds its memory; each part also probes the
+#: stored keys once, so fewer, larger parts cost less CPU at scale (docs/scale.md).
+PART_ROWS = 4_000_000
+#: Environment overrides of the two (tests cut a small file into many parts).
+CHUNK_ENV = "PHONO_CHUNK_LINES"
+PART_ENV = "PHONO_PART_ROWS"
 
-def _chunks(path: Path, folder: Path) -> Iterator[tuple[Path | None, int, int]]:
-    """Cut the input (decompressed) into plain files of :data:`CHUNK_LINES` lines in
-    ``folder``: ``(file, first line number, lines)``, the file removed when the caller
-    asks for the next. The file is None for a chunk with a blank line (DuckDB skips it,
-    which would shift row numbers against line numbers): its lines go to Python.
+
+def _setting(name: str, default: int) -> int:
+    text = os.environ.get(name, "").strip()
+    return max(1, int(text)) if text.isdigit() else default
+
+
+@dataclass(slots=True)
+class _Chunk:
+    file: Path | None  # None: a chunk with a blank line (its lines go to Python)
+    first: int  # number of its first line
+    lines: list[bytes]  # raw, with their newline
+    end: int  # uncompressed bytes of the input up to its end
+
+
+def _chunks(path: Path, folder: Path, start: int = 0, line: int = 0) -> Iterator[_Chunk]:
+    """Cut the input (decompressed) from uncompressed byte ``start`` (line ``line``
+    on) into plain files of :data:`CHUNK_LINES` lines in ``folder``, each removed when
+    the caller asks for the next. A chunk with a blank line gets no file (DuckDB
+    skips blank lines, which would shift row numbers against line numbers).
     Raises :class:`CorruptStream` where a compressed input breaks."""
-    first = 1
+    size = _setting(CHUNK_ENV, CHUNK_LINES)
+    first = line + 1
+    end = start
     buf: list[bytes] = []
     try:
         with open_input(path) as f:
+            if start and compressed_suffix(path.name) is None:
+                f.seek(start)
+            elif start:
+                skip(f, start)  # a decompressed stream cannot seek: read and drop
             for raw in _raw_lines(f):
                 buf.append(raw)
-                if len(buf) == CHUNK_LINES:
-                    yield from _one_chunk(buf, first, folder)
+                end += len(raw)
+                if len(buf) == size:
+                    yield from _one_chunk(buf, first, end, folder)
                     first += len(buf)
                     buf = []
             if buf:
-                yield from _one_chunk(buf, first, folder)
+                yield from _one_chunk(buf, first, end, folder)
     except OSError as exc:
         raise wrap_os_error(exc, printable(path)) from exc
 
@@ -138,15 +172,14 @@ def _raw_lines(f: IO[bytes]) -> Iterator[bytes]:
         yield tail
 
 
-def _one_chunk(buf: list[bytes], first: int, folder: Path) -> Iterator[tuple[Path | None, int, int]]:
+def _one_chunk(buf: list[bytes], first: int, end: int, folder: Path) -> Iterator[_Chunk]:
     if any(not line.strip() for line in buf):  # a blank line (or a whitespace-only tail)
-        yield None, first, len(buf)
+        yield _Chunk(None, first, buf, end)
         return
-    data = b"".join(buf)
     file = folder / f"chunk-{first}.jsonl"
     try:
-        file.write_bytes(data)
-        yield file, first, len(buf)
+        file.write_bytes(b"".join(buf))
+        yield _Chunk(file, first, buf, end)
     finally:
         file.unlink(missing_ok=True)
 
@@ -193,48 +226,68 @@ def _artists(table: str, seq: str) -> str:
 
 class MusicBrainzReader:
     kind = KIND
+    resumable = True  # JSON Lines resume after the last committed part
 
-    def stage(self, con: columnar.Connection, item: Input, ctx: StageContext) -> Staged:
+    def stage(self, con: columnar.Connection, item: Input,
+              ctx: StageContext) -> Generator[Staged, None, None]:
         source = get(KIND)
         if not item.path.name.lower().endswith(_FAST_SUFFIXES):
-            return _records.stage(con, item, source.read(item, ctx.options))
+            yield _records.stage(con, item, source.read(item, ctx.options))
+            return
+        part_rows = _setting(PART_ENV, PART_ROWS)
         bulk_merge.create_staging(con)
         con.execute(_MACROS)
-        flagged: set[int] = set()
+        offset, line = ctx.start, ctx.line  # where the part being staged starts
+        staged = Staged()
         folder = ctx.tmp / "musicbrainz"
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            for file, first, count in _chunks(item.path, folder):
-                if file is None or not self._read(con, file, first, count):
-                    # DuckDB refuses this chunk (malformed JSON, a list where an object
-                    # belongs, invalid UTF-8, a blank line): the Python reader reads its
-                    # lines and says which are bad; the other chunks stay set-based.
-                    flagged.update(range(first, first + count))
-                    continue
-                self._stage_sql(con, item)
-                flagged.update(int(r[0]) for r in con.execute("SELECT line FROM mb_flag").fetchall())
-                self._drop(con)
+            for chunk in _chunks(item.path, folder, ctx.start, ctx.line):
+                self._chunk(con, item, chunk, staged)
+                if _staged_rows(con) >= part_rows:
+                    staged.read = _staged_rows(con)
+                    staged.offset, staged.line = chunk.end, chunk.first + len(chunk.lines) - 1
+                    staged.done = False
+                    yield staged  # the runner merges it (dropping the staging) and commits
+                    offset, line = staged.offset, staged.line
+                    bulk_merge.create_staging(con)
+                    staged = Staged()
         except CorruptStream:
-            # A compressed input that breaks part-way: the Python reader keeps the lines
-            # before the break and says where it broke, as on the row path.
+            # A compressed input that breaks part-way: the Python reader reads the lines
+            # of this part before the break and says where it broke, as on the row path.
             self._drop(con)
             bulk_merge.drop_staging(con)
-            return _records.stage(con, item, source.read(item, ctx.options))
+            yield _records.stage(con, item, source.read(item, ctx.options, offset, line))
+            return
         except OSError as exc:
             raise wrap_os_error(exc, ctx.tmp, writing=True) from exc
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-        staged = Staged()
-        for name in ("stg_artist", "stg_release", "stg_track", "stg_isrc"):
-            row = con.execute(f"SELECT count(*) FROM {name}").fetchone()
-            staged.read += int(row[0]) if row else 0
+        staged.read = _staged_rows(con)
+        yield staged
+
+    def _chunk(self, con: columnar.Connection, item: Input, chunk: _Chunk,
+               staged: Staged) -> None:
+        """Stage one chunk: set-based, and the lines SQL flags (or all of a chunk
+        DuckDB refuses) through the Python reader."""
+        first, count = chunk.first, len(chunk.lines)
+        if chunk.file is None or not self._read(con, chunk.file, first, count):
+            # DuckDB refuses this chunk (malformed JSON, a list where an object
+            # belongs, invalid UTF-8, a blank line): the Python reader reads its
+            # lines and says which are bad; the other chunks stay set-based.
+            flagged = list(range(first, first + count))
+        else:
+            self._stage_sql(con, item)
+            flagged = sorted(int(r[0]) for r in
+                             con.execute("SELECT line FROM mb_flag").fetchall())
+            self._drop(con)
         if flagged:
             stager = _records.Stager(con, staged)
-            for n, records in JSON_SOURCE.read_lines(item, flagged):
+            numbered = ((n, chunk.lines[n - first]) for n in flagged)
+            for n, records in JSON_SOURCE.parse_lines(item, numbered):
                 stager.seq = n << _SLOT
                 stager.add(_records.checked(item, records))
             stager.flush()
-        return staged
 
     @staticmethod
     def _drop(con: columnar.Connection) -> None:
@@ -395,6 +448,13 @@ class MusicBrainzReader:
         counts = bulk_merge.merge(con)
         bulk_merge.drop_staging(con)
         return counts
+
+
+def _staged_rows(con: columnar.Connection) -> int:
+    row = con.execute("SELECT (SELECT count(*) FROM stg_artist) + (SELECT count(*) FROM "
+                      "stg_release) + (SELECT count(*) FROM stg_track) + "
+                      "(SELECT count(*) FROM stg_isrc)").fetchone()
+    return int(row[0]) if row else 0
 
 
 def _countries() -> list[str]:

@@ -29,7 +29,7 @@ import math
 import re
 import tarfile
 import zlib
-from collections.abc import Container, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from phonotheque.errors import InvalidISRC, wrap_os_error
 from phonotheque.model import Artist, Provenance, Record, Release, Track, TrackISRC
 from phonotheque.sources._base import (
     CHECKPOINT_EVERY,
+    MAX_LINE,
     CorruptStream,
     Input,
     ReadOptions,
@@ -328,16 +329,15 @@ class MusicBrainzJSON:
             yield reject(item.source, f"after line {n} (uncompressed byte {pos:,})", exc.problem)
         yield checkpoint(item, KIND, pos, n, done=True)
 
-    def read_lines(self, item: Input, numbers: Container[int]) -> Iterator[tuple[int, list[Record]]]:
-        """``(line number, its records)`` for the lines of a JSON Lines input numbered in
-        ``numbers``, exactly as :meth:`read` gives them (the columnar path reads the
-        other lines set-based and hands these back)."""
+    def parse_lines(self, item: Input,
+                    numbered: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, list[Record]]]:
+        """``(line number, its records)`` for lines of a JSON Lines input the caller
+        has read already (raw, with their newline), exactly as :meth:`read` gives them
+        (the columnar path reads the other lines set-based and hands these over)."""
         parser = _Parser(printable(item.path.name), item.source)
-        before = 0
-        for n, pos, raw in lines(item.path):
-            if n in numbers:
-                yield n, list(_line(item, parser, n, raw, pos - before))
-            before = pos
+        for n, raw in numbered:
+            yield n, list(_line(item, parser, n, raw if len(raw) <= MAX_LINE else None,
+                                len(raw)))
 
     def _document(self, item: Input, parser: _Parser) -> Iterator[Record]:
         try:
