@@ -39,8 +39,7 @@ from phonotheque import isrc
 from phonotheque.catalogue import bulk_merge, columnar
 from phonotheque.columnar_ingest import StageContext, Staged, _records
 from phonotheque.errors import wrap_os_error
-from phonotheque.sources import MAX_LINE, CorruptStream, Input, bounds, get, open_input, printable
-from phonotheque.sources._base import compressed_suffix, skip
+from phonotheque.sources import MAX_LINE, CorruptStream, Input, bounds, get, open_at, printable
 from phonotheque.sources.musicbrainz import SOURCE as JSON_SOURCE
 
 KIND = "musicbrainz"
@@ -140,11 +139,7 @@ def _chunks(path: Path, folder: Path, start: int = 0, line: int = 0) -> Iterator
     end = start
     buf: list[bytes] = []
     try:
-        with open_input(path) as f:
-            if start and compressed_suffix(path.name) is None:
-                f.seek(start)
-            elif start:
-                skip(f, start)  # a decompressed stream cannot seek: read and drop
+        with open_at(path, start) as f:
             for raw in _raw_lines(f):
                 buf.append(raw)
                 end += len(raw)

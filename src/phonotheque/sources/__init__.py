@@ -18,6 +18,7 @@ from phonotheque.sources._base import (
     Input,
     ReadOptions,
     Source,
+    open_at,
     open_input,
     printable,
     without_compression,
@@ -78,4 +79,4 @@ def get(kind: str) -> Source:
 
 
 __all__ = ["MAX_LINE", "SOURCES", "STAGE", "CorruptStream", "Input", "ReadOptions", "Source",
-           "detect", "get", "open_input", "printable", "without_compression"]
+           "detect", "get", "open_at", "open_input", "printable", "without_compression"]

@@ -206,12 +206,7 @@ def lines(path: Path, start: int = 0, first_line: int = 0) -> Iterator[tuple[int
     first ``start`` bytes again and skips them. A file that ends early or is
     corrupt raises :class:`CorruptStream` where it breaks, after the lines before.
     """
-    f = open_input(path)
-    with f:
-        if start and compressed_suffix(path.name) is None:
-            f.seek(start)
-        elif start:
-            skip(f, start)
+    with open_at(path, start) as f:
         pos = start
         n = first_line
         for raw, length in bounded_lines(f):
@@ -239,6 +234,21 @@ def without_compression(name: str) -> str:
     """``listens.csv.zst`` -> ``listens.csv``: the name of what is inside."""
     suffix = compressed_suffix(name)
     return name[: -len(suffix)] if suffix else name
+
+
+def open_at(path: Path, start: int = 0) -> IO[bytes]:
+    """:func:`open_input` positioned at uncompressed byte ``start``: a plain file seeks,
+    a compressed one is decompressed again and the first ``start`` bytes dropped."""
+    f = open_input(path)
+    try:
+        if start and compressed_suffix(path.name) is None:
+            f.seek(start)
+        elif start:
+            skip(f, start)
+    except BaseException:
+        f.close()
+        raise
+    return f
 
 
 def open_input(path: Path) -> IO[bytes]:
