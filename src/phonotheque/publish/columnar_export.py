@@ -198,7 +198,7 @@ def _sqlite(con: columnar.Connection, catalogue: Path, out: Path,
         try:
             indexes = _create(tmp)
             _load_bulk(con, tmp)
-            return _finish(tmp, catalogue, ctx, indexes, fts.result())
+            return _finish(tmp, catalogue, ctx, indexes, fts)
         except sqlite3.OperationalError as exc:
             storage = wrap_sqlite_error(exc, out)
             if storage is None:
@@ -291,27 +291,31 @@ def _fts(con: columnar.Connection, db: Path, limit: int) -> Path:
 
 
 def _finish(db: Path, catalogue: Path, ctx: ExportContext, indexes: list[tuple[str, str]],
-            fts: Path) -> dict[str, int]:
-    """Everything after the bulk load, in SQLite: the operational tables, the full-text
-    index built beside it (its shadow tables copied in whole), stats, indexes."""
+            fts: Future[Path]) -> dict[str, int]:
+    """Everything after the bulk load, in SQLite: the operational tables, stats and the
+    secondary indexes first (none needs the text index, so they overlap its build in
+    the other thread, the longest job), then the full-text index built beside it (its
+    shadow tables copied in whole) and ANALYZE."""
     conn = sqlite3.connect(db, isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode = OFF")  # built in a temporary file, renamed at the end
         conn.execute("PRAGMA synchronous = OFF")
         conn.execute("PRAGMA cache_size = -262144")
         conn.execute("ATTACH DATABASE ? AS cat", (str(catalogue),))
-        conn.execute("ATTACH DATABASE ? AS fts", (str(fts),))
         conn.execute("BEGIN")
         fill_released(conn)
-        for shadow in _FTS_SHADOWS:
-            conn.execute(f"DELETE FROM main.track_fts_{shadow}")
-            conn.execute(f"INSERT INTO main.track_fts_{shadow} SELECT * FROM fts.track_fts_{shadow}")
         counts = fill_summary(conn, ctx)
         conn.execute("COMMIT")
         conn.execute("DETACH DATABASE cat")
-        conn.execute("DETACH DATABASE fts")
         for _name, sql in indexes:
             conn.execute(sql)
+        conn.execute("ATTACH DATABASE ? AS fts", (str(fts.result()),))
+        conn.execute("BEGIN")
+        for shadow in _FTS_SHADOWS:
+            conn.execute(f"DELETE FROM main.track_fts_{shadow}")
+            conn.execute(f"INSERT INTO main.track_fts_{shadow} SELECT * FROM fts.track_fts_{shadow}")
+        conn.execute("COMMIT")
+        conn.execute("DETACH DATABASE fts")
         conn.execute("ANALYZE")
         conn.execute(f"PRAGMA user_version = {PUBLISH_SCHEMA_VERSION}")
     finally:
