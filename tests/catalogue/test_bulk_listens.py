@@ -168,7 +168,15 @@ def test_same_listens_and_rejects_as_sqlite(name: str, data: Path, tmp_path: Pat
     assert _rejects(b) == _rejects(a)
 
 
-def test_tracks_resolve_by_every_key_kind(tmp_path: Path) -> None:
+# Resolution cuts the tracks to the keys being resolved when the tracks far outnumber
+# them (bulk_listens._CUT_RATIO); both ways must attach the same tracks.
+CUT = pytest.mark.parametrize("cut_ratio", [0, 10**9], ids=["cut", "whole"])
+
+
+@CUT
+def test_tracks_resolve_by_every_key_kind(tmp_path: Path, cut_ratio: int,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bulk_listens, "_CUT_RATIO", cut_ratio)
     a, b = _pair(tmp_path)
     paths = [DEMO / "listens.csv"] + [p for p in _odd_files(tmp_path) if "csv" in p.name]
     ingest(a, "listens", paths)
@@ -233,7 +241,10 @@ def test_reingest_changes_nothing_then_replaces_counts(tmp_path: Path) -> None:
     assert got[-1][0] == before[-1][0] + 1  # the new key's id follows the others
 
 
-def test_listens_before_tracks_resolve_when_tracks_arrive(tmp_path: Path) -> None:
+@CUT
+def test_listens_before_tracks_resolve_when_tracks_arrive(
+        tmp_path: Path, cut_ratio: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bulk_listens, "_CUT_RATIO", cut_ratio)
     paths = [DEMO / "listens.csv", DEMO / "listenbrainz-top-recordings.json",
              tmp_path / "isrc.csv"]
     paths[2].write_text("isrc,count\nGBAHS1400099,4\nJP-PP3-02-400868,5\nGBAAA9900303,6\n")
@@ -255,8 +266,11 @@ def test_listens_before_tracks_resolve_when_tracks_arrive(tmp_path: Path) -> Non
         con.close()
 
 
-def test_resolve_attaches_rows_by_every_kind(tmp_path: Path) -> None:
+@CUT
+def test_resolve_attaches_rows_by_every_kind(tmp_path: Path, cut_ratio: int,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """resolve() itself, on tracks that arrive behind the runner's back (ids kept)."""
+    monkeypatch.setattr(bulk_listens, "_CUT_RATIO", cut_ratio)
     paths = [p for p in _odd_files(tmp_path) if ".csv" in p.name] + [DEMO / "listens.csv"]
     a, b = _pair(tmp_path, tracks=False)
     ingest(a, "listens", paths)
