@@ -557,3 +557,24 @@ def test_sigkill_mid_file_resumes_after_the_last_committed_part(tmp_path: Path) 
     got = columnar_tables(Workspace(killed))
     assert got == columnar_tables(Workspace(parts)) == columnar_tables(whole)
     assert got == sqlite_tables(row)
+
+
+def test_parts_of_one_input_merge_as_the_sqlite_path_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One input whose later lines meet keys of earlier parts (the same releases again
+    with other titles, then the first ones again): merged part by part (here every 5
+    lines), every merge rule meets stored rows of earlier parts; the tables (ids
+    included) equal the SQLite path's and one single-part merge's."""
+    one = b"".join(_synth(tmp_path, 400, seed=s).read_bytes() for s in (7, 8, 7))
+    path = tmp_path / "again.jsonl"
+    path.write_bytes(one)
+    single = Workspace.create(tmp_path / "single", engine="duckdb")
+    columnar_ingest.ingest(single, "musicbrainz", [path])
+    monkeypatch.setattr(mb_columnar, "CHUNK_LINES", 5)
+    monkeypatch.setattr(mb_columnar, "PART_ROWS", 1)
+    row, col = _both(tmp_path, [path])
+    want, got = sqlite_tables(row), columnar_tables(col)
+    assert want["track"]
+    for table in want:
+        assert got[table] == want[table], table
+    assert got == columnar_tables(single)

@@ -81,13 +81,20 @@ def _upsert(con: columnar.Connection, table: str, merged: str, sets: dict[str, s
     """Update the stored rows of ``merged`` whose compared columns change, insert the
     new keys with ids in order of their first line; return [added, updated, unchanged].
 
-    ``sets``/``compared`` use ``o`` for the stored row and ``m`` for the merged one.
+    ``merged`` gains ``old_id`` (the stored row's id, NULL for a new key) and ``id``
+    (the row's id after the merge), so the links that follow find their rows here
+    instead of probing the whole table again. ``sets``/``compared`` use ``o`` for the
+    stored row and ``m`` for the merged one.
     """
+    con.execute(f"ALTER TABLE {merged} ADD COLUMN old_id BIGINT")
+    con.execute(f"ALTER TABLE {merged} ADD COLUMN id BIGINT")
     total = _one(con, f"SELECT count(*) FROM {merged}")
     if not total:
         return [0, 0, 0]
-    con.execute(f"ALTER TABLE {merged} ADD COLUMN old_id BIGINT")
-    con.execute(f"UPDATE {merged} AS m SET old_id = o.id FROM {table} o WHERE o.key = m.key")
+    # The one probe of the stored keys per part (a hash join over the whole table);
+    # an empty table (a fresh workspace's first part) needs none.
+    if con.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None:
+        con.execute(f"UPDATE {merged} AS m SET old_id = o.id FROM {table} o WHERE o.key = m.key")
     assignments = ", ".join(f"{col} = {expr}" for col, expr in sets.items())
     changed = _differs(compared)
     updated = _one(con, f"SELECT count(*) FROM {merged} m JOIN {table} o ON o.id = m.old_id "
@@ -96,11 +103,14 @@ def _upsert(con: columnar.Connection, table: str, merged: str, sets: dict[str, s
         con.execute(f"UPDATE {table} AS o SET {assignments} FROM {merged} m "
                     f"WHERE o.id = m.old_id AND {changed}")
     top = _one(con, f"SELECT coalesce(max(id), 0) FROM {table}")
+    con.execute(f"""UPDATE {merged} AS m SET id = n.id FROM (
+        SELECT rowid AS r, {top} + row_number() OVER (ORDER BY first_seq) AS id
+        FROM {merged} WHERE old_id IS NULL) n WHERE m.rowid = n.r""")
+    con.execute(f"UPDATE {merged} SET id = old_id WHERE id IS NULL")
     cols = ", ".join(insert)
     exprs = ", ".join(insert.values())
-    con.execute(f"INSERT INTO {table}(id, {cols}) SELECT {top} + row_number() OVER "
-                f"(ORDER BY m.first_seq), {exprs} FROM {merged} m WHERE m.old_id IS NULL "
-                "ORDER BY m.first_seq")
+    con.execute(f"INSERT INTO {table}(id, {cols}) SELECT m.id, {exprs} FROM {merged} m "
+                "WHERE m.old_id IS NULL ORDER BY m.first_seq")
     added = _one(con, f"SELECT count(*) FROM {merged} WHERE old_id IS NULL")
     return [added, updated, total - added - updated]
 
@@ -160,7 +170,11 @@ def merge(con: columnar.Connection) -> dict[str, list[int]]:
                    arg_max_null({{'k': release_key, 'd': disc, 'p': position}}, seq)) AS placed,
                  arg_max(duration_ms, seq) AS duration_ms, {prov_first}
           FROM stg_track GROUP BY key) s
-        LEFT JOIN release r ON r.key = s.placed.k""")
+        LEFT JOIN m_release r ON r.key = s.placed.k""")
+    if _one(con, "SELECT count(*) FROM m_track WHERE release_id IS NULL "
+                 "AND placed.k IS NOT NULL"):  # a release of an earlier part or input
+        con.execute("""UPDATE m_track AS m SET release_id = r.id FROM release r
+            WHERE m.release_id IS NULL AND r.key = m.placed.k""")
     placed = "o.release_id IS NULL"
     counts["track"] = _upsert(
         con, "track", "m_track",
@@ -180,39 +194,58 @@ def merge(con: columnar.Connection) -> dict[str, list[int]]:
          "excluded": "0", "source": "m.source", "locator": "m.locator",
          "licence": "m.licence"})
 
-    # -- artist links: each position named replaces the stored one (INSERT OR REPLACE)
+    # -- artist links: each position named replaces the stored one (INSERT OR REPLACE).
+    # A track new in this part has no links yet: only the others are compared.
     con.execute("""CREATE OR REPLACE TEMP TABLE m_link AS
-        SELECT t.id AS track_id, l.position, a.id AS artist_id FROM (
-          SELECT key, unnest(artist_keys) AS artist_key,
+        SELECT l.id AS track_id, l.position, a.id AS artist_id, l.old FROM (
+          SELECT id, old_id IS NOT NULL AS old, unnest(artist_keys) AS artist_key,
                  unnest(range(len(artist_keys))) AS position
           FROM m_track WHERE artist_keys IS NOT NULL) l
-        JOIN track t ON t.key = l.key JOIN artist a ON a.key = l.artist_key""")
-    con.execute("""DELETE FROM track_artist WHERE EXISTS (
-        SELECT 1 FROM m_link n WHERE n.track_id = track_artist.track_id
-          AND n.position = track_artist.position AND n.artist_id <> track_artist.artist_id)""")
-    con.execute("""INSERT INTO track_artist(track_id, position, artist_id)
-        SELECT n.track_id, n.position, n.artist_id FROM m_link n
-        WHERE NOT EXISTS (SELECT 1 FROM track_artist o WHERE o.track_id = n.track_id
-                          AND o.position = n.position)
+        JOIN artist a ON a.key = l.artist_key""")
+    have = ""
+    if _one(con, "SELECT count(*) FROM m_link WHERE old"):
+        con.execute("""DELETE FROM track_artist WHERE EXISTS (
+            SELECT 1 FROM m_link n WHERE n.old AND n.track_id = track_artist.track_id
+              AND n.position = track_artist.position AND n.artist_id <> track_artist.artist_id)""")
+        con.execute("""CREATE OR REPLACE TEMP TABLE m_have AS
+            SELECT o.track_id, o.position FROM track_artist o
+            WHERE o.track_id IN (SELECT track_id FROM m_link WHERE old)""")
+        have = """WHERE NOT EXISTS (SELECT 1 FROM m_have o WHERE o.track_id = n.track_id
+                                    AND o.position = n.position)"""
+    con.execute(f"""INSERT INTO track_artist(track_id, position, artist_id)
+        SELECT n.track_id, n.position, n.artist_id FROM m_link n {have}
         ORDER BY n.track_id, n.position""")
+    con.execute("DROP TABLE IF EXISTS temp.m_have")
     con.execute("DROP TABLE temp.m_link")
 
-    # -- ISRC links: insert or ignore, the first sighting stays -------------
+    # -- ISRC links: insert or ignore, the first sighting stays. Track ids from
+    # m_track (the stored table only for a track of an earlier part); a track new in
+    # this part has no links yet, so only the others are compared.
     con.execute(f"""CREATE OR REPLACE TEMP TABLE m_isrc AS
-        SELECT s.*, t.id AS track_id FROM (
+        SELECT s.*, t.id AS track_id, t.old_id IS NOT NULL AS old FROM (
           SELECT track_key, isrc, min(seq) AS first_seq,
                  arg_min_null(known_country, seq) AS known_country, {prov_first}
           FROM stg_isrc GROUP BY track_key, isrc) s
-        LEFT JOIN track t ON t.key = s.track_key""")
+        LEFT JOIN m_track t ON t.key = s.track_key""")
     total = _one(con, "SELECT count(*) FROM m_isrc")
+    if _one(con, "SELECT count(*) FROM m_isrc WHERE track_id IS NULL"):
+        con.execute("""UPDATE m_isrc AS m SET track_id = t.id, old = true FROM track t
+            WHERE m.track_id IS NULL AND t.key = m.track_key""")
     before = _one(con, "SELECT count(*) FROM track_isrc") if total else 0
     if total:
-        con.execute("""INSERT INTO track_isrc(track_id, isrc, known_country, source, locator,
-                                              licence)
+        fresh = "m.track_id IS NOT NULL"
+        if _one(con, "SELECT count(*) FROM m_isrc WHERE old"):
+            con.execute("""CREATE OR REPLACE TEMP TABLE m_have AS
+                SELECT o.track_id, o.isrc FROM track_isrc o
+                WHERE o.track_id IN (SELECT track_id FROM m_isrc WHERE old)""")
+            fresh += """ AND NOT EXISTS (SELECT 1 FROM m_have o
+                                         WHERE o.track_id = m.track_id AND o.isrc = m.isrc)"""
+        con.execute(f"""INSERT INTO track_isrc(track_id, isrc, known_country, source, locator,
+                                               licence)
             SELECT m.track_id, m.isrc, m.known_country, m.source, m.locator, m.licence
-            FROM m_isrc m WHERE m.track_id IS NOT NULL AND NOT EXISTS (
-              SELECT 1 FROM track_isrc o WHERE o.track_id = m.track_id AND o.isrc = m.isrc)
+            FROM m_isrc m WHERE {fresh}
             ORDER BY m.first_seq""")
+        con.execute("DROP TABLE IF EXISTS temp.m_have")
     added = (_one(con, "SELECT count(*) FROM track_isrc") - before) if total else 0
     counts["isrc"] = [added, 0, total - added]
     return {k: v for k, v in counts.items() if any(v)}
