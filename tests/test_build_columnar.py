@@ -56,7 +56,9 @@ def test_build_engine_duckdb_refuses_a_source_it_cannot_ingest(tmp_path: Path) -
     assert not ws.exists()  # refused before anything was made
 
 
-@pytest.mark.parametrize("kinds", [("musicbrainz",), ("musicbrainz", "listens")])
+# MusicBrainz alone is a subset of the second case (slow: it costs a whole build).
+@pytest.mark.parametrize("kinds", [pytest.param(("musicbrainz",), marks=pytest.mark.slow),
+                                   ("musicbrainz", "listens")])
 def test_build_engine_duckdb_over_the_demo_metadata(tmp_path: Path,
                                                     kinds: tuple[str, ...]) -> None:
     """A new columnar workspace: the metadata stages run (when their columnar paths have
