@@ -1,9 +1,16 @@
 """The columnar catalogue's artist, release, track, track_artist and track_isrc tables.
 
-A reader stages one whole input into the temporary ``stg_*`` tables
-(:data:`STAGING`, every row numbered by ``seq`` in file order); :func:`merge` then
-folds it into the bulk tables with one set-based statement per table, inside the
-caller's transaction (the input's checkpoint commits with it).
+A reader stages one part of an input (the whole input, or ``PART_ROWS`` staged rows
+of a big JSON Lines file) into the temporary ``stg_*`` tables (:data:`STAGING`, every
+row numbered by ``seq`` in file order); :func:`merge` then folds it into the bulk
+tables with a few set-based statements per table, inside the caller's transaction
+(the checkpoint the part reaches commits with it). Merging an input part by part
+gives what merging it whole gives: the rules below are the same within a part and
+across parts, as ``Store``'s are within a batch and across batches.
+
+Each part probes the stored keys once per table (a hash join over the table's
+``key``), which grows with the catalogue; everything else a part does (links, ISRC
+links, release ids) works from the part's own merged rows.
 
 The result is the one :class:`~phonotheque.catalogue.store.Store` gives for the same
 records written as one batch, ids included:
