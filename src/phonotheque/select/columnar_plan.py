@@ -83,9 +83,13 @@ class _Plan:
     def ranked(self, positions: set[int]) -> dict[int, tuple[int, int, int, int]]:
         """``pos -> (listens, cum, cum_o, cum_r)`` of ``sel_ranked`` at ``positions``
         (0 and positions past the end read as zeros), in one scan."""
+        # The positions as literals (integers we computed): a constant IN list is a
+        # filter the scan checks against each row group's min/max of pos (the table is
+        # stored in pos order), where a join with a list parameter reads every row.
+        wanted = ", ".join(str(int(pos)) for pos in sorted(positions)) or "NULL"
         got = {int(r[0]): (int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in self.con.execute(
-            "SELECT pos, listens, cum, cum_o, cum_r FROM sel_ranked "
-            "WHERE pos IN (SELECT unnest($ps))", {"ps": sorted(positions)}).fetchall()}
+            f"SELECT pos, listens, cum, cum_o, cum_r FROM sel_ranked WHERE pos IN ({wanted})"
+        ).fetchall()}
         return {p: got.get(p, (0, 0, 0, 0)) for p in positions}
 
 

@@ -43,10 +43,14 @@ def _isrc_groups(con: columnar.Connection, opts: SelectOptions, found: dict[str,
         FROM (SELECT isrc FROM track_isrc GROUP BY isrc HAVING count(*) > 1) s
         JOIN track_isrc ti ON ti.isrc = s.isrc
         JOIN track t ON t.id = ti.track_id AND t.excluded = 0""")
-    con.execute("""CREATE TEMP TABLE sel_grp AS
-        SELECT DISTINCT track_id, track_id AS grp FROM sel_edge""")
     # Label propagation to the smallest track id of each connected component (the
-    # same fixpoint as plan.py's), through the ISRCs: two aggregations per round.
+    # same fixpoint as plan.py's), through the ISRCs: two aggregations per round. The
+    # first round starts from each track's own id, so the table starts after it.
+    con.execute("""CREATE TEMP TABLE sel_grp AS
+        SELECT e.track_id, min(i.m) AS grp
+        FROM sel_edge e JOIN (SELECT isrc, min(track_id) AS m FROM sel_edge GROUP BY isrc) i
+             ON i.isrc = e.isrc
+        GROUP BY e.track_id""")
     while True:
         changed = con.execute("""UPDATE sel_grp SET grp = nb.m FROM (
               SELECT e.track_id AS tid, min(i.m) AS m
@@ -59,6 +63,7 @@ def _isrc_groups(con: columnar.Connection, opts: SelectOptions, found: dict[str,
             break
     con.execute("""DELETE FROM sel_grp WHERE grp IN
         (SELECT grp FROM sel_grp GROUP BY grp HAVING count(*) = 1)""")
+    _drop(con, "sel_edge")
 
 
 def _track_table(con: columnar.Connection, opts: SelectOptions, found: dict[str, Any]) -> None:
@@ -70,6 +75,7 @@ def _track_table(con: columnar.Connection, opts: SelectOptions, found: dict[str,
                t.release_id, a.size, coalesce(a.dur, t.duration_ms) AS dur
         FROM track t LEFT JOIN sel_listens l ON l.track_id = t.id
                          LEFT JOIN sel_audio a ON a.track_id = t.id""")
+    _drop(con, "sel_listens", "sel_audio")
     row = con.execute("SELECT CAST(coalesce(sum(listens), 0) AS DOUBLE) FROM sel_track "
                       "WHERE excluded = 0").fetchone()
     found["total"] = int(row[0]) if row else 0
@@ -91,8 +97,10 @@ def _secondary_priority(con: columnar.Connection, opts: SelectOptions, found: di
     total = found["total"]
     denom = 2.0 * math.log1p(total) if total > 0 else 0.0
     # SQLite stores total() in INTEGER columns as integers: ln(1 + integer) here too.
+    # With each zero-listen track's size, duration and key: the zero-listen block of the
+    # ranking reads this table alone (see _ranking).
     con.execute("""CREATE TEMP TABLE sel_prio AS
-        SELECT s.track_id,
+        SELECT s.track_id, s.size, s.dur, s.key,
                CASE WHEN $d > 0 THEN
                  (ln(1 + CAST(coalesce(am.m, 0) AS BIGINT))
                   + ln(1 + CAST(coalesce(r.total, 0) AS BIGINT))) / $d
@@ -102,6 +110,7 @@ def _secondary_priority(con: columnar.Connection, opts: SelectOptions, found: di
                    JOIN sel_art a ON a.artist_id = ta.artist_id GROUP BY ta.track_id) am
                ON am.track_id = s.track_id
         WHERE s.excluded = 0 AND s.listens = 0""", {"d": denom})
+    _drop(con, "sel_art", "sel_rel")
 
 
 def _est_sql(opts: SelectOptions) -> tuple[str, str]:
@@ -123,25 +132,36 @@ def _ranking(con: columnar.Connection, opts: SelectOptions, found: dict[str, Any
         WINDOW w AS (PARTITION BY grp ORDER BY has_audio DESC, listens DESC,
                      priority DESC NULLS LAST, key ASC
                      ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)""")
+    _drop(con, "sel_grp")
     eo, er = _est_sql(opts)
     held_only = found["mode"] != "coverage"
-    order = ("lis DESC, (lis = 0 AND has_audio) DESC, prio DESC NULLS LAST, has_audio DESC, "
-             "key ASC")
-    # One sort into a table stored in rank order, then the running sums as a streaming
-    # window over it (no ORDER BY in OVER: DuckDB reads the table in insertion order and
-    # sums in one pass). A window with ORDER BY sorted the rows and built a segment tree
-    # per sum (measured: ~3x the CPU of this sort at 1 M works).
+    # The ranking is plan.py's ORDER BY lis DESC, (lis = 0 AND has_audio) DESC, prio DESC
+    # NULLS LAST, has_audio DESC, key: works with listens first (prio is NULL for them, so
+    # by lis, has_audio, key), then the zero-listen block (by has_audio, prio, key), whose
+    # works are all tracks of sel_prio (a group's listens are at least its members').
+    # Each block is sorted on its own and appended to a table stored in rank order (the
+    # zero-listen one without joining every track to sel_prio); the running sums are then
+    # a streaming window over it (no ORDER BY in OVER: DuckDB reads the table in
+    # insertion order and sums in one pass), where a window with ORDER BY sorted all rows
+    # and built a segment tree per sum (measured: about twice the CPU).
+    est = f"{eo} AS eo, {er} AS er"
+    held = {"held_only": int(held_only)}
     con.execute(f"""CREATE TEMP TABLE sel_order AS
-        SELECT track_id, lis, prio, has_audio, {eo} AS eo, {er} AS er
+        SELECT track_id, lis, CAST(NULL AS DOUBLE) AS prio, size IS NOT NULL AS has_audio, {est}
         FROM (SELECT s.track_id, CAST(coalesce(r.grp_listens, s.listens) AS BIGINT) AS lis,
-                     CASE WHEN coalesce(r.grp_listens, s.listens) = 0
-                          THEN p.priority END AS prio,
-                     s.size IS NOT NULL AS has_audio, s.size, s.dur, s.key
+                     s.size, s.dur, s.key
               FROM sel_track s LEFT JOIN sel_rep r ON r.track_id = s.track_id
-              LEFT JOIN sel_prio p ON p.track_id = s.track_id
               WHERE s.excluded = 0 AND (r.rep_id IS NULL OR r.rep_id = s.track_id)
+                AND coalesce(r.grp_listens, s.listens) > 0
                 AND ($held_only = 0 OR s.size IS NOT NULL))
-        ORDER BY {order}""", {"held_only": int(held_only)})
+        ORDER BY lis DESC, has_audio DESC, key ASC""", held)
+    con.execute(f"""INSERT INTO sel_order
+        SELECT p.track_id, 0, p.priority, p.size IS NOT NULL AS has_audio, {est}
+        FROM sel_prio p LEFT JOIN sel_rep r ON r.track_id = p.track_id
+        WHERE (r.rep_id IS NULL OR r.rep_id = p.track_id) AND coalesce(r.grp_listens, 0) = 0
+          AND ($held_only = 0 OR p.size IS NOT NULL)
+        ORDER BY has_audio DESC, p.priority DESC NULLS LAST, p.key ASC""", held)
+    _drop(con, "sel_prio")
     con.execute("""CREATE TEMP TABLE sel_ranked AS
         SELECT row_number() OVER w AS pos, track_id, lis AS listens, prio AS priority,
                CAST(has_audio AS INTEGER) AS held, eo, er,
@@ -149,7 +169,15 @@ def _ranking(con: columnar.Connection, opts: SelectOptions, found: dict[str, Any
                CAST(sum(er) OVER w AS BIGINT) AS cum_r
         FROM sel_order
         WINDOW w AS (ROWS UNBOUNDED PRECEDING)""")
-    con.execute("DROP TABLE sel_order")
+    _drop(con, "sel_order")
+
+
+def _drop(con: columnar.Connection, *tables: str) -> None:
+    """Drop TEMP tables no later step reads: they count against DuckDB's memory limit
+    (at 10 M tracks the steps' tables alone approach the 3 GiB default, and what does
+    not fit is written to the temp directory and read back)."""
+    for table in tables:
+        con.execute(f"DROP TABLE {table}")
 
 
 # The steps in plan.STEPS' order and with its names (progress counts them the same).
