@@ -578,3 +578,27 @@ def test_parts_of_one_input_merge_as_the_sqlite_path_does(
     for table in want:
         assert got[table] == want[table], table
     assert got == columnar_tables(single)
+
+
+def test_credit_lists_sharing_a_key_go_to_python_not_to_a_wrong_credit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credit lists are read once per key (a hash); lists that share a key with another
+    (here: every list, by a constant key) are not given that other's credit: their lines
+    go to the Python reader, and the tables still equal the SQLite path's."""
+    from phonotheque.sources.musicbrainz import SOURCE
+
+    monkeypatch.setattr(mb_columnar, "_CREDIT_KEY", "0::UBIGINT + 0 * len({0})")
+    seen: set[int] = set()
+    real = SOURCE.parse_lines
+
+    def spy(item, numbered):  # type: ignore[no-untyped-def]
+        for n, records in real(item, numbered):
+            seen.add(n)
+            yield n, records
+
+    monkeypatch.setattr(SOURCE, "parse_lines", spy)
+    row, col = _both(tmp_path, [_synth(tmp_path, 300)])
+    assert seen, "no line went to Python: the shared key was not exercised"
+    want, got = sqlite_tables(row), columnar_tables(col)
+    for table in want:
+        assert got[table] == want[table], table
