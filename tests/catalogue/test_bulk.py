@@ -198,3 +198,21 @@ def test_a_reader_refuses_a_newer_schema(tmp_path: Path) -> None:
     con.close()
     with pytest.raises(SchemaTooNew, match="99"):
         bulk.open_bulk(ws.root, readonly=True)
+
+
+def test_duckdb_draws_no_progress_bar(tmp_path: Path) -> None:
+    """DuckDB's own progress bar (on by default, in a process whose stdout is a pipe too,
+    for a query past 2 s) wrote to stdout: under load the holder's open above printed it
+    before its 'open' line, and it would corrupt ``--json`` output. Checked in a child
+    process (under pytest DuckDB's default is already off), on the connection and on a
+    cursor (the stages' threads use cursors); a query slow enough to draw the bar costs
+    seconds, and lowering progress_bar_time turns the bar back on."""
+    ws = Workspace.create(tmp_path / "w", engine="duckdb")
+    out = subprocess.run(
+        [sys.executable, "-c",
+         "from phonotheque.catalogue import bulk; "
+         f"c = bulk.open_bulk({str(ws.root)!r}); "
+         "q = \"SELECT current_setting('enable_progress_bar')\"; "
+         "print(c.execute(q).fetchone()[0], c.cursor().execute(q).fetchone()[0])"],
+        capture_output=True, cwd=REPO, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

@@ -149,6 +149,10 @@ def connect(catalogue: Path, *, temp_directory: Path, memory_bytes: int | None =
     except duckdb.Error as exc:
         raise InputError(database, f"DuckDB cannot open it: {exc}") from exc
     try:
+        # DuckDB draws its own progress bar on stdout for a query past 2 s: library code
+        # never prints (it corrupted `--json` output and the first line a caller reads).
+        # A session setting (not accepted in the config); cursors inherit it.
+        con.execute("SET enable_progress_bar = false")
         extension = sqlite_extension(con)
         try:
             con.execute(f"LOAD {_quote(str(extension))}")
