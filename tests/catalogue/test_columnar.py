@@ -169,3 +169,17 @@ def test_running_out_of_memory_names_phono_memory(filled: Workspace) -> None:
     assert "SET memory_limit" not in err.problem
     other = columnar.failed("x", "publishing", duckdb.IOException("IO Error: disk\nmore"))
     assert other.problem == "DuckDB failed while publishing: IO Error: disk"
+
+
+def test_a_long_statement_prints_nothing(filled: Workspace,
+                                         capfd: pytest.CaptureFixture[str]) -> None:
+    """DuckDB's client draws a progress bar on stdout for long statements (seen under
+    load in `--json` runs); a phono connection never prints."""
+    con = columnar.connect(filled.catalogue, temp_directory=filled.columnar_temp)
+    try:
+        con.execute("SET progress_bar_time = 1")  # draw after 1 ms instead of 2 s
+        con.execute("SELECT sum(hash(i)) FROM range(30000000) t(i)").fetchall()
+    finally:
+        con.close()
+    out, _err = capfd.readouterr()
+    assert out == ""

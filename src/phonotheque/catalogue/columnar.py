@@ -151,8 +151,11 @@ def connect(catalogue: Path, *, temp_directory: Path, memory_bytes: int | None =
     try:
         # DuckDB draws its own progress bar on stdout for a query past 2 s: library code
         # never prints (it corrupted `--json` output and the first line a caller reads).
-        # A session setting (not accepted in the config); cursors inherit it.
+        # Session settings (not accepted in the config); cursors inherit them. Both:
+        # the bar is switched back on by a caller's SET progress_bar_time, and only
+        # the print setting keeps it silent then.
         con.execute("SET enable_progress_bar = false")
+        con.execute("SET enable_progress_bar_print = false")
         extension = sqlite_extension(con)
         try:
             con.execute(f"LOAD {_quote(str(extension))}")
