@@ -602,3 +602,26 @@ def test_credit_lists_sharing_a_key_go_to_python_not_to_a_wrong_credit(
     want, got = sqlite_tables(row), columnar_tables(col)
     for table in want:
         assert got[table] == want[table], table
+
+
+def test_progress_of_a_compressed_input_counts_its_bytes_on_disk(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A .jsonl.zst read in parts reports after every part how many bytes of the file on
+    disk it has read, up to the file's size (was: 0 bytes until the input ended, so an
+    hour-long ingest of one big dump showed "0 MiB" all along)."""
+    plain = _synth(tmp_path, 6000)
+    path = plain.with_name(plain.name + ".zst")
+    path.write_bytes(pyzstd.compress(plain.read_bytes()))
+    size = path.stat().st_size
+    monkeypatch.setenv(mb_columnar.CHUNK_ENV, "100")
+    monkeypatch.setenv(mb_columnar.PART_ENV, "2000")
+    monkeypatch.setattr(mb_columnar, "READ_BYTES", 64 << 10)
+    ws = Workspace.create(tmp_path / "ws", engine="duckdb")
+    events: list = []
+    report = columnar_ingest.ingest(ws, "musicbrainz", [path], progress=events.append)
+    assert report.sources[0].read > 0
+    done = [e.done for e in events]
+    assert {e.total for e in events} == {size}
+    assert done == sorted(done) and done[-1] == size
+    inside = {d for d in done if 0 < d < size}
+    assert len(inside) >= 3, done  # the bar moves while the file is being read

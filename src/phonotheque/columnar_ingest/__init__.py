@@ -61,6 +61,7 @@ class Staged:
     offset: int = 0  # uncompressed bytes of the input up to the part's end
     line: int = 0  # lines up to the part's end
     done: bool = True  # the input's last part
+    disk: int = 0  # bytes of the input file read up to the part's end (for progress)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,25 +145,27 @@ def ingest(
     started = time.perf_counter()
     inputs = source.inputs([Path(p) for p in paths])
     report = IngestReport(kind)
-    sized = [i.progress_size for i in inputs]
-    total_bytes = None if any(s is None for s in sized) else sum(s or 0 for s in sized)
+    # Progress counts bytes of the files on disk: a compressed input's parts report
+    # their position in the compressed file (sources.disk_position), so a 100 M-track
+    # .jsonl.zst shows how far it is, not "0 MiB" for an hour.
+    total_bytes = sum(i.size for i in inputs)
     tmp = ws.root / "tmp" / "ingest"
     done_bytes = rows = 0
     with ws.store() as store:
         con = bulk.open_bulk(ws.root, memory_bytes=memory_bytes, threads=threads)
         try:
             for item in inputs:
-                def tick(read: int, offset: int, item: Input = item, rows: int = rows,
+                def tick(read: int, disk: int, item: Input = item, rows: int = rows,
                          before: int = done_bytes) -> None:
                     # after every committed part: a long input shows progress too
                     if progress is not None:
-                        done = before + min(offset, item.progress_size or 0)
+                        done = before + min(disk, item.size)
                         progress(_event(item.source, rows + read, done, total_bytes))
 
                 rep, read = _one(con, store, bulk_reader, item, options, tmp, report,
                                  ws.columnar, tick)
                 rows += read
-                done_bytes += item.progress_size or 0
+                done_bytes += item.size
                 report.sources.append(rep)
                 if progress is not None:
                     progress(_event(item.source, rows, done_bytes, total_bytes))
@@ -229,7 +232,7 @@ def _one(con: columnar.Connection, store: Store, bulk_reader: BulkReader, item: 
             rep.values_dropped += counts.kept
             rep.new_rejects += counts.new_refused
             if not staged.done:
-                tick(rep.read, staged.offset)
+                tick(rep.read, staged.disk)
     except columnar.Error as exc:
         raise columnar.failed(where, f"ingesting {item.source}", exc) from exc
     finally:

@@ -39,7 +39,16 @@ from phonotheque import isrc
 from phonotheque.catalogue import bulk_merge, columnar
 from phonotheque.columnar_ingest import StageContext, Staged, _records
 from phonotheque.errors import wrap_os_error
-from phonotheque.sources import MAX_LINE, CorruptStream, Input, bounds, get, open_at, printable
+from phonotheque.sources import (
+    MAX_LINE,
+    CorruptStream,
+    Input,
+    bounds,
+    disk_position,
+    get,
+    open_at,
+    printable,
+)
 from phonotheque.sources.musicbrainz import SOURCE as JSON_SOURCE
 
 KIND = "musicbrainz"
@@ -130,6 +139,7 @@ class _Chunk:
     first: int  # number of its first line
     lines: list[bytes]  # raw, with their newline
     end: int  # uncompressed bytes of the input up to its end
+    disk: int  # bytes of the file on disk read up to its end (compressed: see disk_position)
 
 
 def _chunks(path: Path, folder: Path, start: int = 0, line: int = 0) -> Iterator[_Chunk]:
@@ -148,20 +158,24 @@ def _chunks(path: Path, folder: Path, start: int = 0, line: int = 0) -> Iterator
                 buf.append(raw)
                 end += len(raw)
                 if len(buf) == size:
-                    yield from _one_chunk(buf, first, end, folder)
+                    yield from _one_chunk(buf, first, end, disk_position(f), folder)
                     first += len(buf)
                     buf = []
             if buf:
-                yield from _one_chunk(buf, first, end, folder)
+                yield from _one_chunk(buf, first, end, disk_position(f), folder)
     except OSError as exc:
         raise wrap_os_error(exc, printable(path)) from exc
+
+
+#: Decompressed bytes read at a time (progress moves in steps of about this much).
+READ_BYTES = 16 << 20
 
 
 def _raw_lines(f: IO[bytes]) -> Iterator[bytes]:
     """The lines of ``f`` with their newline, split on ``\\n`` only (as the row reader
     numbers them; ``bytes.splitlines`` would also split on a stray ``\\r``)."""
     tail = b""
-    while chunk := f.read(16 << 20):
+    while chunk := f.read(READ_BYTES):
         data = tail + chunk
         cut = data.rfind(b"\n") + 1
         for piece in data[:cut].split(b"\n")[:-1]:
@@ -171,14 +185,15 @@ def _raw_lines(f: IO[bytes]) -> Iterator[bytes]:
         yield tail
 
 
-def _one_chunk(buf: list[bytes], first: int, end: int, folder: Path) -> Iterator[_Chunk]:
+def _one_chunk(buf: list[bytes], first: int, end: int, disk: int,
+               folder: Path) -> Iterator[_Chunk]:
     if any(not line.strip() for line in buf):  # a blank line (or a whitespace-only tail)
-        yield _Chunk(None, first, buf, end)
+        yield _Chunk(None, first, buf, end, disk)
         return
     file = folder / f"chunk-{first}.jsonl"
     try:
         file.write_bytes(b"".join(buf))
-        yield _Chunk(file, first, buf, end)
+        yield _Chunk(file, first, buf, end, disk)
     finally:
         file.unlink(missing_ok=True)
 
@@ -246,6 +261,7 @@ class MusicBrainzReader:
                 if _staged_rows(con) >= part_rows:
                     staged.read = _staged_rows(con)
                     staged.offset, staged.line = chunk.end, chunk.first + len(chunk.lines) - 1
+                    staged.disk = chunk.disk
                     staged.done = False
                     yield staged  # the runner merges it (dropping the staging) and commits
                     offset, line = staged.offset, staged.line

@@ -18,6 +18,7 @@ from phonotheque.sources._base import (
     Input,
     ReadOptions,
     Source,
+    disk_position,
     open_at,
     open_input,
     printable,
@@ -79,4 +80,4 @@ def get(kind: str) -> Source:
 
 
 __all__ = ["MAX_LINE", "SOURCES", "STAGE", "CorruptStream", "Input", "ReadOptions", "Source",
-           "detect", "get", "open_at", "open_input", "printable", "without_compression"]
+           "detect", "disk_position", "get", "open_at", "open_input", "printable", "without_compression"]

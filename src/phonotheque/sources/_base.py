@@ -273,6 +273,17 @@ def open_input(path: Path) -> IO[bytes]:
     return io.BufferedReader(_Guarded(inner, raw, printable(path), suffix), 1 << 20)
 
 
+def disk_position(f: IO[bytes]) -> int:
+    """Bytes of the file on disk that reader ``f`` (of :func:`open_input`) has consumed:
+    for a compressed file its position in the compressed bytes, which a progress bar can
+    count against the file's size (uncompressed offsets have no known total). It runs
+    ahead of what was parsed by the decompressor's read-ahead (a buffer)."""
+    raw = getattr(f, "raw", None)
+    if isinstance(raw, _Guarded):
+        return raw.disk_position()
+    return f.tell()
+
+
 def skip(f: IO[bytes], n: int) -> None:
     """Read and drop ``n`` bytes (a decompressed stream cannot seek)."""
     while n > 0:
@@ -308,6 +319,9 @@ class _Guarded(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
+
+    def disk_position(self) -> int:
+        return self._raw.tell()
 
     def readinto(self, b: memoryview) -> int:  # type: ignore[override]
         try:
