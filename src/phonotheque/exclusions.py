@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from phonotheque import isrc as isrc_mod
-from phonotheque.catalogue import bulk, bulk_merge, bulk_selection, ledger
+from phonotheque.catalogue import bulk, bulk_merge, bulk_selection, columnar, ledger
 from phonotheque.catalogue.store import Store
 from phonotheque.errors import InputError
 from phonotheque.model import Exclusion
@@ -91,14 +91,9 @@ def _on_columnar(root: Path, change: ExclusionChange | None) -> ExclusionChange 
     columnar workspaces."""
     con = bulk.open_bulk(root)
     try:
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with columnar.transaction(con):
             excluded = bulk_merge.refresh_excluded(con)
             bulk_selection.sync_exclusions(con)  # the ledger shows it before the next select
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
         if change is None:
             return None
         matched = 0

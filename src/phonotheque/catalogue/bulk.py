@@ -170,15 +170,10 @@ def migrate(con: columnar.Connection, file: Path) -> int:
     if current > SCHEMA_VERSION:
         _check_version(con, file)
     for version in range(current, SCHEMA_VERSION):
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with columnar.transaction(con):
             con.execute(MIGRATIONS[version])
             con.execute("DELETE FROM bulk_meta WHERE key = 'schema_version'")
             con.execute("INSERT INTO bulk_meta VALUES ('schema_version', ?)", [str(version + 1)])
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     return current
 
 
@@ -195,17 +190,12 @@ def convert_from_sqlite(con: columnar.Connection) -> dict[str, int]:
         raise WorkspaceError(BULK_FILE, "the columnar catalogue already holds rows: "
                                         "nothing converted")
     copied: dict[str, int] = {}
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with columnar.transaction(con):
         for table in CONVERTED_TABLES:
             cols = ", ".join(_columns(con, table))
             con.execute(f"INSERT INTO {table}({cols}) SELECT {cols} FROM "
                         f"{columnar.CATALOGUE_ALIAS}.{table} ORDER BY ALL")
             copied[table] = _count(con, table)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return copied
 
 

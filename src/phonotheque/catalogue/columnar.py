@@ -17,6 +17,8 @@ only one that opens it, so every connection gets the same guarantees:
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -102,6 +104,19 @@ def failed(subject: object, doing: str, exc: duckdb.Error) -> PhonoError:
                                      "PHONO_MEMORY=8GiB (what does not fit spills to "
                                      "<workspace>/tmp/duckdb)")
     return StorageError(subject, f"DuckDB failed while {doing}: {first}")
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One DuckDB transaction around the block: committed at its end, rolled back if it
+    raises (or is interrupted), so a killed or failed step leaves nothing half-written."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def _quote(text: str) -> str:

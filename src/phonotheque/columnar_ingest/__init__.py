@@ -179,17 +179,12 @@ def ingest(
 
 
 def _refresh(con: columnar.Connection) -> int:
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with columnar.transaction(con):
         # Listens whose tracks arrived since (or in) this run find them now, as the
         # row path's Store.write resolves after every ingest. Every run, not only runs
         # that added tracks: a run killed after its tracks committed resolves here.
         bulk_listens.resolve(con)
         n = bulk_merge.refresh_excluded(con)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return n
 
 
@@ -208,18 +203,13 @@ def _one(con: columnar.Connection, store: Store, bulk_reader: BulkReader, item: 
     parts = bulk_reader.stage(con, item, StageContext(options.read, tmp, start, line))
     try:
         for staged in parts:
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with columnar.transaction(con):
                 by_kind = bulk_reader.merge(con, staged)
                 bulk.save_checkpoint(con, Checkpoint(
                     item.source, bulk_reader.kind, item.size if staged.done else staged.offset,
                     done=staged.done, line=0 if staged.done else staged.line,
                     size=item.size, mtime_ns=item.mtime_ns))
                 counts = store.record_rejects(staged.rejects)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
             for k, (a, u, n) in by_kind.items():
                 row = report.by_kind.setdefault(k, [0, 0, 0])
                 row[0] += a

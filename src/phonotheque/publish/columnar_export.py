@@ -227,17 +227,12 @@ def _load_bulk(con: columnar.Connection, db: Path) -> None:
     SELECT each in primary key order (half the CPU of Python's executemany, measured)."""
     columnar.attach(con, db, _OUT)
     try:
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with columnar.transaction(con):
             for table in BULK_PARQUET:
                 select, key = _SELECTS[table]
                 con.execute(f"INSERT INTO {_OUT}.{table} {select} ORDER BY {key}")
             con.execute(f"INSERT INTO {_OUT}.search_order SELECT pos, id FROM pub.search "
                         "ORDER BY pos")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     finally:
         con.execute(f"DETACH {_OUT}")
 
@@ -264,13 +259,8 @@ def _fts(con: columnar.Connection, db: Path, limit: int) -> Path:
     try:
         columnar.attach(con, db, alias)
         try:
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with columnar.transaction(con):
                 con.execute(f"INSERT INTO {alias}.{_FTS_ROWS} {_FTS.format(limit=limit)}")
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
         finally:
             con.execute(f"DETACH {alias}")
     finally:
