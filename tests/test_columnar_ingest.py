@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -203,20 +204,21 @@ EDITS = {"spaces": True, "isrc": False, "position": False, "number-title": False
          "duplicate-artist": False, "long-title": False}
 
 
-def test_lines_sql_cannot_read_exactly_go_to_the_python_reader(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every shape the SQL does not read the Python way is handed to the Python reader,
-    line by line; the rest of the file stays on the SQL path, and the tables and rejects
-    equal the SQLite path's."""
+def _edited_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tracks: int,
+                   edits: dict[str, bool], edit: Callable[[bytes, str], bytes],
+                   name: str) -> tuple[dict[str, list[tuple]], dict[str, list[tuple]]]:
+    """A synth file with line 2n edited by the n-th of ``edits`` (True: the SQL reads the
+    edited line itself); assert exactly the other edited lines go to the Python reader,
+    and return the SQLite path's and the columnar path's tables."""
     from phonotheque.sources.musicbrainz import SOURCE
 
-    lines = _synth(tmp_path, 600).read_bytes().splitlines(keepends=True)
+    lines = _synth(tmp_path, tracks).read_bytes().splitlines(keepends=True)
     python_lines: set[int] = set()
-    for n, change in enumerate(EDITS, start=1):
-        lines[2 * n] = _edit(lines[2 * n], change)
-        if not EDITS[change]:
+    for n, change in enumerate(edits, start=1):
+        lines[2 * n] = edit(lines[2 * n], change)
+        if not edits[change]:
             python_lines.add(2 * n + 1)
-    path = tmp_path / "edited.jsonl"
+    path = tmp_path / name
     path.write_bytes(b"".join(lines))
     seen: list[int] = []
     real = SOURCE.parse_lines
@@ -229,7 +231,15 @@ def test_lines_sql_cannot_read_exactly_go_to_the_python_reader(
     monkeypatch.setattr(SOURCE, "parse_lines", spy)
     row, col = _both(tmp_path, [path])
     assert set(seen) == python_lines
-    want, got = sqlite_tables(row), columnar_tables(col)
+    return sqlite_tables(row), columnar_tables(col)
+
+
+def test_lines_sql_cannot_read_exactly_go_to_the_python_reader(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every shape the SQL does not read the Python way is handed to the Python reader,
+    line by line; the rest of the file stays on the SQL path, and the tables and rejects
+    equal the SQLite path's."""
+    want, got = _edited_tables(tmp_path, monkeypatch, 600, EDITS, _edit, "edited.jsonl")
     for table in want:
         assert got[table] == want[table], table
     assert want["reject"]  # the no-id line, the bounds
@@ -459,28 +469,8 @@ def test_values_at_the_edges_of_the_sql_shortcuts_read_as_python_does(
     """The SQL's cheap checks (strip only when an end character may be whitespace,
     MBIDs by a round trip through UUID, credits summarised per row) give the Python
     reader's values, and hand over exactly the lines they must."""
-    from phonotheque.sources.musicbrainz import SOURCE
-
-    lines = _synth(tmp_path, 300).read_bytes().splitlines(keepends=True)
-    python_lines: set[int] = set()
-    for n, change in enumerate(SHORTCUT_EDITS, start=1):
-        lines[2 * n] = _shortcut_edit(lines[2 * n], change)
-        if not SHORTCUT_EDITS[change]:
-            python_lines.add(2 * n + 1)
-    path = tmp_path / "edges.jsonl"
-    path.write_bytes(b"".join(lines))
-    seen: list[int] = []
-    real = SOURCE.parse_lines
-
-    def spy(item, numbered):  # type: ignore[no-untyped-def]
-        for n, records in real(item, numbered):
-            seen.append(n)
-            yield n, records
-
-    monkeypatch.setattr(SOURCE, "parse_lines", spy)
-    row, col = _both(tmp_path, [path])
-    assert set(seen) == python_lines
-    want, got = sqlite_tables(row), columnar_tables(col)
+    want, got = _edited_tables(tmp_path, monkeypatch, 300, SHORTCUT_EDITS, _shortcut_edit,
+                               "edges.jsonl")
     for table in want:
         assert got[table] == want[table], table
 
