@@ -204,14 +204,29 @@ EDITS = {"spaces": True, "isrc": False, "position": False, "number-title": False
          "duplicate-artist": False, "long-title": False}
 
 
+def _python_lines(monkeypatch: pytest.MonkeyPatch) -> set[int]:
+    """The numbers of the lines the Python reader parses from now on (a spy on the real
+    ``parse_lines``, which still does the parsing)."""
+    from phonotheque.sources.musicbrainz import SOURCE
+
+    seen: set[int] = set()
+    real = SOURCE.parse_lines
+
+    def spy(item, numbered):  # type: ignore[no-untyped-def]
+        for n, records in real(item, numbered):
+            seen.add(n)
+            yield n, records
+
+    monkeypatch.setattr(SOURCE, "parse_lines", spy)
+    return seen
+
+
 def _edited_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tracks: int,
                    edits: dict[str, bool], edit: Callable[[bytes, str], bytes],
                    name: str) -> tuple[dict[str, list[tuple]], dict[str, list[tuple]]]:
     """A synth file with line 2n edited by the n-th of ``edits`` (True: the SQL reads the
     edited line itself); assert exactly the other edited lines go to the Python reader,
     and return the SQLite path's and the columnar path's tables."""
-    from phonotheque.sources.musicbrainz import SOURCE
-
     lines = _synth(tmp_path, tracks).read_bytes().splitlines(keepends=True)
     python_lines: set[int] = set()
     for n, change in enumerate(edits, start=1):
@@ -220,17 +235,9 @@ def _edited_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tracks: int,
             python_lines.add(2 * n + 1)
     path = tmp_path / name
     path.write_bytes(b"".join(lines))
-    seen: list[int] = []
-    real = SOURCE.parse_lines
-
-    def spy(item, numbered):  # type: ignore[no-untyped-def]
-        for n, records in real(item, numbered):
-            seen.append(n)
-            yield n, records
-
-    monkeypatch.setattr(SOURCE, "parse_lines", spy)
+    seen = _python_lines(monkeypatch)
     row, col = _both(tmp_path, [path])
-    assert set(seen) == python_lines
+    assert seen == python_lines
     return sqlite_tables(row), columnar_tables(col)
 
 
@@ -389,7 +396,6 @@ def test_a_file_is_read_in_chunks_and_only_refused_chunks_go_to_python(
     by the Python reader and every other chunk stays set-based; the tables and rejects
     equal the SQLite path's, also when every few chunks merge as a part of their own
     (PART_ROWS: the merge's memory bound)."""
-    from phonotheque.sources.musicbrainz import SOURCE
 
     path = _malformed(tmp_path, _synth(tmp_path, 300))
     if compress:
@@ -397,15 +403,7 @@ def test_a_file_is_read_in_chunks_and_only_refused_chunks_go_to_python(
         path.write_bytes(pyzstd.compress(path.with_suffix("").read_bytes()))
     monkeypatch.setattr(mb_columnar, "CHUNK_LINES", 7)
     monkeypatch.setattr(mb_columnar, "PART_ROWS", part_rows)
-    seen: set[int] = set()
-    real = SOURCE.parse_lines
-
-    def spy(item, numbered):  # type: ignore[no-untyped-def]
-        for n, records in real(item, numbered):
-            seen.add(n)
-            yield n, records
-
-    monkeypatch.setattr(SOURCE, "parse_lines", spy)
+    seen = _python_lines(monkeypatch)
     row, col = _both(tmp_path, [path])
     total = len(path.with_suffix("").read_bytes().splitlines()) if compress else \
         len(path.read_bytes().splitlines())
@@ -575,18 +573,9 @@ def test_credit_lists_sharing_a_key_go_to_python_not_to_a_wrong_credit(
     """Credit lists are read once per key (a hash); lists that share a key with another
     (here: every list, by a constant key) are not given that other's credit: their lines
     go to the Python reader, and the tables still equal the SQLite path's."""
-    from phonotheque.sources.musicbrainz import SOURCE
 
     monkeypatch.setattr(mb_columnar, "_CREDIT_KEY", "0::UBIGINT + 0 * len({0})")
-    seen: set[int] = set()
-    real = SOURCE.parse_lines
-
-    def spy(item, numbered):  # type: ignore[no-untyped-def]
-        for n, records in real(item, numbered):
-            seen.add(n)
-            yield n, records
-
-    monkeypatch.setattr(SOURCE, "parse_lines", spy)
+    seen = _python_lines(monkeypatch)
     row, col = _both(tmp_path, [_synth(tmp_path, 300)])
     assert seen, "no line went to Python: the shared key was not exercised"
     want, got = sqlite_tables(row), columnar_tables(col)
