@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import lzma
 import os
 import signal
 import sqlite3
@@ -102,11 +103,12 @@ def _malformed(tmp_path: Path, good: Path) -> Path:
 
 
 # fixtures the SQL reads itself (the Python reader only for lines it flags)
-SQL_READ = {"synth", "zst", "gz", "duplicates", "demo"}
+SQL_READ = {"synth", "zst", "gz", "duplicates", "demo", "tar.xz", "json.xz"}
 
 
 @pytest.mark.parametrize("fixture", [
     "picard", "mbpseudo", "demo", "synth", "malformed", "duplicates", "tar.xz", "zst", "gz",
+    "json.xz",
 ])
 def test_columnar_tables_equal_the_sqlite_path(tmp_path: Path, fixture: str,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
@@ -133,6 +135,10 @@ def test_columnar_tables_equal_the_sqlite_path(tmp_path: Path, fixture: str,
         plain = _synth(tmp_path, 2000)
         paths = [plain.with_name("release.jsonl.gz")]
         paths[0].write_bytes(gzip.compress(plain.read_bytes()))
+    elif fixture == "json.xz":  # JSON Lines named .json, compressed as DuckDB does not read
+        plain = _synth(tmp_path, 2000)
+        paths = [plain.with_name("release.json.xz")]
+        paths[0].write_bytes(lzma.compress(plain.read_bytes()))
     else:
         paths = [_tar_xz(tmp_path, DEMO / "mbdump-sample.jsonl")]
     if fixture in SQL_READ:
@@ -212,8 +218,8 @@ def _python_lines(monkeypatch: pytest.MonkeyPatch) -> set[int]:
     seen: set[int] = set()
     real = SOURCE.parse_lines
 
-    def spy(item, numbered):  # type: ignore[no-untyped-def]
-        for n, records in real(item, numbered):
+    def spy(item, numbered, *member):  # type: ignore[no-untyped-def]
+        for n, records in real(item, numbered, *member):
             seen.add(n)
             yield n, records
 
@@ -261,6 +267,65 @@ def _tar_xz(tmp_path: Path, jsonl: Path) -> Path:
             info.size = len(payload)
             tar.addfile(info, io.BytesIO(payload))
     return path
+
+
+def _dump(tmp_path: Path, members: list[tuple[str, bytes]], name: str = "dump.tar.xz") -> Path:
+    path = tmp_path / name
+    with tarfile.open(path, "w:xz") as tar:
+        for member, payload in members:
+            info = tarfile.TarInfo(member)
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    return path
+
+
+def _recording_lines() -> bytes:
+    return b"".join(json.dumps(json.loads((DATA / "picard" / "ws_data" / f).read_bytes()))
+                    .encode() + b"\n" for f in ("recording.json", "recording_credits.json"))
+
+
+@pytest.mark.parametrize("truncated", [False, True])
+def test_tar_xz_release_members_are_read_by_duckdb_as_python_reads_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, truncated: bool) -> None:
+    """The JSON Lines members of a .tar.xz dump go through DuckDB chunk by chunk and part
+    by part (was: the whole archive through the Python reader); lines are numbered on
+    across members as the row reader numbers them, locators name the member and its line
+    ("mbdump/release:line 21"); the chunks DuckDB refuses (bad lines) and the members that
+    are not releases go to the Python reader. Tables, ids and rejects equal the SQLite
+    path's, also for an archive that breaks part-way (the part it breaks in is read by
+    the Python reader, which says where it broke)."""
+    bad = _malformed(tmp_path, _synth(tmp_path, 300)).read_bytes()  # lines 21-26 bad
+    recordings = _recording_lines()
+    more = _synth(tmp_path, 300, seed=8).read_bytes()
+    path = _dump(tmp_path, [("mbdump/TIMESTAMP", b"2026-12-01\n"), ("mbdump/release", bad),
+                            ("mbdump/recording", recordings), ("mbdump/README", b"x\n"),
+                            ("dump2/release", more)])
+    if truncated:
+        path.write_bytes(path.read_bytes()[:len(path.read_bytes()) * 3 // 4])
+    else:
+        def whole_file_in_python(*args: object) -> None:
+            raise AssertionError("read by the Python reader, not DuckDB")
+
+        monkeypatch.setattr(mb_columnar._records, "stage", whole_file_in_python)
+    monkeypatch.setattr(mb_columnar, "CHUNK_LINES", 7)
+    monkeypatch.setattr(mb_columnar, "PART_ROWS", 300)
+    seen = _python_lines(monkeypatch)
+    row, col = _both(tmp_path, [path])
+    want, got = sqlite_tables(row), columnar_tables(col)
+    assert want["track"]
+    for table in want:
+        assert got[table] == want[table], table
+    locators = {loc for _s, _src, loc, _why in got["reject"]}
+    if truncated:
+        assert any(loc.startswith("after dump2/release:line ") for loc in locators), locators
+        return
+    # the chunks of lines 21-26 (15-28) and of the truncated last line, the recordings
+    total = bad.count(b"\n") + 1
+    last = (total - 1) // 7 * 7 + 1
+    assert seen == set(range(15, 29)) | set(range(last, total + 1 + recordings.count(b"\n")))
+    assert {"mbdump/release:line 21", f"mbdump/release:line {total}"} <= locators
+    tracks = {loc for *_k, loc, _lic in got["track"]}
+    assert "dump2/release:line 1" in tracks and "line 1" not in tracks
 
 
 @pytest.mark.parametrize("dump", ["webservice", "isrc"])
@@ -490,18 +555,24 @@ def test_a_refused_chunk_whose_error_quotes_cut_text_goes_to_python(tmp_path: Pa
         assert got[table] == want[table], table
 
 
-def test_sigkill_mid_file_resumes_after_the_last_committed_part(tmp_path: Path) -> None:
+@pytest.mark.parametrize("layout", [".zst", pytest.param(".tar.xz", marks=pytest.mark.slow)])
+def test_sigkill_mid_file_resumes_after_the_last_committed_part(tmp_path: Path,
+                                                                layout: str) -> None:
     """One big input merges part by part (PART_ROWS), each part committed with a
     checkpoint at the line it reaches: a real `phono ingest` SIGKILLed mid-file resumes
     there (it does not read the file from line 1 again), and the tables and rejects
-    equal an uninterrupted one-part run's and the SQLite path's."""
+    equal an uninterrupted one-part run's and the SQLite path's. The same for the
+    release member of a .tar.xz dump."""
     good = _synth(tmp_path, 3000)
     plain = _malformed(tmp_path, good)  # rejects in the first part, a truncated last line
     lines = plain.read_bytes().splitlines(keepends=True)
     plain.write_bytes(b"".join(lines[:-1] + good.read_bytes().splitlines(keepends=True)[40:]
                                + lines[-1:]))
-    path = plain.with_name(plain.name + ".zst")
-    path.write_bytes(pyzstd.compress(plain.read_bytes()))
+    if layout == ".zst":
+        path = plain.with_name(plain.name + ".zst")
+        path.write_bytes(pyzstd.compress(plain.read_bytes()))
+    else:
+        path = _dump(tmp_path, [("mbdump/release", plain.read_bytes())])
     total = len(plain.read_bytes().splitlines())
     row = Workspace.create(tmp_path / "sqlite")
     ingest(row, "musicbrainz", [path])

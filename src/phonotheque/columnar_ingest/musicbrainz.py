@@ -1,7 +1,8 @@
 """MusicBrainz JSON on the columnar path (``phono ingest musicbrainz``).
 
-JSON Lines files of releases (the dumps' layout, what ``phono synth`` writes) are read
-by DuckDB itself: ``read_json`` with an explicit structure, every leaf kept as JSON
+JSON Lines of releases (the dumps' layout, what ``phono synth`` writes: ``.jsonl``,
+``.ndjson`` and ``.json`` files of one object per line, plain or compressed, and the
+``mbdump/release`` members of the published ``.tar.xz`` dumps) are read by DuckDB itself: ``read_json`` with an explicit structure, every leaf kept as JSON
 text so its type can be checked (a number where a string belongs is not quietly
 turned into text), then set-based SQL that turns lines into staged artists, releases,
 tracks and ISRC links with the Python reader's rules (:mod:`phonotheque.sources.musicbrainz`:
@@ -19,8 +20,13 @@ invalid UTF-8, blank lines that would shift line numbers) is parsed by the Pytho
 the other chunks stay set-based. Once :data:`PART_ROWS` rows are staged, the chunks so
 far go to the runner as one part, merged and committed with a checkpoint at the line
 they reach, so a killed ingest resumes there (a ``.zst`` is decompressed again up to
-it, not parsed). ``.json`` documents and ``.tar.xz`` archives are read by the Python
-reader entirely; a compressed file that breaks part-way, from the part it breaks in.
+it, not parsed). Python only decompresses and cuts: a compressed file is decompressed
+as it is read (DuckDB reads each chunk as a plain file), an archive is streamed
+(tarfile, no unpacking) and its members are cut as a ``.zst`` is, a chunk holding lines
+of one member, numbered on across members and located (``mbdump/release:line 7``) as
+the row reader does; the lines of ``recording`` and ``artist`` members go to the Python
+reader (the SQL reads releases). Single ``.json`` documents are read by the Python reader
+entirely; a compressed file or archive that breaks part-way, from the part it breaks in.
 
 Every staged row carries ``seq = line << 26 | slot``, its place in the order the
 Python reader yields records, so the merge assigns the same ids.
@@ -47,14 +53,14 @@ from phonotheque.sources import (
     disk_position,
     get,
     open_at,
+    open_tar_on_disk,
     printable,
 )
+from phonotheque.sources.musicbrainz import ARCHIVE_ERRORS, dump_entity
 from phonotheque.sources.musicbrainz import SOURCE as JSON_SOURCE
 
 KIND = "musicbrainz"
 LICENCE = "CC0-1.0"
-# JSON Lines, plain or compressed as DuckDB reads natively (.zst, .gz)
-_FAST_SUFFIXES = tuple(s + c for s in (".jsonl", ".ndjson") for c in ("", ".zst", ".gz"))
 
 # What Python's str.strip() removes (str.isspace), for RE2.
 _WS = (r"[\t\n\x{0b}\x{0c}\r\x{1c}-\x{1f} \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}"
@@ -135,11 +141,58 @@ def _setting(name: str, default: int) -> int:
 
 @dataclass(slots=True)
 class _Chunk:
-    file: Path | None  # None: a chunk with a blank line (its lines go to Python)
+    file: Path | None  # None: lines the SQL does not read (a blank line...): Python reads them
     first: int  # number of its first line
     lines: list[bytes]  # raw, with their newline
     end: int  # uncompressed bytes of the input up to its end
     disk: int  # bytes of the file on disk read up to its end (compressed: see disk_position)
+    member: str | None = None  # the archive member it is from (its lines only)
+    base: int = 0  # lines of the input before the member's first
+
+
+def _archive_chunks(path: Path, folder: Path, start: int = 0) -> Iterator[_Chunk]:
+    """:func:`_chunks` for the ``mbdump/<entity>`` members of a tar archive, streamed
+    (tarfile, no unpacking), numbered and counted as the row reader does: lines run on
+    across members, bytes count the members' lines, and the lines before uncompressed
+    byte ``start`` are decompressed again and skipped. A chunk holds lines of one
+    member; only ``release`` members are for the SQL (the others' chunks have no file:
+    the Python reader reads them). Raises :class:`CorruptStream` where the archive
+    breaks."""
+    size = _setting(CHUNK_ENV, CHUNK_LINES)
+    pos = total = 0
+    try:
+        with open_tar_on_disk(path) as (tar, disk):
+            for member in tar:
+                entity = dump_entity(member)
+                f = None if entity is None else tar.extractfile(member)
+                if f is None:
+                    continue
+                base = total
+                sql = entity == "release" and _utf8(member.name)
+                buf: list[bytes] = []
+                for raw in _raw_lines(f):
+                    total += 1
+                    pos += len(raw)
+                    if pos <= start:
+                        continue  # committed by the run that was interrupted
+                    buf.append(raw)
+                    if len(buf) == size:
+                        yield from _one_chunk(buf, total - size + 1, pos, disk.tell(), folder,
+                                              member.name, base, sql)
+                        buf = []
+                if buf:
+                    yield from _one_chunk(buf, total - len(buf) + 1, pos, disk.tell(), folder,
+                                          member.name, base, sql)
+    except ARCHIVE_ERRORS as exc:
+        raise CorruptStream(printable(path), f"{type(exc).__name__}: {exc}") from exc
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a member name of bytes that are not UTF-8
+        return False
+    return True
 
 
 def _chunks(path: Path, folder: Path, start: int = 0, line: int = 0) -> Iterator[_Chunk]:
@@ -185,15 +238,18 @@ def _raw_lines(f: IO[bytes]) -> Iterator[bytes]:
         yield tail
 
 
-def _one_chunk(buf: list[bytes], first: int, end: int, disk: int,
-               folder: Path) -> Iterator[_Chunk]:
-    if any(not line.strip() for line in buf):  # a blank line (or a whitespace-only tail)
-        yield _Chunk(None, first, buf, end, disk)
+def _one_chunk(buf: list[bytes], first: int, end: int, disk: int, folder: Path,
+               member: str | None = None, base: int = 0, sql: bool = True) -> Iterator[_Chunk]:
+    if not sql or any(not line.strip() for line in buf):  # a blank line (or a blank tail)
+        yield _Chunk(None, first, buf, end, disk, member, base)
         return
     file = folder / f"chunk-{first}.jsonl"
     try:
-        file.write_bytes(b"".join(buf))
-        yield _Chunk(file, first, buf, end, disk)
+        try:
+            file.write_bytes(b"".join(buf))
+        except OSError as exc:  # the workspace's disk, not the input
+            raise wrap_os_error(exc, file, writing=True) from exc
+        yield _Chunk(file, first, buf, end, disk, member, base)
     finally:
         file.unlink(missing_ok=True)
 
@@ -245,7 +301,8 @@ class MusicBrainzReader:
     def stage(self, con: columnar.Connection, item: Input,
               ctx: StageContext) -> Generator[Staged, None, None]:
         source = get(KIND)
-        if not item.path.name.lower().endswith(_FAST_SUFFIXES):
+        layout = JSON_SOURCE.layout(item.path)
+        if layout == "document":
             yield _records.stage(con, item, source.read(item, ctx.options))
             return
         part_rows = _setting(PART_ENV, PART_ROWS)
@@ -256,7 +313,9 @@ class MusicBrainzReader:
         folder = ctx.tmp / "musicbrainz"
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            for chunk in _chunks(item.path, folder, ctx.start, ctx.line):
+            chunks = (_archive_chunks(item.path, folder, ctx.start) if layout == "archive"
+                      else _chunks(item.path, folder, ctx.start, ctx.line))
+            for chunk in chunks:
                 self._chunk(con, item, chunk, staged)
                 if _staged_rows(con) >= part_rows:
                     staged.read = _staged_rows(con)
@@ -292,14 +351,15 @@ class MusicBrainzReader:
             # lines and says which are bad; the other chunks stay set-based.
             flagged = list(range(first, first + count))
         else:
-            self._stage_sql(con, item)
+            self._stage_sql(con, item, chunk)
             flagged = sorted(int(r[0]) for r in
                              con.execute("SELECT line FROM mb_flag").fetchall())
             self._drop(con)
         if flagged:
             stager = _records.Stager(con, staged)
             numbered = ((n, chunk.lines[n - first]) for n in flagged)
-            for n, records in JSON_SOURCE.parse_lines(item, numbered):
+            for n, records in JSON_SOURCE.parse_lines(item, numbered, chunk.member,
+                                                      chunk.base):
                 stager.seq = n << _SLOT
                 stager.add(_records.checked(item, records))
             stager.flush()
@@ -335,11 +395,13 @@ class MusicBrainzReader:
                     f"SELECT rowid + {first} AS line, * FROM mb_raw")
         return True
 
-    def _stage_sql(self, con: columnar.Connection, item: Input) -> None:
+    def _stage_sql(self, con: columnar.Connection, item: Input, chunk: _Chunk) -> None:
         name = _q(printable(item.path.name))
+        # the row reader's locators: "line 7", in an archive "mbdump/release:line 7"
+        member = "" if chunk.member is None else chunk.member + ":"
 
         def prov(line: str) -> str:
-            return f"{name}, 'line ' || {line}, '{LICENCE}'"
+            return f"{name}, {_q(member + 'line ')} || ({line} - {chunk.base}), '{LICENCE}'"
 
         # Each value is extracted once per level (JSON text -> string -> stripped text ->
         # checks), so no nested macro is evaluated twice. Credits are read once per

@@ -21,6 +21,7 @@ from phonotheque.sources._base import (
     disk_position,
     open_at,
     open_input,
+    open_tar_on_disk,
     printable,
     without_compression,
 )
@@ -80,4 +81,5 @@ def get(kind: str) -> Source:
 
 
 __all__ = ["MAX_LINE", "SOURCES", "STAGE", "CorruptStream", "Input", "ReadOptions", "Source",
-           "detect", "disk_position", "get", "open_at", "open_input", "printable", "without_compression"]
+           "detect", "disk_position", "get", "open_at", "open_input",
+           "open_tar_on_disk", "printable", "without_compression"]

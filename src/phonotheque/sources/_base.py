@@ -364,6 +364,15 @@ def open_tar_stream(path: Path) -> Iterator[tarfile.TarFile]:
     read, so a block that decompresses to a long run (a 64 MiB line) is copied
     over and over (quadratic). The standard decompressing readers bound each step.
     """
+    with open_tar_on_disk(path) as (tar, _disk):
+        yield tar
+
+
+@contextmanager
+def open_tar_on_disk(path: Path) -> Iterator[tuple[tarfile.TarFile, IO[bytes]]]:
+    """:func:`open_tar_stream`'s ``TarFile`` and the archive file on disk under it,
+    whose ``tell()`` says how many bytes of the (compressed) file have been read (the
+    progress of a 10 GB dump)."""
     try:
         raw = open(path, "rb")  # noqa: SIM115 - closed below
     except OSError as exc:
@@ -374,4 +383,4 @@ def open_tar_stream(path: Path) -> Iterator[tarfile.TarFile]:
         opener = next((o for magic, o in _COMPRESSED if head.startswith(magic)), None)
         stream = raw if opener is None else opener(raw)
         with stream, tarfile.open(fileobj=stream, mode="r|") as tar:
-            yield tar
+            yield tar, raw

@@ -31,13 +31,13 @@ import tarfile
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
 from phonotheque import isrc as isrc_mod
 from phonotheque.errors import InvalidISRC, wrap_os_error
-from phonotheque.model import Artist, Provenance, Record, Release, Track, TrackISRC
+from phonotheque.model import Artist, Provenance, Record, Reject, Release, Track, TrackISRC
 from phonotheque.sources._base import (
     CHECKPOINT_EVERY,
     MAX_LINE,
@@ -63,6 +63,7 @@ _LINE_FILES = (".json", ".jsonl", ".ndjson")
 _COMPRESSED_LINE_FILES = tuple(s + c for s in _LINE_FILES for c in (".zst", ".gz", ".bz2", ".xz"))
 SUFFIXES = (*_LINE_FILES, ".tar.xz", ".txz", ".tar", ".tar.gz", ".tar.bz2",
             *_COMPRESSED_LINE_FILES)
+Layout = Literal["archive", "document", "lines"]
 _ARCHIVE = (".tar.xz", ".txz", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2")
 _MBID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _MBID_FAST = _MBID.fullmatch
@@ -300,15 +301,24 @@ class MusicBrainzJSON:
             for i in out
         ]
 
+    def layout(self, path: Path) -> Layout:
+        """How :meth:`read` reads ``path``: a tar archive of ``mbdump/<entity>`` members,
+        one JSON document (or array), or JSON Lines (plain or compressed)."""
+        name = path.name.lower()
+        if name.endswith(_ARCHIVE):
+            return "archive"
+        if without_compression(name).endswith(".json") and not _first_line_is_object(path):
+            return "document"
+        return "lines"
+
     def read(
         self, item: Input, options: ReadOptions, start: int = 0, line: int = 0
     ) -> Iterator[Record]:
-        name = item.path.name.lower()
         parser = _Parser(printable(item.path.name), item.source)
-        if name.endswith(_ARCHIVE):
+        layout = self.layout(item.path)
+        if layout == "archive":
             yield from self._archive(item, parser, start)
-        elif (without_compression(name).endswith(".json")
-              and not _first_line_is_object(item.path)):
+        elif layout == "document":
             yield from self._document(item, parser)
         else:
             yield from self._lines(item, parser, start, line)
@@ -329,15 +339,23 @@ class MusicBrainzJSON:
             yield reject(item.source, f"after line {n} (uncompressed byte {pos:,})", exc.problem)
         yield checkpoint(item, KIND, pos, n, done=True)
 
-    def parse_lines(self, item: Input,
-                    numbered: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, list[Record]]]:
+    def parse_lines(self, item: Input, numbered: Iterable[tuple[int, bytes]],
+                    member: str | None = None,
+                    base: int = 0) -> Iterator[tuple[int, list[Record]]]:
         """``(line number, its records)`` for lines of a JSON Lines input the caller
         has read already (raw, with their newline), exactly as :meth:`read` gives them
-        (the columnar path reads the other lines set-based and hands these over)."""
+        (the columnar path reads the other lines set-based and hands these over).
+        ``member``: the lines are from that member of an archive, line ``n`` being its
+        line ``n - base`` (read as :meth:`read` reads an archive's lines)."""
         parser = _Parser(printable(item.path.name), item.source)
+        entity = None if member is None else member_entity(member)
         for n, raw in numbered:
-            yield n, list(_line(item, parser, n, raw if len(raw) <= MAX_LINE else None,
-                                len(raw)))
+            line = raw if len(raw) <= MAX_LINE else None
+            if member is None:
+                yield n, list(_line(item, parser, n, line, len(raw)))
+            else:
+                yield n, list(_member_line(item, parser, entity, f"{member}:line {n - base}",
+                                           line, len(raw)))
 
     def _document(self, item: Input, parser: _Parser) -> Iterator[Record]:
         try:
@@ -360,46 +378,69 @@ class MusicBrainzJSON:
         yield checkpoint(item, KIND, item.size, 0, done=True)
 
     def _archive(self, item: Input, parser: _Parser, start: int) -> Iterator[Record]:
-        """Stream ``mbdump/<entity>`` members; offsets count uncompressed bytes."""
-        pos = total_lines = 0
-        locator = "archive"
-        loads = orjson.loads
+        """Stream ``mbdump/<entity>`` members; offsets count uncompressed bytes of their
+        lines, lines count the lines of all of them."""
+        pos = total_lines = n = 0
+        name: str | None = None  # the member being read
         try:
             with open_tar_stream(item.path) as tar:
                 for member in tar:
-                    entity = member.name.rsplit("/", 1)[-1]
-                    if not member.isfile() or entity not in _ENTITIES:
-                        continue
-                    f = tar.extractfile(member)
+                    entity = dump_entity(member)
+                    f = None if entity is None else tar.extractfile(member)
                     if f is None:
                         continue
-                    n = 0
-                    locator = f"{member.name}:start"
+                    name, n = member.name, 0
                     for raw, length in bounded_lines(f):
                         n += 1
                         total_lines += 1
                         pos += length
                         if pos <= start:
                             continue  # already written by the run that was interrupted
-                        locator = f"{member.name}:line {n}"
-                        if raw is None:
-                            yield reject(item.source, locator, too_long(length))
-                            continue
-                        if raw.isspace():
-                            continue
-                        try:
-                            obj = loads(raw)
-                        except orjson.JSONDecodeError as exc:
-                            yield reject(item.source, locator, f"malformed JSON: {exc}")
-                        else:
-                            yield from parser.entity(obj, entity, locator)
+                        yield from _member_line(item, parser, entity, f"{name}:line {n}",
+                                                raw, length)
                         if total_lines % CHECKPOINT_EVERY == 0:
                             yield checkpoint(item, KIND, pos, total_lines)
-        except (tarfile.TarError, EOFError, lzma.LZMAError, zlib.error, OSError) as exc:
-            # The archive ends early or is corrupt: keep what was read, say where it broke.
-            yield reject(item.source, f"after {locator}",
-                         f"truncated or corrupt archive: {type(exc).__name__}: {exc}")
+        except ARCHIVE_ERRORS as exc:
+            yield archive_broken(item, name, n, exc)
         yield checkpoint(item, KIND, pos, total_lines, done=True)
+
+
+#: What reading a truncated or corrupt archive raises.
+ARCHIVE_ERRORS = (tarfile.TarError, EOFError, lzma.LZMAError, zlib.error, OSError)
+
+
+def archive_broken(item: Input, member: str | None, n: int, exc: Exception) -> Reject:
+    """The reject of an archive that breaks after line ``n`` of ``member`` (the lines
+    before are kept): it says where it broke."""
+    where = "archive" if member is None else f"{member}:line {n}" if n else f"{member}:start"
+    return reject(item.source, f"after {where}",
+                  f"truncated or corrupt archive: {type(exc).__name__}: {exc}")
+
+
+def member_entity(name: str) -> str | None:
+    """The entity the archive member ``name`` holds (``mbdump/release``: release), or
+    None for a member that is not read."""
+    entity = name.rsplit("/", 1)[-1]
+    return entity if entity in _ENTITIES else None
+
+
+def dump_entity(member: tarfile.TarInfo) -> str | None:
+    """:func:`member_entity` of a member, None also for what is not a file."""
+    return member_entity(member.name) if member.isfile() else None
+
+
+def _member_line(item: Input, parser: _Parser, entity: str | None, locator: str,
+                 raw: bytes | None, length: int) -> Iterator[Record]:
+    """The records of one line of an archive member (``raw`` None: longer than the limit)."""
+    if raw is None:
+        yield reject(item.source, locator, too_long(length))
+    elif not raw.isspace():
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            yield reject(item.source, locator, f"malformed JSON: {exc}")
+        else:
+            yield from parser.entity(obj, entity, locator)
 
 
 def _line(item: Input, parser: _Parser, n: int, raw: bytes | None,
