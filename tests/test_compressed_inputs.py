@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
 import sqlite3
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -12,9 +14,11 @@ import pyzstd
 from click.testing import CliRunner
 
 from phonotheque.cli import main
-from phonotheque.ingest import ingest
+from phonotheque.ingest import IngestOptions, ingest
 from phonotheque.model import Checkpoint, Reject
+from phonotheque.progress import ProgressEvent
 from phonotheque.sources import Input, ReadOptions, detect, get
+from phonotheque.sources import musicbrainz as mb_source
 from phonotheque.synth import SynthOptions, synth
 from phonotheque.workspace import Workspace
 
@@ -154,3 +158,33 @@ def test_damaged_compressed_json_keeps_what_came_before(tmp_path: Path) -> None:
         assert all(r.dataset == path.name.split(".")[0] for r in listens)  # type: ignore[attr-defined]
         if path is cut:
             assert 0 < len(listens) < 20_000  # the rows before the break count
+
+
+@pytest.mark.parametrize("layout", ["release.jsonl.zst", "dump.tar.xz"])
+def test_progress_of_a_compressed_input_counts_its_bytes_on_disk(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str) -> None:
+    """On a SQLite workspace a .jsonl.zst (and a .tar.xz dump) reports, batch after batch,
+    how far into the file on disk it has read, against the file's size (was: no total,
+    so `phono ingest musicbrainz x.jsonl.zst` showed no percentage for hours)."""
+    out = tmp_path / "synth"
+    synth(out, SynthOptions(tracks=4000, seed=5))
+    data = (out / "release.jsonl").read_bytes()
+    path = tmp_path / layout
+    if layout.endswith(".zst"):
+        path.write_bytes(pyzstd.compress(data))
+    else:
+        with tarfile.open(path, "w:xz", preset=0) as tar:
+            info = tarfile.TarInfo("mbdump/release")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    size = path.stat().st_size
+    monkeypatch.setattr(mb_source, "CHECKPOINT_EVERY", 16)  # a checkpoint every 16 lines
+    ws = Workspace.create(tmp_path / "ws")
+    events: list[ProgressEvent] = []
+    report = ingest(ws, "musicbrainz", [path], IngestOptions(batch_size=200),
+                    progress=events.append)
+    assert report.rejected == 0 and report.read > 0
+    done = [e.done for e in events]
+    assert {e.total for e in events} == {size}
+    assert done == sorted(done) and done[-1] == size
+    assert len({d for d in done if 0 < d < size}) >= 2, done  # it moves while reading

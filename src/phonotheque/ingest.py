@@ -26,7 +26,16 @@ from phonotheque.catalogue.store import Store
 from phonotheque.errors import InputError
 from phonotheque.model import Checkpoint, Record, Reject, Release, SourceAudio, Track, WriteCounts
 from phonotheque.progress import ProgressEvent, ProgressFn
-from phonotheque.sources import STAGE, Input, ReadOptions, Source, bounds, get, printable
+from phonotheque.sources import (
+    STAGE,
+    Input,
+    ReadOptions,
+    Source,
+    bounds,
+    compressed_suffix,
+    get,
+    printable,
+)
 from phonotheque.sqlite_uri import file_uri
 from phonotheque.workspace import Workspace
 
@@ -166,7 +175,10 @@ def _one(
         start, line = cp.offset, cp.line
     rep = SourceReport(item.source, "resumed" if start else "read", start_offset=start)
     base_bytes = state.bytes
-    state.bytes += start if item.progress_size is not None else 0
+    if item.progress_size is not None and compressed_suffix(item.path.name) is None:
+        # (a compressed file's offset counts uncompressed bytes: its first checkpoint
+        # says where on disk it is)
+        state.bytes += min(start, item.progress_size)
     by_kind = state.by_kind
 
     def watch(records: Iterator[Record]) -> Iterator[Record]:
@@ -176,7 +188,8 @@ def _one(
         try:
             for r in records:
                 if type(r) is Checkpoint and item.progress_size is not None:
-                    state.bytes = base_bytes + min(r.offset, item.progress_size)
+                    reached = r.offset if r.disk is None else r.disk
+                    state.bytes = base_bytes + min(reached, item.progress_size)
                 keep = bounds.check(r, problems)
                 if problems:
                     yield from bound_rejects(item, r, problems, kept=keep)

@@ -133,6 +133,9 @@ class Checkpoint:
     line: int = 0  # lines before ``offset``, so a resumed run numbers locators the same
     size: int | None = None
     mtime_ns: int | None = None
+    # bytes of the file on disk read up to here, where that is not ``offset`` (a
+    # compressed file: offsets count uncompressed bytes); for progress only, not stored
+    disk: int | None = None
 
 
 @dataclass(slots=True)

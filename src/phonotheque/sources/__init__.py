@@ -18,6 +18,7 @@ from phonotheque.sources._base import (
     Input,
     ReadOptions,
     Source,
+    compressed_suffix,
     disk_position,
     open_at,
     open_input,
@@ -81,5 +82,5 @@ def get(kind: str) -> Source:
 
 
 __all__ = ["MAX_LINE", "SOURCES", "STAGE", "CorruptStream", "Input", "ReadOptions", "Source",
-           "detect", "disk_position", "get", "open_at", "open_input",
+           "compressed_suffix", "detect", "disk_position", "get", "open_at", "open_input",
            "open_tar_on_disk", "printable", "without_compression"]

@@ -156,9 +156,11 @@ def reject(source: str, locator: str, reason: str, kept: bool = False) -> Reject
     return Reject(STAGE, source, locator, reason, kept)
 
 
-def checkpoint(item: Input, kind: str, offset: int, line: int, done: bool = False) -> Checkpoint:
+def checkpoint(item: Input, kind: str, offset: int, line: int, done: bool = False,
+               disk: int | None = None) -> Checkpoint:
     return Checkpoint(
-        item.source, kind, offset, done=done, size=item.size, mtime_ns=item.mtime_ns, line=line
+        item.source, kind, offset, done=done, size=item.size, mtime_ns=item.mtime_ns, line=line,
+        disk=disk,
     )
 
 
@@ -206,13 +208,24 @@ def lines(path: Path, start: int = 0, first_line: int = 0) -> Iterator[tuple[int
     first ``start`` bytes again and skips them. A file that ends early or is
     corrupt raises :class:`CorruptStream` where it breaks, after the lines before.
     """
+    with lines_on_disk(path, start, first_line) as (numbered, _disk):
+        yield from numbered
+
+
+@contextmanager
+def lines_on_disk(path: Path, start: int = 0, first_line: int = 0
+                  ) -> Iterator[tuple[Iterator[tuple[int, int, bytes | None]], Callable[[], int]]]:
+    """:func:`lines`, and a function saying how many bytes of the file on disk have been
+    read so far (:func:`disk_position`: a compressed file's progress has no other total)."""
     with open_at(path, start) as f:
-        pos = start
-        n = first_line
-        for raw, length in bounded_lines(f):
-            n += 1
-            pos += length
-            yield n, pos, raw
+        yield _numbered(f, start, first_line), lambda: disk_position(f)
+
+
+def _numbered(f: IO[bytes], pos: int, n: int) -> Iterator[tuple[int, int, bytes | None]]:
+    for raw, length in bounded_lines(f):
+        n += 1
+        pos += length
+        yield n, pos, raw
 
 
 # Compressed single files (a ``.jsonl.zst``, a ``.csv.gz``), by suffix. Archives

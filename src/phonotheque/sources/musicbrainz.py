@@ -46,11 +46,10 @@ from phonotheque.sources._base import (
     ReadOptions,
     bounded_lines,
     checkpoint,
-    compressed_suffix,
     expand_files,
-    lines,
+    lines_on_disk,
     open_input,
-    open_tar_stream,
+    open_tar_on_disk,
     printable,
     reject,
     too_long,
@@ -292,14 +291,10 @@ class MusicBrainzJSON:
         return 2 if path.name.lower().endswith((".tar.xz", ".txz", ".tar")) else 0
 
     def inputs(self, paths: Sequence[Path]) -> list[Input]:
-        out = expand_files(paths, SUFFIXES)
-        # An archive's progress is not its compressed size (offsets count uncompressed
-        # bytes); leave the bar indeterminate.
-        return [
-            Input(i.path, i.source, i.size, i.mtime_ns, None)
-            if i.path.name.lower().endswith(_ARCHIVE) or compressed_suffix(i.path.name) else i
-            for i in out
-        ]
+        # Progress counts bytes of the files on disk: a compressed file's or an archive's
+        # checkpoints say how far into it they reach (``Checkpoint.disk``), as offsets
+        # count uncompressed bytes.
+        return expand_files(paths, SUFFIXES)
 
     def layout(self, path: Path) -> Layout:
         """How :meth:`read` reads ``path``: a tar archive of ``mbdump/<entity>`` members,
@@ -329,11 +324,12 @@ class MusicBrainzJSON:
         pos, n = start, line
         before = start
         try:
-            for n, pos, raw in lines(item.path, start, line):
-                yield from _line(item, parser, n, raw, pos - before)
-                before = pos
-                if n % CHECKPOINT_EVERY == 0:
-                    yield checkpoint(item, KIND, pos, n)
+            with lines_on_disk(item.path, start, line) as (numbered, disk):
+                for n, pos, raw in numbered:
+                    yield from _line(item, parser, n, raw, pos - before)
+                    before = pos
+                    if n % CHECKPOINT_EVERY == 0:
+                        yield checkpoint(item, KIND, pos, n, disk=disk())
         except CorruptStream as exc:
             # A compressed file ends early or is corrupt: keep the lines before, say where.
             yield reject(item.source, f"after line {n} (uncompressed byte {pos:,})", exc.problem)
@@ -383,7 +379,7 @@ class MusicBrainzJSON:
         pos = total_lines = n = 0
         name: str | None = None  # the member being read
         try:
-            with open_tar_stream(item.path) as tar:
+            with open_tar_on_disk(item.path) as (tar, disk):
                 for member in tar:
                     entity = dump_entity(member)
                     f = None if entity is None else tar.extractfile(member)
@@ -399,7 +395,7 @@ class MusicBrainzJSON:
                         yield from _member_line(item, parser, entity, f"{name}:line {n}",
                                                 raw, length)
                         if total_lines % CHECKPOINT_EVERY == 0:
-                            yield checkpoint(item, KIND, pos, total_lines)
+                            yield checkpoint(item, KIND, pos, total_lines, disk=disk.tell())
         except ARCHIVE_ERRORS as exc:
             yield archive_broken(item, name, n, exc)
         yield checkpoint(item, KIND, pos, total_lines, done=True)
