@@ -165,10 +165,28 @@ def test_running_out_of_memory_names_phono_memory(filled: Workspace) -> None:
     err = columnar.failed("catalogue.duckdb", "selecting", caught.value)
     assert isinstance(caught.value, duckdb.OutOfMemoryException), caught.value
     assert isinstance(err, StorageError) and err.exit_code == 5
-    assert "PHONO_MEMORY=8GiB" in err.problem and "while selecting" in err.problem
+    # the limit in force (DuckDB's message says it) and a figure above it
+    assert "memory limit of 64 MiB while selecting" in err.problem, err.problem
+    assert "PHONO_MEMORY=1GiB" in err.problem
     assert "SET memory_limit" not in err.problem
     other = columnar.failed("x", "publishing", duckdb.IOException("IO Error: disk\nmore"))
     assert other.problem == "DuckDB failed while publishing: IO Error: disk"
+
+
+@pytest.mark.parametrize("limit", [None, 10 << 30])
+def test_out_of_memory_advice_is_above_the_limit_in_force(limit: int | None) -> None:
+    """A user who already set PHONO_MEMORY=10GiB is told the limit was 10 GiB and to try
+    20GiB (was: "e.g. PHONO_MEMORY=8GiB", below what they had), whether the caller
+    knows the limit or only DuckDB's message gives it."""
+    exc = duckdb.OutOfMemoryException("Out of Memory Error: failed to allocate data of size "
+                                      "16.0 MiB (9.9 GiB/10.0 GiB used)\n\nPossible ...")
+    err = columnar.failed("catalogue.duckdb", "selecting", exc, limit)
+    assert "memory limit of 10 GiB while selecting" in err.problem, err.problem
+    assert "PHONO_MEMORY=20GiB" in err.problem and "8GiB" not in err.problem
+    odd = columnar.out_of_memory("publishing", "Out of Memory Error", int(2.7 * (1 << 30)))
+    assert "of 2.7 GiB" in odd and "PHONO_MEMORY=6GiB" in odd
+    unknown = columnar.failed("x", "publishing", duckdb.OutOfMemoryException("Out of Memory"))
+    assert "PHONO_MEMORY" in unknown.problem and "8GiB" not in unknown.problem
 
 
 def test_a_long_statement_prints_nothing(filled: Workspace,

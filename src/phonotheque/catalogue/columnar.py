@@ -16,7 +16,9 @@ only one that opens it, so every connection gets the same guarantees:
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -90,20 +92,46 @@ def sqlite_extension(con: duckdb.DuckDBPyConnection | None = None) -> Path:
     return path
 
 
-def failed(subject: object, doing: str, exc: duckdb.Error) -> PhonoError:
+def failed(subject: object, doing: str, exc: duckdb.Error,
+           limit: int | None = None) -> PhonoError:
     """The error a stage raises when DuckDB fails while ``doing`` something.
 
-    Running out of its memory limit names the setting a phono user changes
-    (``PHONO_MEMORY``), not DuckDB's own ``SET memory_limit`` advice; anything else
-    is a storage error carrying DuckDB's first line.
+    Running out of its memory limit (``limit`` bytes if the caller knows it, else the
+    figure DuckDB's message gives) says what the limit was and names the setting a phono
+    user changes, ``PHONO_MEMORY``, with a figure above it, not DuckDB's own
+    ``SET memory_limit`` advice; anything else is a storage error carrying DuckDB's
+    first line.
     """
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, duckdb.OutOfMemoryException):
-        return StorageError(subject, f"DuckDB ran out of its memory limit while {doing} "
-                                     f"({first}); give it more with PHONO_MEMORY, e.g. "
-                                     "PHONO_MEMORY=8GiB (what does not fit spills to "
-                                     "<workspace>/tmp/duckdb)")
+        return StorageError(subject, out_of_memory(doing, first, limit or _limit_in(first)))
     return StorageError(subject, f"DuckDB failed while {doing}: {first}")
+
+
+_GIB = 1 << 30
+# DuckDB's out-of-memory message: "... (50.2 MiB/64.0 MiB used)"
+_USED = re.compile(r"/\s*([0-9]+(?:\.[0-9]+)?)\s*(bytes|KiB|MiB|GiB|TiB|PiB)\s+used\)")
+_BINARY = {"bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": _GIB, "TiB": 1 << 40,
+           "PiB": 1 << 50}
+
+
+def _limit_in(message: str) -> int | None:
+    m = _USED.search(message)
+    return None if m is None else int(float(m.group(1)) * _BINARY[m.group(2)])
+
+
+def out_of_memory(doing: str, first: str, limit: int | None) -> str:
+    """What to tell a user whose stage ran out of DuckDB's memory ``limit`` (bytes; None
+    if unknown): the limit in force and a ``PHONO_MEMORY`` above it (twice it, in whole
+    GiB: a user who set 10GiB is not told to try 8GiB)."""
+    spills = "(what does not fit spills to <workspace>/tmp/duckdb)"
+    if limit is None:
+        return (f"DuckDB ran out of its memory limit while {doing} ({first}); give it more "
+                f"with PHONO_MEMORY, above the limit in force {spills}")
+    more = max(1, math.ceil(2 * limit / _GIB))
+    shown = (f"{limit / _GIB:.3g} GiB" if limit >= _GIB else f"{limit / (1 << 20):.3g} MiB")
+    return (f"DuckDB ran out of its memory limit of {shown} while {doing} ({first}); give "
+            f"it more with PHONO_MEMORY, e.g. PHONO_MEMORY={more}GiB {spills}")
 
 
 @contextmanager

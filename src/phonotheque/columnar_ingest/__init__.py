@@ -163,7 +163,7 @@ def ingest(
                         progress(_event(item.source, rows + read, done, total_bytes))
 
                 rep, read = _one(con, store, bulk_reader, item, options, tmp, report,
-                                 ws.columnar, tick)
+                                 ws.columnar, tick, bulk.stage_memory(memory_bytes))
                 rows += read
                 done_bytes += item.size
                 report.sources.append(rep)
@@ -190,7 +190,7 @@ def _refresh(con: columnar.Connection) -> int:
 
 def _one(con: columnar.Connection, store: Store, bulk_reader: BulkReader, item: Input,
          options: IngestOptions, tmp: Path, report: IngestReport, where: Path,
-         tick: Callable[[int, int], None]) -> tuple[SourceReport, int]:
+         tick: Callable[[int, int], None], limit: int) -> tuple[SourceReport, int]:
     cp = bulk.checkpoint(con, item.source)
     same = cp is not None and cp.size == item.size and cp.mtime_ns == item.mtime_ns
     if cp is not None and cp.done and same and not options.force:
@@ -224,7 +224,7 @@ def _one(con: columnar.Connection, store: Store, bulk_reader: BulkReader, item: 
             if not staged.done:
                 tick(rep.read, staged.disk)
     except columnar.Error as exc:
-        raise columnar.failed(where, f"ingesting {item.source}", exc) from exc
+        raise columnar.failed(where, f"ingesting {item.source}", exc, limit) from exc
     finally:
         parts.close()  # the reader's scratch files go now, also when a part failed
     return rep, rep.read
