@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from phonotheque.catalogue import ledger
+from phonotheque.catalogue import bulk, bulk_selection, columnar, held, ledger
 from phonotheque.catalogue.store import Store
 from phonotheque.errors import wrap_os_error
 from phonotheque.publish.index import PUBLIC, withdrawn_sql
@@ -84,8 +84,11 @@ def garbage(ws: Workspace, store: Store) -> Iterator[Garbage]:
 def collect(ws: Workspace, dry_run: bool = False) -> GcReport:
     """List (``dry_run``) or remove the workspace's garbage; safe to re-run."""
     report = GcReport(removed=not dry_run)
+    columnar_ws = bulk.path(ws.root).is_file()
     with ws.store() as store:
-        report.items = list(garbage(ws, store))
+        # a columnar workspace: the held tracks' flags read from catalogue.duckdb
+        with held.mirror_if_columnar(ws.root, store):
+            report.items = list(garbage(ws, store))
         report.bytes = sum(g.size for g in report.items)
         if dry_run:
             return report
@@ -98,6 +101,23 @@ def collect(ws: Workspace, dry_run: bool = False) -> GcReport:
                     p.unlink(missing_ok=True)
             except OSError as exc:
                 raise wrap_os_error(exc, p, writing=True) from exc
-        ledger.note_audio_removed(store, sorted({g.track_id for g in report.items
-                                                 if g.track_id is not None}))
+        removed = sorted({g.track_id for g in report.items if g.track_id is not None})
+        if columnar_ws:
+            _note_columnar(ws, removed)
+        else:
+            ledger.note_audio_removed(store, removed)
     return report
+
+
+def _note_columnar(ws: Workspace, track_ids: list[int]) -> None:
+    """The ledger note of :func:`collect` in a columnar workspace's catalogue.duckdb."""
+    if not track_ids:
+        return
+    con = bulk.open_bulk(ws.root)
+    try:
+        with columnar.transaction(con):
+            bulk_selection.note_audio_removed(con, track_ids)
+    except columnar.Error as exc:
+        raise columnar.failed(ws.columnar, "noting removed audio in the ledger", exc) from exc
+    finally:
+        con.close()

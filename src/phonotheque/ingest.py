@@ -110,6 +110,10 @@ def ingest(
     A columnar workspace is ingested by :mod:`phonotheque.columnar_ingest` (one
     set-based merge per input into catalogue.duckdb), with the same report.
     """
+    if ws.engine == "duckdb" and kind == "tags":
+        from phonotheque import columnar_tags  # it builds on this module
+
+        return columnar_tags.ingest(ws, paths, options, progress)
     if ws.engine == "duckdb":
         from phonotheque import columnar_ingest  # it builds on this module
 

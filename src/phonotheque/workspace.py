@@ -34,6 +34,10 @@ COLUMNAR_COMMANDS: frozenset[str] = frozenset({
     "ingest musicbrainz",  # columnar_ingest: one set-based merge per input
     "ingest mbdump",  # the row reader's records, staged whole and merged set-based
     "ingest listens",  # columnar_ingest/listens: CSV/Parquet read by DuckDB
+    "ingest tags",  # columnar_tags: files matched in catalogue.duckdb, source_audio in SQLite
+    "audio",  # audio/stage.py: held tracks mirrored (catalogue/held.py), ledger in DuckDB
+    "pack",  # pack/packer.py: reads the held tracks' mirror
+    "gc",
     "publish",  # publish/columnar_export: DuckDB's Parquet, metadata.sqlite in key order
     "select",  # select/columnar_plan.py: all ten steps in DuckDB
     "ledger",  # select/ledger_view.py: catalogue.duckdb's ledger and selection
@@ -48,10 +52,6 @@ COLUMNAR_COMMANDS: frozenset[str] = frozenset({
 #: Why a command stays unavailable on a columnar workspace, where there is more to say
 #: than "not yet".
 _WHY_NOT = {
-    "audio": "it archives source files matched to tracks in catalogue.sqlite",
-    "pack": "it packs the files the audio stage archived",
-    "ingest tags": "it matches source files to tracks in catalogue.sqlite",
-    "gc": "it removes audio files and updates the ledger in catalogue.sqlite",
     "demo": "the demo archives audio and packs torrents",
 }
 

@@ -36,7 +36,7 @@ from phonotheque.atomic import sweep_temporaries, write_bytes
 from phonotheque.audio.files import quarantine
 from phonotheque.audio.tags import TagSet
 from phonotheque.audio.worker import AudioOptions, FileResult, WorkItem, run_item
-from phonotheque.catalogue import audio_files, ledger
+from phonotheque.catalogue import audio_files, bulk, bulk_selection, columnar, held, ledger
 from phonotheque.catalogue.audio_files import AudioFile
 from phonotheque.catalogue.store import Store, now_iso
 from phonotheque.errors import BusyError, StorageError, os_error_class
@@ -122,12 +122,81 @@ def run_audio(ws: Workspace, options: AudioOptions | None = None,
         report.stale_temps_removed = sweep_temporaries(ws.audio, recursive=True) + \
             sweep_temporaries(ws.quarantine, recursive=True)
         with ws.store() as store:
-            todo = _plan(ws, store, options, report)
-            report.planned = len(todo)
-            items = _items(ws, store, todo, options)
-            _execute(ws, store, executor, items, options, report, on_progress, t0)
+            if ws.engine == "duckdb":
+                _run_columnar(ws, store, executor, options, report, on_progress, t0)
+            else:
+                _run(ws, store, executor, options, report, on_progress, t0, _Ledger())
     report.elapsed = time.perf_counter() - t0
     return report
+
+
+def _run(ws: Workspace, store: Store, executor: Executor, options: AudioOptions,
+         report: AudioReport, on_progress: ProgressCallback | None, t0: float,
+         book: _Ledger) -> None:
+    todo = _plan(ws, store, options, report, book)
+    report.planned = len(todo)
+    items = _items(ws, store, todo, options)
+    _execute(ws, store, executor, items, options, report, on_progress, t0, book)
+
+
+def _run_columnar(ws: Workspace, store: Store, executor: Executor, options: AudioOptions,
+                  report: AudioReport, on_progress: ProgressCallback | None,
+                  t0: float) -> None:
+    """The same run on a columnar workspace (catalogue.duckdb holds the selection and the
+    ledger). The selected tracks no file is held for are planned set-based there
+    (:func:`bulk_selection.unheld_plan`: they can be tens of millions); the held ones,
+    bounded by the user's files, are mirrored into this SQLite connection
+    (:mod:`phonotheque.catalogue.held`) and planned, archived and tagged by the code a
+    SQLite workspace runs. Statuses go to catalogue.duckdb after each batch's
+    catalogue.sqlite commit (the order and why it is safe: :mod:`.bulk_selection`)."""
+    con = bulk.open_bulk(ws.root)
+    try:
+        try:
+            with columnar.transaction(con):
+                bulk_selection.sync_selection(con)
+                bulk_selection.reconcile_audio(con)
+                unheld = bulk_selection.unheld_plan(con, held.HELD_SQL, options.retry_errors,
+                                                    _NOT_HELD)
+        except columnar.Error as exc:
+            raise columnar.failed(ws.columnar, "planning the audio stage", exc) from exc
+        for name, n in unheld.items():
+            setattr(report, name, getattr(report, name) + n)
+        with held.mirrored(con, store):
+            _run(ws, store, executor, options, report, on_progress, t0, _Ledger(con, ws.columnar))
+    finally:
+        con.close()
+
+
+class _Ledger:
+    """Where the stage's ledger statuses go: catalogue.sqlite's ``ledger`` in the
+    transaction of the batch they belong to, or, on a columnar workspace (``con``),
+    catalogue.duckdb's right after that transaction commits (:meth:`flush`)."""
+
+    def __init__(self, con: columnar.Connection | None = None,
+                 where: Path | None = None) -> None:
+        self.con = con
+        self.where = where
+        self.pending: list[tuple[int, str, str | None]] = []
+
+    def sync(self, store: Store) -> None:
+        if self.con is None:  # a columnar run synced before it mirrored the ledger
+            ledger.sync_selection(store)
+
+    def record(self, store: Store, outcomes: list[tuple[int, str, str | None]]) -> None:
+        if self.con is None:
+            ledger.record_outcomes(store, outcomes)
+        else:
+            self.pending.extend(outcomes)
+
+    def flush(self) -> None:
+        if self.con is None or not self.pending:
+            return
+        pending, self.pending = self.pending, []
+        try:
+            with columnar.transaction(self.con):
+                bulk_selection.record_outcomes(self.con, pending)
+        except columnar.Error as exc:
+            raise columnar.failed(self.where, "recording audio outcomes", exc) from exc
 
 
 class _audio_lock:
@@ -173,8 +242,9 @@ def _check_writable(folder: Path) -> None:
 # -- planning -----------------------------------------------------------------------
 
 
-def _plan(ws: Workspace, store: Store, options: AudioOptions, report: AudioReport) -> list[_Todo]:
-    ledger.sync_selection(store)
+def _plan(ws: Workspace, store: Store, options: AudioOptions, report: AudioReport,
+          book: _Ledger) -> list[_Todo]:
+    book.sync(store)
     # streamed: only the tracks still to do are kept in memory
     rows = store.conn.execute(
         """SELECT s.track_id, s.rank, s.tier, l.status, t.excluded,
@@ -202,11 +272,13 @@ def _plan(ws: Workspace, store: Store, options: AudioOptions, report: AudioRepor
     todo, no_source = _attach_sources(store, wanted)
     if no_source:
         # Selected but not held: the archive's wanted list, not a failure.
-        ledger.record_outcomes(store, [(tid, "wanted", _NOT_HELD) for tid in no_source])
+        book.record(store, [(tid, "wanted", _NOT_HELD) for tid in no_source])
+        book.flush()
         report.wanted += len(no_source)
     todo, dups = _dedupe(store, todo)
     if dups:
-        ledger.record_outcomes(store, [(tid, "skipped_duplicate", detail) for tid, detail in dups])
+        book.record(store, [(tid, "skipped_duplicate", detail) for tid, detail in dups])
+        book.flush()
         report.duplicates += len(dups)
     return todo
 
@@ -382,7 +454,7 @@ def _tags_for(ws: Workspace, store: Store, sources: dict[int, int]) -> dict[int,
 
 def _execute(ws: Workspace, store: Store, executor: Executor, items: Iterator[WorkItem],
              options: AudioOptions, report: AudioReport,
-             on_progress: ProgressCallback | None, t0: float) -> None:
+             on_progress: ProgressCallback | None, t0: float, book: _Ledger) -> None:
     batch: list[FileResult] = []
     last_flush = time.perf_counter()
     done = 0
@@ -398,7 +470,7 @@ def _execute(ws: Workspace, store: Store, executor: Executor, items: Iterator[Wo
             now = time.perf_counter()
             if len(batch) >= options.batch_size or now - last_flush >= _FLUSH_SECONDS:
                 pending, batch, last_flush = batch, [], now
-                _record(ws, store, pending, report)  # (not retried below if it raises)
+                _record(ws, store, pending, report, book)  # (not retried below if it raises)
             if on_progress is not None:
                 on_progress(ProgressEvent(
                     "audio", done, report.planned, "files", counts={
@@ -408,7 +480,7 @@ def _execute(ws: Workspace, store: Store, executor: Executor, items: Iterator[Wo
     finally:
         # whatever stops us (a fatal error, Ctrl-C), record what finished
         if batch:
-            _record(ws, store, batch, report)
+            _record(ws, store, batch, report, book)
     if fatal is not None:
         raise StorageError(ws.audio, f"run stopped (finished files are recorded, no half "
                                      f"files are left): {fatal.detail}")
@@ -428,8 +500,10 @@ def _account(report: AudioReport, res: FileResult) -> None:
         report.errors[res.reason or res.status] += 1
 
 
-def _record(ws: Workspace, store: Store, batch: list[FileResult], report: AudioReport) -> None:
-    """One transaction per batch: audio_file rows, ledger statuses, rejects."""
+def _record(ws: Workspace, store: Store, batch: list[FileResult], report: AudioReport,
+            book: _Ledger) -> None:
+    """One transaction per batch: audio_file rows, ledger statuses, rejects (on a
+    columnar workspace the statuses go to catalogue.duckdb once it has committed)."""
     stamp = now_iso()
     for res in batch:
         if not res.ok:
@@ -453,8 +527,9 @@ def _record(ws: Workspace, store: Store, batch: list[FileResult], report: AudioR
                 outcomes.append((res.track_id, res.status, res.detail))
                 rejects.append(Reject("audio", res.source, f"track {res.track_id}",
                                       f"{res.status}: {res.detail}"))
-        ledger.record_outcomes(store, outcomes)
+        book.record(store, outcomes)
         store.add_rejects(rejects)
+    book.flush()
 
 
 def _audio_file(res: FileResult) -> AudioFile:

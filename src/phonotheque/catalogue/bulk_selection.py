@@ -26,9 +26,10 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from phonotheque.catalogue import columnar
-from phonotheque.catalogue.ledger import LedgerEntry, ledger_rows_sql
+from phonotheque.catalogue.ledger import LedgerEntry, is_audio_outcome, ledger_rows_sql
 from phonotheque.catalogue.selection import COLUMNS
 from phonotheque.clock import now_iso
+from phonotheque.errors import InputError
 from phonotheque.sources.bounds import MAX_TRACK_LISTENS
 
 _PARAM = re.compile(r"\$(\w+)")
@@ -205,3 +206,128 @@ def sync_exclusions(con: columnar.Connection) -> int:
         row = con.execute(sql, {"now": stamp}).fetchone()
         changed += int(row[0]) if row else 0
     return changed
+
+
+# -- the audio stage and gc on a columnar workspace --------------------------------
+#
+# The audio stage records an archive file (``cat.audio_file``, catalogue.sqlite) and
+# the track's ledger status (here) in two files, which cannot commit together. The
+# stage commits catalogue.sqlite FIRST, then the statuses here: a crash in between
+# leaves a selected track ``todo`` with an ``audio_file`` row, never a ``success``
+# without one. :func:`reconcile_audio` (at the start of every audio run) turns such a
+# track into the ``success`` the interrupted batch would have written; an error
+# outcome lost that way only means the track is tried again.
+
+
+def _outcomes_table(outcomes: list[tuple[int, str, str | None]]) -> Any:
+    import pyarrow as pa
+
+    last = {tid: (status, detail) for tid, status, detail in outcomes}  # the last one wins
+    return pa.table({"track_id": pa.array(list(last), pa.int64()),
+                     "status": pa.array([v[0] for v in last.values()], pa.string()),
+                     "detail": pa.array([v[1] for v in last.values()], pa.string())})
+
+
+def sync_selection(con: columnar.Connection) -> None:
+    """The rules of :func:`phonotheque.catalogue.ledger.sync_selection`: every selected
+    track gets a ledger row (``todo``), and a selected track an exclusion covers since
+    becomes ``excluded`` unless its audio is done. Joins the caller's transaction."""
+    stamp = now_iso()
+    con.execute("""INSERT INTO ledger(track_id, status, updated_at)
+                   SELECT track_id, 'todo', $now FROM selection
+                   WHERE track_id NOT IN (SELECT track_id FROM ledger) ORDER BY track_id""",
+                {"now": stamp})
+    con.execute("""UPDATE ledger SET status = 'excluded',
+                     detail = 'track is on the exclusion list', updated_at = $now
+                   WHERE status NOT IN ('success', 'excluded') AND track_id IN (
+                     SELECT s.track_id FROM selection s JOIN track t ON t.id = s.track_id
+                      WHERE t.excluded = 1)""", {"now": stamp})
+
+
+def reconcile_audio(con: columnar.Connection) -> int:
+    """A selected, not excluded track still ``todo`` whose ``audio_file`` row exists was
+    archived by a batch killed between its two commits (see above): make it the
+    ``success`` that batch recorded in catalogue.sqlite. Returns the rows changed."""
+    row = con.execute(
+        """UPDATE ledger SET status = 'success', detail = af.tier, updated_at = $now
+           FROM (SELECT track_id, tier FROM cat.audio_file) af
+           WHERE ledger.track_id = af.track_id AND ledger.status = 'todo'
+             AND ledger.track_id IN (SELECT s.track_id FROM selection s
+                                     JOIN track t ON t.id = s.track_id WHERE t.excluded = 0)""",
+        {"now": now_iso()}).fetchone()
+    return int(row[0]) if row else 0
+
+
+def record_outcomes(con: columnar.Connection,
+                    outcomes: list[tuple[int, str, str | None]]) -> int:
+    """The columnar :func:`phonotheque.catalogue.ledger.record_outcomes`: set
+    ``(track_id, status, detail)`` of selected tracks, audio outcomes only; a row whose
+    status and detail are unchanged keeps its ``updated_at``. Returns the rows changed."""
+    for _tid, status, _detail in outcomes:
+        if not is_audio_outcome(status):
+            raise InputError(status, "audio outcome must be success, todo, wanted, "
+                                     "skipped_duplicate or error_<reason>")
+    if not outcomes:
+        return 0
+    con.register("phono_outcomes", _outcomes_table(outcomes))
+    try:
+        row = con.execute(
+            """UPDATE ledger SET status = o.status, detail = o.detail, updated_at = $now
+               FROM phono_outcomes o
+               WHERE ledger.track_id = o.track_id
+                 AND (ledger.status IS DISTINCT FROM o.status
+                      OR ledger.detail IS DISTINCT FROM o.detail)""",
+            {"now": now_iso()}).fetchone()
+    finally:
+        con.unregister("phono_outcomes")
+    return int(row[0]) if row else 0
+
+
+def unheld_plan(con: columnar.Connection, held_sql: str, retry_errors: bool,
+                not_held: str) -> dict[str, int]:
+    """The audio plan of the selected tracks no file is held for (not in ``held_sql``),
+    set-based: what :func:`phonotheque.audio.stage` does with each of them, without
+    bringing them into Python. Such a track is counted ``excluded``, ``duplicates``
+    (``skipped_duplicate``) or ``previous_errors`` (``error_*`` unless
+    ``retry_errors``), else it is ``wanted`` (written with ``not_held`` as its detail).
+    Returns those counts and ``selected``; joins the caller's transaction."""
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE unheld AS
+        SELECT s.track_id, coalesce(l.status, 'todo') AS status, t.excluded
+        FROM selection s JOIN track t ON t.id = s.track_id
+        LEFT JOIN ledger l ON l.track_id = s.track_id
+        WHERE s.track_id NOT IN ({held_sql})""")
+    try:
+        row = con.execute(
+            r"""SELECT count(*),
+                   count(*) FILTER (WHERE excluded <> 0),
+                   count(*) FILTER (WHERE excluded = 0 AND status = 'skipped_duplicate'),
+                   count(*) FILTER (WHERE excluded = 0 AND status LIKE 'error\_%' ESCAPE '\'
+                                    AND NOT $retry)
+                FROM unheld""", {"retry": retry_errors}).fetchone()
+        assert row is not None
+        selected, excluded, duplicates, errors = (int(v or 0) for v in row)
+        con.execute(
+            r"""UPDATE ledger SET status = 'wanted', detail = $detail, updated_at = $now
+                WHERE track_id IN (
+                  SELECT track_id FROM unheld WHERE excluded = 0
+                    AND status != 'skipped_duplicate'
+                    AND NOT (status LIKE 'error\_%' ESCAPE '\' AND NOT $retry))
+                  AND (status != 'wanted' OR detail IS DISTINCT FROM $detail)""",
+            {"detail": not_held, "now": now_iso(), "retry": retry_errors})
+    finally:
+        con.execute("DROP TABLE IF EXISTS temp.unheld")
+    return {"selected": selected, "excluded": excluded, "duplicates": duplicates,
+            "previous_errors": errors,
+            "wanted": selected - excluded - duplicates - errors}
+
+
+def note_audio_removed(con: columnar.Connection, track_ids: list[int]) -> int:
+    """The columnar :func:`phonotheque.catalogue.ledger.note_audio_removed` (``phono gc``)."""
+    if not track_ids:
+        return 0
+    row = con.execute(
+        """UPDATE ledger SET detail = 'exclusion; audio removed by gc', updated_at = $now
+           WHERE track_id IN (SELECT unnest($ids)) AND status = 'excluded'
+             AND detail IS DISTINCT FROM 'exclusion; audio removed by gc'""",
+        {"now": now_iso(), "ids": track_ids}).fetchone()
+    return int(row[0]) if row else 0

@@ -466,31 +466,58 @@ class Store:
                 if not tracks:
                     raise InputError(audio.path, "no track matched and no fallback track given")
                 tid = self.scalar("SELECT id FROM track WHERE key = ?", (tracks[0].key,))
-            before = self.conn.total_changes
-            self.conn.execute(
-                """INSERT INTO source_audio(path, track_id, size, mtime_ns, codec, container,
-                       bitrate, duration_ms, sample_rate, channels, match, source, locator,
-                       licence)
-                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-                   ON CONFLICT(path) DO UPDATE SET
-                     track_id = excluded.track_id, size = excluded.size,
-                     mtime_ns = excluded.mtime_ns, codec = excluded.codec,
-                     container = excluded.container, bitrate = excluded.bitrate,
-                     duration_ms = excluded.duration_ms, sample_rate = excluded.sample_rate,
-                     channels = excluded.channels, match = excluded.match,
-                     source = excluded.source, locator = excluded.locator,
-                     licence = excluded.licence
-                   WHERE (source_audio.track_id, source_audio.size, source_audio.mtime_ns)
-                     IS NOT (excluded.track_id, excluded.size, excluded.mtime_ns)""",
-                (audio.path, tid, audio.size, audio.mtime_ns, audio.codec, audio.container,
-                 audio.bitrate, audio.duration_ms, audio.sample_rate, audio.channels, how,
-                 *_prov(audio.prov)),
-            )
+            changed = self._source_audio(audio, tid, how)
             if audio.path not in existing:
                 added += 1
-            elif self.conn.total_changes > before:
+            elif changed:
                 updated += 1
         counts.add("audio", added, updated, len(uniq) - added - updated)
+
+    def _source_audio(self, audio: SourceAudio, tid: int, how: str) -> bool:
+        """Upsert the ``source_audio`` row of ``audio``, attached to track ``tid``
+        (matched ``how``); True if it changed."""
+        before = self.conn.total_changes
+        self.conn.execute(
+            """INSERT INTO source_audio(path, track_id, size, mtime_ns, codec, container,
+                   bitrate, duration_ms, sample_rate, channels, match, source, locator,
+                   licence)
+               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+               ON CONFLICT(path) DO UPDATE SET
+                 track_id = excluded.track_id, size = excluded.size,
+                 mtime_ns = excluded.mtime_ns, codec = excluded.codec,
+                 container = excluded.container, bitrate = excluded.bitrate,
+                 duration_ms = excluded.duration_ms, sample_rate = excluded.sample_rate,
+                 channels = excluded.channels, match = excluded.match,
+                 source = excluded.source, locator = excluded.locator,
+                 licence = excluded.licence
+               WHERE (source_audio.track_id, source_audio.size, source_audio.mtime_ns)
+                 IS NOT (excluded.track_id, excluded.size, excluded.mtime_ns)""",
+            (audio.path, tid, audio.size, audio.mtime_ns, audio.codec, audio.container,
+             audio.bitrate, audio.duration_ms, audio.sample_rate, audio.channels, how,
+             *_prov(audio.prov)),
+        )
+        return self.conn.total_changes > before
+
+    def write_source_audio(self, matched: Sequence[tuple[SourceAudio, int, str]],
+                           rejects: Sequence[Reject] = ()) -> WriteCounts:
+        """Attach held files to tracks already matched elsewhere: ``(file, track id,
+        how it matched)``, with the batch's ``rejects``, in one transaction. A columnar
+        workspace matches its files in catalogue.duckdb (:mod:`phonotheque.columnar_tags`);
+        the rows are those :meth:`write` gives a SQLite workspace."""
+        counts = WriteCounts()
+        with self.transaction():
+            existing = self._existing("source_audio", "path", [a.path for a, _, _ in matched])
+            added = updated = 0
+            for audio, tid, how in matched:
+                changed = self._source_audio(audio, tid, how)
+                if audio.path not in existing:
+                    added += 1
+                elif changed:
+                    updated += 1
+            if matched:
+                counts.add("audio", added, updated, len(matched) - added - updated)
+            self._rejects(list(rejects), counts)
+        return counts
 
     def _listens(self, items: list[Listen], counts: WriteCounts) -> None:
         uniq = {(x.dataset, x.key_kind, x.key): x for x in items}

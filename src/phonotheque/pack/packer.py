@@ -43,7 +43,7 @@ from typing import Any
 import orjson
 
 from phonotheque.atomic import sweep_temporaries
-from phonotheque.catalogue import torrents
+from phonotheque.catalogue import held, torrents
 from phonotheque.catalogue.store import Store
 from phonotheque.errors import InputError
 from phonotheque.executors import Executor, make_executor
@@ -93,7 +93,8 @@ def _pack(ws: Workspace, options: PackOptions, progress: Progress | None,
     t0 = time.monotonic()
     report = PackReport()
     sweep_temporaries(ws.torrents)
-    with ws.store() as store:
+    # a columnar workspace: the held tracks' bulk rows read from catalogue.duckdb
+    with ws.store() as store, held.mirror_if_columnar(ws.root, store):
         check_settings(store, options)
         conn = store.conn
         conn.execute(ELIGIBLE)
