@@ -86,9 +86,8 @@ def _on_columnar(root: Path, change: ExclusionChange | None) -> ExclusionChange 
     """After an exclusion changed in a columnar workspace at ``root``: flag its tracks
     in the columnar catalogue (``bulk_merge.refresh_excluded``), bring their ledger rows
     up to date (``bulk_selection.sync_exclusions``, in the same transaction) and count ``change``'s
-    matches there (the SQLite catalogue holds no tracks in such a workspace). Path
-    exclusions match no track there: source audio files are not ingested into
-    columnar workspaces."""
+    matches there (the SQLite catalogue holds no tracks in such a workspace; a path
+    matches the held files, whose rows stay in catalogue.sqlite: ``cat.source_audio``)."""
     con = bulk.open_bulk(root)
     try:
         with columnar.transaction(con):
@@ -96,11 +95,10 @@ def _on_columnar(root: Path, change: ExclusionChange | None) -> ExclusionChange 
             bulk_selection.sync_exclusions(con)  # the ledger shows it before the next select
         if change is None:
             return None
-        matched = 0
-        if change.kind in ("mbid", "isrc"):
-            sql = _MATCHES[change.kind].replace(":v", "$v")
-            row = con.execute(f"SELECT count(*) FROM ({sql})", {"v": change.value}).fetchone()
-            matched = int(row[0]) if row else 0
+        sql = _MATCHES[change.kind].replace(":v", "$v").replace(
+            "FROM source_audio", "FROM cat.source_audio")
+        row = con.execute(f"SELECT count(*) FROM ({sql})", {"v": change.value}).fetchone()
+        matched = int(row[0]) if row else 0
         return replace(change, matched=matched, excluded=excluded)
     finally:
         con.close()

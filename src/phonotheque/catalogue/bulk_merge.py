@@ -261,10 +261,10 @@ def merge(con: columnar.Connection) -> dict[str, list[int]]:
 def refresh_excluded(con: columnar.Connection) -> int:
     """Recompute ``track.excluded`` from ``cat.exclusion``; return the excluded track count.
 
-    Covers what :meth:`Store.refresh_exclusions` covers by MBID (recording, release,
-    credited artist) and ISRC. Path exclusions cover source audio files, which a
-    columnar workspace does not hold (``phono ingest tags`` is SQLite-only), so they
-    match nothing here. The caller's transaction is joined if one is open.
+    Covers what :meth:`Store.refresh_exclusions` covers: by MBID (recording, release,
+    credited artist), ISRC and path (the track a held file, ``cat.source_audio``, is
+    attached to, and every file under an excluded folder). The caller's transaction is
+    joined if one is open.
     """
     con.execute("""CREATE OR REPLACE TEMP TABLE m_excluded AS
         SELECT t.id FROM track t JOIN cat.exclusion e ON e.kind = 'mbid' AND e.value = t.mbid
@@ -273,7 +273,11 @@ def refresh_excluded(con: columnar.Connection) -> int:
         UNION SELECT ta.track_id FROM track_artist ta JOIN artist a ON a.id = ta.artist_id
           JOIN cat.exclusion e ON e.kind = 'mbid' AND e.value = a.mbid
         UNION SELECT ti.track_id FROM track_isrc ti
-          JOIN cat.exclusion e ON e.kind = 'isrc' AND e.value = ti.isrc""")
+          JOIN cat.exclusion e ON e.kind = 'isrc' AND e.value = ti.isrc
+        UNION SELECT s.track_id FROM cat.source_audio s
+          JOIN cat.exclusion e ON e.kind = 'path'
+           AND (s.path = e.value OR substr(s.path, 1, length(e.value) + 1)
+                = rtrim(e.value, '/') || '/')""")
     con.execute("""UPDATE track SET excluded = 0 WHERE excluded = 1
                    AND id NOT IN (SELECT id FROM m_excluded)""")
     con.execute("""UPDATE track SET excluded = 1 WHERE excluded = 0
