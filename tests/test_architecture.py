@@ -30,7 +30,8 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     })),
     ("engine", frozenset({"torrent"})),
     ("catalogue", frozenset({
-        "sources", "catalogue", "workspace", "ingest", "columnar_ingest", "exclusions", "synth",
+        "sources", "catalogue", "workspace", "ingest", "columnar_ingest", "columnar_tags",
+        "exclusions", "synth",
         "compare", "stats",
         "listen_match",
     })),

@@ -1,5 +1,6 @@
-"""`phono build` on a columnar workspace: the stages that run there run, the others are
-skipped with their reason, and a source it cannot ingest is refused before anything runs."""
+"""`phono build` on a columnar workspace: every stage runs there (audio and pack too, see
+tests/test_columnar_archive.py), and a source it cannot ingest would be refused before
+anything runs."""
 
 from __future__ import annotations
 
@@ -11,7 +12,15 @@ from pathlib import Path
 import orjson
 import pytest
 
-from phonotheque.pipeline import STAGE_COMMANDS, STAGES, SourceSpec, build
+from phonotheque.errors import InputError
+from phonotheque.pipeline import (
+    STAGE_COMMANDS,
+    STAGES,
+    SourceSpec,
+    build,
+    check_columnar_sources,
+)
+from phonotheque.sources import SOURCES
 from phonotheque.stats import catalogue_stats
 from phonotheque.workspace import COLUMNAR_COMMANDS, Workspace
 
@@ -26,34 +35,28 @@ def _phono(*args: str) -> subprocess.CompletedProcess[str]:
     return out
 
 
-def test_build_skips_what_a_columnar_workspace_cannot_run(tmp_path: Path) -> None:
+def test_build_runs_every_stage_on_a_columnar_workspace(tmp_path: Path) -> None:
     ws = Workspace.create(tmp_path / "ws", engine="duckdb")
     report = build(ws, [])
     assert [s.name for s in report.stages] == [name for name, _ in STAGES]
-    for name, command in STAGE_COMMANDS.items():
+    assert set(STAGE_COMMANDS.values()) <= COLUMNAR_COMMANDS
+    for name in STAGE_COMMANDS:
         result = next(s for s in report.stages if s.name == name)
-        if command in COLUMNAR_COMMANDS:
-            assert not result.skipped and report.stage(name) is result
-        else:
-            assert result.skipped.startswith("not available on a columnar workspace"), name
-            assert result.report is None and not result.changed
-            assert report.stage(name) is None  # the summary and notes see only what ran
-    audio = next(s for s in report.stages if s.name == "audio")
-    assert "source files matched to tracks" in audio.skipped
+        assert not result.skipped and report.stage(name) is result, name
+    audio = report.stage("audio")
+    assert audio is not None and audio.report.selected == 0  # ran: nothing is selected
     # nothing to ingest: only the first select (its empty plan) and the first publish (an
     # empty archive) change anything; a second build changes nothing
-    assert [s.name for s in report.stages if s.changed] == [
-        name for name in ("select", "publish") if name in COLUMNAR_COMMANDS]
+    assert [s.name for s in report.stages if s.changed] == ["select", "publish"]
     assert not build(ws, []).changed
 
 
 def test_build_engine_duckdb_refuses_a_source_it_cannot_ingest(tmp_path: Path) -> None:
-    ws = tmp_path / "new"
-    out = _phono("build", f"tags:{DEMO / 'audio' / 'freedesktop'}", "--engine", "duckdb",
-                 "-w", str(ws))
-    assert out.returncode == 2
-    assert "phono ingest tags is not available on a columnar workspace" in out.stderr
-    assert not ws.exists()  # refused before anything was made
+    """Every source kind has a columnar path now; a kind without one would be refused
+    before anything runs."""
+    with pytest.raises(InputError, match="phono ingest nosuch is not available"):
+        check_columnar_sources([SourceSpec("nosuch", tmp_path)])
+    check_columnar_sources([SourceSpec(kind, tmp_path) for kind in SOURCES])
 
 
 # MusicBrainz alone is a subset of the second case (slow: it costs a whole build).
@@ -62,7 +65,7 @@ def test_build_engine_duckdb_refuses_a_source_it_cannot_ingest(tmp_path: Path) -
 def test_build_engine_duckdb_over_the_demo_metadata(tmp_path: Path,
                                                     kinds: tuple[str, ...]) -> None:
     """A new columnar workspace: the metadata stages run (when their columnar paths have
-    landed), audio and pack are skipped with a line each; else the source is refused."""
+    landed, audio and pack too); else the source is refused."""
     ws = tmp_path / "ws"
     demo = {"musicbrainz": DEMO / "musicbrainz" / "mbdump-sample.jsonl",
             "listens": DEMO / "listens.csv"}
@@ -85,6 +88,5 @@ def test_build_engine_duckdb_over_the_demo_metadata(tmp_path: Path,
     assert again.returncode == 0, again.stderr
     doc = orjson.loads(again.stdout)
     stages = {s["name"]: s for s in doc["report"]["stages"]}
-    assert "source files matched" in stages["audio"]["skipped"]
-    assert stages["audio"]["report"] is None
+    assert not stages["audio"]["skipped"] and stages["audio"]["report"] is not None
     assert not doc["report"]["changed"]

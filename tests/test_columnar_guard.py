@@ -96,16 +96,6 @@ def test_each_refused_command_exits_2_naming_what_works(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
 
 
-def test_source_file_commands_say_why(tmp_path: Path) -> None:
-    ws = Workspace.create(tmp_path / "ws", engine="duckdb")
-    for name, why in (("audio", "source files matched to tracks"),
-                      ("ingest tags", "matches source files to tracks")):
-        if name in COLUMNAR_COMMANDS:
-            continue
-        out = CliRunner().invoke(main, [*INVOCATIONS[name], "-w", str(ws.root)])
-        assert out.exit_code == 2 and why in out.output, out.output
-
-
 def test_a_sqlite_workspace_is_not_refused(tmp_path: Path) -> None:
     ws = Workspace.create(tmp_path / "ws")
     out = CliRunner().invoke(main, ["ledger", "-w", str(ws.root)])

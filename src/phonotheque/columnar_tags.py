@@ -25,15 +25,24 @@ The tables equal the row path's (ids included) for the same files in the same or
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from phonotheque.catalogue import bulk, bulk_listens, bulk_merge, bulk_selection, columnar
 from phonotheque.catalogue.store import Store
-from phonotheque.columnar_ingest import Staged, _records
-from phonotheque.ingest import IngestOptions, IngestReport, SourceReport, _with_known_files
+from phonotheque.errors import InputError
+from phonotheque.ingest import (
+    IngestOptions,
+    IngestReport,
+    SourceReport,
+    bound_rejects,
+    with_known_files,
+)
 from phonotheque.model import (
     Artist,
     Checkpoint,
@@ -45,7 +54,7 @@ from phonotheque.model import (
     TrackISRC,
 )
 from phonotheque.progress import ProgressEvent, ProgressFn
-from phonotheque.sources import STAGE, Input, ReadOptions, get
+from phonotheque.sources import STAGE, Input, ReadOptions, bounds, get
 from phonotheque.workspace import Workspace
 
 KIND = "tags"
@@ -72,7 +81,7 @@ def ingest(ws: Workspace, paths: Sequence[Path], options: IngestOptions | None =
         closers: list[Any] = []
         read_options = options.read
         if read_options.known is None:  # files attached unchanged are not opened again
-            read_options = _with_known_files(read_options, store, closers)
+            read_options = with_known_files(read_options, store, closers)
         con = bulk.open_bulk(ws.root)
         try:
             for item in inputs:
@@ -129,7 +138,7 @@ def _one(con: columnar.Connection, store: Store, item: Input, read_options: Read
     source = get(KIND)
     rep = SourceReport(item.source, "read")
     size = min(options.batch_size, source.max_batch or options.batch_size)
-    records = _records.checked(item, source.read(item, read_options))
+    records = _checked(item, source.read(item, read_options))
     for batch in _batches(records, size):
         matched, by_kind = _match(con, batch)
         if batch.checkpoint is not None:
@@ -206,9 +215,7 @@ def _match(con: columnar.Connection, batch: _Batch
     if fallback:
         bulk_merge.create_staging(con)
         try:
-            stager = _records.Stager(con, Staged())
-            stager.add(fallback)
-            stager.flush()
+            _stage(con, fallback)
             with columnar.transaction(con):
                 by_kind = bulk_merge.merge(con)
         finally:
@@ -217,3 +224,58 @@ def _match(con: columnar.Connection, batch: _Batch
     matched = [(f, found if isinstance(found, int) else ids[found], how)
                for f, found, how in plan]
     return matched, by_kind
+
+
+def _checked(item: Input, records: Iterator[Record]) -> Iterator[Record]:
+    """``records`` within :mod:`~phonotheque.sources.bounds`, a reject for each value put
+    right or refused; a tree that cannot be read further becomes a ``file`` reject (the
+    row path's rules, :func:`phonotheque.ingest.bound_rejects`)."""
+    problems: list[str] = []
+    try:
+        for r in records:
+            keep = bounds.check(r, problems)
+            if problems:
+                yield from bound_rejects(item, r, problems, kept=keep)
+                problems.clear()
+            if keep:
+                yield r
+    except InputError as exc:
+        yield Reject(STAGE, item.source, "file", exc.problem)
+
+
+_STAGING = {Artist: "stg_artist", Release: "stg_release", Track: "stg_track",
+            TrackISRC: "stg_isrc"}
+_INTS = {"seq": pa.int64(), "disc": pa.int64(), "position": pa.int64(),
+         "duration_ms": pa.int64(), "known_country": pa.int32(),
+         "artist_keys": pa.list_(pa.string())}
+
+
+def _value(r: Any, column: str) -> Any:
+    """A staging column of record ``r``: its attribute of that name, provenance from
+    ``r.prov``."""
+    if column in ("source", "locator", "licence"):
+        return None if r.prov is None else getattr(r.prov, column)
+    value = getattr(r, column)
+    return list(value) if column == "artist_keys" else (
+        int(value) if column == "known_country" else value)
+
+
+def _stage(con: columnar.Connection, records: list[Record]) -> None:
+    """Append ``records`` (numbered in order: the merge gives new rows ids in that
+    order) to :func:`bulk_merge.create_staging`'s tables, one Arrow batch per table."""
+    rows: dict[str, list[list[Any]]] = defaultdict(list)
+    for seq, r in enumerate(records, 1):
+        table = _STAGING[type(r)]
+        rows[table].append([seq, *(_value(r, c)
+                                   for c in bulk_merge.STAGING_COLUMNS[table][1:])])
+    for table, values in rows.items():
+        columns = bulk_merge.STAGING_COLUMNS[table]
+        batch = pa.Table.from_arrays(
+            [pa.array(col, type=_INTS.get(name, pa.string()))
+             for name, col in zip(columns, zip(*values, strict=True), strict=True)],
+            names=list(columns))
+        con.register("phono_tags_batch", batch)
+        try:
+            con.execute(f"INSERT INTO {table} SELECT * FROM phono_tags_batch")
+        finally:
+            con.unregister("phono_tags_batch")

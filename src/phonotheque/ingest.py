@@ -131,7 +131,7 @@ def ingest(
         closers: list[Callable[[], None]] = []
         if source.always_rescan and read_options.known is None:
             # Trees are walked again every run; let the reader skip unchanged files.
-            read_options = _with_known_files(read_options, store, closers)
+            read_options = with_known_files(read_options, store, closers)
         try:
             for item in inputs:
                 rep = _one(store, source, item, options, read_options, state, total_bytes,
@@ -291,7 +291,7 @@ def _prefetch(records: Iterator[Record], chunk: int = 1024, depth: int = 16) -> 
                 thread.join(0.01)
 
 
-def _with_known_files(
+def with_known_files(
     options: ReadOptions, store: Store, closers: list[Callable[[], None]]
 ) -> ReadOptions:
     """Let the tags reader skip files already attached with the same size and mtime.
