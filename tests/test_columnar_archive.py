@@ -17,6 +17,7 @@ import shutil
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -39,7 +40,7 @@ EPOCH = 1767225600  # 2026-01-01T00:00:00Z: both builds stamp the same times
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Workspace]]:
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The collection built up to pack on both engines (tests work on copies)."""
     require_tool("ffmpeg")
     root = tmp_path_factory.mktemp("columnar-archive")
@@ -52,7 +53,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Worksp
     again.mkdir()
     shutil.copy(FILES[0], again / "copy.oga")
     sources = [SourceSpec("musicbrainz", DEMO / "musicbrainz" / "mbdump-sample.jsonl"),
-               SourceSpec("tags", music), SourceSpec("tags", again)]
+               SourceSpec("tags", music), SourceSpec("tags", again),
+               SourceSpec("listens", DEMO / "listens.csv")]  # selects tracks not held too
     clock.freeze_epoch(EPOCH)
     try:
         out = {}
@@ -63,8 +65,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Worksp
             out[f"{engine}-selected"] = _copy(ws, root / f"{engine}-selected")
             report = build(ws, [], BuildOptions(workers=0, stop_after="pack"))
             assert [s.name for s in report.stages if s.skipped] == []
-            assert report.stage("audio") is not None and report.stage("pack") is not None
+            audio = report.stage("audio")
+            assert audio is not None and report.stage("pack") is not None
             out[engine] = ws
+            out[f"audio-{engine}"] = audio.report
         yield out
     finally:
         clock.freeze(None)
@@ -122,7 +126,7 @@ def _same_archive(sq: Workspace, dk: Workspace) -> None:
                 [tuple(r) for r in a.conn.execute(sql)], sql
 
 
-def test_a_columnar_workspace_builds_the_same_archive(built: dict[str, Workspace]) -> None:
+def test_a_columnar_workspace_builds_the_same_archive(built: dict[str, Any]) -> None:
     sq, dk = built["sqlite"], built["duckdb"]
     assert dk.engine == "duckdb" and sq.engine == "sqlite"
     _same_archive(sq, dk)
@@ -132,10 +136,16 @@ def test_a_columnar_workspace_builds_the_same_archive(built: dict[str, Workspace
         assert store.scalar("SELECT count(*) FROM track") == 0  # the tracks are in DuckDB
         assert store.scalar("SELECT count(*) FROM reject WHERE source LIKE '%Dialog%'") == 1
     assert len(_packed(dk)) == 3
-    assert sorted(s for s, _ in _ledger(dk).values()).count("success") == 3
+    statuses = sorted(s for s, _ in _ledger(dk).values())
+    assert statuses.count("success") == 3 and statuses.count("wanted") > 0
+    # the selected tracks no file is held for are planned in DuckDB: the same counts
+    a, b = built["audio-sqlite"], built["audio-duckdb"]
+    assert (b.selected, b.wanted, b.excluded, b.planned, b.succeeded, b.by_tier) == \
+        (a.selected, a.wanted, a.excluded, a.planned, a.succeeded, a.by_tier)
+    assert b.wanted == statuses.count("wanted") and b.planned == 3
 
 
-def test_a_takedown_leaves_the_next_pack_and_gc_removes_it(built: dict[str, Workspace],
+def test_a_takedown_leaves_the_next_pack_and_gc_removes_it(built: dict[str, Any],
                                                           tmp_path: Path) -> None:
     sq, dk = _copy(built["sqlite"], tmp_path / "sq"), _copy(built["duckdb"], tmp_path / "dk")
     runner = CliRunner()
@@ -163,7 +173,7 @@ def test_a_takedown_leaves_the_next_pack_and_gc_removes_it(built: dict[str, Work
 
 
 def test_an_audio_run_killed_between_its_two_commits_resumes(
-        built: dict[str, Workspace], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        built: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """catalogue.sqlite commits the batch's files first; a crash before catalogue.duckdb
     takes their statuses leaves them ``todo`` with a file, and the next run makes them
     ``success`` without archiving them again."""

@@ -231,9 +231,9 @@ def build(
 ) -> BuildReport:
     """Run every stage in order; return what each did (and whether anything changed).
 
-    On a columnar workspace the stages that do not run there yet (audio, pack) are
-    skipped, each with its reason in the report; a source it cannot ingest is refused
-    before anything runs (:class:`InputError`).
+    On a columnar workspace a stage whose command does not run there would be skipped
+    with its reason in the report (every stage runs there now); a source it cannot
+    ingest is refused before anything runs (:class:`InputError`).
     """
     options = options or BuildOptions()
     progress = progress or _ignore

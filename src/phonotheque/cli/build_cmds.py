@@ -254,10 +254,9 @@ def build_cmd(sources: tuple[str, ...], workspace: Path, scheduler: str | None,
     only the rejects an earlier run recorded exits 0; 2-7 on errors that stop
     the build (5: disk full or read-only destination, 7: workspace busy).
 
-    On a columnar workspace (--engine duckdb) the stages that run there run,
-    the others (audio, pack) are skipped with a line saying so, and the exit
-    status means the same; a source it cannot ingest is refused (2) before
-    anything runs.
+    On a columnar workspace (--engine duckdb) every stage runs and the exit
+    status means the same; a source it could not ingest would be refused (2)
+    before anything runs.
     """
     from phonotheque.build_settings import resolve
     from phonotheque.pack.packer import resolve_options
