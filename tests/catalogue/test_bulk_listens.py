@@ -11,6 +11,7 @@ every odd value the Python reader knows is ingested into a SQLite workspace with
 from __future__ import annotations
 
 import gzip
+import json
 import lzma
 import sqlite3
 import zlib
@@ -149,8 +150,72 @@ def _odd_files(tmp_path: Path) -> list[Path]:
     return sorted(d.iterdir())
 
 
+def _listen_lines(data: Path) -> list[bytes]:
+    """JSON Lines of every listen shape: ListenBrainz listens keyed every way (and no
+    way), keys repeated across lines and shapes (sums, first locators), count rows,
+    Spotify plays, array rows, containers, a repeated JSON key, values out of range."""
+    base = json.loads((data / "listenbrainz" / "listenbrainz_listens.jsonl").read_bytes()
+                      .splitlines()[0])
+    tm = base["track_metadata"]
+    a = tm["mbid_mapping"]["recording_mbid"]
+    x, y, z = (f"00000000-0000-4000-8000-00000000000{d}" for d in (1, 2, 3))
+
+    def listen(mapping: object = None, **info: object) -> dict[str, Any]:
+        t = dict(tm, additional_info=dict(tm["additional_info"], **info))
+        if mapping is None:
+            del t["mbid_mapping"]
+        else:
+            t["mbid_mapping"] = mapping
+        for k, v in info.items():
+            if v is None:
+                del t["additional_info"][k]
+        return dict(base, track_metadata=t)
+
+    no_isrc = {"isrc": None}
+    rows: list[Any] = [
+        base,  # 1: the MBID of mbid_mapping
+        listen(dict(tm["mbid_mapping"], recording_mbid=a.upper())),  # 2: the same, upper case
+        listen(recording_mbid=x),  # 3: additional_info's MBID
+        listen(),  # 4: its ISRC only
+        listen(**no_isrc),  # 5: no key: refused
+        listen({"recording_mbid": ""}, recording_mbid=y),  # 6: a falsy MBID, then another
+        {"recording_mbid": a, "listen_count": 5, "total_user_count": 2},  # 7: a count row
+        {"played_at": "2025-01-01T00:00:00Z",
+         "track": {"external_ids": {"isrc": tm["additional_info"]["isrc"]}}},  # 8: Spotify
+        ["a96d82a0-cdca-40bf-b4c8-3d7ec178d85b", z, 3, 1],  # 9: an array row
+        None,  # 10: track_metadata twice (orjson keeps the last)
+        {"listens": [listen(recording_mbid=z, **no_isrc), base]},  # 11: a container
+        listen({"recording_mbid": "not-an-mbid"}),  # 12: refused
+        {"recording_mbid": x, "listen_count": 10**12},  # 13: with line 3's: past the limit
+        listen({"recording_mbid": f" {y} "}),  # 14: spaces around
+        listen({"recording_mbid": y}, isrc=7),  # 15: an odd ISRC beside an MBID
+        base,  # 16: no newline at the end
+    ]
+    out = [json.dumps(r).encode() + b"\n" for r in rows]
+    first, second = json.dumps(listen({"recording_mbid": x})), json.dumps(base)
+    out[9] = ('{"track_metadata": ' + first[first.index("{", 1):-1] + ', "track_metadata": '
+              + second[second.index("{", 1):-1] + "}\n").encode()
+    out[-1] = out[-1].rstrip(b"\n")
+    return out
+
+
+def _json_lines_files(data: Path, tmp: Path) -> list[Path]:
+    lines = _listen_lines(data)
+    d = tmp / "jsonl"
+    d.mkdir()
+    (d / "listens.jsonl").write_bytes(b"".join(lines))
+    (d / "listens_zst.jsonl.zst").write_bytes(pyzstd.compress(b"".join(lines[:8])))
+    # the row reader's: a blank line, a malformed line, one line (a document), \r
+    (d / "blank.jsonl").write_bytes(b"".join(lines[:3]) + b"\n" + b"".join(lines[3:6]))
+    (d / "malformed.jsonl").write_bytes(b"".join(lines[:3]) + b'{"x": \n' + lines[0])
+    (d / "one.jsonl").write_bytes(lines[0])
+    (d / "cr.json").write_bytes(lines[0].rstrip(b"\n") + b"\r\n" + lines[1])
+    return sorted(d.iterdir())
+
+
 FIXTURES = {
     "tests-data-listenbrainz": lambda data, tmp: [data / "listenbrainz"],
+    "json-lines": _json_lines_files,
     "demo": lambda data, tmp: [DEMO / "listens.csv", DEMO / "listenbrainz-top-recordings.json"],
     "odd-values": lambda data, tmp: _odd_files(tmp),
 }
@@ -200,6 +265,24 @@ def test_csv_and_parquet_are_read_by_duckdb(tmp_path: Path) -> None:
     finally:
         con.close()
     assert readers == ["duckdb"] * 4 + ["python"] * 4
+
+
+def test_json_lines_listens_are_read_by_duckdb(data: Path, tmp_path: Path) -> None:
+    """JSON Lines listens (ListenBrainz's listen dumps) are counted by DuckDB (was: the
+    whole file through the Python reader); files the Python reader numbers or splits
+    otherwise (a blank line, a malformed line, one line read as a document, a \\r) are
+    still its. The tables and rejects equal the SQLite path's (the test above)."""
+    _, b = _pair(tmp_path, tracks=False)
+    paths = _json_lines_files(data, tmp_path)
+    con = bulk.open_bulk(b.root)
+    try:
+        readers = {item.path.name: listens_columnar.stage(con, item, ReadOptions()).reader
+                   for item in get("listens").inputs(paths)}
+    finally:
+        con.close()
+    assert readers == {"listens.jsonl": "duckdb", "listens_zst.jsonl.zst": "duckdb",
+                       "blank.jsonl": "python", "malformed.jsonl": "python",
+                       "one.jsonl": "python", "cr.json": "python"}
 
 
 def test_reingest_changes_nothing_then_replaces_counts(tmp_path: Path) -> None:

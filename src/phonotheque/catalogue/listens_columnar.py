@@ -12,13 +12,26 @@ engines keep the same rows and refuse the others with the same reasons and locat
 same way.
 
 What DuckDB reads: CSV (also ``.csv.gz`` / ``.csv.zst``, whose stream is first checked
-whole: DuckDB takes a truncated gzip file for a short one) and Parquet. What the Python
-reader still reads here (its records are bulk-inserted into the same staging table):
-every JSON shape (ListenBrainz top lists, per-user lists, JSON Lines listens, Spotify
-plays: nested, mixed shapes whose locators depend on the document's structure), and
-any CSV or Parquet file DuckDB refuses (malformed rows, a header with repeated names,
-a damaged file), so the rows kept before the damage and the reject that names it are
-the Python reader's.
+whole: DuckDB takes a truncated gzip file for a short one), Parquet, and JSON Lines
+listens (``.jsonl``, ``.ndjson``, ``.json``, also ``.gz`` / ``.zst``: ListenBrainz's listen
+dumps, one listen per line). For JSON Lines, SQL counts the plain listens (an object
+whose ``track_metadata`` holds a recording MBID in ``mbid_mapping`` or
+``additional_info``, else an ISRC, in the forms SQL checks; a listen with none of them
+is refused with the Python reader's reason); every other line (count rows, Spotify
+plays, array rows, containers such as ``{"listens": [...]}``, odd values, a JSON key
+written twice: orjson keeps the last, DuckDB the first) goes to
+:func:`phonotheque.sources.listens.line_counts`, the Python reader's own code for one
+line; the counts are then summed per key in order of first appearance with the
+locator of the first line (``line N``, ``line N listens item 2``), as the Python
+reader's tally sums them. What the Python reader still reads here (its records are
+bulk-inserted into the same staging table): JSON documents (top lists, per-user lists,
+a list of listens or plays: one document whose rows' locators follow its structure;
+the Python reader parses it whole, so does this), JSON Lines files DuckDB would number
+otherwise than ``splitlines`` (a blank line, a ``\r``) or cannot read (a malformed
+line: the Python reader names it; a count past any column type), ``.xz``/``.bz2``
+files, and any CSV or Parquet file DuckDB refuses (malformed rows, a header with
+repeated names, a damaged file), so the rows kept before the damage and the reject
+that names it are the Python reader's.
 
 The staging view ``listens_in`` holds one row per accepted input row: ``pos`` (input
 order), ``key_kind``, ``key``, ``count``, ``users``, ``locator``;
@@ -35,10 +48,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from phonotheque.catalogue import columnar
 from phonotheque.errors import InputError, wrap_os_error
 from phonotheque.model import Listen, Reject
 from phonotheque.sources import (
+    MAX_LINE,
     STAGE,
     CorruptStream,
     Input,
@@ -100,14 +116,18 @@ def _ident(name: str) -> str:
 
 
 def _format(name: str) -> str | None:
-    """``csv`` or ``parquet`` if DuckDB reads the file itself, else None (the row reader)."""
+    """``csv``, ``parquet`` or ``jsonl`` if DuckDB reads the file itself, else None (the
+    row reader)."""
     inner = without_compression(name).lower()
     compressed = inner != name.lower()
-    if inner.endswith(".csv") and (not compressed or name.lower().endswith(_COMPRESSION)):
+    native = not compressed or name.lower().endswith(_COMPRESSION)
+    if inner.endswith(".csv") and native:
         return "csv"
     if inner.endswith(".parquet") and not compressed:
         return "parquet"
-    return None  # JSON, compressed JSON, xz or bzip2 CSV: the Python reader's business
+    if inner.endswith((".jsonl", ".ndjson", ".json")) and native:
+        return "jsonl"  # if it is JSON Lines (see _json_lines); else the row reader
+    return None  # xz or bzip2: the Python reader's business
 
 
 def dataset_name(item: Input, options: ReadOptions) -> str:
@@ -128,6 +148,8 @@ def stage(con: columnar.Connection, item: Input, options: ReadOptions) -> Staged
     fmt = _format(item.path.name)
     if fmt is not None:
         try:
+            if fmt == "jsonl":
+                return _json_lines(con, item, options)
             return _table(con, item, options, fmt)
         except _Fallback:
             release(con)
@@ -294,6 +316,188 @@ def _table(con: columnar.Connection, item: Input, options: ReadOptions, fmt: str
     return staged
 
 
+# -- JSON Lines listens in SQL ------------------------------------------------------
+
+_JSON = "listens_json"  # a JSON Lines file's counts, per key
+_JSON_LINES = "listens_jlines"  # its lines as DuckDB read them, with SQL's verdict
+_JSON_WS = b" \t\n\r"  # what JSON (orjson) takes for white space
+#: What the SQL reads of a line (one parse for all): the listen's keys, and what makes
+#: it another shape (a container, rows in a list) for the Python reader.
+_PATHS = ("$.track_metadata", "$.track_metadata.mbid_mapping",
+          "$.track_metadata.additional_info", "$.track_metadata.mbid_mapping.recording_mbid",
+          "$.track_metadata.additional_info.recording_mbid",
+          "$.track_metadata.additional_info.isrc", "$.data", "$.payload", "$.recordings",
+          "$.listens")
+_SUB = 1 << 20  # order of a count: line << 20 | its place among the line's counts
+
+
+def _json_layout(item: Input) -> int:
+    """The lines of ``item`` if the Python reader reads it as JSON Lines of which DuckDB
+    numbers the lines as it does; else :class:`_Fallback`.
+
+    The Python reader takes the whole file as one document if it parses as one, else
+    one document per line (``splitlines``). The first line parsing alone and more text
+    after it is exactly "not one document"; a ``\r`` (a line break to splitlines,
+    not to DuckDB) or a broken compressed stream goes to the Python reader.
+    """
+    lines = 0
+    more = False
+    last = b""
+    try:
+        with open_input(item.path) as f:
+            first = f.readline()
+            while first and not first.strip(_JSON_WS):
+                first = f.readline()  # blank lines before the first object
+                lines += 1
+            try:
+                orjson.loads(first)
+            except orjson.JSONDecodeError as exc:
+                raise _Fallback from exc
+            lines += 1
+            last = first
+            while block := f.read1(1 << 22):  # type: ignore[attr-defined]
+                if b"\r" in block:
+                    raise _Fallback
+                more = more or bool(block.strip(_JSON_WS))
+                lines += block.count(b"\n")
+                last = block
+    except CorruptStream as exc:
+        raise _Fallback from exc
+    except OSError as exc:
+        raise wrap_os_error(exc, item.source) from exc
+    if not more or b"\r" in first:
+        raise _Fallback  # one document (one line), or nothing after the first line
+    return lines + (0 if last.endswith(b"\n") else 1)  # a last line without its newline
+
+
+def _json_lines(con: columnar.Connection, item: Input, options: ReadOptions) -> Staged:
+    """A JSON Lines listens file: plain listens (a recording MBID in ``mbid_mapping`` or
+    ``additional_info``, else an ISRC) counted in SQL, one per line; every other line
+    (count rows, Spotify plays, containers, odd values) through the Python reader's
+    :func:`listens.line_counts`; summed per key in order of first appearance, each
+    with the locator of its first line, as the Python reader's tally does."""
+    lines = _json_layout(item)
+    staged = Staged(dataset_name(item, options), printable(item.path.name), None)
+    paths = "[" + ", ".join(_quote(p) for p in _PATHS) + "]"
+    valid = "regexp_full_match(coalesce(json_extract_string({0}, '$'), ''), '{1}')"
+
+    def given(j: str) -> str:  # a JSON string
+        return f"coalesce(json_type({j}) = 'VARCHAR', false)"
+
+    def absent(j: str) -> str:
+        return f"({j} IS NULL OR json_type({j}) = 'NULL')"
+
+    def obj(j: str) -> str:
+        return f"coalesce(json_type({j}) = 'OBJECT', false)"
+
+    def once(key: str, *present: str) -> str:
+        # the key's name appears in the line's text as often as the key is found: no
+        # object repeats it (orjson keeps the last of repeated keys, DuckDB the first)
+        k = _quote(f'"{key}"')
+        found = " + ".join(f"({j} IS NOT NULL)::INTEGER" for j in present)
+        return f"(strlen(raw) - strlen(replace(raw, {k}, ''))) = {len(key) + 2} * ({found})"
+
+    mbid1 = given("m1") + " AND " + valid.format("m1", _MBID_ANY_CASE)
+    mbid2 = f"{absent('m1')} AND {given('m2')} AND " + valid.format("m2", _MBID_ANY_CASE)
+    isrc = f"{absent('m1')} AND {absent('m2')} AND {given('i')} AND " + valid.format("i", _ISRC)
+    falsy = " AND ".join(f"({absent(j)} OR CAST({j} AS VARCHAR) = '\"\"')"
+                         for j in ("m1", "m2", "i"))
+    try:
+        # rowid numbers the lines (a table keeps the file's order); the raw text is
+        # kept for the lines the Python reader reads
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE {_JSON_LINES} AS
+            SELECT kind, key, kind IS NULL AND plain AND nokey AS nokey,
+                   CASE WHEN NOT plain OR (kind IS NULL AND NOT nokey) THEN raw END AS raw
+            FROM (SELECT raw,
+                     CASE WHEN {mbid1} THEN 'mbid' WHEN {mbid2} THEN 'mbid'
+                          WHEN {isrc} THEN 'isrc' END AS kind,
+                     CASE WHEN {mbid1} THEN lower(json_extract_string(m1, '$'))
+                          WHEN {mbid2} THEN lower(json_extract_string(m2, '$'))
+                          WHEN {isrc} THEN json_extract_string(i, '$') END AS key,
+                     {falsy} AS nokey,
+                     {obj('tm')} AND ({absent('mm')} OR {obj('mm')})
+                       AND ({absent('ai')} OR {obj('ai')}) AND {absent('c1')}
+                       AND {absent('c2')} AND {absent('c3')} AND {absent('c4')}
+                       AND {once('track_metadata', 'tm')} AND {once('mbid_mapping', 'mm')}
+                       AND {once('additional_info', 'ai')}
+                       AND {once('recording_mbid', 'm1', 'm2')} AND {once('isrc', 'i')}
+                       AS plain
+                  FROM (SELECT raw, p[1] AS tm, p[2] AS mm, p[3] AS ai, p[4] AS m1,
+                               p[5] AS m2, p[6] AS i, p[7] AS c1, p[8] AS c2, p[9] AS c3,
+                               p[10] AS c4
+                        FROM (SELECT CAST(json AS VARCHAR) AS raw,
+                                     json_extract(json, {paths}) AS p
+                              FROM read_ndjson_objects({_quote(str(item.path))},
+                                                       maximum_object_size = {MAX_LINE}))))""")
+        row = con.execute(f"SELECT count(*) FROM {_JSON_LINES}").fetchone()
+    except (columnar.Error, UnicodeDecodeError) as exc:
+        raise _Fallback from exc  # malformed JSON, bad UTF-8...: the Python reader says where
+    if row is None or int(row[0]) != lines:
+        raise _Fallback  # blank lines: DuckDB's rows are not the file's lines
+    staged.rejects.extend(
+        Reject(STAGE, item.source, f"line {n}", "listen has no recording_mbid and no ISRC")
+        for (n,) in con.execute(f"SELECT rowid + 1 FROM {_JSON_LINES} WHERE nokey "
+                                "ORDER BY rowid").fetchall())
+    counts: list[listens.LineCount] = []
+    n_of: list[int] = []
+    top = bounds.MAX_LISTENS
+    for n, raw in con.execute(f"SELECT rowid + 1, raw FROM {_JSON_LINES} WHERE raw IS NOT NULL "
+                              "ORDER BY rowid").fetchall():
+        got, rejects = listens.line_counts(item, int(n), raw.encode())
+        if any(c[2] > top or (c[3] or 0) > top or c[5] >= _SUB for c in got) or any(
+                isinstance(r, Reject) and r.reason.startswith("malformed JSON") for r in rejects):
+            # a count past any column type, or a line DuckDB read and orjson does not
+            # (its message's positions are the file's): the row reader reads the file
+            raise _Fallback
+        counts.extend(got)
+        n_of.extend([int(n)] * len(got))
+        staged.rejects.extend(r for r in rejects if isinstance(r, Reject))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_JSON}(o BIGINT, key_kind VARCHAR, "
+                "key VARCHAR, count HUGEINT, users HUGEINT, locator VARCHAR)")
+    con.execute(f"""INSERT INTO {_JSON} SELECT (rowid + 1) * {_SUB}, kind, key, 1, NULL,
+                    'line ' || (rowid + 1) FROM {_JSON_LINES} WHERE raw IS NULL AND NOT nokey""")
+    if counts:
+        rows = [(n * _SUB + c[5], c[0], c[1], c[2], c[3], c[4]) for n, c in zip(n_of, counts,
+                                                                                strict=True)]
+        with _arrow(con, rows) as relation:
+            con.execute(f"INSERT INTO {_JSON} SELECT * FROM {relation}")
+    # summed per key, the locator of its first line, in order of first appearance
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {_JSON_LINES} AS
+        SELECT row_number() OVER (ORDER BY o) AS pos, key_kind, key, count, users, locator
+        FROM (SELECT min(o) AS o, key_kind, key, sum(count) AS count, sum(users) AS users,
+                     arg_min(locator, o) AS locator
+              FROM {_JSON} GROUP BY key_kind, key)""")
+    con.execute(f"DROP TABLE {_JSON}")
+    _json_bounds(con, item, staged)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {STAGING} AS SELECT pos, key_kind, key, "
+                f"CAST(count AS BIGINT) AS count, CAST(users AS BIGINT) AS users, locator "
+                f"FROM {_JSON_LINES}")
+    row = con.execute(f"SELECT count(*), list(DISTINCT key_kind ORDER BY key_kind) "
+                      f"FROM {_JSON_LINES}").fetchone()
+    staged.rows = int(row[0]) if row else 0
+    staged.kinds = tuple(row[1] or ()) if row else ()
+    if staged.rows:
+        staged.licence = listens.LB_LICENCE
+    elif not staged.rejects:
+        staged.rejects.append(Reject(STAGE, item.source, "document", "no listen counts found"))
+    return staged
+
+
+def _json_bounds(con: columnar.Connection, item: Input, staged: Staged) -> None:
+    """:func:`_bounded` for the sums past :data:`bounds.MAX_LISTENS` (the counts of
+    several lines the Python reader read): put right or dropped, as the row path does."""
+    top = bounds.MAX_LISTENS
+    for pos, kind, key, count, users, locator in con.execute(
+            f"SELECT pos, key_kind, key, count, users, locator FROM {_JSON_LINES} "
+            f"WHERE count > {top} OR users > {top} ORDER BY pos").fetchall():
+        listen = Listen(kind, key, int(count), users=None if users is None else int(users))
+        if _bounded(item, listen, locator, staged.rejects):
+            con.execute(f"UPDATE {_JSON_LINES} SET count = ?, users = ? WHERE pos = ?",
+                        [listen.count, listen.users, pos])
+        else:
+            con.execute(f"DELETE FROM {_JSON_LINES} WHERE pos = ?", [pos])
+
+
 # -- the Python reader, for what SQL does not read ---------------------------------
 
 
@@ -362,8 +566,8 @@ def _arrow(con: columnar.Connection, rows: list[tuple[int, str, str, int, int | 
 def release(con: columnar.Connection) -> None:
     """Drop the staging view and the temporary tables behind it (their memory with them)."""
     con.execute(f"DROP VIEW IF EXISTS {STAGING}")
-    con.execute(f"DROP TABLE IF EXISTS {_RAW}")
-    con.execute(f"DROP TABLE IF EXISTS {_ROWS}")
+    for table in (_RAW, _ROWS, _JSON, _JSON_LINES):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def is_columnar_input(path: Path) -> bool:

@@ -1,8 +1,9 @@
 """Listen counts on the columnar path (``phono ingest listens``).
 
-CSV (also ``.csv.gz``/``.csv.zst``) and Parquet are read by DuckDB and checked in SQL;
-the JSON shapes are read by the row reader and bulk-inserted
-(:mod:`phonotheque.catalogue.listens_columnar` says which and why). The merge is
+CSV (also ``.csv.gz``/``.csv.zst``), Parquet and JSON Lines listens are read by DuckDB
+and checked in SQL; JSON documents and the lines SQL does not count are read by the
+row reader's code and bulk-inserted (:mod:`phonotheque.catalogue.listens_columnar`
+says which and why). The merge is
 :func:`phonotheque.catalogue.bulk_listens.merge`: counts replaced per dataset and
 key, ids in input order, track ids resolved as the SQLite path resolves them.
 """

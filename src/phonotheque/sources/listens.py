@@ -303,6 +303,38 @@ class ListenCounts:
                              prov=Provenance(file_name, locator, None))
 
 
+#: One count of :func:`line_counts`: key kind, key, listens, users (None: not given),
+#: locator, and its place among the line's counts.
+LineCount = tuple[str, str, int, int | None, str, int]
+
+
+def line_counts(item: Input, n: int, raw: bytes) -> tuple[list[LineCount], list[Record]]:
+    """The counts line ``n`` of a JSON Lines listens file adds (summed per key within the
+    line) and the rejects it gives, exactly as :meth:`ListenCounts.read` reads that line.
+    The columnar reader counts the plain listens in SQL and hands the other lines here;
+    summed per key over the file, in order of first appearance, they are ``read``'s."""
+    tally = _Tally()
+    rejects: list[Record] = []
+    raw = raw[:-1] if raw.endswith(b"\n") else raw  # as splitlines gives it (positions)
+    if raw.strip():
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return [], [reject(item.source, f"line {n}", f"malformed JSON: {exc}")]
+        for locator, row in _rows(doc, f"line {n}"):
+            if isinstance(row, dict):
+                why = _row(row, tally, locator)
+            elif isinstance(row, list):
+                why = _array_row(row, tally, locator)
+            else:
+                why = f"not a listen-count row ({type(row).__name__})"
+            if why is not None:
+                rejects.append(reject(item.source, locator, why))
+    counts = [(kind, key, count, users, locator, i) for i, ((kind, key), (count, users, locator))
+              in enumerate(tally.counts.items())]
+    return counts, rejects
+
+
 def table_row(kind: str, raw_key: Any, raw_count: Any,
               raw_users: Any) -> tuple[str, int, int | None]:
     """One CSV/Parquet row's normalised key, count and user count; raise :class:`BadRow`.
