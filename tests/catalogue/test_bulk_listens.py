@@ -267,13 +267,25 @@ def test_csv_and_parquet_are_read_by_duckdb(tmp_path: Path) -> None:
     assert readers == ["duckdb"] * 4 + ["python"] * 4
 
 
-def test_json_lines_listens_are_read_by_duckdb(data: Path, tmp_path: Path) -> None:
+def test_json_lines_listens_are_read_by_duckdb(data: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """JSON Lines listens (ListenBrainz's listen dumps) are counted by DuckDB (was: the
-    whole file through the Python reader); files the Python reader numbers or splits
-    otherwise (a blank line, a malformed line, one line read as a document, a \\r) are
-    still its. The tables and rejects equal the SQLite path's (the test above)."""
+    whole file through the Python reader): by read_json with the listen's structure, or,
+    where that refuses a line (a repeated key, an array line), line by line as JSON
+    text; the lines SQL does not count go to the Python reader. Files the Python reader
+    numbers or splits otherwise (a blank line, a malformed line, one line read as a
+    document, a \\r) are still its. The tables and rejects equal the SQLite path's (the
+    test above)."""
     _, b = _pair(tmp_path, tracks=False)
     paths = _json_lines_files(data, tmp_path)
+    reread: dict[str, list[int]] = {}
+    real = listens_columnar._lines_numbered
+
+    def spy(item, wanted):  # type: ignore[no-untyped-def]
+        reread[item.path.name] = wanted
+        return real(item, wanted)
+
+    monkeypatch.setattr(listens_columnar, "_lines_numbered", spy)
     con = bulk.open_bulk(b.root)
     try:
         readers = {item.path.name: listens_columnar.stage(con, item, ReadOptions()).reader
@@ -283,6 +295,9 @@ def test_json_lines_listens_are_read_by_duckdb(data: Path, tmp_path: Path) -> No
     assert readers == {"listens.jsonl": "duckdb", "listens_zst.jsonl.zst": "duckdb",
                        "blank.jsonl": "python", "malformed.jsonl": "python",
                        "one.jsonl": "python", "cr.json": "python"}
+    # read_json read the .zst (its count row, Spotify play and falsy MBID lines read
+    # again for Python); the other file line by line (its raw lines kept)
+    assert reread == {"listens_zst.jsonl.zst": [6, 7, 8]}
 
 
 def test_reingest_changes_nothing_then_replaces_counts(tmp_path: Path) -> None:

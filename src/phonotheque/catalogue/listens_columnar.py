@@ -402,36 +402,58 @@ def _json_lines(con: columnar.Connection, item: Input, options: ReadOptions) -> 
     isrc = f"{absent('m1')} AND {absent('m2')} AND {given('i')} AND " + valid.format("i", _ISRC)
     falsy = " AND ".join(f"({absent(j)} OR CAST({j} AS VARCHAR) = '\"\"')"
                          for j in ("m1", "m2", "i"))
-    try:
-        # rowid numbers the lines (a table keeps the file's order); the raw text is
-        # kept for the lines the Python reader reads
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE {_JSON_LINES} AS
-            SELECT kind, key, kind IS NULL AND plain AND nokey AS nokey,
-                   CASE WHEN NOT plain OR (kind IS NULL AND NOT nokey) THEN raw END AS raw
-            FROM (SELECT raw,
-                     CASE WHEN {mbid1} THEN 'mbid' WHEN {mbid2} THEN 'mbid'
-                          WHEN {isrc} THEN 'isrc' END AS kind,
-                     CASE WHEN {mbid1} THEN lower(json_extract_string(m1, '$'))
-                          WHEN {mbid2} THEN lower(json_extract_string(m2, '$'))
-                          WHEN {isrc} THEN json_extract_string(i, '$') END AS key,
-                     {falsy} AS nokey,
-                     {obj('tm')} AND ({absent('mm')} OR {obj('mm')})
-                       AND ({absent('ai')} OR {obj('ai')}) AND {absent('c1')}
-                       AND {absent('c2')} AND {absent('c3')} AND {absent('c4')}
-                       AND {once('track_metadata', 'tm')} AND {once('mbid_mapping', 'mm')}
-                       AND {once('additional_info', 'ai')}
-                       AND {once('recording_mbid', 'm1', 'm2')} AND {once('isrc', 'i')}
-                       AS plain
-                  FROM (SELECT raw, p[1] AS tm, p[2] AS mm, p[3] AS ai, p[4] AS m1,
-                               p[5] AS m2, p[6] AS i, p[7] AS c1, p[8] AS c2, p[9] AS c3,
-                               p[10] AS c4
-                        FROM (SELECT CAST(json AS VARCHAR) AS raw,
-                                     json_extract(json, {paths}) AS p
-                              FROM read_ndjson_objects({_quote(str(item.path))},
-                                                       maximum_object_size = {MAX_LINE}))))""")
-        row = con.execute(f"SELECT count(*) FROM {_JSON_LINES}").fetchone()
-    except (columnar.Error, UnicodeDecodeError) as exc:
-        raise _Fallback from exc  # malformed JSON, bad UTF-8...: the Python reader says where
+    path = _quote(str(item.path))
+    # Fast: read_json with the listen's structure typed (DuckDB refuses a line whose
+    # objects repeat a key, or whose track_metadata, mbid_mapping or additional_info is
+    # not an object). Per line: every line as JSON text, the keys checked against the
+    # text (5 scans of each line: 3x the CPU), the raw text kept for Python.
+    ai_t = "STRUCT(recording_mbid JSON, isrc JSON)"
+    columns = {"track_metadata": f"STRUCT(mbid_mapping STRUCT(recording_mbid JSON), "
+                                 f"additional_info {ai_t})",
+               "data": "JSON", "payload": "JSON", "recordings": "JSON", "listens": "JSON"}
+    typed = "{" + ", ".join(f"{_quote(k)}: {_quote(v)}" for k, v in columns.items()) + "}"
+    fast = f"""SELECT NULL::VARCHAR AS raw, track_metadata IS NOT NULL AS shape,
+                   track_metadata.mbid_mapping.recording_mbid AS m1,
+                   track_metadata.additional_info.recording_mbid AS m2,
+                   track_metadata.additional_info.isrc AS i,
+                   data AS c1, payload AS c2, recordings AS c3, listens AS c4
+            FROM read_json({path}, format = 'newline_delimited', columns = {typed},
+                           maximum_object_size = {MAX_LINE})"""
+    per_line = f"""SELECT raw, {obj('tm')} AND ({absent('mm')} OR {obj('mm')})
+                     AND ({absent('ai')} OR {obj('ai')})
+                     AND {once('track_metadata', 'tm')} AND {once('mbid_mapping', 'mm')}
+                     AND {once('additional_info', 'ai')}
+                     AND {once('recording_mbid', 'm1', 'm2')} AND {once('isrc', 'i')} AS shape,
+                   m1, m2, i, c1, c2, c3, c4
+            FROM (SELECT raw, p[1] AS tm, p[2] AS mm, p[3] AS ai, p[4] AS m1,
+                         p[5] AS m2, p[6] AS i, p[7] AS c1, p[8] AS c2, p[9] AS c3,
+                         p[10] AS c4
+                  FROM (SELECT CAST(json AS VARCHAR) AS raw, json_extract(json, {paths}) AS p
+                        FROM read_ndjson_objects({path}, maximum_object_size = {MAX_LINE})))"""
+    for lines_sql in (fast, per_line):
+        try:
+            # rowid numbers the lines (a table keeps the file's order); ``flag``: the
+            # Python reader reads the line (``raw``: its text, if DuckDB kept it)
+            con.execute(f"""CREATE OR REPLACE TEMP TABLE {_JSON_LINES} AS
+                SELECT kind, key, kind IS NULL AND plain AND nokey AS nokey,
+                       NOT plain OR (kind IS NULL AND NOT nokey) AS flag,
+                       CASE WHEN NOT plain OR (kind IS NULL AND NOT nokey) THEN raw END AS raw
+                FROM (SELECT raw,
+                         CASE WHEN {mbid1} THEN 'mbid' WHEN {mbid2} THEN 'mbid'
+                              WHEN {isrc} THEN 'isrc' END AS kind,
+                         CASE WHEN {mbid1} THEN lower(json_extract_string(m1, '$'))
+                              WHEN {mbid2} THEN lower(json_extract_string(m2, '$'))
+                              WHEN {isrc} THEN json_extract_string(i, '$') END AS key,
+                         {falsy} AS nokey,
+                         shape AND {absent('c1')} AND {absent('c2')} AND {absent('c3')}
+                           AND {absent('c4')} AS plain
+                      FROM ({lines_sql}))""")
+            row = con.execute(f"SELECT count(*) FROM {_JSON_LINES}").fetchone()
+            break
+        except (columnar.Error, UnicodeDecodeError) as exc:
+            # malformed JSON, bad UTF-8...: the Python reader says where
+            if lines_sql is per_line:
+                raise _Fallback from exc
     if row is None or int(row[0]) != lines:
         raise _Fallback  # blank lines: DuckDB's rows are not the file's lines
     staged.rejects.extend(
@@ -441,9 +463,13 @@ def _json_lines(con: columnar.Connection, item: Input, options: ReadOptions) -> 
     counts: list[listens.LineCount] = []
     n_of: list[int] = []
     top = bounds.MAX_LISTENS
-    for n, raw in con.execute(f"SELECT rowid + 1, raw FROM {_JSON_LINES} WHERE raw IS NOT NULL "
-                              "ORDER BY rowid").fetchall():
-        got, rejects = listens.line_counts(item, int(n), raw.encode())
+    flagged = con.execute(f"SELECT rowid + 1, raw FROM {_JSON_LINES} WHERE flag "
+                          "ORDER BY rowid").fetchall()
+    if flagged and flagged[0][1] is None:  # read by read_json: the lines from the file
+        flagged = list(_lines_numbered(item, [int(n) for n, _ in flagged]))
+    for n, raw in flagged:
+        got, rejects = listens.line_counts(item, int(n), raw if isinstance(raw, bytes)
+                                           else raw.encode())
         if any(c[2] > top or (c[3] or 0) > top or c[5] >= _SUB for c in got) or any(
                 isinstance(r, Reject) and r.reason.startswith("malformed JSON") for r in rejects):
             # a count past any column type, or a line DuckDB read and orjson does not
@@ -455,7 +481,7 @@ def _json_lines(con: columnar.Connection, item: Input, options: ReadOptions) -> 
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_JSON}(o BIGINT, key_kind VARCHAR, "
                 "key VARCHAR, count HUGEINT, users HUGEINT, locator VARCHAR)")
     con.execute(f"""INSERT INTO {_JSON} SELECT (rowid + 1) * {_SUB}, kind, key, 1, NULL,
-                    'line ' || (rowid + 1) FROM {_JSON_LINES} WHERE raw IS NULL AND NOT nokey""")
+                    'line ' || (rowid + 1) FROM {_JSON_LINES} WHERE NOT flag AND NOT nokey""")
     if counts:
         rows = [(n * _SUB + c[5], c[0], c[1], c[2], c[3], c[4]) for n, c in zip(n_of, counts,
                                                                                 strict=True)]
@@ -496,6 +522,24 @@ def _json_bounds(con: columnar.Connection, item: Input, staged: Staged) -> None:
                         [listen.count, listen.users, pos])
         else:
             con.execute(f"DELETE FROM {_JSON_LINES} WHERE pos = ?", [pos])
+
+
+def _lines_numbered(item: Input, wanted: list[int]) -> Iterator[tuple[int, bytes]]:
+    """Lines ``wanted`` (numbers, ascending) of ``item``, raw (split on ``\\n`` only)."""
+    it = iter(wanted)
+    target = next(it, None)
+    try:
+        with open_input(item.path) as f:
+            for n, raw in enumerate(f, start=1):
+                if target is None:
+                    return
+                if n == target:
+                    yield n, raw
+                    target = next(it, None)
+    except CorruptStream as exc:
+        raise _Fallback from exc
+    except OSError as exc:
+        raise wrap_os_error(exc, item.source) from exc
 
 
 # -- the Python reader, for what SQL does not read ---------------------------------
