@@ -20,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from phonotheque.cli import main
+from phonotheque.publish import columnar_export
 from phonotheque.publish.columnar_export import BULK_PARQUET
 from phonotheque.publish.export import PARQUET_TABLES
 from phonotheque.publish.publisher import PublishOptions, publish
@@ -131,12 +132,27 @@ def test_columnar_publish_equals_the_sqlite_one(archives: tuple[Workspace, Works
 
 
 def test_columnar_publish_is_reproducible(archives: tuple[Workspace, Workspace, int],
-                                          tmp_path: Path) -> None:
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     _ws, col, _victim = archives
     publish(col)
     first = _snapshot(col.publish)
+    # (the second build also checks when the scratch files go: in this test, not one of
+    # its own, because a publish costs seconds of the suite)
+    scratch = col.root / "tmp" / "duckdb"
+    finish = columnar_export._finish
+    left: list[list[str]] = []
+
+    def spy(*args: Any, **kwargs: Any) -> dict[str, int]:
+        left.append(sorted(p.name for p in scratch.iterdir()))
+        return finish(*args, **kwargs)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(columnar_export, "_finish", spy)
     publish(col, PublishOptions(threads=1))
     assert _snapshot(col.publish) == first
+    # DuckDB's scratch copy of the published tracks is deleted before the secondary
+    # indexes are built (their sorts need temporary space of their own): at 100 M tracks
+    # it is ~5 GB; only the full-text index's file is left
+    assert left == [[columnar_export._FTS_FILE]]
     # DuckDB wrote these, with every thread it had the first time and one the second
     assert all(name in first for name in (f"parquet/{t}.parquet" for t in BULK_PARQUET))
 

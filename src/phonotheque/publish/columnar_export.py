@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -153,16 +155,32 @@ def _export(con: columnar.Connection, root: Path, scratch: Path, fts: Path, out:
     # Three jobs at once, each mostly on one core: the Parquet (DuckDB), the
     # full-text index (SQLite's FTS5, in its own file) and the bulk load of
     # metadata.sqlite (DuckDB's SQLite extension); the index joins the file at the end.
+    rows_read = threading.Event()  # the FTS job no longer reads the scratch file
+    attached = [True]
     with ThreadPoolExecutor(max_workers=2) as pool:
         copied = None
         if parquet is not None:
             _mkdir(parquet)
             copied = pool.submit(_bulk_parquet, con.cursor(), parquet)
-        indexed = pool.submit(_fts, con.cursor(), fts, search_limit(ctx.search_tracks))
-        counts = _sqlite(con, root / "catalogue.sqlite", out, ctx, indexed, threads)
+        indexed = pool.submit(_fts, con.cursor(), fts, search_limit(ctx.search_tracks),
+                              rows_read)
+
+        def release() -> None:
+            """Delete the scratch file once nothing reads it any more, before the
+            secondary indexes (whose sorts need temporary disk space of their own):
+            it is ~50 B/track, 5 GB at 100 M."""
+            if copied is not None:
+                copied.result()
+            rows_read.wait()
+            con.execute("DETACH pub")
+            attached[0] = False
+            _remove(scratch)
+
+        counts = _sqlite(con, root / "catalogue.sqlite", out, ctx, indexed, threads, release)
         if copied is not None:
             copied.result()
-    con.execute("DETACH pub")
+    if attached[0]:
+        con.execute("DETACH pub")
     return counts
 
 
@@ -200,12 +218,13 @@ def _bulk_parquet(con: columnar.Connection, folder: Path) -> None:
         con.close()
 
 
-def _sqlite(con: columnar.Connection, catalogue: Path, out: Path,
-            ctx: ExportContext, fts: Future[Path], threads: int | None) -> dict[str, int]:
+def _sqlite(con: columnar.Connection, catalogue: Path, out: Path, ctx: ExportContext,
+            fts: Future[Path], threads: int | None, release: Callable[[], None]) -> dict[str, int]:
     with atomic_path(out) as tmp:
         try:
             indexes = _create(tmp)
             _load_bulk(con, tmp)
+            release()
             return _finish(tmp, catalogue, ctx, indexes, fts, threads)
         except sqlite3.OperationalError as exc:
             storage = wrap_sqlite_error(exc, out)
@@ -245,9 +264,10 @@ def _load_bulk(con: columnar.Connection, db: Path) -> None:
         con.execute(f"DETACH {_OUT}")
 
 
-def _fts(con: columnar.Connection, db: Path, limit: int) -> Path:
+def _fts(con: columnar.Connection, db: Path, limit: int, rows_read: threading.Event) -> Path:
     """track_fts built alone in the file ``db`` (same DDL, so the same shadow tables),
     optimized; its rows from DuckDB (``con``: this thread's cursor) in popularity order.
+    ``rows_read`` is set once DuckDB is done (whether or not it succeeded).
 
     The rows reach SQLite without passing through Python: DuckDB's SQLite extension
     writes them into a plain table of ``db`` (``pos`` its rowid), and one INSERT ...
@@ -256,23 +276,11 @@ def _fts(con: columnar.Connection, db: Path, limit: int) -> Path:
     the extension binds a value of an untyped column (every FTS5 column) as a BLOB,
     which FTS5 would store as such, and it cannot set the rowid.
     """
-    conn = sqlite3.connect(db, isolation_level=None)
     try:
-        conn.executescript(DDL)
-        conn.execute(f"CREATE TABLE {_FTS_ROWS}(pos INTEGER PRIMARY KEY, title TEXT, "
-                     "artists TEXT, release TEXT, isrc TEXT)")
-    finally:
-        conn.close()
-    alias = "fts_out"
-    try:
-        columnar.attach(con, db, alias)
-        try:
-            with columnar.transaction(con):
-                con.execute(f"INSERT INTO {alias}.{_FTS_ROWS} {_FTS.format(limit=limit)}")
-        finally:
-            con.execute(f"DETACH {alias}")
+        _fts_rows(con, db, limit)
     finally:
         con.close()
+        rows_read.set()
     conn = sqlite3.connect(db, isolation_level=None)
     try:
         _scratch_pragmas(conn)
@@ -286,6 +294,24 @@ def _fts(con: columnar.Connection, db: Path, limit: int) -> Path:
     finally:
         conn.close()
     return db
+
+
+def _fts_rows(con: columnar.Connection, db: Path, limit: int) -> None:
+    """The new file ``db``: track_fts's DDL and its rows in a plain table (see :func:`_fts`)."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        conn.executescript(DDL)
+        conn.execute(f"CREATE TABLE {_FTS_ROWS}(pos INTEGER PRIMARY KEY, title TEXT, "
+                     "artists TEXT, release TEXT, isrc TEXT)")
+    finally:
+        conn.close()
+    alias = "fts_out"
+    columnar.attach(con, db, alias)
+    try:
+        with columnar.transaction(con):
+            con.execute(f"INSERT INTO {alias}.{_FTS_ROWS} {_FTS.format(limit=limit)}")
+    finally:
+        con.execute(f"DETACH {alias}")
 
 
 def _finish(db: Path, catalogue: Path, ctx: ExportContext, indexes: list[tuple[str, str]],
@@ -314,13 +340,15 @@ def _finish(db: Path, catalogue: Path, ctx: ExportContext, indexes: list[tuple[s
         conn.execute("BEGIN")
         counts = fill_summary(conn, ctx)
         conn.execute("COMMIT")
-        conn.execute("ATTACH DATABASE ? AS fts", (str(fts.result()),))
+        built = fts.result()
+        conn.execute("ATTACH DATABASE ? AS fts", (str(built),))
         conn.execute("BEGIN")
         for shadow in _FTS_SHADOWS:
             conn.execute(f"DELETE FROM main.track_fts_{shadow}")
             conn.execute(f"INSERT INTO main.track_fts_{shadow} SELECT * FROM fts.track_fts_{shadow}")
         conn.execute("COMMIT")
         conn.execute("DETACH DATABASE fts")
+        _remove(built)  # its disk space back before ANALYZE and the database torrent
         conn.execute("ANALYZE")
         conn.execute(f"PRAGMA user_version = {PUBLISH_SCHEMA_VERSION}")
     finally:
