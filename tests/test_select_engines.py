@@ -140,6 +140,31 @@ def test_columnar_select_reads_the_columnar_tables_and_reselects_in_place(
     assert tables == schema
 
 
+def test_the_columnar_ledger_written_range_by_range_is_the_same(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ledger is rewritten a range of track ids at a time (bounded memory); with
+    ranges of 2 ids, groups whose representative lies in another range, tracks over
+    the budget and a re-selection over an old ledger still give the SQLite ledger."""
+    from phonotheque.catalogue import bulk_selection
+
+    monkeypatch.setattr(bulk_selection, "LEDGER_RANGE_IDS", 2)
+    pair = _pair(tmp_path, records(HAND), exclude=True)
+    details = set()
+    for opts in (SelectOptions(priority_threshold=0.2, budget_bytes=5_000_000),
+                 SelectOptions(take_all=True, budget_bytes=35_000_000),
+                 SelectOptions(coverage=0.5, priority_threshold=2)):
+        states = {}
+        for engine, ws in pair.items():
+            select(ws, opts)
+            states[engine] = [r[:3] for r in plan_tables(ws.root)["ledger"]]
+        assert states["duckdb"] == states["sqlite"]
+        assert len(states["sqlite"]) == len(HAND)
+        details |= {(r[1], r[2]) for r in states["sqlite"]}
+    statuses = {status for status, _ in details}
+    assert {"skipped_isrc_has_download", "excluded", "todo"} <= statuses, statuses
+    assert ("skipped_low_priority", "over_budget") in details, details
+
+
 def test_engine_argument_must_be_the_workspaces(ws: Workspace) -> None:
     with pytest.raises(InputError, match="not a select engine"):
         select(ws, engine="spark")

@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from phonotheque.catalogue import columnar
+from phonotheque.catalogue import bulk, columnar
 from phonotheque.catalogue.ledger import LedgerEntry, is_audio_outcome, ledger_rows_sql
 from phonotheque.catalogue.selection import COLUMNS
 from phonotheque.clock import now_iso
@@ -50,22 +50,67 @@ def replace_selection(con: columnar.Connection, rows_sql: str,
                 bind(rows_sql, params))
 
 
+#: Track ids per range of the ledger rewrite (None: from the memory limit, see
+#: :func:`_ids_per_range`). Tests set it small to cut a tiny catalogue into many ranges.
+LEDGER_RANGE_IDS: int | None = None
+#: Memory per track id a range may take: the range's rows of sel_track, the old
+#: ledger (with its strings), selection, sel_over and their hash tables, and the sort
+#: of the new rows. About 300 B were measured for a 10 M-track range; twice that
+#: leaves room for the rest of the process.
+_BYTES_PER_ID = 600
+
+
+def _ids_per_range() -> int:
+    if LEDGER_RANGE_IDS is not None:
+        return LEDGER_RANGE_IDS
+    return max(1 << 20, bulk.stage_memory() // _BYTES_PER_ID)
+
+
 def apply_ledger(con: columnar.Connection, held_only: bool = False) -> None:
     """Every track's status from the plan's TEMP tables (``sel_track``, ``sel_rep``,
     ``sel_over``) and the new ``selection``: the rules of
     :func:`phonotheque.catalogue.ledger.apply_ledger` (the same SELECT,
-    :func:`~phonotheque.catalogue.ledger.ledger_rows_sql`), one set-based rewrite.
+    :func:`~phonotheque.catalogue.ledger.ledger_rows_sql`), set-based.
 
     Rows of tracks the plan does not know (none, unless tracks were removed) are kept.
 
     The new ledger is built beside the old one and swapped in (inside the caller's
-    transaction): one statement reading the old rows once, where a DELETE of every row
-    and an INSERT through two temporary copies cost three times as much (measured).
+    transaction), **one range of track ids at a time**, appended in id order. Every
+    relation is cut to the range (the tables are stored in id order, so DuckDB skips
+    the other row groups), so each range's joins and sort fit in memory. Done in one
+    statement over every track, the joins' hash tables (the old ledger's strings, the
+    selection) and the sort spilled: at 100 M tracks under a 3 GiB limit the temp
+    directory passed 38 GB and was still growing (measured). A track's representative
+    (``sel_rep.rep_id``) may lie in another range: the representatives that are
+    selected or over budget are looked up once, in two small tables.
     """
-    rows = ledger_rows_sql("$held_only", "(SELECT DISTINCT track_id FROM cat.audio_file)",
-                           with_old=True)
     con.execute("DROP TABLE IF EXISTS ledger_new")
     con.execute(_renamed_ddl(con, "ledger", "ledger_new"))
+    con.execute("""CREATE OR REPLACE TEMP TABLE sel_rep_selected AS
+        SELECT DISTINCT r.rep_id AS track_id FROM sel_rep r
+        JOIN selection s ON s.track_id = r.rep_id""")
+    con.execute("""CREATE OR REPLACE TEMP TABLE sel_rep_over AS
+        SELECT DISTINCT r.rep_id AS track_id FROM sel_rep r
+        JOIN sel_over o ON o.track_id = r.rep_id""")
+    row = con.execute("""SELECT min(lo), max(hi) FROM (
+        SELECT min(track_id) AS lo, max(track_id) AS hi FROM sel_track
+        UNION ALL SELECT min(track_id), max(track_id) FROM ledger)""").fetchone()
+    lo, hi = (row or (None, None))
+    if lo is None or hi is None:
+        _swap_ledger(con)
+        return
+    in_range = "track_id BETWEEN $lo AND $hi"
+    rows = ledger_rows_sql(
+        "$held_only",
+        f"(SELECT DISTINCT track_id FROM cat.audio_file WHERE {in_range})",
+        with_old=True,
+        tracks=f"(SELECT * FROM sel_track WHERE {in_range})",
+        reps=f"(SELECT * FROM sel_rep WHERE {in_range})",
+        selected=f"""(SELECT track_id FROM selection WHERE {in_range}
+                      UNION SELECT track_id FROM sel_rep_selected)""",
+        over=f"""(SELECT track_id FROM sel_over WHERE {in_range}
+                  UNION SELECT track_id FROM sel_rep_over)""",
+        old=f"(SELECT * FROM ledger WHERE {in_range})")
     sql = f"""INSERT INTO ledger_new(track_id, status, detail, updated_at)
         SELECT track_id, status, detail,
                CASE WHEN old_status IS NOT DISTINCT FROM status
@@ -74,9 +119,20 @@ def apply_ledger(con: columnar.Connection, held_only: bool = False) -> None:
         FROM ({rows})
         UNION ALL
         SELECT track_id, status, detail, updated_at FROM ledger
-        WHERE track_id NOT IN (SELECT track_id FROM sel_track)
+        WHERE {in_range}
+          AND track_id NOT IN (SELECT track_id FROM sel_track WHERE {in_range})
         ORDER BY track_id"""
-    con.execute(sql, {"held_only": held_only, "now": now_iso()})
+    step = _ids_per_range()
+    now = now_iso()
+    for start in range(int(lo), int(hi) + 1, step):
+        con.execute(sql, {"held_only": held_only, "now": now, "lo": start,
+                          "hi": min(start + step - 1, int(hi))})
+    _swap_ledger(con)
+
+
+def _swap_ledger(con: columnar.Connection) -> None:
+    con.execute("DROP TABLE sel_rep_selected")
+    con.execute("DROP TABLE sel_rep_over")
     con.execute("DROP TABLE ledger")
     con.execute("ALTER TABLE ledger_new RENAME TO ledger")
 

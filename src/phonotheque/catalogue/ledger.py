@@ -65,7 +65,10 @@ _KEPT = r"""(old.status = 'success' OR (old.status LIKE 'error\_%' ESCAPE '\'
                                      AND old.status != 'error_no_source'))"""
 
 
-def ledger_rows_sql(held_only: str, audio_files: str, with_old: bool = False) -> str:
+def ledger_rows_sql(held_only: str, audio_files: str, with_old: bool = False, *,
+                    tracks: str = "sel_track", reps: str = "sel_rep",
+                    selected: str = "selection", over: str = "sel_over",
+                    old: str = "ledger") -> str:
     """The plan's status and detail for every track, from select's temp tables
     (``sel_track``, ``sel_rep``, ``sel_over``), the new ``selection`` and the old
     ``ledger``: one SELECT both engines run (DuckDB's columnar select too, see
@@ -73,9 +76,14 @@ def ledger_rows_sql(held_only: str, audio_files: str, with_old: bool = False) ->
     selection took only held tracks (a track left out for having no file says
     ``not_held``); ``audio_files`` the relation with one row per track that has a file.
     ``with_old`` adds the old row's ``old_status``, ``old_detail`` and ``old_updated_at``
-    (NULL for a track without one), for a caller that rewrites the ledger whole."""
-    old = (" old.status AS old_status, old.detail AS old_detail, "
-           "old.updated_at AS old_updated_at," if with_old else "")
+    (NULL for a track without one), for a caller that rewrites the ledger whole.
+
+    ``tracks``, ``reps``, ``selected``, ``over`` and ``old`` name the relations read for
+    ``sel_track``, ``sel_rep``, ``selection``, ``sel_over`` and the old ``ledger``: a
+    caller may give subqueries that cut them to a range of track ids (DuckDB's ledger
+    is written range by range, :mod:`.bulk_selection`)."""
+    old_cols = (" old.status AS old_status, old.detail AS old_detail, "
+                "old.updated_at AS old_updated_at," if with_old else "")
     return rf"""SELECT track_id, status,
                CASE WHEN kept AND status NOT IN ('todo', 'success')
                          AND status NOT LIKE 'error\_%' ESCAPE '\'
@@ -83,7 +91,7 @@ def ledger_rows_sql(held_only: str, audio_files: str, with_old: bool = False) ->
                     ELSE detail END AS detail{
                     ", old_status, old_detail, old_updated_at" if with_old else ""}
         FROM (
-          SELECT st.track_id,{old}
+          SELECT st.track_id,{old_cols}
                  af.track_id IS NOT NULL AS kept,
                  CASE
                    WHEN st.excluded <> 0 THEN 'excluded'
@@ -110,11 +118,11 @@ def ledger_rows_sql(held_only: str, audio_files: str, with_old: bool = False) ->
                    WHEN coalesce(r.grp_listens, st.listens) > 0 THEN 'beyond_coverage'
                    ELSE 'below_priority_threshold'
                  END AS detail
-          FROM sel_track st
-          LEFT JOIN sel_rep r ON r.track_id = st.track_id
-          LEFT JOIN selection s ON s.track_id = coalesce(r.rep_id, st.track_id)
-          LEFT JOIN sel_over o ON o.track_id = coalesce(r.rep_id, st.track_id)
-          LEFT JOIN ledger old ON old.track_id = st.track_id
+          FROM {tracks} st
+          LEFT JOIN {reps} r ON r.track_id = st.track_id
+          LEFT JOIN {selected} s ON s.track_id = coalesce(r.rep_id, st.track_id)
+          LEFT JOIN {over} o ON o.track_id = coalesce(r.rep_id, st.track_id)
+          LEFT JOIN {old} old ON old.track_id = st.track_id
           LEFT JOIN {audio_files} af ON af.track_id = st.track_id)"""
 
 
