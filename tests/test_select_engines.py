@@ -165,6 +165,21 @@ def test_the_columnar_ledger_written_range_by_range_is_the_same(
     assert ("skipped_low_priority", "over_budget") in details, details
 
 
+def test_columnar_select_works_in_a_scratch_database_it_removes(tmp_path: Path) -> None:
+    """Select's working tables live in <ws>/tmp/duckdb/select-work.duckdb (compressed on
+    disk, not TEMP tables spilled raw); the file is gone after a select, and one left by
+    a killed select (here: garbage) is replaced, not an error."""
+    from phonotheque.select import columnar_rank
+
+    ws = _pair(tmp_path, lb_top_records())["duckdb"]
+    scratch = bulk.temp_directory(ws.root) / columnar_rank.WORK_FILE
+    scratch.parent.mkdir(parents=True, exist_ok=True)
+    scratch.write_bytes(b"left by a killed select")
+    scratch.with_name(scratch.name + ".wal").write_bytes(b"and its log")
+    assert select(ws, SelectOptions(coverage=0.9)).selected == 14
+    assert sorted(p.name for p in scratch.parent.iterdir()) == []
+
+
 def test_engine_argument_must_be_the_workspaces(ws: Workspace) -> None:
     with pytest.raises(InputError, match="not a select engine"):
         select(ws, engine="spark")

@@ -98,6 +98,12 @@ def stage_memory(option: int | None = None) -> int:
     return min(columnar.memory_limit(), STAGE_MEMORY)
 
 
+def temp_directory(root: Path) -> Path:
+    """Where DuckDB spills (and select keeps its scratch database) for the workspace at
+    ``root``: inside it, on the disk the user gave the workspace."""
+    return Path(root) / "tmp" / "duckdb"
+
+
 def path(root: Path) -> Path:
     """Where a workspace at ``root`` keeps its columnar catalogue."""
     return Path(root) / BULK_FILE
@@ -124,7 +130,7 @@ def open_bulk(root: Path, *, memory_bytes: int | None = None, threads: int | Non
     if not create and not file.is_file():
         raise WorkspaceError(root, "not a columnar workspace (no catalogue.duckdb; "
                                    "create it with `phono init --engine duckdb`)")
-    con = columnar.connect(root / "catalogue.sqlite", temp_directory=root / "tmp" / "duckdb",
+    con = columnar.connect(root / "catalogue.sqlite", temp_directory=temp_directory(root),
                            memory_bytes=stage_memory(memory_bytes), threads=threads,
                            writable=writable_catalogue and not readonly, database=file,
                            read_only=readonly)

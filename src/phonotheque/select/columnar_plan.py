@@ -180,7 +180,7 @@ def _budget(p: _Plan) -> None:
     p.last_pos = (p.chosen if p.chosen <= p.cut else p.positive + p.chosen - p.cut
                   ) if p.chosen else 0
     p.covered = p.ranked({p.chosen_positive})[p.chosen_positive][1] if p.chosen_positive else 0
-    p.con.execute("CREATE OR REPLACE TEMP TABLE sel_over(track_id BIGINT)")
+    p.con.execute(f"CREATE OR REPLACE TABLE {columnar_rank.WORK}.sel_over(track_id BIGINT)")
     if p.budget_stopped:
         sql = (f"INSERT INTO sel_over SELECT track_id FROM sel_ranked "
                f"WHERE {_CANDIDATES} AND pos > $last")
@@ -303,9 +303,11 @@ def run(store: Store, opts: SelectOptions, progress: Progress | None) -> SelectR
         if progress is not None:
             progress(ProgressEvent("select", i, len(STEPS), "steps", STEPS[i - 1]))
 
-    con = bulk.open_bulk(store.path.parent)
+    root = store.path.parent
+    con = bulk.open_bulk(root)
     try:
-        p = _select(con, opts, done)
+        with columnar_rank.work_database(con, bulk.temp_directory(root)):
+            p = _select(con, opts, done)
     except columnar.Error as exc:
         raise columnar.failed(bulk.path(store.path.parent), "selecting", exc) from exc
     finally:

@@ -5,8 +5,9 @@ track table, secondary priority, ranking with running sums — computed by DuckD
 on every core over the columnar catalogue's bulk tables (``track``, ``track_isrc``,
 ``track_artist``, ``listens``; held files from ``cat.source_audio``, which stays in
 catalogue.sqlite). They leave ``sel_track``, ``sel_rep`` and ``sel_ranked`` (with
-the SQLite plan's columns and ``pos`` as the rank position) as TEMP tables for
-the later steps (:mod:`.columnar_plan`).
+the SQLite plan's columns and ``pos`` as the rank position) as working tables (in
+the scratch database :func:`work_database` attaches) for the later steps
+(:mod:`.columnar_plan`).
 
 Where the two dialects differ the SQL here says so: ``//`` is SQLite's integer
 ``/``, ``least`` its scalar ``min``, ``NULLS LAST`` its order of NULLs in
@@ -18,18 +19,56 @@ columns store as integers, as they do ``total()``'s result.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from phonotheque.catalogue import columnar
+from phonotheque.errors import wrap_os_error
 from phonotheque.select.options import SelectOptions
 from phonotheque.sources.bounds import MAX_TRACK_LISTENS
 
 Step = Callable[[columnar.Connection, SelectOptions, dict[str, Any]], None]
 
+#: The scratch database (``<ws>/tmp/select-work.duckdb``, attached under this name for
+#: one select, then deleted) that holds the steps' working tables. Not TEMP tables:
+#: those live in memory and spill to the temp directory uncompressed, which at 100 M
+#: tracks under the 3 GiB default took 21 GB of temp files by the ranking (measured);
+#: a DuckDB file stores them compressed, and its blocks leave memory without being
+#: written again. Unqualified names find them (the connection's search path).
+WORK = "sel_work"
+WORK_FILE = "select-work.duckdb"
+
+
+@contextmanager
+def work_database(con: columnar.Connection, tmp: Path) -> Iterator[None]:
+    """Attach a fresh scratch database for the working tables, in ``tmp``; detach and
+    delete it afterwards (a killed select leaves it behind: the next one replaces it)."""
+    path = tmp / WORK_FILE
+    _remove(path)
+    columnar.attach(con, path, WORK)
+    main = con.execute("SELECT current_database()").fetchone()
+    assert main is not None
+    con.execute(f"SET search_path = '{main[0]}.main,{WORK}.main'")
+    try:
+        yield
+    finally:
+        con.execute("RESET search_path")
+        con.execute(f"DETACH {WORK}")
+        _remove(path)
+
+
+def _remove(path: Path) -> None:
+    for file in (path, path.with_name(path.name + ".wal")):
+        try:
+            file.unlink(missing_ok=True)
+        except OSError as exc:
+            raise wrap_os_error(exc, file, writing=True) from exc
+
 
 def _listens_per_track(con: columnar.Connection, opts: SelectOptions, found: dict[str, Any]) -> None:
-    con.execute(f"""CREATE TEMP TABLE sel_listens AS
+    con.execute(f"""CREATE TABLE {WORK}.sel_listens AS
         SELECT track_id, CAST(least(sum(count), {MAX_TRACK_LISTENS}) AS BIGINT) AS listens
         FROM listens WHERE track_id IS NOT NULL GROUP BY track_id""")
     no_listens = con.execute(
@@ -38,7 +77,7 @@ def _listens_per_track(con: columnar.Connection, opts: SelectOptions, found: dic
 
 
 def _isrc_groups(con: columnar.Connection, opts: SelectOptions, found: dict[str, Any]) -> None:
-    con.execute("""CREATE TEMP TABLE sel_edge AS
+    con.execute(f"""CREATE TABLE {WORK}.sel_edge AS
         SELECT ti.isrc AS isrc, ti.track_id AS track_id
         FROM (SELECT isrc FROM track_isrc GROUP BY isrc HAVING count(*) > 1) s
         JOIN track_isrc ti ON ti.isrc = s.isrc
@@ -46,7 +85,7 @@ def _isrc_groups(con: columnar.Connection, opts: SelectOptions, found: dict[str,
     # Label propagation to the smallest track id of each connected component (the
     # same fixpoint as plan.py's), through the ISRCs: two aggregations per round. The
     # first round starts from each track's own id, so the table starts after it.
-    con.execute("""CREATE TEMP TABLE sel_grp AS
+    con.execute(f"""CREATE TABLE {WORK}.sel_grp AS
         SELECT e.track_id, min(i.m) AS grp
         FROM sel_edge e JOIN (SELECT isrc, min(track_id) AS m FROM sel_edge GROUP BY isrc) i
              ON i.isrc = e.isrc
@@ -67,10 +106,10 @@ def _isrc_groups(con: columnar.Connection, opts: SelectOptions, found: dict[str,
 
 
 def _track_table(con: columnar.Connection, opts: SelectOptions, found: dict[str, Any]) -> None:
-    con.execute("""CREATE TEMP TABLE sel_audio AS
+    con.execute(f"""CREATE TABLE {WORK}.sel_audio AS
         SELECT track_id, max(size) AS size, max(duration_ms) AS dur
         FROM cat.source_audio GROUP BY track_id""")
-    con.execute("""CREATE TEMP TABLE sel_track AS
+    con.execute(f"""CREATE TABLE {WORK}.sel_track AS
         SELECT t.id AS track_id, t.excluded, coalesce(l.listens, 0) AS listens, t.key,
                t.release_id, a.size, coalesce(a.dur, t.duration_ms) AS dur
         FROM track t LEFT JOIN sel_listens l ON l.track_id = t.id
@@ -86,11 +125,11 @@ def _secondary_priority(con: columnar.Connection, opts: SelectOptions, found: di
     # from sel_track (every track's listens, excluded ones too, as plan.py sums them):
     # one scan and one grouping each, no semi-join back through the big tables.
     zero = "s.excluded = 0 AND s.listens = 0"
-    con.execute(f"""CREATE TEMP TABLE sel_art AS
+    con.execute(f"""CREATE TABLE {WORK}.sel_art AS
         SELECT ta.artist_id, CAST(sum(s.listens) AS DOUBLE) AS total
         FROM track_artist ta JOIN sel_track s ON s.track_id = ta.track_id
         GROUP BY ta.artist_id HAVING bool_or({zero})""")
-    con.execute(f"""CREATE TEMP TABLE sel_rel AS
+    con.execute(f"""CREATE TABLE {WORK}.sel_rel AS
         SELECT s.release_id, CAST(sum(s.listens) AS DOUBLE) AS total
         FROM sel_track s WHERE s.release_id IS NOT NULL
         GROUP BY s.release_id HAVING bool_or({zero})""")
@@ -99,7 +138,7 @@ def _secondary_priority(con: columnar.Connection, opts: SelectOptions, found: di
     # SQLite stores total() in INTEGER columns as integers: ln(1 + integer) here too.
     # With each zero-listen track's size, duration and key: the zero-listen block of the
     # ranking reads this table alone (see _ranking).
-    con.execute("""CREATE TEMP TABLE sel_prio AS
+    con.execute(f"""CREATE TABLE {WORK}.sel_prio AS
         SELECT s.track_id, s.size, s.dur, s.key,
                CASE WHEN $d > 0 THEN
                  (ln(1 + CAST(coalesce(am.m, 0) AS BIGINT))
@@ -122,7 +161,7 @@ def _est_sql(opts: SelectOptions) -> tuple[str, str]:
 
 
 def _ranking(con: columnar.Connection, opts: SelectOptions, found: dict[str, Any]) -> None:
-    con.execute("""CREATE TEMP TABLE sel_rep AS
+    con.execute(f"""CREATE TABLE {WORK}.sel_rep AS
         SELECT track_id, first_value(track_id) OVER w AS rep_id, first_value(key) OVER w AS rep_key,
                CAST(sum(listens) OVER (PARTITION BY grp) AS DOUBLE) AS grp_listens
         FROM (SELECT g.grp, s.track_id, s.listens, p.priority,
@@ -146,7 +185,7 @@ def _ranking(con: columnar.Connection, opts: SelectOptions, found: dict[str, Any
     # and built a segment tree per sum (measured: about twice the CPU).
     est = f"{eo} AS eo, {er} AS er"
     held = {"held_only": int(held_only)}
-    con.execute(f"""CREATE TEMP TABLE sel_order AS
+    con.execute(f"""CREATE TABLE {WORK}.sel_order AS
         SELECT track_id, lis, CAST(NULL AS DOUBLE) AS prio, size IS NOT NULL AS has_audio, {est}
         FROM (SELECT s.track_id, CAST(coalesce(r.grp_listens, s.listens) AS BIGINT) AS lis,
                      s.size, s.dur, s.key
@@ -162,7 +201,7 @@ def _ranking(con: columnar.Connection, opts: SelectOptions, found: dict[str, Any
           AND ($held_only = 0 OR p.size IS NOT NULL)
         ORDER BY has_audio DESC, p.priority DESC NULLS LAST, p.key ASC""", held)
     _drop(con, "sel_prio")
-    con.execute("""CREATE TEMP TABLE sel_ranked AS
+    con.execute(f"""CREATE TABLE {WORK}.sel_ranked AS
         SELECT row_number() OVER w AS pos, track_id, lis AS listens, prio AS priority,
                CAST(has_audio AS INTEGER) AS held, eo, er,
                CAST(sum(lis) OVER w AS DOUBLE) AS cum, CAST(sum(eo) OVER w AS BIGINT) AS cum_o,
@@ -173,9 +212,8 @@ def _ranking(con: columnar.Connection, opts: SelectOptions, found: dict[str, Any
 
 
 def _drop(con: columnar.Connection, *tables: str) -> None:
-    """Drop TEMP tables no later step reads: they count against DuckDB's memory limit
-    (at 10 M tracks the steps' tables alone approach the 3 GiB default, and what does
-    not fit is written to the temp directory and read back)."""
+    """Drop working tables no later step reads (their blocks are freed for reuse in the
+    scratch file and in DuckDB's memory)."""
     for table in tables:
         con.execute(f"DROP TABLE {table}")
 
