@@ -2,7 +2,8 @@
 
 Each stage runs as its own `phono` process. For each we record its wall time, its CPU
 time (user + sys from ``os.wait4``'s rusage, which includes the children it waited for),
-its peak RSS (the largest process in that tree, also from ``wait4``), the load average
+its peak RSS (the largest process in that tree, also from ``wait4``), the peak size of
+the workspace's ``tmp/`` (DuckDB's spill files, select's scratch database), the load average
 before and after, and — after the stage — the disk size of ``catalogue.sqlite`` (+ its
 WAL), ``catalogue.duckdb`` (+ its WAL) and ``publish/``, in bytes and bytes per track.
 
@@ -29,6 +30,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -52,6 +54,7 @@ class Stage:
     rss_mib: float
     load_before: float
     load_after: float
+    spill_peak: int = 0  # bytes: the largest the workspace's tmp/ got during the stage
     sizes: dict[str, int] = dataclasses.field(default_factory=dict)
     note: str = ""
 
@@ -60,11 +63,53 @@ def loadavg() -> float:
     return os.getloadavg()[0]
 
 
-def run(name: str, cmd: list[str], log: Path) -> Stage:
-    """Run ``cmd`` (stderr to ``log``); measure it with ``wait4``."""
+class SpillWatch:
+    """The peak size of a folder (a workspace's ``tmp/``: DuckDB's spill files and
+    select's scratch database) while a stage runs, sampled twice a second in a thread.
+    Disk, not memory, is what a 100 M-track stage under a memory cap runs out of."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.5):
+            self.peak = max(self.peak, _allocated(self.folder))
+
+    def __enter__(self) -> SpillWatch:
+        if self.folder is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.folder is not None:
+            self._stop.set()
+            self._thread.join()
+
+
+def _allocated(folder: Path | None) -> int:
+    """Bytes the files under ``folder`` take on disk (allocated blocks: spill files
+    are sparse), 0 if it is missing or a file vanishes meanwhile."""
+    total = 0
+    if folder is None:
+        return 0
+    for dirpath, _dirs, files in os.walk(folder):
+        for f in files:
+            try:
+                total += os.stat(os.path.join(dirpath, f)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+def run(name: str, cmd: list[str], log: Path, spill: Path | None = None) -> Stage:
+    """Run ``cmd`` (stderr to ``log``); measure it with ``wait4`` (and the peak size of
+    ``spill``, a folder, meanwhile)."""
     load0 = loadavg()
     t0 = time.perf_counter()
-    with open(log, "wb") as err:
+    with open(log, "wb") as err, SpillWatch(spill) as watch:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
         _, status, usage = os.wait4(proc.pid, 0)
     took = time.perf_counter() - t0
@@ -73,7 +118,7 @@ def run(name: str, cmd: list[str], log: Path) -> Stage:
         tail = log.read_text(errors="replace")[-2000:]
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}), log {log}:\n{tail}")
     return Stage(name, took, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024,
-                 load0, loadavg())
+                 load0, loadavg(), spill_peak=watch.peak)
 
 
 def open_dump(path: Path):  # type: ignore[no-untyped-def]
@@ -177,12 +222,12 @@ def one(n: int | None, data: Path | None, engine: str, work: Path, stages: set[s
     for name, cmd in steps.items():
         if name not in stages:
             continue
-        st = run(name, cmd, logs / f"{n}-{engine}-{name}.log")
+        st = run(name, cmd, logs / f"{n}-{engine}-{name}.log", spill=ws / "tmp")
         st.sizes = disk(ws)
         done.append(st)
         _log(f"{n:,} {engine} {name}: {st.wall_s:.1f} s wall, {st.cpu_s:.1f} s CPU, "
              f"{st.rss_mib:.0f} MiB, load {st.load_before:.1f}->{st.load_after:.1f}, "
-             f"{sum(st.sizes.values()) / n:.0f} B/track")
+             f"{sum(st.sizes.values()) / n:.0f} B/track, peak tmp/ {st.spill_peak / 1e6:,.0f} MB")
     return result
 
 
@@ -193,8 +238,8 @@ def table(r: dict[str, object]) -> str:
     lines = [
         "| stage | wall s | CPU s | peak RSS MiB | x parse-only (wall / CPU) | tracks/s | "
         "catalogue.sqlite MB | catalogue.duckdb MB | publish/ MB | B/track (all three) | "
-        "load before→after |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "peak tmp/ MB | load before→after |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for s in stages:
         mult = (f"{s.wall_s / base.wall_s:.2f} / {s.cpu_s / base.cpu_s:.2f}"
@@ -208,8 +253,10 @@ def table(r: dict[str, object]) -> str:
         else:
             sizes = f"({s.note}) | | | "
         rss = f"{s.rss_mib:,.0f}" if s.rss_mib else ""
+        spill = f"{s.spill_peak / 1e6:,.0f}" if s.name in RUN_STAGES else ""
         lines.append(f"| {s.name} | {s.wall_s:,.1f} | {s.cpu_s:,.1f} | {rss} | {mult} | "
-                     f"{n / s.wall_s:,.0f} | {sizes} | {s.load_before:.1f}→{s.load_after:.1f} |")
+                     f"{n / s.wall_s:,.0f} | {sizes} | {spill} | "
+                     f"{s.load_before:.1f}→{s.load_after:.1f} |")
     run_st = [s for s in stages if s.name in RUN_STAGES]
     if run_st:
         wall = sum(s.wall_s for s in run_st)
@@ -217,7 +264,8 @@ def table(r: dict[str, object]) -> str:
         mult = f"{wall / base.wall_s:.2f} / {cpu / base.cpu_s:.2f}" if base and base.cpu_s else ""
         lines.append(f"| **{'+'.join(s.name for s in run_st)}** | **{wall:,.1f}** | "
                      f"{cpu:,.1f} | {max(s.rss_mib for s in run_st):,.0f} | {mult} | "
-                     f"{n / wall:,.0f} | | | | | |")
+                     f"{n / wall:,.0f} | | | | | "
+                     f"{max(s.spill_peak for s in run_st) / 1e6:,.0f} | |")
     return "\n".join(lines)
 
 
