@@ -62,7 +62,7 @@ class ExportContext:
 
 
 #: Text search (track_fts) indexes at most this many tracks unless told otherwise: the
-#: most listened ones. FTS5 costs ~185 B and ~10-16 µs of one core per track (docs/scale.md,
+#: most listened ones. FTS5 costs ~185 B and ~12-15 µs of one core per track (docs/scale.md,
 #: "What the search database holds"): every track up to 10 M, the 10 M most listened of a
 #: larger catalogue (2 GB of index instead of 47 GB at 256 M). Every table stays complete
 #: (ISRC, MBID and id lookups find every track), and so does the Parquet.
