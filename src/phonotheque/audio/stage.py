@@ -15,7 +15,11 @@
    catalogue. Failed inputs are copied to ``quarantine/`` with a reason file.
 
 A run killed at any point resumes: a track is marked ``success`` only in the
-transaction that records its (already renamed, fsynced) file.
+transaction that records its (already renamed, fsynced) file. On a columnar workspace
+the status follows in catalogue.duckdb once that transaction has committed, and the
+next run repairs a kill in between (:mod:`phonotheque.catalogue.bulk_selection`);
+catalogue.duckdb stays open for the whole run, so `phono ledger` and the other
+readers of it wait for the run to end (exit 7, busy).
 """
 
 from __future__ import annotations

@@ -85,7 +85,9 @@ def fill(con: columnar.Connection, conn: sqlite3.Connection) -> dict[str, int]:
             _create(conn, table)
             cur = con.execute(sql)
             cols = [d[0] for d in cur.description]
-            insert = (f"INSERT INTO temp.{table}({', '.join(f'[{c}]' for c in cols)}) "
+            # OR IGNORE: DuckDB keeps no keys (see .bulk); a key the owners kept unique
+            # cannot stop the stage, the first row stays
+            insert = (f"INSERT OR IGNORE INTO temp.{table}({', '.join(f'[{c}]' for c in cols)}) "
                       f"VALUES ({', '.join('?' * len(cols))})")
             n = 0
             while rows := cur.fetchmany(_BATCH):
