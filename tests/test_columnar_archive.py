@@ -6,7 +6,8 @@ copy ingested later that matches a new track by its ISRC) is built up to `pack` 
 files must be byte-identical, the torrents the same (infohashes included) and every
 track's ledger status the same. A takedown (`phono exclude add`) then leaves the next
 pack, and `phono gc` removes the file, on both alike; an audio run killed between its
-two commits (catalogue.sqlite, then catalogue.duckdb) resumes without disagreement.
+two commits (catalogue.sqlite, then catalogue.duckdb) resumes without disagreement;
+`phono release` publishes a wave.
 Real ffmpeg, real files; before the columnar audio path these commands exited 2.
 """
 
@@ -19,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from click.testing import CliRunner
 
@@ -195,3 +197,17 @@ def test_an_audio_run_killed_between_its_two_commits_resumes(
     again = run_audio(dk, AudioOptions())
     assert (again.already_done, again.planned, again.written) == (3, 0, 0)
     assert _ledger(dk) == expected
+
+
+def test_release_publishes_a_wave_from_a_columnar_workspace(built: dict[str, Any],
+                                                             tmp_path: Path) -> None:
+    """`phono release` (pack, then the next wave, then publish) runs there too."""
+    dk = _copy(built["duckdb"], tmp_path / "dk")
+    out = CliRunner().invoke(main, ["release", "--wave-bands", "1", "-w", str(dk.root)])
+    assert out.exit_code == 0, out.output
+    entries = orjson.loads((dk.publish / "torrents.json").read_bytes())
+    data = {e["display_name"] for e in entries if e["kind"] == "data" and e["wave"] == 1}
+    with dk.store(readonly=True) as store:
+        released = {r[0] for r in store.conn.execute(
+            "SELECT name FROM torrent WHERE kind = 'data' AND wave = 1")}
+    assert released and data == released

@@ -38,6 +38,7 @@ COLUMNAR_COMMANDS: frozenset[str] = frozenset({
     "audio",  # audio/stage.py: held tracks mirrored (catalogue/held.py), ledger in DuckDB
     "pack",  # pack/packer.py: reads the held tracks' mirror
     "gc",
+    "release",  # pack, the next wave (catalogue.sqlite), publish: each runs here
     "publish",  # publish/columnar_export: DuckDB's Parquet, metadata.sqlite in key order
     "select",  # select/columnar_plan.py: all ten steps in DuckDB
     "ledger",  # select/ledger_view.py: catalogue.duckdb's ledger and selection
