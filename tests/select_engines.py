@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from phonotheque.catalogue import bulk, bulk_selection
+from phonotheque.catalogue import bulk
 from phonotheque.catalogue.selection import COLUMNS
 from phonotheque.catalogue.store import Store
 from phonotheque.select import SelectOptions, SelectReport, plan
@@ -85,5 +85,5 @@ def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> I
             monkeypatch.setitem(plan.ENGINES, name, columnar_select)
         # The ledger in ranges of 3 track ids, so these small catalogues cross ranges
         # (groups with their representative in another range) as a big one does.
-        monkeypatch.setattr(bulk_selection, "LEDGER_RANGE_IDS", 3)
+        monkeypatch.setattr(bulk, "RANGE_IDS", 3)
     yield request.param

@@ -145,9 +145,7 @@ def test_the_columnar_ledger_written_range_by_range_is_the_same(
     """The ledger is rewritten a range of track ids at a time (bounded memory); with
     ranges of 2 ids, groups whose representative lies in another range, tracks over
     the budget and a re-selection over an old ledger still give the SQLite ledger."""
-    from phonotheque.catalogue import bulk_selection
-
-    monkeypatch.setattr(bulk_selection, "LEDGER_RANGE_IDS", 2)
+    monkeypatch.setattr(bulk, "RANGE_IDS", 2)
     pair = _pair(tmp_path, records(HAND), exclude=True)
     details = set()
     for opts in (SelectOptions(priority_threshold=0.2, budget_bytes=5_000_000),

@@ -19,6 +19,7 @@ same transaction as the rows it covers.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from phonotheque import clock
@@ -96,6 +97,30 @@ def stage_memory(option: int | None = None) -> int:
         except InputError as exc:
             raise InputError(f"${MEMORY_ENV}", f"{text!r}: {exc.problem}") from None
     return min(columnar.memory_limit(), STAGE_MEMORY)
+
+
+#: Track ids per range where a statement over every track is cut into ranges of ids
+#: (None: from the memory limit, :func:`id_ranges`). Tests set it small, so a tiny
+#: catalogue crosses ranges as a big one does.
+RANGE_IDS: int | None = None
+
+
+def id_ranges(lo: int | None, hi: int | None, bytes_per_id: int, *,
+              memory_bytes: int | None = None) -> Iterator[tuple[int, int]]:
+    """Consecutive ``(first, last)`` id ranges covering ``lo..hi`` (none if either is
+    None), each of about ``stage_memory(memory_bytes) / bytes_per_id`` ids (at least 1 Mi).
+
+    A statement that joins and sorts every track at once makes DuckDB spill hash tables
+    and sorts of the whole table (at 100 M tracks, tens of GB of temp files); run once per
+    range, with every relation cut to the range (tables stored in id order: DuckDB skips
+    the other row groups), each run fits in memory and the results append in id order.
+    """
+    if lo is None or hi is None:
+        return
+    step = (RANGE_IDS if RANGE_IDS is not None
+            else max(1 << 20, stage_memory(memory_bytes) // bytes_per_id))
+    for first in range(int(lo), int(hi) + 1, step):
+        yield first, min(first + step - 1, int(hi))
 
 
 def temp_directory(root: Path) -> Path:

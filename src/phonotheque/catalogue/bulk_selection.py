@@ -50,20 +50,11 @@ def replace_selection(con: columnar.Connection, rows_sql: str,
                 bind(rows_sql, params))
 
 
-#: Track ids per range of the ledger rewrite (None: from the memory limit, see
-#: :func:`_ids_per_range`). Tests set it small to cut a tiny catalogue into many ranges.
-LEDGER_RANGE_IDS: int | None = None
-#: Memory per track id a range may take: the range's rows of sel_track, the old
-#: ledger (with its strings), selection, sel_over and their hash tables, and the sort
-#: of the new rows. About 300 B were measured for a 10 M-track range; twice that
-#: leaves room for the rest of the process.
+#: Memory per track id a range of the ledger rewrite may take (:func:`bulk.id_ranges`):
+#: the range's rows of sel_track, the old ledger (with its strings), selection, sel_over
+#: and their hash tables, and the sort of the new rows. About 300 B were measured for a
+#: 10 M-track range; twice that leaves room for the rest of the process.
 _BYTES_PER_ID = 600
-
-
-def _ids_per_range() -> int:
-    if LEDGER_RANGE_IDS is not None:
-        return LEDGER_RANGE_IDS
-    return max(1 << 20, bulk.stage_memory() // _BYTES_PER_ID)
 
 
 def apply_ledger(con: columnar.Connection, held_only: bool = False) -> None:
@@ -96,9 +87,6 @@ def apply_ledger(con: columnar.Connection, held_only: bool = False) -> None:
         SELECT min(track_id) AS lo, max(track_id) AS hi FROM sel_track
         UNION ALL SELECT min(track_id), max(track_id) FROM ledger)""").fetchone()
     lo, hi = (row or (None, None))
-    if lo is None or hi is None:
-        _swap_ledger(con)
-        return
     in_range = "track_id BETWEEN $lo AND $hi"
     rows = ledger_rows_sql(
         "$held_only",
@@ -122,15 +110,9 @@ def apply_ledger(con: columnar.Connection, held_only: bool = False) -> None:
         WHERE {in_range}
           AND track_id NOT IN (SELECT track_id FROM sel_track WHERE {in_range})
         ORDER BY track_id"""
-    step = _ids_per_range()
     now = now_iso()
-    for start in range(int(lo), int(hi) + 1, step):
-        con.execute(sql, {"held_only": held_only, "now": now, "lo": start,
-                          "hi": min(start + step - 1, int(hi))})
-    _swap_ledger(con)
-
-
-def _swap_ledger(con: columnar.Connection) -> None:
+    for first, last in bulk.id_ranges(lo, hi, _BYTES_PER_ID):
+        con.execute(sql, {"held_only": held_only, "now": now, "lo": first, "hi": last})
     con.execute("DROP TABLE sel_rep_selected")
     con.execute("DROP TABLE sel_rep_over")
     con.execute("DROP TABLE ledger")
