@@ -71,6 +71,34 @@ def test_spotify_plays_and_refusals(ws: Workspace, data: Path) -> None:
     assert report.rejected == len(why)
 
 
+@pytest.mark.parametrize("engine", ["sqlite", "duckdb"])
+def test_listen_objects_of_the_wrong_type_are_refused_not_a_traceback(
+        tmp_path: Path, engine: str) -> None:
+    """A listen whose mbid_mapping / additional_info / Spotify external_ids is not an
+    object is refused with its line and why; the other lines still count (both engines:
+    the columnar reader hands such lines to this reader's code)."""
+    path = tmp_path / "odd.jsonl"
+    good = "9e2ad5bc-c6f9-40d2-a36f-3122ee2072a3"
+    path.write_text("\n".join(json.dumps(o) for o in (
+        {"track_metadata": {"track_name": "a", "mbid_mapping": ["oops"]}},
+        {"track_metadata": {"additional_info": "bad", "mbid_mapping": None}},
+        {"track": {"name": "z", "external_ids": ["isrc"]}, "played_at": "2020-01-01"},
+        {"track_metadata": {"mbid_mapping": {"recording_mbid": good}, "additional_info": {}}},
+    )) + "\n")
+    ws = Workspace.create(tmp_path / "ws", engine=engine)
+    report = ingest(ws, "listens", [path])
+    with ws.store(readonly=True) as s:
+        why = {r.locator: r.reason for r in s.rejects()}
+    assert why == {
+        "line 1": "track_metadata.mbid_mapping is a list, not an object",
+        "line 2": "track_metadata.additional_info is a str, not an object",
+        "line 3": "track.external_ids is a list, not an object",
+    }
+    assert report.rejected == 3
+    if engine == "sqlite":
+        assert _listens(ws, "odd") == {("mbid", good): (1, None)}
+
+
 def test_csv_and_parquet_with_options(ws: Workspace, tmp_path: Path) -> None:
     csv = tmp_path / "plays.csv"
     csv.write_text("ISRC,plays,other\nGB-AHS-14-00099,12,x\nUSRO20707501,3,y\nbad,1,z\n"

@@ -139,13 +139,25 @@ class _Tally:
                 row[1] = (row[1] or 0) + users
 
 
+def _object(parent: dict[str, Any], name: str, where: str) -> dict[str, Any]:
+    """``parent[name]`` when it is a JSON object; ``{}`` when missing or empty (null,
+    "", [], 0 mean "none", as ``or {}`` always read them). Anything else is refused:
+    its keys cannot be read, and guessing would count a listen against nothing."""
+    value = parent.get(name)
+    if isinstance(value, dict):
+        return value
+    if not value:
+        return {}
+    raise BadRow(f"{where}.{name} is a {type(value).__name__}, not an object")
+
+
 def _row(obj: dict[str, Any], tally: _Tally, locator: str) -> str | None:
     """Add one JSON row or listen to ``tally``; return a reject reason or None."""
     try:
         tm = obj.get("track_metadata")
         if isinstance(tm, dict):  # a ListenBrainz listen: counts one
-            mapping = tm.get("mbid_mapping") or {}
-            info = tm.get("additional_info") or {}
+            mapping = _object(tm, "mbid_mapping", "track_metadata")
+            info = _object(tm, "additional_info", "track_metadata")
             mbid = mapping.get("recording_mbid") or info.get("recording_mbid")
             if mbid:
                 tally.add("mbid", _key("mbid", mbid), 1, None, locator)
@@ -156,7 +168,7 @@ def _row(obj: dict[str, Any], tally: _Tally, locator: str) -> str | None:
             return None
         track = obj.get("track")
         if isinstance(track, dict) and "played_at" in obj:  # a Spotify play record
-            code = (track.get("external_ids") or {}).get("isrc")
+            code = _object(track, "external_ids", "track").get("isrc")
             if not code:
                 return "Spotify play without ISRC (track.external_ids.isrc)"
             tally.add("isrc", _key("isrc", code), 1, None, locator)
