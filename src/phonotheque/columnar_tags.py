@@ -35,13 +35,12 @@ import pyarrow as pa
 
 from phonotheque.catalogue import bulk, bulk_listens, bulk_merge, bulk_selection, columnar
 from phonotheque.catalogue.store import Store
-from phonotheque.errors import InputError
 from phonotheque.ingest import (
     IngestOptions,
     IngestReport,
     SourceReport,
-    bound_rejects,
     with_known_files,
+    within_bounds,
 )
 from phonotheque.model import (
     Artist,
@@ -54,7 +53,7 @@ from phonotheque.model import (
     TrackISRC,
 )
 from phonotheque.progress import ProgressEvent, ProgressFn
-from phonotheque.sources import STAGE, Input, ReadOptions, bounds, get
+from phonotheque.sources import STAGE, Input, ReadOptions, get
 from phonotheque.workspace import Workspace
 
 KIND = "tags"
@@ -138,7 +137,7 @@ def _one(con: columnar.Connection, store: Store, item: Input, read_options: Read
     source = get(KIND)
     rep = SourceReport(item.source, "read")
     size = min(options.batch_size, source.max_batch or options.batch_size)
-    records = _checked(item, source.read(item, read_options))
+    records = within_bounds(item, source.read(item, read_options))
     for batch in _batches(records, size):
         matched, by_kind = _match(con, batch)
         if batch.checkpoint is not None:
@@ -224,23 +223,6 @@ def _match(con: columnar.Connection, batch: _Batch
     matched = [(f, found if isinstance(found, int) else ids[found], how)
                for f, found, how in plan]
     return matched, by_kind
-
-
-def _checked(item: Input, records: Iterator[Record]) -> Iterator[Record]:
-    """``records`` within :mod:`~phonotheque.sources.bounds`, a reject for each value put
-    right or refused; a tree that cannot be read further becomes a ``file`` reject (the
-    row path's rules, :func:`phonotheque.ingest.bound_rejects`)."""
-    problems: list[str] = []
-    try:
-        for r in records:
-            keep = bounds.check(r, problems)
-            if problems:
-                yield from bound_rejects(item, r, problems, kept=keep)
-                problems.clear()
-            if keep:
-                yield r
-    except InputError as exc:
-        yield Reject(STAGE, item.source, "file", exc.problem)
 
 
 _STAGING = {Artist: "stg_artist", Release: "stg_release", Track: "stg_track",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -227,6 +227,24 @@ def _one(
     rep.rejected, rep.values_dropped = counts.rejected - counts.kept, counts.kept
     rep.new_rejects = counts.new_refused
     return rep
+
+
+def within_bounds(item: Input, records: Iterable[Record]) -> Iterator[Record]:
+    """``records`` within :mod:`~phonotheque.sources.bounds`, with a reject for each value
+    put right or refused; an input that cannot be read further becomes a ``file`` reject.
+    The row path's rules, for the readers of a columnar workspace (the row path's own loop
+    also moves the progress bar)."""
+    problems: list[str] = []
+    try:
+        for r in records:
+            keep = bounds.check(r, problems)
+            if problems:
+                yield from bound_rejects(item, r, problems, kept=keep)
+                problems.clear()
+            if keep:
+                yield r
+    except InputError as exc:
+        yield Reject(STAGE, item.source, "file", exc.problem)
 
 
 def bound_rejects(item: Input, record: Record, problems: list[str],

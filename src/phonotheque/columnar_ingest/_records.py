@@ -11,7 +11,7 @@ to this one for what they do not read themselves.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
@@ -19,7 +19,7 @@ import pyarrow as pa
 from phonotheque.catalogue import bulk_merge, columnar
 from phonotheque.columnar_ingest import Staged
 from phonotheque.errors import InputError
-from phonotheque.ingest import bound_rejects
+from phonotheque.ingest import within_bounds
 from phonotheque.model import (
     Artist,
     Checkpoint,
@@ -30,7 +30,7 @@ from phonotheque.model import (
     Track,
     TrackISRC,
 )
-from phonotheque.sources import STAGE, Input, bounds
+from phonotheque.sources import Input
 
 _CHUNK = 100_000  # rows per Arrow batch
 
@@ -46,22 +46,6 @@ _TYPES: dict[str, dict[str, pa.DataType]] = {
 
 def _prov(p: Provenance | None) -> tuple[str | None, str | None, str | None]:
     return (None, None, None) if p is None else (p.source, p.locator, p.licence)
-
-
-def checked(item: Input, records: Iterable[Record]) -> Iterator[Record]:
-    """``records`` within :mod:`bounds`, with a reject for each value put right; an
-    input that cannot be read further becomes a ``file`` reject (as the row path does)."""
-    problems: list[str] = []
-    try:
-        for r in records:
-            keep = bounds.check(r, problems)
-            if problems:
-                yield from bound_rejects(item, r, problems, kept=keep)
-                problems.clear()
-            if keep:
-                yield r
-    except InputError as exc:
-        yield Reject(STAGE, item.source, "file", exc.problem)
 
 
 class Stager:
@@ -145,6 +129,6 @@ def stage(con: columnar.Connection, item: Input, records: Iterable[Record]) -> S
     bulk_merge.create_staging(con)
     staged = Staged()
     stager = Stager(con, staged)
-    stager.add(checked(item, records))
+    stager.add(within_bounds(item, records))
     stager.flush()
     return staged

@@ -45,6 +45,7 @@ from phonotheque import isrc
 from phonotheque.catalogue import bulk_merge, columnar
 from phonotheque.columnar_ingest import StageContext, Staged, _records
 from phonotheque.errors import wrap_os_error
+from phonotheque.ingest import within_bounds
 from phonotheque.sources import (
     MAX_LINE,
     CorruptStream,
@@ -361,7 +362,7 @@ class MusicBrainzReader:
             for n, records in JSON_SOURCE.parse_lines(item, numbered, chunk.member,
                                                       chunk.base):
                 stager.seq = n << _SLOT
-                stager.add(_records.checked(item, records))
+                stager.add(within_bounds(item, records))
             stager.flush()
 
     @staticmethod
