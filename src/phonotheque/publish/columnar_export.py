@@ -5,8 +5,9 @@ SQLite workspace (same schema, same rows), built the way bulk data wants it:
 
 - DuckDB computes the published ``track`` rows once (listens summed, selection,
   ledger and audio tier joined, provenance paths reduced to file names) into a
-  scratch DuckDB file in the workspace's ``tmp/duckdb``, so nothing is held in memory
-  that DuckDB cannot spill.
+  scratch DuckDB file in the workspace's ``tmp/duckdb``, one range of track ids at a
+  time (:func:`phonotheque.catalogue.bulk.id_ranges`), so neither memory nor spill
+  grows with one statement over every track.
 - **Parquet** of the bulk tables is written by DuckDB itself (``COPY ... TO``) with an
   explicit ``ORDER BY`` and fixed writer settings (:data:`PARQUET_OPTIONS`): the bytes
   do not depend on the number of threads. It runs in a second thread while the
