@@ -185,27 +185,20 @@ def _one(
         state.bytes += min(start, item.progress_size)
     by_kind = state.by_kind
 
+    def tap(records: Iterator[Record]) -> Iterator[Record]:
+        # Note the offset each checkpoint reaches so progress can count bytes.
+        for r in records:
+            if type(r) is Checkpoint and item.progress_size is not None:
+                reached = r.offset if r.disk is None else r.disk
+                state.bytes = base_bytes + min(reached, item.progress_size)
+            yield r
+
     def watch(records: Iterator[Record]) -> Iterator[Record]:
-        # Note the offset each checkpoint reaches so progress can count bytes, and
-        # bring every record within the limits SQLite and later stages can hold.
-        problems: list[str] = []
-        try:
-            for r in records:
-                if type(r) is Checkpoint and item.progress_size is not None:
-                    reached = r.offset if r.disk is None else r.disk
-                    state.bytes = base_bytes + min(reached, item.progress_size)
-                keep = bounds.check(r, problems)
-                if problems:
-                    yield from bound_rejects(item, r, problems, kept=keep)
-                    problems.clear()
-                if keep:
-                    yield r
-        except InputError as exc:
-            # This input cannot be read (further): record why and go on with the next.
-            # It is marked done, so a re-run skips it until the file changes.
-            yield Reject(STAGE, item.source, "file", exc.problem)
-            yield Checkpoint(item.source, src.kind, item.size, done=True, size=item.size,
-                             mtime_ns=item.mtime_ns)
+        # Every record within the limits SQLite and later stages can hold; an input that
+        # cannot be read (further) is marked done, so a re-run skips it until it changes.
+        return within_bounds(item, tap(records), unreadable=Checkpoint(
+            item.source, src.kind, item.size, done=True, size=item.size,
+            mtime_ns=item.mtime_ns))
 
     def on_batch(counts: WriteCounts) -> None:
         state.rows += counts.read
@@ -229,11 +222,12 @@ def _one(
     return rep
 
 
-def within_bounds(item: Input, records: Iterable[Record]) -> Iterator[Record]:
+def within_bounds(item: Input, records: Iterable[Record],
+                  unreadable: Checkpoint | None = None) -> Iterator[Record]:
     """``records`` within :mod:`~phonotheque.sources.bounds`, with a reject for each value
-    put right or refused; an input that cannot be read further becomes a ``file`` reject.
-    The row path's rules, for the readers of a columnar workspace (the row path's own loop
-    also moves the progress bar)."""
+    put right or refused; an input that cannot be read further becomes a ``file`` reject,
+    followed by ``unreadable`` if given (the row path's checkpoint marking it done). Both
+    paths' rules (the row path and the readers of a columnar workspace)."""
     problems: list[str] = []
     try:
         for r in records:
@@ -245,6 +239,8 @@ def within_bounds(item: Input, records: Iterable[Record]) -> Iterator[Record]:
                 yield r
     except InputError as exc:
         yield Reject(STAGE, item.source, "file", exc.problem)
+        if unreadable is not None:
+            yield unreadable
 
 
 def bound_rejects(item: Input, record: Record, problems: list[str],

@@ -225,6 +225,15 @@ def connect(catalogue: Path, *, temp_directory: Path, memory_bytes: int | None =
     return con
 
 
+def remove_database(path: Path) -> None:
+    """Delete a scratch database file (and DuckDB's ``.wal`` beside it), if present."""
+    for file in (path, path.with_name(path.name + ".wal")):
+        try:
+            file.unlink(missing_ok=True)
+        except OSError as exc:
+            raise wrap_os_error(exc, file, writing=True) from exc
+
+
 def attach(con: duckdb.DuckDBPyConnection, path: Path, alias: str, *,
            read_only: bool = False) -> None:
     """ATTACH another file as ``alias``: a SQLite file (a scratch or output file, another

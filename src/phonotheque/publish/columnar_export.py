@@ -153,8 +153,8 @@ def export_columnar(root: Path, out: Path, parquet: Path | None, ctx: ExportCont
         raise columnar.failed(out, "publishing", exc) from exc
     finally:
         con.close()
-        _remove(scratch)
-        _remove(fts)
+        columnar.remove_database(scratch)
+        columnar.remove_database(fts)
     if parquet is not None:
         export_parquet(out, parquet, progress,
                        tables=[t for t in PARQUET_TABLES if t not in BULK_PARQUET])
@@ -165,8 +165,8 @@ def _export(con: columnar.Connection, root: Path, scratch: Path, fts: Path, out:
             parquet: Path | None, ctx: ExportContext, threads: int | None,
             memory_bytes: int | None) -> dict[str, int]:
     """Everything done with the DuckDB connection ``con``: prepare, then three jobs."""
-    _remove(scratch)
-    _remove(fts)
+    columnar.remove_database(scratch)
+    columnar.remove_database(fts)
     con.execute(f"ATTACH '{_sql_text(str(scratch))}' AS pub")
     _prepare(con, memory_bytes)
     # Three jobs at once, each mostly on one core: the Parquet (DuckDB), the
@@ -191,7 +191,7 @@ def _export(con: columnar.Connection, root: Path, scratch: Path, fts: Path, out:
             rows_read.wait()
             con.execute("DETACH pub")
             attached[0] = False
-            _remove(scratch)
+            columnar.remove_database(scratch)
 
         counts = _sqlite(con, root / "catalogue.sqlite", out, ctx, indexed, threads, release)
         if copied is not None:
@@ -371,7 +371,7 @@ def _finish(db: Path, catalogue: Path, ctx: ExportContext, indexes: list[tuple[s
             conn.execute(f"INSERT INTO main.track_fts_{shadow} SELECT * FROM fts.track_fts_{shadow}")
         conn.execute("COMMIT")
         conn.execute("DETACH DATABASE fts")
-        _remove(built)  # its disk space back before ANALYZE and the database torrent
+        columnar.remove_database(built)  # its disk space back before ANALYZE and the database torrent
         conn.execute("ANALYZE")
         conn.execute(f"PRAGMA user_version = {PUBLISH_SCHEMA_VERSION}")
     finally:
@@ -399,13 +399,6 @@ def _mkdir(folder: Path) -> None:
     except OSError as exc:
         raise wrap_os_error(exc, folder, writing=True) from exc
 
-
-def _remove(path: Path) -> None:
-    for p in (path, path.with_name(path.name + ".wal")):
-        try:
-            p.unlink(missing_ok=True)
-        except OSError as exc:
-            raise wrap_os_error(exc, p, writing=True) from exc
 
 
 def _sql_text(text: str) -> str:

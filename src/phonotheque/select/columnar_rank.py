@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from phonotheque.catalogue import columnar
-from phonotheque.errors import wrap_os_error
 from phonotheque.select.options import SelectOptions
 from phonotheque.sources.bounds import MAX_TRACK_LISTENS
 
@@ -46,7 +45,7 @@ def work_database(con: columnar.Connection, tmp: Path) -> Iterator[None]:
     """Attach a fresh scratch database for the working tables, in ``tmp``; detach and
     delete it afterwards (a killed select leaves it behind: the next one replaces it)."""
     path = tmp / WORK_FILE
-    _remove(path)
+    columnar.remove_database(path)
     columnar.attach(con, path, WORK)
     main = con.execute("SELECT current_database()").fetchone()
     assert main is not None
@@ -56,15 +55,8 @@ def work_database(con: columnar.Connection, tmp: Path) -> Iterator[None]:
     finally:
         con.execute("RESET search_path")
         con.execute(f"DETACH {WORK}")
-        _remove(path)
+        columnar.remove_database(path)
 
-
-def _remove(path: Path) -> None:
-    for file in (path, path.with_name(path.name + ".wal")):
-        try:
-            file.unlink(missing_ok=True)
-        except OSError as exc:
-            raise wrap_os_error(exc, file, writing=True) from exc
 
 
 def _listens_per_track(con: columnar.Connection, opts: SelectOptions, found: dict[str, Any]) -> None:
