@@ -270,15 +270,7 @@ class ListenCounts:
                 except orjson.JSONDecodeError as exc:
                     rejects.append(reject(item.source, f"line {n}", f"malformed JSON: {exc}"))
         for where, doc in docs:
-            for locator, row in _rows(doc, where):
-                if isinstance(row, dict):
-                    why = _row(row, tally, locator)
-                elif isinstance(row, list):
-                    why = _array_row(row, tally, locator)
-                else:
-                    why = f"not a listen-count row ({type(row).__name__})"
-                if why is not None:
-                    rejects.append(reject(item.source, locator, why))
+            _count_doc(item, doc, where, tally, rejects)
         if not tally.counts and not rejects:
             rejects.append(reject(item.source, "document", "no listen counts found"))
         yield from rejects
@@ -320,6 +312,21 @@ class ListenCounts:
 LineCount = tuple[str, str, int, int | None, str, int]
 
 
+def _count_doc(item: Input, doc: Any, where: str, tally: _Tally,
+               rejects: list[Record]) -> None:
+    """Add every row of one parsed JSON document (or line) to ``tally``; a reject per row
+    it refuses."""
+    for locator, row in _rows(doc, where):
+        if isinstance(row, dict):
+            why = _row(row, tally, locator)
+        elif isinstance(row, list):
+            why = _array_row(row, tally, locator)
+        else:
+            why = f"not a listen-count row ({type(row).__name__})"
+        if why is not None:
+            rejects.append(reject(item.source, locator, why))
+
+
 def line_counts(item: Input, n: int, raw: bytes) -> tuple[list[LineCount], list[Record]]:
     """The counts line ``n`` of a JSON Lines listens file adds (summed per key within the
     line) and the rejects it gives, exactly as :meth:`ListenCounts.read` reads that line.
@@ -333,15 +340,7 @@ def line_counts(item: Input, n: int, raw: bytes) -> tuple[list[LineCount], list[
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             return [], [reject(item.source, f"line {n}", f"malformed JSON: {exc}")]
-        for locator, row in _rows(doc, f"line {n}"):
-            if isinstance(row, dict):
-                why = _row(row, tally, locator)
-            elif isinstance(row, list):
-                why = _array_row(row, tally, locator)
-            else:
-                why = f"not a listen-count row ({type(row).__name__})"
-            if why is not None:
-                rejects.append(reject(item.source, locator, why))
+        _count_doc(item, doc, f"line {n}", tally, rejects)
     counts = [(kind, key, count, users, locator, i) for i, ((kind, key), (count, users, locator))
               in enumerate(tally.counts.items())]
     return counts, rejects
