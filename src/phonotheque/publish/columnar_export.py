@@ -7,10 +7,11 @@ SQLite workspace (same schema, same rows), built the way bulk data wants it:
   ledger and audio tier joined, provenance paths reduced to file names) into a
   scratch DuckDB file in the workspace's ``tmp/duckdb``, one range of track ids at a
   time (:func:`phonotheque.catalogue.bulk.id_ranges`), so neither memory nor spill
-  grows with one statement over every track.
-- **Parquet** of the bulk tables is written by DuckDB itself (``COPY ... TO``) with an
-  explicit ``ORDER BY`` and fixed writer settings (:data:`PARQUET_OPTIONS`): the bytes
-  do not depend on the number of threads. It runs in a second thread while the
+  grows with one statement over every track; the other bulk tables are copied there
+  in key order the same way.
+- **Parquet** of the bulk tables is written by DuckDB itself (``COPY ... TO``) from
+  those copies, in their key order (no sort), with fixed writer settings
+  (:data:`PARQUET_OPTIONS`): the bytes do not depend on the number of threads. It runs in a second thread while the
   SQLite file is filled (the two use different cores).
 - **metadata.sqlite** is filled in rowid (primary key) order by DuckDB's SQLite
   extension (no row passes through Python): appends at the end of each B-tree, no
@@ -70,15 +71,17 @@ _FTS_SHADOWS = ("data", "idx", "content", "docsize")
 # 1 M documents: insert + optimize 16.5 -> 12 CPU s.
 _FTS_BUILD = (("hashsize", 32 << 20), ("automerge", 0))
 
-# The published columns of each bulk table, in the published order, and the key
-# that orders them (the primary key: rows go into SQLite in B-tree order).
-_SELECTS: dict[str, tuple[str, str]] = {
-    "artist": ("SELECT id, mbid, name, sort_name FROM artist", "id"),
-    "release": ("SELECT id, mbid, title, date, label, barcode, artist_credit FROM release", "id"),
-    "track": ("SELECT * FROM pub.track", "id"),
+# The published columns of each bulk table read from the catalogue, the column its id
+# ranges cut (:func:`bulk.id_ranges`) and the key that orders it (the primary key: rows
+# go into SQLite in B-tree order). Each is copied into the scratch file in key order, one
+# range at a time (see _prepare); pub.track is built there the same way (_TRACK).
+_COPIES: dict[str, tuple[str, str, str]] = {
+    "artist": ("SELECT id, mbid, name, sort_name FROM artist", "id", "id"),
+    "release": ("SELECT id, mbid, title, date, label, barcode, artist_credit FROM release",
+                "id", "id"),
     "track_artist": ("SELECT track_id, CAST(position AS BIGINT) AS position, artist_id "
-                     "FROM track_artist", "track_id, position"),
-    "track_isrc": ("SELECT track_id, isrc FROM track_isrc", "track_id, isrc"),
+                     "FROM track_artist", "track_id", "track_id, position"),
+    "track_isrc": ("SELECT track_id, isrc FROM track_isrc", "track_id", "track_id, isrc"),
 }
 
 # The published track rows of the ids $lo..$hi: listens capped as track_listens_sql caps
@@ -220,22 +223,46 @@ def _prepare(con: columnar.Connection, memory_bytes: int | None) -> None:
     if sources:
         con.executemany("INSERT INTO pub.source_map VALUES (?, ?)",
                         [(s, public_source(s)) for s in sources])
-    # One range of track ids at a time, appended in id order. In one statement, the
-    # joins' hash tables and the sort of every track's row spilled 34 GB of temp files
-    # in 5 minutes at 100 M tracks under the 3 GiB default (measured; stopped there).
+    # One range of ids at a time, appended in key order. In one statement, the joins'
+    # hash tables and the sort of every track's row spilled 34 GB of temp files in 5
+    # minutes at 100 M tracks under the 3 GiB default (measured; stopped there). The
+    # copies of the other bulk tables are made the same way for the same reason: the
+    # Parquet and the SQLite load then read every table in key order with no sort (an
+    # ORDER BY over each whole table, two at a time, took DuckDB's spill past 38 GB at
+    # 100 M; measured, stopped for disk).
     con.execute(f"CREATE TABLE pub.track AS {_TRACK}", {"lo": 0, "hi": -1})
-    lo, hi = con.execute("SELECT min(id), max(id) FROM track").fetchone() or (None, None)
-    for first, last in bulk.id_ranges(lo, hi, _BYTES_PER_ID, memory_bytes=memory_bytes):
+    for first, last in _ranges(con, "track", "id", memory_bytes):
         con.execute(f"INSERT INTO pub.track {_TRACK}", {"lo": first, "hi": last})
+    for table, (select, column, key) in _COPIES.items():
+        ranged = f"{select} WHERE {column} BETWEEN $lo AND $hi ORDER BY {key}"
+        con.execute(f"CREATE TABLE pub.{table} AS {ranged}", {"lo": 0, "hi": -1})
+        for first, last in _ranges(con, table, column, memory_bytes):
+            con.execute(f"INSERT INTO pub.{table} {ranged}", {"lo": first, "hi": last})
     con.execute(f"CREATE TABLE pub.search AS {_SEARCH}")
+
+
+def _ranges(con: columnar.Connection, relation: str, column: str,
+            memory_bytes: int | None) -> list[tuple[int, int]]:
+    """The id ranges (:func:`bulk.id_ranges`) covering ``column`` of ``relation``."""
+    lo, hi = con.execute(f"SELECT min({column}), max({column}) FROM {relation}").fetchone() \
+        or (None, None)
+    return list(bulk.id_ranges(lo, hi, _BYTES_PER_ID, memory_bytes=memory_bytes))
+
+
+def _published(table: str) -> str:
+    """The rows of ``table`` as published, in key order with no sort: the scratch file's
+    copy was inserted in key order, and DuckDB keeps a single table's insertion order
+    through a plain scan (its documented order preservation; ``preserve_insertion_order``
+    is left at its default) into COPY ... TO and into the SQLite extension's INSERT
+    (a sink that runs on one thread)."""
+    return f"SELECT * FROM pub.{table}"
 
 
 def _bulk_parquet(con: columnar.Connection, folder: Path) -> None:
     try:
         for table in BULK_PARQUET:
-            select, key = _SELECTS[table]
             with atomic_path(folder / f"{table}.parquet") as tmp:
-                con.execute(f"COPY ({select} ORDER BY {key}) TO '{_sql_text(str(tmp))}' "
+                con.execute(f"COPY ({_published(table)}) TO '{_sql_text(str(tmp))}' "
                             f"({PARQUET_OPTIONS})")
     finally:
         con.close()
@@ -279,10 +306,8 @@ def _load_bulk(con: columnar.Connection, db: Path) -> None:
     try:
         with columnar.transaction(con):
             for table in BULK_PARQUET:
-                select, key = _SELECTS[table]
-                con.execute(f"INSERT INTO {_OUT}.{table} {select} ORDER BY {key}")
-            con.execute(f"INSERT INTO {_OUT}.search_order SELECT pos, id FROM pub.search "
-                        "ORDER BY pos")
+                con.execute(f"INSERT INTO {_OUT}.{table} {_published(table)}")
+            con.execute(f"INSERT INTO {_OUT}.search_order SELECT pos, id FROM pub.search")
     finally:
         con.execute(f"DETACH {_OUT}")
 
