@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -117,28 +116,36 @@ _BYTES_PER_ID = 600
 # ordered aggregates (string_agg ... ORDER BY) sort per group, several times slower.
 _SEARCH = """SELECT row_number() OVER (ORDER BY listens DESC, id) AS pos, id
              FROM pub.track ORDER BY pos"""
-_FTS = """SELECT o.pos, t.title,
-        coalesce(t.artist_credit, ar.names, '') AS artists, coalesce(r.title, '') AS release,
-        coalesce(ic.codes, '') AS isrc
-    FROM pub.search o JOIN pub.track t ON t.id = o.id
-    LEFT JOIN release r ON r.id = t.release_id
+# The text track_fts indexes for the indexed tracks (the search limit: the 10 M most
+# listened by default) among the ids $lo..$hi: the same values the SQLite engine's
+# statement concatenates (artist names by position, ISRCs sorted, '' for none). Lists
+# sorted after an unordered aggregate: DuckDB's ordered aggregates (string_agg ... ORDER
+# BY) sort per group, several times slower. One range of track ids at a time, every
+# relation cut to it (the scratch file's copies are in id order): a list() state does not
+# spill in DuckDB 1.4, and over the 10 M indexed tracks of 100 M at once the lists ran the
+# publish out of its 3 GiB (measured, 2026-12-02; over every track's ISRCs too, earlier).
+_FTS = """WITH o AS (
+        SELECT s.pos, t.id, t.title, t.artist_credit, t.release_id
+        FROM pub.search s JOIN pub.track t ON t.id = s.id
+        WHERE s.pos <= {limit} AND s.id BETWEEN $lo AND $hi AND t.id BETWEEN $lo AND $hi)
+    SELECT o.pos, o.title, coalesce(o.artist_credit, ar.names, '') AS artists,
+           coalesce(r.title, '') AS release, coalesce(ic.codes, '') AS isrc
+    FROM o
+    LEFT JOIN pub.release r ON r.id = o.release_id
     LEFT JOIN (SELECT ta.track_id, array_to_string(list_transform(
                    list_sort(list(struct_pack(p := ta.position, n := a.name))), x -> x.n),
                    ' ') AS names
-               FROM track_artist ta JOIN artist a ON a.id = ta.artist_id
-               WHERE ta.track_id IN (SELECT t2.id FROM pub.search o2
-                                     JOIN pub.track t2 ON t2.id = o2.id
-                                     WHERE o2.pos <= {limit} AND t2.artist_credit IS NULL)
-               GROUP BY ta.track_id) ar ON ar.track_id = t.id
+               FROM pub.track_artist ta JOIN pub.artist a ON a.id = ta.artist_id
+               WHERE ta.track_id BETWEEN $lo AND $hi
+                 AND ta.track_id IN (SELECT id FROM o WHERE artist_credit IS NULL)
+               GROUP BY ta.track_id) ar ON ar.track_id = o.id
     LEFT JOIN (SELECT track_id, array_to_string(list_sort(list(isrc)), ' ') AS codes
-               FROM track_isrc
-               WHERE track_id IN (SELECT id FROM pub.search WHERE pos <= {limit})
-               GROUP BY track_id) ic ON ic.track_id = t.id
-    WHERE o.pos <= {limit}
-    ORDER BY o.pos"""
-# The two list() aggregates are cut to the indexed tracks (the search limit: the 10 M
-# most listened by default): a list() state does not spill in DuckDB 1.4, and over every
-# track's ISRCs at 100 M tracks the publish ran out of its 3 GiB (measured, 2026-12-02).
+               FROM pub.track_isrc
+               WHERE track_id BETWEEN $lo AND $hi AND track_id IN (SELECT id FROM o)
+               GROUP BY track_id) ic ON ic.track_id = o.id"""
+#: Memory per track id a range of the text index's rows may take: the lists and joins of
+#: the range's indexed tracks (every track of a catalogue up to the search limit).
+_FTS_BYTES_PER_ID = 2000
 
 
 def export_columnar(root: Path, out: Path, parquet: Path | None, ctx: ExportContext,
@@ -175,7 +182,10 @@ def _export(con: columnar.Connection, root: Path, scratch: Path, fts: Path, out:
     # Three jobs at once, each mostly on one core: the Parquet (DuckDB), the
     # full-text index (SQLite's FTS5, in its own file) and the bulk load of
     # metadata.sqlite (DuckDB's SQLite extension); the index joins the file at the end.
-    rows_read = threading.Event()  # the FTS job no longer reads the scratch file
+    # Done when the FTS job no longer reads the scratch file; its error, if DuckDB failed
+    # there, raised in this thread as soon as the load is done (not after the secondary
+    # indexes, tens of minutes later at 100 M).
+    rows: Future[None] = Future()
     attached = [True]
     with ThreadPoolExecutor(max_workers=2) as pool:
         copied = None
@@ -183,7 +193,7 @@ def _export(con: columnar.Connection, root: Path, scratch: Path, fts: Path, out:
             _mkdir(parquet)
             copied = pool.submit(_bulk_parquet, con.cursor(), parquet)
         indexed = pool.submit(_fts, con.cursor(), fts, search_limit(ctx.search_tracks),
-                              rows_read)
+                              rows, memory_bytes)
 
         def release() -> None:
             """Delete the scratch file once nothing reads it any more, before the
@@ -191,7 +201,7 @@ def _export(con: columnar.Connection, root: Path, scratch: Path, fts: Path, out:
             it is ~50 B/track, 5 GB at 100 M."""
             if copied is not None:
                 copied.result()
-            rows_read.wait()
+            rows.result()
             con.execute("DETACH pub")
             attached[0] = False
             columnar.remove_database(scratch)
@@ -312,10 +322,11 @@ def _load_bulk(con: columnar.Connection, db: Path) -> None:
         con.execute(f"DETACH {_OUT}")
 
 
-def _fts(con: columnar.Connection, db: Path, limit: int, rows_read: threading.Event) -> Path:
+def _fts(con: columnar.Connection, db: Path, limit: int, rows: Future[None],
+         memory_bytes: int | None) -> Path:
     """track_fts built alone in the file ``db`` (same DDL, so the same shadow tables),
     optimized; its rows from DuckDB (``con``: this thread's cursor) in popularity order.
-    ``rows_read`` is set once DuckDB is done (whether or not it succeeded).
+    ``rows`` is done once DuckDB is (with DuckDB's error if it failed).
 
     The rows reach SQLite without passing through Python: DuckDB's SQLite extension
     writes them into a plain table of ``db`` (``pos`` its rowid), and one INSERT ...
@@ -325,10 +336,14 @@ def _fts(con: columnar.Connection, db: Path, limit: int, rows_read: threading.Ev
     which FTS5 would store as such, and it cannot set the rowid.
     """
     try:
-        _fts_rows(con, db, limit)
-    finally:
-        con.close()
-        rows_read.set()
+        try:
+            _fts_rows(con, db, limit, memory_bytes)
+        finally:
+            con.close()
+    except BaseException as exc:
+        rows.set_exception(exc)
+        raise
+    rows.set_result(None)
     conn = sqlite3.connect(db, isolation_level=None)
     try:
         _scratch_pragmas(conn)
@@ -344,8 +359,11 @@ def _fts(con: columnar.Connection, db: Path, limit: int, rows_read: threading.Ev
     return db
 
 
-def _fts_rows(con: columnar.Connection, db: Path, limit: int) -> None:
-    """The new file ``db``: track_fts's DDL and its rows in a plain table (see :func:`_fts`)."""
+def _fts_rows(con: columnar.Connection, db: Path, limit: int,
+              memory_bytes: int | None) -> None:
+    """The new file ``db``: track_fts's DDL and its rows in a plain table (see :func:`_fts`),
+    computed one range of track ids at a time into the scratch file (:data:`_FTS`), then
+    copied in popularity order (one sort of the indexed tracks' rows, which spills)."""
     conn = sqlite3.connect(db, isolation_level=None)
     try:
         conn.executescript(DDL)
@@ -353,11 +371,17 @@ def _fts_rows(con: columnar.Connection, db: Path, limit: int) -> None:
                      "artists TEXT, release TEXT, isrc TEXT)")
     finally:
         conn.close()
+    ranged = _FTS.format(limit=limit)
+    con.execute(f"CREATE TABLE pub.{_FTS_ROWS} AS {ranged}", {"lo": 0, "hi": -1})
+    lo, hi = con.execute("SELECT min(id), max(id) FROM pub.track").fetchone() or (None, None)
+    for first, last in bulk.id_ranges(lo, hi, _FTS_BYTES_PER_ID, memory_bytes=memory_bytes):
+        con.execute(f"INSERT INTO pub.{_FTS_ROWS} {ranged}", {"lo": first, "hi": last})
     alias = "fts_out"
     columnar.attach(con, db, alias)
     try:
         with columnar.transaction(con):
-            con.execute(f"INSERT INTO {alias}.{_FTS_ROWS} {_FTS.format(limit=limit)}")
+            con.execute(f"INSERT INTO {alias}.{_FTS_ROWS} SELECT * FROM pub.{_FTS_ROWS} "
+                        "ORDER BY pos")
     finally:
         con.execute(f"DETACH {alias}")
 
