@@ -10,7 +10,8 @@ across parts, as ``Store``'s are within a batch and across batches.
 
 Each part probes the stored keys once per table (a hash join over the table's
 ``key``), which grows with the catalogue; everything else a part does (links, ISRC
-links, release ids) works from the part's own merged rows.
+links, release ids) works from the part's own merged rows, and goes to the stored
+tables only for a key of an earlier part.
 
 The result is the one :class:`~phonotheque.catalogue.store.Store` gives for the same
 records written as one batch, ids included:
@@ -83,6 +84,19 @@ def _differs(pairs: list[tuple[str, str]]) -> str:
     return "(" + " OR ".join(f"({a}) IS DISTINCT FROM ({b})" for a, b in pairs) + ")"
 
 
+#: Provenance as first seen (``_fold`` columns).
+_prov_first = {c: (f"arg_min_null({c}, seq)", c) for c in ("source", "locator", "licence")}
+
+
+def _find(con: columnar.Connection, table: str, target: str, key: str, assign: str,
+          where: str) -> None:
+    """Run ``UPDATE target AS m SET <assign>`` (``o.id``: the stored row's id) for the rows
+    of ``target`` matching ``where`` whose ``key`` (an expression over ``m``) names a
+    stored ``table`` row: a hash join over the whole stored ``key`` column."""
+    con.execute(f"UPDATE {target} AS m SET {assign} FROM {table} o "
+                f"WHERE {where} AND o.key = {key}")
+
+
 def _upsert(con: columnar.Connection, table: str, merged: str, sets: dict[str, str],
             compared: list[tuple[str, str]], insert: dict[str, str]) -> list[int]:
     """Update the stored rows of ``merged`` whose compared columns change, insert the
@@ -98,10 +112,10 @@ def _upsert(con: columnar.Connection, table: str, merged: str, sets: dict[str, s
     total = _one(con, f"SELECT count(*) FROM {merged}")
     if not total:
         return [0, 0, 0]
-    # The one probe of the stored keys per part (a hash join over the whole table);
-    # an empty table (a fresh workspace's first part) needs none.
+    # The one probe of the stored keys per part (a hash join over the whole table); an empty
+    # table (a fresh workspace's first part) needs none.
     if con.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None:
-        con.execute(f"UPDATE {merged} AS m SET old_id = o.id FROM {table} o WHERE o.key = m.key")
+        _find(con, table, merged, "m.key", "old_id = o.id", "true")
     assignments = ", ".join(f"{col} = {expr}" for col, expr in sets.items())
     changed = _differs(compared)
     updated = _one(con, f"SELECT count(*) FROM {merged} m JOIN {table} o ON o.id = m.old_id "
@@ -120,6 +134,28 @@ def _upsert(con: columnar.Connection, table: str, merged: str, sets: dict[str, s
                 "WHERE m.old_id IS NULL ORDER BY m.first_seq")
     added = _one(con, f"SELECT count(*) FROM {merged} WHERE old_id IS NULL")
     return [added, updated, total - added - updated]
+
+
+def _fold(source: str, keys: tuple[str, ...], columns: dict[str, tuple[str, str]]) -> str:
+    """SQL: one row per distinct ``keys`` of ``source``, with ``first_seq`` and each of
+    ``columns``: ``name -> (aggregate over the key's rows, the same value of one row)``.
+
+    Most keys occur once in a part (a track, its ISRC links, its release): those rows
+    are taken as they are, and only the keys seen more than once are aggregated. The
+    aggregates (``arg_max`` over strings, lists and structs) cost ~3 µs per staged track
+    where only a ``GROUP BY`` of the keys is needed to find the repeated ones (measured
+    at 1 M tracks: 3.1 -> 0.9 CPU s).
+    """
+    on = " AND ".join(f"s.{k} IS NOT DISTINCT FROM d.{k}" for k in keys)
+    key_list = ", ".join(keys)
+    one = ", ".join(f"{single} AS {name}" for name, (_, single) in columns.items())
+    agg = ", ".join(f"{aggregate} AS {name}" for name, (aggregate, _) in columns.items())
+    return f"""WITH d AS (SELECT {key_list} FROM {source} GROUP BY ALL HAVING count(*) > 1)
+        SELECT {", ".join(f"s.{k}" for k in keys)}, seq AS first_seq, {one}
+        FROM {source} s ANTI JOIN d ON {on}
+        UNION ALL
+        SELECT {", ".join(f"s.{k}" for k in keys)}, min(seq) AS first_seq, {agg}
+        FROM {source} s SEMI JOIN d ON {on} GROUP BY ALL"""
 
 
 def merge(con: columnar.Connection) -> dict[str, list[int]]:
@@ -150,12 +186,11 @@ def merge(con: columnar.Connection) -> dict[str, list[int]]:
 
     # -- releases: title and provenance last, the rest last known -------------
     last_known = ("mbid", "date", "label", "barcode", "artist_credit", "art_path")
+    release_cols = {"title": ("arg_max_null(title, seq)", "title")}
+    release_cols |= {c: (f"arg_max({c}, seq)", c) for c in last_known}
+    release_cols |= {c: (f"arg_max_null({c}, seq)", c) for c in ("source", "locator", "licence")}
     con.execute(f"""CREATE OR REPLACE TEMP TABLE m_release AS
-        SELECT key, min(seq) AS first_seq, arg_max_null(title, seq) AS title,
-               {", ".join(f"arg_max({c}, seq) AS {c}" for c in last_known)},
-               arg_max_null(source, seq) AS source, arg_max_null(locator, seq) AS locator,
-               arg_max_null(licence, seq) AS licence
-        FROM stg_release GROUP BY key""")
+        {_fold("stg_release", ("key",), release_cols)}""")
     release_new = {c: f"coalesce(m.{c}, o.{c})" for c in last_known}
     release_new |= {"title": "m.title", "source": "m.source", "locator": "m.locator",
                     "licence": "coalesce(m.licence, o.licence)"}
@@ -166,22 +201,25 @@ def merge(con: columnar.Connection) -> dict[str, list[int]]:
                                "artist_credit", "art_path", "source", "locator", "licence")})
 
     # -- tracks: title last, placement first, the rest last known, provenance first
+    place = "{'k': release_key, 'd': disc, 'p': position}"
+    track_cols = {
+        "mbid": ("arg_max(mbid, seq)", "mbid"),
+        "title": ("arg_max_null(title, seq)", "title"),
+        "artist_credit": ("arg_max(artist_credit, seq)", "artist_credit"),
+        "artist_keys": ("arg_max(artist_keys, seq) FILTER (WHERE len(artist_keys) > 0)",
+                        "CASE WHEN len(artist_keys) > 0 THEN artist_keys END"),
+        "placed": (f"""coalesce(arg_min({place}, seq) FILTER (WHERE release_key IS NOT NULL),
+                                arg_max_null({place}, seq))""", place),
+        "duration_ms": ("arg_max(duration_ms, seq)", "duration_ms"),
+        **_prov_first}
     con.execute(f"""CREATE OR REPLACE TEMP TABLE m_track AS
-        SELECT s.*, r.id AS release_id FROM (
-          SELECT key, min(seq) AS first_seq, arg_max(mbid, seq) AS mbid,
-                 arg_max_null(title, seq) AS title, arg_max(artist_credit, seq) AS artist_credit,
-                 arg_max(artist_keys, seq) FILTER (WHERE len(artist_keys) > 0) AS artist_keys,
-                 coalesce(
-                   arg_min({{'k': release_key, 'd': disc, 'p': position}}, seq)
-                     FILTER (WHERE release_key IS NOT NULL),
-                   arg_max_null({{'k': release_key, 'd': disc, 'p': position}}, seq)) AS placed,
-                 arg_max(duration_ms, seq) AS duration_ms, {prov_first}
-          FROM stg_track GROUP BY key) s
+        SELECT s.*, r.id AS release_id
+        FROM ({_fold("stg_track", ("key",), track_cols)}) s
         LEFT JOIN m_release r ON r.key = s.placed.k""")
-    if _one(con, "SELECT count(*) FROM m_track WHERE release_id IS NULL "
-                 "AND placed.k IS NOT NULL"):  # a release of an earlier part or input
-        con.execute("""UPDATE m_track AS m SET release_id = r.id FROM release r
-            WHERE m.release_id IS NULL AND r.key = m.placed.k""")
+    unplaced = "m.release_id IS NULL AND m.placed.k IS NOT NULL"
+    if _one(con, f"SELECT count(*) FROM m_track m WHERE {unplaced}"):
+        # a release of an earlier part or input
+        _find(con, "release", "m_track", "m.placed.k", "release_id = o.id", unplaced)
     placed = "o.release_id IS NULL"
     counts["track"] = _upsert(
         con, "track", "m_track",
@@ -202,13 +240,18 @@ def merge(con: columnar.Connection) -> dict[str, list[int]]:
          "licence": "m.licence"})
 
     # -- artist links: each position named replaces the stored one (INSERT OR REPLACE).
-    # A track new in this part has no links yet: only the others are compared.
+    # A track new in this part has no links yet: only the others are compared. Artist
+    # ids from m_artist (the stored table only for an artist of an earlier part); a
+    # key no artist has gives no link.
     con.execute("""CREATE OR REPLACE TEMP TABLE m_link AS
-        SELECT l.id AS track_id, l.position, a.id AS artist_id, l.old FROM (
+        SELECT l.id AS track_id, l.position, a.id AS artist_id, l.old, l.artist_key FROM (
           SELECT id, old_id IS NOT NULL AS old, unnest(artist_keys) AS artist_key,
                  unnest(range(len(artist_keys))) AS position
           FROM m_track WHERE artist_keys IS NOT NULL) l
-        JOIN artist a ON a.key = l.artist_key""")
+        LEFT JOIN m_artist a ON a.key = l.artist_key""")
+    if _one(con, "SELECT count(*) FROM m_link WHERE artist_id IS NULL"):
+        _find(con, "artist", "m_link", "m.artist_key", "artist_id = o.id", "m.artist_id IS NULL")
+        con.execute("DELETE FROM m_link WHERE artist_id IS NULL")
     have = ""
     if _one(con, "SELECT count(*) FROM m_link WHERE old"):
         con.execute("""DELETE FROM track_artist WHERE EXISTS (
@@ -228,16 +271,16 @@ def merge(con: columnar.Connection) -> dict[str, list[int]]:
     # -- ISRC links: insert or ignore, the first sighting stays. Track ids from
     # m_track (the stored table only for a track of an earlier part); a track new in
     # this part has no links yet, so only the others are compared.
+    isrc_cols = {"known_country": ("arg_min_null(known_country, seq)", "known_country"),
+                 **_prov_first}
     con.execute(f"""CREATE OR REPLACE TEMP TABLE m_isrc AS
-        SELECT s.*, t.id AS track_id, t.old_id IS NOT NULL AS old FROM (
-          SELECT track_key, isrc, min(seq) AS first_seq,
-                 arg_min_null(known_country, seq) AS known_country, {prov_first}
-          FROM stg_isrc GROUP BY track_key, isrc) s
+        SELECT s.*, t.id AS track_id, t.old_id IS NOT NULL AS old
+        FROM ({_fold("stg_isrc", ("track_key", "isrc"), isrc_cols)}) s
         LEFT JOIN m_track t ON t.key = s.track_key""")
     total = _one(con, "SELECT count(*) FROM m_isrc")
     if _one(con, "SELECT count(*) FROM m_isrc WHERE track_id IS NULL"):
-        con.execute("""UPDATE m_isrc AS m SET track_id = t.id, old = true FROM track t
-            WHERE m.track_id IS NULL AND t.key = m.track_key""")
+        _find(con, "track", "m_isrc", "m.track_key", "track_id = o.id, old = true",
+              "m.track_id IS NULL")
     before = _one(con, "SELECT count(*) FROM track_isrc") if total else 0
     if total:
         fresh = "m.track_id IS NOT NULL"
