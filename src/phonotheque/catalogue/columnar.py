@@ -23,9 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from phonotheque.errors import (
     BusyError,
@@ -36,10 +34,26 @@ from phonotheque.errors import (
     wrap_os_error,
 )
 
-#: What other modules annotate DuckDB connections and catch DuckDB errors with
-#: (they never import duckdb themselves: this module opens every connection).
-Connection = duckdb.DuckDBPyConnection
-Error = duckdb.Error
+# duckdb is imported when a connection is first opened, not with this module: importing
+# it costs about 0.2 s of CPU, which every `phono` command paid (the CLI imports every
+# stage) though only a columnar workspace uses it.
+if TYPE_CHECKING:
+    import duckdb
+
+    #: What other modules annotate DuckDB connections and catch DuckDB errors with
+    #: (they never import duckdb themselves: this module opens every connection).
+    Connection = duckdb.DuckDBPyConnection
+    Error = duckdb.Error
+else:
+    def __getattr__(name: str) -> Any:
+        # ``Connection`` and ``Error`` (above), resolved on first use: an ``except
+        # columnar.Error`` clause is only evaluated once something was raised.
+        if name not in ("Connection", "Error"):
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        import duckdb
+
+        globals().update(Connection=duckdb.DuckDBPyConnection, Error=duckdb.Error)
+        return globals()[name]
 
 #: The alias the catalogue is attached under (``cat.track``, ``cat.listens``, ...).
 CATALOGUE_ALIAS = "cat"
@@ -76,6 +90,8 @@ def _platform(con: duckdb.DuckDBPyConnection) -> str:
 def sqlite_extension(con: duckdb.DuckDBPyConnection | None = None) -> Path:
     """The SQLite extension file shipped in the ``duckdb-ext-sqlite`` wheel for this
     DuckDB version and platform; :class:`ToolError` if it is not installed."""
+    import duckdb
+
     version = f"v{duckdb.__version__}"
     platform = _platform(con) if con is not None else _platform(duckdb.connect())
     try:
@@ -102,6 +118,8 @@ def failed(subject: object, doing: str, exc: duckdb.Error,
     ``SET memory_limit`` advice; anything else is a storage error carrying DuckDB's
     first line.
     """
+    import duckdb
+
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, duckdb.OutOfMemoryException):
         return StorageError(subject, out_of_memory(doing, first, limit or _limit_in(first)))
@@ -165,6 +183,8 @@ def connect(catalogue: Path, *, temp_directory: Path, memory_bytes: int | None =
     hold a file read-write or any number hold it read-only, so readers (stats) do not
     take the writer's lock from one another.
     """
+    import duckdb
+
     catalogue = Path(catalogue)
     if not catalogue.is_file():
         raise InputError(catalogue, "no such catalogue file")
@@ -239,6 +259,8 @@ def attach(con: duckdb.DuckDBPyConnection, path: Path, alias: str, *,
     """ATTACH another file as ``alias``: a SQLite file (a scratch or output file, another
     catalogue) or, ending in ``.duckdb``, another columnar catalogue; writable unless
     ``read_only``."""
+    import duckdb
+
     options = [] if Path(path).suffix == ".duckdb" else ["TYPE sqlite"]
     if read_only:
         options.append("READ_ONLY")

@@ -7,21 +7,17 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.live import Live
 from rich.table import Table
 
 from phonotheque.cli._common import SIZE, command, console
-from phonotheque.cli.swarm_cmds import adoption_lines
 from phonotheque.errors import wrap_os_error
-from phonotheque.publish.index import read_index
-from phonotheque.serve.seed_follow import FOLLOW_EVERY, PublishFollower
-from phonotheque.serve.seeder import SeedChange, Seeder, SeedOptions, TorrentStatus, find_published
-from phonotheque.swarm.adopt import AdoptOptions, choose
-from phonotheque.swarm.seeding import RECORD_EVERY, SeedingLog, adopted_items
 from phonotheque.workspace import CATALOGUE, Workspace
+
+if TYPE_CHECKING:
+    from phonotheque.serve.seeder import SeedChange, TorrentStatus
 
 
 def _root(workspace: Path | None) -> Path:
@@ -144,6 +140,17 @@ def seed(workspace: Path | None, publish: Path | None, data: Path | None, listen
     torrents.json, and upload totals per torrent). With --adopt, download and seed the
     torrents that most need seeders instead.
     """
+    # Imported here, not with the module: the seeder loads libtorrent and the swarm
+    # modules an HTTP client, which every other `phono` command would pay for.
+    from rich.live import Live
+
+    from phonotheque.cli.swarm_cmds import adoption_lines
+    from phonotheque.publish.index import read_index
+    from phonotheque.serve.seed_follow import FOLLOW_EVERY, PublishFollower
+    from phonotheque.serve.seeder import Seeder, SeedOptions, find_published
+    from phonotheque.swarm.adopt import AdoptOptions, choose
+    from phonotheque.swarm.seeding import RECORD_EVERY, SeedingLog, adopted_items
+
     root = _root(workspace)
     publish_dir = publish or root / "publish"
     options = SeedOptions(listen=listen, interface=interface, dht=dht, lsd=lsd, utp=utp,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import orjson
@@ -13,10 +14,11 @@ from rich.markup import escape
 from phonotheque.cli._common import SIZE, command, console, progress_bar, workspace_option
 from phonotheque.publish.index import read_index
 from phonotheque.swarm.adopt import FORMATS, Adoption, AdoptOptions, choose, write
-from phonotheque.swarm.health import HealthOptions, HealthReport, check
-from phonotheque.swarm.scrape import ScrapeOptions
 from phonotheque.units import format_size
 from phonotheque.workspace import Workspace
+
+if TYPE_CHECKING:
+    from phonotheque.swarm.health import HealthReport
 
 
 def health_lines(report: HealthReport) -> list[str]:
@@ -71,6 +73,11 @@ def health(ws: Workspace, trackers: tuple[str, ...], timeout: float, retries: in
     recorded. Results go to the catalogue and publish/torrents.json. Exit status 10
     when some tracker could not be scraped.
     """
+    # Imported here, not with the module: the scrapers' HTTP client and torrent reader
+    # would slow every other `phono` command's start.
+    from phonotheque.swarm.health import HealthOptions, check
+    from phonotheque.swarm.scrape import ScrapeOptions
+
     deadline = max(10.0, timeout * (2 ** (retries + 1)))
     options = HealthOptions(trackers=trackers, scrape=ScrapeOptions(timeout, retries, deadline))
     with progress_bar("scraping", None, unit="hashes") as advance:

@@ -1,9 +1,5 @@
-"""Swarm health: scrape trackers for seeder counts, and pick torrents for volunteers to adopt."""
+"""Swarm health: scrape trackers for seeder counts, and pick torrents for volunteers to adopt.
 
-from phonotheque.swarm.health import HealthOptions, HealthReport, TrackerResult, check
-from phonotheque.swarm.scrape import Counts, ScrapeError, ScrapeOptions
-
-__all__ = [
-    "Counts", "HealthOptions", "HealthReport", "ScrapeError", "ScrapeOptions", "TrackerResult",
-    "check",
-]  # fmt: skip
+Import the modules by name (``swarm.health``, ``swarm.adopt``...): this package re-exports
+nothing, so ``phono adopt`` does not load the scrapers' HTTP client with ``swarm.adopt``.
+"""
