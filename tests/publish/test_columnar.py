@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from phonotheque.catalogue import bulk
 from phonotheque.cli import main
 from phonotheque.errors import PhonoError
+from phonotheque.progress import ProgressEvent
 from phonotheque.publish import columnar_export
 from phonotheque.publish.columnar_export import BULK_PARQUET
 from phonotheque.publish.export import PARQUET_TABLES
@@ -247,3 +248,33 @@ def test_a_failed_text_index_stops_the_publish_before_the_indexes(
     assert finished == []
     assert _snapshot(col.publish) == before
     assert not list((col.root / "tmp" / "duckdb").iterdir())
+
+
+def test_a_columnar_publish_reports_every_step(archives: tuple[Workspace, Workspace, int],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 100 M tracks a columnar publish runs for half an hour: its progress names each
+    range of each step (not one "metadata.sqlite" event and then nothing until the
+    Parquet of the small tables), and the rows count the Parquet as on SQLite."""
+    _ws, col, _victim = archives
+    monkeypatch.setattr(bulk, "RANGE_IDS", 4)
+    events: list[ProgressEvent] = []
+    publish(col, progress=events.append)
+    steps = [e.message for e in events]
+    tracks = len(_tables(col.publish / "metadata.sqlite")["track"])
+    ranges = -(-tracks // 4)
+    assert [s for s in steps if s.startswith("published tracks ")] == [
+        f"published tracks {i}/{ranges}" for i in range(1, ranges + 1)]
+    for step in ("published track_isrc 1/", "search order", "text index rows 1/",
+                 "text index: FTS5", "metadata.sqlite: track", "parquet/track.parquet",
+                 "metadata.sqlite: index ", "metadata.sqlite: stats",
+                 "metadata.sqlite: text index", "metadata.sqlite: ANALYZE"):
+        assert any(s.startswith(step) for s in steps), (step, steps)
+    assert steps.index("search order") < steps.index("metadata.sqlite: ANALYZE")
+    # the rows: every bulk table's Parquet once, then the small tables'
+    parquet = col.publish / "parquet"
+    bulk_rows = sum(pq.read_metadata(parquet / f"{t}.parquet").num_rows for t in BULK_PARQUET)
+    # (the bulk tables' Parquet is done before the secondary indexes start)
+    at_indexes = next(e.done for e in events if e.message.startswith("metadata.sqlite: index"))
+    assert at_indexes == bulk_rows
+    assert events[-1].done == sum(pq.read_metadata(p).num_rows for p in parquet.glob("*.parquet"))
+    assert all(e.stage == "publish" and e.unit == "rows" for e in events)

@@ -158,7 +158,8 @@ def export_columnar(root: Path, out: Path, parquet: Path | None, ctx: ExportCont
     fts = scratch.with_name(_FTS_FILE)
     con = bulk.open_bulk(root, threads=threads, memory_bytes=memory_bytes)
     try:
-        counts = _export(con, root, scratch, fts, out, parquet, ctx, threads, memory_bytes)
+        counts = _export(con, root, scratch, fts, out, parquet, ctx, threads, memory_bytes,
+                         _Tell(progress))
     except columnar.Error as exc:
         raise columnar.failed(out, "publishing", exc) from exc
     finally:
@@ -173,12 +174,12 @@ def export_columnar(root: Path, out: Path, parquet: Path | None, ctx: ExportCont
 
 def _export(con: columnar.Connection, root: Path, scratch: Path, fts: Path, out: Path,
             parquet: Path | None, ctx: ExportContext, threads: int | None,
-            memory_bytes: int | None) -> dict[str, int]:
+            memory_bytes: int | None, tell: _Tell) -> dict[str, int]:
     """Everything done with the DuckDB connection ``con``: prepare, then three jobs."""
     columnar.remove_database(scratch)
     columnar.remove_database(fts)
     con.execute(f"ATTACH '{_sql_text(str(scratch))}' AS pub")
-    _prepare(con, memory_bytes)
+    _prepare(con, memory_bytes, tell)
     # Three jobs at once, each mostly on one core: the Parquet (DuckDB), the
     # full-text index (SQLite's FTS5, in its own file) and the bulk load of
     # metadata.sqlite (DuckDB's SQLite extension); the index joins the file at the end.
@@ -191,9 +192,9 @@ def _export(con: columnar.Connection, root: Path, scratch: Path, fts: Path, out:
         copied = None
         if parquet is not None:
             _mkdir(parquet)
-            copied = pool.submit(_bulk_parquet, con.cursor(), parquet)
+            copied = pool.submit(_bulk_parquet, con.cursor(), parquet, tell)
         indexed = pool.submit(_fts, con.cursor(), fts, search_limit(ctx.search_tracks),
-                              rows, memory_bytes)
+                              rows, memory_bytes, tell)
 
         def release() -> None:
             """Delete the scratch file once nothing reads it any more, before the
@@ -206,7 +207,8 @@ def _export(con: columnar.Connection, root: Path, scratch: Path, fts: Path, out:
             attached[0] = False
             columnar.remove_database(scratch)
 
-        counts = _sqlite(con, root / "catalogue.sqlite", out, ctx, indexed, threads, release)
+        counts = _sqlite(con, root / "catalogue.sqlite", out, ctx, indexed, threads, release,
+                         tell)
         if copied is not None:
             copied.result()
     if attached[0]:
@@ -225,7 +227,7 @@ def catalogue_times(root: Path) -> list[str | None]:
     return list(row) if row else []
 
 
-def _prepare(con: columnar.Connection, memory_bytes: int | None) -> None:
+def _prepare(con: columnar.Connection, memory_bytes: int | None, tell: _Tell) -> None:
     # public_source() is Python: apply it once per distinct source (a handful in a
     # dump: 'musicbrainz', file names of a tags ingest), then join.
     sources = [r[0] for r in con.execute("SELECT DISTINCT source FROM track").fetchall()]
@@ -241,13 +243,18 @@ def _prepare(con: columnar.Connection, memory_bytes: int | None) -> None:
     # ORDER BY over each whole table, two at a time, took DuckDB's spill past 38 GB at
     # 100 M; measured, stopped for disk).
     con.execute(f"CREATE TABLE pub.track AS {_TRACK}", {"lo": 0, "hi": -1})
-    for first, last in _ranges(con, "track", "id", memory_bytes):
+    ranges = _ranges(con, "track", "id", memory_bytes)
+    for i, (first, last) in enumerate(ranges, 1):
+        tell(f"published tracks {i}/{len(ranges)}")
         con.execute(f"INSERT INTO pub.track {_TRACK}", {"lo": first, "hi": last})
     for table, (select, column, key) in _COPIES.items():
         ranged = f"{select} WHERE {column} BETWEEN $lo AND $hi ORDER BY {key}"
         con.execute(f"CREATE TABLE pub.{table} AS {ranged}", {"lo": 0, "hi": -1})
-        for first, last in _ranges(con, table, column, memory_bytes):
+        ranges = _ranges(con, table, column, memory_bytes)
+        for i, (first, last) in enumerate(ranges, 1):
+            tell(f"published {table} {i}/{len(ranges)}")
             con.execute(f"INSERT INTO pub.{table} {ranged}", {"lo": first, "hi": last})
+    tell("search order")
     con.execute(f"CREATE TABLE pub.search AS {_SEARCH}")
 
 
@@ -268,24 +275,27 @@ def _published(table: str) -> str:
     return f"SELECT * FROM pub.{table}"
 
 
-def _bulk_parquet(con: columnar.Connection, folder: Path) -> None:
+def _bulk_parquet(con: columnar.Connection, folder: Path, tell: _Tell) -> None:
     try:
         for table in BULK_PARQUET:
             with atomic_path(folder / f"{table}.parquet") as tmp:
-                con.execute(f"COPY ({_published(table)}) TO '{_sql_text(str(tmp))}' "
-                            f"({PARQUET_OPTIONS})")
+                tell(f"parquet/{table}.parquet")
+                done = con.execute(f"COPY ({_published(table)}) TO '{_sql_text(str(tmp))}' "
+                                   f"({PARQUET_OPTIONS})").fetchone()
+                tell(f"parquet/{table}.parquet", _rows(done))
     finally:
         con.close()
 
 
 def _sqlite(con: columnar.Connection, catalogue: Path, out: Path, ctx: ExportContext,
-            fts: Future[Path], threads: int | None, release: Callable[[], None]) -> dict[str, int]:
+            fts: Future[Path], threads: int | None, release: Callable[[], None],
+            tell: _Tell) -> dict[str, int]:
     with atomic_path(out) as tmp:
         try:
             indexes = _create(tmp)
-            _load_bulk(con, tmp)
+            _load_bulk(con, tmp, tell)
             release()
-            return _finish(tmp, catalogue, ctx, indexes, fts, threads)
+            return _finish(tmp, catalogue, ctx, indexes, fts, threads, tell)
         except sqlite3.OperationalError as exc:
             storage = wrap_sqlite_error(exc, out)
             if storage is None:
@@ -309,21 +319,23 @@ def _create(db: Path) -> list[tuple[str, str]]:
     return [(str(n), str(q)) for n, q in indexes]
 
 
-def _load_bulk(con: columnar.Connection, db: Path) -> None:
+def _load_bulk(con: columnar.Connection, db: Path, tell: _Tell) -> None:
     """The bulk tables and search_order, by DuckDB's SQLite extension: one INSERT ...
     SELECT each in primary key order (half the CPU of Python's executemany, measured)."""
     columnar.attach(con, db, _OUT)
     try:
         with columnar.transaction(con):
             for table in BULK_PARQUET:
+                tell(f"metadata.sqlite: {table}")
                 con.execute(f"INSERT INTO {_OUT}.{table} {_published(table)}")
+            tell("metadata.sqlite: search_order")
             con.execute(f"INSERT INTO {_OUT}.search_order SELECT pos, id FROM pub.search")
     finally:
         con.execute(f"DETACH {_OUT}")
 
 
 def _fts(con: columnar.Connection, db: Path, limit: int, rows: Future[None],
-         memory_bytes: int | None) -> Path:
+         memory_bytes: int | None, tell: _Tell) -> Path:
     """track_fts built alone in the file ``db`` (same DDL, so the same shadow tables),
     optimized; its rows from DuckDB (``con``: this thread's cursor) in popularity order.
     ``rows`` is done once DuckDB is (with DuckDB's error if it failed).
@@ -337,7 +349,7 @@ def _fts(con: columnar.Connection, db: Path, limit: int, rows: Future[None],
     """
     try:
         try:
-            _fts_rows(con, db, limit, memory_bytes)
+            _fts_rows(con, db, limit, memory_bytes, tell)
         finally:
             con.close()
     except BaseException as exc:
@@ -349,6 +361,7 @@ def _fts(con: columnar.Connection, db: Path, limit: int, rows: Future[None],
         _scratch_pragmas(conn)
         for key, value in _FTS_BUILD:
             conn.execute("INSERT INTO track_fts(track_fts, rank) VALUES (?, ?)", (key, value))
+        tell("text index: FTS5")
         conn.execute("BEGIN")
         conn.execute("INSERT INTO track_fts(rowid, title, artists, release, isrc) "
                      f"SELECT pos, title, artists, release, isrc FROM {_FTS_ROWS} ORDER BY pos")
@@ -360,7 +373,7 @@ def _fts(con: columnar.Connection, db: Path, limit: int, rows: Future[None],
 
 
 def _fts_rows(con: columnar.Connection, db: Path, limit: int,
-              memory_bytes: int | None) -> None:
+              memory_bytes: int | None, tell: _Tell) -> None:
     """The new file ``db``: track_fts's DDL and its rows in a plain table (see :func:`_fts`),
     computed one range of track ids at a time into the scratch file (:data:`_FTS`), then
     copied in popularity order (one sort of the indexed tracks' rows, which spills)."""
@@ -374,7 +387,9 @@ def _fts_rows(con: columnar.Connection, db: Path, limit: int,
     ranged = _FTS.format(limit=limit)
     con.execute(f"CREATE TABLE pub.{_FTS_ROWS} AS {ranged}", {"lo": 0, "hi": -1})
     lo, hi = con.execute("SELECT min(id), max(id) FROM pub.track").fetchone() or (None, None)
-    for first, last in bulk.id_ranges(lo, hi, _FTS_BYTES_PER_ID, memory_bytes=memory_bytes):
+    ranges = list(bulk.id_ranges(lo, hi, _FTS_BYTES_PER_ID, memory_bytes=memory_bytes))
+    for i, (first, last) in enumerate(ranges, 1):
+        tell(f"text index rows {i}/{len(ranges)}")
         con.execute(f"INSERT INTO pub.{_FTS_ROWS} {ranged}", {"lo": first, "hi": last})
     alias = "fts_out"
     columnar.attach(con, db, alias)
@@ -387,7 +402,7 @@ def _fts_rows(con: columnar.Connection, db: Path, limit: int,
 
 
 def _finish(db: Path, catalogue: Path, ctx: ExportContext, indexes: list[tuple[str, str]],
-            fts: Future[Path], threads: int | None) -> dict[str, int]:
+            fts: Future[Path], threads: int | None, tell: _Tell) -> dict[str, int]:
     """Everything after the bulk load, in SQLite: the operational tables, the secondary
     indexes and stats first (none needs the text index, so they overlap its build in
     the other thread, the longest job), then the full-text index built beside it (its
@@ -407,12 +422,16 @@ def _finish(db: Path, catalogue: Path, ctx: ExportContext, indexes: list[tuple[s
         conn.execute("COMMIT")
         conn.execute("DETACH DATABASE cat")
         conn.execute(f"PRAGMA threads = {_sort_threads(threads)}")
-        for _name, sql in indexes:
+        for name, sql in indexes:
+            tell(f"metadata.sqlite: index {name}")
             conn.execute(sql)
+        tell("metadata.sqlite: stats")
         conn.execute("BEGIN")
         counts = fill_summary(conn, ctx)
         conn.execute("COMMIT")
+        tell("metadata.sqlite: waiting for the text index")
         built = fts.result()
+        tell("metadata.sqlite: text index")
         conn.execute("ATTACH DATABASE ? AS fts", (str(built),))
         conn.execute("BEGIN")
         for shadow in _FTS_SHADOWS:
@@ -421,11 +440,32 @@ def _finish(db: Path, catalogue: Path, ctx: ExportContext, indexes: list[tuple[s
         conn.execute("COMMIT")
         conn.execute("DETACH DATABASE fts")
         columnar.remove_database(built)  # its disk space back before ANALYZE and the database torrent
+        tell("metadata.sqlite: ANALYZE")
         conn.execute("ANALYZE")
         conn.execute(f"PRAGMA user_version = {PUBLISH_SCHEMA_VERSION}")
     finally:
         conn.close()
     return counts
+
+
+class _Tell:
+    """Progress of a columnar publish: the step it is on (several jobs run at once: the
+    latest says) and, as on a SQLite workspace, the rows written into Parquet so far. At
+    100 M tracks the publish runs for half an hour; a user sees which range of which step
+    it is on."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self._progress = progress
+
+    def __call__(self, step: str, rows: int = 0) -> None:
+        if self._progress is not None:
+            self._progress(rows, step=step)
+
+
+def _rows(result: tuple[object, ...] | None) -> int:
+    """The row count DuckDB returns for a COPY (0 if none)."""
+    value = result[0] if result else 0
+    return value if isinstance(value, int) else 0
 
 
 def _sort_threads(threads: int | None) -> int:
