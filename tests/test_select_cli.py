@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
 import pytest
 from click.testing import CliRunner
 
+import phonotheque
 from phonotheque.cli import main
 from phonotheque.select import SelectOptions, select
-from phonotheque.select.chart import last_run, render_coverage
+from phonotheque.select.chart import last_run, render_coverage, render_report
 from phonotheque.workspace import Workspace
 from tests.select_helpers import lb_top_records
 
@@ -95,3 +99,60 @@ def test_report_from_last_run_matches(lb: Workspace, tmp_path: Path) -> None:
     assert curve[-1].rank == 20 and curve[-1].share == 1.0
     out = render_coverage(summary, curve, tmp_path / "r.html")
     assert "stopped by the 100 MB budget" in out.read_text()
+
+
+_RENDER = """
+import json, sys
+from pathlib import Path
+from phonotheque.select.chart import render_coverage
+from phonotheque.select.report import CurvePoint
+doc = json.loads(Path(sys.argv[1]).read_text())
+for out in sys.argv[2:]:
+    render_coverage(doc["summary"], [CurvePoint(*p) for p in doc["curve"]], Path(out))
+"""
+
+
+def _stale_matplotlib_config(root: Path) -> Path:
+    """An MPLCONFIGDIR as a user may have one: a font list of this matplotlib's version
+    that holds the system's fonts only, none of matplotlib's own (as one built by another
+    matplotlib, or stale, may), and a matplotlibrc of the user's own tastes."""
+    import matplotlib
+    from matplotlib import font_manager
+
+    root.mkdir()
+    own = Path(matplotlib.get_data_path()).resolve()
+    stale = font_manager.FontManager.__new__(font_manager.FontManager)
+    stale.__dict__.update(font_manager.fontManager.__dict__)
+    stale.ttflist = [f for f in stale.ttflist if own not in Path(f.fname).resolve().parents]
+    stale.afmlist = [f for f in stale.afmlist if own not in Path(f.fname).resolve().parents]
+    font_manager.json_dump(stale, root / f"fontlist-v{font_manager.FontManager.__version__}.json")
+    (root / "matplotlibrc").write_text("font.family: serif\nfont.size: 14\nlines.linewidth: 5\n"
+                                       "axes.facecolor: eeeeee\nsvg.fonttype: none\n")
+    return root
+
+
+def test_chart_bytes_do_not_depend_on_the_users_matplotlib_setup(lb: Workspace,
+                                                                   tmp_path: Path) -> None:
+    """The chart goes into the published files (coverage.svg): built twice, the same
+    bytes. Before, a stale font cache made every render warn ``findfont: ...`` about
+    21 times and draw in another font, and a matplotlibrc restyled the chart."""
+    import matplotlib
+
+    report = select(lb, SelectOptions(coverage=0.9, budget_bytes=100_000_000))
+    doc = tmp_path / "report.json"
+    curve = [(c.rank, c.share, c.bytes) for c in report.curve]
+    doc.write_text(orjson.dumps({"summary": report.summary(), "curve": curve}).decode())
+    here, stale = tmp_path / "here.svg", tmp_path / "stale.svg"
+    rc_before = dict(matplotlib.rcParams)
+    render_report(report, here)
+    assert dict(matplotlib.rcParams) == rc_before  # the caller's settings are left alone
+    src = str(Path(phonotheque.__file__).parents[1])
+    env = {**os.environ, "MPLCONFIGDIR": str(_stale_matplotlib_config(tmp_path / "mpl")),
+           "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", _RENDER, str(doc), str(stale)],
+                          capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "findfont" not in proc.stderr, proc.stderr
+    svg = here.read_text()
+    assert "mathdefault" not in svg  # log-axis ticks are plain text, no mathtext fonts
+    assert stale.read_text() == svg  # (the PNG is drawn with the same fonts, by Agg)

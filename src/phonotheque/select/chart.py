@@ -14,6 +14,8 @@ from __future__ import annotations
 import html
 import io
 from bisect import bisect_left
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,25 +51,86 @@ def render_coverage(summary: dict[str, Any], curve: list[CurvePoint], path: Path
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
         raise InputError(path, f"report must end in one of {', '.join(FORMATS)}")
-    import matplotlib
-
-    # Same report, same bytes: no creation date, no software version, and SVG
-    # element ids from a fixed salt (the chart goes into the published files).
-    with matplotlib.rc_context({"svg.hashsalt": "phonotheque"}):
+    with _chart_style():
         fig = _figure(summary, curve)
         buf = io.BytesIO()
         fmt = "png" if suffix == ".png" else "svg"
         meta: dict[str, Any] = ({"Software": None} if fmt == "png"
                                 else {"Date": None, "Creator": None})
         fig.savefig(buf, format=fmt, dpi=110, bbox_inches="tight", metadata=meta)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
     data = buf.getvalue()
     if suffix == ".html":
         data = _html(summary, data.decode()).encode()
     write_bytes(path, data)
     return path
+
+
+@contextmanager
+def _chart_style() -> Iterator[None]:
+    """Same report, same bytes, whatever the user's matplotlib set-up.
+
+    matplotlib's own defaults (not the user's matplotlibrc or style), no mathtext
+    (its fonts are looked up by family name), SVG element ids from a fixed salt; with
+    :func:`_pin_font` and the metadata :func:`render_coverage` leaves out (creation
+    date, software version), the chart that goes into the published files is the
+    same bytes on every machine with the same matplotlib. Scoped: the caller's
+    rcParams are restored on exit.
+    """
+    import matplotlib
+    import matplotlib.style
+
+    with matplotlib.style.context("default"), matplotlib.rc_context(
+            {"svg.hashsalt": "phonotheque", "text.parse_math": False}):
+        yield
+
+
+def _font_file() -> Path:
+    """matplotlib's own copy of DejaVu Sans (installed with the pinned matplotlib)."""
+    import matplotlib
+
+    return Path(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSans.ttf")
+
+
+def _pin_font(fig: Any) -> None:
+    """Draw every text of ``fig`` in :func:`_font_file`, named by path.
+
+    A font looked up by family name goes through the user's font cache
+    (``fontlist-*.json`` in matplotlib's cache folder): a stale one (built before a
+    font package came or went, or by another matplotlib) has no DejaVu Sans in it,
+    so every render warned ``findfont: ...`` and fell back to whatever font scored
+    best, and the bytes changed with the cache. A font given by file is used as is.
+    Tick labels made later copy the first tick's font (``Axis._copy_tick_props``).
+    """
+    from matplotlib.text import Text
+
+    font = str(_font_file())
+    for text in fig.findobj(Text):
+        prop = text.get_fontproperties().copy()
+        prop.set_file(font)
+        text.set_fontproperties(prop)
+
+
+def _log_ticks(axis: Any, label: Callable[[float], str]) -> None:
+    """Plain-text labels on a log axis (matplotlib's default ones are mathtext)."""
+    from matplotlib.ticker import LogFormatter
+
+    class Labels(LogFormatter):
+        def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
+            return label(x)
+
+    axis.set_major_formatter(Labels())
+    axis.set_minor_formatter(Labels())
+
+
+def _count_label(x: float) -> str:
+    for unit, factor in (("M", 1e6), ("k", 1e3)):
+        if x >= factor:
+            return f"{x / factor:g}{unit}"
+    return f"{x:g}"
+
+
+def _size_label(x: float) -> str:
+    return format_size(x) if x >= 1e3 else f"{x:g} B"
 
 
 def _at(curve: list[CurvePoint], rank: int) -> CurvePoint:
@@ -101,13 +164,13 @@ def _headline(s: dict[str, Any]) -> str:
 
 
 def _figure(s: dict[str, Any], curve: list[CurvePoint]) -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A Figure of its own, not pyplot's: no global backend switch, no figure registry
+    # to close; savefig picks the writer for the format.
+    from matplotlib.figure import Figure
 
     opts = s["options"]
-    fig, axes = plt.subplots(1, 3, figsize=(16, 5.2), gridspec_kw={"width_ratios": [5, 5, 4]})
+    fig = Figure(figsize=(16, 5.2))
+    axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": [5, 5, 4]})
     ax_n, ax_b, ax_band = axes
     pts = [p for p in curve if p.rank > 0] or [CurvePoint(1, 0.0, 1)]
     ranks = [p.rank for p in pts]
@@ -183,6 +246,11 @@ def _figure(s: dict[str, Any], curve: list[CurvePoint]) -> Any:
         ax_band.text(0.5, 0.5, "nothing selected", ha="center", va="center")
         ax_band.set_axis_off()
     fig.suptitle(_headline(s), fontsize=12)
+    _log_ticks(ax_n.xaxis, _count_label)
+    _log_ticks(ax_b.xaxis, _size_label)
+    if ax_band.get_yscale() == "log":
+        _log_ticks(ax_band.yaxis, _count_label)
+    _pin_font(fig)  # before the first measure of any text (tight_layout)
     fig.tight_layout()
     return fig
 
