@@ -191,9 +191,10 @@ def _progress(description: str, show: bool = True) -> Iterator[ProgressFn]:
 def _render(report: IngestReport) -> None:
     table = Table(title=f"ingest {report.kind}: {len(report.sources)} input(s) "
                         f"in {report.elapsed:.1f} s")
-    # "read" counts input records (files, lines); added/updated count catalogue records of
-    # every kind they made (one file: its audio, track, release, artists), so both are
-    # labelled, and the table below splits them by kind.
+    # "read" counts the records the inputs gave (docs/cli.md: the same on both engines);
+    # added/updated count catalogue records of every kind they made (one file: its audio,
+    # track, release, artists), so both are labelled, and the table below splits them by
+    # kind.
     for col in ("input", "status", "read", "records added", "records updated", "rejected"):
         table.add_column(col, justify="left" if col in ("input", "status") else "right",
                          overflow="fold")

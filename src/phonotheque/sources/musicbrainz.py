@@ -132,6 +132,7 @@ class _Parser:
         self._last_credits: Any = None
         self._last_out: list[Record] | None = None
         self._last_result: tuple[str | None, tuple[str, ...]] = (None, ())
+        self._last_artists: list[Record] = []
 
     def entity(self, obj: Any, kind: str | None, locator: str) -> list[Record]:
         if not isinstance(obj, dict):
@@ -173,15 +174,24 @@ class _Parser:
     def _credit(
         self, credits: Any, prov: Provenance, out: list[Record]
     ) -> tuple[str | None, tuple[str, ...]]:
-        """Artist records for a credit; return the credit as text and the artist keys."""
+        """Artist records for a credit; return the credit as text and the artist keys.
+
+        Every credit gives its artists' records, also one that repeats the credit before
+        it: ``read`` counts each artist of each release's and track's own credit
+        (README, docs/cli.md), as the columnar path stages them.
+        """
         if not credits or not isinstance(credits, list):
             return None, ()
         # A release and its recordings usually share one credit: convert it once per
-        # entity (its Artist records are already in ``out``).
+        # entity and give the same records again (the same values and provenance, so the
+        # catalogue is the same either way; only ``read`` counts them).
         if credits == self._last_credits and out is self._last_out:
+            out.extend(self._last_artists)
             return self._last_result
+        before = len(out)
         result = self._convert_credit(credits, prov, out)
         self._last_credits, self._last_out, self._last_result = credits, out, result
+        self._last_artists = out[before:]
         return result
 
     def _convert_credit(
