@@ -5,8 +5,10 @@ not errors; coverage says how many listens matched nothing."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -18,8 +20,8 @@ DATA = Path(__file__).parent / "data"
 WANTED = ["Got Glint?", "Under the Influence", "Let Forever Be", "Dream On", "Surrender"]
 
 
-def phono(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}
+def phono(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200", **(env or {})}
     return subprocess.run([PHONO, *args], capture_output=True, text=True, env=env, check=False)
 
 
@@ -123,3 +125,44 @@ def test_real_fixtures_that_match_nothing_warn(tmp_path: Path) -> None:
     assert "WARNING: most listens matched nothing" in run.stdout
     assert "100.0% of listens" in run.stdout
 
+
+
+def _ledger_counts(ws: Path) -> dict[str, int]:
+    run = phono("ledger", "-w", str(ws), "--json", "--limit", "0")
+    assert run.returncode == 0, run.stderr
+    counts: dict[str, int] = orjson.loads(run.stdout)["counts"]
+    return counts
+
+
+def _tree(root: Path, *folders: str) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for folder in folders for p in sorted((root / folder).rglob("*"))
+            if p.is_file() and p.name != ".lock"}
+
+
+@pytest.mark.slow  # two whole demo builds (the columnar one alone costs ~9 CPU s)
+def test_a_columnar_demo_equals_the_sqlite_demo(tmp_path: Path) -> None:
+    """`phono init DIR --engine duckdb` then `phono demo -w DIR` (before: exit 2, "the
+    demo archives audio and packs torrents"): the same exit status, screen and bytes
+    (audio, torrents, published files) as the demo on SQLite; a re-run changes nothing."""
+    env = {"SOURCE_DATE_EPOCH": "1767225600"}  # both builds stamp the same times
+    runs = {}
+    for engine in ("sqlite", "duckdb"):
+        ws = tmp_path / engine
+        assert phono("init", str(ws), "--engine", engine).returncode == 0
+        runs[engine] = phono("demo", "-w", str(ws), "--no-health", env=env)
+        assert runs[engine].returncode == 10, runs[engine].stdout + runs[engine].stderr
+    sq, dk = tmp_path / "sqlite", tmp_path / "duckdb"
+    assert (dk / "catalogue.duckdb").is_file() and not (sq / "catalogue.duckdb").exists()
+
+    def shown(out: str, ws: Path) -> list[str]:  # the screen, less paths and timings
+        text = re.sub(r"\d+(\.\d+)? ?(s|ms)\b", "T", out.replace(str(ws), "WS"))
+        return [line.rstrip() for line in text.splitlines()]
+
+    assert shown(runs["duckdb"].stdout, dk) == shown(runs["sqlite"].stdout, sq)
+    assert _tree(dk, "audio", "torrents", "publish") == _tree(sq, "audio", "torrents",
+                                                              "publish")
+    assert _ledger_counts(dk) == _ledger_counts(sq)
+    again = phono("demo", "-w", str(dk), "--no-health", env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "nothing to do" in again.stdout

@@ -330,6 +330,8 @@ def demo(workspace: Path, serve_after: bool, port: int, health: bool) -> None:
     phonotheque, then tells you how to search, verify and seed the result.
     One bundled file is deliberately broken, so a first demo exits 10 (the
     build finished but rejected an input) like any such build; a re-run exits 0.
+    On a columnar workspace (`phono init DIR --engine duckdb` first) it runs the
+    same stages and makes the same archive.
     """
     ws = Workspace.create(workspace)
     console.print(f"[bold]Phonothèque demo[/]: building {ws.root} from the bundled catalogue")
