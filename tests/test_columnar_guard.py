@@ -85,7 +85,8 @@ def test_every_command_runs_and_a_new_one_is_refused_naming_what_works(
     out = CliRunner().invoke(nosuch, ["-w", str(ws.root)])
     assert out.exit_code == 2, (out.output, out.exception)
     assert isinstance(out.exception, SystemExit), out.exception
-    assert "phono nosuch: not available on a columnar workspace yet" in out.output
+    assert "phono nosuch: not available on a columnar workspace (catalogue.duckdb) yet" \
+        in out.output
     assert "On a columnar workspace use:" in out.output
     for works in COLUMNAR_COMMANDS - {"init"}:
         assert works in out.output, works
