@@ -163,6 +163,56 @@ def test_the_columnar_ledger_written_range_by_range_is_the_same(
     assert ("skipped_low_priority", "over_budget") in details, details
 
 
+def _mark_ledger(ws: Workspace) -> None:
+    """Put a comment on the ledger table: a ledger rebuilt and swapped in has none."""
+    con = bulk.open_bulk(ws.root)
+    try:
+        con.execute("COMMENT ON TABLE ledger IS 'this table'")
+    finally:
+        con.close()
+
+
+def _same_ledger_table(ws: Workspace) -> bool:
+    con = bulk.open_bulk(ws.root, readonly=True)
+    try:
+        row = con.execute("SELECT comment FROM duckdb_tables() WHERE database_name = "
+                          "current_database() AND table_name = 'ledger'").fetchone()
+    finally:
+        con.close()
+    return row == ("this table",)
+
+
+def test_a_columnar_reselection_updates_only_the_ledger_rows_that_change(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A re-selection writes only the ledger rows whose status or detail change, in
+    place (the same table: nothing at all when nothing changes); past the in-place
+    limit, or on the first select, the ledger is rewritten. Either way the ledger is
+    the SQLite engine's."""
+    from phonotheque.catalogue import bulk_selection
+
+    pair = _pair(tmp_path, records(HAND), exclude=True)
+    ws = pair["duckdb"]
+
+    def same_as_sqlite(opts: SelectOptions) -> list[tuple[Any, ...]]:
+        ledgers = {}
+        for engine, w in pair.items():
+            select(w, opts)
+            ledgers[engine] = plan_tables(w.root)["ledger"]
+        assert [r[:3] for r in ledgers["duckdb"]] == [r[:3] for r in ledgers["sqlite"]]
+        return ledgers["duckdb"]
+
+    first = same_as_sqlite(SelectOptions(priority_threshold=0.2))
+    _mark_ledger(ws)
+    assert same_as_sqlite(SelectOptions(priority_threshold=0.2)) == first
+    assert _same_ledger_table(ws), "a select that changes nothing rewrote the ledger"
+    moved = same_as_sqlite(SelectOptions(coverage=0.5, priority_threshold=2))
+    assert _same_ledger_table(ws)
+    assert moved != first and len(moved) == len(first)
+    monkeypatch.setattr(bulk_selection, "UPDATE_ROWS", 0)  # every change: a rewrite
+    same_as_sqlite(SelectOptions(take_all=True, budget_bytes=35_000_000))
+    assert not _same_ledger_table(ws)
+
+
 def test_columnar_select_works_in_a_scratch_database_it_removes(tmp_path: Path) -> None:
     """Select's working tables live in <ws>/tmp/duckdb/select-work.duckdb (compressed on
     disk, not TEMP tables spilled raw); the file is gone after a select, and one left by

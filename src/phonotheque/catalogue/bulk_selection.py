@@ -11,8 +11,9 @@ ledger and ``cat.audio_file`` (which stays in catalogue.sqlite). The record of
 select runs (``select_run``) stays in catalogue.sqlite (:mod:`.selection`).
 
 DuckDB tables have no primary key here (see :mod:`.bulk`), so the ledger is
-rewritten whole, in track id order, inside the caller's transaction: a row whose
-status and detail are unchanged keeps its ``updated_at``.
+rewritten whole, in track id order, inside the caller's transaction, unless a
+re-selection changes only a few existing rows (then those are updated in place): a
+row whose status and detail are unchanged keeps its ``updated_at``.
 
 The readers (:func:`status_counts`, :func:`count_matching`, :func:`ledger_entries`,
 :func:`iter_ledger`) answer ``phono ledger`` on a columnar workspace with the rows
@@ -65,7 +66,9 @@ def apply_ledger(con: columnar.Connection, held_only: bool = False) -> None:
 
     Rows of tracks the plan does not know (none, unless tracks were removed) are kept.
 
-    The new ledger is built beside the old one and swapped in (inside the caller's
+    A re-selection that changes few rows of an existing ledger updates those rows in
+    place (:func:`_update_in_place`); nothing is written when nothing changes.
+    Otherwise the new ledger is built beside the old one and swapped in (inside the caller's
     transaction), **one range of track ids at a time**, appended in id order. Every
     relation is cut to the range (the tables are stored in id order, so DuckDB skips
     the other row groups), so each range's joins and sort fit in memory. Done in one
@@ -75,8 +78,6 @@ def apply_ledger(con: columnar.Connection, held_only: bool = False) -> None:
     (``sel_rep.rep_id``) may lie in another range: the representatives that are
     selected or over budget are looked up once, in two small tables.
     """
-    con.execute("DROP TABLE IF EXISTS ledger_new")
-    con.execute(_renamed_ddl(con, "ledger", "ledger_new"))
     con.execute("""CREATE OR REPLACE TEMP TABLE sel_rep_selected AS
         SELECT DISTINCT r.rep_id AS track_id FROM sel_rep r
         JOIN selection s ON s.track_id = r.rep_id""")
@@ -99,6 +100,65 @@ def apply_ledger(con: columnar.Connection, held_only: bool = False) -> None:
         over=f"""(SELECT track_id FROM sel_over WHERE {in_range}
                   UNION SELECT track_id FROM sel_rep_over)""",
         old=f"(SELECT * FROM ledger WHERE {in_range})")
+    now = now_iso()
+    ranges = list(bulk.id_ranges(lo, hi, _BYTES_PER_ID))
+    if not _update_in_place(con, rows, ranges, held_only, now):
+        _rewrite(con, rows, ranges, held_only, now)
+    con.execute("DROP TABLE IF EXISTS temp.ledger_change")
+    con.execute("DROP TABLE sel_rep_selected")
+    con.execute("DROP TABLE sel_rep_over")
+
+
+#: Changed rows a re-selection updates in place, per byte of the memory limit: DuckDB
+#: keeps an UPDATE's old values in memory until the transaction commits, so past this
+#: many rows (about 3 M under the 3 GiB default) the ledger is rewritten instead.
+_BYTES_PER_UPDATE = 1000
+#: Overrides the limit above (tests set it small, so a tiny ledger takes both ways).
+UPDATE_ROWS: int | None = None
+
+
+def _update_in_place(con: columnar.Connection, rows: str, ranges: list[tuple[int, int]],
+                     held_only: bool, now: str) -> bool:
+    """Write only the rows whose status or detail change, in place, if the old ledger
+    has a row for each of them and they are few (:data:`_BYTES_PER_UPDATE`); else
+    write nothing and return False (the caller rewrites the ledger).
+
+    A re-selection usually moves a few statuses (another coverage, audio outcomes
+    kept): rewriting and sorting every track's row was most of its ledger step (at
+    10 M tracks, ~10 s CPU for a select that changed nothing). The changes are
+    collected range by range, as the rewrite does; a new track (no old row) would be
+    appended out of id order, so it sends the ledger to the rewrite, as does an empty
+    old ledger (the first select)."""
+    limit = (UPDATE_ROWS if UPDATE_ROWS is not None
+             else bulk.stage_memory() // _BYTES_PER_UPDATE)
+    if con.execute("SELECT count(*) FROM (SELECT 1 FROM ledger LIMIT 1)").fetchone() == (0,):
+        return False
+    con.execute("""CREATE OR REPLACE TEMP TABLE ledger_change(track_id BIGINT, status VARCHAR,
+                   detail VARCHAR, added BOOLEAN)""")
+    changed = 0
+    sql = f"""INSERT INTO temp.ledger_change
+        SELECT track_id, status, detail, old_status IS NULL FROM ({rows})
+        WHERE old_status IS DISTINCT FROM status OR old_detail IS DISTINCT FROM detail"""
+    for first, last in ranges:
+        con.execute(sql, {"held_only": held_only, "lo": first, "hi": last})
+        changed, added = con.execute(
+            "SELECT count(*), coalesce(bool_or(added), false) FROM temp.ledger_change"
+        ).fetchone() or (0, False)
+        if added or changed > limit:
+            return False
+    if changed:
+        con.execute("""UPDATE ledger SET status = c.status, detail = c.detail, updated_at = $now
+                       FROM temp.ledger_change c WHERE ledger.track_id = c.track_id""",
+                    {"now": now})
+    return True
+
+
+def _rewrite(con: columnar.Connection, rows: str, ranges: list[tuple[int, int]],
+             held_only: bool, now: str) -> None:
+    """Build the new ledger beside the old one, range by range in id order, and swap it in."""
+    in_range = "track_id BETWEEN $lo AND $hi"
+    con.execute("DROP TABLE IF EXISTS ledger_new")
+    con.execute(_renamed_ddl(con, "ledger", "ledger_new"))
     sql = f"""INSERT INTO ledger_new(track_id, status, detail, updated_at)
         SELECT track_id, status, detail,
                CASE WHEN old_status IS NOT DISTINCT FROM status
@@ -110,11 +170,8 @@ def apply_ledger(con: columnar.Connection, held_only: bool = False) -> None:
         WHERE {in_range}
           AND track_id NOT IN (SELECT track_id FROM sel_track WHERE {in_range})
         ORDER BY track_id"""
-    now = now_iso()
-    for first, last in bulk.id_ranges(lo, hi, _BYTES_PER_ID):
+    for first, last in ranges:
         con.execute(sql, {"held_only": held_only, "now": now, "lo": first, "hi": last})
-    con.execute("DROP TABLE sel_rep_selected")
-    con.execute("DROP TABLE sel_rep_over")
     con.execute("DROP TABLE ledger")
     con.execute("ALTER TABLE ledger_new RENAME TO ledger")
 
