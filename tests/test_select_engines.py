@@ -228,6 +228,30 @@ def test_columnar_select_works_in_a_scratch_database_it_removes(tmp_path: Path) 
     assert sorted(p.name for p in scratch.parent.iterdir()) == []
 
 
+def test_columnar_select_keeps_its_working_tables_in_memory_when_they_fit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A catalogue whose working tables fit DuckDB's memory limit keeps them in memory
+    (no scratch file while select runs); a larger one writes them to the scratch file.
+    Both reach the SQLite plan."""
+    from phonotheque.select import columnar_rank
+
+    pair = _pair(tmp_path, lb_top_records())
+    ws = pair["duckdb"]
+    scratch = bulk.temp_directory(ws.root) / columnar_rank.WORK_FILE
+    seen: list[bool] = []
+    opts = SelectOptions(coverage=0.9)
+    select(pair["sqlite"], opts)
+    expected = _state(pair["sqlite"])
+    select(ws, opts, progress=lambda _event: seen.append(scratch.exists()))
+    assert seen and not any(seen)
+    assert _state(ws) == expected
+    monkeypatch.setattr(columnar_rank, "WORK_BYTES_PER_TRACK", 1 << 40)  # never fits
+    seen.clear()
+    select(ws, opts, progress=lambda _event: seen.append(scratch.exists()))
+    assert seen[:-1] and all(seen[:-1])  # the last event comes after the file is gone
+    assert _state(ws) == expected
+
+
 def test_engine_argument_must_be_the_workspaces(ws: Workspace) -> None:
     with pytest.raises(InputError, match="not a select engine"):
         select(ws, engine="spark")

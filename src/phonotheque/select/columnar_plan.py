@@ -306,7 +306,10 @@ def run(store: Store, opts: SelectOptions, progress: Progress | None) -> SelectR
     root = store.path.parent
     con = bulk.open_bulk(root)
     try:
-        with columnar_rank.work_database(con, bulk.temp_directory(root)):
+        tracks = con.execute("SELECT count(*) FROM track").fetchone()
+        in_memory = columnar_rank.work_in_memory(int(tracks[0]) if tracks else 0,
+                                                 bulk.stage_memory())
+        with columnar_rank.work_database(con, bulk.temp_directory(root), in_memory):
             p = _select(con, opts, done)
     except columnar.Error as exc:
         raise columnar.failed(bulk.path(store.path.parent), "selecting", exc) from exc
