@@ -122,11 +122,8 @@ def _track_table(con: columnar.Connection, opts: SelectOptions, found: dict[str,
     con.execute(f"""CREATE TABLE {WORK}.sel_audio AS
         SELECT track_id, max(size) AS size, max(duration_ms) AS dur
         FROM cat.source_audio GROUP BY track_id""")
-    # No key here: the 36-byte keys cost more to compress into the scratch file than
-    # every other column together (measured at 10 M: 9.7 against 2.2 s CPU); the few
-    # statements that order by key read it from ``track`` (see _ranking).
     con.execute(f"""CREATE TABLE {WORK}.sel_track AS
-        SELECT t.id AS track_id, t.excluded, coalesce(l.listens, 0) AS listens,
+        SELECT t.id AS track_id, t.excluded, coalesce(l.listens, 0) AS listens, t.key,
                t.release_id, a.size, coalesce(a.dur, t.duration_ms) AS dur
         FROM track t LEFT JOIN sel_listens l ON l.track_id = t.id
                          LEFT JOIN sel_audio a ON a.track_id = t.id""")
@@ -152,10 +149,10 @@ def _secondary_priority(con: columnar.Connection, opts: SelectOptions, found: di
     total = found["total"]
     denom = 2.0 * math.log1p(total) if total > 0 else 0.0
     # SQLite stores total() in INTEGER columns as integers: ln(1 + integer) here too.
-    # With each zero-listen track's size and duration: the zero-listen block of the
-    # ranking reads this table (and the keys from ``track``, see _ranking).
+    # With each zero-listen track's size, duration and key: the zero-listen block of the
+    # ranking reads this table alone (see _ranking).
     con.execute(f"""CREATE TABLE {WORK}.sel_prio AS
-        SELECT s.track_id, s.size, s.dur,
+        SELECT s.track_id, s.size, s.dur, s.key,
                CASE WHEN $d > 0 THEN
                  (ln(1 + CAST(coalesce(am.m, 0) AS BIGINT))
                   + ln(1 + CAST(coalesce(r.total, 0) AS BIGINT))) / $d
@@ -181,9 +178,8 @@ def _ranking(con: columnar.Connection, opts: SelectOptions, found: dict[str, Any
         SELECT track_id, first_value(track_id) OVER w AS rep_id, first_value(key) OVER w AS rep_key,
                CAST(sum(listens) OVER (PARTITION BY grp) AS DOUBLE) AS grp_listens
         FROM (SELECT g.grp, s.track_id, s.listens, p.priority,
-                     s.size IS NOT NULL AS has_audio, t.key
+                     s.size IS NOT NULL AS has_audio, s.key
               FROM sel_grp g JOIN sel_track s ON s.track_id = g.track_id
-              JOIN track t ON t.id = g.track_id
               LEFT JOIN sel_prio p ON p.track_id = s.track_id)
         WINDOW w AS (PARTITION BY grp ORDER BY has_audio DESC, listens DESC,
                      priority DESC NULLS LAST, key ASC
@@ -205,20 +201,18 @@ def _ranking(con: columnar.Connection, opts: SelectOptions, found: dict[str, Any
     con.execute(f"""CREATE TABLE {WORK}.sel_order AS
         SELECT track_id, lis, CAST(NULL AS DOUBLE) AS prio, size IS NOT NULL AS has_audio, {est}
         FROM (SELECT s.track_id, CAST(coalesce(r.grp_listens, s.listens) AS BIGINT) AS lis,
-                     s.size, s.dur, t.key
-              FROM sel_track s JOIN track t ON t.id = s.track_id
-              LEFT JOIN sel_rep r ON r.track_id = s.track_id
+                     s.size, s.dur, s.key
+              FROM sel_track s LEFT JOIN sel_rep r ON r.track_id = s.track_id
               WHERE s.excluded = 0 AND (r.rep_id IS NULL OR r.rep_id = s.track_id)
                 AND coalesce(r.grp_listens, s.listens) > 0
                 AND ($held_only = 0 OR s.size IS NOT NULL))
         ORDER BY lis DESC, has_audio DESC, key ASC""", held)
     con.execute(f"""INSERT INTO sel_order
         SELECT p.track_id, 0, p.priority, p.size IS NOT NULL AS has_audio, {est}
-        FROM sel_prio p JOIN track t ON t.id = p.track_id
-        LEFT JOIN sel_rep r ON r.track_id = p.track_id
+        FROM sel_prio p LEFT JOIN sel_rep r ON r.track_id = p.track_id
         WHERE (r.rep_id IS NULL OR r.rep_id = p.track_id) AND coalesce(r.grp_listens, 0) = 0
           AND ($held_only = 0 OR p.size IS NOT NULL)
-        ORDER BY has_audio DESC, p.priority DESC NULLS LAST, t.key ASC""", held)
+        ORDER BY has_audio DESC, p.priority DESC NULLS LAST, p.key ASC""", held)
     _drop(con, "sel_prio")
     con.execute(f"""CREATE TABLE {WORK}.sel_ranked AS
         SELECT row_number() OVER w AS pos, track_id, lis AS listens, prio AS priority,
