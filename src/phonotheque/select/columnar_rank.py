@@ -39,10 +39,11 @@ Step = Callable[[columnar.Connection, SelectOptions, dict[str, Any]], None]
 WORK = "sel_work"
 WORK_FILE = "select-work.duckdb"
 #: Memory the working tables take per track when they are kept in memory (an attached
-#: in-memory database, uncompressed): sel_track, sel_order and sel_ranked side by side
-#: at the ranking, ~150 B, with room for the sorts. A catalogue whose tracks fit the
-#: memory limit at this rate keeps them in memory (no compression, no file: at 10 M
-#: tracks under the 3 GiB default ~20 % less CPU, measured); a larger one in the file.
+#: in-memory database, uncompressed): sel_track (with its 36-byte keys), sel_order and
+#: sel_ranked side by side at the ranking, ~200 B, with room for the sorts. A catalogue
+#: whose tracks fit the memory limit at this rate keeps them in memory (no compression,
+#: no file: at 10 M tracks under the 3 GiB default ~20 % less CPU, measured); a larger
+#: one in the scratch file.
 WORK_BYTES_PER_TRACK = 256
 
 
@@ -86,15 +87,11 @@ def _listens_per_track(con: columnar.Connection, opts: SelectOptions, found: dic
 
 
 def _isrc_groups(con: columnar.Connection, opts: SelectOptions, found: dict[str, Any]) -> None:
-    # The links of ISRCs that may be shared, found by a hash of the ISRC: grouping 9 M
-    # 64-bit hashes costs less than grouping the strings. A hash collision only adds
-    # ISRCs with one link, which join no two tracks (such a track alone is a
-    # one-track group, deleted below), so the groups are those of an exact count.
     con.execute(f"""CREATE TABLE {WORK}.sel_edge AS
         SELECT ti.isrc AS isrc, ti.track_id AS track_id
-        FROM track_isrc ti JOIN track t ON t.id = ti.track_id AND t.excluded = 0
-        WHERE hash(ti.isrc) IN (SELECT hash(isrc) AS h FROM track_isrc
-                                GROUP BY h HAVING count(*) > 1)""")
+        FROM (SELECT isrc FROM track_isrc GROUP BY isrc HAVING count(*) > 1) s
+        JOIN track_isrc ti ON ti.isrc = s.isrc
+        JOIN track t ON t.id = ti.track_id AND t.excluded = 0""")
     # Label propagation to the smallest track id of each connected component (the
     # same fixpoint as plan.py's), through the ISRCs: two aggregations per round. The
     # first round starts from each track's own id, so the table starts after it.
