@@ -32,20 +32,18 @@ import orjson
 import pytest
 
 from phonotheque.catalogue import bulk
-from phonotheque.cli.build_cmds import demo_sources
 from phonotheque.workspace import COLUMNAR_COMMANDS
 
 from .os_helpers import umount
 from .require import require_tmpfs
+from .shared_builds import EPOCH, PHONO, copy, frozen_demo, frozen_demo_cmd
 
-PHONO = str(Path(__file__).parents[1] / ".venv" / "bin" / "phono")
-ENV = {**os.environ, "SOURCE_DATE_EPOCH": "1767225600",  # 2026-01-01T00:00:00Z
+ENV = {**os.environ, "SOURCE_DATE_EPOCH": EPOCH,
        "PYTHONUNBUFFERED": "1"}  # lines reach the harness as they are printed
 
 
 def _build_cmd(ws: Path) -> list[str]:
-    return [PHONO, "build", "-w", str(ws), "--workers", "2",
-            *(str(s) for s in demo_sources())]
+    return frozen_demo_cmd(ws)
 
 
 def _tree(root: Path) -> dict[str, str]:
@@ -179,13 +177,14 @@ class _Build:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An uninterrupted build."""
-    ws = tmp_path_factory.mktemp("ref") / "ws"
-    build = _Build(ws)
-    assert build.wait() in (0, 10), build.output()
-    assert (ws / "publish" / "torrents.json").is_file()
-    assert build.finished() == {"select", *STAGES}, build.output()
-    return ws
+    """An uninterrupted build: a copy of the run's shared one (tests/shared_builds.py; the
+    same build as test_pipeline_dask's local one), as test_second_build_changes_nothing
+    builds on it again."""
+    built, output = frozen_demo(tmp_path_factory)
+    assert (built / "publish" / "torrents.json").is_file()
+    finished = {m.group(1) for line in output.splitlines() if (m := _SUMMARY.match(line))}
+    assert finished == {"select", *STAGES}, output
+    return copy(built, tmp_path_factory.mktemp("ref") / "ws")
 
 
 def _kill_during(ws: Path, stage: str, rng: random.Random, attempt: int = 0) -> bool:

@@ -13,11 +13,9 @@ import pytest
 
 from phonotheque.cli.build_cmds import demo_sources
 from tests.require import require_module
+from tests.shared_builds import EPOCH, PHONO, frozen_demo, frozen_demo_cmd
 
 distributed = require_module("distributed")
-
-PHONO = str(Path(__file__).parents[1] / ".venv" / "bin" / "phono")
-EPOCH = "1767225600"
 
 
 @pytest.fixture(scope="module")
@@ -44,18 +42,21 @@ def _tree(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_build_on_a_cluster_equals_a_local_build(tmp_path: Path, dask_client: Any) -> None:
+def test_build_on_a_cluster_equals_a_local_build(tmp_path: Path, dask_client: Any,
+                                                 tmp_path_factory: pytest.TempPathFactory
+                                                 ) -> None:
     env = {**os.environ, "SOURCE_DATE_EPOCH": EPOCH}
     sources = [str(s) for s in demo_sources()]
-    trees = {}
+    # the local build: `phono build --workers 2`, the run's shared one (tests/shared_builds.py)
+    assert frozen_demo_cmd(tmp_path)[-len(sources) - 2:] == ["--workers", "2", *sources]
+    trees = {"local": _tree(frozen_demo(tmp_path_factory)[0] / "publish")}
     with distributed.get_task_stream(dask_client) as stream:
-        for name, extra in (("local", ["--workers", "2"]),
-                            ("dask", ["--scheduler", dask_client.scheduler.address])):
-            ws = tmp_path / name
-            run = subprocess.run([PHONO, "build", "-w", str(ws), *extra, *sources],
-                                 env=env, capture_output=True, text=True, timeout=120)
-            assert run.returncode in (0, 10), run.stdout + run.stderr
-            trees[name] = _tree(ws / "publish")
+        ws = tmp_path / "dask"
+        run = subprocess.run([PHONO, "build", "-w", str(ws), "--scheduler",
+                              dask_client.scheduler.address, *sources],
+                             env=env, capture_output=True, text=True, timeout=120)
+        assert run.returncode in (0, 10), run.stdout + run.stderr
+        trees["dask"] = _tree(ws / "publish")
     assert len(trees["local"]) > 10
     assert trees["dask"] == trees["local"]
     # both stages really ran on the cluster's workers
