@@ -216,3 +216,30 @@ def test_duckdb_draws_no_progress_bar(tmp_path: Path) -> None:
          "print(c.execute(q).fetchone()[0], c.cursor().execute(q).fetchone()[0])"],
         capture_output=True, cwd=REPO, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_a_converted_workspace_does_not_read_its_inputs_again(ws: Workspace) -> None:
+    """The inputs' checkpoints come along: after `phono init --engine duckdb` on an ingested
+    workspace, ingesting the same files again skips them (before, every input was read
+    again from its first line: hours at 100 M tracks, for nothing) and publish's built_at,
+    which reads the newest checkpoint, does not move."""
+    from phonotheque.ingest import ingest
+    from tests.conftest import DATA
+
+    inputs = [DATA / "picard" / "ws_data"]
+    first = ingest(ws, "musicbrainz", inputs)
+    assert first.read > 0 and all(s.status == "read" for s in first.sources)
+    with sqlite3.connect(ws.catalogue) as conn:
+        want = sorted(conn.execute("SELECT * FROM ingest_checkpoint").fetchall())
+    Workspace.create(ws.root, engine="duckdb")
+    again = ingest(ws, "musicbrainz", inputs)
+    assert [s.status for s in again.sources] == ["skipped"] * len(first.sources)
+    assert again.read == 0
+    con = bulk.open_bulk(ws.root, readonly=True)
+    try:
+        got = sorted(tuple(r) for r in con.execute(
+            'SELECT source, kind, size, mtime_ns, "offset", line, done, updated_at '
+            "FROM ingest_checkpoint").fetchall())
+    finally:
+        con.close()
+    assert got == want

@@ -70,8 +70,10 @@ BULK_TABLES: tuple[str, ...] = ("artist", "release", "track", "track_artist", "t
                                 "listens")
 #: What a conversion copies: the bulk tables, then the plan of the last select and the
 #: ledger (its audio outcomes would be lost otherwise), which a columnar workspace keeps
-#: in this file too (catalogue/bulk_selection.py).
-CONVERTED_TABLES: tuple[str, ...] = (*BULK_TABLES, "selection", "ledger")
+#: in this file too (catalogue/bulk_selection.py), and the inputs' checkpoints (without
+#: them a converted workspace read every input again from its first line, and publish's
+#: built_at, their newest time, moved).
+CONVERTED_TABLES: tuple[str, ...] = (*BULK_TABLES, "selection", "ledger", "ingest_checkpoint")
 
 
 #: DuckDB's memory limit for a columnar stage unless told (or the machine has less than
@@ -209,8 +211,8 @@ def migrate(con: columnar.Connection, file: Path) -> int:
 
 
 def convert_from_sqlite(con: columnar.Connection) -> dict[str, int]:
-    """Copy the SQLite catalogue's bulk tables, selection and ledger (attached as ``cat``)
-    into the columnar one.
+    """Copy the SQLite catalogue's bulk tables, selection, ledger and ingest checkpoints
+    (attached as ``cat``) into the columnar one.
 
     Ids are kept, so operational tables that point at tracks stay right. Used when an
     existing workspace becomes columnar; refuses a columnar catalogue that holds rows.
