@@ -186,7 +186,9 @@ def _one(
     by_kind = state.by_kind
 
     def tap(records: Iterator[Record]) -> Iterator[Record]:
-        # Note the offset each checkpoint reaches so progress can count bytes.
+        # Note the offset each checkpoint reaches so progress can count bytes. On the
+        # writer's side of the prefetch: in the reader's thread it said how far the reader
+        # had run ahead (up to 16 chunks), which depends on timing, not what was written.
         for r in records:
             if type(r) is Checkpoint and item.progress_size is not None:
                 reached = r.offset if r.disk is None else r.disk
@@ -196,7 +198,7 @@ def _one(
     def watch(records: Iterator[Record]) -> Iterator[Record]:
         # Every record within the limits SQLite and later stages can hold; an input that
         # cannot be read (further) is marked done, so a re-run skips it until it changes.
-        return within_bounds(item, tap(records), unreadable=Checkpoint(
+        return within_bounds(item, records, unreadable=Checkpoint(
             item.source, src.kind, item.size, done=True, size=item.size,
             mtime_ns=item.mtime_ns))
 
@@ -211,7 +213,7 @@ def _one(
             progress(_event(item.source, state.rows, state.bytes, total_bytes))
 
     counts = store.write(
-        _prefetch(watch(src.read(item, read_options, start, line))),
+        tap(_prefetch(watch(src.read(item, read_options, start, line)))),
         batch_size=min(options.batch_size, src.max_batch or options.batch_size),
         on_batch=on_batch,
     )
