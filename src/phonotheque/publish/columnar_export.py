@@ -258,12 +258,12 @@ def _prepare(con: columnar.Connection, memory_bytes: int | None, tell: _Tell) ->
     con.execute(f"CREATE TABLE pub.search AS {_SEARCH}")
 
 
-def _ranges(con: columnar.Connection, relation: str, column: str,
-            memory_bytes: int | None) -> list[tuple[int, int]]:
+def _ranges(con: columnar.Connection, relation: str, column: str, memory_bytes: int | None,
+            bytes_per_id: int = _BYTES_PER_ID) -> list[tuple[int, int]]:
     """The id ranges (:func:`bulk.id_ranges`) covering ``column`` of ``relation``."""
     lo, hi = con.execute(f"SELECT min({column}), max({column}) FROM {relation}").fetchone() \
         or (None, None)
-    return list(bulk.id_ranges(lo, hi, _BYTES_PER_ID, memory_bytes=memory_bytes))
+    return list(bulk.id_ranges(lo, hi, bytes_per_id, memory_bytes=memory_bytes))
 
 
 def _published(table: str) -> str:
@@ -386,8 +386,7 @@ def _fts_rows(con: columnar.Connection, db: Path, limit: int,
         conn.close()
     ranged = _FTS.format(limit=limit)
     con.execute(f"CREATE TABLE pub.{_FTS_ROWS} AS {ranged}", {"lo": 0, "hi": -1})
-    lo, hi = con.execute("SELECT min(id), max(id) FROM pub.track").fetchone() or (None, None)
-    ranges = list(bulk.id_ranges(lo, hi, _FTS_BYTES_PER_ID, memory_bytes=memory_bytes))
+    ranges = _ranges(con, "pub.track", "id", memory_bytes, _FTS_BYTES_PER_ID)
     for i, (first, last) in enumerate(ranges, 1):
         tell(f"text index rows {i}/{len(ranges)}")
         con.execute(f"INSERT INTO pub.{_FTS_ROWS} {ranged}", {"lo": first, "hi": last})
