@@ -270,6 +270,7 @@ def test_a_columnar_publish_reports_every_step(archives: tuple[Workspace, Worksp
                  "metadata.sqlite: text index", "metadata.sqlite: ANALYZE"):
         assert any(s.startswith(step) for s in steps), (step, steps)
     assert steps.index("search order") < steps.index("metadata.sqlite: ANALYZE")
+    assert steps[-1] == "parquet"  # the small tables' Parquet comes last, under its own name
     # the rows: every bulk table's Parquet once, then the small tables'
     parquet = col.publish / "parquet"
     bulk_rows = sum(pq.read_metadata(parquet / f"{t}.parquet").num_rows for t in BULK_PARQUET)

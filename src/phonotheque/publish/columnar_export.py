@@ -167,6 +167,7 @@ def export_columnar(root: Path, out: Path, parquet: Path | None, ctx: ExportCont
         columnar.remove_database(scratch)
         columnar.remove_database(fts)
     if parquet is not None:
+        _Tell(progress)("parquet")  # the small tables, from the finished database
         export_parquet(out, parquet, progress,
                        tables=[t for t in PARQUET_TABLES if t not in BULK_PARQUET])
     return counts
