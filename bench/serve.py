@@ -191,8 +191,10 @@ def bench_http(db: Path, work: Path, sets: dict[str, list[str]], duration: float
     # (no prefix: a prefix query on a common word stalls it for many seconds)
     ds_table = "/metadata/track_fts.json?_search={}&_size=20&_shape=array"
     ds_sql = ("/metadata.json?sql=" + quote(
-        "select rowid, title, artists, release, isrc from track_fts where track_fts match :q"
-        " order by bm25(track_fts, 10.0, 5.0, 2.0, 1.0), rowid limit 20") + "&q={}&_shape=array")  # fmt: skip
+        "select f.rowid, t.title, t.artist_credit from track_fts f"
+        " join search_order o on o.pos = f.rowid join track t on t.id = o.track_id"
+        " where track_fts match :q order by bm25(track_fts, 10.0, 5.0, 2.0), f.rowid limit 20")
+        + "&q={}&_shape=array")  # fmt: skip
     plans = {
         "phono": {
             "isrc": [f"/api/isrc/{c}" for c in isrcs],

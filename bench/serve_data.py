@@ -162,10 +162,10 @@ def build(dest: Path, n: int, progress: bool = True) -> Path:
     step("torrents and files")
     conn.execute(SEARCH_ORDER_SQL)
     conn.execute(
-        "INSERT INTO track_fts(rowid, title, artists, release, isrc)"
-        " SELECT o.pos, t.title, t.artist_credit, r.title, i.isrc FROM search_order o"
+        "INSERT INTO track_fts(rowid, title, artists, release)"
+        " SELECT o.pos, t.title, t.artist_credit, r.title FROM search_order o"
         " JOIN track t ON t.id = o.track_id JOIN release r ON r.id = t.release_id"
-        " LEFT JOIN track_isrc i ON i.track_id = t.id ORDER BY o.pos"
+        " ORDER BY o.pos"
     )
     step("full-text index")
     conn.execute("INSERT INTO track_fts(track_fts) VALUES ('optimize')")

@@ -17,6 +17,9 @@ from phonotheque.errors import InvalidISRC
 
 _PATTERN = re.compile(r"^[A-Z]{2}[A-Z0-9]{3}[0-9]{7}$")
 _STRIP = re.compile(r"[\s\-]+")
+# The start of a code: country, registrant and 1-6 digits of year and designation. At
+# least one digit, so that a five-letter word ("HELLO") is not taken for one.
+_PREFIX = re.compile(r"^[A-Z]{2}[A-Z0-9]{3}[0-9]{1,6}$")
 
 # ISO 3166-1 alpha-2 codes plus the prefixes the ISRC agency allocates outside
 # ISO (QM/QZ/ZZ for the US and international registrants, CS/YU for former
@@ -77,6 +80,13 @@ def parse(raw: str) -> ISRC:
             problem = "invalid ISRC (expected 2 letters, 3 alphanumerics, 7 digits)"
         raise InvalidISRC(repr(raw), problem)
     return ISRC(code, code[:2] in _COUNTRIES)
+
+
+def prefix(raw: str) -> str | None:
+    """The normalised start of an ISRC (6 to 11 characters: country, registrant, at least
+    one digit) if ``raw`` is one, else None. A whole code is not a prefix: see :func:`parse`."""
+    code = normalise(raw)
+    return code if _PREFIX.fullmatch(code) else None
 
 
 def is_valid(raw: str) -> bool:

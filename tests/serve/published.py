@@ -171,7 +171,7 @@ def build_published(dest: Path) -> Path:
             conn.execute("INSERT INTO track_isrc(track_id, isrc) VALUES (?,?)", (tid, code))
         rel_title = releases[rel][1] if rel in releases else ""
         names = " ".join(artists[a][1] for a in aids)
-        fts[tid] = (title, f"{credit} {names}", rel_title, " ".join(codes))
+        fts[tid] = (title, f"{credit} {names}", rel_title)
         if not selected:
             continue
         ext, codec, container, bitrate = (
@@ -198,7 +198,7 @@ def build_published(dest: Path) -> Path:
     sizes[5], counts[5] = 12_000_000, 60
     conn.execute(SEARCH_ORDER_SQL)  # as publish: track_fts rowid = position by listens
     conn.executemany(
-        "INSERT INTO track_fts(rowid, title, artists, release, isrc) VALUES (?,?,?,?,?)",
+        "INSERT INTO track_fts(rowid, title, artists, release) VALUES (?,?,?,?)",
         [(pos, *fts[tid]) for pos, tid in conn.execute(
             "SELECT pos, track_id FROM search_order ORDER BY pos").fetchall()],
     )

@@ -60,10 +60,10 @@ _SCRATCH = "publish.duckdb"
 _OUT = "published"  # the alias metadata.sqlite is ATTACHed under in DuckDB
 _FTS_FILE = "publish-fts.sqlite"
 _FTS_ROWS = "fts_rows"  # track_fts's rows in the FTS file before FTS5 indexes them
-# FTS5's own tables behind track_fts (plain tables: copied as they are, they are the index).
-# Not its config table: the build's settings below stay in the scratch file, the published
-# track_fts keeps the defaults the DDL gave it.
-_FTS_SHADOWS = ("data", "idx", "content", "docsize")
+# FTS5's own tables behind track_fts (plain tables: copied as they are, they are the index;
+# contentless, it has no content table). Not its config table: the build's settings below
+# stay in the scratch file, the published track_fts keeps the defaults the DDL gave it.
+_FTS_SHADOWS = ("data", "idx", "docsize")
 # FTS5 settings for the build only (same index after 'optimize', same answers; other
 # segment numbers): 32 MiB of pending terms per flush instead of 1 MiB, and no automatic
 # merges while loading (the one 'optimize' at the end merges everything once). Measured on
@@ -110,26 +110,23 @@ _TRACK = f"""
 #: range's rows with their strings, the joined tables' hash tables and the sort.
 _BYTES_PER_ID = 600
 
-# Every track by popularity (ties: lowest id), with the text track_fts indexes: the
-# same values the SQLite engine's statement concatenates (artist names by position,
-# ISRCs sorted, '' for none). Lists sorted after an unordered aggregate: DuckDB's
-# ordered aggregates (string_agg ... ORDER BY) sort per group, several times slower.
+# Every track by popularity (ties: lowest id).
 _SEARCH = """SELECT row_number() OVER (ORDER BY listens DESC, id) AS pos, id
              FROM pub.track ORDER BY pos"""
 # The text track_fts indexes for the indexed tracks (the search limit: the 10 M most
 # listened by default) among the ids $lo..$hi: the same values the SQLite engine's
-# statement concatenates (artist names by position, ISRCs sorted, '' for none). Lists
-# sorted after an unordered aggregate: DuckDB's ordered aggregates (string_agg ... ORDER
-# BY) sort per group, several times slower. One range of track ids at a time, every
-# relation cut to it (the scratch file's copies are in id order): a list() state does not
-# spill in DuckDB 1.4, and over the 10 M indexed tracks of 100 M at once the lists ran the
-# publish out of its 3 GiB (measured, 2026-12-02; over every track's ISRCs too, earlier).
+# statement concatenates (artist names by position, '' for none). The list sorted after
+# an unordered aggregate: DuckDB's ordered aggregates (string_agg ... ORDER BY) sort per
+# group, several times slower. One range of track ids at a time, every relation cut to it
+# (the scratch file's copies are in id order): a list() state does not spill in DuckDB
+# 1.4, and over the 10 M indexed tracks of 100 M at once the lists ran the publish out of
+# its 3 GiB (measured, 2026-12-02; over every track's ISRCs too, earlier).
 _FTS = """WITH o AS (
         SELECT s.pos, t.id, t.title, t.artist_credit, t.release_id
         FROM pub.search s JOIN pub.track t ON t.id = s.id
         WHERE s.pos <= {limit} AND s.id BETWEEN $lo AND $hi AND t.id BETWEEN $lo AND $hi)
     SELECT o.pos, o.title, coalesce(o.artist_credit, ar.names, '') AS artists,
-           coalesce(r.title, '') AS release, coalesce(ic.codes, '') AS isrc
+           coalesce(r.title, '') AS release
     FROM o
     LEFT JOIN pub.release r ON r.id = o.release_id
     LEFT JOIN (SELECT ta.track_id, array_to_string(list_transform(
@@ -138,11 +135,7 @@ _FTS = """WITH o AS (
                FROM pub.track_artist ta JOIN pub.artist a ON a.id = ta.artist_id
                WHERE ta.track_id BETWEEN $lo AND $hi
                  AND ta.track_id IN (SELECT id FROM o WHERE artist_credit IS NULL)
-               GROUP BY ta.track_id) ar ON ar.track_id = o.id
-    LEFT JOIN (SELECT track_id, array_to_string(list_sort(list(isrc)), ' ') AS codes
-               FROM pub.track_isrc
-               WHERE track_id BETWEEN $lo AND $hi AND track_id IN (SELECT id FROM o)
-               GROUP BY track_id) ic ON ic.track_id = o.id"""
+               GROUP BY ta.track_id) ar ON ar.track_id = o.id"""
 #: Memory per track id a range of the text index's rows may take: the lists and joins of
 #: the range's indexed tracks (every track of a catalogue up to the search limit).
 _FTS_BYTES_PER_ID = 2000
@@ -364,8 +357,8 @@ def _fts(con: columnar.Connection, db: Path, limit: int, rows: Future[None],
             conn.execute("INSERT INTO track_fts(track_fts, rank) VALUES (?, ?)", (key, value))
         tell("text index: FTS5")
         conn.execute("BEGIN")
-        conn.execute("INSERT INTO track_fts(rowid, title, artists, release, isrc) "
-                     f"SELECT pos, title, artists, release, isrc FROM {_FTS_ROWS} ORDER BY pos")
+        conn.execute("INSERT INTO track_fts(rowid, title, artists, release) "
+                     f"SELECT pos, title, artists, release FROM {_FTS_ROWS} ORDER BY pos")
         conn.execute("COMMIT")
         conn.execute("INSERT INTO track_fts(track_fts) VALUES ('optimize')")
     finally:
@@ -382,7 +375,7 @@ def _fts_rows(con: columnar.Connection, db: Path, limit: int,
     try:
         conn.executescript(DDL)
         conn.execute(f"CREATE TABLE {_FTS_ROWS}(pos INTEGER PRIMARY KEY, title TEXT, "
-                     "artists TEXT, release TEXT, isrc TEXT)")
+                     "artists TEXT, release TEXT)")
     finally:
         conn.close()
     ranged = _FTS.format(limit=limit)

@@ -129,16 +129,13 @@ def _fill(conn: sqlite3.Connection, ctx: ExportContext) -> dict[str, int]:
     ex("INSERT INTO track_isrc SELECT track_id, isrc FROM cat.track_isrc ORDER BY track_id, isrc")
     fill_released(conn)
     ex(SEARCH_ORDER_SQL)
-    ex("""INSERT INTO track_fts(rowid, title, artists, release, isrc)
+    ex("""INSERT INTO track_fts(rowid, title, artists, release)
           SELECT o.pos, t.title,
                  coalesce(t.artist_credit,
                           (SELECT group_concat(name, ' ') FROM (
                              SELECT a.name FROM track_artist ta JOIN artist a ON a.id = ta.artist_id
                              WHERE ta.track_id = t.id ORDER BY ta.position)), ''),
-                 coalesce(r.title, ''),
-                 coalesce((SELECT group_concat(isrc, ' ') FROM (
-                             SELECT isrc FROM track_isrc i WHERE i.track_id = t.id
-                             ORDER BY isrc)), '')
+                 coalesce(r.title, '')
           FROM search_order o JOIN track t ON t.id = o.track_id
           LEFT JOIN release r ON r.id = t.release_id WHERE o.pos <= ? ORDER BY o.pos""",
        (search_limit(ctx.search_tracks),))

@@ -56,7 +56,10 @@ SPEC: dict[str, Any] = {
                 "summary": "Search titles, artists, releases and ISRCs",
                 "description": (
                     "Full-text search with prefix and diacritic-insensitive matching. A query "
-                    "that is an ISRC (spaces and hyphens allowed) is an exact ISRC look-up."
+                    "that is an ISRC (spaces and hyphens allowed) is an exact ISRC look-up "
+                    "(kind 'isrc'); one that is the start of an ISRC (country, registrant and "
+                    "at least one digit) lists the tracks whose ISRC starts so, in code order "
+                    "(kind 'isrc_prefix'; a text search if none does)."
                 ),
                 "parameters": [
                     {
@@ -278,7 +281,7 @@ SPEC: dict[str, Any] = {
                 "required": ["query", "kind", "limit", "offset", "count", "next_offset", "results"],
                 "properties": {
                     "query": {"type": "string"},
-                    "kind": {"type": "string", "enum": ["text", "isrc", "empty"]},
+                    "kind": {"type": "string", "enum": ["text", "isrc", "isrc_prefix", "empty"]},
                     "limit": {"type": "integer"},
                     "offset": {"type": "integer"},
                     "count": {"type": "integer"},

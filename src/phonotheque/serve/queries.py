@@ -23,7 +23,7 @@ import orjson
 
 from phonotheque import isrc as isrc_mod
 from phonotheque.errors import InputError, WorkspaceError
-from phonotheque.publish.dbschema import PUBLISH_SCHEMA_VERSION
+from phonotheque.publish.dbschema import PUBLISH_SCHEMA_VERSION, READABLE_SCHEMA_VERSIONS
 from phonotheque.serve.cache import ByteLRU
 from phonotheque.sqlite_uri import file_uri
 
@@ -67,7 +67,7 @@ class SearchPage:
     """One page of search results."""
 
     query: str
-    kind: str  # "text", "isrc" or "empty"
+    kind: str  # "text", "isrc", "isrc_prefix" or "empty"
     limit: int
     offset: int
     results: list[Row]
@@ -145,9 +145,10 @@ class PublishedDB:
         self._local = threading.local()
         info = self._read_info()
         version = info.get("schema_version", str(PUBLISH_SCHEMA_VERSION))
-        if str(version) != str(PUBLISH_SCHEMA_VERSION):
+        if version not in {str(v) for v in READABLE_SCHEMA_VERSIONS}:
+            readable = ", ".join(str(v) for v in sorted(READABLE_SCHEMA_VERSIONS))
             raise WorkspaceError(
-                self.path, f"published schema version {version}, this phono reads {PUBLISH_SCHEMA_VERSION}"
+                self.path, f"published schema version {version}, this phono reads {readable}"
             )
         self.info = info
         # The file never changes while served, so caching answers is always correct.
@@ -178,7 +179,8 @@ class PublishedDB:
 
     # -- search ------------------------------------------------------------------------
     def search(self, q: str, limit: int = DEFAULT_LIMIT, offset: int = 0) -> SearchPage:
-        """Search titles, artists, releases and ISRCs; an ISRC query is an exact look-up."""
+        """Search titles, artists, releases and ISRCs: an ISRC query is an exact look-up,
+        the start of one (6-11 characters) a range of track_isrc's index."""
         return self.cache.get(("search", q, limit, offset), lambda: self._search(q, limit, offset))
 
     def _search(self, q: str, limit: int = DEFAULT_LIMIT, offset: int = 0) -> SearchPage:
@@ -191,6 +193,14 @@ class PublishedDB:
             page = rows[offset : offset + limit]
             more = offset + limit < len(rows) and offset + limit <= MAX_OFFSET
             return SearchPage(q, "isrc", limit, offset, page, offset + limit if more else None)
+        start = isrc_mod.prefix(q) if len(q) <= 20 else None
+        if start is not None:
+            ids = self._isrc_prefix_ids(start, offset + limit + 1)
+            if ids:  # else it may be a word after all: a text search
+                more = len(ids) > offset + limit and offset + limit <= MAX_OFFSET
+                rows = self._hydrate(ids[offset : offset + limit])
+                return SearchPage(q, "isrc_prefix", limit, offset, rows,
+                                  offset + limit if more else None)
         match = fts_query(q)
         if not match:
             return SearchPage(q, "empty", limit, offset, [], None)
@@ -237,6 +247,21 @@ class PublishedDB:
     def by_isrc(self, code: str) -> list[Row]:
         """Tracks carrying this (normalised) ISRC."""
         return self.cache.get(("isrc", code), lambda: self._by_isrc(code))
+
+    def _isrc_prefix_ids(self, start: str, n: int) -> list[int]:
+        """The first ``n`` distinct tracks with an ISRC starting with ``start``, in code
+        order: a range of track_isrc's index, read only as far as needed. Every track, not
+        only those track_fts indexes (schema 3 has no ISRC column there)."""
+        ids: dict[int, None] = {}
+        rows = self._conn().execute(
+            "SELECT track_id FROM track_isrc WHERE isrc >= ? AND isrc < ? ORDER BY isrc",
+            (start, start + "\x7f"),  # every code character sorts below DEL
+        )
+        for (track_id,) in rows:
+            ids.setdefault(track_id)
+            if len(ids) >= n:
+                break
+        return list(ids)
 
     def _by_isrc(self, code: str) -> list[Row]:
         ids = [
