@@ -141,6 +141,40 @@ def test_an_extension_duckdb_cannot_load_is_a_clear_error(filled: Workspace, tmp
     assert err.value.subject == broken
 
 
+def test_the_extension_signature_is_checked_once_per_file_in_a_process(
+        filled: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DuckDB checks the extension's signature (it hashes all 50 MB: ~0.4 s of CPU) at
+    every connection, which a process opening the catalogue several times paid each time.
+    The second connection to the same, unchanged file loads it unchecked; another file
+    is checked, and a file changed after its check is checked again, and refused when
+    its signature no longer matches."""
+    monkeypatch.setattr(columnar, "_VERIFIED", set())  # as in a fresh process
+
+    def unchecked() -> bool:
+        con = columnar.connect(filled.catalogue, temp_directory=filled.columnar_temp)
+        try:
+            row = con.execute("SELECT current_setting('allow_unsigned_extensions')").fetchone()
+            assert con.execute("SELECT count(*) FROM cat.track").fetchone() == (20,)
+        finally:
+            con.close()
+        return bool(row and row[0])
+
+    assert not unchecked()  # the first connection: checked
+    assert unchecked()  # the same file again
+    copy = tmp_path / "ext" / "sqlite_scanner.duckdb_extension"
+    copy.parent.mkdir()
+    data = bytearray(columnar.sqlite_extension().read_bytes())
+    copy.write_bytes(data)
+    monkeypatch.setattr(columnar, "sqlite_extension", lambda con=None: copy)
+    assert not unchecked()  # another file (the same bytes): checked, and signed
+    assert unchecked()
+    data[-1] ^= 0xFF  # its signature, changed after the check
+    copy.write_bytes(data)
+    os.utime(copy, ns=(copy.stat().st_atime_ns, copy.stat().st_mtime_ns + 1))
+    with pytest.raises(ToolError, match="cannot load it"):
+        columnar.connect(filled.catalogue, temp_directory=filled.columnar_temp)
+
+
 def test_no_catalogue_or_not_a_catalogue(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such catalogue"):
         columnar.connect(tmp_path / "missing.sqlite", temp_directory=tmp_path / "t")
