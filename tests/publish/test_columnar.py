@@ -243,8 +243,8 @@ def test_search_tracks_bounds_text_search_only(archives: tuple[Workspace, Worksp
 def test_a_failed_text_index_stops_the_publish_before_the_indexes(
         archives: tuple[Workspace, Workspace, int], monkeypatch: pytest.MonkeyPatch) -> None:
     """DuckDB failing on the text index's rows (at 100 M tracks: out of memory) fails the
-    publish as soon as the bulk load is done, not after the secondary indexes and stats
-    (at 100 M, 24 minutes in instead of 18), and publishes nothing."""
+    publish before the bulk load, not after the secondary indexes and stats (at 100 M,
+    24 minutes in instead of 18), and publishes nothing."""
     _ws, col, _victim = archives
     publish(col)
     before = _snapshot(col.publish)

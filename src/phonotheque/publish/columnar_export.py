@@ -18,8 +18,10 @@ SQLite workspace (same schema, same rows), built the way bulk data wants it:
   page splits. Its
   secondary indexes are dropped before and created after the load (one sort each);
   ``search_order`` and ``track_fts`` come from DuckDB already in popularity order
-  (ranked by every core; track_fts built in its own file in a third thread), then the torrent tables from the operational catalogue
-  with :func:`export.fill_released`, the same statements as the SQLite engine.
+  (ranked by every core; track_fts's rows computed first, then indexed by FTS5 in its
+  own file in a second thread while the bulk load runs), then the torrent tables from the
+  operational catalogue with :func:`export.fill_released`, the same statements as the
+  SQLite engine.
 - The small operational tables (waves, torrents, files, art, exclusions, stats,
   info) go to Parquet as the SQLite engine writes them, from the finished database.
 """
@@ -61,9 +63,10 @@ _OUT = "published"  # the alias metadata.sqlite is ATTACHed under in DuckDB
 _FTS_FILE = "publish-fts.sqlite"
 _FTS_ROWS = "fts_rows"  # track_fts's rows in the FTS file before FTS5 indexes them
 # FTS5's own tables behind track_fts (plain tables: copied as they are, they are the index;
-# contentless, it has no content table). Not its config table: the build's settings below
-# stay in the scratch file, the published track_fts keeps the defaults the DDL gave it.
-_FTS_SHADOWS = ("data", "idx", "docsize")
+# contentless and without column sizes, it has no content or docsize table). Not its config
+# table: the build's settings below stay in the scratch file, the published track_fts keeps
+# the defaults the DDL gave it.
+_FTS_SHADOWS = ("data", "idx")
 # FTS5 settings for the build only (same index after 'optimize', same answers; other
 # segment numbers): 32 MiB of pending terms per flush instead of 1 MiB, and no automatic
 # merges while loading (the one 'optimize' at the end merges everything once). Measured on
@@ -169,26 +172,33 @@ def export_columnar(root: Path, out: Path, parquet: Path | None, ctx: ExportCont
 def _export(con: columnar.Connection, root: Path, scratch: Path, fts: Path, out: Path,
             parquet: Path | None, ctx: ExportContext, threads: int | None,
             memory_bytes: int | None, tell: _Tell) -> dict[str, int]:
-    """Everything done with the DuckDB connection ``con``: prepare, then three jobs."""
+    """Everything done with the DuckDB connection ``con``: prepare, then the jobs."""
     columnar.remove_database(scratch)
     columnar.remove_database(fts)
     con.execute(f"ATTACH '{_sql_text(str(scratch))}' AS pub")
     _prepare(con, memory_bytes, tell)
-    # Three jobs at once, each mostly on one core: the Parquet (DuckDB), the
-    # full-text index (SQLite's FTS5, in its own file) and the bulk load of
-    # metadata.sqlite (DuckDB's SQLite extension); the index joins the file at the end.
-    # Done when the FTS job no longer reads the scratch file; its error, if DuckDB failed
-    # there, raised in this thread as soon as the load is done (not after the secondary
-    # indexes, tens of minutes later at 100 M).
-    rows: Future[None] = Future()
+    # Then the jobs, arranged around the longest one, FTS5's build of the text index (one
+    # core, SQLite, in its own file; it joins metadata.sqlite at the end): its rows first,
+    # beside the Parquet (both DuckDB on every core), so that it starts as early as it
+    # can; then, while it runs, the bulk load of metadata.sqlite (DuckDB's SQLite
+    # extension) and its indexes on the other core. The rows began after the Parquet, the
+    # load and the FTS5 build had all started, sharing two cores three ways: at 10 M
+    # tracks they took 55 s of wall time for 29 s of CPU, all of it on the critical path
+    # (measured 2026-12-02). A DuckDB error in the rows (at 100 M: out of memory) stops
+    # the publish before the load starts.
     attached = [True]
     with ThreadPoolExecutor(max_workers=2) as pool:
         copied = None
         if parquet is not None:
             _mkdir(parquet)
             copied = pool.submit(_bulk_parquet, con.cursor(), parquet, tell)
-        indexed = pool.submit(_fts, con.cursor(), fts, search_limit(ctx.search_tracks),
-                              rows, memory_bytes, tell)
+        try:
+            _fts_rows(con, fts, search_limit(ctx.search_tracks), memory_bytes, tell)
+        except BaseException:
+            if copied is not None:
+                copied.cancel()
+            raise
+        indexed = pool.submit(_fts, fts, tell)
 
         def release() -> None:
             """Delete the scratch file once nothing reads it any more, before the
@@ -196,7 +206,6 @@ def _export(con: columnar.Connection, root: Path, scratch: Path, fts: Path, out:
             it is ~50 B/track, 5 GB at 100 M."""
             if copied is not None:
                 copied.result()
-            rows.result()
             con.execute("DETACH pub")
             attached[0] = False
             columnar.remove_database(scratch)
@@ -328,11 +337,9 @@ def _load_bulk(con: columnar.Connection, db: Path, tell: _Tell) -> None:
         con.execute(f"DETACH {_OUT}")
 
 
-def _fts(con: columnar.Connection, db: Path, limit: int, rows: Future[None],
-         memory_bytes: int | None, tell: _Tell) -> Path:
-    """track_fts built alone in the file ``db`` (same DDL, so the same shadow tables),
-    optimized; its rows from DuckDB (``con``: this thread's cursor) in popularity order.
-    ``rows`` is done once DuckDB is (with DuckDB's error if it failed).
+def _fts(db: Path, tell: _Tell) -> Path:
+    """track_fts built alone in the file ``db`` (same DDL, so the same shadow tables) from
+    the rows :func:`_fts_rows` put there, in popularity order, then optimized.
 
     The rows reach SQLite without passing through Python: DuckDB's SQLite extension
     writes them into a plain table of ``db`` (``pos`` its rowid), and one INSERT ...
@@ -341,15 +348,6 @@ def _fts(con: columnar.Connection, db: Path, limit: int, rows: Future[None],
     the extension binds a value of an untyped column (every FTS5 column) as a BLOB,
     which FTS5 would store as such, and it cannot set the rowid.
     """
-    try:
-        try:
-            _fts_rows(con, db, limit, memory_bytes, tell)
-        finally:
-            con.close()
-    except BaseException as exc:
-        rows.set_exception(exc)
-        raise
-    rows.set_result(None)
     conn = sqlite3.connect(db, isolation_level=None)
     try:
         _scratch_pragmas(conn)
