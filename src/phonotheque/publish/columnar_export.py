@@ -177,15 +177,14 @@ def _export(con: columnar.Connection, root: Path, scratch: Path, fts: Path, out:
     columnar.remove_database(fts)
     con.execute(f"ATTACH '{_sql_text(str(scratch))}' AS pub")
     _prepare(con, memory_bytes, tell)
-    # Then the jobs, arranged around the longest one, FTS5's build of the text index (one
-    # core, SQLite, in its own file; it joins metadata.sqlite at the end): its rows first,
-    # beside the Parquet (both DuckDB on every core), so that it starts as early as it
-    # can; then, while it runs, the bulk load of metadata.sqlite (DuckDB's SQLite
-    # extension) and its indexes on the other core. The rows began after the Parquet, the
-    # load and the FTS5 build had all started, sharing two cores three ways: at 10 M
-    # tracks they took 55 s of wall time for 29 s of CPU, all of it on the critical path
-    # (measured 2026-12-02). A DuckDB error in the rows (at 100 M: out of memory) stops
-    # the publish before the load starts.
+    # Then the jobs, two at a time: the text index's rows (DuckDB) beside the Parquet
+    # (DuckDB); then FTS5's build of the text index (one core, SQLite, in its own file; it
+    # joins metadata.sqlite at the end) beside the bulk load of metadata.sqlite (DuckDB's
+    # SQLite extension, one core) and its indexes. A DuckDB error in the rows (at 100 M:
+    # out of memory) stops the publish before the load starts. (When the rows ran beside
+    # the load and the build, three jobs on two cores, they took 55 s of wall time for
+    # 29 s of CPU at 10 M; in this order the whole publish took as long, 214 vs 223 s at
+    # load 20-40: the load and indexes are then the longer path. Measured 2026-12-02.)
     attached = [True]
     with ThreadPoolExecutor(max_workers=2) as pool:
         copied = None
