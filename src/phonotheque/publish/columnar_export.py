@@ -63,10 +63,9 @@ _OUT = "published"  # the alias metadata.sqlite is ATTACHed under in DuckDB
 _FTS_FILE = "publish-fts.sqlite"
 _FTS_ROWS = "fts_rows"  # track_fts's rows in the FTS file before FTS5 indexes them
 # FTS5's own tables behind track_fts (plain tables: copied as they are, they are the index;
-# contentless and without column sizes, it has no content or docsize table). Not its config
-# table: the build's settings below stay in the scratch file, the published track_fts keeps
-# the defaults the DDL gave it.
-_FTS_SHADOWS = ("data", "idx")
+# contentless, it has no content table). Not its config table: the build's settings below
+# stay in the scratch file, the published track_fts keeps the defaults the DDL gave it.
+_FTS_SHADOWS = ("data", "idx", "docsize")
 # FTS5 settings for the build only (same index after 'optimize', same answers; other
 # segment numbers): 32 MiB of pending terms per flush instead of 1 MiB, and no automatic
 # merges while loading (the one 'optimize' at the end merges everything once). Measured on

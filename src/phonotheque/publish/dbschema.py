@@ -9,9 +9,8 @@ state, no provenance paths of the builder's machine beyond source names.
 from __future__ import annotations
 
 # 2: track_fts rowid = search_order.pos (popularity order), was track.id
-# 3: track_fts contentless (content=''), no column sizes, no isrc column: ISRC searches,
-#    whole codes and prefixes, go through track_isrc's index (every track, not only the
-#    indexed ones)
+# 3: track_fts contentless (content=''), no isrc column: ISRC searches, whole codes and
+#    prefixes, go through track_isrc's index (every track, not only the indexed ones)
 PUBLISH_SCHEMA_VERSION = 3
 #: Published schema versions `phono serve` reads: 3 and 2 differ only in what track_fts
 #: stores (2 also had its text and an isrc column), and the server asks it for rowids of
@@ -95,13 +94,13 @@ CREATE TABLE search_order(pos INTEGER PRIMARY KEY, track_id INTEGER NOT NULL);
 -- Its rowid is search_order.pos (not track.id): FTS5 yields matches in rowid order,
 -- so the first matches of any query are its most listened ones.
 -- Contentless: it answers with rowids only (join search_order, then track, for the
--- text); a copy of the text would cost 59 B per indexed track and serve nobody. No column
--- sizes (columnsize=0): they serve bm25()'s length normalisation only, which this index's
--- popularity order does not use, and writing them was ~30 % of its inserts. No ISRC
--- column: a code, or its first 6-11 characters, is looked up in track_isrc's index, for
+-- text); a copy of the text would cost 59 B per indexed track and serve nobody. Its
+-- column sizes stay (13 B per indexed track, ~3 % of the build at 10 M): without them a
+-- contentless table refuses every scan that is not a MATCH (Python's iterdump included).
+-- No ISRC column: a code, or its first 6-11 characters, is looked up in track_isrc's index, for
 -- every track; as FTS tokens ISRCs cost a third of the index's build (docs/scale.md).
 CREATE VIRTUAL TABLE track_fts USING fts5(
-    title, artists, release, content='', columnsize=0,
+    title, artists, release, content='',
     tokenize='unicode61 remove_diacritics 2', prefix='2 3');
 """
 

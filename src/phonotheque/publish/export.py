@@ -62,9 +62,9 @@ class ExportContext:
 
 
 #: Text search (track_fts) indexes at most this many tracks unless told otherwise: the
-#: most listened ones. FTS5 costs ~91 B and ~7.5 µs of one core per track (schema 3;
+#: most listened ones. FTS5 costs ~104 B and ~7.5 µs of one core per track (schema 3;
 #: docs/scale.md, "What the search database holds"): every track up to 10 M, the 10 M most
-#: listened of a larger catalogue (0.9 GB of index instead of 23 GB at 256 M). Every table stays complete
+#: listened of a larger catalogue (1 GB of index instead of 27 GB at 256 M). Every table stays complete
 #: (ISRC, MBID and id lookups find every track), and so does the Parquet.
 SEARCH_TRACKS_AUTO = 10_000_000
 
