@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -141,6 +142,17 @@ def test_an_extension_duckdb_cannot_load_is_a_clear_error(filled: Workspace, tmp
     assert err.value.subject == broken
 
 
+def _unchecked(ws: Workspace) -> bool:
+    """Whether a new connection loaded the extension without checking its signature."""
+    con = columnar.connect(ws.catalogue, temp_directory=ws.columnar_temp)
+    try:
+        row = con.execute("SELECT current_setting('allow_unsigned_extensions')").fetchone()
+        assert con.execute("SELECT count(*) FROM cat.track").fetchone() == (20,)
+    finally:
+        con.close()
+    return bool(row and row[0])
+
+
 def test_the_extension_signature_is_checked_once_per_file_in_a_process(
         filled: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """DuckDB checks the extension's signature (it hashes all 50 MB: ~0.4 s of CPU) at
@@ -149,30 +161,37 @@ def test_the_extension_signature_is_checked_once_per_file_in_a_process(
     is checked, and a file changed after its check is checked again, and refused when
     its signature no longer matches."""
     monkeypatch.setattr(columnar, "_VERIFIED", set())  # as in a fresh process
-
-    def unchecked() -> bool:
-        con = columnar.connect(filled.catalogue, temp_directory=filled.columnar_temp)
-        try:
-            row = con.execute("SELECT current_setting('allow_unsigned_extensions')").fetchone()
-            assert con.execute("SELECT count(*) FROM cat.track").fetchone() == (20,)
-        finally:
-            con.close()
-        return bool(row and row[0])
-
-    assert not unchecked()  # the first connection: checked
-    assert unchecked()  # the same file again
+    assert not _unchecked(filled)  # the first connection: checked
+    assert _unchecked(filled)  # the same file again
+    # Another file, in a process of its own: a second copy of the extension loaded in
+    # this one made a later import crash (both copies' symbols in one process).
     copy = tmp_path / "ext" / "sqlite_scanner.duckdb_extension"
     copy.parent.mkdir()
-    data = bytearray(columnar.sqlite_extension().read_bytes())
-    copy.write_bytes(data)
-    monkeypatch.setattr(columnar, "sqlite_extension", lambda con=None: copy)
-    assert not unchecked()  # another file (the same bytes): checked, and signed
-    assert unchecked()
-    data[-1] ^= 0xFF  # its signature, changed after the check
-    copy.write_bytes(data)
-    os.utime(copy, ns=(copy.stat().st_atime_ns, copy.stat().st_mtime_ns + 1))
-    with pytest.raises(ToolError, match="cannot load it"):
-        columnar.connect(filled.catalogue, temp_directory=filled.columnar_temp)
+    shutil.copyfile(columnar.sqlite_extension(), copy)
+    script = (
+        "import os, sys; from pathlib import Path\n"
+        "import pytest\n"
+        "from phonotheque.catalogue import columnar\n"
+        "from phonotheque.errors import ToolError\n"
+        "from phonotheque.workspace import Workspace\n"
+        "from tests.catalogue.test_columnar import _unchecked\n"
+        "ws, copy = Workspace(Path(sys.argv[1])), Path(sys.argv[2])\n"
+        "columnar.sqlite_extension = lambda con=None: copy\n"
+        "print(_unchecked(ws), _unchecked(ws))  # the same bytes: checked, signed\n"
+        "data = bytearray(copy.read_bytes())\n"
+        "data[-1] ^= 0xFF  # its signature, changed after the check (a new file in its\n"
+        "new = copy.with_name('new')  # place: the loaded one stays mapped as it was)\n"
+        "new.write_bytes(data)\n"
+        "os.replace(new, copy)\n"
+        "with pytest.raises(ToolError, match='cannot load it'):\n"
+        "    _unchecked(ws)\n"
+        "print('refused')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO}"}
+    out = subprocess.run([sys.executable, "-c", script, str(filled.root), str(copy)],
+                         env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.split() == ["False", "True", "refused"]
 
 
 def test_no_catalogue_or_not_a_catalogue(tmp_path: Path) -> None:
