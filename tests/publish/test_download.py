@@ -115,8 +115,7 @@ def test_aria2c_downloads_the_v1_companions(ws: Workspace, data: Path, tmp_path:
     out = tmp_path / "aria2c"
     local = SeedOptions(listen="127.0.0.1:0", dht=False, lsd=False, pex=False, utp=False)
     with Seeder(items, local) as seeder, tracker([("127.0.0.1", seeder.listen_port)]) as tr:
-        for e in entries:
-            aria2c_download(ws.publish / e["torrent_v1"], out, tr.url, TIMEOUT)
+        aria2c_download([ws.publish / e["torrent_v1"] for e in entries], out, tr.url, TIMEOUT)
     res = CliRunner().invoke(main, ["verify", str(out), "--against", str(ws.publish), "--json"])
     assert res.exit_code == 0, res.output
     assert len(orjson.loads(res.output)["folders"]) == len(entries)

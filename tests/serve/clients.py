@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import libtorrent as lt
@@ -52,8 +53,12 @@ def libtorrent_download(torrent: Path, dest: Path, peer: tuple[str, int], timeou
         del ses
 
 
-def aria2c_download(torrent: Path, dest: Path, tracker_url: str, timeout: float) -> float:
-    """Download with aria2c, finding peers only through ``tracker_url``."""
+def aria2c_download(torrent: Path | Sequence[Path], dest: Path, tracker_url: str,
+                    timeout: float) -> float:
+    """Download with aria2c, finding peers only through ``tracker_url``. Several torrents
+    are downloaded side by side by one aria2c: each run costs about 3 s of aria2c's own
+    one-second timers (connect, then the last announce) whatever it downloads."""
+    torrents = [torrent] if isinstance(torrent, Path) else list(torrent)
     start = time.monotonic()
     subprocess.run(
         [
@@ -63,7 +68,8 @@ def aria2c_download(torrent: Path, dest: Path, tracker_url: str, timeout: float)
             "--bt-tracker-timeout=5", "--bt-tracker-interval=1",
             "--summary-interval=0", "--console-log-level=warn", "--file-allocation=none",
             "--follow-torrent=false", "--allow-overwrite=true", "--auto-save-interval=0",
-            f"--bt-stop-timeout={int(timeout)}", "--quiet=true", str(torrent),
+            f"--max-concurrent-downloads={len(torrents)}",
+            f"--bt-stop-timeout={int(timeout)}", "--quiet=true", *map(str, torrents),
         ],
         check=True,
         timeout=timeout + 5,
