@@ -36,7 +36,7 @@ from phonotheque.workspace import COLUMNAR_COMMANDS
 
 from .os_helpers import umount
 from .require import require_tmpfs
-from .shared_builds import EPOCH, PHONO, copy, frozen_demo, frozen_demo_cmd
+from .shared_builds import EPOCH, PHONO, built_once, copy, frozen_demo, frozen_demo_cmd
 
 ENV = {**os.environ, "SOURCE_DATE_EPOCH": EPOCH,
        "PYTHONUNBUFFERED": "1"}  # lines reach the harness as they are printed
@@ -396,8 +396,13 @@ def _columnar_run(ws: Path) -> None:
 
 @pytest.fixture(scope="module")
 def columnar_reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    ws = tmp_path_factory.mktemp("colref") / "ws"
-    _columnar_run(ws)
+    """An uninterrupted columnar run, made once per test run and shared by the xdist
+    workers (tests/shared_builds.py): tests read it, or copy it before changing it."""
+    def make(ws: Path) -> str:
+        _columnar_run(ws)
+        return ""
+
+    ws, _ = built_once(tmp_path_factory, "columnar-reference", make)
     assert (ws / "publish" / "torrents.json").is_file()
     assert (ws / "publish" / "parquet").is_dir()
     return ws
