@@ -12,6 +12,7 @@ import ast
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import phonotheque
@@ -101,13 +102,15 @@ def _imports_in(tree: ast.AST, module: str, package: str) -> Iterator[Import]:
                 yield Import(module, node.lineno, sub if _is_module(sub) else source)
 
 
-def _project_imports() -> list[Import]:
-    found = [
+@cache
+def _project_imports() -> tuple[Import, ...]:
+    """Every project import under ROOT (parsed once: three tests read them)."""
+    found = tuple(
         imp
         for path in sorted(ROOT.rglob("*.py"))
         for imp in _imports(path)
         if imp.target == "phonotheque" or imp.target.startswith("phonotheque.")
-    ]
+    )
     assert len(found) > 100, "the parser found almost no imports: is ROOT right?"
     return found
 
