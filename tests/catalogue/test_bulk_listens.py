@@ -414,3 +414,24 @@ def test_sqlite_catalogue_untouched_by_the_merge(tmp_path: Path) -> None:
     _columnar_ingest(b, [DEMO / "listens.csv"])
     with sqlite3.connect(b.catalogue) as conn:
         assert conn.execute("SELECT count(*) FROM listens").fetchone() == (0,)
+
+
+def test_first_listens_keep_the_columns_v1_declares(tmp_path: Path) -> None:
+    """The empty table the first merge makes again (bulk.LISTENS_DDL: compression told,
+    the rest as V1) has V1's columns, types, nullability and order."""
+    query = ("SELECT column_name, data_type, is_nullable, column_default FROM duckdb_columns() "
+             "WHERE database_name = current_database() AND table_name = 'listens' "
+             "ORDER BY column_index")
+
+    def columns(ws: Workspace) -> list[tuple[Any, ...]]:
+        con = bulk.open_bulk(ws.root)
+        try:
+            return con.execute(query).fetchall()
+        finally:
+            con.close()
+
+    _, b = _pair(tmp_path, tracks=False)
+    declared = columns(b)
+    report = _columnar_ingest(b, [DEMO / "listens.csv"])
+    assert report.added > 0
+    assert columns(b) == declared

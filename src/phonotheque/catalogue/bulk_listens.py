@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from phonotheque.catalogue import columnar
+from phonotheque.catalogue import bulk, columnar
 from phonotheque.catalogue.listens_columnar import STAGING, Staged
 
 _NEW = "listens_new"  # one row per key, when the input repeats keys
@@ -106,9 +106,16 @@ def merge(con: columnar.Connection, staged: Staged) -> MergeCounts:
     counts = MergeCounts(read=staged.rows)
     if not staged.rows:
         return counts
-    ident = "key" if len(staged.kinds) == 1 else "(key_kind, key)"
-    row = con.execute(f"SELECT count(DISTINCT {ident}), max(pos) FROM {STAGING}").fetchone()
+    ident = "key" if len(staged.kinds) == 1 else "key_kind, key"
+    # Repeated keys are found by their 64-bit hashes: as many distinct hashes as rows
+    # proves every key distinct (an input nearly always is), and counting integers costs
+    # less than counting the strings (10 M MBIDs: 3.6-4.8 -> 2.7-3.1 CPU s, measured).
+    # Fewer hashes than rows (a repeated key, or two keys sharing a hash) counts the
+    # keys themselves.
+    row = con.execute(f"SELECT count(DISTINCT hash({ident})), max(pos) FROM {STAGING}").fetchone()
     keys, last = (int(row[0]), int(row[1])) if row else (0, 0)
+    if keys != staged.rows:
+        keys = _one(con, f"SELECT count(DISTINCT ({ident})) FROM {STAGING}")
     if keys == staged.rows:
         source = f"(SELECT pos AS first, key_kind, key, count, users, locator FROM {STAGING})"
     else:
@@ -118,6 +125,12 @@ def merge(con: columnar.Connection, staged: Staged) -> MergeCounts:
             "arg_max(count, pos) AS count, arg_max_null(users, pos) AS users, "
             f"arg_max(locator, pos) AS locator FROM {STAGING} GROUP BY key_kind, key")
         source = _NEW
+    if con.execute("SELECT 1 FROM listens LIMIT 1").fetchone() is None:
+        # An empty table (the workspace's first listens) is made again with DuckDB told
+        # how to compress its strings (bulk.LISTENS_DDL says why): the same table, written
+        # for less. A table already holding rows keeps DuckDB's automatic choice.
+        con.execute("DROP TABLE listens")
+        con.execute(bulk.LISTENS_DDL)
     dataset = staged.dataset
     held = _one(con, "SELECT count(*) FROM (SELECT 1 FROM listens WHERE dataset = ? LIMIT 1)",
                 [dataset])
