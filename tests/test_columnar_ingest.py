@@ -730,3 +730,80 @@ def test_progress_of_a_compressed_input_counts_its_bytes_on_disk(
     assert done == sorted(done) and done[-1] == size
     inside = {d for d in done if 0 < d < size}
     assert len(inside) >= 3, done  # the bar moves while the file is being read
+
+
+def _reference_chunks(data: bytes, size: int, start: int = 0,
+                      line: int = 0) -> list[tuple[bool, int, int, bytes, int]]:
+    """The chunks as cutting one line at a time gives them: (has a file, first line,
+    line count, bytes, uncompressed end)."""
+    lines = list(mb_columnar._raw_lines(io.BytesIO(data[start:])))
+    out, first, end = [], line + 1, start
+    for i in range(0, len(lines), size):
+        buf = lines[i:i + size]
+        end += sum(map(len, buf))
+        out.append((all(x.strip() for x in buf), first, len(buf), b"".join(buf), end))
+        first += len(buf)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_chunks_are_cut_as_line_by_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        seed: int) -> None:
+    """The chunks are cut from blocks of bytes (no line split out and joined again), with
+    the same lines, numbers, offsets and blank-line rule (DuckDB skips a line of only
+    whitespace: such a chunk has no file) as cutting one line at a time, whatever the
+    block size, line lengths, whitespace-only lines, stray \\r or missing final newline;
+    and from a resume offset."""
+    import random
+
+    rnd = random.Random(seed)
+    pieces = [rnd.choice([b"{}", b"x" * rnd.randrange(1, 40), b"", b" \t", b"\r", b"a\rb",
+                          b"\x0b", b"\x85"]) for _ in range(rnd.randrange(1, 60))]
+    data = b"\n".join(pieces) + rnd.choice([b"", b"\n", b"\n\n", b" "])
+    size = rnd.randrange(1, 9)
+    monkeypatch.setenv(mb_columnar.CHUNK_ENV, str(size))
+    monkeypatch.setattr(mb_columnar, "READ_BYTES", rnd.randrange(1, 50))
+    cut = rnd.choice([0] + [i + 1 for i, b in enumerate(data) if b == 10])
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(data)
+    folder = tmp_path / "chunks"
+    folder.mkdir()
+    got = []
+    for chunk in mb_columnar._chunks(path, folder, cut, data[:cut].count(b"\n")):
+        if chunk.file is not None:
+            assert chunk.file.read_bytes() == chunk.data
+        assert b"".join(chunk.lines()) == chunk.data and len(chunk.lines()) == chunk.count
+        got.append((chunk.file is not None, chunk.first, chunk.count, chunk.data, chunk.end))
+        chunk.done()
+    assert got == _reference_chunks(data, size, cut, data[:cut].count(b"\n"))
+    assert not list(folder.iterdir())
+
+
+def test_the_chunk_cutter_runs_one_ahead_and_stops_with_its_caller(tmp_path: Path) -> None:
+    """The next chunk is cut in a thread while the caller stages one, at most one ahead;
+    a caller that stops (an error, a merge that fails) stops the cutter, whose files
+    are removed."""
+    import threading
+
+    made: list[int] = []
+
+    def chunks():
+        for i in range(1, 100):
+            file = tmp_path / f"chunk-{i}.jsonl"
+            file.write_bytes(b"{}\n")
+            made.append(i)
+            yield mb_columnar._Chunk(file, i, b"{}\n", 1, i * 3, i * 3)
+
+    ahead = mb_columnar._one_ahead(chunks())
+    first = next(ahead)
+    assert first.first == 1
+    deadline = threading.Event()
+    for _ in range(200):  # the cutter takes the second chunk while the first is staged
+        if made == [1, 2]:
+            break
+        deadline.wait(0.01)
+    assert made == [1, 2], made  # one ahead, no more
+    first.done()
+    ahead.close()  # the caller stops
+    assert made == [1, 2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "the chunk cut ahead is removed"
