@@ -292,15 +292,23 @@ def _raw_lines(f: IO[bytes]) -> Iterator[bytes]:
         yield tail
 
 
-# A line of nothing but whitespace (what ``bytes.strip`` removes) in a block of lines
-# whose final newline is cut off: DuckDB skips such lines.
-_BLANK = re.compile(rb"(?:\A|\n)[ \t\r\x0b\x0c]*(?=\n|\Z)")
+# A line after the first of nothing but whitespace (what ``bytes.strip`` removes), in a
+# block of lines whose final newline is cut off: DuckDB skips such lines. It starts with
+# its literal newline so that the search skips from newline to newline (an alternation
+# with \A tried every byte: 3.7 s per 160 MB against 0.13, measured).
+_BLANK = re.compile(rb"\n[ \t\r\x0b\x0c]*(?=\n|\Z)")
+
+
+def _has_blank(data: bytes) -> bool:
+    """Whether a block of lines holds one of nothing but whitespace."""
+    body = data[:-1] if data.endswith(b"\n") else data
+    head = body.find(b"\n")
+    return not (body if head < 0 else body[:head]).strip() or _BLANK.search(body) is not None
 
 
 def _one_chunk(data: bytes, count: int, first: int, end: int, disk: int, folder: Path,
                member: str | None = None, base: int = 0, sql: bool = True) -> _Chunk:
-    body = data[:-1] if data.endswith(b"\n") else data
-    if not sql or _BLANK.search(body):  # a blank line (or a blank tail)
+    if not sql or _has_blank(data):  # a blank line (or a blank tail)
         return _Chunk(None, first, data, count, end, disk, member, base)
     file = folder / f"chunk-{first}.jsonl"
     try:
