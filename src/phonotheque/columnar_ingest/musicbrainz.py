@@ -147,7 +147,7 @@ def _setting(name: str, default: int) -> int:
 class _Chunk:
     file: Path | None  # None: lines the SQL does not read (a blank line...): Python reads them
     first: int  # number of its first line
-    data: bytes  # its lines, raw, each with its newline (the last perhaps without)
+    data: bytes  # its lines, raw, each with its newline (the last perhaps without); b"" once in its file
     count: int  # how many lines
     end: int  # uncompressed bytes of the input up to its end
     disk: int  # bytes of the file on disk read up to its end (compressed: see disk_position)
@@ -156,7 +156,13 @@ class _Chunk:
 
     def lines(self) -> list[bytes]:
         """Its lines (split only when some are read one by one: the flagged ones)."""
-        parts = self.data.split(b"\n")
+        data = self.data
+        if not data and self.file is not None:
+            try:
+                data = self.file.read_bytes()
+            except OSError as exc:  # the workspace's disk, not the input
+                raise wrap_os_error(exc, self.file) from exc
+        parts = data.split(b"\n")
         lines = [p + b"\n" for p in parts[:-1]]
         if parts[-1]:
             lines.append(parts[-1])
@@ -316,7 +322,9 @@ def _one_chunk(data: bytes, count: int, first: int, end: int, disk: int, folder:
     except OSError as exc:  # the workspace's disk, not the input
         file.unlink(missing_ok=True)
         raise wrap_os_error(exc, file, writing=True) from exc
-    return _Chunk(file, first, data, count, end, disk, member, base)
+    # Its bytes are in the file now: not held in memory as well (~200 MB a chunk of a
+    # MusicBrainz dump; the chunk cut ahead waits through a merge).
+    return _Chunk(file, first, b"", count, end, disk, member, base)
 
 
 def _one_ahead(chunks: Iterator[_Chunk]) -> Generator[_Chunk, None, None]:
