@@ -770,10 +770,10 @@ def test_chunks_are_cut_as_line_by_line(tmp_path: Path, monkeypatch: pytest.Monk
     folder.mkdir()
     got = []
     for chunk in mb_columnar._chunks(path, folder, cut, data[:cut].count(b"\n")):
-        data = chunk.data if chunk.file is None else chunk.file.read_bytes()
+        block = chunk.data if chunk.file is None else chunk.file.read_bytes()
         assert chunk.file is None or chunk.data == b""  # not held twice
-        assert b"".join(chunk.lines()) == data and len(chunk.lines()) == chunk.count
-        got.append((chunk.file is not None, chunk.first, chunk.count, data, chunk.end))
+        assert b"".join(chunk.lines()) == block and len(chunk.lines()) == chunk.count
+        got.append((chunk.file is not None, chunk.first, chunk.count, block, chunk.end))
         chunk.done()
     assert got == _reference_chunks(data, size, cut, data[:cut].count(b"\n"))
     assert not list(folder.iterdir())
