@@ -202,11 +202,11 @@ def _archive_chunks(path: Path, folder: Path, start: int = 0) -> Iterator[_Chunk
                         continue  # committed by the run that was interrupted
                     buf.append(raw)
                     if len(buf) == size:
-                        yield _one_chunk(b"".join(buf), size, total - size + 1, pos,
+                        yield _one_chunk(_drain(buf), size, total - size + 1, pos,
                                          disk.tell(), folder, member.name, base, sql)
-                        buf = []
                 if buf:
-                    yield _one_chunk(b"".join(buf), len(buf), total - len(buf) + 1, pos,
+                    n = len(buf)
+                    yield _one_chunk(_drain(buf), n, total - n + 1, pos,
                                      disk.tell(), folder, member.name, base, sql)
     except ARCHIVE_ERRORS as exc:
         raise CorruptStream(printable(path), f"{type(exc).__name__}: {exc}") from exc
@@ -251,19 +251,28 @@ def _chunks(path: Path, folder: Path, start: int = 0, line: int = 0) -> Iterator
                         pos = cut
                     if count < size:
                         break  # this block has no more complete lines
-                    yield _one_chunk(b"".join(pieces), count, first, end, disk_position(f),
-                                     folder)
+                    chunk = _one_chunk(_drain(pieces), count, first, end, disk_position(f),
+                                       folder)
                     first += count
-                    pieces, count = [], 0
+                    count = 0
+                    yield chunk  # holding no bytes of it, once in its file: see _one_ahead
                 tail = data[pos:]
             if tail:
                 pieces.append(tail)
                 end += len(tail)
                 count += 1
             if count:
-                yield _one_chunk(b"".join(pieces), count, first, end, disk_position(f), folder)
+                yield _one_chunk(_drain(pieces), count, first, end, disk_position(f), folder)
     except OSError as exc:
         raise wrap_os_error(exc, printable(path)) from exc
+
+
+def _drain(pieces: list[bytes]) -> bytes:
+    """The pieces joined, the list emptied (not held twice while the chunk is written,
+    nor through the merge that may follow while this generator waits)."""
+    block = b"".join(pieces)
+    pieces.clear()
+    return block
 
 
 def _newlines(data: bytes, pos: int, n: int) -> tuple[int, int]:
