@@ -14,8 +14,7 @@ After writing, exclusions are recomputed so new tracks honour existing ones.
 
 from __future__ import annotations
 
-import queue
-import threading
+import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from phonotheque.catalogue.store import Store
 from phonotheque.errors import InputError
 from phonotheque.model import Checkpoint, Record, Reject, Release, SourceAudio, Track, WriteCounts
 from phonotheque.progress import ProgressEvent, ProgressFn
+from phonotheque.read_ahead import read_ahead
 from phonotheque.sources import (
     STAGE,
     Input,
@@ -263,48 +263,16 @@ def bound_rejects(item: Input, record: Record, problems: list[str],
 
 
 def _prefetch(records: Iterator[Record], chunk: int = 1024, depth: int = 16) -> Iterator[Record]:
-    """Run the reader in a thread, ``depth`` chunks ahead of the writer.
+    """Run the reader in a thread, ``depth`` chunks of ``chunk`` records ahead of the
+    writer (:func:`read_ahead`).
 
     SQLite releases the GIL while it works, so parsing the next lines overlaps
     with writing the previous batch (two cores: up to twice as fast). Memory stays
     bounded by ``chunk * depth`` records. The reader's exceptions are re-raised here.
     """
-    q: queue.Queue[list[Record] | BaseException | None] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            buf: list[Record] = []
-            for r in records:
-                buf.append(r)
-                if len(buf) >= chunk:
-                    q.put(buf)
-                    buf = []
-                    if stop.is_set():
-                        return
-            if buf:
-                q.put(buf)
-            q.put(None)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            q.put(exc)
-
-    thread = threading.Thread(target=produce, name="ingest-reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield from item
-    finally:
-        stop.set()
-        while thread.is_alive():  # unblock a producer waiting on a full queue
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                thread.join(0.01)
+    batches = iter(lambda: list(itertools.islice(records, chunk)), [])
+    for batch in read_ahead(batches, depth, name="ingest-reader"):
+        yield from batch
 
 
 def with_known_files(
