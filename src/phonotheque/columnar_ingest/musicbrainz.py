@@ -34,6 +34,7 @@ Python reader yields records, so the merge assigns the same ids.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -161,11 +162,7 @@ class _Chunk:
                 data = self.file.read_bytes()
             except OSError as exc:  # the workspace's disk, not the input
                 raise wrap_os_error(exc, self.file) from exc
-        parts = data.split(b"\n")
-        lines = [p + b"\n" for p in parts[:-1]]
-        if parts[-1]:
-            lines.append(parts[-1])
-        return lines
+        return list(_raw_lines(io.BytesIO(data)))  # numbered as the row reader numbers them
 
     def done(self) -> None:
         """Its file and bytes are not needed any more (a merge may follow: memory)."""
