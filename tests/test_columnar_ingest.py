@@ -591,6 +591,47 @@ def test_values_at_the_edges_of_the_sql_shortcuts_read_as_python_does(
         assert got[table] == want[table], table
 
 
+def _credit_shape_edit(line: bytes, change: str) -> bytes:
+    """Credit lists of a shape DuckDB's reader would refuse (they are read as JSON text
+    and given their structure once per distinct list)."""
+    rec = json.loads(line)
+    recording = rec["media"][0]["tracks"][0]["recording"]
+    if change == "release-credit-object":
+        rec["artist-credit"] = {"name": "Alpha"}
+    elif change == "recording-credit-string":
+        recording["artist-credit"] = "Alpha"
+    elif change == "credit-entry-number":
+        recording["artist-credit"] = [1]
+    elif change == "credit-artist-string":
+        rec["artist-credit"][0]["artist"] = "Alpha"
+    elif change == "credit-entry-list":
+        recording["artist-credit"] = [[]]
+    text = json.dumps(rec)
+    if change == "credit-key-twice":  # json.dumps cannot write it: spliced in
+        text = text.replace('"joinphrase": ', '"joinphrase": " & ", "joinphrase": ', 1)
+    elif change == "artist-key-twice":
+        text = text.replace('"sort-name": ', '"sort-name": "X", "sort-name": ', 1)
+    return text.encode() + b"\n"
+
+
+# every one goes to the Python reader, line by line (the rest of its chunk stays SQL)
+CREDIT_SHAPE_EDITS = {"release-credit-object": False, "recording-credit-string": False,
+                      "credit-entry-number": False, "credit-artist-string": False,
+                      "credit-entry-list": False, "credit-key-twice": False,
+                      "artist-key-twice": False}
+
+
+def test_credit_lists_of_an_odd_shape_send_their_lines_to_python(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A credit list that is not a list of objects (or has a key twice) sends its line,
+    not its whole chunk, to the Python reader; the tables and rejects equal the SQLite
+    path's."""
+    want, got = _edited_tables(tmp_path, monkeypatch, 300, CREDIT_SHAPE_EDITS,
+                               _credit_shape_edit, "shapes.jsonl")
+    for table in want:
+        assert got[table] == want[table], table
+
+
 def test_a_refused_chunk_whose_error_quotes_cut_text_goes_to_python(tmp_path: Path) -> None:
     """DuckDB's refusal quotes the bad value cut to a few bytes, here inside a two-byte
     character: the message is not UTF-8 (a UnicodeDecodeError, not a DuckDB error). The
