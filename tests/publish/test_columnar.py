@@ -147,11 +147,19 @@ def test_columnar_publish_equals_the_sqlite_one(archives: tuple[Workspace, Works
 def test_columnar_publish_is_reproducible(archives: tuple[Workspace, Workspace, int],
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     _ws, col, _victim = archives
-    publish(col)
+    scratch = col.root / "tmp" / "duckdb"
+    scratch_file = scratch / columnar_export._SCRATCH
+    # a catalogue whose tracks fit DuckDB's memory limit keeps the scratch tables in
+    # memory: no scratch file at any step ...
+    seen: list[bool] = []
+    publish(col, progress=lambda _event: seen.append(scratch_file.exists()))
+    assert seen and not any(seen)
     first = _snapshot(col.publish)
+    # ... a larger one in the scratch file (compressed), with the same bytes published
+    monkeypatch.setattr(columnar_export, "SCRATCH_BYTES_PER_TRACK", 1 << 40)  # never fits
+    seen.clear()
     # (the second build also checks when the scratch files go: in this test, not one of
     # its own, because a publish costs seconds of the suite)
-    scratch = col.root / "tmp" / "duckdb"
     finish = columnar_export._finish
     left: list[list[str]] = []
 
@@ -167,7 +175,9 @@ def test_columnar_publish_is_reproducible(archives: tuple[Workspace, Workspace, 
     # appends the rows it rewrites at the end): the published files are still in key
     # order, though nothing sorts a whole table any more
     _reverse_storage(col.root)
-    publish(col, PublishOptions(threads=1))
+    publish(col, PublishOptions(threads=1),
+            progress=lambda _event: seen.append(scratch_file.exists()))
+    assert any(seen)
     assert _snapshot(col.publish) == first
     # DuckDB's scratch copy of the published tracks (and its WAL) is deleted before the
     # secondary indexes are built (their sorts need temporary space of their own): at

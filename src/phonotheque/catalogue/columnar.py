@@ -290,6 +290,24 @@ def remove_database(path: Path) -> None:
             raise wrap_os_error(exc, file, writing=True) from exc
 
 
+def attach_scratch(con: duckdb.DuckDBPyConnection, path: Path, alias: str, *,
+                   in_memory: bool) -> None:
+    """ATTACH a fresh scratch database for a stage's working tables as ``alias``: in
+    memory, or the DuckDB file ``path`` (a file left by a killed run is removed first).
+
+    In memory, tables are stored uncompressed and blocks past the memory limit spill to
+    the temp directory as they are; in a file they are compressed as they are written.
+    Compressing cost more than the statements that filled the tables (at 10 M tracks:
+    a plain copy of 5 M track rows, 10.2 CPU s into a file against 2.3 s in memory), but
+    at 100 M uncompressed tables would spill tens of GB: the caller chooses in memory
+    when its tables fit the memory limit."""
+    remove_database(path)
+    if in_memory:
+        con.execute(f"ATTACH ':memory:' AS {alias}")
+    else:
+        attach(con, path, alias)
+
+
 def attach(con: duckdb.DuckDBPyConnection, path: Path, alias: str, *,
            read_only: bool = False) -> None:
     """ATTACH another file as ``alias``: a SQLite file (a scratch or output file, another

@@ -5,8 +5,9 @@ SQLite workspace (same schema, same rows), built the way bulk data wants it:
 
 - DuckDB computes the published ``track`` rows once (listens summed, selection,
   ledger and audio tier joined, provenance paths reduced to file names) into a
-  scratch DuckDB file in the workspace's ``tmp/duckdb``, one range of track ids at a
-  time (:func:`phonotheque.catalogue.bulk.id_ranges`), so neither memory nor spill
+  scratch database (in memory when a catalogue's tracks fit DuckDB's memory limit at
+  :data:`SCRATCH_BYTES_PER_TRACK`, else a DuckDB file in the workspace's
+  ``tmp/duckdb``), one range of track ids at a time (:func:`phonotheque.catalogue.bulk.id_ranges`), so neither memory nor spill
   grows with one statement over every track; the other bulk tables are copied there
   in key order the same way.
 - **Parquet** of the bulk tables is written by DuckDB itself (``COPY ... TO``) from
@@ -59,6 +60,13 @@ BULK_PARQUET = ("artist", "release", "track", "track_artist", "track_isrc")
 PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 3, ROW_GROUP_SIZE 122880"
 
 _SCRATCH = "publish.duckdb"
+#: Memory the scratch tables take per track when they are kept in memory (uncompressed):
+#: the published track rows (~160 B at 10 M tracks, measured: DuckDB's memory use rose
+#: from 1.0 to 2.5 GiB), the copies of the links and the search order beside them, and
+#: the text index's rows. A catalogue whose tracks fit the memory limit at this rate
+#: keeps them in memory (at 10 M tracks under the 3 GiB default: -15 % of the publish's
+#: CPU, measured), a larger one in the scratch file (compressed: at 100 M, ~50 B/track).
+SCRATCH_BYTES_PER_TRACK = 300
 _OUT = "published"  # the alias metadata.sqlite is ATTACHed under in DuckDB
 _FTS_FILE = "publish-fts.sqlite"
 _FTS_ROWS = "fts_rows"  # track_fts's rows in the FTS file before FTS5 indexes them
@@ -74,7 +82,7 @@ _FTS_BUILD = (("hashsize", 32 << 20), ("automerge", 0))
 
 # The published columns of each bulk table read from the catalogue, the column its id
 # ranges cut (:func:`bulk.id_ranges`) and the key that orders it (the primary key: rows
-# go into SQLite in B-tree order). Each is copied into the scratch file in key order, one
+# go into SQLite in B-tree order). Each is copied into the scratch database in key order, one
 # range at a time (see _prepare); pub.track is built there the same way (_TRACK).
 _COPIES: dict[str, tuple[str, str, str]] = {
     "artist": ("SELECT id, mbid, name, sort_name FROM artist", "id", "id"),
@@ -120,7 +128,7 @@ _SEARCH = """SELECT row_number() OVER (ORDER BY listens DESC, id) AS pos, id
 # statement concatenates (artist names by position, '' for none). The list sorted after
 # an unordered aggregate: DuckDB's ordered aggregates (string_agg ... ORDER BY) sort per
 # group, several times slower. One range of track ids at a time, every relation cut to it
-# (the scratch file's copies are in id order): a list() state does not spill in DuckDB
+# (the scratch database's copies are in id order): a list() state does not spill in DuckDB
 # 1.4, and over the 10 M indexed tracks of 100 M at once the lists ran the publish out of
 # its 3 GiB (measured, 2026-12-02; over every track's ISRCs too, earlier).
 _FTS = """WITH o AS (
@@ -172,9 +180,11 @@ def _export(con: columnar.Connection, root: Path, scratch: Path, fts: Path, out:
             parquet: Path | None, ctx: ExportContext, threads: int | None,
             memory_bytes: int | None, tell: _Tell) -> dict[str, int]:
     """Everything done with the DuckDB connection ``con``: prepare, then the jobs."""
-    columnar.remove_database(scratch)
     columnar.remove_database(fts)
-    con.execute(f"ATTACH '{_sql_text(str(scratch))}' AS pub")
+    row = con.execute("SELECT count(*) FROM track").fetchone()
+    tracks = int(row[0]) if row else 0
+    columnar.attach_scratch(con, scratch, "pub", in_memory=tracks * SCRATCH_BYTES_PER_TRACK
+                            <= bulk.stage_memory(memory_bytes))
     _prepare(con, memory_bytes, tell)
     # Then the jobs, two at a time: the text index's rows (DuckDB) beside the Parquet
     # (DuckDB); then FTS5's build of the text index (one core, SQLite, in its own file; it
@@ -199,9 +209,9 @@ def _export(con: columnar.Connection, root: Path, scratch: Path, fts: Path, out:
         indexed = pool.submit(_fts, fts, tell)
 
         def release() -> None:
-            """Delete the scratch file once nothing reads it any more, before the
-            secondary indexes (whose sorts need temporary disk space of their own):
-            it is ~50 B/track, 5 GB at 100 M."""
+            """Drop the scratch database once nothing reads it any more, before the
+            secondary indexes (whose sorts need memory and temporary disk space of their
+            own): in a file it is ~50 B/track, 5 GB at 100 M."""
             if copied is not None:
                 copied.result()
             con.execute("DETACH pub")
@@ -268,7 +278,7 @@ def _ranges(con: columnar.Connection, relation: str, column: str, memory_bytes: 
 
 
 def _published(table: str) -> str:
-    """The rows of ``table`` as published, in key order with no sort: the scratch file's
+    """The rows of ``table`` as published, in key order with no sort: the scratch database's
     copy was inserted in key order, and DuckDB keeps a single table's insertion order
     through a plain scan (its documented order preservation; ``preserve_insertion_order``
     is left at its default) into COPY ... TO and into the SQLite extension's INSERT
@@ -365,7 +375,7 @@ def _fts(db: Path, tell: _Tell) -> Path:
 def _fts_rows(con: columnar.Connection, db: Path, limit: int,
               memory_bytes: int | None, tell: _Tell) -> None:
     """The new file ``db``: track_fts's DDL and its rows in a plain table (see :func:`_fts`),
-    computed one range of track ids at a time into the scratch file (:data:`_FTS`), then
+    computed one range of track ids at a time into the scratch database (:data:`_FTS`), then
     copied in popularity order (one sort of the indexed tracks' rows, which spills)."""
     conn = sqlite3.connect(db, isolation_level=None)
     try:

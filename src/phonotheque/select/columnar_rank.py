@@ -60,11 +60,7 @@ def work_database(con: columnar.Connection, tmp: Path, in_memory: bool = False
     :func:`work_in_memory`); detach it and delete its file afterwards (a killed select
     leaves the file behind: the next one removes it)."""
     path = tmp / WORK_FILE
-    columnar.remove_database(path)
-    if in_memory:
-        con.execute(f"ATTACH ':memory:' AS {WORK}")
-    else:
-        columnar.attach(con, path, WORK)
+    columnar.attach_scratch(con, path, WORK, in_memory=in_memory)
     main = con.execute("SELECT current_database()").fetchone()
     assert main is not None
     con.execute(f"SET search_path = '{main[0]}.main,{WORK}.main'")
