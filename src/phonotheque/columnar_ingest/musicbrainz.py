@@ -398,11 +398,11 @@ def _credit_summary(ce: str) -> str:
 
 
 def _artists(table: str, seq: str) -> str:
-    """Staged artist rows of the credit entries ``ce`` of ``table``'s unflagged lines."""
-    return f"""SELECT {seq} + i AS seq, e.k, coalesce(e.a, e.c) AS name, e.s, line
-        FROM (SELECT *, unnest(ce) AS e, unnest(range(len(ce))) AS i
-              FROM {table} ANTI JOIN mb_flag USING (line) WHERE len(ce) > 0)
-        WHERE coalesce(e.a, e.c) IS NOT NULL"""
+    """Staged artist rows of the credit entries (``mb_ce``, by the credit list's key
+    ``ch``) of ``table``'s unflagged lines."""
+    return f"""SELECT {seq} + e.i AS seq, e.ak, e.name, e.s, line
+        FROM (SELECT * FROM {table} ANTI JOIN mb_flag USING (line)) x
+        JOIN mb_ce e ON e.h = x.ch"""
 
 
 class MusicBrainzReader:
@@ -486,7 +486,7 @@ class MusicBrainzReader:
     @staticmethod
     def _drop(con: columnar.Connection) -> None:
         con.execute("DROP VIEW IF EXISTS temp.mb_rel")
-        for name in ("mb_raw", "mb_flag", "mb_r", "mb_t1", "mb_c", "mb_t"):
+        for name in ("mb_raw", "mb_flag", "mb_r", "mb_t1", "mb_c", "mb_ce", "mb_t"):
             con.execute(f"DROP TABLE IF EXISTS temp.{name}")
 
     def _read(self, con: columnar.Connection, file: Path, first: int, lines: int) -> bool:
@@ -582,7 +582,14 @@ class MusicBrainzReader:
                   FROM mb_rel
                   WHERE "artist-credit" IS NOT NULL
                   UNION ALL SELECT h, ac FROM mb_t1 WHERE ac IS NOT NULL) GROUP BY h))))""")
-        credit = ("c.ce, c.credit, c.akeys, "
+        # The entries of each distinct list, once: rows carry the key of their list
+        # (ch), not its entries (writing the nested entries per track cost ~8 % of the
+        # extraction, measured).
+        con.execute("""CREATE OR REPLACE TEMP TABLE mb_ce AS
+            SELECT h, i, e.k AS ak, coalesce(e.a, e.c) AS name, e.s FROM (
+              SELECT h, unnest(ce) AS e, unnest(range(len(ce))) AS i FROM mb_c
+              WHERE len(ce) > 0) WHERE coalesce(e.a, e.c) IS NOT NULL""")
+        credit = ("c.h AS ch, c.credit, c.akeys, "
                   "({0}.ac IS NOT NULL AND c.h IS NULL) OR c.cbad OR mb_long(c.credit)")
         join = "LEFT JOIN mb_c c ON c.h = {0}.h AND c.ac IS NOT DISTINCT FROM {0}.ac"
         # -- releases and what flags them ---------------------------------------------
@@ -624,7 +631,7 @@ class MusicBrainzReader:
         seq_r = f"(line << {_SLOT})"
         seq_t = f"(line << {_SLOT}) + 64 + k * 64"
         con.execute(f"""INSERT INTO stg_artist
-            SELECT seq, k, k, name, s, {prov('line')}
+            SELECT seq, ak, ak, name, s, {prov('line')}
             FROM ({_artists('mb_r', seq_r)} UNION ALL {_artists('mb_t', seq_t)})""")
         con.execute(f"""INSERT INTO stg_release
             SELECT {seq_r} + 63, rid, rid, title, date, label, barcode, credit, NULL,
