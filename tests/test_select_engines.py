@@ -99,6 +99,36 @@ def test_columnar_workspace_reaches_the_same_plan(name: str, tmp_path: Path) -> 
         assert conn.execute("SELECT count(*) FROM ledger").fetchone() == (0,)
 
 
+HUGE = [T(f"h{i}", 10 + i, audio_size=1 << 61) for i in range(3)] + [T("small", 3, audio_size=1_000)]
+
+
+@pytest.mark.parametrize("case", ["batches of two rows", "bytes past int64 bounds"])
+def test_columnar_running_sums_match_sqlite(case: str, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ranking's positions and running sums are summed as arrays, a batch of rows at a
+    time (the sums carried across batches), unless a partial sum could leave int64: then
+    DuckDB's window sums them exactly. Both give the SQLite plan."""
+    from phonotheque.select import columnar_rank
+
+    took: list[bool] = []
+    by_arrays = columnar_rank._running_sums_by_arrays
+    monkeypatch.setattr(columnar_rank, "_running_sums_by_arrays",
+                        lambda con: took.append(by_arrays(con)) or took[-1])
+    if case == "batches of two rows":
+        monkeypatch.setattr(columnar_rank, "SUM_BATCH_ROWS", 2)
+        recs, opts = SCENARIOS["lb top, budget and tail"]
+    else:  # 4 works, 3 of 2^61 bytes: the sum fits int64, 4 x 2^61 would not
+        recs, opts = records(HUGE), SelectOptions(take_all=True)
+    pair = _pair(tmp_path, recs)
+    reports = {engine: select(ws, opts) for engine, ws in pair.items()}
+    assert took == [case == "batches of two rows"]
+    assert _state(pair["duckdb"]) == _state(pair["sqlite"])
+    assert ({k: v for k, v in reports["duckdb"].summary().items() if k != "elapsed_s"}
+            == {k: v for k, v in reports["sqlite"].summary().items() if k != "elapsed_s"})
+    assert reports["duckdb"].curve == reports["sqlite"].curve
+    assert _state(pair["sqlite"])["selection"]
+
+
 def test_columnar_select_reads_the_columnar_tables_and_reselects_in_place(
         tmp_path: Path) -> None:
     ws = _pair(tmp_path, lb_top_records())["duckdb"]
