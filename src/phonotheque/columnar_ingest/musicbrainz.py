@@ -2,18 +2,20 @@
 
 JSON Lines of releases (the dumps' layout, what ``phono synth`` writes: ``.jsonl``,
 ``.ndjson`` and ``.json`` files of one object per line, plain or compressed, and the
-``mbdump/release`` members of the published ``.tar.xz`` dumps) are read by DuckDB itself: ``read_json`` with an explicit structure, every leaf kept as JSON
-text so its type can be checked (a number where a string belongs is not quietly
-turned into text), then set-based SQL that turns lines into staged artists, releases,
-tracks and ISRC links with the Python reader's rules (:mod:`phonotheque.sources.musicbrainz`:
-MBID and ISRC patterns, ``_text``'s whitespace strip, credit text and artist keys,
-disc and position defaults, the length fallback) and the limits of
-:mod:`phonotheque.sources.bounds`.
+``mbdump/release`` members of the published ``.tar.xz`` dumps) are read by DuckDB
+itself: ``read_json`` with an explicit structure, every leaf kept as JSON text so its
+type can be checked (a number where a string belongs is not quietly turned into text),
+the release's and the recordings' credit lists kept whole as JSON text and given their
+structure once per distinct list; then set-based SQL turns lines into staged artists,
+releases, tracks and ISRC links with the Python reader's rules
+(:mod:`phonotheque.sources.musicbrainz`: MBID and ISRC patterns, ``_text``'s whitespace
+strip, credit text and artist keys, disc and position defaults, the length fallback)
+and the limits of :mod:`phonotheque.sources.bounds`.
 
 Any line the SQL would not give exactly what the Python reader gives (a reject, a value
-out of bounds, a key spelt with underscores, an odd type, a pregap track, ...) is
-*flagged*, and the Python reader parses just those lines (``parse_lines``), so their
-records and reject reasons are the row path's. DuckDB reads the file in chunks of
+out of bounds, a key spelt with underscores, an odd type, a credit list of an odd
+shape, a pregap track, ...) is *flagged*, and the Python reader parses just those lines
+(``parse_lines``), so their records and reject reasons are the row path's. DuckDB reads the file in chunks of
 :data:`CHUNK_LINES` lines (bounded memory: a whole 10 M-track file at once ran out of a
 3 GiB limit); a chunk DuckDB refuses (malformed JSON, a list where an object belongs,
 invalid UTF-8, blank lines that would shift line numbers) is parsed by the Python reader,
