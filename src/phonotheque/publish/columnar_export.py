@@ -7,9 +7,10 @@ SQLite workspace (same schema, same rows), built the way bulk data wants it:
   ledger and audio tier joined, provenance paths reduced to file names) into a
   scratch database (in memory when a catalogue's tracks fit DuckDB's memory limit at
   :data:`SCRATCH_BYTES_PER_TRACK`, else a DuckDB file in the workspace's
-  ``tmp/duckdb``), one range of track ids at a time (:func:`phonotheque.catalogue.bulk.id_ranges`), so neither memory nor spill
-  grows with one statement over every track; the other bulk tables are copied there
-  in key order the same way.
+  ``tmp/duckdb``), one range of track ids at a time
+  (:func:`phonotheque.catalogue.bulk.id_ranges`), so neither memory nor spill grows
+  with one statement over every track; the other bulk tables are copied there in key
+  order the same way.
 - **Parquet** of the bulk tables is written by DuckDB itself (``COPY ... TO``) from
   those copies, in their key order (no sort), with fixed writer settings
   (:data:`PARQUET_OPTIONS`): the bytes do not depend on the number of threads. It runs in a second thread while the
@@ -64,8 +65,10 @@ _SCRATCH = "publish.duckdb"
 #: the published track rows (~160 B at 10 M tracks, measured: DuckDB's memory use rose
 #: from 1.0 to 2.5 GiB), the copies of the links and the search order beside them, and
 #: the text index's rows. A catalogue whose tracks fit the memory limit at this rate
-#: keeps them in memory (at 10 M tracks under the 3 GiB default: -15 % of the publish's
-#: CPU, measured), a larger one in the scratch file (compressed: at 100 M, ~50 B/track).
+#: keeps them in memory, a larger one in the scratch file (compressed: at 100 M, ~50
+#: B/track). At 10 M tracks under the 3 GiB default, in memory: publish 246 -> 164 s,
+#: 410 -> 283 CPU s, though DuckDB spills some of those blocks (peak tmp/ 2.1 -> 4.0 GB)
+#: and peak RSS rose 2.6 -> 3.7 GiB (quiet back-to-back runs, bench/RESULTS.md).
 SCRATCH_BYTES_PER_TRACK = 300
 _OUT = "published"  # the alias metadata.sqlite is ATTACHed under in DuckDB
 _FTS_FILE = "publish-fts.sqlite"
