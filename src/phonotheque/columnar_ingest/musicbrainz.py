@@ -15,11 +15,11 @@ and the limits of :mod:`phonotheque.sources.bounds`.
 Any line the SQL would not give exactly what the Python reader gives (a reject, a value
 out of bounds, a key spelt with underscores, an odd type, a credit list of an odd
 shape, a pregap track, ...) is *flagged*, and the Python reader parses just those lines
-(``parse_lines``), so their records and reject reasons are the row path's. DuckDB reads the file in chunks of
-:data:`CHUNK_LINES` lines (bounded memory: a whole 10 M-track file at once ran out of a
-3 GiB limit); a chunk DuckDB refuses (malformed JSON, a list where an object belongs,
-invalid UTF-8, blank lines that would shift line numbers) is parsed by the Python reader,
-the other chunks stay set-based. Once :data:`PART_ROWS` rows are staged, the chunks so
+(``parse_lines``), so their records and reject reasons are the row path's. DuckDB reads
+the file in chunks of :data:`CHUNK_LINES` lines (bounded memory: a whole 10 M-track
+file at once ran out of a 3 GiB limit); a chunk DuckDB refuses (malformed JSON, a list
+where an object belongs, invalid UTF-8, blank lines that would shift line numbers) is
+parsed by the Python reader, the other chunks stay set-based. Once :data:`PART_ROWS` rows are staged, the chunks so
 far go to the runner as one part, merged and committed with a checkpoint at the line
 they reach, so a killed ingest resumes there (a ``.zst`` is decompressed again up to
 it, not parsed). Python only decompresses and cuts: a compressed file is decompressed
@@ -108,10 +108,12 @@ def _struct(**fields: str) -> str:
 
 
 _J = "JSON"
-_CREDIT_FIELDS = {"name": _J, "joinphrase": _J,
-                  "artist": {"id": _J, "name": _J, "sort-name": _J, "sort_name": _J}}
-_CREDIT = _struct(**{"name": _J, "joinphrase": _J, "artist": _struct(
-    **{"id": _J, "name": _J, "sort-name": _J, "sort_name": _J})}) + "[]"
+#: A credit list's entries: the one structure both DuckDB types below are made from.
+_CREDIT_FIELDS: dict[str, str | dict[str, str]] = {
+    "name": _J, "joinphrase": _J,
+    "artist": {"id": _J, "name": _J, "sort-name": _J, "sort_name": _J}}
+_CREDIT = _struct(**{k: v if isinstance(v, str) else _struct(**v)
+                     for k, v in _CREDIT_FIELDS.items()}) + "[]"
 #: The credit lists that are read (the release's and the recording's) come as JSON
 #: text and are turned into ``_CREDIT`` once per distinct list (``mb_c``): their text
 #: is the exact key that groups them (comparing nested lists per track cost ~6 % of
