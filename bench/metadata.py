@@ -156,10 +156,15 @@ def disk(ws: Path) -> dict[str, int]:
     }
 
 
-def find_dump(data: Path) -> Path:
+def find_dump(data: Path, *, needed: bool = True) -> Path | None:
+    """The synthetic dump in `data`. A run of later stages only (`--stages select,publish`)
+    does not read it, so it may have been deleted to make room (a 100 M run's publish needs
+    the dump's 8.6 GB): then None."""
     for name in ("release.jsonl.zst", "release.jsonl"):
         if (data / name).is_file():
             return data / name
+    if not needed:
+        return None
     raise SystemExit(f"{data}: no release.jsonl(.zst) (not a `phono synth` output?)")
 
 
@@ -199,11 +204,12 @@ def one(n: int | None, data: Path | None, engine: str, work: Path, stages: set[s
     n = synth_tracks(data)
     result["tracks"] = n
     result["data"] = str(data)
-    dump = find_dump(data)
-    result["dump"] = dump.name
-    result["dump_bytes"] = dump.stat().st_size
+    dump = find_dump(data, needed=bool(stages & {"baseline", "ingest-musicbrainz"}))
+    result["dump"] = dump.name if dump else None
+    result["dump_bytes"] = dump.stat().st_size if dump else None
     listens = sorted(data.glob("listens.*"))[0]
     if baseline is None and "baseline" in stages:
+        assert dump is not None
         baseline = parse_baseline(dump)
         _log(f"{n:,} baseline: {baseline.wall_s:.1f} s")
     if baseline is not None:
@@ -357,8 +363,9 @@ def main() -> None:
     load1 = os.getloadavg()
     text = []
     for r in results:
-        text.append(f"**{int(r['tracks']):,} tracks, engine {r['engine']}** (dump "  # type: ignore[call-overload]
-                    f"`{r['dump']}`, {int(r['dump_bytes']) / 1e9:.2f} GB"  # type: ignore[call-overload]
+        dump_text = ("dump not present" if r.get("dump_bytes") is None
+                     else f"dump `{r['dump']}`, {int(r['dump_bytes']) / 1e9:.2f} GB")  # type: ignore[call-overload]
+        text.append(f"**{int(r['tracks']):,} tracks, engine {r['engine']}** ({dump_text}"  # type: ignore[call-overload]
                     + (f"; synth output reused from `{r['synth_reused']}`" if "synth_reused" in r
                        else "") + ")\n\n"
                     + (f"Conditions: {r.get('conditions', 'not recorded')}\n\n" if args.results else "")
