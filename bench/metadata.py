@@ -3,7 +3,8 @@
 Each stage runs as its own `phono` process. For each we record its wall time, its CPU
 time (user + sys from ``os.wait4``'s rusage, which includes the children it waited for),
 its peak RSS (the largest process in that tree, also from ``wait4``), the peak size of
-the workspace's ``tmp/`` (DuckDB's spill files, select's scratch database), the load average
+the workspace's ``tmp/`` (DuckDB's spill files, select's scratch database) and of the whole
+workspace (what the stage needs of the disk at its worst), the load average
 before and after, and — after the stage — the disk size of ``catalogue.sqlite`` (+ its
 WAL), ``catalogue.duckdb`` (+ its WAL) and ``publish/``, in bytes and bytes per track.
 
@@ -55,6 +56,7 @@ class Stage:
     load_before: float
     load_after: float
     spill_peak: int = 0  # bytes: the largest the workspace's tmp/ got during the stage
+    disk_peak: int = 0  # bytes: the largest the whole workspace got during the stage
     sizes: dict[str, int] = dataclasses.field(default_factory=dict)
     note: str = ""
 
@@ -64,19 +66,24 @@ def loadavg() -> float:
 
 
 class SpillWatch:
-    """The peak size of a folder (a workspace's ``tmp/``: DuckDB's spill files and
-    select's scratch database) while a stage runs, sampled twice a second in a thread.
-    Disk, not memory, is what a 100 M-track stage under a memory cap runs out of."""
+    """The peak size of a workspace's ``tmp/`` (DuckDB's spill files and select's scratch
+    database) and of the whole workspace while a stage runs, sampled twice a second in a
+    thread. Disk, not memory, is what a 100 M-track stage under a memory cap runs out of,
+    and its peak (spill beside the catalogue and a half-written publish/) is what sizes
+    the disk a larger run needs."""
 
     def __init__(self, folder: Path | None) -> None:
         self.folder = folder
         self.peak = 0
+        self.workspace_peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
     def _watch(self) -> None:
+        assert self.folder is not None
         while not self._stop.wait(0.5):
             self.peak = max(self.peak, _allocated(self.folder))
+            self.workspace_peak = max(self.workspace_peak, _allocated(self.folder.parent))
 
     def __enter__(self) -> SpillWatch:
         if self.folder is not None:
@@ -91,16 +98,21 @@ class SpillWatch:
 
 def _allocated(folder: Path | None) -> int:
     """Bytes the files under ``folder`` take on disk (allocated blocks: spill files
-    are sparse), 0 if it is missing or a file vanishes meanwhile."""
+    are sparse; a file hard-linked twice, as publish's torrent folder does, once), 0 if
+    it is missing or a file vanishes meanwhile."""
     total = 0
     if folder is None:
         return 0
+    seen: set[tuple[int, int]] = set()
     for dirpath, _dirs, files in os.walk(folder):
         for f in files:
             try:
-                total += os.stat(os.path.join(dirpath, f)).st_blocks * 512
+                st = os.stat(os.path.join(dirpath, f))
             except OSError:
-                pass
+                continue
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
     return total
 
 
@@ -118,7 +130,7 @@ def run(name: str, cmd: list[str], log: Path, spill: Path | None = None) -> Stag
         tail = log.read_text(errors="replace")[-2000:]
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}), log {log}:\n{tail}")
     return Stage(name, took, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024,
-                 load0, loadavg(), spill_peak=watch.peak)
+                 load0, loadavg(), spill_peak=watch.peak, disk_peak=watch.workspace_peak)
 
 
 def open_dump(path: Path):  # type: ignore[no-untyped-def]
@@ -233,7 +245,8 @@ def one(n: int | None, data: Path | None, engine: str, work: Path, stages: set[s
         done.append(st)
         _log(f"{n:,} {engine} {name}: {st.wall_s:.1f} s wall, {st.cpu_s:.1f} s CPU, "
              f"{st.rss_mib:.0f} MiB, load {st.load_before:.1f}->{st.load_after:.1f}, "
-             f"{sum(st.sizes.values()) / n:.0f} B/track, peak tmp/ {st.spill_peak / 1e6:,.0f} MB")
+             f"{sum(st.sizes.values()) / n:.0f} B/track, peak tmp/ {st.spill_peak / 1e6:,.0f} MB, "
+             f"peak workspace {st.disk_peak / 1e6:,.0f} MB")
     return result
 
 
@@ -244,8 +257,8 @@ def table(r: dict[str, object]) -> str:
     lines = [
         "| stage | wall s | CPU s | peak RSS MiB | x parse-only (wall / CPU) | tracks/s | "
         "catalogue.sqlite MB | catalogue.duckdb MB | publish/ MB | B/track (all three) | "
-        "peak tmp/ MB | load before→after |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "peak tmp/ MB | peak workspace MB | load before→after |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for s in stages:
         mult = (f"{s.wall_s / base.wall_s:.2f} / {s.cpu_s / base.cpu_s:.2f}"
@@ -260,18 +273,22 @@ def table(r: dict[str, object]) -> str:
             sizes = f"({s.note}) | | | "
         rss = f"{s.rss_mib:,.0f}" if s.rss_mib else ""
         spill = f"{s.spill_peak / 1e6:,.0f}" if s.name in RUN_STAGES else ""
+        # 0: a result file written before the workspace was watched
+        peak = f"{s.disk_peak / 1e6:,.0f}" if s.name in RUN_STAGES and s.disk_peak else ""
         lines.append(f"| {s.name} | {s.wall_s:,.1f} | {s.cpu_s:,.1f} | {rss} | {mult} | "
-                     f"{n / s.wall_s:,.0f} | {sizes} | {spill} | "
+                     f"{n / s.wall_s:,.0f} | {sizes} | {spill} | {peak} | "
                      f"{s.load_before:.1f}→{s.load_after:.1f} |")
     run_st = [s for s in stages if s.name in RUN_STAGES]
     if run_st:
         wall = sum(s.wall_s for s in run_st)
         cpu = sum(s.cpu_s for s in run_st)
         mult = f"{wall / base.wall_s:.2f} / {cpu / base.cpu_s:.2f}" if base and base.cpu_s else ""
+        dpeak = max(s.disk_peak for s in run_st)
         lines.append(f"| **{'+'.join(s.name for s in run_st)}** | **{wall:,.1f}** | "
                      f"{cpu:,.1f} | {max(s.rss_mib for s in run_st):,.0f} | {mult} | "
                      f"{n / wall:,.0f} | | | | | "
-                     f"{max(s.spill_peak for s in run_st) / 1e6:,.0f} | |")
+                     f"{max(s.spill_peak for s in run_st) / 1e6:,.0f} | "
+                     f"{f'{dpeak / 1e6:,.0f}' if dpeak else ''} | |")
     return "\n".join(lines)
 
 
