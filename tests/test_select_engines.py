@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +129,45 @@ def test_columnar_running_sums_match_sqlite(case: str, tmp_path: Path,
             == {k: v for k, v in reports["sqlite"].summary().items() if k != "elapsed_s"})
     assert reports["duckdb"].curve == reports["sqlite"].curve
     assert _state(pair["sqlite"])["selection"]
+
+
+# Run in a child process: a select that hangs must fail the test, not the suite.
+_SUMS_INTO_A_FILE = """
+import sys
+from pathlib import Path
+
+import duckdb
+
+from phonotheque.select import columnar_rank as cr
+
+tmp = Path(sys.argv[1])
+con = duckdb.connect(str(tmp / "main.duckdb"))
+con.execute("SET checkpoint_threshold = '1KB'")  # what 100 M rows reach at the default
+cr.SUM_BATCH_ROWS = 1000
+with cr.work_database(con, tmp, in_memory=False):
+    con.execute(f\"\"\"CREATE TABLE {cr.WORK}.sel_order AS
+        SELECT range AS track_id, range % 7 AS lis, CAST(NULL AS DOUBLE) AS prio,
+               range % 2 = 0 AS has_audio, range % 5 AS eo, range % 3 AS er
+        FROM range(20000)\"\"\")
+    assert cr._running_sums_by_arrays(con)
+    print(con.execute("SELECT count(*), max(pos), max(cum), max(cum_o), max(cum_r), "
+                      "count(*) FILTER (WHERE pos <> track_id + 1) FROM sel_ranked").fetchone())
+"""
+
+
+def test_columnar_running_sums_into_a_scratch_file_finish(tmp_path: Path) -> None:
+    """At 100 M tracks select's working tables live in a scratch file. Each batch of the
+    running sums committed on its own, so DuckDB checkpointed that file while the ranking
+    was still being read from it, and the checkpoint waited for the read forever: select
+    hung at 100 M, spinning one core (found by the 100 M run; tiny tables never reach the
+    checkpoint threshold, hence its 1 KB here)."""
+    done = subprocess.run([sys.executable, "-c", _SUMS_INTO_A_FILE, str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    n = 20000
+    assert done.stdout.split() == (
+        f"({n}, {n}, {float(sum(i % 7 for i in range(n)))}, {sum(i % 5 for i in range(n))}, "
+        f"{sum(i % 3 for i in range(n))}, 0)").split()
 
 
 def test_columnar_select_reads_the_columnar_tables_and_reselects_in_place(

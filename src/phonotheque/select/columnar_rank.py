@@ -253,6 +253,11 @@ def _running_sums_by_arrays(con: columnar.Connection) -> bool:
     con.execute(f"CREATE TABLE {WORK}.sel_ranked({_RANKED})")
     writer = con.cursor()  # the reader's connection is busy streaming sel_order
     try:
+        # One transaction for every batch, committed once the read is over: a commit of its
+        # own per batch let DuckDB checkpoint a scratch file (past its WAL threshold, as at
+        # 100 M tracks) while sel_order was still being read from it, and the checkpoint
+        # waited for that read forever, spinning a core.
+        writer.execute("BEGIN")
         reader = con.execute("""SELECT track_id, lis, prio, CAST(has_audio AS INTEGER), eo, er
                                 FROM sel_order""").fetch_record_batch(SUM_BATCH_ROWS)
         done, sums = 0, [0, 0, 0]
@@ -274,8 +279,10 @@ def _running_sums_by_arrays(con: columnar.Connection) -> bool:
             writer.execute(f"INSERT INTO {WORK}.sel_ranked SELECT * FROM sel_batch")
             writer.unregister("sel_batch")
             done += size
+        reader.close()
+        writer.execute("COMMIT")
     finally:
-        writer.close()
+        writer.close()  # rolls back what an error left uncommitted
     return True
 
 
