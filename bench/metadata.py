@@ -33,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -193,8 +194,11 @@ def _log(msg: str) -> None:
 
 
 def one(n: int | None, data: Path | None, engine: str, work: Path, stages: set[str],
-        synth_args: list[str], baseline: Stage | None) -> dict[str, object]:
-    """Run the selected stages for one size and one engine; return the measurements."""
+        synth_args: list[str], baseline: Stage | None,
+        save: Callable[[dict[str, object]], None] = lambda r: None) -> dict[str, object]:
+    """Run the selected stages for one size and one engine; return the measurements,
+    also handed to ``save`` after every stage (a stage that fails an hour into a 100 M
+    run keeps the figures of the stages before it)."""
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     result: dict[str, object] = {"engine": engine, "stages": []}
@@ -243,6 +247,7 @@ def one(n: int | None, data: Path | None, engine: str, work: Path, stages: set[s
         st = run(name, cmd, logs / f"{n}-{engine}-{name}.log", spill=ws / "tmp")
         st.sizes = disk(ws)
         done.append(st)
+        save(result)
         _log(f"{n:,} {engine} {name}: {st.wall_s:.1f} s wall, {st.cpu_s:.1f} s CPU, "
              f"{st.rss_mib:.0f} MiB, load {st.load_before:.1f}->{st.load_after:.1f}, "
              f"{sum(st.sizes.values()) / n:.0f} B/track, peak tmp/ {st.spill_peak / 1e6:,.0f} MB, "
@@ -366,15 +371,19 @@ def main() -> None:
     for n in sizes:
         baseline: Stage | None = None
         for i, engine in enumerate(engines):
+            def save(r: dict[str, object]) -> None:
+                out = args.workdir / f"result-{r['tracks']}-{r['engine']}.json"
+                r["started"] = started
+                r["conditions"] = conditions(args, load0, os.getloadavg())
+                out.write_text(json.dumps(
+                    {**r, "stages": [dataclasses.asdict(s) for s in r["stages"]]},  # type: ignore[attr-defined]
+                    indent=1))
+
             r = one(n, args.data, engine, args.workdir, stages if i == 0 else stages - {"synth"},
-                    args.synth_arg, baseline)
+                    args.synth_arg, baseline, save)
             baseline = next((s for s in r["stages"] if s.name == "baseline"), None)  # type: ignore[attr-defined]
             results.append(r)
-            out = args.workdir / f"result-{r['tracks']}-{engine}.json"
-            r["started"] = started
-            r["conditions"] = conditions(args, load0, os.getloadavg())
-            out.write_text(json.dumps({**r, "stages": [dataclasses.asdict(s) for s in r["stages"]]},  # type: ignore[attr-defined]
-                                      indent=1))
+            save(r)
             if args.clean:
                 shutil.rmtree(args.workdir / f"ws-{r['tracks']}-{engine}", ignore_errors=True)
     load1 = os.getloadavg()
