@@ -83,8 +83,9 @@ class SpillWatch:
     def _watch(self) -> None:
         assert self.folder is not None
         while not self._stop.wait(0.5):
-            self.peak = max(self.peak, _allocated(self.folder))
-            self.workspace_peak = max(self.workspace_peak, _allocated(self.folder.parent))
+            workspace, tmp = _allocated(self.folder.parent, within=self.folder)
+            self.peak = max(self.peak, tmp)
+            self.workspace_peak = max(self.workspace_peak, workspace)
 
     def __enter__(self) -> SpillWatch:
         if self.folder is not None:
@@ -97,15 +98,15 @@ class SpillWatch:
             self._thread.join()
 
 
-def _allocated(folder: Path | None) -> int:
-    """Bytes the files under ``folder`` take on disk (allocated blocks: spill files
-    are sparse; a file hard-linked twice, as publish's torrent folder does, once), 0 if
-    it is missing or a file vanishes meanwhile."""
-    total = 0
-    if folder is None:
-        return 0
+def _allocated(folder: Path, within: Path) -> tuple[int, int]:
+    """Bytes the files under ``folder``, and those under its subfolder ``within``, take on
+    disk, in one walk (allocated blocks: spill files are sparse; a file hard-linked twice,
+    as publish's torrent folder does, once); 0 for what is missing, a file that vanishes
+    meanwhile not counted."""
+    total = inner = 0
     seen: set[tuple[int, int]] = set()
     for dirpath, _dirs, files in os.walk(folder):
+        under = Path(dirpath).is_relative_to(within)
         for f in files:
             try:
                 st = os.stat(os.path.join(dirpath, f))
@@ -114,7 +115,8 @@ def _allocated(folder: Path | None) -> int:
             if (st.st_dev, st.st_ino) not in seen:
                 seen.add((st.st_dev, st.st_ino))
                 total += st.st_blocks * 512
-    return total
+                inner += st.st_blocks * 512 if under else 0
+    return total, inner
 
 
 def run(name: str, cmd: list[str], log: Path, spill: Path | None = None) -> Stage:

@@ -19,11 +19,11 @@ shape, a pregap track, ...) is *flagged*, and the Python reader parses just thos
 the file in chunks of :data:`CHUNK_LINES` lines (bounded memory: a whole 10 M-track
 file at once ran out of a 3 GiB limit); a chunk DuckDB refuses (malformed JSON, a list
 where an object belongs, invalid UTF-8, blank lines that would shift line numbers) is
-parsed by the Python reader, the other chunks stay set-based. Once :data:`PART_ROWS` rows are staged, the chunks so
-far go to the runner as one part, merged and committed with a checkpoint at the line
-they reach, so a killed ingest resumes there (a ``.zst`` is decompressed again up to
-it, not parsed). Python only decompresses and cuts: a compressed file is decompressed
-as it is read (DuckDB reads each chunk as a plain file), an archive is streamed
+parsed by the Python reader, the other chunks stay set-based. Once :data:`PART_ROWS`
+rows are staged, the chunks so far go to the runner as one part, merged and committed
+with a checkpoint at the line they reach, so a killed ingest resumes there (a ``.zst``
+is decompressed again up to it, not parsed). Python only decompresses and cuts: a
+compressed file is decompressed as it is read (DuckDB reads each chunk as a plain file), an archive is streamed
 (tarfile, no unpacking) and its members are cut as a ``.zst`` is, a chunk holding lines
 of one member, numbered on across members and located (``mbdump/release:line 7``) as
 the row reader does; the lines of ``recording`` and ``artist`` members go to the Python

@@ -13,8 +13,8 @@ SQLite workspace (same schema, same rows), built the way bulk data wants it:
   order the same way.
 - **Parquet** of the bulk tables is written by DuckDB itself (``COPY ... TO``) from
   those copies, in their key order (no sort), with fixed writer settings
-  (:data:`PARQUET_OPTIONS`): the bytes do not depend on the number of threads. It runs in a second thread while the
-  SQLite file is filled (the two use different cores).
+  (:data:`PARQUET_OPTIONS`): the bytes do not depend on the number of threads. It
+  runs in a second thread while the SQLite file is filled (the two use different cores).
 - **metadata.sqlite** is filled in rowid (primary key) order by DuckDB's SQLite
   extension (no row passes through Python): appends at the end of each B-tree, no
   page splits. Its
