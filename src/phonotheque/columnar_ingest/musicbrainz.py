@@ -13,22 +13,23 @@ strip, credit text and artist keys, disc and position defaults, the length fallb
 and the limits of :mod:`phonotheque.sources.bounds`.
 
 Any line the SQL would not give exactly what the Python reader gives (a reject, a value
-out of bounds, a key spelt with underscores, an odd type, a credit list of an odd
-shape, a pregap track, ...) is *flagged*, and the Python reader parses just those lines
+out of bounds, a key spelt with underscores, an odd type, a credit list of an odd shape,
+a pregap track, ...) is *flagged*, and the Python reader parses just those lines
 (``parse_lines``), so their records and reject reasons are the row path's. DuckDB reads
-the file in chunks of :data:`CHUNK_LINES` lines (bounded memory: a whole 10 M-track
-file at once ran out of a 3 GiB limit); a chunk DuckDB refuses (malformed JSON, a list
-where an object belongs, invalid UTF-8, blank lines that would shift line numbers) is
-parsed by the Python reader, the other chunks stay set-based. Once :data:`PART_ROWS`
-rows are staged, the chunks so far go to the runner as one part, merged and committed
-with a checkpoint at the line they reach, so a killed ingest resumes there (a ``.zst``
-is decompressed again up to it, not parsed). Python only decompresses and cuts: a
-compressed file is decompressed as it is read (DuckDB reads each chunk as a plain file), an archive is streamed
-(tarfile, no unpacking) and its members are cut as a ``.zst`` is, a chunk holding lines
-of one member, numbered on across members and located (``mbdump/release:line 7``) as
-the row reader does; the lines of ``recording`` and ``artist`` members go to the Python
-reader (the SQL reads releases). Single ``.json`` documents are read by the Python reader
-entirely; a compressed file or archive that breaks part-way, from the part it breaks in.
+the file in chunks of :data:`CHUNK_LINES` lines (bounded memory: a whole 10 M-track file
+at once ran out of a 3 GiB limit); a chunk DuckDB refuses (malformed JSON, a list where
+an object belongs, invalid UTF-8, blank lines that would shift line numbers) is parsed
+by the Python reader, the other chunks stay set-based. Once :data:`PART_ROWS` rows are
+staged, the chunks so far go to the runner as one part, merged and committed with a
+checkpoint at the line they reach, so a killed ingest resumes there (a ``.zst`` is
+decompressed again up to it, not parsed). Python only decompresses and cuts: a
+compressed file is decompressed as it is read (DuckDB reads each chunk as a plain file),
+an archive is streamed (tarfile, no unpacking) and its members are cut as a ``.zst`` is,
+a chunk holding lines of one member, numbered on across members and located
+(``mbdump/release:line 7``) as the row reader does; the lines of ``recording`` and
+``artist`` members go to the Python reader (the SQL reads releases). Single ``.json``
+documents are read by the Python reader entirely; a compressed file or archive that
+breaks part-way, from the part it breaks in.
 
 Every staged row carries ``seq = line << 26 | slot``, its place in the order the
 Python reader yields records, so the merge assigns the same ids.
