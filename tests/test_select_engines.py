@@ -131,6 +131,51 @@ def test_columnar_running_sums_match_sqlite(case: str, tmp_path: Path,
     assert _state(pair["sqlite"])["selection"]
 
 
+# MBIDs at the edges of the UUID range (the sign bit of its 128-bit integer) and in the
+# middle, all with the same listens (and zero-listen ones with the same priority), so that
+# only the keys order them.
+EDGE_KEYS = ("00000000-0000-4000-8000-000000000000", "7fffffff-ffff-4fff-bfff-ffffffffffff",
+             "80000000-0000-4000-8000-000000000000", "ffffffff-ffff-4fff-bfff-ffffffffffff",
+             "a0000000-0000-4000-8000-000000000001", "0f0e0d0c-0b0a-4908-8706-050403020101")
+KEY_MIXES = {  # name -> (other keys beside EDGE_KEYS, the order _key_order must choose)
+    "MBIDs only": ((), "ku"),
+    "own files' keys after every MBID": (("tags:0a", "tags:ff", "zz", "g"), "ku NULLS LAST, kt"),
+    # 'A' and '9' sort between MBIDs (an upper-case MBID is not canonical text)
+    "keys among the MBIDs": (("tags:0a", "A0000000-0000-4000-8000-000000000000", "9", "b-own"),
+                             "coalesce(CAST(ku AS VARCHAR), kt)"),
+}
+
+
+@pytest.mark.parametrize("mix", sorted(KEY_MIXES))
+def test_columnar_ties_follow_the_key_text_order(mix: str, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ties in listens and priority fall back to the track key in text order, as in the
+    SQLite plan, whichever way the columnar ranking sorts the keys (as UUIDs, UUIDs then
+    text, or text)."""
+    from phonotheque.select import columnar_rank
+
+    others, order = KEY_MIXES[mix]
+    keys = [*EDGE_KEYS, *others]
+    specs = [T(k, 40, audio_size=1_000 if i % 3 == 0 else None) for i, k in enumerate(keys)]
+    specs += [T(f"{k[:-1]}9" if k[0] in "0123456789abcdef" and len(k) == 36 else k + "-zero", 0,
+                audio_size=1_000 if i % 2 else None) for i, k in enumerate(keys)]
+    for spec in specs[:2]:  # one ISRC group: its representative is chosen by key too
+        spec.isrcs = ("USKEY0000001",)
+    chosen: list[str] = []
+    key_order = columnar_rank._key_order
+    monkeypatch.setattr(columnar_rank, "_key_order",
+                        lambda con: chosen.append(key_order(con)) or chosen[-1])
+    opts = SelectOptions(coverage=1.0, priority_threshold=0.0)
+    pair = _pair(tmp_path, records(specs))
+    reports = {engine: select(ws, opts) for engine, ws in pair.items()}
+    assert chosen == [order]
+    state = _state(pair["sqlite"])
+    assert len(state["selection"]) == len(specs) - 1  # every work (one group of two) ranked
+    assert _state(pair["duckdb"]) == state
+    assert ({k: v for k, v in reports["duckdb"].summary().items() if k != "elapsed_s"}
+            == {k: v for k, v in reports["sqlite"].summary().items() if k != "elapsed_s"})
+
+
 # Run in a child process: a select that hangs must fail the test, not the suite.
 _SUMS_INTO_A_FILE = """
 import sys
