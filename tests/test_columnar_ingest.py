@@ -534,6 +534,41 @@ def test_a_file_is_read_in_chunks_and_only_refused_chunks_go_to_python(
     assert not list((col.root / "tmp").rglob("chunk-*")), "chunk files left behind"
 
 
+@pytest.mark.parametrize("compress", ["", ".zst"])
+def test_a_chunk_is_read_from_its_pieces_in_one_go_and_a_refused_chunk_piece_by_piece(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compress: str) -> None:
+    """A chunk (CHUNK_LINES) is cut into files of PIECE_LINES lines, which DuckDB reads
+    in one statement, in order (the lines numbered across them); a chunk it refuses is
+    read again piece by piece, and only the pieces it still refuses (the malformed lines
+    21-26: pieces 15-21 and 22-28, and the truncated last line's) go to the Python
+    reader. The tables and rejects equal the SQLite path's."""
+    path = _malformed(tmp_path, _synth(tmp_path, 300))
+    if compress:
+        path = path.with_name(path.name + compress)
+        path.write_bytes(pyzstd.compress(path.with_suffix("").read_bytes()))
+    monkeypatch.setattr(mb_columnar, "PIECE_LINES", 7)
+    monkeypatch.setattr(mb_columnar, "CHUNK_LINES", 21)
+    reads: list[int] = []  # pieces per read_json
+    real_read = mb_columnar.MusicBrainzReader._read
+
+    def read(self, con, files, first, lines):  # type: ignore[no-untyped-def]
+        reads.append(len(files))
+        return real_read(self, con, files, first, lines)
+
+    monkeypatch.setattr(mb_columnar.MusicBrainzReader, "_read", read)
+    seen = _python_lines(monkeypatch)
+    row, col = _both(tmp_path, [path])
+    total = len((path.with_suffix("") if compress else path).read_bytes().splitlines())
+    last = (total - 1) // 7 * 7 + 1
+    assert seen == set(range(15, 29)) | set(range(last, total + 1)), sorted(seen)
+    assert reads.count(3) >= total // 21 - 2, reads  # chunks of three pieces, in one go
+    assert reads.count(1) >= 3, reads  # the refused chunks, piece by piece
+    want, got = sqlite_tables(row), columnar_tables(col)
+    for table in want:
+        assert got[table] == want[table], table
+    assert not list((col.root / "tmp").rglob("chunk-*")), "chunk files left behind"
+
+
 def _shortcut_edit(line: bytes, change: str) -> bytes:
     """Values at the edges of the SQL's cheap tests (the strip's first/last character
     test, the MBID round trip through UUID, credits summarised without an aggregate)."""

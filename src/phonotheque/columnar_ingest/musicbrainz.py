@@ -17,9 +17,10 @@ out of bounds, a key spelt with underscores, an odd type, a credit list of an od
 a pregap track, ...) is *flagged*, and the Python reader parses just those lines
 (``parse_lines``), so their records and reject reasons are the row path's. DuckDB reads
 the file in chunks of :data:`CHUNK_LINES` lines (bounded memory: a whole 10 M-track file
-at once ran out of a 3 GiB limit); a chunk DuckDB refuses (malformed JSON, a list where
-an object belongs, invalid UTF-8, blank lines that would shift line numbers) is parsed
-by the Python reader, the other chunks stay set-based. Once :data:`PART_ROWS` rows are
+at once ran out of a 3 GiB limit), each cut into files of :data:`PIECE_LINES` lines; a
+chunk DuckDB refuses is read again piece by piece, and a piece it still refuses
+(malformed JSON, a list where an object belongs, invalid UTF-8, blank lines that would
+shift line numbers) is parsed by the Python reader, the other pieces stay set-based. Once :data:`PART_ROWS` rows are
 staged, the chunks so far go to the runner as one part, merged and committed with a
 checkpoint at the line they reach, so a killed ingest resumes there (a ``.zst`` is
 decompressed again up to it, not parsed). Python only decompresses and cuts: a
@@ -45,7 +46,7 @@ import shutil
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 from phonotheque import isrc
 from phonotheque.catalogue import bulk_merge, columnar
@@ -138,9 +139,17 @@ def _q(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-#: Lines DuckDB reads at a time. A chunk's nested rows and credit aggregates are what
-#: takes memory (a whole 10 M-track file ran out of a 3 GiB limit: measured).
-CHUNK_LINES = 50_000
+#: Lines DuckDB reads at a time (a chunk), at most. A chunk's nested rows and credit
+#: aggregates are what takes memory (a whole 10 M-track file ran out of a 3 GiB limit:
+#: measured). DuckDB runs a statement on as many threads as its input has row groups
+#: (122,880 rows): over chunks of 50,000 lines the statements after ``read_json`` ran on
+#: one core. Two full row groups: two threads.
+CHUNK_LINES = 2 * 122_880
+#: Lines per file the cutter writes, at most (a piece of a chunk; ``read_json`` reads a
+#: chunk's pieces in order). The cutter holds one piece's bytes at a time (~200 MB of a
+#: MusicBrainz dump), and a chunk DuckDB refuses is read again piece by piece, the
+#: Python reader taking only the pieces DuckDB still refuses.
+PIECE_LINES = 50_000
 #: Staged rows (artists, releases, tracks and ISRC links) after which the chunks staged
 #: so far merge and commit as one part with the input's checkpoint. The merge's
 #: aggregates do not spill, so this bounds its memory; each part also probes the
@@ -184,6 +193,54 @@ class _Chunk:
         self.data = b""
 
 
+@dataclass(slots=True)
+class _Batch:
+    """A chunk as DuckDB reads it: consecutive pieces (``_Chunk``, one file each) of one
+    member, read in one statement."""
+
+    chunks: list[_Chunk]
+
+    @property
+    def first(self) -> int:
+        return self.chunks[0].first
+
+    @property
+    def count(self) -> int:
+        return sum(c.count for c in self.chunks)
+
+    @property
+    def last(self) -> _Chunk:
+        return self.chunks[-1]
+
+    def done(self) -> None:
+        for chunk in self.chunks:
+            chunk.done()
+
+
+def _batches(chunks: Iterator[_Chunk]) -> Iterator[_Batch]:
+    """The pieces ``chunks`` in batches of up to :data:`CHUNK_LINES` lines (at least
+    one piece); a piece without a file (the Python reader reads it) or of another member
+    starts a batch of its own."""
+    limit = _setting(CHUNK_ENV, CHUNK_LINES)
+    batch: list[_Chunk] = []
+    lines = 0
+    try:
+        for chunk in chunks:
+            if batch and (chunk.file is None or batch[-1].file is None
+                          or chunk.member != batch[-1].member or lines + chunk.count > limit):
+                full, batch, lines = batch, [], 0
+                yield _Batch(full)
+            batch.append(chunk)
+            lines += chunk.count
+        if batch:
+            full, batch = batch, []
+            yield _Batch(full)
+    except BaseException:
+        for chunk in batch:  # cut, never handed on
+            chunk.done()
+        raise
+
+
 def _archive_chunks(path: Path, folder: Path, start: int = 0) -> Iterator[_Chunk]:
     """:func:`_chunks` for the ``mbdump/<entity>`` members of a tar archive, streamed
     (tarfile, no unpacking), numbered and counted as the row reader does: lines run on
@@ -192,7 +249,7 @@ def _archive_chunks(path: Path, folder: Path, start: int = 0) -> Iterator[_Chunk
     member; only ``release`` members are for the SQL (the others' chunks have no file:
     the Python reader reads them). Raises :class:`CorruptStream` where the archive
     breaks."""
-    size = _setting(CHUNK_ENV, CHUNK_LINES)
+    size = _pieces()
     pos = total = 0
     try:
         with open_tar_on_disk(path) as (tar, disk):
@@ -221,6 +278,11 @@ def _archive_chunks(path: Path, folder: Path, start: int = 0) -> Iterator[_Chunk
         raise CorruptStream(printable(path), f"{type(exc).__name__}: {exc}") from exc
 
 
+def _pieces() -> int:
+    """Lines per piece the cutter writes: a chunk's, up to :data:`PIECE_LINES`."""
+    return min(_setting(CHUNK_ENV, CHUNK_LINES), PIECE_LINES)
+
+
 def _utf8(text: str) -> bool:
     try:
         text.encode()
@@ -231,7 +293,7 @@ def _utf8(text: str) -> bool:
 
 def _chunks(path: Path, folder: Path, start: int = 0, line: int = 0) -> Iterator[_Chunk]:
     """Cut the input (decompressed) from uncompressed byte ``start`` (line ``line``
-    on) into plain files of :data:`CHUNK_LINES` lines in ``folder`` (the caller removes
+    on) into plain files of :func:`_pieces` lines in ``folder`` (the caller removes
     each, :meth:`_Chunk.done`). A chunk with a blank line gets no file (DuckDB
     skips blank lines, which would shift row numbers against line numbers).
     Raises :class:`CorruptStream` where a compressed input breaks.
@@ -240,7 +302,7 @@ def _chunks(path: Path, folder: Path, start: int = 0, line: int = 0) -> Iterator
     it was read. Splitting every line out and joining them again copied the 5 GB of a
     10 M-track dump twice more (measured: 35.5 CPU s to cut it, decompression included).
     """
-    size = _setting(CHUNK_ENV, CHUNK_LINES)
+    size = _pieces()
     first = line + 1
     end = start
     pieces: list[bytes] = []
@@ -345,14 +407,18 @@ def _one_chunk(data: bytes, count: int, first: int, end: int, disk: int, folder:
     return _Chunk(file, first, b"", count, end, disk, member, base)
 
 
-def _one_ahead(chunks: Iterator[_Chunk]) -> Generator[_Chunk, None, None]:
+_Cut = TypeVar("_Cut", _Chunk, _Batch)
+
+
+def _one_ahead(chunks: Iterator[_Cut]) -> Generator[_Cut, None, None]:
     """``chunks``, the next one cut (decompressed, written) in a thread while the caller
     stages this one: decompression and the file's write release the GIL, and so do
     DuckDB's statements (the cutting was ~30 CPU s of a 10 M-track ingest, all of it
     between statements). In lockstep: a chunk is cut only once the caller took the one
     before (a merge may follow it). The cutter's errors (a corrupt stream...) are raised
     where the chunk they stopped would have come."""
-    return read_ahead(chunks, 1, lockstep=True, discard=_Chunk.done, name="ingest-chunks")
+    return read_ahead(chunks, 1, lockstep=True, discard=lambda c: c.done(),
+                      name="ingest-chunks")
 
 
 def _entries_raw(source: str) -> str:
@@ -427,18 +493,19 @@ class MusicBrainzReader:
         offset, line = ctx.start, ctx.line  # where the part being staged starts
         staged = Staged()
         folder = ctx.tmp / "musicbrainz"
-        chunks: Generator[_Chunk, None, None] | None = None
+        chunks: Generator[_Batch, None, None] | None = None
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            chunks = _one_ahead(
+            chunks = _one_ahead(_batches(
                 _archive_chunks(item.path, folder, ctx.start) if layout == "archive"
-                else _chunks(item.path, folder, ctx.start, ctx.line))
-            for chunk in chunks:
+                else _chunks(item.path, folder, ctx.start, ctx.line)))
+            for batch in chunks:
                 try:
-                    self._chunk(con, item, chunk, staged)
+                    self._batch(con, item, batch, staged)
                 finally:
-                    chunk.done()
+                    batch.done()
                 if _staged_rows(con) >= part_rows:
+                    chunk = batch.last
                     staged.read = _staged_rows(con)
                     staged.offset, staged.line = chunk.end, chunk.first + chunk.count - 1
                     staged.disk = chunk.disk
@@ -463,12 +530,31 @@ class MusicBrainzReader:
         staged.read = _staged_rows(con)
         yield staged
 
+    def _batch(self, con: columnar.Connection, item: Input, batch: _Batch,
+               staged: Staged) -> None:
+        """Stage a batch of chunks: set-based in one go, and the lines SQL flags through
+        the Python reader; a batch DuckDB refuses, chunk by chunk (:meth:`_chunk`)."""
+        files = [c.file for c in batch.chunks if c.file is not None]
+        if len(batch.chunks) == 1 or len(files) < len(batch.chunks) or not self._read(
+                con, files, batch.first, batch.count):
+            for chunk in batch.chunks:
+                self._chunk(con, item, chunk, staged)
+            return
+        self._stage_sql(con, item, batch.chunks[0])
+        flagged = [int(r[0]) for r in
+                   con.execute("SELECT line FROM mb_flag ORDER BY line").fetchall()]
+        self._drop(con)
+        for chunk in batch.chunks:
+            end = chunk.first + chunk.count
+            self._python(con, item, chunk, [n for n in flagged if chunk.first <= n < end],
+                         staged)
+
     def _chunk(self, con: columnar.Connection, item: Input, chunk: _Chunk,
                staged: Staged) -> None:
         """Stage one chunk: set-based, and the lines SQL flags (or all of a chunk
         DuckDB refuses) through the Python reader."""
         first, count = chunk.first, chunk.count
-        if chunk.file is None or not self._read(con, chunk.file, first, count):
+        if chunk.file is None or not self._read(con, [chunk.file], first, count):
             # DuckDB refuses this chunk (malformed JSON, a list where an object
             # belongs, invalid UTF-8, a blank line): the Python reader reads its
             # lines and says which are bad; the other chunks stay set-based.
@@ -478,15 +564,21 @@ class MusicBrainzReader:
             flagged = sorted(int(r[0]) for r in
                              con.execute("SELECT line FROM mb_flag").fetchall())
             self._drop(con)
-        if flagged:
-            stager = _records.Stager(con, staged)
-            lines = chunk.lines()
-            numbered = ((n, lines[n - first]) for n in flagged)
-            for n, records in JSON_SOURCE.parse_lines(item, numbered, chunk.member,
-                                                      chunk.base):
-                stager.seq = n << _SLOT
-                stager.add(within_bounds(item, records))
-            stager.flush()
+        self._python(con, item, chunk, flagged, staged)
+
+    @staticmethod
+    def _python(con: columnar.Connection, item: Input, chunk: _Chunk, flagged: list[int],
+                staged: Staged) -> None:
+        """Stage the lines ``flagged`` (sorted) of ``chunk`` through the Python reader."""
+        if not flagged:
+            return
+        stager = _records.Stager(con, staged)
+        lines = chunk.lines()
+        numbered = ((n, lines[n - chunk.first]) for n in flagged)
+        for n, records in JSON_SOURCE.parse_lines(item, numbered, chunk.member, chunk.base):
+            stager.seq = n << _SLOT
+            stager.add(within_bounds(item, records))
+        stager.flush()
 
     @staticmethod
     def _drop(con: columnar.Connection) -> None:
@@ -494,16 +586,18 @@ class MusicBrainzReader:
         for name in ("mb_raw", "mb_flag", "mb_r", "mb_t1", "mb_c", "mb_ce", "mb_t"):
             con.execute(f"DROP TABLE IF EXISTS temp.{name}")
 
-    def _read(self, con: columnar.Connection, file: Path, first: int, lines: int) -> bool:
-        """Load a chunk's lines into ``mb_rel``, numbered from ``first``; False if DuckDB
-        refuses it or its rows are not its lines one to one."""
+    def _read(self, con: columnar.Connection, files: list[Path], first: int, lines: int
+              ) -> bool:
+        """Load the lines of consecutive chunks' ``files`` into ``mb_rel``, numbered from
+        ``first``; False if DuckDB refuses them or its rows are not their lines one to
+        one."""
         columns = "{" + ", ".join(f"{_q(k)}: {_q(v)}" for k, v in _COLUMNS.items()) + "}"
         try:
-            # Rows are stored in the file's order (insertion order is preserved), so
-            # rowid numbers the lines: a row_number() window here cost more than
+            # Rows are stored in the files' order (insertion order is preserved, from
+            # file to file too), so rowid numbers the lines: a row_number() window here cost more than
             # read_json itself (it buffers every nested column).
             con.execute(f"""CREATE OR REPLACE TEMP TABLE mb_raw AS
-                SELECT * FROM read_json({_q(str(file))},
+                SELECT * FROM read_json([{", ".join(_q(str(f)) for f in files)}],
                   format = 'newline_delimited', columns = {columns},
                   maximum_object_size = {MAX_LINE})""")
         except (columnar.Error, UnicodeDecodeError):
