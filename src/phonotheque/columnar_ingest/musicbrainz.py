@@ -20,17 +20,17 @@ the file in chunks of :data:`CHUNK_LINES` lines (bounded memory: a whole 10 M-tr
 at once ran out of a 3 GiB limit), each cut into files of :data:`PIECE_LINES` lines; a
 chunk DuckDB refuses is read again piece by piece, and a piece it still refuses
 (malformed JSON, a list where an object belongs, invalid UTF-8, blank lines that would
-shift line numbers) is parsed by the Python reader, the other pieces stay set-based. Once :data:`PART_ROWS` rows are
-staged, the chunks so far go to the runner as one part, merged and committed with a
-checkpoint at the line they reach, so a killed ingest resumes there (a ``.zst`` is
-decompressed again up to it, not parsed). Python only decompresses and cuts: a
-compressed file is decompressed as it is read (DuckDB reads each chunk as a plain file),
-an archive is streamed (tarfile, no unpacking) and its members are cut as a ``.zst`` is,
-a chunk holding lines of one member, numbered on across members and located
-(``mbdump/release:line 7``) as the row reader does; the lines of ``recording`` and
-``artist`` members go to the Python reader (the SQL reads releases). Single ``.json``
-documents are read by the Python reader entirely; a compressed file or archive that
-breaks part-way, from the part it breaks in.
+shift line numbers) is parsed by the Python reader, the other pieces stay set-based.
+Once :data:`PART_ROWS` rows are staged, the chunks so far go to the runner as one part,
+merged and committed with a checkpoint at the line they reach, so a killed ingest
+resumes there (a ``.zst`` is decompressed again up to it, not parsed). Python only
+decompresses and cuts: a compressed file is decompressed as it is read (DuckDB reads
+plain files), an archive is streamed (tarfile, no unpacking) and its members are cut as
+a ``.zst`` is, a chunk holding lines of one member, numbered on across members and
+located (``mbdump/release:line 7``) as the row reader does; the lines of ``recording``
+and ``artist`` members go to the Python reader (the SQL reads releases). Single
+``.json`` documents are read by the Python reader entirely; a compressed file or archive
+that breaks part-way, from the part it breaks in.
 
 Every staged row carries ``seq = line << 26 | slot``, its place in the order the
 Python reader yields records, so the merge assigns the same ids.
@@ -532,8 +532,9 @@ class MusicBrainzReader:
 
     def _batch(self, con: columnar.Connection, item: Input, batch: _Batch,
                staged: Staged) -> None:
-        """Stage a batch of chunks: set-based in one go, and the lines SQL flags through
-        the Python reader; a batch DuckDB refuses, chunk by chunk (:meth:`_chunk`)."""
+        """Stage a chunk, its pieces read by DuckDB in one statement: set-based, and the
+        lines SQL flags through the Python reader; a chunk DuckDB refuses, piece by
+        piece (:meth:`_chunk`)."""
         files = [c.file for c in batch.chunks if c.file is not None]
         if len(batch.chunks) == 1 or len(files) < len(batch.chunks) or not self._read(
                 con, files, batch.first, batch.count):
@@ -551,7 +552,7 @@ class MusicBrainzReader:
 
     def _chunk(self, con: columnar.Connection, item: Input, chunk: _Chunk,
                staged: Staged) -> None:
-        """Stage one chunk: set-based, and the lines SQL flags (or all of a chunk
+        """Stage one piece: set-based, and the lines SQL flags (or all of a piece
         DuckDB refuses) through the Python reader."""
         first, count = chunk.first, chunk.count
         if chunk.file is None or not self._read(con, [chunk.file], first, count):
@@ -594,8 +595,8 @@ class MusicBrainzReader:
         columns = "{" + ", ".join(f"{_q(k)}: {_q(v)}" for k, v in _COLUMNS.items()) + "}"
         try:
             # Rows are stored in the files' order (insertion order is preserved, from
-            # file to file too), so rowid numbers the lines: a row_number() window here cost more than
-            # read_json itself (it buffers every nested column).
+            # file to file too), so rowid numbers the lines: a row_number() window here
+            # cost more than read_json itself (it buffers every nested column).
             con.execute(f"""CREATE OR REPLACE TEMP TABLE mb_raw AS
                 SELECT * FROM read_json([{", ".join(_q(str(f)) for f in files)}],
                   format = 'newline_delimited', columns = {columns},
