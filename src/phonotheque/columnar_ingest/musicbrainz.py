@@ -535,9 +535,9 @@ class MusicBrainzReader:
         """Stage a chunk, its pieces read by DuckDB in one statement: set-based, and the
         lines SQL flags through the Python reader; a chunk DuckDB refuses, piece by
         piece (:meth:`_chunk`)."""
+        # A piece without a file is always a batch of its own (_batches).
         files = [c.file for c in batch.chunks if c.file is not None]
-        if len(batch.chunks) == 1 or len(files) < len(batch.chunks) or not self._read(
-                con, files, batch.first, batch.count):
+        if len(files) < 2 or not self._read(con, files, batch.first, batch.count):
             for chunk in batch.chunks:
                 self._chunk(con, item, chunk, staged)
             return
