@@ -221,8 +221,58 @@ FIXTURES = {
 }
 
 
+class Parts:
+    """How the merges and resolutions of a test ran: whole, or cut as a large input is
+    (``bulk_listens.MERGE_BYTES_PER_KEY``) into hash partitions and ranges of positions,
+    here of 3 keys each (``bulk.RANGE_IDS``), so a small input crosses them as 100 M
+    listens do."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.partitions: list[int] = []  # of every resolution, as _partitions chose
+        self.writes = 0  # INSERTs of rows in ranges of positions
+
+    def check(self) -> None:
+        """In parts, the test did cut something in both ways (it can fail)."""
+        if self.mode == "parts":
+            assert max(self.partitions) > 1 and self.writes > 1
+
+
+@pytest.fixture(params=["whole", "parts"])
+def parts(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Parts:
+    state = Parts(request.param)
+    if state.mode == "parts":
+        monkeypatch.setattr(bulk, "RANGE_IDS", 3)
+    real_partitions, real_ranges = bulk_listens._partitions, bulk_listens._ranges
+
+    def partitions(con: Any, rows: int) -> int:
+        state.partitions.append(real_partitions(con, rows))
+        return state.partitions[-1]
+
+    def ranges(con: Any, last: int) -> list[tuple[int, int]]:
+        got = real_ranges(con, last)
+        state.writes += len(got) if len(got) > 1 else 0
+        return got
+
+    monkeypatch.setattr(bulk_listens, "_partitions", partitions)
+    monkeypatch.setattr(bulk_listens, "_ranges", ranges)
+    return state
+
+
+def _stored_in_id_order(ws: Workspace) -> bool:
+    """Whether the listens rows are stored in id order: a merge in parts writes each
+    range of positions in order (one whole statement leaves the order to DuckDB)."""
+    con = bulk.open_bulk(ws.root)
+    try:
+        ids = [r[0] for r in con.execute("SELECT id FROM listens ORDER BY rowid").fetchall()]
+    finally:
+        con.close()
+    return ids == sorted(ids)
+
+
 @pytest.mark.parametrize("name", sorted(FIXTURES))
-def test_same_listens_and_rejects_as_sqlite(name: str, data: Path, tmp_path: Path) -> None:
+def test_same_listens_and_rejects_as_sqlite(name: str, data: Path, tmp_path: Path,
+                                            parts: Parts) -> None:
     paths = FIXTURES[name](data, tmp_path)
     a, b = _pair(tmp_path)
     ingest(a, "listens", paths)
@@ -231,6 +281,8 @@ def test_same_listens_and_rejects_as_sqlite(name: str, data: Path, tmp_path: Pat
     assert want, "the fixture holds listens"
     assert _columnar_listens(b) == want
     assert _rejects(b) == _rejects(a)
+    assert parts.mode == "whole" or _stored_in_id_order(b)
+    parts.check()
 
 
 # Resolution cuts the tracks to the keys being resolved when the tracks far outnumber
@@ -239,7 +291,7 @@ CUT = pytest.mark.parametrize("cut_ratio", [0, 10**9], ids=["cut", "whole"])
 
 
 @CUT
-def test_tracks_resolve_by_every_key_kind(tmp_path: Path, cut_ratio: int,
+def test_tracks_resolve_by_every_key_kind(tmp_path: Path, cut_ratio: int, parts: Parts,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bulk_listens, "_CUT_RATIO", cut_ratio)
     a, b = _pair(tmp_path)
@@ -250,6 +302,7 @@ def test_tracks_resolve_by_every_key_kind(tmp_path: Path, cut_ratio: int,
     kinds = {row[2] for row in got if row[6] is not None}
     assert kinds == {"mbid", "isrc", "track_id"}  # the test resolves something of each kind
     assert got == _sqlite_listens(a)
+    parts.check()
 
 
 def test_csv_and_parquet_are_read_by_duckdb(tmp_path: Path) -> None:
@@ -300,7 +353,7 @@ def test_json_lines_listens_are_read_by_duckdb(data: Path, tmp_path: Path,
     assert reread == {"listens_zst.jsonl.zst": [6, 7, 8]}
 
 
-def test_reingest_changes_nothing_then_replaces_counts(tmp_path: Path) -> None:
+def test_reingest_changes_nothing_then_replaces_counts(tmp_path: Path, parts: Parts) -> None:
     a, b = _pair(tmp_path)
     csv = tmp_path / "weekly.csv"
     first = DEMO.joinpath("listens.csv").read_text()
@@ -337,11 +390,12 @@ def test_reingest_changes_nothing_then_replaces_counts(tmp_path: Path) -> None:
     got = _columnar_listens(b)
     assert got == _sqlite_listens(a)
     assert got[-1][0] == before[-1][0] + 1  # the new key's id follows the others
+    parts.check()
 
 
 @CUT
 def test_listens_before_tracks_resolve_when_tracks_arrive(
-        tmp_path: Path, cut_ratio: int, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, cut_ratio: int, parts: Parts, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bulk_listens, "_CUT_RATIO", cut_ratio)
     paths = [DEMO / "listens.csv", DEMO / "listenbrainz-top-recordings.json",
              tmp_path / "isrc.csv"]
@@ -362,10 +416,11 @@ def test_listens_before_tracks_resolve_when_tracks_arrive(
         assert bulk_listens.resolve(con) == 0  # nothing left that can be attached
     finally:
         con.close()
+    parts.check()
 
 
 @CUT
-def test_resolve_attaches_rows_by_every_kind(tmp_path: Path, cut_ratio: int,
+def test_resolve_attaches_rows_by_every_kind(tmp_path: Path, cut_ratio: int, parts: Parts,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """resolve() itself, on tracks that arrive behind the runner's back (ids kept)."""
     monkeypatch.setattr(bulk_listens, "_CUT_RATIO", cut_ratio)
@@ -388,6 +443,8 @@ def test_resolve_attaches_rows_by_every_kind(tmp_path: Path, cut_ratio: int,
     assert {row[2] for row in want if row[6] is not None} == {"mbid", "isrc", "track_id"}
     assert attached == sum(row[6] is not None for row in want)
     assert _columnar_listens(b) == want
+    if parts.mode == "parts":
+        assert parts.partitions[-1] > 1  # resolve() itself went partition by partition
 
 
 def test_a_failed_merge_leaves_no_rows_and_no_checkpoint(tmp_path: Path) -> None:

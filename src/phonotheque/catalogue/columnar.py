@@ -35,6 +35,7 @@ from phonotheque.errors import (
     ToolError,
     wrap_os_error,
 )
+from phonotheque.units import parse_size
 
 # duckdb is imported when a connection is first opened, not with this module: importing
 # it costs about 0.2 s of CPU, which every `phono` command paid (the CLI imports every
@@ -81,6 +82,14 @@ def memory_limit(option: int | None = None) -> int:
         raise InputError("memory limit", f"{option} bytes is below the minimum of "
                                          f"{_MIN_MEMORY // (1024 * 1024)} MiB")
     return option
+
+
+def memory_in_force(con: Connection) -> int:
+    """The memory limit ``con`` runs under, in bytes (as DuckDB reports it: to 4 digits,
+    ``286.1 MiB``), for statements that size their work by it."""
+    row = con.execute("SELECT current_setting('memory_limit')").fetchone()
+    assert row is not None
+    return max(_MIN_MEMORY, parse_size(str(row[0])))
 
 
 def _platform(con: duckdb.DuckDBPyConnection) -> str:
