@@ -466,6 +466,24 @@ def test_a_failed_merge_leaves_no_rows_and_no_checkpoint(tmp_path: Path) -> None
         con.close()
 
 
+def test_a_failed_merge_reports_its_own_error(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A statement of the merge that fails as it runs (here: a cast of the MBID keys to
+    integers; in a run at a low PHONO_MEMORY, an out-of-memory) is the error the user
+    reads. Dropping the staging in a ``finally`` raised DuckDB's "Current transaction is
+    aborted" in its place (an error in running, unlike one in binding, aborts it)."""
+    _, b = _pair(tmp_path)
+
+    def broken(*args: Any, **kwargs: Any) -> tuple[str, str]:
+        return "", "CAST(n.key AS BIGINT)"
+
+    monkeypatch.setattr(bulk_listens, "_resolution", broken)
+    with pytest.raises(StorageError) as failed:
+        _columnar_ingest(b, [DEMO / "listens.csv"])
+    assert "Conversion Error" in str(failed.value)
+    assert "aborted" not in str(failed.value)
+
+
 def test_sqlite_catalogue_untouched_by_the_merge(tmp_path: Path) -> None:
     _, b = _pair(tmp_path, tracks=False)
     _columnar_ingest(b, [DEMO / "listens.csv"])

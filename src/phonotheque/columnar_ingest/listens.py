@@ -37,10 +37,12 @@ class ListensReader:
 
     def merge(self, con: columnar.Connection, staged: Staged) -> dict[str, list[int]]:
         assert isinstance(staged, ListensStaged) and staged.listens is not None
-        try:
-            counts = bulk_listens.merge(con, staged.listens)
-        finally:
-            listens_columnar.release(con)
+        counts = bulk_listens.merge(con, staged.listens)
+        # Not in a finally: after a failed statement DuckDB refuses every other one in the
+        # transaction, so dropping the staging there raised "Current transaction is
+        # aborted" in place of the error that says what failed (an out-of-memory at a low
+        # PHONO_MEMORY, measured). The next input's stage() drops it; closing frees it.
+        listens_columnar.release(con)
         return {"listens": [counts.added, counts.updated, counts.unchanged]}
 
 
