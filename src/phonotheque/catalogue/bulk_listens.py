@@ -76,8 +76,8 @@ _CUT_RATIO = 4
 #: the join. An input whose keys, or the tracks they are resolved against, exceed the
 #: memory limit at this rate is merged in parts (the module's docstring). 10 M keys
 #: against 10 M tracks merged in memory under the 3 GiB default; under 286 MiB the same
-#: statement spilled 2.7 GB (measured), where the parts spilled 1.1 GB, took 15 % less
-#: CPU and kept the input order.
+#: statement spilled 2.4-2.6 GB and wrote ~1,800 runs out of order, where the parts spilled
+#: 1.0 GB for about the same CPU and kept the input order (measured, bench/RESULTS.md).
 MERGE_BYTES_PER_KEY = 200
 _FOUND = "listens_found"  # a merge in parts: the position of a key -> its track id
 
@@ -266,11 +266,11 @@ def resolve(con: columnar.Connection) -> int:
     kinds = [str(r[0]) for r in rows if r[0] in _TRACKS]
     if not kinds:
         return 0
-    cut, held = _cut(con, sum(int(r[1]) for r in rows if r[0] in _TRACKS))
+    cut, size = _cut(con, sum(int(r[1]) for r in rows if r[0] in _TRACKS))
     # Listens that arrived before their tracks (a whole listens dump, then the
     # MusicBrainz dump) are as many as a merge's keys: resolved one hash partition at a
     # time for the same reason (MERGE_BYTES_PER_KEY).
-    parts = _partitions(con, held)
+    parts = _partitions(con, size)
     attached = 0
     for number in range(parts):
         part = None if parts == 1 else (number, parts)
