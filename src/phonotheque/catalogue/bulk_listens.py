@@ -27,7 +27,10 @@ against the same partition of the tracks), into a narrow table of position and t
 id; then the rows are written one range of positions at a time, each joined to its
 range of that table, in input order. In one statement, at 100 M listens under the 3
 GiB default, the hash aggregate over the tracks and the hash join of the wide rows
-spilled 29.5 GB to disk and wrote the rows out of input order.
+spilled 29.5 GB to disk and wrote the rows out of input order. A dataset ingested
+before (a changed file, ``--force``) matches its stored rows to the input's keys (the
+update, and the keys it does not hold yet) one hash partition at a time past the same
+limit.
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ _CUT_RATIO = 4
 #: 1.0 GB for about the same CPU and kept the input order (measured, bench/RESULTS.md).
 MERGE_BYTES_PER_KEY = 200
 _FOUND = "listens_found"  # a merge in parts: the position of a key -> its track id
+_FRESH = "listens_fresh"  # the positions of the keys a dataset does not hold yet
 
 
 @dataclass(slots=True)
@@ -120,6 +124,11 @@ def _partitions(con: columnar.Connection, rows: int) -> int:
 def _part(column: str, part: tuple[int, int] | None) -> str:
     """The condition that keeps partition ``part`` = (number, of how many) of ``column``."""
     return "true" if part is None else f"hash({column}) % {part[1]:d} = {part[0]:d}"
+
+
+def _of_part(rows: str, part: tuple[int, int] | None) -> str:
+    """The relation ``rows`` (with a ``key``) cut to partition ``part`` (None: whole)."""
+    return rows if part is None else f"(SELECT * FROM {rows} WHERE {_part('key', part)})"
 
 
 def _resolution(con: columnar.Connection, kinds: Sequence[str], alias: str, keys: str,
@@ -183,29 +192,41 @@ def merge(con: columnar.Connection, staged: Staged) -> MergeCounts:
     dataset = staged.dataset
     held = _one(con, "SELECT count(*) FROM (SELECT 1 FROM listens WHERE dataset = ? LIMIT 1)",
                 [dataset])
-    fresh, fresh_params = "true", []
+    # A dataset ingested before (a changed file, or --force): its stored rows are matched
+    # to the input's keys, one hash partition at a time past the memory limit (each
+    # partition's joins hold 1/parts of both sides; MERGE_BYTES_PER_KEY).
+    pieces: list[tuple[int, int] | None] = [None]
+    fresh = "true"
     if held:
-        counts.updated = _one(
-            con,
-            f"""UPDATE listens SET count = n.count, users = n.users, source = ?,
-                  locator = n.locator, licence = ?
-                FROM {source} n
-                WHERE listens.dataset = ? AND listens.key_kind = n.key_kind
-                  AND listens.key = n.key
-                  AND (listens.count <> n.count OR listens.users IS DISTINCT FROM n.users)""",
-            [staged.source, staged.licence, dataset])
-        fresh = ("NOT EXISTS (SELECT 1 FROM listens l WHERE l.dataset = ? "
+        stored = _one(con, "SELECT count(*) FROM listens WHERE dataset = ?", [dataset])
+        many = _partitions(con, max(keys, stored))
+        if many > 1:
+            pieces = [(number, many) for number in range(many)]
+        for part in pieces:
+            counts.updated += _one(
+                con,
+                f"""UPDATE listens SET count = n.count, users = n.users, source = ?,
+                      locator = n.locator, licence = ?
+                    FROM {_of_part(source, part)} n
+                    WHERE listens.dataset = ? AND {_part('listens.key', part)}
+                      AND listens.key_kind = n.key_kind AND listens.key = n.key
+                      AND (listens.count <> n.count OR listens.users IS DISTINCT FROM n.users)""",
+                [staged.source, staged.licence, dataset])
+        fresh = ("NOT EXISTS (SELECT 1 FROM listens l WHERE l.dataset = ? AND {part} "
                  "AND l.key_kind = n.key_kind AND l.key = n.key)")
-        fresh_params = [dataset]
     top = _one(con, "SELECT coalesce(max(id), 0) FROM listens")
     if not held and last == keys:
         # Every key is new and the positions run 1..n: the id is the position.
         rank, ranked = "n.first", ""
     else:
         # Rank the new keys' first positions alone (a narrow sort), then join back.
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_FRESH}(first BIGINT)")
+        for part in pieces:
+            con.execute(f"INSERT INTO {_FRESH} SELECT n.first FROM {_of_part(source, part)} n "
+                        f"WHERE {fresh.format(part=_part('l.key', part))}",
+                        [dataset] if held else [])
         con.execute(f"CREATE OR REPLACE TEMP TABLE {_IDS} AS SELECT first, "
-                    f"row_number() OVER (ORDER BY first) AS rank FROM {source} n WHERE {fresh}",
-                    fresh_params)
+                    f"row_number() OVER (ORDER BY first) AS rank FROM {_FRESH}")
         rank, ranked = "i.rank", f"JOIN {_IDS} i ON i.first = n.first"
     # Every row of source joined to ranked is a new key (without held rows, every key is).
     insert = f"""INSERT INTO listens(id, dataset, key_kind, key, count, users, track_id,
@@ -233,7 +254,7 @@ def merge(con: columnar.Connection, staged: Staged) -> MergeCounts:
                                 ON f.first = n.first
                          ORDER BY n.first""", params)
     counts.unchanged = keys - counts.added - counts.updated
-    for table in (_NEW, _IDS, _FOUND):
+    for table in (_NEW, _IDS, _FOUND, _FRESH):
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return counts
 
