@@ -121,18 +121,28 @@ def _partitions(con: columnar.Connection, rows: int) -> int:
     return max(1, len(_ranges(con, rows)))
 
 
-def _part(column: str, part: tuple[int, int] | None) -> str:
+Part = tuple[int, int] | None  # a hash partition (number, of how many); None: the whole
+
+
+def _pieces(con: columnar.Connection, rows: int) -> list[Part]:
+    """The hash partitions a join over ``rows`` rows runs in: ``[None]`` (one statement)
+    when they fit the memory limit, else every partition (:func:`_partitions`)."""
+    parts = _partitions(con, rows)
+    return [None] if parts == 1 else [(number, parts) for number in range(parts)]
+
+
+def _part(column: str, part: Part) -> str:
     """The condition that keeps partition ``part`` = (number, of how many) of ``column``."""
     return "true" if part is None else f"hash({column}) % {part[1]:d} = {part[0]:d}"
 
 
-def _of_part(rows: str, part: tuple[int, int] | None) -> str:
+def _of_part(rows: str, part: Part) -> str:
     """The relation ``rows`` (with a ``key``) cut to partition ``part`` (None: whole)."""
     return rows if part is None else f"(SELECT * FROM {rows} WHERE {_part('key', part)})"
 
 
 def _resolution(con: columnar.Connection, kinds: Sequence[str], alias: str, keys: str,
-                cut: bool, part: tuple[int, int] | None = None) -> tuple[str, str]:
+                cut: bool, part: Part = None) -> tuple[str, str]:
     """LEFT JOINs that find the track of ``alias``'s key, and the expression of its id.
 
     One join per key kind present, each on its own kind's relation, so a file of MBIDs
@@ -195,13 +205,11 @@ def merge(con: columnar.Connection, staged: Staged) -> MergeCounts:
     # A dataset ingested before (a changed file, or --force): its stored rows are matched
     # to the input's keys, one hash partition at a time past the memory limit (each
     # partition's joins hold 1/parts of both sides; MERGE_BYTES_PER_KEY).
-    pieces: list[tuple[int, int] | None] = [None]
+    pieces: list[Part] = [None]
     fresh = "true"
     if held:
         stored = _one(con, "SELECT count(*) FROM listens WHERE dataset = ?", [dataset])
-        many = _partitions(con, max(keys, stored))
-        if many > 1:
-            pieces = [(number, many) for number in range(many)]
+        pieces = _pieces(con, max(keys, stored))
         for part in pieces:
             counts.updated += _one(
                 con,
@@ -235,9 +243,9 @@ def merge(con: columnar.Connection, staged: Staged) -> MergeCounts:
                         n.locator, ?"""
     params = [top, dataset, staged.source, staged.licence]
     cut, rows = _cut(con, keys)
-    parts = _partitions(con, rows)
+    parts = _pieces(con, rows)
     chunks = _ranges(con, last)
-    if parts == 1 and len(chunks) <= 1:
+    if parts == [None] and len(chunks) <= 1:
         joins, track_id = _resolution(con, staged.kinds, "n", source, cut)
         counts.added = _one(
             con, f"{insert.format(track_id=track_id)} FROM {source} n {ranked} {joins}",
@@ -260,15 +268,14 @@ def merge(con: columnar.Connection, staged: Staged) -> MergeCounts:
 
 
 def _resolve_in_parts(con: columnar.Connection, kinds: Sequence[str], rows: str, cut: bool,
-                      parts: int) -> None:
+                      parts: list[Part]) -> None:
     """The temporary table ``_FOUND`` (first, track_id) of the ``rows`` (first,
     key_kind, key, ...) whose key names a track, resolved one hash partition at a time:
     each partition's aggregates and joins hold 1/parts of the keys and tracks, so they
     fit in memory where the whole did not (MERGE_BYTES_PER_KEY)."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_FOUND}(first BIGINT, track_id BIGINT)")
-    for number in range(parts):
-        part = (number, parts)
-        keys = f"(SELECT * FROM {rows} WHERE {_part('key', part)})"
+    for part in parts:
+        keys = _of_part(rows, part)
         joins, track_id = _resolution(con, kinds, "n", keys, cut, part)
         con.execute(f"""INSERT INTO {_FOUND}
                         SELECT first, track_id FROM (SELECT n.first, {track_id} AS track_id
@@ -291,10 +298,8 @@ def resolve(con: columnar.Connection) -> int:
     # Listens that arrived before their tracks (a whole listens dump, then the
     # MusicBrainz dump) are as many as a merge's keys: resolved one hash partition at a
     # time for the same reason (MERGE_BYTES_PER_KEY).
-    parts = _partitions(con, size)
     attached = 0
-    for number in range(parts):
-        part = None if parts == 1 else (number, parts)
+    for part in _pieces(con, size):
         keys = f"(SELECT * FROM listens l WHERE l.track_id IS NULL AND {_part('l.key', part)})"
         joins, track_id = _resolution(con, kinds, "l", keys, cut, part)
         attached += _one(
