@@ -32,11 +32,11 @@ import tempfile
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from phonotheque import isrc as isrc_mod
 from phonotheque.errors import InputError, InvalidISRC, wrap_os_error
-from phonotheque.model import Artist, Provenance, Record, Release, Track, TrackISRC
+from phonotheque.model import Artist, Provenance, Record, Reject, Release, Track, TrackISRC
 from phonotheque.sources._base import (
     Input,
     ReadOptions,
@@ -116,49 +116,52 @@ class _Loader:
         self.rows: dict[str, int] = {}
 
     def load(self, table: str, stream: IO[bytes]) -> None:
-        cols, minimum = TABLES[table]
-        marks = ",".join("?" * (len(cols) + 1))
+        marks = ",".join("?" * (len(TABLES[table][0]) + 1))
         sql = f"INSERT INTO {table} VALUES ({marks})"
         batch: list[tuple[object, ...]] = []
         n = 0
         for n, (raw, length) in enumerate(bounded_lines(stream), start=1):
-            if raw is None:
-                self.rejects.append(reject(self.reject_source, f"{self.prefix}{table}:line {n}",
-                                           too_long(length)))
+            row = parse_line(table, raw, length, n, self.reject_source, self.prefix)
+            if type(row) is Reject:
+                self.rejects.append(row)
                 continue
-            try:
-                fields = copy_fields(raw)
-            except UnicodeDecodeError as exc:
-                self.rejects.append(reject(self.reject_source, f"{self.prefix}{table}:line {n}",
-                                           f"invalid UTF-8: {exc}"))
-                continue
-            if len(fields) < minimum:
-                self.rejects.append(reject(
-                    self.reject_source, f"{self.prefix}{table}:line {n}",
-                    f"expected at least {minimum} tab-separated columns, got {len(fields)}"))
-                continue
-            try:
-                row = tuple(
-                    int(v) if name in _INTEGER and v is not None else v  # type: ignore[arg-type]
-                    for name, i in cols
-                    for v in (fields[i],)
-                )
-            except ValueError as exc:
-                self.rejects.append(reject(self.reject_source, f"{self.prefix}{table}:line {n}",
-                                           f"not a number: {exc}"))
-                continue
-            big = next((v for v in row if type(v) is int and not -_INT64 <= v <= _INT64), None)
-            if big is not None:
-                self.rejects.append(reject(self.reject_source, f"{self.prefix}{table}:line {n}",
-                                           f"number out of range ({len(str(big))} digits)"))
-                continue
-            batch.append((*row, n))
+            batch.append(row)  # type: ignore[arg-type]
             if len(batch) >= _LOAD_BATCH:
                 self.conn.executemany(sql, batch)
                 batch.clear()
         if batch:
             self.conn.executemany(sql, batch)
         self.rows[table] = self.rows.get(table, 0) + n
+
+
+def parse_line(table: str, raw: bytes | None, length: int, n: int, reject_source: str,
+               prefix: str = "mbdump/") -> tuple[object, ...] | Reject:
+    """Line ``n`` of ``table`` (``raw``: None for a line over the limit, of ``length``
+    bytes) as the row kept of it (the kept columns, then ``n``) or the reject saying why
+    not. Both engines' readers parse every line they do not read set-based with it."""
+    cols, minimum = TABLES[table]
+    where = f"{prefix}{table}:line {n}"
+    if raw is None:
+        return reject(reject_source, where, too_long(length))
+    try:
+        fields = copy_fields(raw)
+    except UnicodeDecodeError as exc:
+        return reject(reject_source, where, f"invalid UTF-8: {exc}")
+    if len(fields) < minimum:
+        return reject(reject_source, where,
+                      f"expected at least {minimum} tab-separated columns, got {len(fields)}")
+    try:
+        row = tuple(
+            int(v) if name in _INTEGER and v is not None else v  # type: ignore[arg-type]
+            for name, i in cols
+            for v in (fields[i],)
+        )
+    except ValueError as exc:
+        return reject(reject_source, where, f"not a number: {exc}")
+    big = next((v for v in row if type(v) is int and not -_INT64 <= v <= _INT64), None)
+    if big is not None:
+        return reject(reject_source, where, f"number out of range ({len(str(big))} digits)")
+    return (*row, n)
 
 
 class MusicBrainzDump:
@@ -281,20 +284,16 @@ def _join(conn: sqlite3.Connection, source_name: str, reject_source: str) -> Ite
         """
     )
 
-    def prov(table: str, line: int) -> Provenance:
-        return Provenance(source_name, f"mbdump/{table}:line {line}", LICENCE)
-
-    for gid, name, sort_name, line in conn.execute(
+    for row in conn.execute(
         "SELECT gid, name, sort_name, line FROM artist WHERE gid IS NOT NULL ORDER BY id"
     ):
-        yield Artist(gid, name or "", mbid=gid, sort_name=sort_name, prov=prov("artist", line))
-    for gid, name, barcode, credit, line in conn.execute(
+        yield artist_record(row, source_name)
+    for row in conn.execute(
         """SELECT r.gid, r.name, r.barcode, ac.name, r.line FROM release r
            LEFT JOIN artist_credit ac ON ac.id = r.artist_credit
            WHERE r.gid IS NOT NULL ORDER BY r.id"""
     ):
-        yield Release(gid, name or "", mbid=gid, barcode=barcode or None, artist_credit=credit,
-                      prov=prov("release", line))
+        yield release_record(row, source_name)
     for row in conn.execute(
         """WITH placed AS (
              SELECT t.recording, r.gid AS release_gid, m.position AS disc, t.position AS pos,
@@ -311,24 +310,52 @@ def _join(conn: sqlite3.Connection, source_name: str, reject_source: str) -> Ite
            WHERE rec.gid IS NOT NULL
            ORDER BY rec.id"""
     ):
-        gid, name, length, credit, gids, release_gid, disc, pos, line = row
-        yield Track(
-            gid, name or "", mbid=gid, artist_credit=credit,
-            artist_keys=tuple(gids.split(" ")) if gids else (),
-            release_key=release_gid, disc=disc, position=pos,
-            duration_ms=length if length and length > 0 else None,
-            prov=prov("recording", line),
-        )
-    for gid, raw, line in conn.execute(
+        yield track_record(row, source_name)
+    for row in conn.execute(
         """SELECT rec.gid, i.isrc, i.line FROM isrc i JOIN recording rec ON rec.id = i.recording
            WHERE rec.gid IS NOT NULL ORDER BY i.recording, i.line"""
     ):
-        try:
-            code = isrc_mod.parse(raw or "")
-        except InvalidISRC as exc:
-            yield reject(reject_source, f"mbdump/isrc:line {line}", f"recording {gid}: {exc}")
-            continue
-        yield TrackISRC(gid, code.code, known_country=code.known_country, prov=prov("isrc", line))
+        yield isrc_record(row, source_name, reject_source)
+
+
+# The records of the joined rows, from the columns the joins above select in that order
+# (the columnar reader builds the rows it does not stage set-based with them).
+
+def _prov(source_name: str, table: str, line: int) -> Provenance:
+    return Provenance(source_name, f"mbdump/{table}:line {line}", LICENCE)
+
+
+def artist_record(row: Sequence[Any], source_name: str) -> Artist:
+    gid, name, sort_name, line = row
+    return Artist(gid, name or "", mbid=gid, sort_name=sort_name,
+                  prov=_prov(source_name, "artist", line))
+
+
+def release_record(row: Sequence[Any], source_name: str) -> Release:
+    gid, name, barcode, credit, line = row
+    return Release(gid, name or "", mbid=gid, barcode=barcode or None, artist_credit=credit,
+                   prov=_prov(source_name, "release", line))
+
+
+def track_record(row: Sequence[Any], source_name: str) -> Track:
+    gid, name, length, credit, gids, release_gid, disc, pos, line = row
+    return Track(
+        gid, name or "", mbid=gid, artist_credit=credit,
+        artist_keys=tuple(gids.split(" ")) if gids else (),
+        release_key=release_gid, disc=disc, position=pos,
+        duration_ms=length if length and length > 0 else None,
+        prov=_prov(source_name, "recording", line),
+    )
+
+
+def isrc_record(row: Sequence[Any], source_name: str, reject_source: str) -> Record:
+    gid, raw, line = row
+    try:
+        code = isrc_mod.parse(raw or "")
+    except InvalidISRC as exc:
+        return reject(reject_source, f"mbdump/isrc:line {line}", f"recording {gid}: {exc}")
+    return TrackISRC(gid, code.code, known_country=code.known_country,
+                     prov=_prov(source_name, "isrc", line))
 
 
 SOURCE = MusicBrainzDump()
