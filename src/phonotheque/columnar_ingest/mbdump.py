@@ -1,42 +1,420 @@
 """MusicBrainz PostgreSQL dump tables (``phono ingest mbdump``) on the columnar path.
 
-The row reader (:mod:`phonotheque.sources.mbdump`) joins the dump's tables in its
-temporary SQLite database, as it does for a SQLite workspace; its records are staged
-whole (:mod:`._records`) and merged set-based, so the tables equal the row path's.
+DuckDB reads the ``COPY ... TO STDOUT`` text tables itself (``read_csv`` of whole lines:
+no quoting, no escapes, one column), splits them on tabs and keeps the columns the row
+reader (:mod:`phonotheque.sources.mbdump`) keeps, with its rules: ``\\N`` is NULL, a
+number is a whole number of at most 18 digits. A line SQL would not read exactly as
+the row reader does (an escape, too few columns, a number of another spelling, a blank
+line) is parsed by the row reader's :func:`~phonotheque.sources.mbdump.parse_line`, so
+its row or its reject is the row path's; a table DuckDB refuses (invalid UTF-8, a
+line over DuckDB's 2 MB line limit, a byte that is not in COPY's output: ``\\r``, NUL,
+``\\x01``, a BOM) is parsed by it line by line, the other tables stay set-based.
+
+The joins are the row reader's (``_join``), in DuckDB: the artists of each credit in
+credit order, each recording placed on its first release (lowest release id, then
+medium and track position), rows ordered as the row reader yields them, so every staged
+row gets the ``seq`` the row reader's record gets and the merge gives the same ids.
+Rows that :mod:`~phonotheque.sources.bounds` would put right (text over its limit, a
+position or duration out of range) and ISRCs not already in their normal form go
+through the row reader's record builders and the same bounds checks.
+
+The tables of an archive (``.tar.bz2``/``.tar.xz``/``.tar``) are streamed out of it
+(tarfile, no unpacking of anything else) into the workspace's ``tmp/ingest``, one at a
+time. An archive that breaks part-way is read by the row reader entirely (its reject
+says where it broke). Not resumable mid-input, as on the row path: the joins need every
+table, and a re-run merges the same rows again (an upsert: nothing counted twice).
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from dataclasses import replace
+import shutil
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
+from typing import IO, Any
 
+import pyarrow as pa
+
+from phonotheque import isrc
 from phonotheque.catalogue import bulk_merge, columnar
 from phonotheque.columnar_ingest import StageContext, Staged, _records
 from phonotheque.errors import wrap_os_error
-from phonotheque.sources import Input, get
+from phonotheque.ingest import within_bounds
+from phonotheque.model import Record, Reject
+from phonotheque.sources import Input, bounded_lines, bounds, get, open_tar_stream, printable
+from phonotheque.sources import mbdump as rows
+from phonotheque.sources.musicbrainz import ARCHIVE_ERRORS
 
-KIND = "mbdump"
+KIND = rows.KIND
+_LICENCE = rows.LICENCE
+_READ = 1 << 24  # bytes per read when a table is scanned or copied out of an archive
+_BOM = b"\xef\xbb\xbf"
+#: One VARCHAR column per line: \x01 is the delimiter (COPY writes it raw, so a line
+#: holding one is refused and parsed by Python); no quotes, no escapes (COPY's text
+#: format has neither: its escapes are decoded below).
+_LINES = ("columns = {'l': 'VARCHAR'}, delim = '\x01', quote = '', escape = '', "
+          "header = false, auto_detect = false")
+_WHOLE = "-?[0-9]{1,18}"  # what Python's int() reads the same, within 64 bits
+_ISRC = "[A-Z]{2}[A-Z0-9]{3}[0-9]{7}"  # an ISRC in normal form (isrc.parse keeps it)
+_KIND_SEQ = 40  # seq = kind << 40 | the record's place among its kind
+
+
+def _q(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _table_ddl(table: str) -> str:
+    cols = ", ".join(f"{name} {'BIGINT' if name in rows.INTEGER_COLUMNS else 'VARCHAR'}"
+                     for name, _ in rows.TABLES[table][0])
+    return f"CREATE OR REPLACE TEMP TABLE mbd_{table}({cols}, line BIGINT)"
+
+
+def _arrow_types(table: str) -> list[tuple[str, pa.DataType]]:
+    return [(name, pa.int64() if name in rows.INTEGER_COLUMNS else pa.string())
+            for name, _ in rows.TABLES[table][0]] + [("line", pa.int64())]
+
+
+class _Scan:
+    """What a table's bytes say before DuckDB reads them: how many lines the row
+    reader sees (split on ``\\n``, a last line without one counted) and whether DuckDB
+    could read them otherwise (``\\r`` is a line end to DuckDB, NUL and a BOM may be
+    dropped)."""
+
+    def __init__(self) -> None:
+        self.newlines = 0
+        self.size = 0
+        self.last = b""
+        self.odd = False
+
+    def add(self, block: bytes) -> None:
+        if not self.size and block.startswith(_BOM):
+            self.odd = True
+        self.newlines += block.count(b"\n")
+        self.odd = self.odd or b"\r" in block or b"\x00" in block
+        self.size += len(block)
+        self.last = block[-1:]
+
+    @property
+    def lines(self) -> int:
+        return self.newlines + (1 if self.size and self.last != b"\n" else 0)
+
+
+class _Broken(Exception):
+    """The archive breaks part-way (the row reader reads it and says where)."""
 
 
 class MbdumpReader:
     kind = KIND
-    resumable = False  # one part per input (the row reader joins the dump's tables first)
+    resumable = False  # one part per input: the joins need every table
 
     def stage(self, con: columnar.Connection, item: Input,
               ctx: StageContext) -> Generator[Staged, None, None]:
-        options = ctx.options
-        if options.tmp_dir is None:  # the join database goes inside the workspace
+        folder = ctx.tmp / "mbdump"
+        staged = Staged()
+        try:
             try:
-                ctx.tmp.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise wrap_os_error(exc, ctx.tmp, writing=True) from exc
-            options = replace(options, tmp_dir=ctx.tmp)
-        yield _records.stage(con, item, get(KIND).read(item, options))
+                self._load(con, item, folder, staged.rejects)
+            except _Broken:
+                _drop(con)
+                yield _records.stage(con, item, get(KIND).read(item, ctx.options))
+                return
+            bulk_merge.create_staging(con)
+            _join(con, item, staged)
+            _drop(con)  # before the merge: memory
+        finally:
+            _drop(con)
+            shutil.rmtree(folder, ignore_errors=True)
+        yield staged
 
     def merge(self, con: columnar.Connection, staged: Staged) -> dict[str, list[int]]:
         counts = bulk_merge.merge(con)
         bulk_merge.drop_staging(con)
         return counts
+
+    def _load(self, con: columnar.Connection, item: Input, folder: Path,
+              rejects: list[Reject]) -> None:
+        """Every table of ``item`` into ``mbd_<table>`` (the kept columns and the line),
+        in the row reader's order; the lines refused go to ``rejects``."""
+        for table in rows.TABLES:
+            con.execute(_table_ddl(table))
+        tables = rows.table_folder(item.path)
+        if tables is not None:
+            for table in rows.TABLES:
+                path = tables / table
+                if path.is_file():
+                    scan = _Scan()
+                    try:
+                        with open(path, "rb") as f:
+                            while block := f.read(_READ):
+                                scan.add(block)
+                    except OSError as exc:
+                        raise wrap_os_error(exc, printable(path)) from exc
+                    _load_table(con, item, table, path, scan, rejects)
+            return
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise wrap_os_error(exc, folder, writing=True) from exc
+        for name, path, scan in _members(item.path, folder):
+            try:
+                _load_table(con, item, name, path, scan, rejects)
+            finally:
+                path.unlink(missing_ok=True)
+
+
+def _members(archive: Path, folder: Path) -> Iterator[tuple[str, Path, _Scan]]:
+    """The dump tables of ``archive`` (the members the row reader reads), each copied
+    into a file of ``folder`` (the caller removes it) and scanned on the way; raises
+    :class:`_Broken` where the archive breaks."""
+    n = 0
+    try:
+        with open_tar_stream(archive) as tar:
+            for member in tar:
+                parts = member.name.split("/")
+                name = parts[-1]
+                if (not member.isfile() or name not in rows.TABLES
+                        or parts[-2:-1] != ["mbdump"]):
+                    continue
+                source = tar.extractfile(member)
+                if source is None:
+                    continue
+                n += 1
+                path = folder / f"{n}-{name}"
+                yield name, path, _copy(source, path)
+    except ARCHIVE_ERRORS as exc:  # our own files' errors are PhonoErrors, not these
+        raise _Broken(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _copy(source: IO[bytes], path: Path) -> _Scan:
+    scan = _Scan()
+    try:
+        out = open(path, "wb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise wrap_os_error(exc, path, writing=True) from exc
+    with out:
+        while True:
+            block = source.read(_READ)
+            if not block:
+                return scan
+            scan.add(block)
+            try:
+                out.write(block)
+            except OSError as exc:
+                raise wrap_os_error(exc, path, writing=True) from exc
+
+
+def _load_table(con: columnar.Connection, item: Input, table: str, path: Path, scan: _Scan,
+                rejects: list[Reject]) -> None:
+    """Append the rows of one table file to ``mbd_<table>``: set-based if DuckDB reads
+    its lines one to one, else every line through :func:`rows.parse_line`."""
+    if not scan.lines:
+        return
+    if scan.odd or not _read_lines(con, path, scan.lines):
+        _python_table(con, item, table, path, rejects)
+        return
+    cols, minimum = rows.TABLES[table]
+    flags = [f"f IS NULL OR len(f) < {minimum}"]
+    values = []
+    for name, i in cols:
+        v = f"f[{i + 1}]"
+        if name in rows.INTEGER_COLUMNS:
+            flags.append(f"({v} <> '\\N' AND NOT regexp_full_match({v}, '{_WHOLE}'))")
+            values.append(f"CAST(nullif({v}, '\\N') AS BIGINT)")
+        else:
+            flags.append(f"({v} <> '\\N' AND contains({v}, '\\'))")
+            values.append(f"nullif({v}, '\\N')")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE mbd_split AS
+        SELECT line, l, f, {" OR ".join(flags)} AS odd
+        FROM (SELECT rowid + 1 AS line, l, string_split(l, chr(9)) AS f FROM mbd_lines)""")
+    con.execute("DROP TABLE temp.mbd_lines")
+    con.execute(f"""INSERT INTO mbd_{table}
+        SELECT {", ".join(values)}, line FROM mbd_split WHERE NOT odd ORDER BY line""")
+    odd = con.execute("SELECT line, l FROM mbd_split WHERE odd ORDER BY line").fetchall()
+    con.execute("DROP TABLE temp.mbd_split")
+    if odd:
+        _insert(con, table, ((n, b"" if text is None else text.encode(), 0) for n, text in odd),
+                item, rejects)
+
+
+def _read_lines(con: columnar.Connection, path: Path, lines: int) -> bool:
+    """``path``'s lines into ``mbd_lines`` (rowid = line - 1); False if DuckDB refuses
+    the file or does not give one row per line."""
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE mbd_lines AS "
+                    f"SELECT l FROM read_csv({_q(str(path))}, {_LINES})")
+    except (columnar.Error, UnicodeDecodeError):
+        # UnicodeDecodeError: DuckDB quotes the bad bytes in its message, which may then
+        # fail to decode itself.
+        con.execute("DROP TABLE IF EXISTS temp.mbd_lines")
+        return False
+    row = con.execute("SELECT count(*) FROM mbd_lines").fetchone()
+    if row is None or int(row[0]) != lines:
+        con.execute("DROP TABLE IF EXISTS temp.mbd_lines")
+        return False
+    return True
+
+
+def _python_table(con: columnar.Connection, item: Input, table: str, path: Path,
+                  rejects: list[Reject]) -> None:
+    try:
+        with open(path, "rb", buffering=1 << 20) as f:
+            numbered = ((n, raw, length)
+                        for n, (raw, length) in enumerate(bounded_lines(f), start=1))
+            _insert(con, table, numbered, item, rejects)
+    except OSError as exc:
+        raise wrap_os_error(exc, printable(path)) from exc
+
+
+def _insert(con: columnar.Connection, table: str,
+            numbered: Iterator[tuple[int, bytes | None, int]], item: Input,
+            rejects: list[Reject]) -> None:
+    """Parse ``(line number, raw line, its length)`` with the row reader's rules; append
+    the rows to ``mbd_<table>`` (Arrow batches), the rejects to ``rejects``."""
+    types = _arrow_types(table)
+    batch: list[tuple[object, ...]] = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        columns = zip(*batch, strict=True)
+        arrays = [pa.array(c, type=t) for c, (_, t) in zip(columns, types, strict=True)]
+        con.register("mbd_batch", pa.Table.from_arrays(arrays, names=[n for n, _ in types]))
+        try:
+            con.execute(f"INSERT INTO mbd_{table} SELECT * FROM mbd_batch")
+        finally:
+            con.unregister("mbd_batch")
+        batch.clear()
+
+    for n, raw, length in numbered:
+        row = rows.parse_line(table, raw, length, n, item.source)
+        if type(row) is Reject:
+            rejects.append(row)
+        else:
+            batch.append(row)  # type: ignore[arg-type]
+            if len(batch) >= 100_000:
+                flush()
+    flush()
+
+
+def _join(con: columnar.Connection, item: Input, staged: Staged) -> None:
+    """Stage the row reader's records of the loaded tables (``_join`` of
+    :mod:`phonotheque.sources.mbdump`, in DuckDB): artists, releases, recordings placed
+    on their first release, ISRCs, numbered in that order."""
+    name = printable(item.path.name)
+
+    def prov(table: str, line: str = "line") -> str:
+        return f"{_q(name)}, 'mbdump/{table}:line ' || {line}, '{_LICENCE}'"
+
+    def long(*cols: str) -> str:
+        return " OR ".join(f"strlen({c}) > {bounds.MAX_TEXT}" for c in cols)
+
+    # SQLite sorts NULLs first; ties (a repeated id) in the order of the lines, which is
+    # the order SQLite's scans and stable sorts give them.
+    con.execute("""CREATE OR REPLACE TEMP TABLE mbd_ca AS
+        SELECT acn.artist_credit AS id,
+               string_agg(a.gid, ' ' ORDER BY acn.position NULLS FIRST, acn.line, a.line) AS gids
+        FROM mbd_artist_credit_name acn JOIN mbd_artist a ON a.id = acn.artist
+        GROUP BY acn.artist_credit""")
+    base = 1 << _KIND_SEQ
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE mbd_a AS
+        SELECT {base} + row_number() OVER (ORDER BY id NULLS FIRST, line) AS seq,
+               gid, name, sort_name, line, coalesce({long("name", "sort_name")}, false) AS odd
+        FROM mbd_artist WHERE gid IS NOT NULL""")
+    con.execute(f"""INSERT INTO stg_artist
+        SELECT seq, gid, gid, coalesce(name, ''), sort_name, {prov("artist")}
+        FROM mbd_a WHERE NOT odd""")
+    _odd(con, item, staged, "SELECT seq, gid, name, sort_name, line FROM mbd_a WHERE odd",
+         lambda r: rows.artist_record(r, name))
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE mbd_r AS
+        SELECT {2 * base} + row_number() OVER (ORDER BY r.id NULLS FIRST, r.line, ac.line) AS seq,
+               r.gid, r.name, r.barcode, ac.name AS credit, r.line,
+               coalesce({long("r.name", "r.barcode", "ac.name")}, false) AS odd
+        FROM mbd_release r LEFT JOIN mbd_artist_credit ac ON ac.id = r.artist_credit
+        WHERE r.gid IS NOT NULL""")
+    con.execute(f"""INSERT INTO stg_release
+        SELECT seq, gid, gid, coalesce(name, ''), NULL, NULL, nullif(barcode, ''), credit,
+               NULL, {prov("release")}
+        FROM mbd_r WHERE NOT odd""")
+    _odd(con, item, staged,
+         "SELECT seq, gid, name, barcode, credit, line FROM mbd_r WHERE odd",
+         lambda r: rows.release_record(r, name))
+    # Each recording's first placement: lowest release id, then medium and track position.
+    con.execute("""CREATE OR REPLACE TEMP TABLE mbd_p AS
+        SELECT recording, release_gid, disc, pos, tlen FROM (
+          SELECT t.recording, r.gid AS release_gid, m.position AS disc, t.position AS pos,
+                 t.length AS tlen,
+                 row_number() OVER (PARTITION BY t.recording
+                                    ORDER BY r.id, m.position NULLS FIRST,
+                                             t.position NULLS FIRST, t.line, m.line,
+                                             r.line) AS rn
+          FROM mbd_track t JOIN mbd_medium m ON m.id = t.medium
+          JOIN mbd_release r ON r.id = m.release
+          WHERE t.recording IN (SELECT id FROM mbd_recording WHERE gid IS NOT NULL))
+        WHERE rn = 1""")
+    top = bounds.MAX_POSITION
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE mbd_t AS
+        SELECT {3 * base} + row_number() OVER (ORDER BY rec.id NULLS FIRST, rec.line,
+                                                         ac.line) AS seq,
+               rec.gid, rec.name, coalesce(rec.length, p.tlen) AS length, ac.name AS credit,
+               ca.gids, p.release_gid, p.disc, p.pos, rec.line,
+               coalesce({long("rec.name", "ac.name")} OR p.disc < 0 OR p.disc > {top}
+                        OR p.pos < 0 OR p.pos > {top}
+                        OR coalesce(rec.length, p.tlen) > {bounds.MAX_DURATION_MS},
+                        false) AS odd
+        FROM mbd_recording rec
+        LEFT JOIN mbd_artist_credit ac ON ac.id = rec.artist_credit
+        LEFT JOIN mbd_ca ca ON ca.id = rec.artist_credit
+        LEFT JOIN mbd_p p ON p.recording = rec.id
+        WHERE rec.gid IS NOT NULL""")
+    con.execute(f"""INSERT INTO stg_track
+        SELECT seq, gid, gid, coalesce(name, ''), credit,
+               CASE WHEN coalesce(gids, '') = '' THEN []::VARCHAR[]
+                    ELSE string_split(gids, ' ') END,
+               release_gid, disc, pos, CASE WHEN length > 0 THEN length END,
+               {prov("recording")}
+        FROM mbd_t WHERE NOT odd""")
+    _odd(con, item, staged, "SELECT seq, gid, name, length, credit, gids, release_gid, disc, "
+                            "pos, line FROM mbd_t WHERE odd",
+         lambda r: rows.track_record(r, name))
+    countries = ", ".join(_q(c) for c in sorted(isrc.COUNTRIES))
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE mbd_i AS
+        SELECT {4 * base} + row_number() OVER (ORDER BY i.recording, i.line, rec.line) AS seq,
+               rec.gid, i.isrc, i.line,
+               NOT coalesce(regexp_full_match(i.isrc, '{_ISRC}'), false) AS odd
+        FROM mbd_isrc i JOIN mbd_recording rec ON rec.id = i.recording
+        WHERE rec.gid IS NOT NULL""")
+    con.execute(f"""INSERT INTO stg_isrc
+        SELECT seq, gid, isrc, CASE WHEN left(isrc, 2) IN ({countries}) THEN 1 ELSE 0 END,
+               {prov("isrc")}
+        FROM mbd_i WHERE NOT odd""")
+    _odd(con, item, staged, "SELECT seq, gid, isrc, line FROM mbd_i WHERE odd",
+         lambda r: rows.isrc_record(r, name, item.source))
+    staged.read = _staged_rows(con)
+
+
+def _odd(con: columnar.Connection, item: Input, staged: Staged, sql: str,
+         build: Callable[[tuple[Any, ...]], Record]) -> None:
+    """Stage the rows of ``sql`` (``seq`` first) as the row reader's records, through
+    the bounds checks (their rejects too)."""
+    found = con.execute(sql + " ORDER BY seq").fetchall()
+    if not found:
+        return
+    stager = _records.Stager(con, staged)
+    for row in found:
+        stager.seq = row[0] - 1
+        stager.add(within_bounds(item, [build(row[1:])]))
+    stager.flush()
+
+
+def _staged_rows(con: columnar.Connection) -> int:
+    row = con.execute("SELECT (SELECT count(*) FROM stg_artist) + (SELECT count(*) FROM "
+                      "stg_release) + (SELECT count(*) FROM stg_track) + "
+                      "(SELECT count(*) FROM stg_isrc)").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _drop(con: columnar.Connection) -> None:
+    for table in (*rows.TABLES, "lines", "split", "ca", "a", "r", "p", "t", "i"):
+        con.execute(f"DROP TABLE IF EXISTS temp.mbd_{table}")
 
 
 READER = MbdumpReader()

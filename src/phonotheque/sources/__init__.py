@@ -18,11 +18,13 @@ from phonotheque.sources._base import (
     Input,
     ReadOptions,
     Source,
+    bounded_lines,
     compressed_suffix,
     disk_position,
     open_at,
     open_input,
     open_tar_on_disk,
+    open_tar_stream,
     printable,
     without_compression,
 )
@@ -82,5 +84,6 @@ def get(kind: str) -> Source:
 
 
 __all__ = ["MAX_LINE", "SOURCES", "STAGE", "CorruptStream", "Input", "ReadOptions", "Source",
-           "compressed_suffix", "detect", "disk_position", "get", "open_at", "open_input",
-           "open_tar_on_disk", "printable", "without_compression"]
+           "bounded_lines", "compressed_suffix", "detect", "disk_position", "get", "open_at",
+           "open_input", "open_tar_on_disk", "open_tar_stream", "printable",
+           "without_compression"]

@@ -64,7 +64,7 @@ TABLES: dict[str, tuple[tuple[tuple[str, int], ...], int]] = {
     "release": ((("id", 0), ("gid", 1), ("name", 2), ("artist_credit", 3), ("barcode", 9)), 10),
 }
 _INT64 = 2**63 - 1
-_INTEGER = {"id", "artist_credit", "position", "artist", "recording", "medium", "release",
+INTEGER_COLUMNS = {"id", "artist_credit", "position", "artist", "recording", "medium", "release",
             "length"}
 _LOAD_BATCH = 50_000
 _ESC = re.compile(rb"\\(?:([0-7]{1,3})|x([0-9a-fA-F]{1,2})|(.))", re.S)
@@ -100,7 +100,7 @@ def copy_fields(raw: bytes) -> list[str | None]:
 
 def _schema(conn: sqlite3.Connection) -> None:
     for table, (cols, _) in TABLES.items():
-        defs = ", ".join(f"{name} {'INTEGER' if name in _INTEGER else 'TEXT'}"
+        defs = ", ".join(f"{name} {'INTEGER' if name in INTEGER_COLUMNS else 'TEXT'}"
                          for name, _ in cols)
         conn.execute(f"CREATE TABLE {table}({defs}, line INTEGER)")
 
@@ -152,7 +152,7 @@ def parse_line(table: str, raw: bytes | None, length: int, n: int, reject_source
                       f"expected at least {minimum} tab-separated columns, got {len(fields)}")
     try:
         row = tuple(
-            int(v) if name in _INTEGER and v is not None else v  # type: ignore[arg-type]
+            int(v) if name in INTEGER_COLUMNS and v is not None else v  # type: ignore[arg-type]
             for name, i in cols
             for v in (fields[i],)
         )
@@ -184,7 +184,7 @@ class MusicBrainzDump:
     def inputs(self, paths: Sequence[Path]) -> list[Input]:
         out = []
         for p in paths:
-            folder = _table_folder(p)
+            folder = table_folder(p)
             if folder is not None:
                 files = [folder / t for t in TABLES if (folder / t).is_file()]
                 try:
@@ -228,7 +228,7 @@ class MusicBrainzDump:
 
     def _load(self, item: Input, loader: _Loader) -> Record | None:
         """Load every table; return a reject if an archive turns out truncated."""
-        folder = _table_folder(item.path)
+        folder = table_folder(item.path)
         if folder is not None:
             for table in TABLES:
                 path = folder / table
@@ -257,7 +257,7 @@ class MusicBrainzDump:
         return None
 
 
-def _table_folder(p: Path) -> Path | None:
+def table_folder(p: Path) -> Path | None:
     """The folder holding the table files, if ``p`` is a dump folder."""
     for folder in (p / "mbdump", p):
         if folder.is_dir() and any((folder / t).is_file() for t in ("recording", "artist")):

@@ -1,0 +1,249 @@
+"""`phono ingest mbdump` on a columnar workspace: DuckDB reads the PostgreSQL COPY
+tables itself and gives the SQLite path's tables and rejects, ids included, for every
+odd line a dump can hold (escapes, NULLs, broken lines, bytes DuckDB reads otherwise,
+text and numbers past the bounds, repeated ids, odd ISRCs), as a folder and as an
+archive; lines and tables DuckDB does not read as the row reader does are counted."""
+
+from __future__ import annotations
+
+import io
+import lzma
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from phonotheque.columnar_ingest import mbdump as columnar_mbdump
+from phonotheque.ingest import ingest
+from phonotheque.sources.mbdump import TABLES
+from phonotheque.workspace import Workspace
+from tests.test_columnar_ingest import _same_counts, columnar_tables, sqlite_tables
+
+STAMP = "2026-11-30 12:00:00+00"
+
+
+def _gid(n: int) -> str:
+    return f"{n:08x}-0000-4000-8000-{n:012x}"
+
+
+def _line(*fields: object) -> bytes:
+    return "\t".join("\\N" if f is None else str(f) for f in fields).encode() + b"\n"
+
+
+def _tables() -> dict[str, bytes]:
+    """A small dump whose every table holds lines of each odd kind among plain ones."""
+    long_name = "x" * 5000  # past bounds.MAX_TEXT: kept cut, with a reject
+    wide = "é" * 3000  # 6,000 bytes but 3,000 characters: within the bound
+    artist = [
+        _line(1, _gid(1), "Plain Artist", "Artist, Plain", 1990, *[None] * 14),
+        _line(2, _gid(2), "Tab\\tin name", "Back\\\\slash", 1990, *[None] * 14),
+        _line(3, _gid(3), "Octal \\101 and hex \\x42", "\\\\N", 1990, *[None] * 14),
+        _line(4, None, "No gid", None, *[None] * 15),
+        _line(5, _gid(5), None, None, *[None] * 15),  # no name: ""
+        _line(6, _gid(6), long_name, wide, *[None] * 15),
+        _line(3, _gid(33), "Repeated id", "", *[None] * 15),
+        b"7\tonly two columns\n",
+        _line("seven", _gid(7), "A word for an id", None),
+        _line("+8", _gid(8), "A plus sign", None),  # Python's int() reads it
+        _line(" 9", _gid(9), "A space", None),
+        _line("9" * 19, _gid(10), "Nineteen digits", None),
+        _line("9" * 18, _gid(11), "Eighteen digits", None),
+        b"\n",  # blank
+        _line(12, _gid(12), "", "Empty name"),
+        _line(13, _gid(13), "Unicode \u00e9\u4e2d\u266b", None),
+        _line(14, _gid(14), "Last line, no newline", None).rstrip(b"\n"),
+    ]
+    credit = [_line(1, "Plain Artist", 1, 1, STAMP, 0, _gid(101)),
+              _line(2, "Plain Artist & Tab", 2, 1, STAMP, 0, _gid(102)),
+              _line(3, long_name, 1, 1, STAMP, 0, _gid(103)),
+              _line(2, "A repeated credit id", 1, 1, STAMP, 0, _gid(104)),
+              _line(4, "Three, out of order", 3, 1, STAMP, 0, _gid(105))]
+    credit_name = [_line(1, 0, 1, "Plain", ""), _line(2, 1, 2, "Tab", ""),
+                   _line(2, 0, 1, "Plain", " & "), _line(3, 0, 6, "Long", ""),
+                   _line(4, 2, 13, "c", ""), _line(4, 0, 12, "a", ""),
+                   _line(4, 1, 5, "b", ""), _line(4, None, 4, "no gid", ""),
+                   _line(4, 1, 14, "tie", "")]
+    release = [_line(1, _gid(201), "First Release", 1, 1, 1, None, 120, 28, "0123456789012",
+                     "", 0, -1, STAMP),
+               _line(2, _gid(202), "Second\\nLine", 2, 2, 1, None, 120, 28, "", "", 0, -1, STAMP),
+               _line(3, _gid(203), long_name, 3, 3, 1, None, 120, 28, None, "", 0, -1, STAMP),
+               _line(4, None, "No gid release", 1, 4, 1, None, 120, 28, None, "", 0, -1, STAMP),
+               _line(5, _gid(205), "Repeated credit", 2, 5, 1, None, 120, 28, "x" * 4100, "", 0,
+                     -1, STAMP),
+               b"6\tbroken\n"]
+    medium = [_line(1, 1, 1, 1, "", 0, STAMP, 3), _line(2, 1, 2, 1, "", 0, STAMP, 1),
+              _line(3, 2, None, 1, "", 0, STAMP, 2), _line(4, 3, 100000, 1, "", 0, STAMP, 1),
+              _line(5, 5, -1, 1, "", 0, STAMP, 1), _line(6, 4, 1, 1, "", 0, STAMP, 1)]
+    track = [
+        _line(1, _gid(401), 1, 1, 1, "1", "t", 1, 200000, 0, STAMP, "f"),
+        _line(2, _gid(402), 2, 1, 2, "2", "t", 2, None, 0, STAMP, "f"),
+        _line(3, _gid(403), 3, 1, 3, "3", "t", 1, 180000, 0, STAMP, "f"),
+        _line(4, _gid(404), 1, 2, 1, "1", "t", 1, 100, 0, STAMP, "f"),  # also on disc 2
+        _line(5, _gid(405), 4, 3, None, "1", "t", 3, 150000, 0, STAMP, "f"),
+        _line(6, _gid(406), 4, 3, 2, "2", "t", 3, 150000, 0, STAMP, "f"),
+        _line(7, _gid(407), 5, 4, 100000, "1", "t", 1, 0, 0, STAMP, "f"),
+        _line(8, _gid(408), 6, 5, 1, "1", "t", 1, 3_000_000_000, 0, STAMP, "f"),
+        _line(9, _gid(409), 7, 6, 1, "1", "t", 1, 1, 0, STAMP, "f"),
+        _line(10, _gid(410), 8, 1, 4, "4", "t", 1, -5, 0, STAMP, "f"),
+        _line(11, _gid(411), 2, 99, 1, "1", "on no medium", 1, 1, 0, STAMP, "f"),
+        _line(12, _gid(412), 9, None, 1, "1", "t", 1, 1, 0, STAMP, "f"),
+    ]
+    recording = [
+        _line(1, _gid(301), "Placed twice", 1, 210000, "", 0, STAMP, "f"),
+        _line(2, _gid(302), "No length\\\\", 2, None, "", 0, STAMP, "f"),
+        _line(3, _gid(303), long_name, 3, 3_000_000_000, "", 0, STAMP, "f"),
+        _line(4, _gid(304), "No medium position", 4, 0, "", 0, STAMP, "f"),
+        _line(5, _gid(305), "Position too big", 1, None, "", 0, STAMP, "f"),
+        _line(6, _gid(306), "Disc negative", 99, None, "", 0, STAMP, "f"),
+        _line(7, _gid(307), wide, 1, -1, "", 0, STAMP, "f"),
+        _line(8, _gid(308), "Negative track length", None, None, "", 0, STAMP, "f"),
+        _line(9, None, "No gid", 1, 1, "", 0, STAMP, "f"),
+        _line(1, _gid(310), "Repeated id", 2, 1, "", 0, STAMP, "f"),
+        _line(10, _gid(311), "Unplaced", 1, 1, "", 0, STAMP, "f"),
+        _line(11, _gid(312), None, 4, 1, "", 0, STAMP, "f"),
+        _line("x", _gid(313), "bad id", 1, 1, "", 0, STAMP, "f"),
+    ]
+    isrc = [_line(1, 1, "GBAAA0000001", None, 0, STAMP),
+            _line(2, 1, "usbbb0000002", None, 0, STAMP),  # normalised by isrc.parse
+            _line(3, 2, "FR-CCC-00-00003", None, 0, STAMP),
+            _line(4, 3, "TOO-SHORT", None, 0, STAMP),  # a reject
+            _line(5, 4, None, None, 0, STAMP),
+            _line(6, 9, "GBAAA0000006", None, 0, STAMP),  # recording without gid
+            _line(7, 10, "ZZAAA0000007", None, 0, STAMP),  # unknown country
+            _line(8, 99, "GBAAA0000008", None, 0, STAMP),  # no such recording
+            _line(9, 1, "GBAAA0000001", None, 0, STAMP)]  # the same ISRC again
+    return {"artist": b"".join(artist), "artist_credit": b"".join(credit),
+            "artist_credit_name": b"".join(credit_name), "release": b"".join(release),
+            "medium": b"".join(medium), "track": b"".join(track),
+            "recording": b"".join(recording), "isrc": b"".join(isrc)}
+
+
+def _folder(tmp_path: Path, tables: dict[str, bytes]) -> Path:
+    root = tmp_path / "dump"
+    (root / "mbdump").mkdir(parents=True)
+    for name, data in tables.items():
+        (root / "mbdump" / name).write_bytes(data)
+    (root / "TIMESTAMP").write_text(STAMP)
+    return root
+
+
+def _archive(tmp_path: Path, tables: dict[str, bytes], cut: int | None = None) -> Path:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in [("TIMESTAMP", STAMP.encode()), *tables.items()]:
+            info = tarfile.TarInfo(f"mbdump/{name}" if name in TABLES else name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    data = lzma.compress(buf.getvalue(), preset=0)
+    path = tmp_path / "mbdump.tar.xz"
+    path.write_bytes(data if cut is None else data[:cut])
+    return path
+
+
+def _compare(tmp_path: Path, source: Path) -> dict[str, list[tuple]]:
+    row = Workspace.create(tmp_path / "sqlite")
+    col = Workspace.create(tmp_path / "columnar", engine="duckdb")
+    a = ingest(row, "mbdump", [source])
+    b = ingest(col, "mbdump", [source])  # dispatches on the engine
+    assert (a.rejected, a.values_dropped, a.new_rejects) == (
+        b.rejected, b.values_dropped, b.new_rejects)
+    _same_counts(a, b)
+    want, got = sqlite_tables(row), columnar_tables(col)
+    for table in want:
+        assert got[table] == want[table], table
+    return got
+
+
+class Watch:
+    """Counts what the reader sends to Python: whole tables and single lines."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.tables: list[str] = []
+        self.lines: dict[str, int] = {}
+        python_table, insert = columnar_mbdump._python_table, columnar_mbdump._insert
+
+        def watch_table(con, item, table, path, rejects):  # type: ignore[no-untyped-def]
+            self.tables.append(table)
+            return python_table(con, item, table, path, rejects)
+
+        def watch_insert(con, table, numbered, item, rejects):  # type: ignore[no-untyped-def]
+            numbered = list(numbered)
+            self.lines[table] = self.lines.get(table, 0) + len(numbered)
+            return insert(con, table, iter(numbered), item, rejects)
+
+        monkeypatch.setattr(columnar_mbdump, "_python_table", watch_table)
+        monkeypatch.setattr(columnar_mbdump, "_insert", watch_insert)
+
+
+def test_odd_lines_give_the_sqlite_paths_tables_and_rejects(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    watch = Watch(monkeypatch)
+    got = _compare(tmp_path, _folder(tmp_path, _tables()))
+    assert len(got["track"]) == 11 and len(got["track_isrc"]) == 6
+    reasons = " | ".join(r[3] for r in got["reject"])
+    for why in ("expected at least 4 tab-separated columns", "not a number",
+                "number out of range", "characters, kept the first", "invalid ISRC",
+                "duration (ms): 3000000000 out of range", "disc number: 100000 out of range"):
+        assert why in reasons, why
+    # Every table was read by DuckDB; only the odd lines went to Python, one by one.
+    assert watch.tables == []
+    assert watch.lines == {"artist": 8, "recording": 2, "release": 2}
+
+
+@pytest.mark.parametrize("odd", ["crlf", "invalid utf-8", "bom", "x01", "nul"])
+def test_a_table_duckdb_reads_otherwise_is_read_by_python(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, odd: str) -> None:
+    tables = _tables()
+    rec = tables["recording"].splitlines(keepends=True)
+    if odd == "crlf":
+        rec = [r.replace(b"\n", b"\r\n") for r in rec]
+    elif odd == "invalid utf-8":
+        rec[1] = rec[1].replace(b"No length", b"No \xff length")
+    elif odd == "bom":
+        rec[0] = b"\xef\xbb\xbf" + rec[0]
+    elif odd == "x01":
+        rec[1] = rec[1].replace(b"No length", b"No \x01 length")
+    else:
+        rec[1] = rec[1].replace(b"No length", b"No \x00 length")
+    tables["recording"] = b"".join(rec)
+    watch = Watch(monkeypatch)
+    _compare(tmp_path, _folder(tmp_path, tables))
+    assert watch.tables == ["recording"]
+
+
+def test_an_archive_gives_the_same_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                          ) -> None:
+    tables = _tables()
+    tables["medium"] = b""  # an empty table: COPY writes a zero-byte file
+    del tables["isrc"]  # and one that is missing
+    watch = Watch(monkeypatch)
+    got = _compare(tmp_path, _archive(tmp_path, tables))
+    assert got["track"] and not got["track_isrc"]
+    assert watch.tables == []
+    assert {r[2].split(":")[0] for r in got["reject"]} >= {"mbdump/artist", "mbdump/release"}
+
+
+def test_a_broken_archive_is_read_by_the_row_reader(tmp_path: Path) -> None:
+    tables = _tables()
+    tables["track"] = tables["track"] * 2000  # so the cut lands inside the archive's data
+    whole = _archive(tmp_path, tables).read_bytes()
+    path = _archive(tmp_path, tables, cut=len(whole) * 3 // 4)
+    got = _compare(tmp_path, path)
+    assert any("truncated or corrupt archive" in r[3] for r in got["reject"])
+
+
+def test_a_rerun_changes_nothing(tmp_path: Path) -> None:
+    ws = Workspace.create(tmp_path / "w", engine="duckdb")
+    source = _folder(tmp_path, _tables())
+    first = ingest(ws, "mbdump", [source])
+    before = columnar_tables(ws)
+    again = ingest(ws, "mbdump", [source])
+    assert again.sources[0].status == "skipped"
+    forced = ingest(ws, "mbdump", [source], options=_force())
+    assert forced.added == 0 and forced.new_rejects == 0 and first.added > 0
+    assert columnar_tables(ws) == before
+
+
+def _force():  # type: ignore[no-untyped-def]
+    from phonotheque.ingest import IngestOptions
+    return IngestOptions(force=True)
