@@ -50,6 +50,7 @@ def _tables() -> dict[str, bytes]:
         _line("9" * 18, _gid(11), "Eighteen digits", None),
         b"\n",  # blank
         _line(12, _gid(12), "", "Empty name"),
+        _line(None, _gid(15), "No id: first in id order", None),
         _line(13, _gid(13), "Unicode \u00e9\u4e2d\u266b", None),
         _line(14, _gid(14), "Last line, no newline", None).rstrip(b"\n"),
     ]
@@ -87,6 +88,7 @@ def _tables() -> dict[str, bytes]:
         _line(10, _gid(410), 8, 1, 4, "4", "t", 1, -5, 0, STAMP, "f"),
         _line(11, _gid(411), 2, 99, 1, "1", "on no medium", 1, 1, 0, STAMP, "f"),
         _line(12, _gid(412), 9, None, 1, "1", "t", 1, 1, 0, STAMP, "f"),
+        _line(13, _gid(413), 12, 1, 123456, "1", "t", 1, 1, 0, STAMP, "f"),
     ]
     recording = [
         _line(1, _gid(301), "Placed twice", 1, 210000, "", 0, STAMP, "f"),
@@ -102,6 +104,8 @@ def _tables() -> dict[str, bytes]:
         _line(10, _gid(311), "Unplaced", 1, 1, "", 0, STAMP, "f"),
         _line(11, _gid(312), None, 4, 1, "", 0, STAMP, "f"),
         _line("x", _gid(313), "bad id", 1, 1, "", 0, STAMP, "f"),
+        _line(None, _gid(314), "No id", 1, 1, "", 0, STAMP, "f"),
+        _line(12, _gid(315), "Only its position too big", 1, None, "", 0, STAMP, "f"),
     ]
     isrc = [_line(1, 1, "GBAAA0000001", None, 0, STAMP),
             _line(2, 1, "usbbb0000002", None, 0, STAMP),  # normalised by isrc.parse
@@ -179,11 +183,12 @@ def test_odd_lines_give_the_sqlite_paths_tables_and_rejects(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     watch = Watch(monkeypatch)
     got = _compare(tmp_path, _folder(tmp_path, _tables()))
-    assert len(got["track"]) == 11 and len(got["track_isrc"]) == 6
+    assert len(got["track"]) == 13 and len(got["track_isrc"]) == 6
     reasons = " | ".join(r[3] for r in got["reject"])
     for why in ("expected at least 4 tab-separated columns", "not a number",
                 "number out of range", "characters, kept the first", "invalid ISRC",
-                "duration (ms): 3000000000 out of range", "disc number: 100000 out of range"):
+                "duration (ms): 3000000000 out of range", "disc number: 100000 out of range",
+                "track position: 123456 out of range"):
         assert why in reasons, why
     # Every table was read by DuckDB; only the odd lines went to Python, one by one.
     assert watch.tables == []
