@@ -164,7 +164,15 @@ class Watch:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.tables: list[str] = []
         self.lines: dict[str, int] = {}
+        self.windows: list[str] = []  # the kinds numbered by a window, not by their ids
         python_table, insert = columnar_mbdump._python_table, columnar_mbdump._insert
+        seq = columnar_mbdump._seq
+
+        def watch_seq(con, kind, table, alias, *, once):  # type: ignore[no-untyped-def]
+            sql = seq(con, kind, table, alias, once=once)
+            if "OVER" in sql:
+                self.windows.append(table)
+            return sql
 
         def watch_table(con, item, table, path, rejects):  # type: ignore[no-untyped-def]
             self.tables.append(table)
@@ -177,6 +185,7 @@ class Watch:
 
         monkeypatch.setattr(columnar_mbdump, "_python_table", watch_table)
         monkeypatch.setattr(columnar_mbdump, "_insert", watch_insert)
+        monkeypatch.setattr(columnar_mbdump, "_seq", watch_seq)
 
 
 def test_odd_lines_give_the_sqlite_paths_tables_and_rejects(
@@ -193,6 +202,22 @@ def test_odd_lines_give_the_sqlite_paths_tables_and_rejects(
     # Every table was read by DuckDB; only the odd lines went to Python, one by one.
     assert watch.tables == []
     assert watch.lines == {"artist": 8, "recording": 2, "release": 2}
+    # Repeated and missing ids: each kind numbered by a window over (id, line).
+    assert watch.windows == ["artist", "release", "recording"]
+
+
+def test_distinct_ids_number_the_rows_by_id(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dump as MusicBrainz writes it (every id once): the same tables without a window."""
+    tables = _tables()
+    for name in ("artist", "artist_credit", "recording"):
+        tables[name] = b"".join(
+            line for line in tables[name].splitlines(keepends=True)
+            if b"Repeated" not in line and b"repeated" not in line and b"Eighteen" not in line
+            and not line.startswith(b"\\N\t"))
+    watch = Watch(monkeypatch)
+    got = _compare(tmp_path, _folder(tmp_path, tables))
+    assert watch.windows == [] and len(got["track"]) == 11
 
 
 @pytest.mark.parametrize("odd", ["crlf", "invalid utf-8", "bom", "x01", "nul"])
