@@ -21,7 +21,7 @@ import pyzstd
 from click.testing import CliRunner
 
 from phonotheque import columnar_ingest
-from phonotheque.catalogue import bulk, bulk_merge
+from phonotheque.catalogue import bulk
 from phonotheque.cli import main
 from phonotheque.columnar_ingest import musicbrainz as mb_columnar
 from phonotheque.ingest import IngestOptions, IngestReport, ingest
@@ -80,22 +80,6 @@ def _both(tmp_path: Path, paths: list[Path]) -> tuple[Workspace, Workspace]:
         b.rejected, b.values_dropped, b.new_rejects)
     _same_counts(a, b)
     return row, col
-
-
-def rebuilds(monkeypatch: pytest.MonkeyPatch, *, every: bool) -> dict[str, int]:
-    """Count the merge's lookups of stored keys that rebuild a table (``n``); with
-    ``every``, every lookup does (as past ``REBUILD_ROWS`` rows at scale)."""
-    if every:
-        monkeypatch.setattr(bulk_merge, "REBUILD_ROWS", 0)
-    count = {"n": 0}
-    find = bulk_merge._find
-
-    def watch(con, table, target, key, assign, where, rows):  # type: ignore[no-untyped-def]
-        count["n"] += rows > bulk_merge.REBUILD_ROWS
-        return find(con, table, target, key, assign, where, rows)
-
-    monkeypatch.setattr(bulk_merge, "_find", watch)
-    return count
 
 
 def _same_counts(a: IngestReport, b: IngestReport) -> None:

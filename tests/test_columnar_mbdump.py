@@ -17,7 +17,7 @@ from phonotheque.columnar_ingest import mbdump as columnar_mbdump
 from phonotheque.ingest import ingest
 from phonotheque.sources.mbdump import TABLES
 from phonotheque.workspace import Workspace
-from tests.test_columnar_ingest import _same_counts, columnar_tables, rebuilds, sqlite_tables
+from tests.test_columnar_ingest import _same_counts, columnar_tables, sqlite_tables
 
 STAMP = "2026-11-30 12:00:00+00"
 
@@ -196,8 +196,6 @@ def parts(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):  # t
     cut = request.param == "parts"
     if cut:
         monkeypatch.setenv("PHONO_PART_ROWS", "7")
-    # in parts, tracks find their artists and releases in the stored tables, and rebuild
-    rebuilt = rebuilds(monkeypatch, every=cut)
     seen: list[int] = []
     ranges = columnar_mbdump._ranges
 
@@ -209,7 +207,6 @@ def parts(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):  # t
     monkeypatch.setattr(columnar_mbdump, "_ranges", watch)
     yield
     assert seen and (min(seen) > 5 if cut else set(seen) == {1})
-    assert (rebuilt["n"] > 0) == cut
 
 
 @pytest.mark.usefixtures("parts")

@@ -88,29 +88,13 @@ def _differs(pairs: list[tuple[str, str]]) -> str:
 _prov_first = {c: (f"arg_min_null({c}, seq)", c) for c in ("source", "locator", "licence")}
 
 
-#: Rows to look up past which :func:`_find` rebuilds its table with a join instead of
-#: UPDATEing it: DuckDB's UPDATE ... FROM of 4 M rows took 5.7 s where a CREATE TABLE AS
-#: of the same join took 0.4 s (measured); below this an UPDATE touches only those rows.
-REBUILD_ROWS = 100_000
-
-
-def _find(con: columnar.Connection, table: str, target: str, key: str,
-          assign: dict[str, str], where: str, rows: int) -> None:
-    """Set ``assign`` (column -> expression, ``o.id``: the stored row's id) on the rows
+def _find(con: columnar.Connection, table: str, target: str, key: str, assign: str,
+          where: str) -> None:
+    """Run ``UPDATE target AS m SET <assign>`` (``o.id``: the stored row's id) for the rows
     of ``target`` matching ``where`` whose ``key`` (an expression over ``m``) names a
-    stored ``table`` row: a hash join over the whole stored ``key`` column. ``rows``:
-    how many rows match ``where`` (the caller counted them)."""
-    if rows <= REBUILD_ROWS:
-        sets = ", ".join(f"{col} = {expr}" for col, expr in assign.items())
-        con.execute(f"UPDATE {target} AS m SET {sets} FROM {table} o "
-                    f"WHERE {where} AND o.key = {key}")
-        return
-    # A NULL key finds no stored row: the rows not matching ``where`` keep their values.
-    sets = ", ".join(f"CASE WHEN o.id IS NULL THEN m.{col} ELSE {expr} END AS {col}"
-                     for col, expr in assign.items())
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE {target} AS
-        SELECT m.* REPLACE ({sets}) FROM {target} m
-        LEFT JOIN {table} o ON o.key = CASE WHEN {where} THEN {key} END""")
+    stored ``table`` row: a hash join over the whole stored ``key`` column."""
+    con.execute(f"UPDATE {target} AS m SET {assign} FROM {table} o "
+                f"WHERE {where} AND o.key = {key}")
 
 
 def _upsert(con: columnar.Connection, table: str, merged: str, sets: dict[str, str],
@@ -131,9 +115,7 @@ def _upsert(con: columnar.Connection, table: str, merged: str, sets: dict[str, s
     # The one probe of the stored keys per part (a hash join over the whole table); an empty
     # table (a fresh workspace's first part) needs none.
     if con.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None:
-        # UPDATE (rows=0): in a fresh ingest few stored keys match, and a rebuild would
-        # copy every merged row for them.
-        _find(con, table, merged, "m.key", {"old_id": "o.id"}, "true", rows=0)
+        _find(con, table, merged, "m.key", "old_id = o.id", "true")
     assignments = ", ".join(f"{col} = {expr}" for col, expr in sets.items())
     changed = _differs(compared)
     updated = _one(con, f"SELECT count(*) FROM {merged} m JOIN {table} o ON o.id = m.old_id "
@@ -235,9 +217,9 @@ def merge(con: columnar.Connection) -> dict[str, list[int]]:
         FROM ({_fold("stg_track", ("key",), track_cols)}) s
         LEFT JOIN m_release r ON r.key = s.placed.k""")
     unplaced = "m.release_id IS NULL AND m.placed.k IS NOT NULL"
-    if found := _one(con, f"SELECT count(*) FROM m_track m WHERE {unplaced}"):
+    if _one(con, f"SELECT count(*) FROM m_track m WHERE {unplaced}"):
         # a release of an earlier part or input
-        _find(con, "release", "m_track", "m.placed.k", {"release_id": "o.id"}, unplaced, found)
+        _find(con, "release", "m_track", "m.placed.k", "release_id = o.id", unplaced)
     placed = "o.release_id IS NULL"
     counts["track"] = _upsert(
         con, "track", "m_track",
@@ -267,9 +249,8 @@ def merge(con: columnar.Connection) -> dict[str, list[int]]:
                  unnest(range(len(artist_keys))) AS position
           FROM m_track WHERE artist_keys IS NOT NULL) l
         LEFT JOIN m_artist a ON a.key = l.artist_key""")
-    if found := _one(con, "SELECT count(*) FROM m_link WHERE artist_id IS NULL"):
-        _find(con, "artist", "m_link", "m.artist_key", {"artist_id": "o.id"},
-              "m.artist_id IS NULL", found)
+    if _one(con, "SELECT count(*) FROM m_link WHERE artist_id IS NULL"):
+        _find(con, "artist", "m_link", "m.artist_key", "artist_id = o.id", "m.artist_id IS NULL")
         con.execute("DELETE FROM m_link WHERE artist_id IS NULL")
     have = ""
     if _one(con, "SELECT count(*) FROM m_link WHERE old"):
@@ -297,9 +278,9 @@ def merge(con: columnar.Connection) -> dict[str, list[int]]:
         FROM ({_fold("stg_isrc", ("track_key", "isrc"), isrc_cols)}) s
         LEFT JOIN m_track t ON t.key = s.track_key""")
     total = _one(con, "SELECT count(*) FROM m_isrc")
-    if found := _one(con, "SELECT count(*) FROM m_isrc WHERE track_id IS NULL"):
-        _find(con, "track", "m_isrc", "m.track_key", {"track_id": "o.id", "old": "true"},
-              "m.track_id IS NULL", found)
+    if _one(con, "SELECT count(*) FROM m_isrc WHERE track_id IS NULL"):
+        _find(con, "track", "m_isrc", "m.track_key", "track_id = o.id, old = true",
+              "m.track_id IS NULL")
     before = _one(con, "SELECT count(*) FROM track_isrc") if total else 0
     if total:
         fresh = "m.track_id IS NOT NULL"
