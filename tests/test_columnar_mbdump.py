@@ -188,28 +188,6 @@ class Watch:
         monkeypatch.setattr(columnar_mbdump, "_seq", watch_seq)
 
 
-@pytest.fixture(params=["whole", "parts"])
-def parts(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """Each test in two ways: the input merged whole, and in parts of 7 staged rows
-    (``PHONO_PART_ROWS``), as a dump of millions of recordings is; the test asserts
-    which happened."""
-    cut = request.param == "parts"
-    if cut:
-        monkeypatch.setenv("PHONO_PART_ROWS", "7")
-    seen: list[int] = []
-    ranges = columnar_mbdump._ranges
-
-    def watch(con, limit):  # type: ignore[no-untyped-def]
-        found = ranges(con, limit)
-        seen.append(len(found))
-        return found
-
-    monkeypatch.setattr(columnar_mbdump, "_ranges", watch)
-    yield
-    assert seen and (min(seen) > 5 if cut else set(seen) == {1})
-
-
-@pytest.mark.usefixtures("parts")
 def test_odd_lines_give_the_sqlite_paths_tables_and_rejects(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     watch = Watch(monkeypatch)
@@ -228,7 +206,6 @@ def test_odd_lines_give_the_sqlite_paths_tables_and_rejects(
     assert watch.windows == ["artist", "release", "recording"]
 
 
-@pytest.mark.usefixtures("parts")
 def test_distinct_ids_number_the_rows_by_id(tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """A dump as MusicBrainz writes it (every id once): the same tables without a window."""
@@ -264,7 +241,6 @@ def test_a_table_duckdb_reads_otherwise_is_read_by_python(
     assert watch.tables == ["recording"]
 
 
-@pytest.mark.usefixtures("parts")
 def test_an_archive_gives_the_same_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                           ) -> None:
     tables = _tables()
@@ -286,7 +262,6 @@ def test_a_broken_archive_is_read_by_the_row_reader(tmp_path: Path) -> None:
     assert any("truncated or corrupt archive" in r[3] for r in got["reject"])
 
 
-@pytest.mark.usefixtures("parts")
 def test_a_rerun_changes_nothing(tmp_path: Path) -> None:
     ws = Workspace.create(tmp_path / "w", engine="duckdb")
     source = _folder(tmp_path, _tables())

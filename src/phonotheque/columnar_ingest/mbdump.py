@@ -36,7 +36,7 @@ import pyarrow as pa
 
 from phonotheque import isrc
 from phonotheque.catalogue import bulk_merge, columnar
-from phonotheque.columnar_ingest import StageContext, Staged, _records, musicbrainz
+from phonotheque.columnar_ingest import StageContext, Staged, _records
 from phonotheque.errors import wrap_os_error
 from phonotheque.ingest import within_bounds
 from phonotheque.model import Record, Reject
@@ -119,30 +119,11 @@ class MbdumpReader:
                 return
             bulk_merge.create_staging(con)
             _join(con, item, staged)
-        finally:
             _drop(con)  # before the merge: memory
-            shutil.rmtree(folder, ignore_errors=True)
-        ranges = _ranges(con, musicbrainz.part_rows())
-        if len(ranges) < 2:
-            yield staged
-            return
-        # Merged a part at a time, as a big JSON dump is: one merge of 10 M recordings
-        # took ~60 s where parts of PART_ROWS take ~30 (its sorts and hash tables spilled).
-        for table in _STAGING:
-            con.execute(f"ALTER TABLE temp.{table} RENAME TO mbd_all_{table}")
-        try:
-            for n, (lo, hi) in enumerate(ranges, start=1):
-                bulk_merge.create_staging(con)
-                for table in _STAGING:
-                    con.execute(f"INSERT INTO {table} SELECT * FROM mbd_all_{table} "
-                                f"WHERE seq >= {lo} AND seq < {hi}")
-                part = Staged(read=_staged_rows(con), done=n == len(ranges),
-                              rejects=staged.rejects if n == 1 else [],
-                              disk=item.size * n // len(ranges))
-                yield part  # the runner merges it (dropping the staging) and commits
         finally:
-            for table in _STAGING:
-                con.execute(f"DROP TABLE IF EXISTS temp.mbd_all_{table}")
+            _drop(con)
+            shutil.rmtree(folder, ignore_errors=True)
+        yield staged
 
     def merge(self, con: columnar.Connection, staged: Staged) -> dict[str, list[int]]:
         counts = bulk_merge.merge(con)
@@ -459,41 +440,6 @@ def _odd(con: columnar.Connection, item: Input, staged: Staged, sql: str,
         stager.seq = row[0] - 1
         stager.add(within_bounds(item, [build(row[1:])]))
     stager.flush()
-
-
-#: The staging tables, in the order of their kinds' ``seq``.
-_STAGING = ("stg_artist", "stg_release", "stg_track", "stg_isrc")
-
-
-def _ranges(con: columnar.Connection, limit: int) -> list[tuple[int, int]]:
-    """``[lo, hi)`` ranges of ``seq`` that cut the staged rows, in order, into parts of
-    about ``limit`` rows (a kind cut at its approximate quantiles, so ids far apart do
-    not make one part of everything; consecutive ranges packed while they fit)."""
-    pieces: list[tuple[int, int, float]] = []
-    for table in _STAGING:
-        row = con.execute(f"SELECT count(*), min(seq), max(seq) FROM {table}").fetchone()
-        if row is None or not row[0]:
-            continue
-        n, lo, hi = int(row[0]), int(row[1]), int(row[2])
-        k = -(-n // limit)
-        cuts = [lo]
-        if k > 1:
-            found = con.execute(f"SELECT approx_quantile(seq, {[i / k for i in range(1, k)]}) "
-                                f"FROM {table}").fetchone()
-            cuts += [int(c) for c in (found[0] if found else [])]
-        cuts.append(hi + 1)
-        cuts = sorted(set(cuts))
-        pieces += [(a, b, n / (len(cuts) - 1)) for a, b in zip(cuts, cuts[1:], strict=False)]
-    ranges: list[tuple[int, int]] = []
-    size = 0.0
-    for a, b, rows_in in pieces:
-        if ranges and size + rows_in <= limit:
-            ranges[-1] = (ranges[-1][0], b)
-            size += rows_in
-        else:
-            ranges.append((a, b))
-            size = rows_in
-    return ranges
 
 
 def _staged_rows(con: columnar.Connection) -> int:

@@ -160,12 +160,6 @@ CHUNK_ENV = "PHONO_CHUNK_LINES"
 PART_ENV = "PHONO_PART_ROWS"
 
 
-def part_rows() -> int:
-    """Staged rows per part (:data:`PART_ROWS`, or ``$PHONO_PART_ROWS``): every
-    columnar reader that cuts its input into parts cuts at this."""
-    return _setting(PART_ENV, PART_ROWS)
-
-
 def _setting(name: str, default: int) -> int:
     text = os.environ.get(name, "").strip()
     return max(1, int(text)) if text.isdigit() else default
@@ -493,7 +487,7 @@ class MusicBrainzReader:
         if layout == "document":
             yield _records.stage(con, item, source.read(item, ctx.options))
             return
-        rows_per_part = part_rows()
+        part_rows = _setting(PART_ENV, PART_ROWS)
         bulk_merge.create_staging(con)
         con.execute(_MACROS)
         offset, line = ctx.start, ctx.line  # where the part being staged starts
@@ -510,7 +504,7 @@ class MusicBrainzReader:
                     self._batch(con, item, batch, staged)
                 finally:
                     batch.done()
-                if _staged_rows(con) >= rows_per_part:
+                if _staged_rows(con) >= part_rows:
                     chunk = batch.last
                     staged.read = _staged_rows(con)
                     staged.offset, staged.line = chunk.end, chunk.first + chunk.count - 1
