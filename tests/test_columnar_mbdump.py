@@ -7,7 +7,11 @@ archive; lines and tables DuckDB does not read as the row reader does are counte
 from __future__ import annotations
 
 import io
+import json
 import lzma
+import os
+import signal
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -17,7 +21,7 @@ from phonotheque.columnar_ingest import mbdump as columnar_mbdump
 from phonotheque.ingest import ingest
 from phonotheque.sources.mbdump import TABLES
 from phonotheque.workspace import Workspace
-from tests.test_columnar_ingest import _same_counts, columnar_tables, sqlite_tables
+from tests.test_columnar_ingest import PHONO, _same_counts, columnar_tables, sqlite_tables
 
 STAMP = "2026-11-30 12:00:00+00"
 
@@ -277,3 +281,32 @@ def test_a_rerun_changes_nothing(tmp_path: Path) -> None:
 def _force():  # type: ignore[no-untyped-def]
     from phonotheque.ingest import IngestOptions
     return IngestOptions(force=True)
+
+
+def test_sigkill_between_dumps_then_rerun_matches_uninterrupted(tmp_path: Path) -> None:
+    """A real `phono ingest mbdump` SIGKILLed after its first dump committed: the re-run
+    skips that one, reads the others whole, and the tables and rejects equal an
+    uninterrupted run's."""
+    data = Path(__file__).parent / "data" / "mbdump"
+    paths = [_folder(tmp_path, _tables()), data / "webservice", data / "isrc"]
+    env = dict(os.environ, PHONO_PROGRESS="0", PHONO_PROGRESS_INTERVAL="0")
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    for ws in (whole, killed):
+        subprocess.run([*PHONO, "init", str(ws), "--engine", "duckdb"], check=True, env=env,
+                       capture_output=True)
+    subprocess.run([*PHONO, "ingest", "mbdump", "-w", str(whole), *map(str, paths)],
+                   env=env, capture_output=True)
+    proc = subprocess.Popen([*PHONO, "ingest", "mbdump", "-w", str(killed), *map(str, paths)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    proc.stdout.readline()  # the first progress line: the first dump committed
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL, "ingest finished before it could be killed"
+    rerun = subprocess.run([*PHONO, "ingest", "mbdump", "-w", str(killed), *map(str, paths),
+                            "--json"], env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr  # the rejects were recorded by the first run
+    statuses = [s["status"] for s in json.loads(rerun.stdout)["report"]["sources"]]
+    assert statuses[0] == "skipped" and statuses[1:] != ["skipped", "skipped"], statuses
+    assert columnar_tables(Workspace(killed)) == columnar_tables(Workspace(whole))

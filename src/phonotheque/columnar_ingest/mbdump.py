@@ -119,9 +119,8 @@ class MbdumpReader:
                 return
             bulk_merge.create_staging(con)
             _join(con, item, staged)
-            _drop(con)  # before the merge: memory
         finally:
-            _drop(con)
+            _drop(con)  # before the merge (memory), also when a statement failed
             shutil.rmtree(folder, ignore_errors=True)
         yield staged
 
