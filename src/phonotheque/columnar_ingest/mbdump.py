@@ -211,7 +211,9 @@ def _load_table(con: columnar.Connection, item: Input, table: str, path: Path, s
         _python_table(con, item, table, path, rejects)
         return
     cols, minimum = rows.TABLES[table]
-    flags = [f"f IS NULL OR len(f) < {minimum}"]
+    # An octal or hex escape in any column (kept or not) may decode to bytes that are
+    # not UTF-8, which makes the row reader refuse the whole line.
+    flags = [f"f IS NULL OR len(f) < {minimum}", "regexp_matches(l, '\\\\[0-7x]')"]
     values = []
     for name, i in cols:
         v = f"f[{i + 1}]"
