@@ -467,6 +467,19 @@ def _done(ws: Path) -> int | None:
         con.close()
 
 
+def kill_after_first_input(cmd: list[str], env: dict[str, str]) -> None:
+    """Run ``cmd`` (an ingest of several inputs printing a plain progress line after each
+    committed one: ``PHONO_PROGRESS_INTERVAL=0``) and SIGKILL it at its first line; assert
+    the kill landed before it finished."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL, "ingest finished before it could be killed"
+
+
 def test_sigkill_mid_ingest_then_rerun_matches_uninterrupted(tmp_path: Path) -> None:
     """A real `phono ingest` killed with SIGKILL between inputs' commits: the re-run
     skips the committed inputs, redoes the one in progress, and the tables equal an
@@ -481,16 +494,8 @@ def test_sigkill_mid_ingest_then_rerun_matches_uninterrupted(tmp_path: Path) -> 
     subprocess.run([*PHONO, "ingest", "musicbrainz", "-w", str(whole), *map(str, paths)],
                    check=True, env=env, capture_output=True)
     for _attempt in range(3):
-        proc = subprocess.Popen([*PHONO, "ingest", "musicbrainz", "-w", str(killed),
-                                 *map(str, paths)], env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT)
-        # The first progress line comes after the first input committed: kill then.
-        assert proc.stdout is not None
-        proc.stdout.readline()
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        proc.stdout.close()
-        assert proc.returncode == -signal.SIGKILL, "ingest finished before it could be killed"
+        kill_after_first_input([*PHONO, "ingest", "musicbrainz", "-w", str(killed),
+                                *map(str, paths)], env)
         done = _done(killed)
         if done is not None and 0 < done < len(paths):
             break

@@ -10,7 +10,6 @@ import io
 import json
 import lzma
 import os
-import signal
 import subprocess
 import tarfile
 from pathlib import Path
@@ -21,7 +20,13 @@ from phonotheque.columnar_ingest import mbdump as columnar_mbdump
 from phonotheque.ingest import ingest
 from phonotheque.sources.mbdump import TABLES
 from phonotheque.workspace import Workspace
-from tests.test_columnar_ingest import PHONO, _same_counts, columnar_tables, sqlite_tables
+from tests.test_columnar_ingest import (
+    PHONO,
+    _same_counts,
+    columnar_tables,
+    kill_after_first_input,
+    sqlite_tables,
+)
 
 STAMP = "2026-11-30 12:00:00+00"
 
@@ -300,14 +305,8 @@ def test_sigkill_between_dumps_then_rerun_matches_uninterrupted(tmp_path: Path) 
                        capture_output=True)
     subprocess.run([*PHONO, "ingest", "mbdump", "-w", str(whole), *map(str, paths)],
                    env=env, capture_output=True)
-    proc = subprocess.Popen([*PHONO, "ingest", "mbdump", "-w", str(killed), *map(str, paths)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert proc.stdout is not None
-    proc.stdout.readline()  # the first progress line: the first dump committed
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    proc.stdout.close()
-    assert proc.returncode == -signal.SIGKILL, "ingest finished before it could be killed"
+    kill_after_first_input([*PHONO, "ingest", "mbdump", "-w", str(killed), *map(str, paths)],
+                           env)
     rerun = subprocess.run([*PHONO, "ingest", "mbdump", "-w", str(killed), *map(str, paths),
                             "--json"], env=env, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr  # the rejects were recorded by the first run

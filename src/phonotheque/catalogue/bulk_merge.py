@@ -75,6 +75,13 @@ def drop_staging(con: columnar.Connection) -> None:
         con.execute(f"DROP TABLE IF EXISTS temp.{name}")
 
 
+def staged_rows(con: columnar.Connection) -> int:
+    """Rows in the staging tables now (what a reader has staged of its part)."""
+    return _one(con, "SELECT (SELECT count(*) FROM stg_artist) + (SELECT count(*) FROM "
+                     "stg_release) + (SELECT count(*) FROM stg_track) + "
+                     "(SELECT count(*) FROM stg_isrc)")
+
+
 def _one(con: columnar.Connection, sql: str) -> int:
     row = con.execute(sql).fetchone()
     return int(row[0]) if row and row[0] is not None else 0

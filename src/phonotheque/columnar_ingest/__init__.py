@@ -94,6 +94,24 @@ class BulkReader(Protocol):
         ...
 
 
+def read_counted(con: columnar.Connection, table: str, select: str, rows: int) -> bool:
+    """``CREATE OR REPLACE TEMP TABLE <table> AS <select>`` (a DuckDB reader of an input's
+    lines); False, with the table dropped, if DuckDB refuses the input or gives other
+    than ``rows`` rows (its rowid then numbers the lines: insertion order is kept)."""
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {select}")
+    except (columnar.Error, UnicodeDecodeError):
+        # UnicodeDecodeError: DuckDB's message quotes the bad value cut to a few bytes,
+        # possibly inside a character, and the message fails to decode.
+        con.execute(f"DROP TABLE IF EXISTS temp.{table}")
+        return False
+    row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+    if row is None or int(row[0]) != rows:
+        con.execute(f"DROP TABLE IF EXISTS temp.{table}")
+        return False
+    return True
+
+
 def _discover() -> dict[str, BulkReader]:
     found: dict[str, BulkReader] = {}
     for mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):

@@ -36,7 +36,7 @@ import pyarrow as pa
 
 from phonotheque import isrc
 from phonotheque.catalogue import bulk_merge, columnar
-from phonotheque.columnar_ingest import StageContext, Staged, _records
+from phonotheque.columnar_ingest import StageContext, Staged, _records, read_counted
 from phonotheque.errors import wrap_os_error
 from phonotheque.ingest import within_bounds
 from phonotheque.model import Record, Reject
@@ -239,19 +239,8 @@ def _load_table(con: columnar.Connection, item: Input, table: str, path: Path, s
 def _read_lines(con: columnar.Connection, path: Path, lines: int) -> bool:
     """``path``'s lines into ``mbd_lines`` (rowid = line - 1); False if DuckDB refuses
     the file or does not give one row per line."""
-    try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE mbd_lines AS "
-                    f"SELECT l FROM read_csv({_q(str(path))}, {_LINES})")
-    except (columnar.Error, UnicodeDecodeError):
-        # UnicodeDecodeError: DuckDB quotes the bad bytes in its message, which may then
-        # fail to decode itself.
-        con.execute("DROP TABLE IF EXISTS temp.mbd_lines")
-        return False
-    row = con.execute("SELECT count(*) FROM mbd_lines").fetchone()
-    if row is None or int(row[0]) != lines:
-        con.execute("DROP TABLE IF EXISTS temp.mbd_lines")
-        return False
-    return True
+    return read_counted(con, "mbd_lines", f"SELECT l FROM read_csv({_q(str(path))}, {_LINES})",
+                        lines)
 
 
 def _python_table(con: columnar.Connection, item: Input, table: str, path: Path,
@@ -398,7 +387,7 @@ def _join(con: columnar.Connection, item: Input, staged: Staged) -> None:
     _odd(con, item, staged, "SELECT seq, gid, isrc, line FROM mbd_i WHERE odd",
          lambda r: rows.isrc_record(r, name, item.source))
     _done(con, "i")
-    staged.read = _staged_rows(con)
+    staged.read = bulk_merge.staged_rows(con)
 
 
 def _distinct(con: columnar.Connection, table: str, where: str) -> bool:
@@ -441,13 +430,6 @@ def _odd(con: columnar.Connection, item: Input, staged: Staged, sql: str,
         stager.seq = row[0] - 1
         stager.add(within_bounds(item, [build(row[1:])]))
     stager.flush()
-
-
-def _staged_rows(con: columnar.Connection) -> int:
-    row = con.execute("SELECT (SELECT count(*) FROM stg_artist) + (SELECT count(*) FROM "
-                      "stg_release) + (SELECT count(*) FROM stg_track) + "
-                      "(SELECT count(*) FROM stg_isrc)").fetchone()
-    return int(row[0]) if row else 0
 
 
 def _drop(con: columnar.Connection) -> None:

@@ -50,7 +50,7 @@ from typing import IO, TypeVar
 
 from phonotheque import isrc
 from phonotheque.catalogue import bulk_merge, columnar
-from phonotheque.columnar_ingest import StageContext, Staged, _records
+from phonotheque.columnar_ingest import StageContext, Staged, _records, read_counted
 from phonotheque.errors import wrap_os_error
 from phonotheque.ingest import within_bounds
 from phonotheque.read_ahead import read_ahead
@@ -504,9 +504,9 @@ class MusicBrainzReader:
                     self._batch(con, item, batch, staged)
                 finally:
                     batch.done()
-                if _staged_rows(con) >= part_rows:
+                if bulk_merge.staged_rows(con) >= part_rows:
                     chunk = batch.last
-                    staged.read = _staged_rows(con)
+                    staged.read = bulk_merge.staged_rows(con)
                     staged.offset, staged.line = chunk.end, chunk.first + chunk.count - 1
                     staged.disk = chunk.disk
                     staged.done = False
@@ -527,7 +527,7 @@ class MusicBrainzReader:
             if chunks is not None:
                 chunks.close()  # the cutter stopped before its folder goes
             shutil.rmtree(folder, ignore_errors=True)
-        staged.read = _staged_rows(con)
+        staged.read = bulk_merge.staged_rows(con)
         yield staged
 
     def _batch(self, con: columnar.Connection, item: Input, batch: _Batch,
@@ -593,22 +593,12 @@ class MusicBrainzReader:
         ``first``; False if DuckDB refuses them or its rows are not their lines one to
         one."""
         columns = "{" + ", ".join(f"{_q(k)}: {_q(v)}" for k, v in _COLUMNS.items()) + "}"
-        try:
-            # Rows are stored in the files' order (insertion order is preserved, from
-            # file to file too), so rowid numbers the lines: a row_number() window here
-            # cost more than read_json itself (it buffers every nested column).
-            con.execute(f"""CREATE OR REPLACE TEMP TABLE mb_raw AS
-                SELECT * FROM read_json([{", ".join(_q(str(f)) for f in files)}],
-                  format = 'newline_delimited', columns = {columns},
-                  maximum_object_size = {MAX_LINE})""")
-        except (columnar.Error, UnicodeDecodeError):
-            # UnicodeDecodeError: DuckDB's message quotes the bad value cut to a few
-            # bytes, possibly inside a character, and the message fails to decode.
-            con.execute("DROP TABLE IF EXISTS temp.mb_raw")
-            return False
-        row = con.execute("SELECT count(*) FROM mb_raw").fetchone()
-        if row is None or int(row[0]) != lines:
-            con.execute("DROP TABLE IF EXISTS temp.mb_raw")
+        # Rows are stored in the files' order (insertion order is preserved, from file
+        # to file too), so rowid numbers the lines: a row_number() window here cost more
+        # than read_json itself (it buffers every nested column).
+        if not read_counted(con, "mb_raw", f"""SELECT * FROM read_json(
+                [{", ".join(_q(str(f)) for f in files)}], format = 'newline_delimited',
+                columns = {columns}, maximum_object_size = {MAX_LINE})""", lines):
             return False
         con.execute(f"CREATE OR REPLACE TEMP VIEW mb_rel AS "
                     f"SELECT rowid + {first} AS line, * FROM mb_raw")
@@ -757,13 +747,6 @@ class MusicBrainzReader:
         counts = bulk_merge.merge(con)
         bulk_merge.drop_staging(con)
         return counts
-
-
-def _staged_rows(con: columnar.Connection) -> int:
-    row = con.execute("SELECT (SELECT count(*) FROM stg_artist) + (SELECT count(*) FROM "
-                      "stg_release) + (SELECT count(*) FROM stg_track) + "
-                      "(SELECT count(*) FROM stg_isrc)").fetchone()
-    return int(row[0]) if row else 0
 
 
 def _countries() -> list[str]:
