@@ -102,6 +102,9 @@ def _tables() -> dict[str, bytes]:
         _line(11, _gid(411), 2, 99, 1, "1", "on no medium", 1, 1, 0, STAMP, "f"),
         _line(12, _gid(412), 9, None, 1, "1", "t", 1, 1, 0, STAMP, "f"),
         _line(13, _gid(413), 12, 1, 123456, "1", "t", 1, 1, 0, STAMP, "f"),
+        # on two releases, the one with the higher id first in the file
+        _line(14, _gid(414), 13, 6, 1, "1", "t", 1, 1, 0, STAMP, "f"),
+        _line(15, _gid(415), 13, 3, 3, "3", "t", 1, 1, 0, STAMP, "f"),
     ]
     recording = [
         _line(1, _gid(301), "Placed twice", 1, 210000, "", 0, STAMP, "f"),
@@ -119,6 +122,7 @@ def _tables() -> dict[str, bytes]:
         _line("x", _gid(313), "bad id", 1, 1, "", 0, STAMP, "f"),
         _line(None, _gid(314), "No id", 1, 1, "", 0, STAMP, "f"),
         _line(12, _gid(315), "Only its position too big", 1, None, "", 0, STAMP, "f"),
+        _line(13, _gid(316), "On two releases", 1, None, "", 0, STAMP, "f"),
     ]
     isrc = [_line(1, 1, "GBAAA0000001", None, 0, STAMP),
             _line(2, 1, "usbbb0000002", None, 0, STAMP),  # normalised by isrc.parse
@@ -205,7 +209,7 @@ def test_odd_lines_give_the_sqlite_paths_tables_and_rejects(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     watch = Watch(monkeypatch)
     got = _compare(tmp_path, _folder(tmp_path, _tables()))
-    assert len(got["track"]) == 13 and len(got["track_isrc"]) == 6
+    assert len(got["track"]) == 14 and len(got["track_isrc"]) == 6
     reasons = " | ".join(r[3] for r in got["reject"])
     for why in ("expected at least 4 tab-separated columns", "not a number",
                 "number out of range", "characters, kept the first", "invalid ISRC",
@@ -230,7 +234,7 @@ def test_distinct_ids_number_the_rows_by_id(tmp_path: Path,
             and not line.startswith(b"\\N\t"))
     watch = Watch(monkeypatch)
     got = _compare(tmp_path, _folder(tmp_path, tables))
-    assert watch.windows == [] and len(got["track"]) == 11
+    assert watch.windows == [] and len(got["track"]) == 12
 
 
 @pytest.mark.parametrize("odd", ["crlf", "invalid utf-8", "bom", "x01", "nul"])
