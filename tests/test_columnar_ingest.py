@@ -467,6 +467,16 @@ def _done(ws: Path) -> int | None:
         con.close()
 
 
+def columnar_pair(tmp_path: Path, env: dict[str, str]) -> tuple[Path, Path]:
+    """Two fresh columnar workspaces made by `phono init`: one for an uninterrupted run,
+    one for the run that is killed."""
+    pair = tmp_path / "whole", tmp_path / "killed"
+    for ws in pair:
+        subprocess.run([*PHONO, "init", str(ws), "--engine", "duckdb"], check=True, env=env,
+                       capture_output=True)
+    return pair
+
+
 def kill_after_first_input(cmd: list[str], env: dict[str, str]) -> None:
     """Run ``cmd`` (an ingest of several inputs printing a plain progress line after each
     committed one: ``PHONO_PROGRESS_INTERVAL=0``) and SIGKILL it at its first line; assert
@@ -487,10 +497,7 @@ def test_sigkill_mid_ingest_then_rerun_matches_uninterrupted(tmp_path: Path) -> 
     paths = [_synth(tmp_path, 1500, seed=s) for s in (1, 2, 3, 4)]
     # a plain progress line on stderr after every committed input
     env = dict(os.environ, PHONO_PROGRESS="0", PHONO_PROGRESS_INTERVAL="0")
-    whole, killed = tmp_path / "whole", tmp_path / "killed"
-    for ws in (whole, killed):
-        subprocess.run([*PHONO, "init", str(ws), "--engine", "duckdb"], check=True, env=env,
-                       capture_output=True)
+    whole, killed = columnar_pair(tmp_path, env)
     subprocess.run([*PHONO, "ingest", "musicbrainz", "-w", str(whole), *map(str, paths)],
                    check=True, env=env, capture_output=True)
     for _attempt in range(3):

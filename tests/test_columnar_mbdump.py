@@ -23,6 +23,7 @@ from phonotheque.workspace import Workspace
 from tests.test_columnar_ingest import (
     PHONO,
     _same_counts,
+    columnar_pair,
     columnar_tables,
     kill_after_first_input,
     sqlite_tables,
@@ -303,10 +304,7 @@ def test_sigkill_between_dumps_then_rerun_matches_uninterrupted(tmp_path: Path) 
     data = Path(__file__).parent / "data" / "mbdump"
     paths = [_folder(tmp_path, _tables()), data / "webservice", data / "isrc"]
     env = dict(os.environ, PHONO_PROGRESS="0", PHONO_PROGRESS_INTERVAL="0")
-    whole, killed = tmp_path / "whole", tmp_path / "killed"
-    for ws in (whole, killed):
-        subprocess.run([*PHONO, "init", str(ws), "--engine", "duckdb"], check=True, env=env,
-                       capture_output=True)
+    whole, killed = columnar_pair(tmp_path, env)
     subprocess.run([*PHONO, "ingest", "mbdump", "-w", str(whole), *map(str, paths)],
                    env=env, capture_output=True)
     kill_after_first_input([*PHONO, "ingest", "mbdump", "-w", str(killed), *map(str, paths)],
