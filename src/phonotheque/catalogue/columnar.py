@@ -205,7 +205,9 @@ def _identity(path: Path) -> tuple[int, int, int, int] | None:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def _quote(text: str) -> str:
+def quote(text: str) -> str:
+    """``text`` as a SQL string literal (DuckDB takes no parameters where a file name or a
+    table function's option goes)."""
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -264,7 +266,7 @@ def connect(catalogue: Path, *, temp_directory: Path, memory_bytes: int | None =
         con.execute("SET enable_progress_bar = false")
         con.execute("SET enable_progress_bar_print = false")
         try:
-            con.execute(f"LOAD {_quote(str(extension))}")
+            con.execute(f"LOAD {quote(str(extension))}")
         except duckdb.Error as exc:
             raise ToolError(extension, f"DuckDB {duckdb.__version__} cannot load it "
                                        f"(a mismatched {_WHEEL}?): {exc}") from exc
@@ -328,7 +330,7 @@ def attach(con: duckdb.DuckDBPyConnection, path: Path, alias: str, *,
     if read_only:
         options.append("READ_ONLY")
     try:
-        con.execute(f"ATTACH {_quote(str(path))} AS {alias}"
+        con.execute(f"ATTACH {quote(str(path))} AS {alias}"
                     + (f" ({', '.join(options)})" if options else ""))
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():

@@ -107,9 +107,6 @@ class _Fallback(Exception):
     """DuckDB cannot read this file as the Python reader would: let that one read it."""
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
@@ -191,11 +188,11 @@ def _check_stream(item: Input) -> None:
 
 
 def _scan(item: Input, fmt: str, names: list[str]) -> str:
-    path = _quote(str(item.path))
+    path = columnar.quote(str(item.path))
     if fmt == "parquet":
         return f"read_parquet({path})"
-    columns = ", ".join(f"{_quote(n)}: 'VARCHAR'" for n in names)
-    nulls = ", ".join(_quote(n) for n in _NULLS)
+    columns = ", ".join(f"{columnar.quote(n)}: 'VARCHAR'" for n in names)
+    nulls = ", ".join(columnar.quote(n) for n in _NULLS)
     return (f"read_csv({path}, header = true, auto_detect = false, delim = ',', quote = '\"', "
             f"escape = '\"', strict_mode = true, null_padding = false, "
             f"nullstr = [{nulls}], columns = {{{columns}}})")
@@ -308,7 +305,7 @@ def _table(con: columnar.Connection, item: Input, options: ReadOptions, fmt: str
             con.execute(f"UPDATE {_RAW} SET key = p.key, count = p.count, users = p.users, "
                         f"ok = true FROM {rows} p WHERE {_RAW}.rowid = p.pos - 1")
     con.execute(f"CREATE OR REPLACE TEMP VIEW {STAGING} AS SELECT rowid + 1 AS pos, "
-                f"{_quote(kind)} AS key_kind, key, count, users, 'row ' || (rowid + 1) AS locator "
+                f"{columnar.quote(kind)} AS key_kind, key, count, users, 'row ' || (rowid + 1) AS locator "
                 f"FROM {_RAW} WHERE ok")
     row = con.execute(f"SELECT count(*) FROM {_RAW} WHERE ok").fetchone()
     staged.rows = int(row[0]) if row else 0
@@ -378,7 +375,7 @@ def _json_lines(con: columnar.Connection, item: Input, options: ReadOptions) -> 
     with the locator of its first line, as the Python reader's tally does."""
     lines = _json_layout(item)
     staged = Staged(dataset_name(item, options), printable(item.path.name), None)
-    paths = "[" + ", ".join(_quote(p) for p in _PATHS) + "]"
+    paths = "[" + ", ".join(columnar.quote(p) for p in _PATHS) + "]"
     valid = "regexp_full_match(coalesce(json_extract_string({0}, '$'), ''), '{1}')"
 
     def given(j: str) -> str:  # a JSON string
@@ -393,7 +390,7 @@ def _json_lines(con: columnar.Connection, item: Input, options: ReadOptions) -> 
     def once(key: str, *present: str) -> str:
         # the key's name appears in the line's text as often as the key is found: no
         # object repeats it (orjson keeps the last of repeated keys, DuckDB the first)
-        k = _quote(f'"{key}"')
+        k = columnar.quote(f'"{key}"')
         found = " + ".join(f"({j} IS NOT NULL)::INTEGER" for j in present)
         return f"(strlen(raw) - strlen(replace(raw, {k}, ''))) = {len(key) + 2} * ({found})"
 
@@ -402,7 +399,7 @@ def _json_lines(con: columnar.Connection, item: Input, options: ReadOptions) -> 
     isrc = f"{absent('m1')} AND {absent('m2')} AND {given('i')} AND " + valid.format("i", _ISRC)
     falsy = " AND ".join(f"({absent(j)} OR CAST({j} AS VARCHAR) = '\"\"')"
                          for j in ("m1", "m2", "i"))
-    path = _quote(str(item.path))
+    path = columnar.quote(str(item.path))
     # Fast: read_json with the listen's structure typed (DuckDB refuses a line whose
     # objects repeat a key, or whose track_metadata, mbid_mapping or additional_info is
     # not an object). Per line: every line as JSON text, the keys checked against the
@@ -411,7 +408,7 @@ def _json_lines(con: columnar.Connection, item: Input, options: ReadOptions) -> 
     columns = {"track_metadata": f"STRUCT(mbid_mapping STRUCT(recording_mbid JSON), "
                                  f"additional_info {ai_t})",
                "data": "JSON", "payload": "JSON", "recordings": "JSON", "listens": "JSON"}
-    typed = "{" + ", ".join(f"{_quote(k)}: {_quote(v)}" for k, v in columns.items()) + "}"
+    typed = "{" + ", ".join(f"{columnar.quote(k)}: {columnar.quote(v)}" for k, v in columns.items()) + "}"
     fast = f"""SELECT NULL::VARCHAR AS raw, track_metadata IS NOT NULL AS shape,
                    track_metadata.mbid_mapping.recording_mbid AS m1,
                    track_metadata.additional_info.recording_mbid AS m2,

@@ -84,19 +84,22 @@ class Stager:
 
     def flush(self) -> None:
         for table, rows in self.rows.items():
-            if not rows:
-                continue
-            types = _TYPES[table]
-            columns = zip(*rows, strict=True)
-            arrays = [pa.array(col, type=t)
-                      for col, t in zip(columns, types.values(), strict=True)]
-            batch = pa.Table.from_arrays(arrays, names=list(types))
-            self.con.register("phono_stage_batch", batch)
-            try:
-                self.con.execute(f"INSERT INTO {table} SELECT * FROM phono_stage_batch")
-            finally:
-                self.con.unregister("phono_stage_batch")
-            rows.clear()
+            if rows:
+                insert_rows(self.con, table, rows, _TYPES[table])
+                rows.clear()
+
+
+def insert_rows(con: columnar.Connection, table: str, rows: list[tuple[Any, ...]],
+                types: dict[str, pa.DataType]) -> None:
+    """Append ``rows`` (tuples in the order of ``types``: column -> Arrow type) to
+    ``table`` as one Arrow batch, so DuckDB takes them without a row loop."""
+    columns = zip(*rows, strict=True)
+    arrays = [pa.array(col, type=t) for col, t in zip(columns, types.values(), strict=True)]
+    con.register("phono_stage_batch", pa.Table.from_arrays(arrays, names=list(types)))
+    try:
+        con.execute(f"INSERT INTO {table} SELECT * FROM phono_stage_batch")
+    finally:
+        con.unregister("phono_stage_batch")
 
 
 _TABLE: dict[type, str] = {Track: "stg_track", TrackISRC: "stg_isrc", Artist: "stg_artist",

@@ -58,9 +58,6 @@ _ISRC = "[A-Z]{2}[A-Z0-9]{3}[0-9]{7}"  # an ISRC in normal form (isrc.parse keep
 _KIND_SEQ = 40  # seq = kind << 40 | the record's place among its kind
 
 
-def _q(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
 
 def _table_ddl(table: str) -> str:
     cols = ", ".join(f"{name} {'BIGINT' if name in rows.INTEGER_COLUMNS else 'VARCHAR'}"
@@ -68,9 +65,10 @@ def _table_ddl(table: str) -> str:
     return f"CREATE OR REPLACE TEMP TABLE mbd_{table}({cols}, line BIGINT)"
 
 
-def _arrow_types(table: str) -> list[tuple[str, pa.DataType]]:
-    return [(name, pa.int64() if name in rows.INTEGER_COLUMNS else pa.string())
-            for name, _ in rows.TABLES[table][0]] + [("line", pa.int64())]
+def _arrow_types(table: str) -> dict[str, pa.DataType]:
+    types = {name: pa.int64() if name in rows.INTEGER_COLUMNS else pa.string()
+             for name, _ in rows.TABLES[table][0]}
+    return types | {"line": pa.int64()}
 
 
 class _Scan:
@@ -239,7 +237,7 @@ def _load_table(con: columnar.Connection, item: Input, table: str, path: Path, s
 def _read_lines(con: columnar.Connection, path: Path, lines: int) -> bool:
     """``path``'s lines into ``mbd_lines`` (rowid = line - 1); False if DuckDB refuses
     the file or does not give one row per line."""
-    return read_counted(con, "mbd_lines", f"SELECT l FROM read_csv({_q(str(path))}, {_LINES})",
+    return read_counted(con, "mbd_lines", f"SELECT l FROM read_csv({columnar.quote(str(path))}, {_LINES})",
                         lines)
 
 
@@ -261,19 +259,6 @@ def _insert(con: columnar.Connection, table: str,
     the rows to ``mbd_<table>`` (Arrow batches), the rejects to ``rejects``."""
     types = _arrow_types(table)
     batch: list[tuple[object, ...]] = []
-
-    def flush() -> None:
-        if not batch:
-            return
-        columns = zip(*batch, strict=True)
-        arrays = [pa.array(c, type=t) for c, (_, t) in zip(columns, types, strict=True)]
-        con.register("mbd_batch", pa.Table.from_arrays(arrays, names=[n for n, _ in types]))
-        try:
-            con.execute(f"INSERT INTO mbd_{table} SELECT * FROM mbd_batch")
-        finally:
-            con.unregister("mbd_batch")
-        batch.clear()
-
     for n, raw, length in numbered:
         row = rows.parse_line(table, raw, length, n, item.source)
         if type(row) is Reject:
@@ -281,8 +266,10 @@ def _insert(con: columnar.Connection, table: str,
         else:
             batch.append(row)  # type: ignore[arg-type]
             if len(batch) >= 100_000:
-                flush()
-    flush()
+                _records.insert_rows(con, f"mbd_{table}", batch, types)
+                batch.clear()
+    if batch:
+        _records.insert_rows(con, f"mbd_{table}", batch, types)
 
 
 def _join(con: columnar.Connection, item: Input, staged: Staged) -> None:
@@ -292,7 +279,7 @@ def _join(con: columnar.Connection, item: Input, staged: Staged) -> None:
     name = printable(item.path.name)
 
     def prov(table: str, line: str = "line") -> str:
-        return f"{_q(name)}, 'mbdump/{table}:line ' || {line}, '{_LICENCE}'"
+        return f"{columnar.quote(name)}, 'mbdump/{table}:line ' || {line}, '{_LICENCE}'"
 
     def long(*cols: str) -> str:
         return " OR ".join(f"strlen({c}) > {bounds.MAX_TEXT}" for c in cols)
@@ -380,7 +367,7 @@ def _join(con: columnar.Connection, item: Input, staged: Staged) -> None:
                             "pos, line FROM mbd_t WHERE odd",
          lambda r: rows.track_record(r, name))
     _done(con, "t")
-    countries = ", ".join(_q(c) for c in sorted(isrc.COUNTRIES))
+    countries = ", ".join(columnar.quote(c) for c in sorted(isrc.COUNTRIES))
     con.execute(f"""CREATE OR REPLACE TEMP TABLE mbd_i AS
         SELECT {4 << _KIND_SEQ} + row_number() OVER (ORDER BY i.recording, i.line, rec.line) AS seq,
                rec.gid, i.isrc, i.line,

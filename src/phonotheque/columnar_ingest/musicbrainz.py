@@ -135,9 +135,6 @@ _COLUMNS = {
 }
 
 
-def _q(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
 
 #: Lines DuckDB reads at a time (a chunk), at most. A chunk's nested rows and credit
 #: aggregates are what takes memory (a whole 10 M-track file ran out of a 3 GiB limit:
@@ -592,12 +589,12 @@ class MusicBrainzReader:
         """Load the lines of consecutive chunks' ``files`` into ``mb_rel``, numbered from
         ``first``; False if DuckDB refuses them or its rows are not their lines one to
         one."""
-        columns = "{" + ", ".join(f"{_q(k)}: {_q(v)}" for k, v in _COLUMNS.items()) + "}"
+        columns = "{" + ", ".join(f"{columnar.quote(k)}: {columnar.quote(v)}" for k, v in _COLUMNS.items()) + "}"
         # Rows are stored in the files' order (insertion order is preserved, from file
         # to file too), so rowid numbers the lines: a row_number() window here cost more
         # than read_json itself (it buffers every nested column).
         if not read_counted(con, "mb_raw", f"""SELECT * FROM read_json(
-                [{", ".join(_q(str(f)) for f in files)}], format = 'newline_delimited',
+                [{", ".join(columnar.quote(str(f)) for f in files)}], format = 'newline_delimited',
                 columns = {columns}, maximum_object_size = {MAX_LINE})""", lines):
             return False
         con.execute(f"CREATE OR REPLACE TEMP VIEW mb_rel AS "
@@ -605,12 +602,12 @@ class MusicBrainzReader:
         return True
 
     def _stage_sql(self, con: columnar.Connection, item: Input, chunk: _Chunk) -> None:
-        name = _q(printable(item.path.name))
+        name = columnar.quote(printable(item.path.name))
         # the row reader's locators: "line 7", in an archive "mbdump/release:line 7"
         member = "" if chunk.member is None else chunk.member + ":"
 
         def prov(line: str) -> str:
-            return f"{name}, {_q(member + 'line ')} || ({line} - {chunk.base}), '{LICENCE}'"
+            return f"{name}, {columnar.quote(member + 'line ')} || ({line} - {chunk.base}), '{LICENCE}'"
 
         # Each value is extracted once per level (JSON text -> string -> stripped text ->
         # checks), so no nested macro is evaluated twice. Credits are read once per
@@ -665,7 +662,7 @@ class MusicBrainzReader:
             SELECT h, ac, ce, credit, akeys, cbad OR NOT shape AS cbad FROM (
             SELECT h, ac, ce, shape, {_credit_summary('ce')} FROM (
               SELECT h, ac, {_entries(_entries_raw('acs'))} AS ce, shape FROM (
-              SELECT h, ac, json_transform(ac, {_q(_CREDIT_JSON)}) AS acs,
+              SELECT h, ac, json_transform(ac, {columnar.quote(_CREDIT_JSON)}) AS acs,
                      {_credit_shape('ac')} AS shape FROM (
                 SELECT h, any_value(ac) AS ac FROM (
                   SELECT {_CREDIT_KEY.format('"artist-credit"')} AS h, "artist-credit" AS ac
@@ -738,7 +735,7 @@ class MusicBrainzReader:
             WHERE NOT EXISTS (SELECT 1 FROM mb_flag f WHERE f.line = t.line)""")
         con.execute(f"""INSERT INTO stg_isrc
             SELECT {seq_t} + 49 + j, rid, code,
-                   CASE WHEN left(code, 2) IN ({", ".join(_q(c) for c in _countries())})
+                   CASE WHEN left(code, 2) IN ({", ".join(columnar.quote(c) for c in _countries())})
                         THEN 1 ELSE 0 END, {prov('line')}
             FROM (SELECT line, k, rid, unnest(isrcs) AS code, unnest(range(len(isrcs))) AS j
                   FROM mb_t ANTI JOIN mb_flag USING (line) WHERE len(isrcs) > 0)""")
