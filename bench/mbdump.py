@@ -15,7 +15,10 @@ the same run: reading every table's lines once and splitting them on tabs in Pyt
 (the least any reader of these files does).
 
     .venv/bin/python bench/mbdump.py --recordings 1000000 --engine sqlite --engine duckdb \\
-        --workdir /work/scratch/mbd
+        --before /path/to/an/older/checkout/src --workdir /work/scratch/mbd
+
+``--before SRC`` also times the columnar ingest with another tree's code (``PYTHONPATH``),
+in the same run; every run is printed with its ratio to the first one.
 """
 
 from __future__ import annotations
@@ -141,6 +144,7 @@ def main() -> None:
     ap.add_argument("--engine", action="append", choices=("sqlite", "duckdb"))
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/phono-bench-mbdump"))
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--before", type=Path, help="another tree's src/ to time as well")
     args = ap.parse_args()
     engines = args.engine or ["duckdb"]
     data = args.workdir / f"dump-{args.recordings}"
@@ -154,18 +158,26 @@ def main() -> None:
     base = split_baseline(data / "mbdump")
     print(f"baseline (lines split on tabs): {base.wall_s:.1f} s, {base.cpu_s:.1f} CPU s",
           flush=True)
-    for engine in engines:
+    runs = [(engine, engine, None) for engine in engines]
+    if args.before is not None:
+        runs.append(("duckdb, --before", "duckdb", str(args.before)))
+    first = None
+    for label, engine, src in runs:
         ws = args.workdir / f"ws-{engine}"
         shutil.rmtree(ws, ignore_errors=True)
+        env = os.environ if src is None else dict(os.environ, PYTHONPATH=src)
         init = [PHONO, "init", str(ws)] + (["--engine", engine] if engine != "sqlite" else [])
         run("init", init, args.workdir / f"init-{engine}.log")
-        stage = run(f"ingest-mbdump ({engine})",
+        stage = run(f"ingest-mbdump ({label})",
                     [PHONO, "ingest", "mbdump", str(data), "-w", str(ws)],
-                    args.workdir / f"ingest-{engine}.log", spill=ws / "tmp")
-        print(f"{engine}: {stage.wall_s:.1f} s wall ({stage.wall_s / base.wall_s:.1f}x the "
-              f"baseline), {stage.cpu_s:.1f} CPU s, peak RSS {stage.rss_mib:,.0f} MiB, "
+                    args.workdir / f"ingest-{engine}.log", spill=ws / "tmp", env=env)
+        first = first or stage
+        print(f"{label}: {stage.wall_s:.1f} s wall ({stage.wall_s / base.wall_s:.1f}x the "
+              f"baseline, {stage.wall_s / first.wall_s:.2f}x the first run), "
+              f"{stage.cpu_s:.1f} CPU s, peak RSS {stage.rss_mib:,.0f} MiB, "
               f"peak tmp {stage.spill_peak / 1e6:,.0f} MB; load {stage.load_before:.1f} -> "
               f"{stage.load_after:.1f}", flush=True)
+        shutil.rmtree(ws, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import orjson
@@ -119,13 +119,14 @@ def _allocated(folder: Path, within: Path) -> tuple[int, int]:
     return total, inner
 
 
-def run(name: str, cmd: list[str], log: Path, spill: Path | None = None) -> Stage:
-    """Run ``cmd`` (stderr to ``log``); measure it with ``wait4`` (and the peak size of
-    ``spill``, a folder, meanwhile)."""
+def run(name: str, cmd: list[str], log: Path, spill: Path | None = None,
+        env: Mapping[str, str] | None = None) -> Stage:
+    """Run ``cmd`` (stderr to ``log``, in ``env`` if given); measure it with ``wait4`` (and
+    the peak size of ``spill``, a folder, meanwhile)."""
     load0 = loadavg()
     t0 = time.perf_counter()
     with open(log, "wb") as err, SpillWatch(spill) as watch:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
     took = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
