@@ -7,6 +7,7 @@ import functools
 import os
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -285,6 +286,13 @@ class PlainLog:
     every ``interval`` seconds (the first after ``interval``), each with the count, the
     rate since the start and, when the total is known, the share and ETA. Quiet runs
     shorter than one interval print nothing.
+
+    Between events, a heartbeat (:meth:`beat`, called by :func:`plain_progress`'s
+    thread) prints the last figures again once an interval has passed without a line:
+    a job inside one long statement (a 10 M-track merge commits after minutes, a
+    publish builds an index for a quarter of a minute) still shows, every interval, that
+    it runs and for how long. Events come from the job's threads, beats from another:
+    one lock orders them.
     """
 
     def __init__(self, description: str, unit: str = "", scale: float = 1,
@@ -301,18 +309,31 @@ class PlainLog:
         self.start = self.last = time.monotonic()
         self.lines = 0
         self.event: ProgressEvent | None = None
+        self._lock = threading.Lock()
 
     def __call__(self, event: ProgressEvent) -> None:
-        now = time.monotonic()
-        if self.event is not None and event.stage != self.event.stage:
-            self.start = now  # `build`: each stage counts (and is timed) from zero
-        self.event = event
-        if now - self.last >= self.interval:
-            self.last = now
-            self.print(event, now)
+        with self._lock:
+            now = time.monotonic()
+            if self.event is not None and event.stage != self.event.stage:
+                self.start = now  # `build`: each stage counts (and is timed) from zero
+            self.event = event
+            if now - self.last >= self.interval:
+                self.last = now
+                self.print(event, now)
 
-    def line(self, event: ProgressEvent, now: float) -> str:
+    def beat(self) -> None:
+        """Print the last figures again (or, before any event, that the job runs) if no
+        line was printed for an interval."""
+        with self._lock:
+            now = time.monotonic()
+            if now - self.last >= self.interval:
+                self.last = now
+                self.print(self.event, now)
+
+    def line(self, event: ProgressEvent | None, now: float) -> str:
         elapsed = max(now - self.start, 1e-9)
+        if event is None:  # nothing reported yet: the job is in its first step
+            return f"{self.description}: elapsed {_duration(elapsed)} - working"
         unit = event.unit or self.unit
         scale, shown_unit = (2**20, "MiB") if unit == "B" else (self.scale, unit)
         done = event.done / scale
@@ -340,7 +361,7 @@ class PlainLog:
             parts.append(f"- {event.message}")
         return " ".join(parts)
 
-    def print(self, event: ProgressEvent, now: float) -> None:
+    def print(self, event: ProgressEvent | None, now: float) -> None:
         self.lines += 1
         stamp = time.strftime("%H:%M:%S")
         err_console.print(f"{stamp} {self.line(event, now)}", markup=False, highlight=False,
@@ -348,23 +369,42 @@ class PlainLog:
 
     def close(self) -> None:
         """A last line with the final figures, if the run was long enough to log at all."""
-        if self.lines and self.event is not None:
-            self.print(self.event, time.monotonic())
+        with self._lock:
+            if self.lines and self.event is not None:
+                self.print(self.event, time.monotonic())
+
+
+#: The shortest interval that gets a heartbeat: PHONO_PROGRESS_INTERVAL=0 (a line for
+#: every event, which tests use to see each committed part) must not get lines of its own.
+MIN_BEAT_INTERVAL = 0.05
+
+
+@contextmanager
+def plain_progress(description: str, unit: str = "", scale: float = 1) -> Iterator[PlainLog]:
+    """A :class:`PlainLog` with its heartbeat thread, which writes its last line when the
+    job ends."""
+    log = PlainLog(description, unit, scale)
+    stop = threading.Event()
+    beats = None
+    if log.interval >= MIN_BEAT_INTERVAL:
+        def beat() -> None:
+            while not stop.wait(log.interval):
+                log.beat()
+
+        beats = threading.Thread(target=beat, name="phono-progress", daemon=True)
+        beats.start()
+    try:
+        yield log
+    finally:
+        stop.set()
+        if beats is not None:
+            beats.join()
+        log.close()
 
 
 def _duration(seconds: float) -> str:
     s = int(seconds)
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
-
-
-@contextmanager
-def plain_progress(description: str, unit: str = "", scale: float = 1) -> Iterator[PlainLog]:
-    """A :class:`PlainLog` that writes its last line when the job ends."""
-    log = PlainLog(description, unit, scale)
-    try:
-        yield log
-    finally:
-        log.close()
 
 
 def progress_on_terminal(enabled: bool = True) -> bool:
