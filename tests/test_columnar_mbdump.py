@@ -12,7 +12,6 @@ import lzma
 import os
 import subprocess
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
@@ -316,32 +315,3 @@ def test_sigkill_between_dumps_then_rerun_matches_uninterrupted(tmp_path: Path) 
     statuses = [s["status"] for s in json.loads(rerun.stdout)["report"]["sources"]]
     assert statuses[0] == "skipped" and statuses[1:] != ["skipped", "skipped"], statuses
     assert columnar_tables(Workspace(killed)) == columnar_tables(Workspace(whole))
-
-
-@pytest.mark.parametrize("shape", ["folder", "archive"])
-def test_the_next_table_is_read_ahead_two_at_most_and_a_folder_is_left_whole(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: str) -> None:
-    """While DuckDB loads a table, the next one is scanned (or copied out of the archive)
-    in a thread: the copies of an archive's members on disk are at most two (the one
-    loading, the one read ahead), and a folder's own files are never removed."""
-    source = _folder(tmp_path, _tables()) if shape == "folder" else _archive(tmp_path, _tables())
-    load_table = columnar_mbdump._load_table
-    on_disk: list[list[str]] = []
-    ws = Workspace.create(tmp_path / "w", engine="duckdb")
-    copies = ws.root / "tmp" / "ingest" / "mbdump"
-
-    def watch(con, item, table, path, scan, rejects):  # type: ignore[no-untyped-def]
-        time.sleep(0.2)  # a slow load: the thread reads the next table meanwhile
-        on_disk.append(sorted(p.name for p in copies.iterdir()) if copies.is_dir() else [])
-        return load_table(con, item, table, path, scan, rejects)
-
-    monkeypatch.setattr(columnar_mbdump, "_load_table", watch)
-    ingest(ws, "mbdump", [source])
-    assert len(on_disk) == len(TABLES)
-    if shape == "archive":
-        assert max(len(names) for names in on_disk) == 2  # read ahead, and no further
-        assert on_disk[0] == ["1-artist", "2-artist_credit"]
-        assert not copies.exists() or not any(copies.iterdir())
-    else:
-        assert all(names == [] for names in on_disk)
-        assert sorted(p.name for p in (source / "mbdump").iterdir()) == sorted(TABLES)

@@ -40,7 +40,6 @@ from phonotheque.columnar_ingest import StageContext, Staged, _records, read_cou
 from phonotheque.errors import wrap_os_error
 from phonotheque.ingest import within_bounds
 from phonotheque.model import Record, Reject
-from phonotheque.read_ahead import read_ahead
 from phonotheque.sources import Input, bounded_lines, bounds, get, open_tar_stream, printable
 from phonotheque.sources import mbdump as rows
 from phonotheque.sources.musicbrainz import ARCHIVE_ERRORS
@@ -131,46 +130,32 @@ class MbdumpReader:
     def _load(self, con: columnar.Connection, item: Input, folder: Path,
               rejects: list[Reject]) -> None:
         """Every table of ``item`` into ``mbd_<table>`` (the kept columns and the line),
-        in the row reader's order; the lines refused go to ``rejects``.
-
-        The next table is scanned (a folder's) or copied out of the archive and scanned
-        in a thread while DuckDB loads the one before (:func:`read_ahead`, one ahead):
-        the scan, and an archive's decompression and copy, overlap the load."""
+        in the row reader's order; the lines refused go to ``rejects``."""
         for table in rows.TABLES:
             con.execute(_table_ddl(table))
         tables = rows.table_folder(item.path)
         if tables is not None:
-            for name, path, scan in read_ahead(_scanned(tables), 1, lockstep=True,
-                                               name="mbdump-tables"):
-                _load_table(con, item, name, path, scan, rejects)
+            for table in rows.TABLES:
+                path = tables / table
+                if path.is_file():
+                    scan = _Scan()
+                    try:
+                        with open(path, "rb") as f:
+                            while block := f.read(_READ):
+                                scan.add(block)
+                    except OSError as exc:
+                        raise wrap_os_error(exc, printable(path)) from exc
+                    _load_table(con, item, table, path, scan, rejects)
             return
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise wrap_os_error(exc, folder, writing=True) from exc
-        for name, path, scan in read_ahead(
-                _members(item.path, folder), 1, lockstep=True, name="mbdump-members",
-                discard=lambda member: member[1].unlink(missing_ok=True)):
+        for name, path, scan in _members(item.path, folder):
             try:
                 _load_table(con, item, name, path, scan, rejects)
             finally:
                 path.unlink(missing_ok=True)
-
-
-def _scanned(tables: Path) -> Iterator[tuple[str, Path, _Scan]]:
-    """The table files of a dump folder, each scanned (:class:`_Scan`), in the row
-    reader's order."""
-    for table in rows.TABLES:
-        path = tables / table
-        if path.is_file():
-            scan = _Scan()
-            try:
-                with open(path, "rb") as f:
-                    while block := f.read(_READ):
-                        scan.add(block)
-            except OSError as exc:
-                raise wrap_os_error(exc, printable(path)) from exc
-            yield table, path, scan
 
 
 def _members(archive: Path, folder: Path) -> Iterator[tuple[str, Path, _Scan]]:
