@@ -12,6 +12,7 @@ import lzma
 import os
 import subprocess
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -149,15 +150,18 @@ def _folder(tmp_path: Path, tables: dict[str, bytes]) -> Path:
     return root
 
 
-def _archive(tmp_path: Path, tables: dict[str, bytes], cut: int | None = None) -> Path:
+def _archive(tmp_path: Path, tables: dict[str, bytes], cut: int | None = None, *,
+             compress: Callable[[bytes], bytes] = lambda tar: lzma.compress(tar, preset=0),
+             filename: str = "mbdump.tar.xz") -> Path:
+    """The tables (and a TIMESTAMP) as a compressed dump archive, cut after ``cut`` bytes."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for name, data in [("TIMESTAMP", STAMP.encode()), *tables.items()]:
             info = tarfile.TarInfo(f"mbdump/{name}" if name in TABLES else name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    data = lzma.compress(buf.getvalue(), preset=0)
-    path = tmp_path / "mbdump.tar.xz"
+    data = compress(buf.getvalue())
+    path = tmp_path / filename
     path.write_bytes(data if cut is None else data[:cut])
     return path
 

@@ -6,9 +6,7 @@ and a truncated, corrupt or mislabelled archive still gives a clear reject on bo
 from __future__ import annotations
 
 import bz2
-import io
 import os
-import tarfile
 from pathlib import Path
 
 import psutil
@@ -16,22 +14,14 @@ import pytest
 
 from phonotheque.ingest import ingest
 from phonotheque.sources import open_tar_on_disk
-from phonotheque.sources.mbdump import TABLES
 from phonotheque.workspace import Workspace
 from tests.require import require_tool
-from tests.test_columnar_mbdump import STAMP, _compare, _tables
+from tests.test_columnar_mbdump import _archive, _compare, _tables
 
 
 def _tar_bz2(tmp_path: Path, tables: dict[str, bytes], name: str = "mbdump.tar.bz2") -> Path:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for table, data in [("TIMESTAMP", STAMP.encode()), *tables.items()]:
-            info = tarfile.TarInfo(f"mbdump/{table}" if table in TABLES else table)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    path = tmp_path / name
-    path.write_bytes(bz2.compress(buf.getvalue(), 1))  # 100 kB blocks: several in a big one
-    return path
+    # bzip2 blocks of 100 kB: a big dump spans several
+    return _archive(tmp_path, tables, compress=lambda tar: bz2.compress(tar, 1), filename=name)
 
 
 @pytest.fixture
