@@ -477,13 +477,20 @@ def columnar_pair(tmp_path: Path, env: dict[str, str]) -> tuple[Path, Path]:
     return pair
 
 
+def committed(line: bytes) -> bool:
+    """A plain progress line of a committed input or part: its message is the input
+    alone (a reader's step inside a part says ``<input>: <step>``)."""
+    return b" - " in line and b": " not in line.rsplit(b" - ", 1)[1]
+
+
 def kill_after_first_input(cmd: list[str], env: dict[str, str]) -> None:
     """Run ``cmd`` (an ingest of several inputs printing a plain progress line after each
-    committed one: ``PHONO_PROGRESS_INTERVAL=0``) and SIGKILL it at its first line; assert
-    the kill landed before it finished."""
+    committed one: ``PHONO_PROGRESS_INTERVAL=0``) and SIGKILL it at the first such line;
+    assert the kill landed before it finished."""
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.stdout is not None
-    proc.stdout.readline()
+    while (line := proc.stdout.readline()) and not committed(line):
+        pass
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     proc.stdout.close()

@@ -319,3 +319,28 @@ def test_sigkill_between_dumps_then_rerun_matches_uninterrupted(tmp_path: Path) 
     statuses = [s["status"] for s in json.loads(rerun.stdout)["report"]["sources"]]
     assert statuses[0] == "skipped" and statuses[1:] != ["skipped", "skipped"], statuses
     assert columnar_tables(Workspace(killed)) == columnar_tables(Workspace(whole))
+
+
+@pytest.mark.parametrize("shape", ["folder", "archive"])
+def test_progress_names_each_step_of_the_one_part(tmp_path: Path, shape: str) -> None:
+    """A dump is one part, committed at its end (minutes at 10 M recordings): progress
+    says which table is loaded, then the joins and the merge, with the bytes of the input
+    read so far (never past its size, never going back)."""
+    from phonotheque import columnar_ingest
+    from phonotheque.progress import ProgressEvent
+
+    source = _folder(tmp_path, _tables()) if shape == "folder" else _archive(tmp_path, _tables())
+    events: list[ProgressEvent] = []
+    ws = Workspace.create(tmp_path / "w", engine="duckdb")
+    columnar_ingest.ingest(ws, "mbdump", [source], progress=events.append)
+    name = str(source)
+    steps = [e.message.removeprefix(f"{name}: ") for e in events if e.message != name]
+    # a folder's tables in the row reader's order, an archive's in the archive's
+    assert sorted(steps[:-2]) == sorted(f"table {t} loaded" for t in TABLES)
+    assert steps[-2:] == ["joining the tables", "merging into the catalogue"]
+    done = [e.done for e in events]
+    assert done == sorted(done) and done[-1] == events[-1].total
+    assert all(e.done <= (e.total or 0) for e in events)
+    assert 0 < events[0].done  # the first table's bytes (a tiny archive is read at once)
+    if shape == "folder":
+        assert events[0].done == len(_tables()["artist"])

@@ -72,6 +72,9 @@ class StageContext:
     tmp: Path  # inside the workspace; the reader removes what it puts there
     start: int = 0  # resume: uncompressed byte offset a committed part reached (0: start)
     line: int = 0  # resume: lines before ``start``
+    #: What a reader that stages one long part says while it works: the step it is on and
+    #: the bytes of the input on disk it has read so far (progress before the part commits).
+    step: Callable[[str, int], None] | None = None
 
 
 class BulkReader(Protocol):
@@ -174,11 +177,13 @@ def ingest(
         try:
             for item in inputs:
                 def tick(read: int, disk: int, item: Input = item, rows: int = rows,
-                         before: int = done_bytes) -> None:
-                    # after every committed part: a long input shows progress too
+                         before: int = done_bytes, step: str = "") -> None:
+                    # after every committed part (a long input shows progress too), and
+                    # at a reader's steps inside a part (``step``: what it does now)
                     if progress is not None:
                         done = before + min(disk, item.size)
-                        progress(_event(item.source, rows + read, done, total_bytes))
+                        progress(_event(f"{item.source}: {step}" if step else item.source,
+                                        rows + read, done, total_bytes))
 
                 rep, read = _one(con, store, bulk_reader, item, options, tmp, report,
                                  ws.columnar, tick, bulk.stage_memory(memory_bytes))
@@ -208,7 +213,7 @@ def _refresh(con: columnar.Connection) -> int:
 
 def _one(con: columnar.Connection, store: Store, bulk_reader: BulkReader, item: Input,
          options: IngestOptions, tmp: Path, report: IngestReport, where: Path,
-         tick: Callable[[int, int], None], limit: int) -> tuple[SourceReport, int]:
+         tick: Callable[..., None], limit: int) -> tuple[SourceReport, int]:
     cp = bulk.checkpoint(con, item.source)
     same = cp is not None and cp.size == item.size and cp.mtime_ns == item.mtime_ns
     if cp is not None and cp.done and same and not options.force:
@@ -218,7 +223,9 @@ def _one(con: columnar.Connection, store: Store, bulk_reader: BulkReader, item: 
             and bulk_reader.resumable):
         start, line = cp.offset, cp.line
     rep = SourceReport(item.source, "resumed" if start else "read", start_offset=start)
-    parts = bulk_reader.stage(con, item, StageContext(options.read, tmp, start, line))
+    parts = bulk_reader.stage(con, item, StageContext(
+        options.read, tmp, start, line,
+        step=lambda what, disk: tick(rep.read, disk, step=what)))
     try:
         for staged in parts:
             with columnar.transaction(con):

@@ -40,7 +40,7 @@ from phonotheque.columnar_ingest import StageContext, Staged, _records, read_cou
 from phonotheque.errors import wrap_os_error
 from phonotheque.ingest import within_bounds
 from phonotheque.model import Record, Reject
-from phonotheque.sources import Input, bounded_lines, bounds, get, open_tar_stream, printable
+from phonotheque.sources import Input, bounded_lines, bounds, get, open_tar_on_disk, printable
 from phonotheque.sources import mbdump as rows
 from phonotheque.sources.musicbrainz import ARCHIVE_ERRORS
 
@@ -108,18 +108,21 @@ class MbdumpReader:
               ctx: StageContext) -> Generator[Staged, None, None]:
         folder = ctx.tmp / "mbdump"
         staged = Staged()
+        step = ctx.step or (lambda what, disk: None)
         try:
             try:
-                self._load(con, item, folder, staged.rejects)
+                self._load(con, item, folder, staged.rejects, step)
             except _Broken:
                 _drop(con)
                 yield _records.stage(con, item, get(KIND).read(item, ctx.options))
                 return
             bulk_merge.create_staging(con)
+            step("joining the tables", item.size)
             _join(con, item, staged)
         finally:
             _drop(con)  # before the merge (memory), also when a statement failed
             shutil.rmtree(folder, ignore_errors=True)
+        step("merging into the catalogue", item.size)
         yield staged
 
     def merge(self, con: columnar.Connection, staged: Staged) -> dict[str, list[int]]:
@@ -128,13 +131,15 @@ class MbdumpReader:
         return counts
 
     def _load(self, con: columnar.Connection, item: Input, folder: Path,
-              rejects: list[Reject]) -> None:
+              rejects: list[Reject], step: Callable[[str, int], None]) -> None:
         """Every table of ``item`` into ``mbd_<table>`` (the kept columns and the line),
-        in the row reader's order; the lines refused go to ``rejects``."""
+        in the row reader's order; the lines refused go to ``rejects``. ``step`` hears of
+        each table loaded, with the bytes of the input read so far."""
         for table in rows.TABLES:
             con.execute(_table_ddl(table))
         tables = rows.table_folder(item.path)
         if tables is not None:
+            done = 0
             for table in rows.TABLES:
                 path = tables / table
                 if path.is_file():
@@ -146,25 +151,28 @@ class MbdumpReader:
                     except OSError as exc:
                         raise wrap_os_error(exc, printable(path)) from exc
                     _load_table(con, item, table, path, scan, rejects)
+                    done += scan.size
+                    step(f"table {table} loaded", done)
             return
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise wrap_os_error(exc, folder, writing=True) from exc
-        for name, path, scan in _members(item.path, folder):
+        for name, path, scan, disk in _members(item.path, folder):
             try:
                 _load_table(con, item, name, path, scan, rejects)
             finally:
                 path.unlink(missing_ok=True)
+            step(f"table {name} loaded", disk)
 
 
-def _members(archive: Path, folder: Path) -> Iterator[tuple[str, Path, _Scan]]:
+def _members(archive: Path, folder: Path) -> Iterator[tuple[str, Path, _Scan, int]]:
     """The dump tables of ``archive`` (the members the row reader reads), each copied
-    into a file of ``folder`` (the caller removes it) and scanned on the way; raises
-    :class:`_Broken` where the archive breaks."""
+    into a file of ``folder`` (the caller removes it) and scanned on the way, with the
+    bytes of the archive read so far; raises :class:`_Broken` where the archive breaks."""
     n = 0
     try:
-        with open_tar_stream(archive) as tar:
+        with open_tar_on_disk(archive) as (tar, disk):
             for member in tar:
                 parts = member.name.split("/")
                 name = parts[-1]
@@ -176,7 +184,8 @@ def _members(archive: Path, folder: Path) -> Iterator[tuple[str, Path, _Scan]]:
                     continue
                 n += 1
                 path = folder / f"{n}-{name}"
-                yield name, path, _copy(source, path)
+                scan = _copy(source, path)
+                yield name, path, scan, disk.tell()
     except ARCHIVE_ERRORS as exc:  # our own files' errors are PhonoErrors, not these
         raise _Broken(f"{type(exc).__name__}: {exc}") from exc
 
