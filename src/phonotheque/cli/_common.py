@@ -374,6 +374,11 @@ class PlainLog:
                 self.print(self.event, time.monotonic())
 
 
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
 #: The shortest interval that gets a heartbeat: PHONO_PROGRESS_INTERVAL=0 (a line for
 #: every event, which tests use to see each committed part) must not get lines of its own.
 MIN_BEAT_INTERVAL = 0.05
@@ -400,11 +405,6 @@ def plain_progress(description: str, unit: str = "", scale: float = 1) -> Iterat
         if beats is not None:
             beats.join()
         log.close()
-
-
-def _duration(seconds: float) -> str:
-    s = int(seconds)
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 def progress_on_terminal(enabled: bool = True) -> bool:

@@ -176,8 +176,8 @@ def ingest(
         con = bulk.open_bulk(ws.root, memory_bytes=memory_bytes, threads=threads)
         try:
             for item in inputs:
-                def tick(read: int, disk: int, item: Input = item, rows: int = rows,
-                         before: int = done_bytes, step: str = "") -> None:
+                def tick(read: int, disk: int, step: str, item: Input = item,
+                         rows: int = rows, before: int = done_bytes) -> None:
                     # after every committed part (a long input shows progress too), and
                     # at a reader's steps inside a part (``step``: what it does now)
                     if progress is not None:
@@ -213,7 +213,7 @@ def _refresh(con: columnar.Connection) -> int:
 
 def _one(con: columnar.Connection, store: Store, bulk_reader: BulkReader, item: Input,
          options: IngestOptions, tmp: Path, report: IngestReport, where: Path,
-         tick: Callable[..., None], limit: int) -> tuple[SourceReport, int]:
+         tick: Callable[[int, int, str], None], limit: int) -> tuple[SourceReport, int]:
     cp = bulk.checkpoint(con, item.source)
     same = cp is not None and cp.size == item.size and cp.mtime_ns == item.mtime_ns
     if cp is not None and cp.done and same and not options.force:
@@ -225,7 +225,7 @@ def _one(con: columnar.Connection, store: Store, bulk_reader: BulkReader, item: 
     rep = SourceReport(item.source, "resumed" if start else "read", start_offset=start)
     parts = bulk_reader.stage(con, item, StageContext(
         options.read, tmp, start, line,
-        step=lambda what, disk: tick(rep.read, disk, step=what)))
+        step=lambda what, disk: tick(rep.read, disk, what)))
     try:
         for staged in parts:
             with columnar.transaction(con):
@@ -247,7 +247,7 @@ def _one(con: columnar.Connection, store: Store, bulk_reader: BulkReader, item: 
             rep.values_dropped += counts.kept
             rep.new_rejects += counts.new_refused
             if not staged.done:
-                tick(rep.read, staged.disk)
+                tick(rep.read, staged.disk, "")
     except columnar.Error as exc:
         raise columnar.failed(where, f"ingesting {item.source}", exc, limit) from exc
     finally:
