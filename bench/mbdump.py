@@ -18,7 +18,9 @@ the same run: reading every table's lines once and splitting them on tabs in Pyt
         --before /path/to/an/older/checkout/src --workdir /work/scratch/mbd
 
 ``--before SRC`` also times the columnar ingest with another tree's code (``PYTHONPATH``),
-in the same run; every run is printed with its ratio to the first one.
+and ``--archive`` the columnar ingest of the same dump as a ``.tar.bz2`` (MusicBrainz's
+format), decompressed by lbzip2 and by Python's ``bz2`` (lbzip2 off PATH), in the same run;
+every run is printed with its ratio to the first one.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ import json
 import os
 import random
 import shutil
+import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -146,6 +150,25 @@ def split_baseline(folder: Path) -> Stage:
                  os.getloadavg()[0], os.getloadavg()[0], note="lines split on tabs")
 
 
+def tar_bz2(data: Path) -> Path:
+    """``data`` (a dump folder) as ``<data>.tar.bz2``, made once (``tar`` piped into
+    ``lbzip2 -9``, on every core)."""
+    archive = data.with_name(data.name + ".tar.bz2")
+    if not archive.is_file():
+        t0 = time.perf_counter()
+        partial = archive.with_name(archive.name + ".partial")
+        with open(partial, "wb") as out:
+            tar = subprocess.Popen(["tar", "-C", str(data), "-cf", "-", "mbdump"],
+                                   stdout=subprocess.PIPE)
+            subprocess.run(["lbzip2", "-9"], stdin=tar.stdout, stdout=out, check=True)
+            if tar.wait() != 0:
+                raise SystemExit(f"tar of {data} failed")
+        partial.rename(archive)
+        print(f"wrote {archive} in {time.perf_counter() - t0:.1f} s", flush=True)
+    print(f"archive: {archive.stat().st_size / 1e6:,.0f} MB", flush=True)
+    return archive
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--recordings", type=int, default=1_000_000)
@@ -155,6 +178,9 @@ def main() -> None:
     ap.add_argument("--reuse", type=float, default=REUSE,
                     help="share of tracks on a recording already used (MusicBrainz: ~0.3)")
     ap.add_argument("--before", type=Path, help="another tree's src/ to time as well")
+    ap.add_argument("--archive", action="store_true",
+                    help="also time the dump as a .tar.bz2 (columnar), read by lbzip2 and "
+                         "by Python's bz2 (lbzip2 off PATH)")
     args = ap.parse_args()
     engines = args.engine or ["duckdb"]
     shape = "" if args.reuse == REUSE else f"-reuse{args.reuse:g}"
@@ -169,18 +195,27 @@ def main() -> None:
     base = split_baseline(data / "mbdump")
     print(f"baseline (lines split on tabs): {base.wall_s:.1f} s, {base.cpu_s:.1f} CPU s",
           flush=True)
-    runs = [(engine, engine, None) for engine in engines]
+    # (label, engine, input, environment)
+    runs: list[tuple[str, str, Path, Mapping[str, str]]] = [
+        (engine, engine, data, os.environ) for engine in engines]
     if args.before is not None:
-        runs.append(("duckdb, --before", "duckdb", str(args.before)))
+        runs.append(("duckdb, --before", "duckdb", data,
+                     dict(os.environ, PYTHONPATH=str(args.before))))
+    if args.archive:
+        archive = tar_bz2(data)
+        no_lbzip2 = args.workdir / "path-without-lbzip2"  # an empty folder as PATH
+        no_lbzip2.mkdir(exist_ok=True)
+        runs += [("duckdb, .tar.bz2 by lbzip2", "duckdb", archive, os.environ),
+                 ("duckdb, .tar.bz2 by Python's bz2", "duckdb", archive,
+                  dict(os.environ, PATH=str(no_lbzip2)))]
     first = None
-    for label, engine, src in runs:
+    for label, engine, source, env in runs:
         ws = args.workdir / f"ws-{engine}"
         shutil.rmtree(ws, ignore_errors=True)
-        env = os.environ if src is None else dict(os.environ, PYTHONPATH=src)
         init = [PHONO, "init", str(ws)] + (["--engine", engine] if engine != "sqlite" else [])
         run("init", init, args.workdir / f"init-{engine}.log")
         stage = run(f"ingest-mbdump ({label})",
-                    [PHONO, "ingest", "mbdump", str(data), "-w", str(ws)],
+                    [PHONO, "ingest", "mbdump", str(source), "-w", str(ws)],
                     args.workdir / f"ingest-{engine}.log", spill=ws / "tmp", env=env)
         first = first or stage
         print(f"{label}: {stage.wall_s:.1f} s wall ({stage.wall_s / base.wall_s:.1f}x the "
