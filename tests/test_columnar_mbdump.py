@@ -242,6 +242,46 @@ def test_distinct_ids_number_the_rows_by_id(tmp_path: Path,
     assert watch.windows == [] and len(got["track"]) == 12
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_each_recording_is_placed_on_its_first_release_as_the_row_reader_does(
+        tmp_path: Path, seed: int) -> None:
+    """Recordings on many tracks: on several releases, on one release several times (on
+    two discs, twice on a disc, with and without positions), releases and media listed
+    out of id order, repeated release ids. The release, disc and position each track
+    gets are the row reader's (the lowest release id, then disc and position, NULLs
+    first, then the lines)."""
+    import random
+
+    rng = random.Random(seed)
+    releases = list(range(1, 41)) + [rng.randint(1, 40) for _ in range(3)]  # repeated ids
+    rng.shuffle(releases)
+    release = [_line(rid, _gid(200 + n), f"Release {n}", 1, n, 1, None, 120, 28, "", "", 0,
+                     -1, STAMP) for n, rid in enumerate(releases)]
+    medium, media = [], []
+    for mid in range(1, 121):
+        rid = rng.randint(1, 40)
+        disc = rng.choice([None, 1, 1, 2, 3])
+        media.append(mid)
+        medium.append(_line(mid, rid, disc, 1, "", 0, STAMP, 3))
+    rng.shuffle(medium)
+    recordings = 150
+    recording = [_line(n, _gid(300 + n), f"Recording {n}", 1, None, "", 0, STAMP, "f")
+                 for n in range(1, recordings + 1)]
+    track = []
+    for tid in range(1, 601):
+        rec = rng.randint(1, recordings) if rng.random() < 0.8 else rng.randint(1, 10)
+        pos = rng.choice([None, 1, 2, 2, 3, 7])
+        track.append(_line(tid, _gid(4000 + tid), rec, rng.choice(media), pos, str(pos), "t",
+                           1, rng.choice([None, 1000 * tid]), 0, STAMP, "f"))
+    rng.shuffle(track)
+    tables = _tables()
+    tables.update(release=b"".join(release), medium=b"".join(medium),
+                  track=b"".join(track), recording=b"".join(recording))
+    got = _compare(tmp_path, _folder(tmp_path, tables))
+    placed = [t for t in got["track"] if any(v is not None for v in t[-4:])]
+    assert len(got["track"]) == recordings and len(placed) > recordings // 2
+
+
 @pytest.mark.parametrize("odd", ["crlf", "invalid utf-8", "bom", "x01", "nul"])
 def test_a_table_duckdb_reads_otherwise_is_read_by_python(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, odd: str) -> None:

@@ -329,8 +329,12 @@ def _join(con: columnar.Connection, item: Input, staged: Staged) -> None:
          lambda r: rows.release_record(r, name))
     _done(con, "r")
     # Each recording's first placement: lowest release id, then medium and track position.
-    # Only recordings on more than one track are ranked: a window over every joined track
-    # ran out of 3 GiB at 30 M recordings (measured); most recordings are on one track.
+    # A window ranks only the recordings on more than one track of their lowest release
+    # (a recording on one release twice, on two discs say): a window over every joined
+    # track ran out of 3 GiB at 30 M recordings, and one over the tracks of every recording
+    # on more than one track at 35 M recordings with MusicBrainz's share of recordings on
+    # several releases (50 M tracks, measured). Everything else is hash joins and
+    # fixed-size aggregates, which spill.
     con.execute("""CREATE OR REPLACE TEMP TABLE mbd_j AS
         SELECT t.recording, r.gid AS release_gid, m.position AS disc, t.position AS pos,
                t.length AS tlen, r.id AS rid, t.line AS tl, m.line AS ml, r.line AS rl
@@ -338,17 +342,23 @@ def _join(con: columnar.Connection, item: Input, staged: Staged) -> None:
         JOIN mbd_release r ON r.id = m.release
         WHERE t.recording IN (SELECT id FROM mbd_recording WHERE gid IS NOT NULL)""")
     con.execute("""CREATE OR REPLACE TEMP TABLE mbd_n AS
-        SELECT recording FROM mbd_j GROUP BY recording HAVING count(*) > 1""")
+        SELECT recording, min(rid) AS rid FROM mbd_j GROUP BY recording HAVING count(*) > 1""")
+    con.execute("""CREATE OR REPLACE TEMP TABLE mbd_f AS
+        SELECT j.* FROM mbd_j j JOIN mbd_n n ON n.recording = j.recording AND n.rid = j.rid""")
+    con.execute("""CREATE OR REPLACE TEMP TABLE mbd_d AS
+        SELECT recording FROM mbd_f GROUP BY recording HAVING count(*) > 1""")
     con.execute("""CREATE OR REPLACE TEMP TABLE mbd_p AS
         SELECT recording, release_gid, disc, pos, tlen FROM mbd_j ANTI JOIN mbd_n USING (recording)
         UNION ALL
+        SELECT recording, release_gid, disc, pos, tlen FROM mbd_f ANTI JOIN mbd_d USING (recording)
+        UNION ALL
         SELECT recording, release_gid, disc, pos, tlen FROM (
           SELECT *, row_number() OVER (PARTITION BY recording
-                                       ORDER BY rid, disc NULLS FIRST, pos NULLS FIRST,
+                                       ORDER BY disc NULLS FIRST, pos NULLS FIRST,
                                                 tl, ml, rl) AS rn
-          FROM mbd_j SEMI JOIN mbd_n USING (recording))
+          FROM mbd_f SEMI JOIN mbd_d USING (recording))
         WHERE rn = 1""")
-    _done(con, "j", "n")
+    _done(con, "j", "n", "f", "d")
     _done(con, "track", "medium", "release")
     top = bounds.MAX_POSITION
     con.execute(f"""CREATE OR REPLACE TEMP TABLE mbd_t AS
@@ -437,7 +447,7 @@ def _odd(con: columnar.Connection, item: Input, staged: Staged, sql: str,
 
 
 def _drop(con: columnar.Connection) -> None:
-    for table in (*rows.TABLES, "lines", "split", "ca", "a", "r", "j", "n", "p", "t", "i"):
+    for table in (*rows.TABLES, "lines", "split", "ca", "a", "r", "j", "n", "f", "d", "p", "t", "i"):
         con.execute(f"DROP TABLE IF EXISTS temp.mbd_{table}")
 
 
