@@ -33,6 +33,8 @@ anti-joins here keep keys unique.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from phonotheque.catalogue import columnar
 
 _PROV = "source VARCHAR, locator VARCHAR, licence VARCHAR"
@@ -62,7 +64,7 @@ STAGING_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 _TEMPS = ("stg_artist", "stg_release", "stg_track", "stg_isrc", "m_artist", "m_release",
-          "m_track", "m_isrc")
+          "m_track", "m_isrc", "m_link", "m_have_link", "m_have_isrc")
 
 
 def create_staging(con: columnar.Connection) -> None:
@@ -104,43 +106,126 @@ def _find(con: columnar.Connection, table: str, target: str, key: str, assign: s
                 f"WHERE {where} AND o.key = {key}")
 
 
-def _upsert(con: columnar.Connection, table: str, merged: str, sets: dict[str, str],
-            compared: list[tuple[str, str]], insert: dict[str, str]) -> list[int]:
-    """Update the stored rows of ``merged`` whose compared columns change, insert the
-    new keys with ids in order of their first line; return [added, updated, unchanged].
+@dataclass(frozen=True, slots=True)
+class _Upsert:
+    """How the merged rows of one table meet the stored ones (``o``: stored, ``m``: merged):
+    the columns an update sets, those compared to count a row as updated, and the columns
+    a new row is inserted with."""
 
-    ``merged`` gains ``old_id`` (the stored row's id, NULL for a new key) and ``id``
-    (the row's id after the merge), so the links that follow find their rows here
-    instead of probing the whole table again. ``sets``/``compared`` use ``o`` for the
-    stored row and ``m`` for the merged one.
+    table: str
+    merged: str
+    sets: dict[str, str]
+    compared: list[tuple[str, str]]
+    insert: dict[str, str]
+
+
+_PROV_KEEP = {c: f"coalesce(o.{c}, m.{c})" for c in ("source", "locator", "licence")}
+
+# -- artists: name last, mbid and sort name last known, provenance first ----------
+_ARTIST = _Upsert(
+    "artist", "m_artist",
+    {"mbid": "coalesce(m.mbid, o.mbid)", "name": "m.name",
+     "sort_name": "coalesce(m.sort_name, o.sort_name)", **_PROV_KEEP},
+    [("o.mbid", "coalesce(m.mbid, o.mbid)"), ("o.name", "m.name"),
+     ("o.sort_name", "coalesce(m.sort_name, o.sort_name)")],
+    {c: f"m.{c}" for c in ("key", "mbid", "name", "sort_name", "source", "locator", "licence")})
+
+# -- releases: title and provenance last, the rest last known ---------------------
+_LAST_KNOWN = ("mbid", "date", "label", "barcode", "artist_credit", "art_path")
+_RELEASE_SETS = {c: f"coalesce(m.{c}, o.{c})" for c in _LAST_KNOWN} | {
+    "title": "m.title", "source": "m.source", "locator": "m.locator",
+    "licence": "coalesce(m.licence, o.licence)"}
+_RELEASE = _Upsert(
+    "release", "m_release", _RELEASE_SETS, [(f"o.{c}", e) for c, e in _RELEASE_SETS.items()],
+    {c: f"m.{c}" for c in ("key", "mbid", "title", "date", "label", "barcode",
+                           "artist_credit", "art_path", "source", "locator", "licence")})
+
+# -- tracks: title last, placement first, the rest last known, provenance first ---
+_UNPLACED = "o.release_id IS NULL"
+_TRACK = _Upsert(
+    "track", "m_track",
+    {"mbid": "coalesce(m.mbid, o.mbid)", "title": "m.title",
+     "artist_credit": "coalesce(m.artist_credit, o.artist_credit)",
+     "release_id": "coalesce(o.release_id, m.release_id)",
+     "disc": f"CASE WHEN {_UNPLACED} THEN m.placed.d ELSE o.disc END",
+     "position": f"CASE WHEN {_UNPLACED} THEN m.placed.p ELSE o.position END",
+     "duration_ms": "coalesce(m.duration_ms, o.duration_ms)", **_PROV_KEEP},
+    [("o.mbid", "coalesce(m.mbid, o.mbid)"), ("o.title", "m.title"),
+     ("o.artist_credit", "coalesce(m.artist_credit, o.artist_credit)"),
+     ("o.release_id", "coalesce(o.release_id, m.release_id)"),
+     ("o.duration_ms", "coalesce(m.duration_ms, o.duration_ms)")],
+    {"key": "m.key", "mbid": "m.mbid", "title": "m.title",
+     "artist_credit": "m.artist_credit", "release_id": "m.release_id",
+     "disc": "m.placed.d", "position": "m.placed.p", "duration_ms": "m.duration_ms",
+     "excluded": "0", "source": "m.source", "locator": "m.locator", "licence": "m.licence"})
+
+
+def _merged(con: columnar.Connection, spec: _Upsert, source: str,
+            columns: dict[str, tuple[str, str]], *, join: tuple[str, str] = ("", "")) -> None:
+    """``CREATE TEMP TABLE <spec.merged>``: one row per key of the staging table
+    ``source`` (its ``columns`` folded as :func:`_fold` says) with ``first_seq``,
+    ``old_id`` (the stored row's id, NULL for a new key) and ``id`` (the row's id after
+    the merge: new keys get ``max(id) + row_number()`` in order of their first line, as
+    SQLite's ``INTEGER PRIMARY KEY`` hands them out); then drop ``source``. ``join``
+    (columns, a join clause) adds columns to the folded rows ``f``.
+
+    The ids are numbered over the keys alone (``m_ids``: key, first line, count), and
+    the wide rows join them, so no step holds a whole wide row per key besides the
+    tables themselves: a window over the folded rows kept ~10 GB of them in ``tmp/`` at
+    10 M tracks, and adding the columns by UPDATE kept every row's two versions until
+    the transaction's end (measured).
     """
-    con.execute(f"ALTER TABLE {merged} ADD COLUMN old_id BIGINT")
-    con.execute(f"ALTER TABLE {merged} ADD COLUMN id BIGINT")
-    total = _one(con, f"SELECT count(*) FROM {merged}")
-    if not total:
-        return [0, 0, 0]
-    # The one probe of the stored keys per part (a hash join over the whole table); an empty
-    # table (a fresh workspace's first part) needs none.
-    if con.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None:
-        _find(con, table, merged, "m.key", "old_id = o.id", "true")
-    assignments = ", ".join(f"{col} = {expr}" for col, expr in sets.items())
-    changed = _differs(compared)
-    updated = _one(con, f"SELECT count(*) FROM {merged} m JOIN {table} o ON o.id = m.old_id "
-                        f"WHERE {changed}")
-    if updated:
-        con.execute(f"UPDATE {table} AS o SET {assignments} FROM {merged} m "
-                    f"WHERE o.id = m.old_id AND {changed}")
+    table = spec.table
+    # The one probe of the stored keys per part (a hash join over the whole table); an
+    # empty table (a fresh workspace's first part) needs none.
+    stored = con.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None
+    old = "o.id" if stored else "NULL::BIGINT"
+    probe = f"LEFT JOIN {table} o ON o.key = k.key" if stored else ""
     top = _one(con, f"SELECT coalesce(max(id), 0) FROM {table}")
-    con.execute(f"""UPDATE {merged} AS m SET id = n.id FROM (
-        SELECT rowid AS r, {top} + row_number() OVER (ORDER BY first_seq) AS id
-        FROM {merged} WHERE old_id IS NULL) n WHERE m.rowid = n.r""")
-    con.execute(f"UPDATE {merged} SET id = old_id WHERE id IS NULL")
-    cols = ", ".join(insert)
-    exprs = ", ".join(insert.values())
-    con.execute(f"INSERT INTO {table}(id, {cols}) SELECT m.id, {exprs} FROM {merged} m "
-                "WHERE m.old_id IS NULL ORDER BY m.first_seq")
-    added = _one(con, f"SELECT count(*) FROM {merged} WHERE old_id IS NULL")
-    return [added, updated, total - added - updated]
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE m_ids AS
+        SELECT k.key, k.first_seq, k.n, {old} AS old_id,
+               coalesce({old}, {top} + row_number() OVER (PARTITION BY {old} IS NULL
+                                                          ORDER BY k.first_seq)) AS id
+        FROM (SELECT key, min(seq) AS first_seq, count(*) AS n FROM {source} GROUP BY key) k
+        {probe}""")
+    one = ", ".join(f"{single} AS {name}" for name, (_, single) in columns.items())
+    agg = ", ".join(f"{aggregate} AS {name}" for name, (aggregate, _) in columns.items())
+    on = "i.key IS NOT DISTINCT FROM s.key"
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {spec.merged} AS
+        SELECT f.*{join[0]} FROM (
+          SELECT s.key, i.first_seq, {one}, i.old_id, i.id
+          FROM {source} s JOIN m_ids i ON {on} WHERE i.n = 1
+          UNION ALL
+          SELECT s.key, i.first_seq, {agg}, i.old_id, i.id
+          FROM {source} s JOIN m_ids i ON {on} WHERE i.n > 1
+          GROUP BY s.key, i.first_seq, i.old_id, i.id) f {join[1]}""")
+    con.execute("DROP TABLE temp.m_ids")
+    con.execute(f"DROP TABLE temp.{source}")
+
+
+def _count(con: columnar.Connection, spec: _Upsert) -> list[int]:
+    """[added, updated, unchanged] of the merged rows: a row counts as updated only when
+    a compared column changes."""
+    total, added = con.execute(f"SELECT count(*), count(*) - count(old_id) "
+                               f"FROM {spec.merged}").fetchone() or (0, 0)
+    updated = 0
+    if total > added:
+        updated = _one(con, f"SELECT count(*) FROM {spec.merged} m JOIN {spec.table} o "
+                            f"ON o.id = m.old_id WHERE {_differs(spec.compared)}")
+    return [int(added), updated, int(total) - int(added) - updated]
+
+
+def _apply(con: columnar.Connection, spec: _Upsert, counts: list[int]) -> None:
+    """Update the stored rows whose compared columns change; insert the new keys."""
+    if counts[1]:
+        assignments = ", ".join(f"{col} = {expr}" for col, expr in spec.sets.items())
+        con.execute(f"UPDATE {spec.table} AS o SET {assignments} FROM {spec.merged} m "
+                    f"WHERE o.id = m.old_id AND {_differs(spec.compared)}")
+    if counts[0]:
+        cols = ", ".join(spec.insert)
+        exprs = ", ".join(spec.insert.values())
+        con.execute(f"INSERT INTO {spec.table}(id, {cols}) SELECT m.id, {exprs} "
+                    f"FROM {spec.merged} m WHERE m.old_id IS NULL ORDER BY m.first_seq")
 
 
 def _fold(source: str, keys: tuple[str, ...], columns: dict[str, tuple[str, str]]) -> str:
@@ -165,49 +250,41 @@ def _fold(source: str, keys: tuple[str, ...], columns: dict[str, tuple[str, str]
         FROM {source} s SEMI JOIN d ON {on} GROUP BY ALL"""
 
 
-def merge(con: columnar.Connection) -> dict[str, list[int]]:
-    """Fold the staged input into the bulk tables; per kind ``[added, updated, unchanged]``.
+@dataclass(slots=True)
+class Plan:
+    """What :func:`prepare` worked out for the staged part: ``{kind: [added, updated,
+    unchanged]}`` of the artists, releases and tracks, and whether any artist or ISRC
+    link is of a stored track (then the stored links are compared)."""
 
-    Call inside the caller's transaction (with the input's checkpoint).
+    counts: dict[str, list[int]] = field(default_factory=dict)
+    old_links: bool = False
+    old_isrcs: bool = False
+
+
+def prepare(con: columnar.Connection) -> Plan:
+    """Fold the staged part into the merged tables (``m_*``: every row with its id after
+    the merge, every link with its track and artist ids) and drop the staging tables as
+    they are folded. Writes only temporary tables and reads the stored ones: run it
+    before the transaction that :func:`apply` writes the catalogue in.
+
+    Why before: DuckDB frees a dropped table's blocks only when its transaction ends, so
+    inside one transaction the staging and the merged tables all stay until the commit,
+    spilled to ``tmp/`` past the memory limit. A 35 M-recording mbdump ingest needed
+    ~60 GB there (docs/scale.md). The ids are the same: the workspace has one writer, so
+    the stored tables do not change between this and :func:`apply`.
     """
-    counts: dict[str, list[int]] = {}
-    prov_first = ("arg_min_null(source, seq) AS source, arg_min_null(locator, seq) AS locator, "
-                  "arg_min_null(licence, seq) AS licence")
-    prov_keep = {"source": "coalesce(o.source, m.source)", "locator": "coalesce(o.locator, m.locator)",
-                 "licence": "coalesce(o.licence, m.licence)"}
+    plan = Plan()
+    _merged(con, _ARTIST, "stg_artist", {
+        "mbid": ("arg_max(mbid, seq)", "mbid"), "name": ("arg_max_null(name, seq)", "name"),
+        "sort_name": ("arg_max(sort_name, seq)", "sort_name"), **_prov_first})
+    plan.counts["artist"] = _count(con, _ARTIST)
 
-    # -- artists: name last, mbid and sort name last known, provenance first ----
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE m_artist AS
-        SELECT key, min(seq) AS first_seq, arg_max(mbid, seq) AS mbid,
-               arg_max_null(name, seq) AS name, arg_max(sort_name, seq) AS sort_name,
-               {prov_first}
-        FROM stg_artist GROUP BY key""")
-    counts["artist"] = _upsert(
-        con, "artist", "m_artist",
-        {"mbid": "coalesce(m.mbid, o.mbid)", "name": "m.name",
-         "sort_name": "coalesce(m.sort_name, o.sort_name)", **prov_keep},
-        [("o.mbid", "coalesce(m.mbid, o.mbid)"), ("o.name", "m.name"),
-         ("o.sort_name", "coalesce(m.sort_name, o.sort_name)")],
-        {c: f"m.{c}" for c in ("key", "mbid", "name", "sort_name", "source", "locator",
-                               "licence")})
-
-    # -- releases: title and provenance last, the rest last known -------------
-    last_known = ("mbid", "date", "label", "barcode", "artist_credit", "art_path")
     release_cols = {"title": ("arg_max_null(title, seq)", "title")}
-    release_cols |= {c: (f"arg_max({c}, seq)", c) for c in last_known}
+    release_cols |= {c: (f"arg_max({c}, seq)", c) for c in _LAST_KNOWN}
     release_cols |= {c: (f"arg_max_null({c}, seq)", c) for c in ("source", "locator", "licence")}
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE m_release AS
-        {_fold("stg_release", ("key",), release_cols)}""")
-    release_new = {c: f"coalesce(m.{c}, o.{c})" for c in last_known}
-    release_new |= {"title": "m.title", "source": "m.source", "locator": "m.locator",
-                    "licence": "coalesce(m.licence, o.licence)"}
-    counts["release"] = _upsert(
-        con, "release", "m_release", release_new,
-        [(f"o.{c}", e) for c, e in release_new.items()],
-        {c: f"m.{c}" for c in ("key", "mbid", "title", "date", "label", "barcode",
-                               "artist_credit", "art_path", "source", "locator", "licence")})
+    _merged(con, _RELEASE, "stg_release", release_cols)
+    plan.counts["release"] = _count(con, _RELEASE)
 
-    # -- tracks: title last, placement first, the rest last known, provenance first
     place = "{'k': release_key, 'd': disc, 'p': position}"
     track_cols = {
         "mbid": ("arg_max(mbid, seq)", "mbid"),
@@ -219,32 +296,13 @@ def merge(con: columnar.Connection) -> dict[str, list[int]]:
                                 arg_max_null({place}, seq))""", place),
         "duration_ms": ("arg_max(duration_ms, seq)", "duration_ms"),
         **_prov_first}
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE m_track AS
-        SELECT s.*, r.id AS release_id
-        FROM ({_fold("stg_track", ("key",), track_cols)}) s
-        LEFT JOIN m_release r ON r.key = s.placed.k""")
+    _merged(con, _TRACK, "stg_track", track_cols,
+            join=(", r.id AS release_id", "LEFT JOIN m_release r ON r.key = f.placed.k"))
     unplaced = "m.release_id IS NULL AND m.placed.k IS NOT NULL"
     if _one(con, f"SELECT count(*) FROM m_track m WHERE {unplaced}"):
         # a release of an earlier part or input
         _find(con, "release", "m_track", "m.placed.k", "release_id = o.id", unplaced)
-    placed = "o.release_id IS NULL"
-    counts["track"] = _upsert(
-        con, "track", "m_track",
-        {"mbid": "coalesce(m.mbid, o.mbid)", "title": "m.title",
-         "artist_credit": "coalesce(m.artist_credit, o.artist_credit)",
-         "release_id": "coalesce(o.release_id, m.release_id)",
-         "disc": f"CASE WHEN {placed} THEN m.placed.d ELSE o.disc END",
-         "position": f"CASE WHEN {placed} THEN m.placed.p ELSE o.position END",
-         "duration_ms": "coalesce(m.duration_ms, o.duration_ms)", **prov_keep},
-        [("o.mbid", "coalesce(m.mbid, o.mbid)"), ("o.title", "m.title"),
-         ("o.artist_credit", "coalesce(m.artist_credit, o.artist_credit)"),
-         ("o.release_id", "coalesce(o.release_id, m.release_id)"),
-         ("o.duration_ms", "coalesce(m.duration_ms, o.duration_ms)")],
-        {"key": "m.key", "mbid": "m.mbid", "title": "m.title",
-         "artist_credit": "m.artist_credit", "release_id": "m.release_id",
-         "disc": "m.placed.d", "position": "m.placed.p", "duration_ms": "m.duration_ms",
-         "excluded": "0", "source": "m.source", "locator": "m.locator",
-         "licence": "m.licence"})
+    plan.counts["track"] = _count(con, _TRACK)
 
     # -- artist links: each position named replaces the stored one (INSERT OR REPLACE).
     # A track new in this part has no links yet: only the others are compared. Artist
@@ -259,21 +317,15 @@ def merge(con: columnar.Connection) -> dict[str, list[int]]:
     if _one(con, "SELECT count(*) FROM m_link WHERE artist_id IS NULL"):
         _find(con, "artist", "m_link", "m.artist_key", "artist_id = o.id", "m.artist_id IS NULL")
         con.execute("DELETE FROM m_link WHERE artist_id IS NULL")
-    have = ""
     if _one(con, "SELECT count(*) FROM m_link WHERE old"):
-        con.execute("""DELETE FROM track_artist WHERE EXISTS (
-            SELECT 1 FROM m_link n WHERE n.old AND n.track_id = track_artist.track_id
-              AND n.position = track_artist.position AND n.artist_id <> track_artist.artist_id)""")
-        con.execute("""CREATE OR REPLACE TEMP TABLE m_have AS
+        plan.old_links = True
+        # the stored links of those tracks that apply() keeps (it deletes a position
+        # named with another artist)
+        con.execute("""CREATE OR REPLACE TEMP TABLE m_have_link AS
             SELECT o.track_id, o.position FROM track_artist o
-            WHERE o.track_id IN (SELECT track_id FROM m_link WHERE old)""")
-        have = """WHERE NOT EXISTS (SELECT 1 FROM m_have o WHERE o.track_id = n.track_id
-                                    AND o.position = n.position)"""
-    con.execute(f"""INSERT INTO track_artist(track_id, position, artist_id)
-        SELECT n.track_id, n.position, n.artist_id FROM m_link n {have}
-        ORDER BY n.track_id, n.position""")
-    con.execute("DROP TABLE IF EXISTS temp.m_have")
-    con.execute("DROP TABLE temp.m_link")
+            WHERE o.track_id IN (SELECT track_id FROM m_link WHERE old)
+              AND NOT EXISTS (SELECT 1 FROM m_link n WHERE n.old AND n.track_id = o.track_id
+                                AND n.position = o.position AND n.artist_id <> o.artist_id)""")
 
     # -- ISRC links: insert or ignore, the first sighting stays. Track ids from
     # m_track (the stored table only for a track of an earlier part); a track new in
@@ -284,28 +336,62 @@ def merge(con: columnar.Connection) -> dict[str, list[int]]:
         SELECT s.*, t.id AS track_id, t.old_id IS NOT NULL AS old
         FROM ({_fold("stg_isrc", ("track_key", "isrc"), isrc_cols)}) s
         LEFT JOIN m_track t ON t.key = s.track_key""")
-    total = _one(con, "SELECT count(*) FROM m_isrc")
+    con.execute("DROP TABLE temp.stg_isrc")
     if _one(con, "SELECT count(*) FROM m_isrc WHERE track_id IS NULL"):
         _find(con, "track", "m_isrc", "m.track_key", "track_id = o.id, old = true",
               "m.track_id IS NULL")
-    before = _one(con, "SELECT count(*) FROM track_isrc") if total else 0
+    if _one(con, "SELECT count(*) FROM m_isrc WHERE old"):
+        plan.old_isrcs = True
+        con.execute("""CREATE OR REPLACE TEMP TABLE m_have_isrc AS
+            SELECT o.track_id, o.isrc FROM track_isrc o
+            WHERE o.track_id IN (SELECT track_id FROM m_isrc WHERE old)""")
+    return plan
+
+
+def apply(con: columnar.Connection, plan: Plan) -> dict[str, list[int]]:
+    """Write what :func:`prepare` worked out into the bulk tables; per kind ``[added,
+    updated, unchanged]``. Call inside the caller's transaction (with the input's
+    checkpoint): this writes only the catalogue's tables."""
+    counts = dict(plan.counts)
+    for spec in (_ARTIST, _RELEASE, _TRACK):
+        _apply(con, spec, counts[spec.table])
+
+    have = ""
+    if plan.old_links:
+        con.execute("""DELETE FROM track_artist WHERE EXISTS (
+            SELECT 1 FROM m_link n WHERE n.old AND n.track_id = track_artist.track_id
+              AND n.position = track_artist.position AND n.artist_id <> track_artist.artist_id)""")
+        have = """WHERE NOT EXISTS (SELECT 1 FROM m_have_link o WHERE o.track_id = n.track_id
+                                    AND o.position = n.position)"""
+    con.execute(f"""INSERT INTO track_artist(track_id, position, artist_id)
+        SELECT n.track_id, n.position, n.artist_id FROM m_link n {have}
+        ORDER BY n.track_id, n.position""")
+
+    total = _one(con, "SELECT count(*) FROM m_isrc")
+    added = 0
     if total:
+        before = _one(con, "SELECT count(*) FROM track_isrc")
         fresh = "m.track_id IS NOT NULL"
-        if _one(con, "SELECT count(*) FROM m_isrc WHERE old"):
-            con.execute("""CREATE OR REPLACE TEMP TABLE m_have AS
-                SELECT o.track_id, o.isrc FROM track_isrc o
-                WHERE o.track_id IN (SELECT track_id FROM m_isrc WHERE old)""")
-            fresh += """ AND NOT EXISTS (SELECT 1 FROM m_have o
+        if plan.old_isrcs:
+            fresh += """ AND NOT EXISTS (SELECT 1 FROM m_have_isrc o
                                          WHERE o.track_id = m.track_id AND o.isrc = m.isrc)"""
         con.execute(f"""INSERT INTO track_isrc(track_id, isrc, known_country, source, locator,
                                                licence)
             SELECT m.track_id, m.isrc, m.known_country, m.source, m.locator, m.licence
             FROM m_isrc m WHERE {fresh}
             ORDER BY m.first_seq""")
-        con.execute("DROP TABLE IF EXISTS temp.m_have")
-    added = (_one(con, "SELECT count(*) FROM track_isrc") - before) if total else 0
+        added = _one(con, "SELECT count(*) FROM track_isrc") - before
     counts["isrc"] = [added, 0, total - added]
     return {k: v for k, v in counts.items() if any(v)}
+
+
+def merge(con: columnar.Connection) -> dict[str, list[int]]:
+    """Fold the staged input into the bulk tables; per kind ``[added, updated, unchanged]``.
+
+    :func:`prepare` then :func:`apply`, for a caller with small parts that runs both in
+    its transaction; a bulk reader runs :func:`prepare` before it (less disk).
+    """
+    return apply(con, prepare(con))
 
 
 def refresh_excluded(con: columnar.Connection) -> int:

@@ -62,6 +62,8 @@ class Staged:
     line: int = 0  # lines up to the part's end
     done: bool = True  # the input's last part
     disk: int = 0  # bytes of the input file read up to the part's end (for progress)
+    #: What the reader's :meth:`BulkReader.prepare` worked out for its merge.
+    plan: bulk_merge.Plan | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,11 @@ class BulkReader(Protocol):
               ctx: StageContext) -> Generator[Staged, None, None]:
         """Read ``item`` into temporary tables of ``con``, one part at a time: each part
         yielded is merged and committed before the reader stages the next."""
+        ...
+
+    def prepare(self, con: columnar.Connection, staged: Staged) -> None:
+        """Work out the merge of a staged part before the runner's transaction, in
+        temporary tables only (DuckDB frees what a transaction drops only at its end)."""
         ...
 
     def merge(self, con: columnar.Connection, staged: Staged) -> dict[str, list[int]]:
@@ -228,6 +235,7 @@ def _one(con: columnar.Connection, store: Store, bulk_reader: BulkReader, item: 
         step=lambda what, disk: tick(rep.read, disk, what)))
     try:
         for staged in parts:
+            bulk_reader.prepare(con, staged)
             with columnar.transaction(con):
                 by_kind = bulk_reader.merge(con, staged)
                 bulk.save_checkpoint(con, Checkpoint(

@@ -35,6 +35,9 @@ class ListensReader:
         staged = listens_columnar.stage(con, item, ctx.options)
         yield ListensStaged(read=staged.rows, rejects=staged.rejects, listens=staged)
 
+    def prepare(self, con: columnar.Connection, staged: Staged) -> None:
+        """Nothing: the listens merge is one statement per table (bulk_listens)."""
+
     def merge(self, con: columnar.Connection, staged: Staged) -> dict[str, list[int]]:
         assert isinstance(staged, ListensStaged) and staged.listens is not None
         counts = bulk_listens.merge(con, staged.listens)

@@ -740,8 +740,11 @@ class MusicBrainzReader:
             FROM (SELECT line, k, rid, unnest(isrcs) AS code, unnest(range(len(isrcs))) AS j
                   FROM mb_t ANTI JOIN mb_flag USING (line) WHERE len(isrcs) > 0)""")
 
+    def prepare(self, con: columnar.Connection, staged: Staged) -> None:
+        staged.plan = bulk_merge.prepare(con)
+
     def merge(self, con: columnar.Connection, staged: Staged) -> dict[str, list[int]]:
-        counts = bulk_merge.merge(con)
+        counts = bulk_merge.apply(con, staged.plan or bulk_merge.prepare(con))
         bulk_merge.drop_staging(con)
         return counts
 
