@@ -34,6 +34,7 @@ anti-joins here keep keys unique.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from phonotheque.catalogue import columnar
 
@@ -160,9 +161,14 @@ _TRACK = _Upsert(
      "excluded": "0", "source": "m.source", "locator": "m.locator", "licence": "m.licence"})
 
 
-def _merged(con: columnar.Connection, spec: _Upsert, source: str,
+def _new(w: str) -> str:
+    """``CREATE OR REPLACE <this>name``: a table in ``w`` (``temp.`` or the scratch's)."""
+    return "TEMP TABLE " if w == "temp." else f"TABLE {w}"
+
+
+def _merged(con: columnar.Connection, w: str, spec: _Upsert, source: str,
             columns: dict[str, tuple[str, str]], *, join: tuple[str, str] = ("", "")) -> None:
-    """``CREATE TEMP TABLE <spec.merged>``: one row per key of the staging table
+    """``CREATE TABLE <w><spec.merged>``: one row per key of the staging table
     ``source`` (its ``columns`` folded as :func:`_fold` says) with ``first_seq``,
     ``old_id`` (the stored row's id, NULL for a new key) and ``id`` (the row's id after
     the merge: new keys get ``max(id) + row_number()`` in order of their first line, as
@@ -182,7 +188,7 @@ def _merged(con: columnar.Connection, spec: _Upsert, source: str,
     old = "o.id" if stored else "NULL::BIGINT"
     probe = f"LEFT JOIN {table} o ON o.key = k.key" if stored else ""
     top = _one(con, f"SELECT coalesce(max(id), 0) FROM {table}")
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE m_ids AS
+    con.execute(f"""CREATE OR REPLACE {_new(w)}m_ids AS
         SELECT k.key, k.first_seq, k.n, {old} AS old_id,
                coalesce({old}, {top} + row_number() OVER (PARTITION BY {old} IS NULL
                                                           ORDER BY k.first_seq)) AS id
@@ -191,41 +197,41 @@ def _merged(con: columnar.Connection, spec: _Upsert, source: str,
     one = ", ".join(f"{single} AS {name}" for name, (_, single) in columns.items())
     agg = ", ".join(f"{aggregate} AS {name}" for name, (aggregate, _) in columns.items())
     on = "i.key IS NOT DISTINCT FROM s.key"
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE {spec.merged} AS
+    con.execute(f"""CREATE OR REPLACE {_new(w)}{spec.merged} AS
         SELECT f.*{join[0]} FROM (
           SELECT s.key, i.first_seq, {one}, i.old_id, i.id
-          FROM {source} s JOIN m_ids i ON {on} WHERE i.n = 1
+          FROM {source} s JOIN {w}m_ids i ON {on} WHERE i.n = 1
           UNION ALL
           SELECT s.key, i.first_seq, {agg}, i.old_id, i.id
-          FROM {source} s JOIN m_ids i ON {on} WHERE i.n > 1
+          FROM {source} s JOIN {w}m_ids i ON {on} WHERE i.n > 1
           GROUP BY s.key, i.first_seq, i.old_id, i.id) f {join[1]}""")
-    con.execute("DROP TABLE temp.m_ids")
+    con.execute(f"DROP TABLE {w}m_ids")
     con.execute(f"DROP TABLE temp.{source}")
 
 
-def _count(con: columnar.Connection, spec: _Upsert) -> list[int]:
+def _count(con: columnar.Connection, w: str, spec: _Upsert) -> list[int]:
     """[added, updated, unchanged] of the merged rows: a row counts as updated only when
     a compared column changes."""
     total, added = con.execute(f"SELECT count(*), count(*) - count(old_id) "
-                               f"FROM {spec.merged}").fetchone() or (0, 0)
+                               f"FROM {w}{spec.merged}").fetchone() or (0, 0)
     updated = 0
     if total > added:
-        updated = _one(con, f"SELECT count(*) FROM {spec.merged} m JOIN {spec.table} o "
+        updated = _one(con, f"SELECT count(*) FROM {w}{spec.merged} m JOIN {spec.table} o "
                             f"ON o.id = m.old_id WHERE {_differs(spec.compared)}")
     return [int(added), updated, int(total) - int(added) - updated]
 
 
-def _apply(con: columnar.Connection, spec: _Upsert, counts: list[int]) -> None:
+def _apply(con: columnar.Connection, w: str, spec: _Upsert, counts: list[int]) -> None:
     """Update the stored rows whose compared columns change; insert the new keys."""
     if counts[1]:
         assignments = ", ".join(f"{col} = {expr}" for col, expr in spec.sets.items())
-        con.execute(f"UPDATE {spec.table} AS o SET {assignments} FROM {spec.merged} m "
+        con.execute(f"UPDATE {spec.table} AS o SET {assignments} FROM {w}{spec.merged} m "
                     f"WHERE o.id = m.old_id AND {_differs(spec.compared)}")
     if counts[0]:
         cols = ", ".join(spec.insert)
         exprs = ", ".join(spec.insert.values())
         con.execute(f"INSERT INTO {spec.table}(id, {cols}) SELECT m.id, {exprs} "
-                    f"FROM {spec.merged} m WHERE m.old_id IS NULL ORDER BY m.first_seq")
+                    f"FROM {w}{spec.merged} m WHERE m.old_id IS NULL ORDER BY m.first_seq")
 
 
 def _fold(source: str, keys: tuple[str, ...], columns: dict[str, tuple[str, str]]) -> str:
@@ -259,9 +265,23 @@ class Plan:
     counts: dict[str, list[int]] = field(default_factory=dict)
     old_links: bool = False
     old_isrcs: bool = False
+    #: where the merged tables are: ``temp.`` or the scratch database (``mrg.``)
+    w: str = "temp."
+    scratch: Path | None = None  # the scratch database's file, if in one
 
 
-def prepare(con: columnar.Connection) -> Plan:
+#: The scratch database of the merged tables of a big part, and its alias.
+SCRATCH_FILE = "merge.duckdb"
+SCRATCH = "mrg"
+#: Bytes of merged tables per staged row, uncompressed (a 10 M-recording mbdump: ~21 M
+#: staged rows, ~5 GB of ``m_*``): a part whose merged tables would pass DuckDB's memory
+#: limit gets them in a scratch file, which DuckDB compresses, where the temporary
+#: tables would spill uncompressed. Smaller parts keep them in memory: compressing costs
+#: CPU (columnar.attach_scratch).
+MERGED_BYTES_PER_ROW = 250
+
+
+def prepare(con: columnar.Connection, tmp: Path | None = None) -> Plan:
     """Fold the staged part into the merged tables (``m_*``: every row with its id after
     the merge, every link with its track and artist ids) and drop the staging tables as
     they are folded. Writes only temporary tables and reads the stored ones: run it
@@ -272,18 +292,38 @@ def prepare(con: columnar.Connection) -> Plan:
     spilled to ``tmp/`` past the memory limit. A 35 M-recording mbdump ingest needed
     ~60 GB there (docs/scale.md). The ids are the same: the workspace has one writer, so
     the stored tables do not change between this and :func:`apply`.
+
+    With ``tmp`` (the workspace's scratch folder), a part too big for DuckDB's memory
+    gets its merged tables in a scratch database file there (:data:`MERGED_BYTES_PER_ROW`);
+    :func:`finish` removes it after the transaction.
     """
     plan = Plan()
-    _merged(con, _ARTIST, "stg_artist", {
+    if tmp is not None and (staged_rows(con) * MERGED_BYTES_PER_ROW
+                            > columnar.memory_in_force(con)):
+        tmp.mkdir(parents=True, exist_ok=True)
+        plan.scratch = tmp / SCRATCH_FILE
+        columnar.attach_scratch(con, plan.scratch, SCRATCH, in_memory=False)
+        plan.w = f"{SCRATCH}."
+    try:
+        _prepare(con, plan)
+    except BaseException:
+        finish(con, plan)
+        raise
+    return plan
+
+
+def _prepare(con: columnar.Connection, plan: Plan) -> None:
+    w = plan.w
+    _merged(con, w, _ARTIST, "stg_artist", {
         "mbid": ("arg_max(mbid, seq)", "mbid"), "name": ("arg_max_null(name, seq)", "name"),
         "sort_name": ("arg_max(sort_name, seq)", "sort_name"), **_prov_first})
-    plan.counts["artist"] = _count(con, _ARTIST)
+    plan.counts["artist"] = _count(con, w, _ARTIST)
 
     release_cols = {"title": ("arg_max_null(title, seq)", "title")}
     release_cols |= {c: (f"arg_max({c}, seq)", c) for c in _LAST_KNOWN}
     release_cols |= {c: (f"arg_max_null({c}, seq)", c) for c in ("source", "locator", "licence")}
-    _merged(con, _RELEASE, "stg_release", release_cols)
-    plan.counts["release"] = _count(con, _RELEASE)
+    _merged(con, w, _RELEASE, "stg_release", release_cols)
+    plan.counts["release"] = _count(con, w, _RELEASE)
 
     place = "{'k': release_key, 'd': disc, 'p': position}"
     track_cols = {
@@ -296,35 +336,35 @@ def prepare(con: columnar.Connection) -> Plan:
                                 arg_max_null({place}, seq))""", place),
         "duration_ms": ("arg_max(duration_ms, seq)", "duration_ms"),
         **_prov_first}
-    _merged(con, _TRACK, "stg_track", track_cols,
-            join=(", r.id AS release_id", "LEFT JOIN m_release r ON r.key = f.placed.k"))
+    _merged(con, w, _TRACK, "stg_track", track_cols,
+            join=(", r.id AS release_id", f"LEFT JOIN {w}m_release r ON r.key = f.placed.k"))
     unplaced = "m.release_id IS NULL AND m.placed.k IS NOT NULL"
-    if _one(con, f"SELECT count(*) FROM m_track m WHERE {unplaced}"):
+    if _one(con, f"SELECT count(*) FROM {w}m_track m WHERE {unplaced}"):
         # a release of an earlier part or input
-        _find(con, "release", "m_track", "m.placed.k", "release_id = o.id", unplaced)
-    plan.counts["track"] = _count(con, _TRACK)
+        _find(con, "release", f"{w}m_track", "m.placed.k", "release_id = o.id", unplaced)
+    plan.counts["track"] = _count(con, w, _TRACK)
 
     # -- artist links: each position named replaces the stored one (INSERT OR REPLACE).
     # A track new in this part has no links yet: only the others are compared. Artist
     # ids from m_artist (the stored table only for an artist of an earlier part); a
     # key no artist has gives no link.
-    con.execute("""CREATE OR REPLACE TEMP TABLE m_link AS
+    con.execute(f"""CREATE OR REPLACE {_new(w)}m_link AS
         SELECT l.id AS track_id, l.position, a.id AS artist_id, l.old, l.artist_key FROM (
           SELECT id, old_id IS NOT NULL AS old, unnest(artist_keys) AS artist_key,
                  unnest(range(len(artist_keys))) AS position
-          FROM m_track WHERE artist_keys IS NOT NULL) l
-        LEFT JOIN m_artist a ON a.key = l.artist_key""")
-    if _one(con, "SELECT count(*) FROM m_link WHERE artist_id IS NULL"):
-        _find(con, "artist", "m_link", "m.artist_key", "artist_id = o.id", "m.artist_id IS NULL")
-        con.execute("DELETE FROM m_link WHERE artist_id IS NULL")
-    if _one(con, "SELECT count(*) FROM m_link WHERE old"):
+          FROM {w}m_track WHERE artist_keys IS NOT NULL) l
+        LEFT JOIN {w}m_artist a ON a.key = l.artist_key""")
+    if _one(con, f"SELECT count(*) FROM {w}m_link WHERE artist_id IS NULL"):
+        _find(con, "artist", f"{w}m_link", "m.artist_key", "artist_id = o.id", "m.artist_id IS NULL")
+        con.execute(f"DELETE FROM {w}m_link WHERE artist_id IS NULL")
+    if _one(con, f"SELECT count(*) FROM {w}m_link WHERE old"):
         plan.old_links = True
         # the stored links of those tracks that apply() keeps (it deletes a position
         # named with another artist)
-        con.execute("""CREATE OR REPLACE TEMP TABLE m_have_link AS
+        con.execute(f"""CREATE OR REPLACE {_new(w)}m_have_link AS
             SELECT o.track_id, o.position FROM track_artist o
-            WHERE o.track_id IN (SELECT track_id FROM m_link WHERE old)
-              AND NOT EXISTS (SELECT 1 FROM m_link n WHERE n.old AND n.track_id = o.track_id
+            WHERE o.track_id IN (SELECT track_id FROM {w}m_link WHERE old)
+              AND NOT EXISTS (SELECT 1 FROM {w}m_link n WHERE n.old AND n.track_id = o.track_id
                                 AND n.position = o.position AND n.artist_id <> o.artist_id)""")
 
     # -- ISRC links: insert or ignore, the first sighting stays. Track ids from
@@ -332,53 +372,53 @@ def prepare(con: columnar.Connection) -> Plan:
     # this part has no links yet, so only the others are compared.
     isrc_cols = {"known_country": ("arg_min_null(known_country, seq)", "known_country"),
                  **_prov_first}
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE m_isrc AS
+    con.execute(f"""CREATE OR REPLACE {_new(w)}m_isrc AS
         SELECT s.*, t.id AS track_id, t.old_id IS NOT NULL AS old
         FROM ({_fold("stg_isrc", ("track_key", "isrc"), isrc_cols)}) s
-        LEFT JOIN m_track t ON t.key = s.track_key""")
+        LEFT JOIN {w}m_track t ON t.key = s.track_key""")
     con.execute("DROP TABLE temp.stg_isrc")
-    if _one(con, "SELECT count(*) FROM m_isrc WHERE track_id IS NULL"):
-        _find(con, "track", "m_isrc", "m.track_key", "track_id = o.id, old = true",
+    if _one(con, f"SELECT count(*) FROM {w}m_isrc WHERE track_id IS NULL"):
+        _find(con, "track", f"{w}m_isrc", "m.track_key", "track_id = o.id, old = true",
               "m.track_id IS NULL")
-    if _one(con, "SELECT count(*) FROM m_isrc WHERE old"):
+    if _one(con, f"SELECT count(*) FROM {w}m_isrc WHERE old"):
         plan.old_isrcs = True
-        con.execute("""CREATE OR REPLACE TEMP TABLE m_have_isrc AS
+        con.execute(f"""CREATE OR REPLACE {_new(w)}m_have_isrc AS
             SELECT o.track_id, o.isrc FROM track_isrc o
-            WHERE o.track_id IN (SELECT track_id FROM m_isrc WHERE old)""")
-    return plan
+            WHERE o.track_id IN (SELECT track_id FROM {w}m_isrc WHERE old)""")
 
 
 def apply(con: columnar.Connection, plan: Plan) -> dict[str, list[int]]:
     """Write what :func:`prepare` worked out into the bulk tables; per kind ``[added,
     updated, unchanged]``. Call inside the caller's transaction (with the input's
     checkpoint): this writes only the catalogue's tables."""
+    w = plan.w
     counts = dict(plan.counts)
     for spec in (_ARTIST, _RELEASE, _TRACK):
-        _apply(con, spec, counts[spec.table])
+        _apply(con, w, spec, counts[spec.table])
 
     have = ""
     if plan.old_links:
-        con.execute("""DELETE FROM track_artist WHERE EXISTS (
-            SELECT 1 FROM m_link n WHERE n.old AND n.track_id = track_artist.track_id
+        con.execute(f"""DELETE FROM track_artist WHERE EXISTS (
+            SELECT 1 FROM {w}m_link n WHERE n.old AND n.track_id = track_artist.track_id
               AND n.position = track_artist.position AND n.artist_id <> track_artist.artist_id)""")
-        have = """WHERE NOT EXISTS (SELECT 1 FROM m_have_link o WHERE o.track_id = n.track_id
+        have = f"""WHERE NOT EXISTS (SELECT 1 FROM {w}m_have_link o WHERE o.track_id = n.track_id
                                     AND o.position = n.position)"""
     con.execute(f"""INSERT INTO track_artist(track_id, position, artist_id)
-        SELECT n.track_id, n.position, n.artist_id FROM m_link n {have}
+        SELECT n.track_id, n.position, n.artist_id FROM {w}m_link n {have}
         ORDER BY n.track_id, n.position""")
 
-    total = _one(con, "SELECT count(*) FROM m_isrc")
+    total = _one(con, f"SELECT count(*) FROM {w}m_isrc")
     added = 0
     if total:
         before = _one(con, "SELECT count(*) FROM track_isrc")
         fresh = "m.track_id IS NOT NULL"
         if plan.old_isrcs:
-            fresh += """ AND NOT EXISTS (SELECT 1 FROM m_have_isrc o
+            fresh += f""" AND NOT EXISTS (SELECT 1 FROM {w}m_have_isrc o
                                          WHERE o.track_id = m.track_id AND o.isrc = m.isrc)"""
         con.execute(f"""INSERT INTO track_isrc(track_id, isrc, known_country, source, locator,
                                                licence)
             SELECT m.track_id, m.isrc, m.known_country, m.source, m.locator, m.licence
-            FROM m_isrc m WHERE {fresh}
+            FROM {w}m_isrc m WHERE {fresh}
             ORDER BY m.first_seq""")
         added = _one(con, "SELECT count(*) FROM track_isrc") - before
     counts["isrc"] = [added, 0, total - added]
@@ -392,6 +432,15 @@ def merge(con: columnar.Connection) -> dict[str, list[int]]:
     its transaction; a bulk reader runs :func:`prepare` before it (less disk).
     """
     return apply(con, prepare(con))
+
+
+def finish(con: columnar.Connection, plan: Plan) -> None:
+    """Detach and delete the scratch database of ``plan`` (if it has one): after the
+    transaction of :func:`apply`, as DuckDB detaches nothing inside one."""
+    if plan.scratch is not None:
+        con.execute(f"DETACH DATABASE IF EXISTS {SCRATCH}")
+        columnar.remove_database(plan.scratch)
+        plan.scratch = None
 
 
 def refresh_excluded(con: columnar.Connection) -> int:

@@ -93,9 +93,11 @@ class BulkReader(Protocol):
         yielded is merged and committed before the reader stages the next."""
         ...
 
-    def prepare(self, con: columnar.Connection, staged: Staged) -> None:
+    def prepare(self, con: columnar.Connection, staged: Staged, tmp: Path) -> None:
         """Work out the merge of a staged part before the runner's transaction, in
-        temporary tables only (DuckDB frees what a transaction drops only at its end)."""
+        temporary tables or a scratch file in ``tmp`` (DuckDB frees what a transaction
+        drops only at its end); the runner calls :func:`bulk_merge.finish` on
+        ``staged.plan`` after the transaction."""
         ...
 
     def merge(self, con: columnar.Connection, staged: Staged) -> dict[str, list[int]]:
@@ -235,14 +237,19 @@ def _one(con: columnar.Connection, store: Store, bulk_reader: BulkReader, item: 
         step=lambda what, disk: tick(rep.read, disk, what)))
     try:
         for staged in parts:
-            bulk_reader.prepare(con, staged)
-            with columnar.transaction(con):
-                by_kind = bulk_reader.merge(con, staged)
-                bulk.save_checkpoint(con, Checkpoint(
-                    item.source, bulk_reader.kind, item.size if staged.done else staged.offset,
-                    done=staged.done, line=0 if staged.done else staged.line,
-                    size=item.size, mtime_ns=item.mtime_ns))
-                counts = store.record_rejects(staged.rejects)
+            bulk_reader.prepare(con, staged, tmp)
+            try:
+                with columnar.transaction(con):
+                    by_kind = bulk_reader.merge(con, staged)
+                    bulk.save_checkpoint(con, Checkpoint(
+                        item.source, bulk_reader.kind,
+                        item.size if staged.done else staged.offset,
+                        done=staged.done, line=0 if staged.done else staged.line,
+                        size=item.size, mtime_ns=item.mtime_ns))
+                    counts = store.record_rejects(staged.rejects)
+            finally:
+                if staged.plan is not None:
+                    bulk_merge.finish(con, staged.plan)
             for k, (a, u, n) in by_kind.items():
                 row = report.by_kind.setdefault(k, [0, 0, 0])
                 row[0] += a

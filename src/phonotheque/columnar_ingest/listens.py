@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass
+from pathlib import Path
 
 from phonotheque.catalogue import bulk_listens, columnar, listens_columnar
 from phonotheque.columnar_ingest import StageContext, Staged
@@ -35,7 +36,7 @@ class ListensReader:
         staged = listens_columnar.stage(con, item, ctx.options)
         yield ListensStaged(read=staged.rows, rejects=staged.rejects, listens=staged)
 
-    def prepare(self, con: columnar.Connection, staged: Staged) -> None:
+    def prepare(self, con: columnar.Connection, staged: Staged, tmp: Path) -> None:
         """Nothing: the listens merge is one statement per table (bulk_listens)."""
 
     def merge(self, con: columnar.Connection, staged: Staged) -> dict[str, list[int]]:

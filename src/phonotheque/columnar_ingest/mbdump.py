@@ -125,8 +125,8 @@ class MbdumpReader:
         step("merging into the catalogue", item.size)
         yield staged
 
-    def prepare(self, con: columnar.Connection, staged: Staged) -> None:
-        staged.plan = bulk_merge.prepare(con)
+    def prepare(self, con: columnar.Connection, staged: Staged, tmp: Path) -> None:
+        staged.plan = bulk_merge.prepare(con, tmp)
 
     def merge(self, con: columnar.Connection, staged: Staged) -> dict[str, list[int]]:
         counts = bulk_merge.apply(con, staged.plan or bulk_merge.prepare(con))

@@ -740,8 +740,8 @@ class MusicBrainzReader:
             FROM (SELECT line, k, rid, unnest(isrcs) AS code, unnest(range(len(isrcs))) AS j
                   FROM mb_t ANTI JOIN mb_flag USING (line) WHERE len(isrcs) > 0)""")
 
-    def prepare(self, con: columnar.Connection, staged: Staged) -> None:
-        staged.plan = bulk_merge.prepare(con)
+    def prepare(self, con: columnar.Connection, staged: Staged, tmp: Path) -> None:
+        staged.plan = bulk_merge.prepare(con, tmp)
 
     def merge(self, con: columnar.Connection, staged: Staged) -> dict[str, list[int]]:
         counts = bulk_merge.apply(con, staged.plan or bulk_merge.prepare(con))
