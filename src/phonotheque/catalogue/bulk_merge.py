@@ -284,8 +284,9 @@ MERGED_BYTES_PER_ROW = 250
 def prepare(con: columnar.Connection, tmp: Path | None = None) -> Plan:
     """Fold the staged part into the merged tables (``m_*``: every row with its id after
     the merge, every link with its track and artist ids) and drop the staging tables as
-    they are folded. Writes only temporary tables and reads the stored ones: run it
-    before the transaction that :func:`apply` writes the catalogue in.
+    they are folded. Writes only its own tables (temporary, or in its scratch database)
+    and reads the stored ones: run it before the transaction that :func:`apply` writes
+    the catalogue in (one DuckDB transaction writes to one database only).
 
     Why before: DuckDB frees a dropped table's blocks only when its transaction ends, so
     inside one transaction the staging and the merged tables all stay until the commit,
@@ -294,8 +295,10 @@ def prepare(con: columnar.Connection, tmp: Path | None = None) -> Plan:
     the stored tables do not change between this and :func:`apply`.
 
     With ``tmp`` (the workspace's scratch folder), a part too big for DuckDB's memory
-    gets its merged tables in a scratch database file there (:data:`MERGED_BYTES_PER_ROW`);
-    :func:`finish` removes it after the transaction.
+    gets its merged tables in a scratch database file there (:data:`MERGED_BYTES_PER_ROW`):
+    DuckDB compresses a file's tables, where temporary ones spill uncompressed (at 10 M
+    mbdump recordings, 6.4 -> 5.2 GB of ``tmp/`` at the peak). :func:`finish` removes it
+    after the transaction.
     """
     plan = Plan()
     if tmp is not None and (staged_rows(con) * MERGED_BYTES_PER_ROW

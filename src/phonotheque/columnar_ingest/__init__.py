@@ -180,6 +180,9 @@ def ingest(
     # .jsonl.zst shows how far it is, not "0 MiB" for an hour.
     total_bytes = sum(i.size for i in inputs)
     tmp = ws.root / "tmp" / "ingest"
+    # a merge's scratch database left by a killed run (bulk_merge.prepare makes it only
+    # for a big part: a run of small ones would leave it there)
+    columnar.remove_database(tmp / bulk_merge.SCRATCH_FILE)
     done_bytes = rows = 0
     with ws.store() as store:
         con = bulk.open_bulk(ws.root, memory_bytes=memory_bytes, threads=threads)
