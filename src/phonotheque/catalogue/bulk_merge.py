@@ -68,9 +68,34 @@ _TEMPS = ("stg_artist", "stg_release", "stg_track", "stg_isrc", "m_artist", "m_r
           "m_track", "m_isrc", "m_link", "m_have_link", "m_have_isrc")
 
 
-def create_staging(con: columnar.Connection) -> None:
-    """Empty staging tables for the next input."""
-    con.execute(STAGING)
+def create_staging(con: columnar.Connection, scratch: Path | None = None) -> None:
+    """Empty staging tables for the next input: temporary tables, or with ``scratch``
+    (for a part too big for memory, :func:`needs_scratch`) tables in a scratch database
+    file at that path, which :func:`prepare` keeps the merged tables in too and
+    :func:`finish` removes. DuckDB compresses a file's tables, where temporary ones spill
+    uncompressed. The readers name the tables unqualified: the search path finds them."""
+    if scratch is None:
+        con.execute(STAGING)
+        return
+    scratch.parent.mkdir(parents=True, exist_ok=True)
+    columnar.attach_scratch(con, scratch, SCRATCH, in_memory=False)
+    main = con.execute("SELECT current_database()").fetchone()
+    assert main is not None
+    con.execute(f"SET search_path = '{main[0]}.main,{SCRATCH}.main'")
+    con.execute(STAGING.replace("CREATE OR REPLACE TEMP TABLE ",
+                                f"CREATE OR REPLACE TABLE {SCRATCH}."))
+
+
+def needs_scratch(con: columnar.Connection, rows: int) -> bool:
+    """True if a part of ``rows`` staged rows should stage and merge in a scratch file:
+    its merged tables would pass DuckDB's memory limit (:data:`MERGED_BYTES_PER_ROW`)."""
+    return rows * MERGED_BYTES_PER_ROW > columnar.memory_in_force(con)
+
+
+def _scratch_path(con: columnar.Connection) -> Path | None:
+    row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = ?",
+                      [SCRATCH]).fetchone()
+    return Path(row[0]) if row else None
 
 
 def drop_staging(con: columnar.Connection) -> None:
@@ -206,7 +231,7 @@ def _merged(con: columnar.Connection, w: str, spec: _Upsert, source: str,
           FROM {source} s JOIN {w}m_ids i ON {on} WHERE i.n > 1
           GROUP BY s.key, i.first_seq, i.old_id, i.id) f {join[1]}""")
     con.execute(f"DROP TABLE {w}m_ids")
-    con.execute(f"DROP TABLE temp.{source}")
+    con.execute(f"DROP TABLE {source}")  # temporary or the scratch's: the search path
 
 
 def _count(con: columnar.Connection, w: str, spec: _Upsert) -> list[int]:
@@ -301,8 +326,10 @@ def prepare(con: columnar.Connection, tmp: Path | None = None) -> Plan:
     after the transaction.
     """
     plan = Plan()
-    if tmp is not None and (staged_rows(con) * MERGED_BYTES_PER_ROW
-                            > columnar.memory_in_force(con)):
+    staged_in = _scratch_path(con)
+    if staged_in is not None:  # the reader staged the part there (create_staging)
+        plan.scratch, plan.w = staged_in, f"{SCRATCH}."
+    elif tmp is not None and needs_scratch(con, staged_rows(con)):
         tmp.mkdir(parents=True, exist_ok=True)
         plan.scratch = tmp / SCRATCH_FILE
         columnar.attach_scratch(con, plan.scratch, SCRATCH, in_memory=False)
@@ -379,7 +406,7 @@ def _prepare(con: columnar.Connection, plan: Plan) -> None:
         SELECT s.*, t.id AS track_id, t.old_id IS NOT NULL AS old
         FROM ({_fold("stg_isrc", ("track_key", "isrc"), isrc_cols)}) s
         LEFT JOIN {w}m_track t ON t.key = s.track_key""")
-    con.execute("DROP TABLE temp.stg_isrc")
+    con.execute("DROP TABLE stg_isrc")
     if _one(con, f"SELECT count(*) FROM {w}m_isrc WHERE track_id IS NULL"):
         _find(con, "track", f"{w}m_isrc", "m.track_key", "track_id = o.id, old = true",
               "m.track_id IS NULL")
@@ -441,6 +468,7 @@ def finish(con: columnar.Connection, plan: Plan) -> None:
     """Detach and delete the scratch database of ``plan`` (if it has one): after the
     transaction of :func:`apply`, as DuckDB detaches nothing inside one."""
     if plan.scratch is not None:
+        con.execute("RESET search_path")
         con.execute(f"DETACH DATABASE IF EXISTS {SCRATCH}")
         columnar.remove_database(plan.scratch)
         plan.scratch = None

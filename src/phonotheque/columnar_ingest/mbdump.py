@@ -116,7 +116,10 @@ class MbdumpReader:
                 _drop(con)
                 yield _records.stage(con, item, get(KIND).read(item, ctx.options))
                 return
-            bulk_merge.create_staging(con)
+            # staged rows ~ the tracks, ISRCs, releases and artists loaded
+            rows = sum(_count(con, f"mbd_{t}") for t in ("track", "isrc", "release", "artist"))
+            bulk_merge.create_staging(con, ctx.tmp / bulk_merge.SCRATCH_FILE
+                                      if bulk_merge.needs_scratch(con, rows) else None)
             step("joining the tables", item.size)
             _join(con, item, staged)
         finally:
@@ -405,6 +408,11 @@ def _join(con: columnar.Connection, item: Input, staged: Staged) -> None:
          lambda r: rows.isrc_record(r, name, item.source))
     _done(con, "i")
     staged.read = bulk_merge.staged_rows(con)
+
+
+def _count(con: columnar.Connection, table: str) -> int:
+    row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+    return int(row[0]) if row else 0
 
 
 def _distinct(con: columnar.Connection, table: str, where: str) -> bool:
