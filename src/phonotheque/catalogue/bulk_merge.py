@@ -186,6 +186,13 @@ _TRACK = _Upsert(
      "excluded": "0", "source": "m.source", "locator": "m.locator", "licence": "m.licence"})
 
 
+def _picks(columns: dict[str, tuple[str, str]]) -> tuple[str, str]:
+    """SELECT lists of ``columns`` (``name -> (aggregate, single-row value)``): for a key's
+    one row, and aggregated over its rows."""
+    return (", ".join(f"{single} AS {name}" for name, (_, single) in columns.items()),
+            ", ".join(f"{aggregate} AS {name}" for name, (aggregate, _) in columns.items()))
+
+
 def _new(w: str) -> str:
     """``CREATE OR REPLACE <this>name``: a table in ``w`` (``temp.`` or the scratch's)."""
     return "TEMP TABLE " if w == "temp." else f"TABLE {w}"
@@ -219,8 +226,7 @@ def _merged(con: columnar.Connection, w: str, spec: _Upsert, source: str,
                                                           ORDER BY k.first_seq)) AS id
         FROM (SELECT key, min(seq) AS first_seq, count(*) AS n FROM {source} GROUP BY key) k
         {probe}""")
-    one = ", ".join(f"{single} AS {name}" for name, (_, single) in columns.items())
-    agg = ", ".join(f"{aggregate} AS {name}" for name, (aggregate, _) in columns.items())
+    one, agg = _picks(columns)
     on = "i.key IS NOT DISTINCT FROM s.key"
     con.execute(f"""CREATE OR REPLACE {_new(w)}{spec.merged} AS
         SELECT f.*{join[0]} FROM (
@@ -271,8 +277,7 @@ def _fold(source: str, keys: tuple[str, ...], columns: dict[str, tuple[str, str]
     """
     on = " AND ".join(f"s.{k} IS NOT DISTINCT FROM d.{k}" for k in keys)
     key_list = ", ".join(keys)
-    one = ", ".join(f"{single} AS {name}" for name, (_, single) in columns.items())
-    agg = ", ".join(f"{aggregate} AS {name}" for name, (aggregate, _) in columns.items())
+    one, agg = _picks(columns)
     return f"""WITH d AS (SELECT {key_list} FROM {source} GROUP BY ALL HAVING count(*) > 1)
         SELECT {", ".join(f"s.{k}" for k in keys)}, seq AS first_seq, {one}
         FROM {source} s ANTI JOIN d ON {on}
@@ -290,9 +295,12 @@ class Plan:
     counts: dict[str, list[int]] = field(default_factory=dict)
     old_links: bool = False
     old_isrcs: bool = False
-    #: where the merged tables are: ``temp.`` or the scratch database (``mrg.``)
-    w: str = "temp."
     scratch: Path | None = None  # the scratch database's file, if in one
+
+    @property
+    def w(self) -> str:
+        """Where the merged tables are: ``temp.`` or the scratch database (``mrg.``)."""
+        return "temp." if self.scratch is None else f"{SCRATCH}."
 
 
 #: The scratch database of the merged tables of a big part, and its alias.
@@ -328,12 +336,11 @@ def prepare(con: columnar.Connection, tmp: Path | None = None) -> Plan:
     plan = Plan()
     staged_in = _scratch_path(con)
     if staged_in is not None:  # the reader staged the part there (create_staging)
-        plan.scratch, plan.w = staged_in, f"{SCRATCH}."
+        plan.scratch = staged_in
     elif tmp is not None and needs_scratch(con, staged_rows(con)):
         tmp.mkdir(parents=True, exist_ok=True)
         plan.scratch = tmp / SCRATCH_FILE
         columnar.attach_scratch(con, plan.scratch, SCRATCH, in_memory=False)
-        plan.w = f"{SCRATCH}."
     try:
         _prepare(con, plan)
     except BaseException:

@@ -12,6 +12,7 @@ to this one for what they do not read themselves.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -135,3 +136,17 @@ def stage(con: columnar.Connection, item: Input, records: Iterable[Record]) -> S
     stager.add(within_bounds(item, records))
     stager.flush()
     return staged
+
+
+class MergedByBulkMerge:
+    """``prepare``/``merge`` of a reader that stages into ``stg_*`` (:mod:`bulk_merge`):
+    the merge worked out before the runner's transaction, written inside it."""
+
+    def prepare(self, con: columnar.Connection, staged: Staged, tmp: Path) -> None:
+        staged.plan = bulk_merge.prepare(con, tmp)
+
+    def merge(self, con: columnar.Connection, staged: Staged) -> dict[str, list[int]]:
+        assert staged.plan is not None  # the runner prepares every part first
+        counts = bulk_merge.apply(con, staged.plan)
+        bulk_merge.drop_staging(con)
+        return counts

@@ -100,7 +100,7 @@ class _Broken(Exception):
     """The archive breaks part-way (the row reader reads it and says where)."""
 
 
-class MbdumpReader:
+class MbdumpReader(_records.MergedByBulkMerge):
     kind = KIND
     resumable = False  # one part per input: the joins need every table
 
@@ -117,7 +117,10 @@ class MbdumpReader:
                 yield _records.stage(con, item, get(KIND).read(item, ctx.options))
                 return
             # staged rows ~ the tracks, ISRCs, releases and artists loaded
-            rows = sum(_count(con, f"mbd_{t}") for t in ("track", "isrc", "release", "artist"))
+            loaded = " + ".join(f"(SELECT count(*) FROM mbd_{t})"
+                                for t in ("track", "isrc", "release", "artist"))
+            counted = con.execute(f"SELECT {loaded}").fetchone()
+            rows = int(counted[0]) if counted else 0
             bulk_merge.create_staging(con, ctx.tmp / bulk_merge.SCRATCH_FILE
                                       if bulk_merge.needs_scratch(con, rows) else None)
             step("joining the tables", item.size)
@@ -128,13 +131,6 @@ class MbdumpReader:
         step("merging into the catalogue", item.size)
         yield staged
 
-    def prepare(self, con: columnar.Connection, staged: Staged, tmp: Path) -> None:
-        staged.plan = bulk_merge.prepare(con, tmp)
-
-    def merge(self, con: columnar.Connection, staged: Staged) -> dict[str, list[int]]:
-        counts = bulk_merge.apply(con, staged.plan or bulk_merge.prepare(con))
-        bulk_merge.drop_staging(con)
-        return counts
 
     def _load(self, con: columnar.Connection, item: Input, folder: Path,
               rejects: list[Reject], step: Callable[[str, int], None]) -> None:
@@ -408,11 +404,6 @@ def _join(con: columnar.Connection, item: Input, staged: Staged) -> None:
          lambda r: rows.isrc_record(r, name, item.source))
     _done(con, "i")
     staged.read = bulk_merge.staged_rows(con)
-
-
-def _count(con: columnar.Connection, table: str) -> int:
-    row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
-    return int(row[0]) if row else 0
 
 
 def _distinct(con: columnar.Connection, table: str, where: str) -> bool:

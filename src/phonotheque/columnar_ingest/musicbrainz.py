@@ -473,7 +473,7 @@ def _artists(table: str, seq: str) -> str:
         JOIN mb_ce e ON e.h = x.ch"""
 
 
-class MusicBrainzReader:
+class MusicBrainzReader(_records.MergedByBulkMerge):
     kind = KIND
     resumable = True  # JSON Lines resume after the last committed part
 
@@ -740,13 +740,6 @@ class MusicBrainzReader:
             FROM (SELECT line, k, rid, unnest(isrcs) AS code, unnest(range(len(isrcs))) AS j
                   FROM mb_t ANTI JOIN mb_flag USING (line) WHERE len(isrcs) > 0)""")
 
-    def prepare(self, con: columnar.Connection, staged: Staged, tmp: Path) -> None:
-        staged.plan = bulk_merge.prepare(con, tmp)
-
-    def merge(self, con: columnar.Connection, staged: Staged) -> dict[str, list[int]]:
-        counts = bulk_merge.apply(con, staged.plan or bulk_merge.prepare(con))
-        bulk_merge.drop_staging(con)
-        return counts
 
 
 def _countries() -> list[str]:
