@@ -232,14 +232,19 @@ def _load_table(con: columnar.Connection, item: Input, table: str, path: Path, s
         else:
             flags.append(f"({v} <> '\\N' AND contains({v}, '\\'))")
             values.append(f"nullif({v}, '\\N')")
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE mbd_split AS
-        SELECT line, l, f, {" OR ".join(flags)} AS odd
-        FROM (SELECT rowid + 1 AS line, l, string_split(l, chr(9)) AS f FROM mbd_lines)""")
-    con.execute("DROP TABLE temp.mbd_lines")
+    # The split lines are read twice and never stored: a table of them (each line and
+    # its list of fields, uncompressed in a TEMP table) was the load's largest, beside
+    # the lines themselves. The first pass keeps only the few odd lines' numbers.
+    split = "(SELECT rowid + 1 AS line, l, string_split(l, chr(9)) AS f FROM mbd_lines)"
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE mbd_odd AS
+        SELECT line FROM {split} WHERE {" OR ".join(flags)}""")
     con.execute(f"""INSERT INTO mbd_{table}
-        SELECT {", ".join(values)}, line FROM mbd_split WHERE NOT odd ORDER BY line""")
-    odd = con.execute("SELECT line, l FROM mbd_split WHERE odd ORDER BY line").fetchall()
-    con.execute("DROP TABLE temp.mbd_split")
+        SELECT {", ".join(values)}, line FROM {split} ANTI JOIN mbd_odd USING (line)
+        ORDER BY line""")
+    odd = con.execute("""SELECT rowid + 1 AS line, l FROM mbd_lines
+        WHERE rowid + 1 IN (SELECT line FROM mbd_odd) ORDER BY line""").fetchall()
+    con.execute("DROP TABLE temp.mbd_odd")
+    con.execute("DROP TABLE temp.mbd_lines")
     if odd:
         _insert(con, table, ((n, b"" if text is None else text.encode(), 0) for n, text in odd),
                 item, rejects)
@@ -449,7 +454,7 @@ def _odd(con: columnar.Connection, item: Input, staged: Staged, sql: str,
 
 
 def _drop(con: columnar.Connection) -> None:
-    for table in (*rows.TABLES, "lines", "split", "ca", "a", "r", "j", "n", "f", "d", "p", "t", "i"):
+    for table in (*rows.TABLES, "lines", "odd", "ca", "a", "r", "j", "n", "f", "d", "p", "t", "i"):
         con.execute(f"DROP TABLE IF EXISTS temp.mbd_{table}")
 
 
