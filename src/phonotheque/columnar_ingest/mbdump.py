@@ -368,31 +368,40 @@ def _join(con: columnar.Connection, item: Input, staged: Staged) -> None:
     _done(con, "j", "n", "f", "d")
     _done(con, "track", "medium", "release")
     top = bounds.MAX_POSITION
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE mbd_t AS
-        SELECT {_seq(con, 3, "recording", "rec", once=credits_once)} AS seq,
-               rec.gid, rec.name, coalesce(rec.length, p.tlen) AS length, ac.name AS credit,
-               ca.gids, p.release_gid, p.disc, p.pos, rec.line,
-               coalesce({long("rec.name", "ac.name")} OR p.disc < 0 OR p.disc > {top}
-                        OR p.pos < 0 OR p.pos > {top}
-                        OR coalesce(rec.length, p.tlen) > {bounds.MAX_DURATION_MS},
-                        false) AS odd
-        FROM mbd_recording rec
+    # The recordings joined to their credit and placement are not stored (a wide TEMP
+    # table of every recording, spilled uncompressed at scale): the join runs once for
+    # the few odd rows' lines (narrow), once into the staging, and once more for the
+    # odd rows' records if there are any.
+    joined = """FROM mbd_recording rec
         LEFT JOIN mbd_artist_credit ac ON ac.id = rec.artist_credit
         LEFT JOIN mbd_ca ca ON ca.id = rec.artist_credit
         LEFT JOIN mbd_p p ON p.recording = rec.id
-        WHERE rec.gid IS NOT NULL""")
-    _done(con, "artist_credit", "ca", "p")
+        WHERE rec.gid IS NOT NULL"""
+    odd = f"""coalesce({long("rec.name", "ac.name")} OR p.disc < 0 OR p.disc > {top}
+                        OR p.pos < 0 OR p.pos > {top}
+                        OR coalesce(rec.length, p.tlen) > {bounds.MAX_DURATION_MS},
+                        false)"""
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE mbd_to AS
+        SELECT rec.line, ac.line AS aline {joined} AND {odd}""")
+    counted = con.execute("SELECT count(*) FROM mbd_to").fetchone()
+    odd_rows = int(counted[0]) if counted else 0
+    t = f"""(SELECT {_seq(con, 3, "recording", "rec", once=credits_once)} AS seq,
+               rec.gid, rec.name, coalesce(rec.length, p.tlen) AS length, ac.name AS credit,
+               ca.gids, p.release_gid, p.disc, p.pos, rec.line, ac.line AS aline
+        {joined})"""
+    on = "ON o.line = t.line AND o.aline IS NOT DISTINCT FROM t.aline"
     con.execute(f"""INSERT INTO stg_track
         SELECT seq, gid, gid, coalesce(name, ''), credit,
                CASE WHEN coalesce(gids, '') = '' THEN []::VARCHAR[]
                     ELSE string_split(gids, ' ') END,
                release_gid, disc, pos, CASE WHEN length > 0 THEN length END,
                {prov("recording")}
-        FROM mbd_t WHERE NOT odd""")
-    _odd(con, item, staged, "SELECT seq, gid, name, length, credit, gids, release_gid, disc, "
-                            "pos, line FROM mbd_t WHERE odd",
-         lambda r: rows.track_record(r, name))
-    _done(con, "t")
+        FROM {t} t {f"ANTI JOIN mbd_to o {on}" if odd_rows else ""}""")
+    if odd_rows:
+        _odd(con, item, staged, "SELECT seq, gid, name, length, credit, gids, release_gid, "
+                                f"disc, pos, line FROM {t} t SEMI JOIN mbd_to o {on}",
+             lambda r: rows.track_record(r, name))
+    _done(con, "to", "artist_credit", "ca", "p")
     countries = ", ".join(columnar.quote(c) for c in sorted(isrc.COUNTRIES))
     con.execute(f"""CREATE OR REPLACE TEMP TABLE mbd_i AS
         SELECT {4 << _KIND_SEQ} + row_number() OVER (ORDER BY i.recording, i.line, rec.line) AS seq,
@@ -454,7 +463,7 @@ def _odd(con: columnar.Connection, item: Input, staged: Staged, sql: str,
 
 
 def _drop(con: columnar.Connection) -> None:
-    for table in (*rows.TABLES, "lines", "odd", "ca", "a", "r", "j", "n", "f", "d", "p", "t", "i"):
+    for table in (*rows.TABLES, "lines", "odd", "ca", "a", "r", "j", "n", "f", "d", "p", "to", "i"):
         con.execute(f"DROP TABLE IF EXISTS temp.mbd_{table}")
 
 
