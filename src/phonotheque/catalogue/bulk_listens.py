@@ -96,16 +96,11 @@ class MergeCounts:
     unchanged: int = 0
 
 
-def _one(con: columnar.Connection, sql: str, params: Sequence[object] = ()) -> int:
-    row = con.execute(sql, list(params)).fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
-
-
 def _cut(con: columnar.Connection, n_keys: int) -> tuple[bool, int]:
     """Whether resolving ``n_keys`` keys cuts the tracks to them (:data:`_CUTS`), and how
     many rows the resolution's aggregates and joins then hold (the keys, or the tracks
     when they are not cut)."""
-    tracks = _one(con, "SELECT count(*) FROM track")
+    tracks = columnar.integer(con, "SELECT count(*) FROM track")
     cut = n_keys * _CUT_RATIO <= tracks
     return cut, n_keys if cut else max(n_keys, tracks)
 
@@ -183,7 +178,7 @@ def merge(con: columnar.Connection, staged: Staged) -> MergeCounts:
     row = con.execute(f"SELECT count(DISTINCT hash({ident})), max(pos) FROM {STAGING}").fetchone()
     keys, last = (int(row[0]), int(row[1])) if row else (0, 0)
     if keys != staged.rows:
-        keys = _one(con, f"SELECT count(DISTINCT ({ident})) FROM {STAGING}")
+        keys = columnar.integer(con, f"SELECT count(DISTINCT ({ident})) FROM {STAGING}")
     if keys == staged.rows:
         source = f"(SELECT pos AS first, key_kind, key, count, users, locator FROM {STAGING})"
     else:
@@ -200,7 +195,7 @@ def merge(con: columnar.Connection, staged: Staged) -> MergeCounts:
         con.execute("DROP TABLE listens")
         con.execute(bulk.LISTENS_DDL)
     dataset = staged.dataset
-    held = _one(con, "SELECT count(*) FROM (SELECT 1 FROM listens WHERE dataset = ? LIMIT 1)",
+    held = columnar.integer(con, "SELECT count(*) FROM (SELECT 1 FROM listens WHERE dataset = ? LIMIT 1)",
                 [dataset])
     # A dataset ingested before (a changed file, or --force): its stored rows are matched
     # to the input's keys, one hash partition at a time past the memory limit (each
@@ -208,10 +203,10 @@ def merge(con: columnar.Connection, staged: Staged) -> MergeCounts:
     pieces: list[Part] = [None]
     fresh = "true"
     if held:
-        stored = _one(con, "SELECT count(*) FROM listens WHERE dataset = ?", [dataset])
+        stored = columnar.integer(con, "SELECT count(*) FROM listens WHERE dataset = ?", [dataset])
         pieces = _pieces(con, max(keys, stored))
         for part in pieces:
-            counts.updated += _one(
+            counts.updated += columnar.integer(
                 con,
                 f"""UPDATE listens SET count = n.count, users = n.users, source = ?,
                       locator = n.locator, licence = ?
@@ -222,7 +217,7 @@ def merge(con: columnar.Connection, staged: Staged) -> MergeCounts:
                 [staged.source, staged.licence, dataset])
         fresh = ("NOT EXISTS (SELECT 1 FROM listens l WHERE l.dataset = ? AND {part} "
                  "AND l.key_kind = n.key_kind AND l.key = n.key)")
-    top = _one(con, "SELECT coalesce(max(id), 0) FROM listens")
+    top = columnar.integer(con, "SELECT coalesce(max(id), 0) FROM listens")
     if not held and last == keys:
         # Every key is new and the positions run 1..n: the id is the position.
         rank, ranked = "n.first", ""
@@ -247,7 +242,7 @@ def merge(con: columnar.Connection, staged: Staged) -> MergeCounts:
     chunks = _ranges(con, last)
     if parts == [None] and len(chunks) <= 1:
         joins, track_id = _resolution(con, staged.kinds, "n", source, cut)
-        counts.added = _one(
+        counts.added = columnar.integer(
             con, f"{insert.format(track_id=track_id)} FROM {source} n {ranked} {joins}",
             params)
     else:
@@ -255,7 +250,7 @@ def merge(con: columnar.Connection, staged: Staged) -> MergeCounts:
                           parts)
         for lo, hi in chunks:
             within = f"first BETWEEN {lo:d} AND {hi:d}"
-            counts.added += _one(
+            counts.added += columnar.integer(
                 con, f"""{insert.format(track_id="f.track_id")}
                          FROM (SELECT * FROM {source} WHERE {within}) n {ranked}
                          LEFT JOIN (SELECT * FROM {_FOUND} WHERE {within}) f
@@ -302,7 +297,7 @@ def resolve(con: columnar.Connection) -> int:
     for part in _pieces(con, size):
         keys = f"(SELECT * FROM listens l WHERE l.track_id IS NULL AND {_part('l.key', part)})"
         joins, track_id = _resolution(con, kinds, "l", keys, cut, part)
-        attached += _one(
+        attached += columnar.integer(
             con,
             f"""UPDATE listens SET track_id = r.track_id
                 FROM (SELECT l.id, {track_id} AS track_id FROM {keys} l {joins}) r

@@ -105,14 +105,9 @@ def drop_staging(con: columnar.Connection) -> None:
 
 def staged_rows(con: columnar.Connection) -> int:
     """Rows in the staging tables now (what a reader has staged of its part)."""
-    return _one(con, "SELECT (SELECT count(*) FROM stg_artist) + (SELECT count(*) FROM "
+    return columnar.integer(con, "SELECT (SELECT count(*) FROM stg_artist) + (SELECT count(*) FROM "
                      "stg_release) + (SELECT count(*) FROM stg_track) + "
                      "(SELECT count(*) FROM stg_isrc)")
-
-
-def _one(con: columnar.Connection, sql: str) -> int:
-    row = con.execute(sql).fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
 
 
 def _differs(pairs: list[tuple[str, str]]) -> str:
@@ -219,7 +214,7 @@ def _merged(con: columnar.Connection, w: str, spec: _Upsert, source: str,
     stored = con.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None
     old = "o.id" if stored else "NULL::BIGINT"
     probe = f"LEFT JOIN {table} o ON o.key = k.key" if stored else ""
-    top = _one(con, f"SELECT coalesce(max(id), 0) FROM {table}")
+    top = columnar.integer(con, f"SELECT coalesce(max(id), 0) FROM {table}")
     con.execute(f"""CREATE OR REPLACE {_new(w)}m_ids AS
         SELECT k.key, k.first_seq, k.n, {old} AS old_id,
                coalesce({old}, {top} + row_number() OVER (PARTITION BY {old} IS NULL
@@ -247,7 +242,7 @@ def _count(con: columnar.Connection, w: str, spec: _Upsert) -> list[int]:
                                f"FROM {w}{spec.merged}").fetchone() or (0, 0)
     updated = 0
     if total > added:
-        updated = _one(con, f"SELECT count(*) FROM {w}{spec.merged} m JOIN {spec.table} o "
+        updated = columnar.integer(con, f"SELECT count(*) FROM {w}{spec.merged} m JOIN {spec.table} o "
                             f"ON o.id = m.old_id WHERE {_differs(spec.compared)}")
     return [int(added), updated, int(total) - int(added) - updated]
 
@@ -376,7 +371,7 @@ def _prepare(con: columnar.Connection, plan: Plan) -> None:
     _merged(con, w, _TRACK, "stg_track", track_cols,
             join=(", r.id AS release_id", f"LEFT JOIN {w}m_release r ON r.key = f.placed.k"))
     unplaced = "m.release_id IS NULL AND m.placed.k IS NOT NULL"
-    if _one(con, f"SELECT count(*) FROM {w}m_track m WHERE {unplaced}"):
+    if columnar.integer(con, f"SELECT count(*) FROM {w}m_track m WHERE {unplaced}"):
         # a release of an earlier part or input
         _find(con, "release", f"{w}m_track", "m.placed.k", "release_id = o.id", unplaced)
     plan.counts["track"] = _count(con, w, _TRACK)
@@ -391,10 +386,10 @@ def _prepare(con: columnar.Connection, plan: Plan) -> None:
                  unnest(range(len(artist_keys))) AS position
           FROM {w}m_track WHERE artist_keys IS NOT NULL) l
         LEFT JOIN {w}m_artist a ON a.key = l.artist_key""")
-    if _one(con, f"SELECT count(*) FROM {w}m_link WHERE artist_id IS NULL"):
+    if columnar.integer(con, f"SELECT count(*) FROM {w}m_link WHERE artist_id IS NULL"):
         _find(con, "artist", f"{w}m_link", "m.artist_key", "artist_id = o.id", "m.artist_id IS NULL")
         con.execute(f"DELETE FROM {w}m_link WHERE artist_id IS NULL")
-    if _one(con, f"SELECT count(*) FROM {w}m_link WHERE old"):
+    if columnar.integer(con, f"SELECT count(*) FROM {w}m_link WHERE old"):
         plan.old_links = True
         # the stored links of those tracks that apply() keeps (it deletes a position
         # named with another artist)
@@ -414,10 +409,10 @@ def _prepare(con: columnar.Connection, plan: Plan) -> None:
         FROM ({_fold("stg_isrc", ("track_key", "isrc"), isrc_cols)}) s
         LEFT JOIN {w}m_track t ON t.key = s.track_key""")
     con.execute("DROP TABLE stg_isrc")
-    if _one(con, f"SELECT count(*) FROM {w}m_isrc WHERE track_id IS NULL"):
+    if columnar.integer(con, f"SELECT count(*) FROM {w}m_isrc WHERE track_id IS NULL"):
         _find(con, "track", f"{w}m_isrc", "m.track_key", "track_id = o.id, old = true",
               "m.track_id IS NULL")
-    if _one(con, f"SELECT count(*) FROM {w}m_isrc WHERE old"):
+    if columnar.integer(con, f"SELECT count(*) FROM {w}m_isrc WHERE old"):
         plan.old_isrcs = True
         con.execute(f"""CREATE OR REPLACE {_new(w)}m_have_isrc AS
             SELECT o.track_id, o.isrc FROM track_isrc o
@@ -444,10 +439,10 @@ def apply(con: columnar.Connection, plan: Plan) -> dict[str, list[int]]:
         SELECT n.track_id, n.position, n.artist_id FROM {w}m_link n {have}
         ORDER BY n.track_id, n.position""")
 
-    total = _one(con, f"SELECT count(*) FROM {w}m_isrc")
+    total = columnar.integer(con, f"SELECT count(*) FROM {w}m_isrc")
     added = 0
     if total:
-        before = _one(con, "SELECT count(*) FROM track_isrc")
+        before = columnar.integer(con, "SELECT count(*) FROM track_isrc")
         fresh = "m.track_id IS NOT NULL"
         if plan.old_isrcs:
             fresh += f""" AND NOT EXISTS (SELECT 1 FROM {w}m_have_isrc o
@@ -457,7 +452,7 @@ def apply(con: columnar.Connection, plan: Plan) -> dict[str, list[int]]:
             SELECT m.track_id, m.isrc, m.known_country, m.source, m.locator, m.licence
             FROM {w}m_isrc m WHERE {fresh}
             ORDER BY m.first_seq""")
-        added = _one(con, "SELECT count(*) FROM track_isrc") - before
+        added = columnar.integer(con, "SELECT count(*) FROM track_isrc") - before
     counts["isrc"] = [added, 0, total - added]
     return {k: v for k, v in counts.items() if any(v)}
 
@@ -506,4 +501,4 @@ def refresh_excluded(con: columnar.Connection) -> int:
     con.execute("""UPDATE track SET excluded = 1 WHERE excluded = 0
                    AND id IN (SELECT id FROM m_excluded)""")
     con.execute("DROP TABLE temp.m_excluded")
-    return _one(con, "SELECT count(*) FROM track WHERE excluded = 1")
+    return columnar.integer(con, "SELECT count(*) FROM track WHERE excluded = 1")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cache
 from importlib import resources
@@ -203,6 +203,14 @@ def _identity(path: Path) -> tuple[int, int, int, int] | None:
     except OSError:
         return None  # LOAD says what is wrong with it
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def integer(con: Connection, sql: str,
+            params: Sequence[object] | Mapping[str, object] = ()) -> int:
+    """The integer in the first column of the first row of ``sql``; 0 for no row or NULL
+    (a count, a sum or a max over nothing)."""
+    row = con.execute(sql, params if isinstance(params, Mapping) else list(params)).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
 
 
 def quote(text: str) -> str:

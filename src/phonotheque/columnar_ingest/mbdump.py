@@ -119,8 +119,7 @@ class MbdumpReader(_records.MergedByBulkMerge):
             # staged rows ~ the tracks, ISRCs, releases and artists loaded
             loaded = " + ".join(f"(SELECT count(*) FROM mbd_{t})"
                                 for t in ("track", "isrc", "release", "artist"))
-            counted = con.execute(f"SELECT {loaded}").fetchone()
-            rows = int(counted[0]) if counted else 0
+            rows = columnar.integer(con, f"SELECT {loaded}")
             bulk_merge.create_staging(con, ctx.tmp / bulk_merge.SCRATCH_FILE
                                       if bulk_merge.needs_scratch(con, rows) else None)
             step("joining the tables", item.size)
@@ -130,7 +129,6 @@ class MbdumpReader(_records.MergedByBulkMerge):
             shutil.rmtree(folder, ignore_errors=True)
         step("merging into the catalogue", item.size)
         yield staged
-
 
     def _load(self, con: columnar.Connection, item: Input, folder: Path,
               rejects: list[Reject], step: Callable[[str, int], None]) -> None:
@@ -383,8 +381,7 @@ def _join(con: columnar.Connection, item: Input, staged: Staged) -> None:
                         false)"""
     con.execute(f"""CREATE OR REPLACE TEMP TABLE mbd_to AS
         SELECT rec.line, ac.line AS aline {joined} AND {odd}""")
-    counted = con.execute("SELECT count(*) FROM mbd_to").fetchone()
-    odd_rows = int(counted[0]) if counted else 0
+    odd_rows = columnar.integer(con, "SELECT count(*) FROM mbd_to")
     t = f"""(SELECT {_seq(con, 3, "recording", "rec", once=credits_once)} AS seq,
                rec.gid, rec.name, coalesce(rec.length, p.tlen) AS length, ac.name AS credit,
                ca.gids, p.release_gid, p.disc, p.pos, rec.line, ac.line AS aline

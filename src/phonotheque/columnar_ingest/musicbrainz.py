@@ -741,7 +741,6 @@ class MusicBrainzReader(_records.MergedByBulkMerge):
                   FROM mb_t ANTI JOIN mb_flag USING (line) WHERE len(isrcs) > 0)""")
 
 
-
 def _countries() -> list[str]:
     return sorted(isrc.COUNTRIES)
 
