@@ -248,6 +248,7 @@ def _archive_chunks(path: Path, folder: Path, start: int = 0) -> Iterator[_Chunk
     breaks."""
     size = _pieces()
     pos = total = 0
+    piece: _Piece | None = None  # a release member's piece being written
     try:
         with open_tar_on_disk(path) as (tar, disk):
             for member in tar:
@@ -256,6 +257,8 @@ def _archive_chunks(path: Path, folder: Path, start: int = 0) -> Iterator[_Chunk
                 if f is None:
                     continue
                 base = total
+                # only a release member's lines are for the SQL: the others are held
+                # for the Python reader
                 sql = entity == "release" and _utf8(member.name)
                 buf: list[bytes] = []
                 for raw in _raw_lines(f):
@@ -263,16 +266,30 @@ def _archive_chunks(path: Path, folder: Path, start: int = 0) -> Iterator[_Chunk
                     pos += len(raw)
                     if pos <= start:
                         continue  # committed by the run that was interrupted
-                    buf.append(raw)
-                    if len(buf) == size:
-                        yield _one_chunk(_drain(buf), size, total - size + 1, pos,
-                                         disk.tell(), folder, member.name, base, sql)
+                    if not sql:
+                        buf.append(raw)
+                        if len(buf) == size:
+                            yield _Chunk(None, total - size + 1, _drain(buf), size, pos,
+                                         disk.tell(), member.name, base)
+                        continue
+                    if piece is None:
+                        piece = _Piece(folder, total, member.name, base)
+                    piece.write(raw, 1)
+                    if piece.count == size:
+                        chunk, piece = piece.close(pos, disk.tell()), None
+                        yield chunk
                 if buf:
                     n = len(buf)
-                    yield _one_chunk(_drain(buf), n, total - n + 1, pos,
-                                     disk.tell(), folder, member.name, base, sql)
+                    yield _Chunk(None, total - n + 1, _drain(buf), n, pos, disk.tell(),
+                                 member.name, base)
+                if piece is not None:
+                    chunk, piece = piece.close(pos, disk.tell()), None
+                    yield chunk
     except ARCHIVE_ERRORS as exc:
         raise CorruptStream(printable(path), f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        if piece is not None:
+            piece.discard()
 
 
 def _pieces() -> int:
@@ -298,12 +315,15 @@ def _chunks(path: Path, folder: Path, start: int = 0, line: int = 0) -> Iterator
     Blocks of lines, not lines: a chunk is cut where its last newline is and written as
     it was read. Splitting every line out and joining them again copied the 5 GB of a
     10 M-track dump twice more (measured: 35.5 CPU s to cut it, decompression included).
+    Each block's lines go to the piece's file as they are read, so the cutter holds a
+    block (:data:`READ_BYTES`), not a piece: gathering a piece (~200 MB of a MusicBrainz
+    dump) and joining it took ~450 MiB of memory beside DuckDB's limit, and glibc kept
+    ~250 MiB of it afterwards (docs/scale.md, session 15).
     """
     size = _pieces()
     first = line + 1
     end = start
-    pieces: list[bytes] = []
-    count = 0
+    piece = _Piece(folder, first)
     try:
         with open_at(path, start) as f:
             tail = b""
@@ -311,28 +331,79 @@ def _chunks(path: Path, folder: Path, start: int = 0, line: int = 0) -> Iterator
                 data = tail + block if tail else block
                 pos = 0
                 while True:
-                    cut, found = _newlines(data, pos, size - count)
+                    cut, found = _newlines(data, pos, size - piece.count)
                     if cut > pos:
-                        pieces.append(data[pos:cut])
+                        piece.write(data[pos:cut], found)
                         end += cut - pos
-                        count += found
                         pos = cut
-                    if count < size:
+                    if piece.count < size:
                         break  # this block has no more complete lines
-                    chunk = _one_chunk(_drain(pieces), count, first, end, disk_position(f),
-                                       folder)
-                    first += count
-                    count = 0
+                    chunk = piece.close(end, disk_position(f))
+                    piece = _Piece(folder, chunk.first + chunk.count)
                     yield chunk  # holding no bytes of it, once in its file: see _one_ahead
                 tail = data[pos:]
+                del data
             if tail:
-                pieces.append(tail)
+                piece.write(tail, 1)
                 end += len(tail)
-                count += 1
-            if count:
-                yield _one_chunk(_drain(pieces), count, first, end, disk_position(f), folder)
+            if piece.count:
+                yield piece.close(end, disk_position(f))
     except OSError as exc:
         raise wrap_os_error(exc, printable(path)) from exc
+    finally:
+        piece.discard()
+
+
+class _Piece:
+    """A piece's file in ``folder`` as the cutter writes it, block by block: its lines
+    numbered from ``first`` on, and whether one of them is blank (then :meth:`close` gives
+    a chunk of the bytes alone, which the Python reader reads). A write error is the
+    workspace's disk, not the input."""
+
+    def __init__(self, folder: Path, first: int, member: str | None = None,
+                 base: int = 0) -> None:
+        self.file = folder / f"chunk-{first}.jsonl"
+        self.first = first
+        self.member = member
+        self.base = base
+        self.count = 0
+        self.blank = False
+        self._out: IO[bytes] | None = None
+
+    def write(self, data: bytes, lines: int) -> None:
+        """Append ``lines`` whole lines (the last perhaps without its newline)."""
+        self.blank = self.blank or _has_blank(data)
+        self.count += lines
+        try:
+            if self._out is None:
+                self._out = self.file.open("wb")
+            self._out.write(data)
+        except OSError as exc:
+            self.discard()
+            raise wrap_os_error(exc, self.file, writing=True) from exc
+
+    def close(self, end: int, disk: int) -> _Chunk:
+        """The chunk of what was written (``end``, ``disk``: the input's offsets at its end)."""
+        out, self._out = self._out, None
+        try:
+            if out is not None:
+                out.close()
+            if not self.blank:
+                return _Chunk(self.file, self.first, b"", self.count, end, disk, self.member,
+                              self.base)
+            data = self.file.read_bytes()
+        except OSError as exc:
+            self.file.unlink(missing_ok=True)
+            raise wrap_os_error(exc, self.file, writing=True) from exc
+        self.file.unlink()  # blank lines: the Python reader reads the bytes
+        return _Chunk(None, self.first, data, self.count, end, disk, self.member, self.base)
+
+    def discard(self) -> None:
+        """Remove the file of a piece never handed on (an error, a caller that stopped)."""
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+            self.file.unlink(missing_ok=True)
 
 
 def _drain(pieces: list[bytes]) -> bytes:
@@ -387,21 +458,6 @@ def _has_blank(data: bytes) -> bool:
     body = data[:-1] if data.endswith(b"\n") else data
     head = body.find(b"\n")
     return not (body if head < 0 else body[:head]).strip() or _BLANK.search(body) is not None
-
-
-def _one_chunk(data: bytes, count: int, first: int, end: int, disk: int, folder: Path,
-               member: str | None = None, base: int = 0, sql: bool = True) -> _Chunk:
-    if not sql or _has_blank(data):  # a blank line (or a blank tail)
-        return _Chunk(None, first, data, count, end, disk, member, base)
-    file = folder / f"chunk-{first}.jsonl"
-    try:
-        file.write_bytes(data)
-    except OSError as exc:  # the workspace's disk, not the input
-        file.unlink(missing_ok=True)
-        raise wrap_os_error(exc, file, writing=True) from exc
-    # Its bytes are in the file now: not held in memory as well (~200 MB a chunk of a
-    # MusicBrainz dump; the chunk cut ahead waits through a merge).
-    return _Chunk(file, first, b"", count, end, disk, member, base)
 
 
 _Cut = TypeVar("_Cut", _Chunk, _Batch)
