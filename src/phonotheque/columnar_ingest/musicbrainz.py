@@ -143,9 +143,9 @@ _COLUMNS = {
 #: one core. Two full row groups: two threads.
 CHUNK_LINES = 2 * 122_880
 #: Lines per file the cutter writes, at most (a piece of a chunk; ``read_json`` reads a
-#: chunk's pieces in order). The cutter holds one piece's bytes at a time (~200 MB of a
-#: MusicBrainz dump), and a chunk DuckDB refuses is read again piece by piece, the
-#: Python reader taking only the pieces DuckDB still refuses.
+#: chunk's pieces in order; ~200 MB of a MusicBrainz dump, written as it is read). A chunk
+#: DuckDB refuses is read again piece by piece, the Python reader taking only the pieces
+#: DuckDB still refuses.
 PIECE_LINES = 50_000
 #: Staged rows (artists, releases, tracks and ISRC links) after which the chunks staged
 #: so far merge and commit as one part with the input's checkpoint. The merge's
