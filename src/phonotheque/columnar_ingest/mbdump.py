@@ -400,20 +400,23 @@ def _join(con: columnar.Connection, item: Input, staged: Staged) -> None:
              lambda r: rows.track_record(r, name))
     _done(con, "to", "artist_credit", "ca", "p")
     countries = ", ".join(columnar.quote(c) for c in sorted(isrc.COUNTRIES))
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE mbd_i AS
-        SELECT {4 << _KIND_SEQ} + row_number() OVER (ORDER BY i.recording, i.line, rec.line) AS seq,
-               rec.gid, i.isrc, i.line,
-               NOT coalesce(regexp_full_match(i.isrc, '{_ISRC}'), false) AS odd
+    # The ISRC links numbered in the row reader's order, not stored (a wide TEMP table of
+    # every link, as the recordings' was): straight into the staging, then, only if some
+    # ISRC is odd, once more for those links (the same numbering: the filter is outside).
+    odd = f"NOT coalesce(regexp_full_match(i.isrc, '{_ISRC}'), false)"
+    links = f"""(SELECT {4 << _KIND_SEQ} + row_number() OVER (ORDER BY i.recording, i.line,
+                                                                rec.line) AS seq,
+               rec.gid, i.isrc, i.line, {odd} AS odd
         FROM mbd_isrc i JOIN mbd_recording rec ON rec.id = i.recording
-        WHERE rec.gid IS NOT NULL""")
-    _done(con, "isrc", "recording")
+        WHERE rec.gid IS NOT NULL)"""
     con.execute(f"""INSERT INTO stg_isrc
         SELECT seq, gid, isrc, CASE WHEN left(isrc, 2) IN ({countries}) THEN 1 ELSE 0 END,
                {prov("isrc")}
-        FROM mbd_i WHERE NOT odd""")
-    _odd(con, item, staged, "SELECT seq, gid, isrc, line FROM mbd_i WHERE odd",
-         lambda r: rows.isrc_record(r, name, item.source))
-    _done(con, "i")
+        FROM {links} WHERE NOT odd""")
+    if columnar.integer(con, f"SELECT count(*) FROM mbd_isrc i WHERE {odd}"):
+        _odd(con, item, staged, f"SELECT seq, gid, isrc, line FROM {links} WHERE odd",
+             lambda r: rows.isrc_record(r, name, item.source))
+    _done(con, "isrc", "recording")
     staged.read = bulk_merge.staged_rows(con)
 
 
@@ -460,7 +463,7 @@ def _odd(con: columnar.Connection, item: Input, staged: Staged, sql: str,
 
 
 def _drop(con: columnar.Connection) -> None:
-    for table in (*rows.TABLES, "lines", "odd", "ca", "a", "r", "j", "n", "f", "d", "p", "to", "i"):
+    for table in (*rows.TABLES, "lines", "odd", "ca", "a", "r", "j", "n", "f", "d", "p", "to"):
         con.execute(f"DROP TABLE IF EXISTS temp.mbd_{table}")
 
 
