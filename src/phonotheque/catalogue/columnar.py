@@ -11,7 +11,8 @@ only one that opens it, so every connection gets the same guarantees:
   DuckDB checks the extension's signature once per file and process (``_VERIFIED``).
 - **Bounded memory.** ``memory_limit`` comes from the machine (a share of its
   physical memory) or the caller's option, and what does not fit spills into
-  ``temp_directory``, which the caller puts inside the workspace.
+  ``temp_directory``, which the caller puts inside the workspace. What the C heap
+  holds free beside it is returned to the system (:mod:`phonotheque.heap_trim`).
 - **The catalogue is attached read-only** as ``cat`` unless the caller asks to write.
 """
 
@@ -27,6 +28,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from phonotheque import heap_trim
 from phonotheque.errors import (
     BusyError,
     InputError,
@@ -236,6 +238,7 @@ def connect(catalogue: Path, *, temp_directory: Path, memory_bytes: int | None =
     import duckdb
 
     catalogue = Path(catalogue)
+    heap_trim.start()  # what glibc keeps free counts in the RSS too (heap_trim says why)
     if not catalogue.is_file():
         raise InputError(catalogue, "no such catalogue file")
     try:
