@@ -8,8 +8,6 @@ import textwrap
 import threading
 from pathlib import Path
 
-import pytest
-
 from phonotheque.catalogue import bulk
 from phonotheque.workspace import Workspace
 
@@ -40,10 +38,10 @@ def _rss(mode: str) -> tuple[int, int]:
     return int(out[0]), int(out[1])
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
 def test_free_heap_pages_are_returned_to_the_system() -> None:
     """~290 MiB freed in a fragmented heap: glibc alone keeps it in the RSS; with the
-    trimmer running (as every columnar connection starts it) it is given back."""
+    trimmer running (as every columnar connection starts it) it is given back. The
+    project runs on Debian (glibc); elsewhere ``start`` returns False and this fails."""
     full, later = _rss("none")
     assert later > full - 50, (full, later)  # glibc alone keeps it
     full, later = _rss("trim")
