@@ -22,8 +22,9 @@ import threading
 import time
 from collections.abc import Callable
 
-#: Seconds between two trims. A trim walks the free chunks of every arena: about a
-#: millisecond at hundreds of MB free, nothing on a small heap.
+#: Seconds between two trims. A trim walks the free chunks of every arena (measured on
+#: ~290 MiB freed in 1 KiB blocks: 33 ms to return them, then 2.8 ms a trim while they
+#: stay free), so once a second costs well under 1 % of a core.
 INTERVAL = 1.0
 
 _lock = threading.Lock()

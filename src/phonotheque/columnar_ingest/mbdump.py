@@ -410,17 +410,17 @@ def _join(con: columnar.Connection, item: Input, staged: Staged) -> None:
     # The ISRC links numbered in the row reader's order, not stored (a wide TEMP table of
     # every link, as the recordings' was): straight into the staging, then, only if some
     # ISRC is odd, once more for those links (the same numbering: the filter is outside).
-    odd = f"NOT coalesce(regexp_full_match(i.isrc, '{_ISRC}'), false)"
+    odd_isrc = f"NOT coalesce(regexp_full_match(i.isrc, '{_ISRC}'), false)"
     links = f"""(SELECT {4 << _KIND_SEQ} + row_number() OVER (ORDER BY i.recording, i.line,
                                                                 rec.line) AS seq,
-               rec.gid, i.isrc, i.line, {odd} AS odd
+               rec.gid, i.isrc, i.line, {odd_isrc} AS odd
         FROM mbd_isrc i JOIN mbd_recording rec ON rec.id = i.recording
         WHERE rec.gid IS NOT NULL)"""
     con.execute(f"""INSERT INTO stg_isrc
         SELECT seq, gid, isrc, CASE WHEN left(isrc, 2) IN ({countries}) THEN 1 ELSE 0 END,
                {prov("isrc")}
         FROM {links} WHERE NOT odd""")
-    if columnar.integer(con, f"SELECT count(*) FROM mbd_isrc i WHERE {odd}"):
+    if columnar.integer(con, f"SELECT count(*) FROM mbd_isrc i WHERE {odd_isrc}"):
         _odd(con, item, staged, f"SELECT seq, gid, isrc, line FROM {links} WHERE odd",
              lambda r: rows.isrc_record(r, name, item.source))
     _done(con, "isrc", "recording")
