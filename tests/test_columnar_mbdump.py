@@ -303,6 +303,18 @@ def test_a_table_duckdb_reads_otherwise_is_read_by_python(
     assert watch.tables == ["recording"]
 
 
+def test_a_folder_whose_path_is_not_utf8_is_read_by_python(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dump folder whose name holds a byte that is not UTF-8 (any byte but / and NUL
+    may be in a Linux file name): its path cannot be put in DuckDB's SQL, so every table
+    is parsed by the row reader's parser, with the SQLite path's tables and rejects."""
+    source = _folder(tmp_path, _tables()).rename(tmp_path / os.fsdecode(b"dump-\xff"))
+    watch = Watch(monkeypatch)
+    got = _compare(tmp_path, source)
+    assert len(got["track"]) == 14
+    assert watch.tables == list(TABLES)
+
+
 def test_an_archive_gives_the_same_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                           ) -> None:
     tables = _tables()

@@ -112,9 +112,11 @@ def read_counted(con: columnar.Connection, table: str, select: str, rows: int) -
     than ``rows`` rows (its rowid then numbers the lines: insertion order is kept)."""
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {select}")
-    except (columnar.Error, UnicodeDecodeError):
+    except (columnar.Error, UnicodeDecodeError, UnicodeEncodeError):
         # UnicodeDecodeError: DuckDB's message quotes the bad value cut to a few bytes,
-        # possibly inside a character, and the message fails to decode.
+        # possibly inside a character, and the message fails to decode. UnicodeEncodeError:
+        # a path in ``select`` holds a byte that is not UTF-8 (a Linux file name may; Python
+        # keeps it as a surrogate), which the SQL text cannot carry: Python reads that input.
         con.execute(f"DROP TABLE IF EXISTS temp.{table}")
         return False
     row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
