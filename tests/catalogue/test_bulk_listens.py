@@ -510,3 +510,18 @@ def test_first_listens_keep_the_columns_v1_declares(tmp_path: Path) -> None:
     report = _columnar_ingest(b, [DEMO / "listens.csv"])
     assert report.added > 0
     assert columns(b) == declared
+
+
+def test_csv_with_carriage_return_line_ends_reads_as_sqlite(tmp_path: Path) -> None:
+    """A CSV whose lines end in a lone ``\\r`` (old Mac line ends): the SQLite path reads
+    its rows; the columnar path raised ``_csv.Error`` (a traceback) reading its header."""
+    a, b = _pair(tmp_path)
+    csv = tmp_path / "mac.csv"
+    lines = DEMO.joinpath("listens.csv").read_text().splitlines()[:4]
+    csv.write_bytes(("\r".join(lines) + "\r").encode())
+    ingest(a, "listens", [csv])
+    _columnar_ingest(b, [csv])
+    want = _sqlite_listens(a)
+    assert len(want) == 3
+    assert _columnar_listens(b) == want
+    assert _rejects(b) == _rejects(a)

@@ -169,7 +169,12 @@ def _csv_names(item: Input) -> list[str]:
         text = first.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise _Fallback from exc
-    rows = list(csv.reader(io.StringIO(text)))
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:
+        # a lone \r ends lines (old Mac files): readline() gave the whole file, which
+        # csv refuses as one line; the row reader reads such a file as pyarrow does
+        raise _Fallback from exc
     return rows[0] if rows else []
 
 
