@@ -525,3 +525,26 @@ def test_csv_with_carriage_return_line_ends_reads_as_sqlite(tmp_path: Path) -> N
     assert len(want) == 3
     assert _columnar_listens(b) == want
     assert _rejects(b) == _rejects(a)
+
+
+@pytest.mark.parametrize("name", ["weekly.CSV.GZ", "weekly.csv.Zst"])
+def test_compressed_csv_with_upper_case_suffix_reads_as_sqlite(tmp_path: Path,
+                                                               name: str) -> None:
+    """``.CSV.GZ``, ``.csv.Zst``: the SQLite path decompresses them (suffixes in any
+    case); DuckDB guesses compression from the lower-case suffix alone, so it read the
+    compressed bytes as text: no row, no reject, exit 0 (the counts silently lost; a
+    larger file made DuckDB fail, and the row reader read it)."""
+    a, b = _pair(tmp_path)
+    data = b"".join(DEMO.joinpath("listens.csv").read_bytes().splitlines(keepends=True)[:5])
+    packed = (gzip.compress(data, mtime=0) if name.lower().endswith(".gz")
+              else pyzstd.compress(data))
+    assert b"\n" not in packed  # read as text: one header line, no rows, no error
+    path = tmp_path / name
+    path.write_bytes(packed)
+    ingest(a, "listens", [path])
+    report = _columnar_ingest(b, [path])
+    want = _sqlite_listens(a)
+    assert want
+    assert report.read == len(want)
+    assert _columnar_listens(b) == want
+    assert _rejects(b) == _rejects(a) == []

@@ -60,6 +60,7 @@ from phonotheque.sources import (
     Input,
     ReadOptions,
     bounds,
+    compressed_suffix,
     listens,
     open_input,
     printable,
@@ -198,7 +199,12 @@ def _scan(item: Input, fmt: str, names: list[str]) -> str:
         return f"read_parquet({path})"
     columns = ", ".join(f"{columnar.quote(n)}: 'VARCHAR'" for n in names)
     nulls = ", ".join(columnar.quote(n) for n in _NULLS)
+    # Named, not guessed: DuckDB guesses from the lower-case suffix alone and read a
+    # ``.CSV.GZ`` as text (no row, no error); the row reader takes suffixes in any case.
+    compression = {".gz": "gzip", ".zst": "zstd"}.get(compressed_suffix(item.path.name) or "",
+                                                      "none")
     return (f"read_csv({path}, header = true, auto_detect = false, delim = ',', quote = '\"', "
+            f"compression = '{compression}', "
             f"escape = '\"', strict_mode = true, null_padding = false, "
             f"nullstr = [{nulls}], columns = {{{columns}}})")
 
