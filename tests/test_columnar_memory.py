@@ -76,6 +76,23 @@ def test_a_bad_phono_memory_is_a_clear_error(tmp_path: Path,
         assert "$PHONO_MEMORY" in str(err.value)
 
 
+def test_a_phono_memory_too_large_for_duckdb_is_a_clear_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A size DuckDB cannot hold (2**64 bytes and up wrap to nothing there) was passed on:
+    DuckDB then failed to open the catalogue with "Out of Memory Error: failed to pin
+    block", blaming catalogue.duckdb, not $PHONO_MEMORY."""
+    from phonotheque.errors import InputError
+
+    ws = Workspace.create(tmp_path / "ws", engine="duckdb")
+    for bad in ("20000PB", "18446744073709551616", "99999999999999999999999TB"):
+        monkeypatch.setenv(bulk.MEMORY_ENV, bad)
+        with pytest.raises(InputError, match="above the maximum") as err:
+            bulk.open_bulk(ws.root)
+        assert "$PHONO_MEMORY" in str(err.value)
+    monkeypatch.setenv(bulk.MEMORY_ENV, "100PB")  # more than any machine, still taken
+    bulk.open_bulk(ws.root).close()
+
+
 def test_small_memory_limit_gives_the_same_tables(tmp_path: Path) -> None:
     synth(tmp_path / "s", SynthOptions(tracks=3000, seed=5))
     paths = [tmp_path / "s" / "release.jsonl"]

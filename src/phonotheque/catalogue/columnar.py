@@ -65,6 +65,10 @@ CATALOGUE_ALIAS = "cat"
 #: Share of the machine's physical memory DuckDB may use when no limit is given.
 DEFAULT_MEMORY_SHARE = 0.5
 _MIN_MEMORY = 64 * 1024 * 1024  # below this DuckDB cannot run its own operators
+#: Above this a limit is refused: DuckDB keeps it in 64 bits, and from just below 2**64
+#: bytes on it wraps to nothing (every allocation fails, "failed to pin block"); 1 EiB
+#: is far more than any machine, so no real limit is lost.
+_MAX_MEMORY = 1 << 60
 
 _EXTENSION_PACKAGE = "duckdb_ext"
 _EXTENSION_FILE = "sqlite_scanner.duckdb_extension"
@@ -83,6 +87,9 @@ def memory_limit(option: int | None = None) -> int:
     if option < _MIN_MEMORY:
         raise InputError("memory limit", f"{option} bytes is below the minimum of "
                                          f"{_MIN_MEMORY // (1024 * 1024)} MiB")
+    if option > _MAX_MEMORY:
+        raise InputError("memory limit", f"{option} bytes is above the maximum of "
+                                         f"{_MAX_MEMORY >> 60} EiB")
     return option
 
 
