@@ -93,6 +93,21 @@ def test_a_phono_memory_too_large_for_duckdb_is_a_clear_error(
     bulk.open_bulk(ws.root).close()
 
 
+def test_a_bad_phono_memory_creates_no_sqlite_workspace_in_place_of_a_columnar_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`phono init --engine duckdb NEW` with a bad $PHONO_MEMORY exited 2 but left NEW as
+    a SQLite workspace (catalogue.sqlite, no catalogue.duckdb): the next `phono ingest`
+    there ran on the engine the user did not ask for, without a word."""
+    from phonotheque.errors import InputError
+
+    monkeypatch.setenv(bulk.MEMORY_ENV, "lots")
+    with pytest.raises(InputError, match=r"\$PHONO_MEMORY"):
+        Workspace.create(tmp_path / "ws", engine="duckdb")
+    assert not (tmp_path / "ws" / "catalogue.sqlite").exists()
+    monkeypatch.delenv(bulk.MEMORY_ENV)
+    assert Workspace.create(tmp_path / "ws", engine="duckdb").engine == "duckdb"
+
+
 def test_small_memory_limit_gives_the_same_tables(tmp_path: Path) -> None:
     synth(tmp_path / "s", SynthOptions(tracks=3000, seed=5))
     paths = [tmp_path / "s" / "release.jsonl"]

@@ -106,6 +106,12 @@ class Workspace:
         if engine is not None and engine not in ENGINES:
             raise WorkspaceError(root, f"unknown engine {engine!r} (use {' or '.join(ENGINES)})")
         root = Path(root)
+        if engine == "duckdb" and not (root / COLUMNAR).is_file():
+            # a bad $PHONO_MEMORY stops the conversion: refuse it before anything is
+            # made, not after a SQLite workspace was (the user asked for a columnar one)
+            from phonotheque.catalogue import bulk
+
+            bulk.stage_memory()
         try:
             root.mkdir(parents=True, exist_ok=True)
             for sub in SUBDIRS:
