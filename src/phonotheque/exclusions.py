@@ -10,6 +10,8 @@ the same run, so that ``phono ledger`` shows it before the next ``phono select``
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -73,42 +75,60 @@ def add(store: Store, kind: str, value: str, reason: str) -> ExclusionChange:
     value = normalise(kind, value)
     if not reason.strip():
         raise InputError(reason, "a takedown needs a reason (it is published)")
-    added = store.add_exclusion(Exclusion(kind, value, reason))
-    ledger.sync_exclusions(store)
-    excluded = int(store.scalar("SELECT count(*) FROM track WHERE excluded = 1"))
-    change = ExclusionChange(kind, value, added, matching_tracks(store, kind, value), excluded)
-    if bulk.path(store.path.parent).is_file():  # a columnar workspace: tracks live there
-        return _on_columnar(store.path.parent, change) or change
-    return change
+    with _columnar(store) as con:  # busy: refused before the list changes
+        added = store.add_exclusion(Exclusion(kind, value, reason))
+        ledger.sync_exclusions(store)
+        excluded = int(store.scalar("SELECT count(*) FROM track WHERE excluded = 1"))
+        change = ExclusionChange(kind, value, added, matching_tracks(store, kind, value),
+                                 excluded)
+        if con is not None:  # a columnar workspace: tracks live there
+            return _on_columnar(con, change) or change
+        return change
 
 
-def _on_columnar(root: Path, change: ExclusionChange | None) -> ExclusionChange | None:
-    """After an exclusion changed in a columnar workspace at ``root``: flag its tracks
-    in the columnar catalogue (``bulk_merge.refresh_excluded``), bring their ledger rows
-    up to date (``bulk_selection.sync_exclusions``, in the same transaction) and count ``change``'s
-    matches there (the SQLite catalogue holds no tracks in such a workspace; a path
-    matches the held files, whose rows stay in catalogue.sqlite: ``cat.source_audio``)."""
+@contextmanager
+def _columnar(store: Store) -> Iterator[columnar.Connection | None]:
+    """The columnar catalogue of ``store``'s workspace, opened read-write (None for a
+    SQLite workspace) before the list changes: while another phono run holds it, the
+    change is refused (BusyError) with nothing written, not listed in catalogue.sqlite
+    with its tracks left unflagged (a release would publish them, files and all)."""
+    root = store.path.parent
+    if not bulk.path(root).is_file():
+        yield None
+        return
     con = bulk.open_bulk(root)
     try:
-        with columnar.transaction(con):
-            excluded = bulk_merge.refresh_excluded(con)
-            bulk_selection.sync_exclusions(con)  # the ledger shows it before the next select
-        if change is None:
-            return None
-        sql = _MATCHES[change.kind].replace(":v", "$v").replace(
-            "FROM source_audio", "FROM cat.source_audio")
-        row = con.execute(f"SELECT count(*) FROM ({sql})", {"v": change.value}).fetchone()
-        matched = int(row[0]) if row else 0
-        return replace(change, matched=matched, excluded=excluded)
+        yield con
     finally:
         con.close()
+
+
+def _on_columnar(con: columnar.Connection,
+                 change: ExclusionChange | None) -> ExclusionChange | None:
+    """After an exclusion changed in a columnar workspace (``con``, its catalogue): flag
+    its tracks in the columnar catalogue (``bulk_merge.refresh_excluded``), bring their
+    ledger rows up to date (``bulk_selection.sync_exclusions``, in the same transaction)
+    and count ``change``'s matches there (the SQLite catalogue holds no tracks in such a
+    workspace; a path matches the held files, whose rows stay in catalogue.sqlite:
+    ``cat.source_audio``)."""
+    with columnar.transaction(con):
+        excluded = bulk_merge.refresh_excluded(con)
+        bulk_selection.sync_exclusions(con)  # the ledger shows it before the next select
+    if change is None:
+        return None
+    sql = _MATCHES[change.kind].replace(":v", "$v").replace(
+        "FROM source_audio", "FROM cat.source_audio")
+    row = con.execute(f"SELECT count(*) FROM ({sql})", {"v": change.value}).fetchone()
+    matched = int(row[0]) if row else 0
+    return replace(change, matched=matched, excluded=excluded)
 
 
 def remove(store: Store, kind: str, value: str) -> tuple[str, bool]:
     """Take ``value`` off the list; returns (normalised value, whether it was there)."""
     value = normalise(kind, value)
-    removed = store.remove_exclusion(kind, value)
-    ledger.sync_exclusions(store)
-    if bulk.path(store.path.parent).is_file():
-        _on_columnar(store.path.parent, None)
+    with _columnar(store) as con:  # busy: refused before the list changes
+        removed = store.remove_exclusion(kind, value)
+        ledger.sync_exclusions(store)
+        if con is not None:
+            _on_columnar(con, None)
     return value, removed

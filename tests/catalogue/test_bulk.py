@@ -243,3 +243,40 @@ def test_a_converted_workspace_does_not_read_its_inputs_again(ws: Workspace) -> 
     finally:
         con.close()
     assert got == want
+
+
+def test_an_exclusion_refused_as_busy_changes_nothing(tmp_path: Path) -> None:
+    """`phono exclude add` while another phono run held catalogue.duckdb exited 7 (busy,
+    "wait for it to finish") after it had already put the entry on the list in
+    catalogue.sqlite: the track stayed unflagged in catalogue.duckdb, so the next
+    `phono release` published it with its file and magnet, and the takedown as listed
+    (`exclusion` table) beside it. A busy refusal must change nothing (add or remove)."""
+    from importlib import resources
+
+    from phonotheque import columnar_ingest, exclusions
+
+    demo = Path(str(resources.files("phonotheque") / "demo_data"))
+    ws = Workspace.create(tmp_path / "w", engine="duckdb")
+    columnar_ingest.ingest(ws, "musicbrainz", [demo / "musicbrainz" / "mbdump-sample.jsonl"])
+    money = "7fef22bd-76aa-4803-b56b-93a5d6e70662"  # one track of the demo catalogue
+    holder = _hold(ws, readonly=False)
+    try:
+        with ws.store() as store, pytest.raises(BusyError, match="another phono process"):
+            exclusions.add(store, "mbid", money, "takedown request")
+        with ws.store(readonly=True) as store:
+            assert store.exclusions() == []  # not listed: the refusal changed nothing
+    finally:
+        holder.kill()
+        holder.wait()
+    with ws.store() as store:  # the re-run the message asks for
+        change = exclusions.add(store, "mbid", money, "takedown request")
+    assert change.added and change.matched == 1 and change.excluded == 1
+    holder = _hold(ws, readonly=False)
+    try:
+        with ws.store() as store, pytest.raises(BusyError, match="another phono process"):
+            exclusions.remove(store, "mbid", money)
+        with ws.store(readonly=True) as store:
+            assert [e.value for e in store.exclusions()] == [money]  # still listed
+    finally:
+        holder.kill()
+        holder.wait()
