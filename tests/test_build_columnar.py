@@ -51,6 +51,19 @@ def test_build_runs_every_stage_on_a_columnar_workspace(tmp_path: Path) -> None:
     assert not build(ws, []).changed
 
 
+def test_build_help_says_every_stage_runs_on_a_columnar_workspace() -> None:
+    """`phono build --help` said of --engine duckdb "it runs the metadata stages and
+    skips audio and pack, saying so", though every stage runs there (the test above)."""
+    from click.testing import CliRunner
+
+    from phonotheque.cli import main
+
+    out = CliRunner().invoke(main, ["build", "--help"], terminal_width=400)
+    assert out.exit_code == 0, out.output
+    engine = out.output[out.output.index("--engine"):out.output.index("--json")]
+    assert "skips" not in engine and "every stage" in engine, engine
+
+
 def test_build_engine_duckdb_refuses_a_source_it_cannot_ingest(tmp_path: Path) -> None:
     """Every source kind has a columnar path now; a kind without one would be refused
     before anything runs."""

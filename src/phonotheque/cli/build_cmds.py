@@ -232,7 +232,7 @@ def _problems(report: BuildReport) -> str:
 @click.option("--engine", type=click.Choice(ENGINES), default=None,
               help="duckdb: a columnar workspace (as `phono init --engine duckdb` makes, "
                    "converting an existing one), for tens to hundreds of millions of tracks; "
-                   "it runs the metadata stages and skips audio and pack, saying so. "
+                   "every stage runs there, audio and pack included. "
                    "Default: the workspace's engine (sqlite for a new one).")
 @json_option
 def build_cmd(sources: tuple[str, ...], workspace: Path, scheduler: str | None,
