@@ -104,3 +104,24 @@ def test_a_sqlite_workspace_is_not_refused(tmp_path: Path) -> None:
     assert out.exit_code == 0, out.output
     out = CliRunner().invoke(main, ["audio", "--workers", "0", "-w", str(ws.root)])
     assert "columnar" not in out.output
+
+
+def test_a_workspace_path_duckdb_cannot_open_is_refused_before_anything_is_made(
+        tmp_path: Path) -> None:
+    """A Linux path may hold bytes that are not UTF-8; DuckDB cannot open a file there.
+    `phono init --engine duckdb` stopped with a traceback (UnicodeEncodeError), leaving a
+    SQLite workspace behind; converting an existing one did the same. Now both exit 3
+    with the path (the byte shown as \\xNN) and what to do; the SQLite engine, which can,
+    still makes a workspace there."""
+    import os
+
+    new = tmp_path / os.fsdecode(b"ws\xff")
+    result = CliRunner().invoke(main, ["init", "--engine", "duckdb", str(new)])
+    assert result.exit_code == 3, result.output
+    assert "ws\\xff" in result.output and "UTF-8" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert not new.exists()
+    assert CliRunner().invoke(main, ["init", str(new)]).exit_code == 0
+    result = CliRunner().invoke(main, ["init", "--engine", "duckdb", str(new)])
+    assert result.exit_code == 3, result.output
+    assert Workspace.open(new).engine == "sqlite"

@@ -109,8 +109,9 @@ class Workspace:
         if engine == "duckdb" and not (root / COLUMNAR).is_file():
             # a bad $PHONO_MEMORY stops the conversion: refuse it before anything is
             # made, not after a SQLite workspace was (the user asked for a columnar one)
-            from phonotheque.catalogue import bulk
+            from phonotheque.catalogue import bulk, columnar
 
+            columnar.check_path(root.absolute())
             bulk.stage_memory()
         try:
             root.mkdir(parents=True, exist_ok=True)

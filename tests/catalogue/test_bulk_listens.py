@@ -548,3 +548,32 @@ def test_compressed_csv_with_upper_case_suffix_reads_as_sqlite(tmp_path: Path,
     assert report.read == len(want)
     assert _columnar_listens(b) == want
     assert _rejects(b) == _rejects(a) == []
+
+
+def test_files_whose_names_are_not_utf8_read_as_on_sqlite(tmp_path: Path) -> None:
+    """A Linux file name may hold any byte. DuckDB (a path in SQL text) and Arrow (its
+    path argument) cannot take one that is not UTF-8, and the dataset named after the
+    file could not be stored: both engines stopped with a traceback. Now DuckDB leaves
+    such a file to the row reader, which gives Arrow a file object, and the dataset's
+    name shows the byte as ``\\xNN``."""
+    import os
+
+    a, b = _pair(tmp_path)
+    rows = DEMO.joinpath("listens.csv").read_bytes().splitlines(keepends=True)[:5]
+    csv_path = tmp_path / os.fsdecode(b"week\xff.csv")
+    csv_path.write_bytes(b"".join(rows))
+    parquet_path = tmp_path / os.fsdecode(b"month\xfe.parquet")
+    with open(parquet_path, "wb") as f:
+        pq.write_table(pa.table({"recording_mbid": [r.split(b",")[0].decode() for r in rows[1:3]],
+                                 "count": [5, 6]}), f)
+    paths = [csv_path, parquet_path]
+    ingest(a, "listens", paths)
+    report = _columnar_ingest(b, paths)
+    want = _sqlite_listens(a)
+    assert len(want) == 6
+    assert report.read == len(want)
+    assert _columnar_listens(b) == want
+    assert _rejects(b) == _rejects(a) == []
+    with sqlite3.connect(a.catalogue) as con:
+        datasets = {r[0] for r in con.execute("SELECT DISTINCT dataset FROM listens")}
+    assert datasets == {"week\\xff", "month\\xfe"}

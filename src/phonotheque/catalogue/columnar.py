@@ -35,8 +35,10 @@ from phonotheque.errors import (
     PhonoError,
     StorageError,
     ToolError,
+    WorkspaceError,
     wrap_os_error,
 )
+from phonotheque.sources import utf8_path
 from phonotheque.units import parse_size
 
 # duckdb is imported when a connection is first opened, not with this module: importing
@@ -228,6 +230,15 @@ def quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def check_path(path: Path) -> None:
+    """Refuse a workspace file DuckDB cannot open (a path not UTF-8, :func:`utf8_path`)
+    with a clear error."""
+    if not utf8_path(path):
+        shown = str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise WorkspaceError(shown, "a columnar workspace needs a path that is "
+                             "valid UTF-8 (DuckDB cannot open this one); rename or move it")
+
+
 def connect(catalogue: Path, *, temp_directory: Path, memory_bytes: int | None = None,
             threads: int | None = None, writable: bool = False,
             database: Path | None = None,
@@ -245,6 +256,9 @@ def connect(catalogue: Path, *, temp_directory: Path, memory_bytes: int | None =
     import duckdb
 
     catalogue = Path(catalogue)
+    for path in (catalogue, temp_directory, database):
+        if path is not None:
+            check_path(path)
     heap_trim.start()  # what glibc keeps free counts in the RSS too (heap_trim says why)
     if not catalogue.is_file():
         raise InputError(catalogue, "no such catalogue file")

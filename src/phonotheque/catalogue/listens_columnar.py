@@ -64,6 +64,7 @@ from phonotheque.sources import (
     listens,
     open_input,
     printable,
+    utf8_path,
     without_compression,
 )
 
@@ -143,7 +144,8 @@ def stage(con: columnar.Connection, item: Input, options: ReadOptions) -> Staged
     release(con)
     if not item.path.is_file():
         raise InputError(item.source, "no such file")
-    fmt = _format(item.path.name)
+    # DuckDB cannot read a file whose path is not UTF-8: the row reader reads it.
+    fmt = _format(item.path.name) if utf8_path(item.path) else None
     if fmt is not None:
         try:
             if fmt == "jsonl":

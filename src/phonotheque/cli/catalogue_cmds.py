@@ -11,6 +11,7 @@ from rich.table import Table
 from phonotheque.cli._common import command, console, emit_json, json_option, workspace_option
 from phonotheque.cli._listens import print_listen_match
 from phonotheque.compare import KeyOverlap, compare
+from phonotheque.sources import printable
 from phonotheque.stats import catalogue_stats
 from phonotheque.workspace import ENGINES, Workspace
 
@@ -41,7 +42,7 @@ def _overlap_table(o: KeyOverlap, a: str, b: str) -> Table:
 def init(directory: Path, engine: str | None) -> None:
     """Create a workspace in DIRECTORY (idempotent)."""
     ws = Workspace.create(directory, engine=engine)
-    console.print(f"workspace ready: {ws.root} (engine: {ws.engine})")
+    console.print(f"workspace ready: {printable(ws.root)} (engine: {ws.engine})")
 
 
 @command("stats")

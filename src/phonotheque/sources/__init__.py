@@ -26,6 +26,7 @@ from phonotheque.sources._base import (
     open_tar_on_disk,
     open_tar_stream,
     printable,
+    utf8_path,
     without_compression,
 )
 
@@ -85,5 +86,5 @@ def get(kind: str) -> Source:
 
 __all__ = ["MAX_LINE", "SOURCES", "STAGE", "CorruptStream", "Input", "ReadOptions", "Source",
            "bounded_lines", "compressed_suffix", "detect", "disk_position", "get", "open_at",
-           "open_input", "open_tar_on_disk", "open_tar_stream", "printable",
+           "open_input", "open_tar_on_disk", "open_tar_stream", "printable", "utf8_path",
            "without_compression"]

@@ -99,6 +99,18 @@ class Source(Protocol):
 # -- helpers ------------------------------------------------------------------
 
 
+def utf8_path(path: os.PathLike[str] | str) -> bool:
+    """Whether ``path``'s text is UTF-8. A Linux file name may hold any byte; Python keeps
+    one that is not UTF-8 as a lone surrogate, which DuckDB (SQL text) and Arrow (its path
+    argument) cannot take: they are given a file object, or the input goes to a reader
+    that can, instead."""
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def printable(path: str | bytes | os.PathLike[str]) -> str:
     """A path as text SQLite can store and a terminal can show.
 

@@ -52,6 +52,7 @@ from phonotheque.sources._base import (
     open_input,
     printable,
     reject,
+    utf8_path,
     without_compression,
 )
 
@@ -403,11 +404,13 @@ def _read_all(item: Input) -> tuple[bytes, Any]:
 
 
 def stem(name: str) -> str:
+    """The dataset a file's counts belong to: its name without suffixes, as text the
+    catalogue can store (a byte that is not UTF-8 shown as ``\\xNN``: :func:`printable`)."""
     name = without_compression(name)
     for suffix in (".parquet", ".csv", ".jsonl", ".ndjson", ".json"):
         if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
+            return printable(name[: -len(suffix)])
+    return printable(name)
 
 
 def _pick(item: Input, lower: dict[str, str], names: list[str], given: str | None,
@@ -446,16 +449,22 @@ def _parquet_batches(item: Input, options: ReadOptions) -> Iterator[pa.RecordBat
     import pyarrow as pa  # imported here: pyarrow takes 0.3 s to load, most runs never need it
     import pyarrow.parquet as pq
 
+    # Arrow opens a path only if it is UTF-8 (utf8_path): else a file object.
+    stream = None if utf8_path(item.path) else open_input(item.path)
     try:
-        pf = pq.ParquetFile(item.path)
-    except (OSError, pa.ArrowException) as exc:
-        raise InputError(item.source, f"not a readable Parquet file: {exc}") from exc
-    key_col, _, count_col, users_col = choose_columns(item, pf.schema_arrow.names, options)
-    cols = [c for c in (key_col, count_col, users_col) if c]
-    try:
-        yield from pf.iter_batches(batch_size=_BATCH_ROWS, columns=cols)
-    except (OSError, pa.ArrowException) as exc:
-        raise InputError(item.source, f"corrupt Parquet file: {exc}") from exc
+        try:
+            pf = pq.ParquetFile(stream or item.path)
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(item.source, f"not a readable Parquet file: {exc}") from exc
+        key_col, _, count_col, users_col = choose_columns(item, pf.schema_arrow.names, options)
+        cols = [c for c in (key_col, count_col, users_col) if c]
+        try:
+            yield from pf.iter_batches(batch_size=_BATCH_ROWS, columns=cols)
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(item.source, f"corrupt Parquet file: {exc}") from exc
+    finally:
+        if stream is not None:
+            stream.close()
 
 
 def _csv_batches(item: Input, options: ReadOptions) -> Iterator[pa.RecordBatch]:
@@ -475,7 +484,9 @@ def _csv_batches(item: Input, options: ReadOptions) -> Iterator[pa.RecordBatch]:
     convert = pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
                                    strings_can_be_null=True)
     # A compressed file is read through our decompressing reader (Arrow has no xz codec).
-    stream = open_input(item.path) if compressed_suffix(item.path.name) else None
+    # (Arrow opens a path only if it is UTF-8, utf8_path: a file object for any other.)
+    stream = (open_input(item.path) if compressed_suffix(item.path.name) or not utf8_path(item.path)
+              else None)
     try:
         reader = pacsv.open_csv(stream or item.path, convert_options=convert,
                                 read_options=pacsv.ReadOptions(block_size=1 << 22))
