@@ -12,11 +12,13 @@ from importlib import resources
 from pathlib import Path
 
 import orjson
+import pytest
 from click.testing import CliRunner
 
 from phonotheque import exclusions
 from phonotheque.cli import main
 from phonotheque.compare import compare
+from phonotheque.errors import InputError
 from phonotheque.ingest import ingest
 from phonotheque.model import Listen, Track, TrackISRC
 from phonotheque.stats import catalogue_stats
@@ -123,3 +125,20 @@ def test_compare_across_engines_gives_the_sqlite_answer(tmp_path: Path) -> None:
     got = orjson.loads(cli.stdout)
     assert got["isrc"]["only_a"] == want.isrc.only_a
     assert got["mbid"]["sample_only_b"] == want.mbid.sample_only_b
+
+
+
+def test_compare_refuses_a_negative_sample_on_either_engine(tmp_path: Path) -> None:
+    """`--sample -1` listed every key on SQLite and was a DuckDB traceback (exit 1) once
+    a side was columnar: a usage error on both."""
+    a = _demo_catalogue(tmp_path / "a")
+    b = Workspace.create(tmp_path / "b")
+    args = ["compare", "--sample", "-1", str(a.root), str(b.root)]
+    outs = [CliRunner().invoke(main, args)]
+    _columnar(a)
+    outs.append(CliRunner().invoke(main, args))
+    for out in outs:
+        assert out.exit_code == 2, out.output
+        assert "--sample" in out.output
+    with pytest.raises(InputError):
+        compare(a.root, b.root, sample=-1)

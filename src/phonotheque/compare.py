@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from phonotheque.catalogue.store import Store
-from phonotheque.errors import WorkspaceError
+from phonotheque.errors import InputError, WorkspaceError
 from phonotheque.workspace import CATALOGUE, COLUMNAR
 
 if TYPE_CHECKING:  # DuckDB is imported only when a columnar catalogue is compared
@@ -79,6 +79,8 @@ def compare(a: Path, b: Path, *, sample: int = 10, a_name: str = "A",
             b_name: str = "B") -> CompareReport:
     """Compare catalogue ``a`` with catalogue ``b`` (workspace folders or catalogue files;
     both only read)."""
+    if sample < 0:  # SQLite reads LIMIT -1 as no limit, DuckDB refuses it
+        raise InputError(sample, "the sample size cannot be negative")
     file_a, file_b = catalogue_file(a), catalogue_file(b)
     if file_a.suffix == file_b.suffix == ".sqlite":
         with Store(file_a, readonly=True) as store:

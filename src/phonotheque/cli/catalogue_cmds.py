@@ -66,7 +66,7 @@ def stats(ws: Workspace, as_json: bool) -> None:
 @command("compare")
 @click.argument("a", type=click.Path(exists=True, path_type=Path))
 @click.argument("b", type=click.Path(exists=True, path_type=Path))
-@click.option("--sample", type=int, default=10, show_default=True,
+@click.option("--sample", type=click.IntRange(0), default=10, show_default=True,
               help="How many example keys to show for each side.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def compare_cmd(a: Path, b: Path, sample: int, as_json: bool) -> None:
