@@ -142,3 +142,23 @@ def test_compare_refuses_a_negative_sample_on_either_engine(tmp_path: Path) -> N
         assert "--sample" in out.output
     with pytest.raises(InputError):
         compare(a.root, b.root, sample=-1)
+
+
+def test_compare_with_a_sqlite_file_that_is_not_a_catalogue_exits_3(tmp_path: Path) -> None:
+    """compare takes any .sqlite file: one without the catalogue's tables, or not SQLite
+    at all, was a traceback (exit 1) on both engines, also with a columnar side."""
+    ws = _demo_catalogue(tmp_path / "ws")
+    other = tmp_path / "other.sqlite"
+    subprocess.run(["sqlite3", str(other), "CREATE TABLE foo(a)"], check=True)
+    text = tmp_path / "text.sqlite"
+    text.write_text("not a database\n")
+    empty = tmp_path / "empty.sqlite"
+    empty.touch()
+    for engine in ("sqlite", "duckdb"):
+        if engine == "duckdb":
+            _columnar(ws)
+        for bad in (other, text, empty):
+            for args in ((ws.root, bad), (bad, ws.root)):
+                out = CliRunner().invoke(main, ["compare", *map(str, args)])
+                assert out.exit_code == 3, (engine, bad.name, out.output, out.exception)
+                assert bad.name in out.output, out.output

@@ -85,8 +85,13 @@ def compare(a: Path, b: Path, *, sample: int = 10, a_name: str = "A",
     if file_a.suffix == file_b.suffix == ".sqlite":
         with Store(file_a, readonly=True) as store:
             # Plain path: the store connection is not opened in URI mode. We only read.
-            store.conn.execute("ATTACH DATABASE ? AS other", (str(file_b),))
             try:
+                store.conn.execute("ATTACH DATABASE ? AS other", (str(file_b),))
+            except sqlite3.Error as exc:
+                raise WorkspaceError(file_b, f"not a readable catalogue: {exc}") from exc
+            try:
+                _check_catalogue(store.conn, "main", file_a)
+                _check_catalogue(store.conn, "other", file_b)
                 parts = _overlaps(store.conn, "main", "other", sample)
             finally:
                 store.conn.execute("DETACH DATABASE other")
@@ -99,12 +104,32 @@ def compare(a: Path, b: Path, *, sample: int = 10, a_name: str = "A",
         same = file_b.resolve() == file_a.resolve()  # DuckDB attaches a file only once
         try:
             columnar.attach(con, file_a, "a", read_only=True)
+            _check_catalogue(con, "a", file_a)
             if not same:
                 columnar.attach(con, file_b, "b", read_only=True)
+                _check_catalogue(con, "b", file_b)
             parts = _overlaps(con, "a", "a" if same else "b", sample)
         finally:
             con.close()
     return CompareReport(a_name, b_name, parts["isrc"], parts["mbid"])
+
+
+def _check_catalogue(conn: sqlite3.Connection | ColumnarConnection, db: str,
+                     path: Path) -> None:
+    """Refuse, as not a catalogue, a file (any ``.sqlite`` is taken) that lacks the
+    tables and columns compared; both engines attach lazily, so this reads them now."""
+    if isinstance(conn, sqlite3.Connection):
+        errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+    else:
+        import duckdb
+
+        errors = (duckdb.Error,)
+    try:
+        for query in _KEYS.values():
+            conn.execute(f"SELECT * FROM ({query.format(db=db)}) LIMIT 0").fetchall()
+    except errors as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WorkspaceError(path, f"not a readable catalogue: {first}") from exc
 
 
 def _overlaps(conn: sqlite3.Connection | ColumnarConnection, a: str, b: str,
