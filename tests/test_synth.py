@@ -72,6 +72,18 @@ def test_cli(tmp_path: Path) -> None:
     assert (tmp_path / "o/release.jsonl").is_file() and (tmp_path / "o/listens.parquet").is_file()
 
 
+def test_cli_a_listens_format_given_twice_is_written_once(tmp_path: Path) -> None:
+    """`--listens csv --listens csv` was a traceback (zip() argument 2 is shorter)."""
+    out = tmp_path / "o"
+    result = CliRunner().invoke(main, ["synth", "--tracks", "20", "--compress", "none",
+                                       "--listens", "csv", "--listens", "parquet",
+                                       "--listens", "csv", "--out", str(out)])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "listens.csv", "listens.parquet", "release.jsonl", "synth.json"]
+    assert pacsv.read_csv(out / "listens.csv").num_rows == 20
+
+
 def _files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != "synth.json"}
 

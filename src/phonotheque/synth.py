@@ -31,7 +31,7 @@ import os
 import random
 import shutil
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -125,6 +125,8 @@ def synth(
     """
     advance = meter(progress, "synth", "tracks")
     _check(options)
+    # a format asked for twice is written once (the writer keys its files by format)
+    options = replace(options, listens_formats=tuple(dict.fromkeys(options.listens_formats)))
     codec = compression(options)
     try:
         out.mkdir(parents=True, exist_ok=True)
