@@ -84,6 +84,23 @@ def test_cli_a_listens_format_given_twice_is_written_once(tmp_path: Path) -> Non
     assert pacsv.read_csv(out / "listens.csv").num_rows == 20
 
 
+def test_cli_a_seed_past_64_bits_is_refused_before_writing(tmp_path: Path) -> None:
+    """A seed of 2**64 generated the whole catalogue, then was a traceback writing
+    synth.json (orjson: Integer exceeds 64-bit range), leaving no synth.json."""
+    for seed in (2**64, -(2**63) - 1):
+        out = tmp_path / str(seed)
+        result = CliRunner().invoke(main, ["synth", "--tracks", "20", f"--seed={seed}",
+                                           "--out", str(out)])
+        assert result.exit_code == 2, (result.output, result.exception)
+        assert "seed" in result.output
+        assert not out.exists() or not any(out.iterdir())
+    for seed in (2**64 - 1, -(2**63)):
+        result = CliRunner().invoke(main, ["synth", "--tracks", "20", f"--seed={seed}",
+                                           "--out", str(tmp_path / "ok")])
+        assert result.exit_code == 0, (result.output, result.exception)
+        assert orjson.loads((tmp_path / "ok/synth.json").read_bytes())["seed"] == seed
+
+
 def _files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != "synth.json"}
 

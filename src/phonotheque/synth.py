@@ -170,6 +170,9 @@ def synth(
 
 
 def _check(options: SynthOptions) -> None:
+    if not -(2**63) <= options.seed < 2**64:  # what synth.json (orjson) can write
+        raise InputError(options.seed, "the seed must be a 64-bit integer "
+                                       f"({-(2**63)} to {2**64 - 1})")
     if options.tracks < 1 and not options.releases:
         raise InputError(options.tracks, "--tracks must be at least 1")
     bad = set(options.listens_formats) - {"parquet", "csv"}
