@@ -125,3 +125,26 @@ def test_every_stage_command_speaks_one_json_shape(tmp_path: Path, data: Path) -
     assert code == 0
     assert [(e["kind"], e["value"]) for e in doc["report"]["exclusions"]] == [
         ("isrc", "GBAYE0000351")]
+
+
+def test_ctrl_c_inside_a_duckdb_query_is_an_interruption_not_a_traceback() -> None:
+    """Ctrl-C while a columnar stage runs a DuckDB query (seen in `phono ingest
+    musicbrainz` on a duckdb workspace) surfaces as DuckDB's RuntimeError("Query
+    interrupted") raised from the KeyboardInterrupt: it was a traceback and exit 1,
+    where an interruption in Python code says "interrupted; re-run" and exits 130."""
+    import signal
+    import threading
+
+    import duckdb
+    import pytest
+
+    from phonotheque.cli._common import handle_errors
+
+    def long_query() -> None:
+        con = duckdb.connect()
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+        con.execute("SELECT count(*) FROM range(100000000000) t(i) WHERE i % 7 = 3").fetchall()
+
+    with pytest.raises(SystemExit) as exited:
+        handle_errors(long_query)()
+    assert exited.value.code == 130

@@ -136,10 +136,20 @@ def handle_errors(f: F) -> F:
             # it as a write, with the same table as everywhere else.
             _fail(wrap_os_error(exc, exc.filename or "phono", writing=True))
         except KeyboardInterrupt:
-            err_console.print("[yellow]interrupted[/]; re-run the same command to resume")
-            sys.exit(130)
+            _interrupted()
+        except RuntimeError as exc:
+            # Ctrl-C during a DuckDB query (a columnar stage) reaches us as DuckDB's
+            # RuntimeError("Query interrupted") raised from the KeyboardInterrupt
+            if isinstance(exc.__cause__, KeyboardInterrupt):
+                _interrupted()
+            raise
 
     return wrapper  # type: ignore[return-value]
+
+
+def _interrupted() -> NoReturn:
+    err_console.print("[yellow]interrupted[/]; re-run the same command to resume")
+    sys.exit(130)
 
 
 def _fail(exc: PhonoError) -> NoReturn:
