@@ -125,3 +125,33 @@ def test_a_workspace_path_duckdb_cannot_open_is_refused_before_anything_is_made(
     result = CliRunner().invoke(main, ["init", "--engine", "duckdb", str(new)])
     assert result.exit_code == 3, result.output
     assert Workspace.open(new).engine == "sqlite"
+
+
+def test_a_columnar_workspace_that_lost_its_catalogue_duckdb_is_refused(tmp_path: Path) -> None:
+    """Its tracks live in catalogue.duckdb; without that file the workspace read as an
+    empty SQLite one: `phono stats` counted 0 tracks with exit 0, and an ingest would
+    have started a new catalogue beside the lost one. Now every command refuses it
+    (exit 3, naming the file), and a workspace made columnar before the engine was
+    recorded gets it recorded when it is next opened."""
+    import sqlite3
+
+    ws = tmp_path / "ws"
+    runner = CliRunner()
+    assert runner.invoke(main, ["init", "--engine", "duckdb", str(ws)]).exit_code == 0
+    assert runner.invoke(main, ["ingest", "musicbrainz", "-w", str(ws),
+                                str(DEMO / "musicbrainz")]).exit_code in (0, 10)
+    with sqlite3.connect(ws / "catalogue.sqlite") as con:  # as an older phono left it
+        con.execute("DELETE FROM meta WHERE key = 'engine'")
+    assert runner.invoke(main, ["stats", "-w", str(ws)]).exit_code == 0  # records it
+    kept = ws / "catalogue.duckdb.kept"
+    (ws / "catalogue.duckdb").rename(kept)
+    for args in (["stats"], ["ingest", "musicbrainz", str(DEMO / "musicbrainz")],
+                 ["select"]):
+        result = runner.invoke(main, [*args[:2], "-w", str(ws), *args[2:]]
+                               if args[0] == "ingest" else [*args, "-w", str(ws)])
+        assert result.exit_code == 3, (args, result.output)
+        assert "catalogue.duckdb is missing" in result.output
+    assert not (ws / "catalogue.duckdb").exists()
+    kept.rename(ws / "catalogue.duckdb")
+    result = runner.invoke(main, ["stats", "-w", str(ws), "--json"])
+    assert result.exit_code == 0 and '"tracks": 0' not in result.output

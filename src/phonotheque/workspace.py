@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from phonotheque.catalogue.store import Store
-from phonotheque.errors import InputError, WorkspaceError, wrap_os_error
+from phonotheque.errors import BusyError, InputError, StorageError, WorkspaceError, wrap_os_error
 
 CATALOGUE = "catalogue.sqlite"
 # The columnar catalogue's file (catalogue/bulk.py): its presence makes a workspace columnar.
@@ -126,6 +126,7 @@ class Workspace:
                                        "it cannot go back to --engine sqlite")
         if engine == "duckdb" and ws.engine == "sqlite":
             _make_columnar(ws)
+        ws._record_engine()
         return ws
 
     @classmethod
@@ -133,10 +134,39 @@ class Workspace:
         root = Path(root)
         if not (root / CATALOGUE).is_file():
             raise WorkspaceError(root, "not a workspace (no catalogue.sqlite; run `phono init`)")
-        return cls(root.resolve())
+        ws = cls(root.resolve())
+        ws._record_engine()
+        return ws
+
+    def _record_engine(self) -> None:
+        """Keep in catalogue.sqlite that the workspace is columnar, and refuse one whose
+        catalogue.duckdb has gone: its tracks live there, so without it the workspace
+        read as an empty SQLite one (stats counted 0 tracks, exit 0; an ingest would
+        have started a second catalogue beside the lost one). Workspaces made columnar
+        before this was kept get it recorded on their next open (skipped while another
+        run holds the file: a later open records it)."""
+        with Store(self.catalogue, readonly=True) as store:
+            recorded = store.get_meta(ENGINE_META)
+        if self.columnar.is_file():
+            if recorded != "duckdb":
+                try:
+                    with Store(self.catalogue) as store, store.transaction():
+                        store.set_meta(ENGINE_META, "duckdb")
+                except (BusyError, StorageError, WorkspaceError):
+                    pass  # held by another run, or a read-only copy: a later open records it
+            return
+        if recorded == "duckdb":
+            raise WorkspaceError(self.root, f"{COLUMNAR} is missing: this workspace is columnar "
+                                            "and its tracks live in that file; restore it "
+                                            "from a backup (nothing was changed)")
 
     def store(self, *, readonly: bool = False) -> Store:
         return Store(self.catalogue, readonly=readonly)
+
+
+#: catalogue.sqlite's ``meta`` key naming a columnar workspace's engine (see
+#: Workspace._record_engine).
+ENGINE_META = "engine"
 
 
 def _make_columnar(ws: Workspace) -> None:
