@@ -336,6 +336,30 @@ def test_a_broken_archive_is_read_by_the_row_reader(tmp_path: Path) -> None:
     assert any("truncated or corrupt archive" in r[3] for r in got["reject"])
 
 
+@pytest.mark.parametrize("layout", ["dump/", "", "none"])
+def test_an_archive_without_dump_tables_is_a_reject(tmp_path: Path, layout: str) -> None:
+    """The tables packed under another folder (or at the top), or no table at all (a
+    MusicBrainz archive of another kind): both engines read it whole, found nothing and
+    exited 0, as if the dump were empty. Now it is a reject naming the archive and what
+    was expected (exit 10), on both engines."""
+    buf = io.BytesIO()
+    members = {"TIMESTAMP": STAMP.encode()}
+    if layout != "none":
+        members |= {layout + name: data for name, data in _tables().items()}
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    path = tmp_path / "mbdump-derived.tar.xz"
+    path.write_bytes(lzma.compress(buf.getvalue(), preset=0))
+    got = _compare(tmp_path, path)
+    assert got["track"] == []
+    assert [(r[2], r[3]) for r in got["reject"]] == [
+        ("archive", "no MusicBrainz dump table in it (members named mbdump/<table>: "
+                    + ", ".join(TABLES) + ")")]
+
+
 def test_a_rerun_changes_nothing(tmp_path: Path) -> None:
     ws = Workspace.create(tmp_path / "w", engine="duckdb")
     source = _folder(tmp_path, _tables())

@@ -158,12 +158,16 @@ class MbdumpReader(_records.MergedByBulkMerge):
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise wrap_os_error(exc, folder, writing=True) from exc
+        found = 0
         for name, path, scan, disk in _members(item.path, folder):
+            found += 1
             try:
                 _load_table(con, item, name, path, scan, rejects)
             finally:
                 path.unlink(missing_ok=True)
             step(f"table {name} loaded", disk)
+        if not found:
+            raise _Broken(rows.NO_TABLES)  # the row reader's reject says so
 
 
 def _members(archive: Path, folder: Path) -> Iterator[tuple[str, Path, _Scan, int]]:

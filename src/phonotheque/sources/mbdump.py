@@ -254,7 +254,16 @@ class MusicBrainzDump:
         except (tarfile.TarError, EOFError, lzma.LZMAError, zlib.error, OSError) as exc:
             return reject(item.source, f"in {where}",
                           f"truncated or corrupt archive: {type(exc).__name__}: {exc}")
+        if where == "archive":  # read whole, and not one table in it: the wrong archive
+            return reject(item.source, "archive", NO_TABLES)
         return None
+
+
+#: The reject of an archive holding no dump table: it read whole, so it exited 0 with
+#: nothing ingested (a MusicBrainz archive of another kind, or one packed without the
+#: ``mbdump/`` folder).
+NO_TABLES = ("no MusicBrainz dump table in it (members named mbdump/<table>: "
+             + ", ".join(TABLES) + ")")
 
 
 def table_folder(p: Path) -> Path | None:
