@@ -21,6 +21,10 @@ at once ran out of a 3 GiB limit), each cut into files of :data:`PIECE_LINES` li
 chunk DuckDB refuses is read again piece by piece, and a piece it still refuses
 (malformed JSON, a list where an object belongs, invalid UTF-8, blank lines that would
 shift line numbers) is parsed by the Python reader, the other pieces stay set-based.
+One difference is kept: a line DuckDB's lenient JSON reader takes and orjson refuses (a
+trailing comma, NaN or Infinity, a number past a double, deep nesting) in fields the SQL
+does not read is stored here and refused on the row path; finding such lines costs a scan
+of every byte, ~10 % of the ingest's CPU (docs/cli.md).
 Once :data:`PART_ROWS` rows are staged, the chunks so far go to the runner as one part,
 merged and committed with a checkpoint at the line they reach, so a killed ingest
 resumes there (a ``.zst`` is decompressed again up to it, not parsed). Python only
