@@ -207,3 +207,16 @@ def test_cli_a_dropped_date_tag_is_no_refusal_and_a_rerun_is_not_news(
                                  str(data / "mutagen" / "too-short.mp3")])
     assert again.exit_code == 0, again.output
     assert "already recorded by an earlier run" in again.output
+
+
+def test_cli_rejects_title_says_when_limit_shows_fewer(tmp_path: Path, data: Path) -> None:
+    """The table's title gave the total ("2 rejects") above the one row --limit 1 shows."""
+    runner = CliRunner()
+    ws = tmp_path / "w"
+    assert runner.invoke(main, ["init", str(ws)]).exit_code == 0
+    for name in ("beets/unparseable.flac", "mutagen/too-short.mp3"):
+        runner.invoke(main, ["ingest", "tags", "-w", str(ws), str(data / name)])
+    everything = runner.invoke(main, ["rejects", "-w", str(ws)])
+    assert "2 rejects" in everything.output and " of " not in everything.output.split("\n")[0]
+    one = runner.invoke(main, ["rejects", "-w", str(ws), "--limit", "1"])
+    assert "1 of 2 rejects (--limit)" in one.output

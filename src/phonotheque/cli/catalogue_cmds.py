@@ -108,7 +108,8 @@ def rejects(ws: Workspace, stage: str | None, limit: int, as_json: bool) -> None
             {"stage": r.stage, "source": r.source, "locator": r.locator, "reason": r.reason,
              "created_at": r.created_at} for r in rows]}))
         return
-    table = Table(title=f"{total} rejects")
+    shown = f"{len(rows)} of {total}" if len(rows) < total else f"{total}"
+    table = Table(title=f"{shown} rejects" + (" (--limit)" if len(rows) < total else ""))
     for col in ("stage", "source", "locator", "reason"):
         table.add_column(col, overflow="fold")
     for r in rows:
