@@ -121,9 +121,9 @@ def _check_catalogue(conn: sqlite3.Connection | ColumnarConnection, db: str,
     if isinstance(conn, sqlite3.Connection):
         errors: tuple[type[Exception], ...] = (sqlite3.Error,)
     else:
-        import duckdb
+        from phonotheque.catalogue import columnar
 
-        errors = (duckdb.Error,)
+        errors = (columnar.Error,)
     try:
         for query in _KEYS.values():
             conn.execute(f"SELECT * FROM ({query.format(db=db)}) LIMIT 0").fetchall()
