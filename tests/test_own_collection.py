@@ -182,3 +182,39 @@ def test_build_options_are_kept_and_changes_reported(tmp_path: Path) -> None:
     assert bad.returncode == 2, bad.stdout
     kept = orjson.loads(_rows(ws, "SELECT value FROM meta WHERE key = 'build.options'")[0][0])
     assert "max_bytes" not in kept
+
+
+def test_readable_pack_names_a_multi_disc_release_alike_on_both_engines(
+        tmp_path: Path) -> None:
+    """A file of disc 1 of a two-disc release (the demo's ケアレス), the only one held:
+    the readable layout names it ``1-01 ...`` because the release has two discs. The
+    columnar pack read the disc count from the held tracks only (one disc) and named it
+    ``01 ...``, so the data torrent differed from the SQLite engine's."""
+    require_tool("ffmpeg")
+    from mutagen.flac import FLAC
+
+    music = tmp_path / "Music"
+    music.mkdir()
+    song = music / "careless.flac"
+    shutil.copy(DATA / "picard" / "test.flac", song)
+    tags = FLAC(song)
+    tags.delete()
+    tags["musicbrainz_trackid"] = "9e1bd108-5e69-41cf-b744-ff7731293403"  # disc 1, track 1
+    tags.save()
+    mb = Path(__file__).parents[1] / "src" / "phonotheque" / "demo_data" / "musicbrainz"
+    names = {}
+    for engine in ("sqlite", "duckdb"):
+        ws = tmp_path / engine
+        for args in (("init", str(ws), "--engine", engine),
+                     ("ingest", "musicbrainz", str(mb / "mbdump-sample.jsonl"), "-w", str(ws)),
+                     ("ingest", "tags", str(music), "-w", str(ws)),
+                     ("select", "--all", "-w", str(ws)),
+                     ("audio", "-w", str(ws)),
+                     ("pack", "--layout", "readable", "-w", str(ws))):
+            run = phono(*args)
+            assert run.returncode == 0, (engine, args, run.stdout + run.stderr)
+        # the folder's name carries the time it was packed: compare what is inside it
+        names[engine] = sorted(p.relative_to(p.parents[2]).as_posix()
+                               for p in (ws / "torrents").glob("phonotheque_data__*/**/*.flac"))
+    assert [Path(n).name for n in names["sqlite"]] == ["1-01 ケアレス.flac"]
+    assert names["duckdb"] == names["sqlite"]

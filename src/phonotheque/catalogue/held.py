@@ -34,9 +34,15 @@ HELD_SQL = ("SELECT track_id FROM cat.source_audio UNION "
             "SELECT track_id FROM cat.audio_file")
 
 # What each mirrored table holds: its rows for the held tracks (``held``, a TEMP table
-# of the DuckDB connection), their releases and their credited artists.
+# of the DuckDB connection), their releases and their credited artists. ``track`` also
+# holds the other tracks of the held tracks' releases: the readable pack layout numbers a
+# file ``1-01`` when its release has more than one disc (``max(disc)`` over the release's
+# tracks), which the held tracks alone do not tell. The stages only reach ``track`` from
+# a held track, a file or the selection, so those extra rows are read for that alone.
 _ROWS: dict[str, str] = {
-    "track": "SELECT * FROM track WHERE id IN (SELECT track_id FROM held)",
+    "track": """SELECT * FROM track WHERE id IN (SELECT track_id FROM held)
+                   OR release_id IN (SELECT release_id FROM track
+                                      WHERE id IN (SELECT track_id FROM held))""",
     "release": """SELECT * FROM release WHERE id IN (
                     SELECT release_id FROM track WHERE id IN (SELECT track_id FROM held))""",
     "track_artist": "SELECT * FROM track_artist WHERE track_id IN (SELECT track_id FROM held)",
