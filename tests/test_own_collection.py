@@ -11,7 +11,6 @@ import subprocess
 from pathlib import Path
 
 import orjson
-import pytest
 
 from phonotheque.audio.reconstruct import rebuild
 from tests.require import require_tool
@@ -221,13 +220,6 @@ def test_readable_pack_names_a_multi_disc_release_alike_on_both_engines(
     assert names["duckdb"] == names["sqlite"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "columnar ingest tags commits the new tracks (catalogue.duckdb) before the files' "
-    "source_audio rows (catalogue.sqlite); a re-run after a crash between the two finds "
-    "the tracks it created and records the files as matched 'mbid'/'isrc', where an "
-    "uninterrupted run (and the SQLite engine) records 'created'. Telling the two apart "
-    "needs the track's provenance (its source is the file's path) and the absence of the "
-    "file's row: not a one-line fix"))
 def test_columnar_tags_resumed_after_a_crash_between_its_two_commits_match_alike(
         tmp_path: Path) -> None:
     """The state a SIGKILL between the two commits leaves (reproduced with a real kill

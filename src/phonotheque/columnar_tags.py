@@ -16,7 +16,8 @@ What differs is where the tracks are: in catalogue.duckdb. So each batch of file
 
 Two files, two commits, in that order: a crash between them leaves tracks without a
 file, which the re-run (the file has no ``source_audio`` row yet, so it is read again)
-matches or merges again, adding nothing twice. The other order could leave a
+matches or merges again, adding nothing twice (and records such a file as ``created``,
+as the uninterrupted run would: :func:`_created_before`). The other order could leave a
 ``source_audio`` row pointing at a track that does not exist.
 
 The tables equal the row path's (ids included) for the same files in the same order.
@@ -208,6 +209,7 @@ def _match(con: columnar.Connection, batch: _Batch
                     new_isrc.setdefault(i.isrc, i.track_key)
             found = tracks[0].key
         plan.append((f, found, how))
+    _created_before(con, plan)
     by_kind: dict[str, list[int]] = {}
     keys = sorted({k for _, k, _ in plan if isinstance(k, str)})
     ids: dict[str, int] = {}
@@ -223,6 +225,35 @@ def _match(con: columnar.Connection, batch: _Batch
     matched = [(f, found if isinstance(found, int) else ids[found], how)
                for f, found, how in plan]
     return matched, by_kind
+
+
+def _created_before(con: columnar.Connection, plan: list[tuple[SourceAudio, int | str, str]]
+                    ) -> None:
+    """Say ``created`` again for a file that matched a stored track it created itself in a
+    run killed between its two commits (the track merged, the file's ``source_audio`` row
+    lost): an uninterrupted run, and the row path, record ``created`` for it. Such a track
+    came from this file (its provenance is the file's own Track record's) and the file has
+    no row yet; with a row (a ``--force`` re-read) the match stays what it is, as on the
+    row path."""
+    own = {}  # plan index -> the provenance source of the file's own track record
+    for i, (f, found, _how) in enumerate(plan):
+        if isinstance(found, int):
+            mine = next((r for r in f.fallback if isinstance(r, Track)), None)
+            if mine is not None and mine.prov is not None:
+                own[i] = mine.prov.source
+    if not own:
+        return
+    ids = sorted({int(plan[i][1]) for i in own})
+    sources = {int(k): v for k, v in con.execute(
+        "SELECT id, source FROM track WHERE id IN (SELECT unnest($v))", {"v": ids}).fetchall()}
+    paths = sorted({plan[i][0].path for i in own})
+    held = {str(r[0]) for r in con.execute(
+        "SELECT path FROM cat.source_audio WHERE path IN (SELECT unnest($v))",
+        {"v": paths}).fetchall()}
+    for i, source in own.items():
+        f, found, _how = plan[i]
+        if sources.get(int(found)) == source and f.path not in held:
+            plan[i] = (f, found, "created")
 
 
 _STAGING = {Artist: "stg_artist", Release: "stg_release", Track: "stg_track",
