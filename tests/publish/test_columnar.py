@@ -250,6 +250,22 @@ def test_search_tracks_bounds_text_search_only(archives: tuple[Workspace, Worksp
     assert len({r[0] for r in _tables(col.publish / "metadata.sqlite")["track_fts"]}) == 10
 
 
+def test_search_tracks_past_sqlite_integers_means_every_track(
+        archives: tuple[Workspace, Workspace, int]) -> None:
+    """`--search-tracks` above 2**63 - 1 is accepted (IntRange(0)) and, like any number
+    above the catalogue's size, indexes every track on both engines (the SQLite engine
+    stopped with an OverflowError traceback binding it, the columnar one published)."""
+    ws, col, _victim = archives
+    for w in (ws, col):
+        _run(w, "publish", "--search-tracks", str(2**64))
+    want, got = _tables(ws.publish / "metadata.sqlite"), _tables(col.publish / "metadata.sqlite")
+    for table in want:
+        assert got[table] == want[table], table
+    assert len({r[0] for r in got["track_fts"]}) == len(got["track"]) == 10
+    assert dict(got["stats"])["tracks_searchable"] == 10
+    publish(ws)  # the other tests expect the default
+
+
 def test_a_failed_text_index_stops_the_publish_before_the_indexes(
         archives: tuple[Workspace, Workspace, int], monkeypatch: pytest.MonkeyPatch) -> None:
     """DuckDB failing on the text index's rows (at 100 M tracks: out of memory) fails the

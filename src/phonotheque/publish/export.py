@@ -35,7 +35,7 @@ from phonotheque.errors import wrap_os_error, wrap_sqlite_error
 from phonotheque.pack.aac import public_source
 from phonotheque.publish.dbschema import DDL, PUBLISH_SCHEMA_VERSION, SEARCH_ORDER_SQL
 from phonotheque.publish.index import withdrawn_sql
-from phonotheque.sources.bounds import track_listens_sql
+from phonotheque.sources.bounds import MAX_INT64, track_listens_sql
 from phonotheque.sqlite_uri import file_uri
 
 # Tables exported to Parquet, in this order (FTS shadow tables are not data).
@@ -70,8 +70,13 @@ SEARCH_TRACKS_AUTO = 10_000_000
 
 
 def search_limit(option: int | None) -> int:
-    """How many tracks (search_order positions 1..n) track_fts indexes."""
-    return SEARCH_TRACKS_AUTO if option is None else option
+    """How many tracks (search_order positions 1..n) track_fts indexes.
+
+    A number past SQLite's integers (``--search-tracks 99999999999999999999``) means every
+    track, as any number above the catalogue's size does: it is capped at 2**63 - 1, which
+    SQLite can bind (the SQLite engine stopped with Python's OverflowError, the columnar
+    one published every track)."""
+    return SEARCH_TRACKS_AUTO if option is None else min(option, MAX_INT64)
 
 
 _RELEASED = "t.built = 1 AND t.wave IS NOT NULL"
