@@ -127,6 +127,25 @@ def test_a_workspace_path_duckdb_cannot_open_is_refused_before_anything_is_made(
     assert Workspace.open(new).engine == "sqlite"
 
 
+def test_a_workspace_path_with_a_question_mark_is_refused_before_anything_is_made(
+        tmp_path: Path) -> None:
+    """DuckDB names its write-ahead log by putting '.wal' before the first '?' of the
+    database's path, so its first commit there fails: `phono init --engine duckdb` in
+    `.../a?b` stopped with a traceback (TransactionException, exit 1) and left a SQLite
+    workspace that every later command used as one. Now it exits 3 before anything is
+    made, naming the path; the SQLite engine still makes a workspace there."""
+    new = tmp_path / "ws?1"
+    result = CliRunner().invoke(main, ["init", "--engine", "duckdb", str(new)])
+    assert result.exit_code == 3, result.output
+    assert "ws?1" in result.output and "'?'" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert not new.exists()
+    assert CliRunner().invoke(main, ["init", str(new)]).exit_code == 0
+    result = CliRunner().invoke(main, ["init", "--engine", "duckdb", str(new)])
+    assert result.exit_code == 3, result.output
+    assert Workspace.open(new).engine == "sqlite"
+
+
 def test_a_columnar_workspace_that_lost_its_catalogue_duckdb_is_refused(tmp_path: Path) -> None:
     """Its tracks live in catalogue.duckdb; without that file the workspace read as an
     empty SQLite one: `phono stats` counted 0 tracks with exit 0, and an ingest would

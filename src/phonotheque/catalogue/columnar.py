@@ -231,12 +231,20 @@ def quote(text: str) -> str:
 
 
 def check_path(path: Path) -> None:
-    """Refuse a workspace file DuckDB cannot open (a path not UTF-8, :func:`utf8_path`)
-    with a clear error."""
+    """Refuse a workspace file DuckDB cannot open (a path not UTF-8, :func:`utf8_path`,
+    or one holding a ``?``) with a clear error.
+
+    DuckDB (1.4) names a database's write-ahead log by putting ``.wal`` before the first
+    ``?`` of its path (``/data/a?b/x.duckdb`` -> ``/data/a.wal?b/x.duckdb``, the rest read
+    as URL parameters), so the first commit fails: ``phono init --engine duckdb`` there
+    stopped with a traceback and left a SQLite workspace behind."""
     if not utf8_path(path):
         shown = str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
         raise WorkspaceError(shown, "a columnar workspace needs a path that is "
                              "valid UTF-8 (DuckDB cannot open this one); rename or move it")
+    if "?" in str(path):
+        raise WorkspaceError(path, "a columnar workspace needs a path without '?' (DuckDB "
+                             "cannot write its log there); rename or move it")
 
 
 def connect(catalogue: Path, *, temp_directory: Path, memory_bytes: int | None = None,
