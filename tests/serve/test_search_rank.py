@@ -7,6 +7,10 @@ match, ingested last (the highest track id), still comes first.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import orjson
+import pytest
 from click.testing import CliRunner
 
 from phonotheque.cli import main
@@ -51,3 +55,38 @@ def test_title_matches_before_other_fields_across_all_matches(ws: Workspace) -> 
     db = _publish(ws, tracks)
     results = db.search("love", 3, 0).results
     assert [r["title"] for r in results] == ["Love Letter", f"Song {MANY - 1}", f"Song {MANY - 2}"]
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "duckdb"])
+def test_a_title_of_compatibility_characters_is_found_as_it_is_written(
+        tmp_path: Path, engine: str) -> None:
+    """Titles in full-width letters (vaporwave's ＭＡＣＩＮＴＯＳＨ ＰＬＵＳ), ligatures and
+    half-width kana are real MusicBrainz content. The index holds them as written, but the
+    query was NFKC-normalised (ＭＡＣＩＮＴＯＳＨ -> MACINTOSH), so searching a title
+    exactly as the page shows it found nothing, on both engines. Now the text as typed and
+    its NFKC form are both asked for."""
+    titles = {"1": "ＭＡＣＩＮＴＯＳＨ ＰＬＵＳ", "2": "ﬁnal ﬂight", "3": "ｶﾞｰﾙ ﾌﾚﾝﾄﾞ",
+              "4": "Macintosh Tribute", "5": "ǅungla"}
+    dump = tmp_path / "recordings.jsonl"
+    dump.write_text("".join(
+        orjson.dumps({"id": f"00000000-0000-4000-8000-00000000000{k}", "title": t,
+                      "length": 1000}).decode() + "\n" for k, t in titles.items()),
+        encoding="utf-8")
+    root = tmp_path / "ws"
+    runner = CliRunner()
+    assert runner.invoke(main, ["init", "--engine", engine, str(root)]).exit_code == 0
+    for args in (["ingest", "musicbrainz", str(dump)], ["publish"]):
+        res = runner.invoke(main, [*args[:2], "-w", str(root), *args[2:]])
+        assert res.exit_code == 0, res.output
+    db = PublishedDB(root / "publish" / "metadata.sqlite", cache_bytes=0)
+    try:
+        for title in titles.values():
+            assert title in [r["title"] for r in db.search(title, 20, 0).results], title
+        # the first word as typed finds its title; its plain form still finds the plain one
+        assert sorted(r["title"] for r in db.search("ＭＡＣＩＮＴＯＳＨ", 20, 0).results) == [
+            "Macintosh Tribute", "ＭＡＣＩＮＴＯＳＨ ＰＬＵＳ"]
+        assert [r["title"] for r in db.search("ｶﾞｰﾙ", 20, 0).results] == ["ｶﾞｰﾙ ﾌﾚﾝﾄﾞ"]
+        assert [r["title"] for r in db.search("macintosh", 20, 0).results] == [
+            "Macintosh Tribute"]
+    finally:
+        db.close()

@@ -88,22 +88,36 @@ class SearchPage:
 def fts_query(text: str) -> str:
     """Turn free user text into a safe FTS5 query: quoted tokens, ANDed, last one a prefix.
 
-    Tokens are runs of word characters (after NFKC normalisation, so decomposed
+    Tokens are runs of word characters (after NFC normalisation, so decomposed
     accents join their letter); quoting them means no user character is ever read
     as FTS5 syntax. Only the last token is prefix-matched (``*``), as in a search
     box where the user may still be typing it: prefix-matching every word would
     merge the postings of every longer word (``love*`` is also "lovely", "lover")
     and cost several times more on a large archive. A one-character last token
     stays exact so that ``a`` does not expand to every word starting with "a".
+
+    The published index holds the text as the catalogue has it (FTS5's unicode61 folds
+    case and diacritics, not compatibility forms), so a query whose NFKC form differs
+    (full-width ``ＬＯＶＥ``, ligatures ``ﬁ``, ``ǅ``, mathematical letters, half-width
+    kana) asks for both forms: ``("ＬＯＶＥ"*) OR ("LOVE"*)``. The text as typed finds a
+    title stored that way, and its plain form finds the plain title. (NFKC alone missed
+    every title holding such characters, even searched for exactly as it is.)
     Returns "" if there is nothing to search for.
     """
-    tokens = _TOKEN.findall(unicodedata.normalize("NFKC", text))[:MAX_TOKENS]
-    if not tokens:
-        return ""
-    quoted = [f'"{t}"' for t in tokens]
-    if len(tokens[-1]) >= 2:
-        quoted[-1] += "*"
-    return " ".join(quoted)
+    forms: list[str] = []
+    for form in ("NFC", "NFKC"):
+        tokens = _TOKEN.findall(unicodedata.normalize(form, text))[:MAX_TOKENS]
+        if not tokens:
+            continue
+        quoted = [f'"{t}"' for t in tokens]
+        if len(tokens[-1]) >= 2:
+            quoted[-1] += "*"
+        query = " ".join(quoted)
+        if query not in forms:
+            forms.append(query)
+    if len(forms) <= 1:
+        return forms[0] if forms else ""
+    return " OR ".join(f"({q})" for q in forms)
 
 
 def check_limit(limit: int, maximum: int = MAX_LIMIT) -> int:
