@@ -90,3 +90,44 @@ def test_a_title_of_compatibility_characters_is_found_as_it_is_written(
             "Macintosh Tribute"]
     finally:
         db.close()
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "duckdb"])
+def test_every_track_sharing_an_isrc_is_listed(tmp_path: Path, engine: str) -> None:
+    """An ISRC carried by more tracks than MAX_ISRC_MATCHES (100): searching it paged
+    through the first 100 only (next_offset null at 100, the others never listed), and
+    /api/isrc said count 100 with nothing telling that more carry it. Now the search
+    pages through every one, and /api/isrc gives the total beside the tracks it lists."""
+    from starlette.testclient import TestClient
+
+    from phonotheque.serve.app import ServeOptions, create_app
+    from phonotheque.serve.queries import MAX_ISRC_MATCHES
+
+    n = MAX_ISRC_MATCHES + 50
+    dump = tmp_path / "recordings.jsonl"
+    dump.write_text("".join(
+        orjson.dumps({"id": f"00000000-0000-4000-8000-{i:012d}", "title": f"Cover {i}",
+                      "length": 1000, "isrcs": ["NLZZZ0000001"]}).decode() + "\n"
+        for i in range(n)), encoding="utf-8")
+    root = tmp_path / "ws"
+    runner = CliRunner()
+    assert runner.invoke(main, ["init", "--engine", engine, str(root)]).exit_code == 0
+    for args in (["ingest", "musicbrainz", str(dump)], ["publish"]):
+        res = runner.invoke(main, [*args[:2], "-w", str(root), *args[2:]])
+        assert res.exit_code == 0, res.output
+    db = PublishedDB(root / "publish" / "metadata.sqlite", cache_bytes=0)
+    try:
+        seen: list[int] = []
+        offset: int | None = 0
+        while offset is not None:
+            page = db.search("nl-zzz-00-00001", 20, offset)
+            assert page.kind == "isrc"
+            seen += [r["id"] for r in page.results]
+            offset = page.next_offset
+        assert len(seen) == len(set(seen)) == n and seen == sorted(seen)
+    finally:
+        db.close()
+    client = TestClient(create_app(ServeOptions(root / "publish")))
+    body = client.get("/api/isrc/NLZZZ0000001").json()
+    assert (body["count"], body["total"], len(body["results"])) == (
+        MAX_ISRC_MATCHES, n, MAX_ISRC_MATCHES)

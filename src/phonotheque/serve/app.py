@@ -419,7 +419,10 @@ async def api_isrc(request: Request) -> Response:
     rows = _archive(request).db.by_isrc(code.code)
     if not rows:
         return _api_error(404, "not_found", f"{code.code}: no track with this ISRC here")
-    return JSON({"isrc": code.code, "count": len(rows), "results": rows})
+    # count: the tracks listed (the first MAX_ISRC_MATCHES by id); total: every track
+    # carrying it (/api/search?q=ISRC pages through them all)
+    return JSON({"isrc": code.code, "count": len(rows),
+                 "total": _archive(request).db.isrc_total(code.code), "results": rows})
 
 
 async def api_track(request: Request) -> Response:

@@ -98,15 +98,18 @@ SPEC: dict[str, Any] = {
                 ],
                 "responses": {
                     "200": {
-                        "description": "The tracks carrying this ISRC.",
+                        "description": "The tracks carrying this ISRC: the first 100 by "
+                                       "track id ('count' of them) of 'total'; "
+                                       "/api/search?q=ISRC pages through every one.",
                         "content": {
                             "application/json": {
                                 "schema": {
                                     "type": "object",
-                                    "required": ["isrc", "count", "results"],
+                                    "required": ["isrc", "count", "total", "results"],
                                     "properties": {
                                         "isrc": {"type": "string"},
                                         "count": {"type": "integer"},
+                                        "total": {"type": "integer"},
                                         "results": {
                                             "type": "array",
                                             "items": {"$ref": "#/components/schemas/Track"},

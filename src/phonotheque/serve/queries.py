@@ -203,9 +203,11 @@ class PublishedDB:
         check_offset(offset)
         code = looks_like_isrc(q)
         if code is not None:
-            rows = self.by_isrc(code.code)
-            page = rows[offset : offset + limit]
-            more = offset + limit < len(rows) and offset + limit <= MAX_OFFSET
+            # every track carrying it, page by page as for a prefix (by_isrc's first
+            # MAX_ISRC_MATCHES ended the pages there: the others were never listed)
+            ids = self._isrc_ids(code.code, offset + limit + 1)
+            more = len(ids) > offset + limit and offset + limit <= MAX_OFFSET
+            page = self._hydrate(ids[offset : offset + limit])
             return SearchPage(q, "isrc", limit, offset, page, offset + limit if more else None)
         start = isrc_mod.prefix(q) if len(q) <= 20 else None
         if start is not None:
@@ -277,15 +279,19 @@ class PublishedDB:
                 break
         return list(ids)
 
+    def _isrc_ids(self, code: str, n: int) -> list[int]:
+        """The first ``n`` tracks carrying the (normalised) ISRC ``code``, by track id."""
+        return [r[0] for r in self._conn().execute(
+            "SELECT track_id FROM track_isrc WHERE isrc = ? ORDER BY track_id LIMIT ?", (code, n))]
+
     def _by_isrc(self, code: str) -> list[Row]:
-        ids = [
-            r[0]
-            for r in self._conn().execute(
-                "SELECT track_id FROM track_isrc WHERE isrc = ? ORDER BY track_id LIMIT ?",
-                (code, MAX_ISRC_MATCHES),
-            )
-        ]
-        return self._hydrate(ids)
+        return self._hydrate(self._isrc_ids(code, MAX_ISRC_MATCHES))
+
+    def isrc_total(self, code: str) -> int:
+        """How many tracks carry the (normalised) ISRC ``code`` (by_isrc lists the first
+        :data:`MAX_ISRC_MATCHES`)."""
+        return self.cache.get(("isrc_total", code), lambda: int(self._conn().execute(
+            "SELECT count(*) FROM track_isrc WHERE isrc = ?", (code,)).fetchone()[0]))
 
     def track(self, track_id: int) -> Row | None:
         """One track with its artists, ISRCs and files, or None."""
