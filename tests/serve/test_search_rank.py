@@ -57,6 +57,20 @@ def test_title_matches_before_other_fields_across_all_matches(ws: Workspace) -> 
     assert [r["title"] for r in results] == ["Love Letter", f"Song {MANY - 1}", f"Song {MANY - 2}"]
 
 
+def _published(tmp_path: Path, engine: str, recordings: list[dict[str, object]]) -> Path:
+    """A workspace of ``engine`` holding ``recordings`` (MusicBrainz JSON), published."""
+    dump = tmp_path / "recordings.jsonl"
+    dump.write_text("".join(orjson.dumps(r).decode() + "\n" for r in recordings),
+                    encoding="utf-8")
+    root = tmp_path / "ws"
+    runner = CliRunner()
+    assert runner.invoke(main, ["init", "--engine", engine, str(root)]).exit_code == 0
+    for args in (["ingest", "musicbrainz", str(dump)], ["publish"]):
+        res = runner.invoke(main, [*args[:2], "-w", str(root), *args[2:]])
+        assert res.exit_code == 0, res.output
+    return root
+
+
 @pytest.mark.parametrize("engine", ["sqlite", "duckdb"])
 def test_a_title_of_compatibility_characters_is_found_as_it_is_written(
         tmp_path: Path, engine: str) -> None:
@@ -67,17 +81,9 @@ def test_a_title_of_compatibility_characters_is_found_as_it_is_written(
     its NFKC form are both asked for."""
     titles = {"1": "ＭＡＣＩＮＴＯＳＨ ＰＬＵＳ", "2": "ﬁnal ﬂight", "3": "ｶﾞｰﾙ ﾌﾚﾝﾄﾞ",
               "4": "Macintosh Tribute", "5": "ǅungla"}
-    dump = tmp_path / "recordings.jsonl"
-    dump.write_text("".join(
-        orjson.dumps({"id": f"00000000-0000-4000-8000-00000000000{k}", "title": t,
-                      "length": 1000}).decode() + "\n" for k, t in titles.items()),
-        encoding="utf-8")
-    root = tmp_path / "ws"
-    runner = CliRunner()
-    assert runner.invoke(main, ["init", "--engine", engine, str(root)]).exit_code == 0
-    for args in (["ingest", "musicbrainz", str(dump)], ["publish"]):
-        res = runner.invoke(main, [*args[:2], "-w", str(root), *args[2:]])
-        assert res.exit_code == 0, res.output
+    root = _published(tmp_path, engine, [
+        {"id": f"00000000-0000-4000-8000-00000000000{k}", "title": t, "length": 1000}
+        for k, t in titles.items()])
     db = PublishedDB(root / "publish" / "metadata.sqlite", cache_bytes=0)
     try:
         for title in titles.values():
@@ -104,17 +110,9 @@ def test_every_track_sharing_an_isrc_is_listed(tmp_path: Path, engine: str) -> N
     from phonotheque.serve.queries import MAX_ISRC_MATCHES
 
     n = MAX_ISRC_MATCHES + 50
-    dump = tmp_path / "recordings.jsonl"
-    dump.write_text("".join(
-        orjson.dumps({"id": f"00000000-0000-4000-8000-{i:012d}", "title": f"Cover {i}",
-                      "length": 1000, "isrcs": ["NLZZZ0000001"]}).decode() + "\n"
-        for i in range(n)), encoding="utf-8")
-    root = tmp_path / "ws"
-    runner = CliRunner()
-    assert runner.invoke(main, ["init", "--engine", engine, str(root)]).exit_code == 0
-    for args in (["ingest", "musicbrainz", str(dump)], ["publish"]):
-        res = runner.invoke(main, [*args[:2], "-w", str(root), *args[2:]])
-        assert res.exit_code == 0, res.output
+    root = _published(tmp_path, engine, [
+        {"id": f"00000000-0000-4000-8000-{i:012d}", "title": f"Cover {i}", "length": 1000,
+         "isrcs": ["NLZZZ0000001"]} for i in range(n)])
     db = PublishedDB(root / "publish" / "metadata.sqlite", cache_bytes=0)
     try:
         seen: list[int] = []
