@@ -86,3 +86,21 @@ def test_a_real_ingest_logs_while_its_only_part_is_staged(tmp_path: Path) -> Non
                             r"catalogue)$", line)]
     assert staging and lines.index(staging[0]) == 0, run.stderr
     assert "MiB" in lines[-1] and lines[-1].endswith(str(tmp_path / "dump")), lines
+
+
+@pytest.mark.parametrize("interval", ["inf", "1e300"])
+def test_an_interval_too_long_to_wait_means_no_lines_not_a_traceback(
+        tmp_path: Path, interval: str) -> None:
+    """PHONO_PROGRESS_INTERVAL=inf (or any value past what a thread can wait) was a
+    traceback on stderr from the heartbeat thread ("OverflowError: timestamp out of range
+    for platform time_t"), on a columnar workspace as on a SQLite one; it means quiet."""
+    demo = Path(__file__).resolve().parents[1] / "src" / "phonotheque" / "demo_data"
+    env = {k: v for k, v in os.environ.items() if k != "PHONO_PROGRESS"}
+    env["PHONO_PROGRESS_INTERVAL"] = interval
+    ws = tmp_path / "ws"
+    subprocess.run([PHONO, "init", str(ws), "--engine", "duckdb"], check=True, env=env,
+                   capture_output=True)
+    run = subprocess.run([PHONO, "ingest", "musicbrainz", str(demo / "musicbrainz"),
+                          "-w", str(ws)], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr and not _lines(run.stderr), run.stderr

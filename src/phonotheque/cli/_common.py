@@ -402,8 +402,12 @@ def plain_progress(description: str, unit: str = "", scale: float = 1) -> Iterat
     stop = threading.Event()
     beats = None
     if log.interval >= MIN_BEAT_INTERVAL:
+        # an interval past what a thread can wait (PHONO_PROGRESS_INTERVAL=inf) means no
+        # beat ever comes: wait the longest a thread can, again and again
+        wait = min(log.interval, threading.TIMEOUT_MAX)
+
         def beat() -> None:
-            while not stop.wait(log.interval):
+            while not stop.wait(wait):
                 log.beat()
 
         beats = threading.Thread(target=beat, name="phono-progress", daemon=True)
