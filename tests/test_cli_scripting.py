@@ -148,3 +148,30 @@ def test_ctrl_c_inside_a_duckdb_query_is_an_interruption_not_a_traceback() -> No
     with pytest.raises(SystemExit) as exited:
         handle_errors(long_query)()
     assert exited.value.code == 130
+
+
+def test_json_stdout_stays_json_with_forced_progress_bars(tmp_path: Path) -> None:
+    """PHONO_PROGRESS=1 (bars drawn off a terminal) left `select --json`, `health --json`
+    and `torrent verify --json` printing their rich bar on stdout before the document, on
+    a columnar workspace as on a SQLite one; the stage commands (`build`, `ingest`, `pack`,
+    ...) already draw none with --json."""
+    demo = Path(__file__).resolve().parents[1] / "src" / "phonotheque" / "demo_data"
+    ws = str(tmp_path / "ws")
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    env["PHONO_PROGRESS"] = "1"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([PHONO, *args], capture_output=True, text=True, env=env,
+                              check=False)
+
+    assert run("init", ws, "--engine", "duckdb").returncode == 0
+    assert run("ingest", "musicbrainz", "-w", ws, str(demo / "musicbrainz")).returncode == 0
+    folder = tmp_path / "t"
+    folder.mkdir()
+    shutil.copy(demo / "audio" / "freedesktop" / "Bell.oga", folder / "Bell.oga")
+    assert run("torrent", "create", str(folder), "-o", str(tmp_path / "t.torrent")).returncode == 0
+    for args in (["select", "-w", ws], ["health", "-w", ws],
+                 ["torrent", "verify", str(tmp_path / "t.torrent"), str(tmp_path)]):
+        done = run(*args, "--json")
+        assert done.returncode == 0, (args, done.stderr)
+        assert isinstance(orjson.loads(done.stdout), dict), (args, done.stdout[:300])

@@ -97,7 +97,7 @@ def select_cmd(ws: Workspace, coverage: float, budget: int | None,
         tail_threshold=tail_threshold, opus_bitrate=opus_bitrate,
         priority_threshold=priority_threshold, bands=bands, take_all=take_all,
     )
-    with progress_bar("select", total=len(STEPS), unit="steps") as advance:
+    with progress_bar("select", total=len(STEPS), unit="steps", enabled=not as_json) as advance:
         report = select(ws, options, advance, engine=engine)
     for r in reports:
         render_report(report, r)

@@ -80,7 +80,7 @@ def health(ws: Workspace, trackers: tuple[str, ...], timeout: float, retries: in
 
     deadline = max(10.0, timeout * (2 ** (retries + 1)))
     options = HealthOptions(trackers=trackers, scrape=ScrapeOptions(timeout, retries, deadline))
-    with progress_bar("scraping", None, unit="hashes") as advance:
+    with progress_bar("scraping", None, unit="hashes", enabled=not as_json) as advance:
         report = check(ws, options, progress=advance)
     if as_json:
         sys.stdout.write(orjson.dumps({

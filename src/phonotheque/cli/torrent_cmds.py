@@ -206,7 +206,8 @@ def verify(file: Path, data_dir: Path, as_json: bool) -> None:
     and hybrid torrents, every file's merkle root.
     """
     info = read_torrent(file)
-    with progress_bar("verifying", info.total_size / (1 << 20), unit="MiB", scale=1 << 20) as show:
+    with progress_bar("verifying", info.total_size / (1 << 20), unit="MiB", scale=1 << 20,
+                      enabled=not as_json) as show:
         report = verify_torrent(info, data_dir, progress=Meter(show, "verifying", "B").advance)
     problems = [
         (kind, path)
