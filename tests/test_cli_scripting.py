@@ -133,8 +133,8 @@ def test_ctrl_c_inside_a_duckdb_query_is_an_interruption_not_a_traceback() -> No
     interrupted") raised from the KeyboardInterrupt: it was a traceback and exit 1,
     where an interruption in Python code says "interrupted; re-run" and exits 130.
 
-    In a child process of its own: a pytest-xdist worker does not turn SIGINT into
-    KeyboardInterrupt, and the query then ran to its end (minutes of the suite)."""
+    In a child process of its own: inside a pytest-xdist worker the interruption took
+    effect only once the query had run to its end (six minutes of the suite)."""
     import signal
     import sys
     import time
