@@ -133,13 +133,16 @@ def test_ctrl_c_inside_a_duckdb_query_is_an_interruption_not_a_traceback() -> No
     interrupted") raised from the KeyboardInterrupt: it was a traceback and exit 1,
     where an interruption in Python code says "interrupted; re-run" and exits 130.
 
-    In a child process of its own: inside a pytest-xdist worker the interruption took
-    effect only once the query had run to its end (six minutes of the suite)."""
+    In a child process of its own, with Python's own SIGINT handler put back: a suite
+    started in the background (as `.ci/run` may be) inherits SIGINT ignored, and then the
+    signal did not stop the query (six minutes of the suite, in-process)."""
     import signal
     import sys
     import time
 
     code = (
+        "import signal\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)  # as on a terminal\n"
         "import duckdb\n"
         "from phonotheque.cli._common import handle_errors\n"
         "def query():\n"
