@@ -133,16 +133,18 @@ def test_ctrl_c_inside_a_duckdb_query_is_an_interruption_not_a_traceback() -> No
     interrupted") raised from the KeyboardInterrupt: it was a traceback and exit 1,
     where an interruption in Python code says "interrupted; re-run" and exits 130.
 
-    In a child process of its own, with Python's own SIGINT handler put back: a suite
-    started in the background (as `.ci/run` may be) inherits SIGINT ignored, and then the
-    signal did not stop the query (six minutes of the suite, in-process)."""
+    In a child process of its own, SIGINT unblocked and Python's own handler put back:
+    a child inherits its parent's signal mask and ignored signals, and in the suite's
+    workers SIGINT may be either (an earlier test's library blocked it: in-process, the
+    signal did not stop the query for six minutes; in a child without this, never)."""
     import signal
     import sys
     import time
 
     code = (
         "import signal\n"
-        "signal.signal(signal.SIGINT, signal.default_int_handler)  # as on a terminal\n"
+        "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # as on a terminal\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "import duckdb\n"
         "from phonotheque.cli._common import handle_errors\n"
         "def query():\n"
