@@ -38,7 +38,7 @@ from phonotheque.errors import (
     WorkspaceError,
     wrap_os_error,
 )
-from phonotheque.sources import utf8_path
+from phonotheque.sources import printable, utf8_path
 from phonotheque.units import parse_size
 
 # duckdb is imported when a connection is first opened, not with this module: importing
@@ -239,8 +239,7 @@ def check_path(path: Path) -> None:
     as URL parameters), so the first commit fails: ``phono init --engine duckdb`` there
     stopped with a traceback and left a SQLite workspace behind."""
     if not utf8_path(path):
-        shown = str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        raise WorkspaceError(shown, "a columnar workspace needs a path that is "
+        raise WorkspaceError(printable(path), "a columnar workspace needs a path that is "
                              "valid UTF-8 (DuckDB cannot open this one); rename or move it")
     if "?" in str(path):
         raise WorkspaceError(path, "a columnar workspace needs a path without '?' (DuckDB "
