@@ -12,7 +12,9 @@ only one that opens it, so every connection gets the same guarantees:
 - **Bounded memory.** ``memory_limit`` comes from the machine (a share of its
   physical memory) or the caller's option, and what does not fit spills into
   ``temp_directory``, which the caller puts inside the workspace. What the C heap
-  holds free beside it is returned to the system (:mod:`phonotheque.heap_trim`).
+  holds free beside it is returned to the system (:mod:`phonotheque.heap_trim`), and
+  so is what DuckDB's own allocator keeps (its background threads; :func:`hand_back_memory`
+  once a process's DuckDB work is done).
 - **The catalogue is attached read-only** as ``cat`` unless the caller asks to write.
 """
 
@@ -283,6 +285,11 @@ def connect(catalogue: Path, *, temp_directory: Path, memory_bytes: int | None =
         "autoload_known_extensions": False,
         # DuckDB checks an extension's signature at every LOAD; see _VERIFIED.
         "allow_unsigned_extensions": identity is not None and identity in _VERIFIED,
+        # jemalloc (DuckDB's allocator) returns freed pages on its decay timer from its
+        # own threads, not only when a DuckDB thread next allocates: without them the
+        # publish's peak RSS ranged 3.5-4.4 GiB at 10 M (3 GiB limit), with them 3.5-3.7
+        # (docs/scale.md, session 17).
+        "allocator_background_threads": True,
     }
     if threads is not None:
         config["threads"] = threads
@@ -329,6 +336,26 @@ def connect(catalogue: Path, *, temp_directory: Path, memory_bytes: int | None =
         con.close()
         raise
     return con
+
+
+def hand_back_memory(con: Connection, limit_bytes: int) -> None:
+    """Return to the system the memory DuckDB keeps once its buffers are freed, for a
+    process whose DuckDB work is done but which goes on (the publish's SQLite indexes);
+    ``limit_bytes`` is the memory limit ``con`` runs under, set back afterwards.
+
+    DuckDB allocates its buffers through its own jemalloc, which keeps freed pages until
+    its next activity: during the publish's SQLite phase, with DuckDB idle and no buffer
+    in use, 3 GiB stayed in the RSS beside SQLite's sorts (session 17, 10 M tracks).
+    Lowering the limit evicts every unpinned buffer, and DuckDB then flushes its
+    allocator (measured: 1.9 GB of RSS to 0.16 GB; ``SET threads`` to another count
+    flushes too, but keeps cached blocks). Best effort: pinned buffers stay."""
+    import duckdb
+
+    try:
+        con.execute(f"SET memory_limit = '{_MIN_MEMORY}B'")
+    except duckdb.Error:
+        pass  # more pinned than the minimum: what could be evicted was
+    con.execute(f"SET memory_limit = '{limit_bytes}B'")
 
 
 def remove_database(path: Path) -> None:
