@@ -127,11 +127,18 @@ def test_every_stage_command_speaks_one_json_shape(tmp_path: Path, data: Path) -
         ("isrc", "GBAYE0000351")]
 
 
-def test_ctrl_c_inside_a_duckdb_query_is_an_interruption_not_a_traceback() -> None:
+def test_ctrl_c_inside_a_duckdb_query_is_an_interruption_not_a_traceback(tmp_path: Path) -> None:
     """Ctrl-C while a columnar stage runs a DuckDB query (seen in `phono ingest
     musicbrainz` on a duckdb workspace) surfaces as DuckDB's RuntimeError("Query
     interrupted") raised from the KeyboardInterrupt: it was a traceback and exit 1,
     where an interruption in Python code says "interrupted; re-run" and exits 130.
+
+    And it takes effect at once. DuckDB's Python client raises that error as soon as
+    the main thread sees the signal, but never tells DuckDB: a task of the query running
+    in one of DuckDB's worker threads ran on to its end, and the ROLLBACK and close()
+    waited for it, deaf to any later Ctrl-C. With a one-task query (a range()) that was
+    about one run in two (whenever a worker took the task); with a query of several tasks
+    (a parallel scan, here on two threads), every run: exit 130 came 27-37 s late.
 
     In a child process of its own, SIGINT unblocked and Python's own handler put back (a
     child inherits its parent's signal mask and ignored signals; in-process, in a suite
@@ -141,32 +148,81 @@ def test_ctrl_c_inside_a_duckdb_query_is_an_interruption_not_a_traceback() -> No
     import time
 
     code = (
-        "import signal\n"
+        "import signal, sqlite3, sys\n"
+        "from pathlib import Path\n"
         "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # as on a terminal\n"
         "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
-        "import duckdb\n"
+        "from phonotheque.catalogue import columnar\n"
         "from phonotheque.cli._common import handle_errors\n"
-        "def query():\n"
-        "    con = duckdb.connect()\n"
-        "    print('ready', flush=True)\n"
-        "    con.execute('SELECT count(*) FROM range(2000000000) t(i) WHERE i % 7 = 3')\n"
-        "handle_errors(query)()\n")
-    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+        "d = Path(sys.argv[1])\n"
+        "sqlite3.connect(d / 'c.sqlite').execute('CREATE TABLE track(id INTEGER)')\n"
+        "def stage():\n"
+        "    con = columnar.connect(d / 'c.sqlite', temp_directory=d / 'tmp', threads=2)\n"
+        "    try:\n"
+        "        con.execute('CREATE TEMP TABLE t AS SELECT i FROM range(2000000) t(i)')\n"
+        "        with columnar.transaction(con):\n"
+        "            print('ready', flush=True)\n"
+        "            # minutes of CPU on any machine: only an interruption ends it in time\n"
+        "            con.execute('SELECT count(*) FROM t, range(100000) r(j) '\n"
+        "                        'WHERE (i + j) % 7 = 3')\n"
+        "    finally:\n"
+        "        con.close()\n"
+        "handle_errors(stage)()\n")
+    child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None and child.stdout.readline() == "ready\n"
-        # Inside the query (~7 s of one core). DuckDB does not always see a SIGINT sent
-        # as it runs (seen here in about one run in three: then no later one stopped it
-        # either), and Python then raises KeyboardInterrupt when the query ends: that
-        # path must exit 130 too. Without the fix the other path is a traceback.
-        time.sleep(0.5)
+        time.sleep(0.5)  # inside the query
+        sent = time.monotonic()
         child.send_signal(signal.SIGINT)
-        _, err = child.communicate(timeout=120)
+        try:
+            _, err = child.communicate(timeout=5)  # measured: 0.1 s
+        except subprocess.TimeoutExpired:
+            raise AssertionError("Ctrl-C did not stop the DuckDB query within 5 s") from None
+        took = time.monotonic() - sent
     finally:
         child.kill()
         child.wait()
     assert child.returncode == 130, err  # the interruption landed, and was handled
     assert "interrupted" in err and "Traceback" not in err, err
+    assert took < 5, took
+
+
+def test_columnar_ctrl_c_hook_lives_only_while_a_connection_does(tmp_path: Path) -> None:
+    """What lets Ctrl-C interrupt DuckDB's worker threads (a SIGINT handler of columnar's)
+    is there only while a connection or cursor is open, and only over Python's default
+    handler: then the default handler is back (asyncio.run, for one, looks for it), and
+    a handler of someone else's (uvicorn's, `phono seed`'s) is left alone."""
+    import sys
+
+    code = (
+        "import signal, sqlite3, sys\n"
+        "from pathlib import Path\n"
+        "from phonotheque.catalogue import columnar\n"
+        "d = Path(sys.argv[1])\n"
+        "sqlite3.connect(d / 'c.sqlite').execute('CREATE TABLE track(id INTEGER)')\n"
+        "def opened():\n"
+        "    return columnar.connect(d / 'c.sqlite', temp_directory=d / 'tmp')\n"
+        "def default():\n"
+        "    return signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "con = opened()\n"
+        "cur = columnar.cursor(con)\n"
+        "seen = [default()]\n"
+        "con.close()\n"
+        "del con\n"
+        "seen.append(default())  # the cursor is still there\n"
+        "del cur\n"
+        "seen.append(default())\n"
+        "def mine(signum, frame): pass\n"
+        "signal.signal(signal.SIGINT, mine)\n"
+        "con = opened()\n"
+        "seen.append(signal.getsignal(signal.SIGINT) is mine)\n"
+        "print(seen)\n")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[False, False, True, True]", done.stdout
 
 
 def test_json_stdout_stays_json_with_forced_progress_bars(tmp_path: Path) -> None:

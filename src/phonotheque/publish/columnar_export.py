@@ -202,7 +202,7 @@ def _export(con: columnar.Connection, root: Path, scratch: Path, fts: Path, out:
         copied = None
         if parquet is not None:
             _mkdir(parquet)
-            copied = pool.submit(_bulk_parquet, con.cursor(), parquet, tell)
+            copied = pool.submit(_bulk_parquet, columnar.cursor(con), parquet, tell)
         try:
             _fts_rows(con, fts, search_limit(ctx.search_tracks), memory_bytes, tell)
         except BaseException:
@@ -302,7 +302,7 @@ def _bulk_parquet(con: columnar.Connection, folder: Path, tell: _Tell) -> None:
                                    f"({PARQUET_OPTIONS})").fetchone()
                 tell(f"parquet/{table}.parquet", _rows(done))
     finally:
-        con.close()
+        columnar.close(con)  # in the pool's thread: see columnar.close
 
 
 def _sqlite(con: columnar.Connection, catalogue: Path, out: Path, ctx: ExportContext,

@@ -285,7 +285,7 @@ def _running_sums_by_arrays(con: columnar.Connection) -> bool:
         if n and max(abs(int(low)), abs(int(high))) * n > _INT64_MAX:
             return False
     con.execute(f"CREATE TABLE {WORK}.sel_ranked({_RANKED})")
-    writer = con.cursor()  # the reader's connection is busy streaming sel_order
+    writer = columnar.cursor(con)  # the reader's connection is busy streaming sel_order
     try:
         # One transaction for every batch, committed once the read is over: a commit of its
         # own per batch let DuckDB checkpoint a scratch file (past its WAL threshold, as at
