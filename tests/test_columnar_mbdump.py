@@ -360,6 +360,82 @@ def test_an_archive_without_dump_tables_is_a_reject(tmp_path: Path, layout: str)
                     + ", ".join(TABLES) + ")")]
 
 
+def _linked(tmp_path: Path, members: list[tuple[str, str, bytes | str]]) -> Path:
+    """A dump archive of ``members`` (name, "file"/"sym"/"hard"/"dir", the bytes of a
+    file or the target of a link), in that order."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, kind, data in members:
+            info = tarfile.TarInfo(name)
+            if kind == "file":
+                assert isinstance(data, bytes)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+                continue
+            info.type = {"sym": tarfile.SYMTYPE, "hard": tarfile.LNKTYPE,
+                         "dir": tarfile.DIRTYPE}[kind]
+            info.linkname = str(data)
+            tar.addfile(info)
+    path = tmp_path / "mbdump-linked.tar.xz"
+    path.write_bytes(lzma.compress(buf.getvalue(), preset=0))
+    return path
+
+
+_OUT = ("outside the archive: not followed, its table is not read")
+
+
+@pytest.mark.parametrize(("links", "reasons"), [
+    # tar -h was not used: mbdump/track a symbolic link to a file after it, or before it
+    ([("mbdump/track", "sym", "track.real"), ("mbdump/track.real", "file", None)], []),
+    ([("mbdump/track.real", "file", None), ("mbdump/track", "sym", "./track.real")], []),
+    # a hard link (tar writes the first name as the file), and a chain of two links
+    ([("data/track", "file", None), ("mbdump/track", "hard", "data/track")], []),
+    ([("mbdump/track", "sym", "../data/t"), ("data/t", "hard", "data/track"),
+      ("data/track", "file", None)], []),
+    # two tables naming one file: both read (each table its own copy of the lines)
+    ([("data/track", "file", None), ("mbdump/track", "hard", "data/track"),
+      ("mbdump/medium", "sym", "../data/track")], []),
+    # never followed out of the archive; not in it; a loop; a folder
+    ([("mbdump/track", "sym", "../../track")], ["a symbolic link to ../../track, " + _OUT]),
+    ([("mbdump/track", "sym", "/etc/passwd")], ["a symbolic link to /etc/passwd, " + _OUT]),
+    ([("mbdump/track", "hard", "mbdump/gone")],
+     ["a hard link to mbdump/gone, which is not a file in the archive: its table is not "
+      "read"]),
+    ([("mbdump/track", "sym", "t2"), ("mbdump/t2", "sym", "track")],
+     ["a symbolic link to t2: a loop of links, its table is not read"]),
+    ([("mbdump/track", "dir", "")],
+     ["not a file (a folder, device or pipe): its table is not read"]),
+])
+def test_an_archive_table_that_is_a_link_is_read_or_a_reject(
+        tmp_path: Path, links: list[tuple[str, str, str | None]], reasons: list[str]) -> None:
+    """A dump archive whose ``mbdump/track`` member is a link (packed from a folder
+    where the table was a link) or not a file: both engines skipped it, exit 0 with
+    every recording unplaced and no reject. Now a link to a file of the archive is read
+    as that file (a second pass over the archive), and one leading outside it (never
+    followed), to nothing, or in a loop, is a reject naming the archive and the member
+    (exit 10), on both engines."""
+    tables = _tables()
+    members = [("TIMESTAMP", "file", STAMP.encode())]
+    members += [(f"mbdump/{t}", "file", data) for t, data in tables.items()
+                if t != "track" and not any(name == f"mbdump/{t}" for name, _, _ in links)]
+    members += [(name, kind, tables["track"] if data is None else data)
+                for name, kind, data in links]
+    path = _linked(tmp_path, members)  # type: ignore[arg-type]
+    want = _compare(tmp_path / "plain", _folder(tmp_path, tables))
+    got = _compare(tmp_path, path)
+    ours = [r for r in got["reject"] if ":" not in r[2]]  # not a line's
+    assert [(r[1], r[2], r[3]) for r in ours] == [
+        (str(path), "mbdump/track", reason) for reason in reasons]
+    placed = [(t[1], t[5:8]) for t in got["track"]]  # key, release_id, disc, position
+    if reasons:
+        assert got["track"] and all(p == (None, None, None) for _, p in placed)
+    elif any(name == "mbdump/medium" for name, _, _ in links):  # the track lines, refused
+        assert any(r[2].startswith("mbdump/medium:line ") for r in got["reject"])
+    else:
+        assert placed == [(t[1], t[5:8]) for t in want["track"]]
+        assert sum(p != (None, None, None) for _, p in placed) > 5
+
+
 def test_a_rerun_changes_nothing(tmp_path: Path) -> None:
     ws = Workspace.create(tmp_path / "w", engine="duckdb")
     source = _folder(tmp_path, _tables())

@@ -40,7 +40,7 @@ from phonotheque.columnar_ingest import StageContext, Staged, _records, read_cou
 from phonotheque.errors import wrap_os_error
 from phonotheque.ingest import within_bounds
 from phonotheque.model import Record, Reject
-from phonotheque.sources import Input, bounded_lines, bounds, get, open_tar_on_disk, printable
+from phonotheque.sources import Input, bounded_lines, bounds, get, printable
 from phonotheque.sources import mbdump as rows
 from phonotheque.sources.musicbrainz import ARCHIVE_ERRORS
 
@@ -159,37 +159,37 @@ class MbdumpReader(_records.MergedByBulkMerge):
         except OSError as exc:
             raise wrap_os_error(exc, folder, writing=True) from exc
         found = 0
-        for name, path, scan, disk in _members(item.path, folder):
+        for name, copied, scan, disk in _members(item, folder, rejects):
             found += 1
+            if copied is None:  # a table member that cannot be read: its reject is in rejects
+                continue
             try:
-                _load_table(con, item, name, path, scan, rejects)
+                _load_table(con, item, name, copied, scan, rejects)
             finally:
-                path.unlink(missing_ok=True)
+                copied.unlink(missing_ok=True)
             step(f"table {name} loaded", disk)
         if not found:
             raise _Broken(rows.NO_TABLES)  # the row reader's reject says so
 
 
-def _members(archive: Path, folder: Path) -> Iterator[tuple[str, Path, _Scan, int]]:
-    """The dump tables of ``archive`` (the members the row reader reads), each copied
+def _members(item: Input, folder: Path, rejects: list[Reject]
+             ) -> Iterator[tuple[str, Path | None, _Scan, int]]:
+    """The dump tables of the archive ``item`` (those the row reader reads: a link's
+    are the file it names in the archive, see :func:`rows.archive_tables`), each copied
     into a file of ``folder`` (the caller removes it) and scanned on the way, with the
-    bytes of the archive read so far; raises :class:`_Broken` where the archive breaks."""
+    bytes of the archive read so far; a table that cannot be read is added to
+    ``rejects`` (its path None). Raises :class:`_Broken` where the archive breaks."""
     n = 0
     try:
-        with open_tar_on_disk(archive) as (tar, disk):
-            for member in tar:
-                parts = member.name.split("/")
-                name = parts[-1]
-                if (not member.isfile() or name not in rows.TABLES
-                        or parts[-2:-1] != ["mbdump"]):
-                    continue
-                source = tar.extractfile(member)
-                if source is None:
-                    continue
-                n += 1
-                path = folder / f"{n}-{name}"
-                scan = _copy(source, path)
-                yield name, path, scan, disk.tell()
+        for name, _member, source, disk in rows.archive_tables(item.path, item.source):
+            if type(source) is Reject:
+                rejects.append(source)
+                yield name, None, _Scan(), disk.tell()
+                continue
+            n += 1
+            path = folder / f"{n}-{name}"
+            scan = _copy(source, path)  # type: ignore[arg-type]
+            yield name, path, scan, disk.tell()
     except ARCHIVE_ERRORS as exc:  # our own files' errors are PhonoErrors, not these
         raise _Broken(f"{type(exc).__name__}: {exc}") from exc
 
