@@ -577,3 +577,45 @@ def test_files_whose_names_are_not_utf8_read_as_on_sqlite(tmp_path: Path) -> Non
     with sqlite3.connect(a.catalogue) as con:
         datasets = {r[0] for r in con.execute("SELECT DISTINCT dataset FROM listens")}
     assert datasets == {"week\\xff", "month\\xfe"}
+
+
+def _mbid(n: int) -> str:
+    return f"{n:08x}-0000-4000-8000-{n:012x}"
+
+
+@pytest.mark.parametrize(("where", "rejected"), [
+    ("title", None), ("header", None), ("recording_mbid", "recording_mbid"),
+    ("count", "count"), ("users", "users")])
+def test_a_csv_value_that_is_not_utf8_is_refused_by_row_on_both_engines(
+        tmp_path: Path, where: str, rejected: str | None) -> None:
+    """A CSV listens file with a byte that is not UTF-8 on row 3. The SQLite path
+    refused the whole file (Arrow reads every column as text: one ``file`` reject, no
+    row kept, even for a column phono does not read) where DuckDB, reading only the
+    columns it uses, kept every row (exit 0); in the header's names both engines
+    stopped with a traceback. Now a byte in a column not read loses nothing, one in the
+    key, count or user count refuses its row (naming it), the other rows kept, on both
+    engines."""
+    a, b = _pair(tmp_path, tracks=False)
+    title = "t\xe9tle" if where == "header" else "title"
+    lines = [f"recording_mbid,count,users,{title}".encode("latin-1")]
+    for n in range(1, 7):
+        cols = [_mbid(n).encode(), str(10 * n).encode(), b"2", b"ok"]
+        if n == 3 and where != "header":
+            i = ["recording_mbid", "count", "users", "title"].index(where)
+            cols[i] = cols[i][:-1] + b"\xe9"
+        lines.append(b",".join(cols))
+    path = tmp_path / "weekly.csv"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    ingest(a, "listens", [path])
+    report = _columnar_ingest(b, [path])
+    want = _sqlite_listens(a)
+    assert _columnar_listens(b) == want
+    assert _rejects(b) == _rejects(a)
+    assert report.read == len(want) == (6 if rejected is None else 5)
+    if rejected is None:
+        assert _rejects(a) == []
+    else:
+        [(_, _, locator, reason)] = _rejects(a)
+        assert (locator, reason.split(" (")[0]) == (
+            "row 3", f"column {rejected!r} is not UTF-8 text")
+

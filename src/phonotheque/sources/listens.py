@@ -31,6 +31,8 @@ after an interruption, which is safe because counts are replaced, not added.
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
@@ -246,7 +248,8 @@ class ListenCounts:
         if lower.endswith(".parquet"):
             yield from self._table(item, options, dataset, _parquet_batches(item, options))
         elif without_compression(lower).endswith(".csv"):
-            yield from self._table(item, options, dataset, _csv_batches(item, options))
+            yield from self._table(item, options, dataset, _csv_batches(item, options),
+                                   text=True)
         else:
             yield from self._json(item, dataset)
         yield checkpoint(item, KIND, item.size, 0, done=True)
@@ -284,8 +287,12 @@ class ListenCounts:
 
     def _table(
         self, item: Input, options: ReadOptions, dataset: str,
-        batches: Iterator[pa.RecordBatch],
+        batches: Iterator[pa.RecordBatch], *, text: bool = False,
     ) -> Iterator[Record]:
+        """The rows of ``batches``; with ``text`` (a CSV file, whose columns are read as
+        bytes) the key, count and user count columns are decoded as UTF-8 here, a row
+        holding a value that is not UTF-8 refused with its row number (the other
+        columns are not read: bytes there lose nothing)."""
         file_name = printable(item.path.name)
         row_no = 0
         columns: tuple[str, str, str, str | None] | None = None
@@ -293,19 +300,51 @@ class ListenCounts:
             if columns is None:
                 columns = choose_columns(item, batch.schema.names, options)
             key_col, kind, count_col, users_col = columns
-            keys = batch.column(key_col).to_pylist()
-            counts = batch.column(count_col).to_pylist()
-            users = batch.column(users_col).to_pylist() if users_col else [None] * len(keys)
+            keys = _values(batch, key_col, text)
+            counts = _values(batch, count_col, text)
+            users = _values(batch, users_col, text) if users_col else [None] * len(keys)
             for raw_key, raw_count, raw_users in zip(keys, counts, users, strict=True):
                 row_no += 1
                 locator = f"row {row_no}"
                 try:
+                    if text:
+                        raw_key, raw_count, raw_users = (
+                            _utf8(v, c) for v, c in ((raw_key, key_col),
+                                                     (raw_count, count_col),
+                                                     (raw_users, users_col)))
                     key, count, n_users = table_row(kind, raw_key, raw_count, raw_users)
                 except BadRow as exc:
                     yield reject(item.source, locator, f"{exc}")
                     continue
                 yield Listen(kind, key, count, users=n_users, dataset=dataset,
                              prov=Provenance(file_name, locator, None))
+
+
+def _values(batch: pa.RecordBatch, column: str, text: bool) -> list[Any]:
+    """A column's values; with ``text``, bytes as str when the whole batch is UTF-8 (one
+    Arrow cast), else left as bytes for :func:`_utf8` to decode value by value."""
+    values = batch.column(column)
+    if text:
+        import pyarrow as pa
+
+        if pa.types.is_binary(values.type) or pa.types.is_large_binary(values.type):
+            try:
+                values = values.cast(pa.string())
+            except pa.ArrowInvalid:
+                pass  # some value is not UTF-8: _utf8 says which row
+    return values.to_pylist()  # type: ignore[no-any-return]
+
+
+def _utf8(value: Any, column: str | None) -> Any:
+    """``value`` of a CSV column read as bytes, as text; raise :class:`BadRow` if it is
+    not UTF-8."""
+    if not isinstance(value, bytes):
+        return value
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRow(f"column {column!r} is not UTF-8 text ({exc.reason} at byte "
+                     f"{exc.start + 1})") from None
 
 
 #: One count of :func:`line_counts`: key kind, key, listens, users (None: not given),
@@ -471,17 +510,33 @@ def _csv_batches(item: Input, options: ReadOptions) -> Iterator[pa.RecordBatch]:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    # Every column as text: keys like ISRCs must not be read as numbers, and bad
-    # counts must become rejects naming the row, not a failed type conversion.
+    # Every column as bytes: keys like ISRCs must not be read as numbers, bad counts
+    # must become rejects naming the row, not a failed type conversion, and a value that
+    # is not UTF-8 must not fail the file (as text, Arrow refused the whole file for one
+    # byte, even in a column not read): _table decodes the columns it reads, row by row.
     try:
         with open_input(item.path) as f:
-            header = f.readline().decode("utf-8", "replace").strip().split(",")
+            first = f.readline()
     except CorruptStream as exc:
         raise InputError(item.source, exc.problem) from exc
     except OSError as exc:
         raise wrap_os_error(exc, item.source) from exc
+    header = first.decode("utf-8", "replace").strip().split(",")
     names = [h.strip().strip('"') for h in header]
-    convert = pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+    given: list[str] | None = None  # the column names, if Arrow cannot read the header's
+    try:
+        first.decode("utf-8")
+    except UnicodeDecodeError:
+        # A header that is not UTF-8 (a byte in a column's name): Arrow's schema could
+        # not show its names (a traceback). The names are read here, the bytes shown as
+        # \xNN, and Arrow skips the header line.
+        try:
+            given = next(csv.reader(io.StringIO(
+                first.decode("utf-8-sig", "backslashreplace").rstrip("\r\n"))), [])
+        except csv.Error as exc:
+            raise InputError(item.source, f"header: malformed CSV: {exc}") from exc
+        names = given
+    convert = pacsv.ConvertOptions(column_types={n: pa.binary() for n in names},
                                    strings_can_be_null=True)
     # A compressed file is read through our decompressing reader (Arrow has no xz codec).
     # (Arrow opens a path only if it is UTF-8, utf8_path: a file object for any other.)
@@ -489,7 +544,9 @@ def _csv_batches(item: Input, options: ReadOptions) -> Iterator[pa.RecordBatch]:
               else None)
     try:
         reader = pacsv.open_csv(stream or item.path, convert_options=convert,
-                                read_options=pacsv.ReadOptions(block_size=1 << 22))
+                                read_options=pacsv.ReadOptions(
+                                    block_size=1 << 22, column_names=given,
+                                    skip_rows=0 if given is None else 1))
         yield from reader
     except CorruptStream as exc:
         raise InputError(item.source, exc.problem) from exc
