@@ -619,3 +619,28 @@ def test_a_csv_value_that_is_not_utf8_is_refused_by_row_on_both_engines(
         assert (locator, reason.split(" (")[0]) == (
             "row 3", f"column {rejected!r} is not UTF-8 text")
 
+
+@pytest.mark.parametrize(("header", "rejected"), [
+    (b"recording_mbid,count", False), (b"\xef\xbb\xbf\"recording_mbid\",count", False),
+    (b"recording_mbid,c\xe9unt,count", False), (b"title,count", True),
+    (b"title,count\n", True)])
+def test_a_csv_of_a_header_alone_reads_alike_on_both_engines(
+        tmp_path: Path, header: bytes, rejected: bool) -> None:
+    """A CSV listens file that is only its header. Without a newline after it, the
+    SQLite path refused it ("malformed CSV: ... Empty CSV file or block", exit 10) where
+    DuckDB read a file of no rows (exit 0), as both do with the newline; and a header
+    without a key column, alone, was a reject on DuckDB only (Arrow gave no batch, so
+    the columns went unchecked: exit 0). Now both read no rows, and both refuse a
+    header without a key column, newline or not."""
+    a, b = _pair(tmp_path, tracks=False)
+    path = tmp_path / "empty-week.csv"
+    path.write_bytes(header)
+    first = ingest(a, "listens", [path])
+    second = _columnar_ingest(b, [path])
+    assert _sqlite_listens(a) == _columnar_listens(b) == []
+    assert _rejects(b) == _rejects(a)
+    assert (first.new_rejects, second.new_rejects) == ((1, 1) if rejected else (0, 0))
+    if rejected:
+        assert [r[2:] for r in _rejects(a)] == [
+            ("file", "no key column (recording_mbid, mbid, isrc, track_id) in columns "
+                     "['title', 'count']; use --key")]

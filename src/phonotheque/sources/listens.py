@@ -540,14 +540,28 @@ def _csv_batches(item: Input, options: ReadOptions) -> Iterator[pa.RecordBatch]:
                                    strings_can_be_null=True)
     # A compressed file is read through our decompressing reader (Arrow has no xz codec).
     # (Arrow opens a path only if it is UTF-8, utf8_path: a file object for any other.)
-    stream = (open_input(item.path) if compressed_suffix(item.path.name) or not utf8_path(item.path)
-              else None)
+    stream: Any = (open_input(item.path)
+                   if compressed_suffix(item.path.name) or not utf8_path(item.path) else None)
+    if first and b"\n" not in first and b"\r" not in first:
+        # The whole file is one line without its line end: the header, no rows. Arrow
+        # refused it ("Empty CSV file or block"), where the same header with its newline
+        # is a file of no rows (as DuckDB reads both): it is given its newline.
+        if stream is not None:
+            stream.close()
+        stream = io.BytesIO(first + b"\n")
     try:
         reader = pacsv.open_csv(stream or item.path, convert_options=convert,
                                 read_options=pacsv.ReadOptions(
                                     block_size=1 << 22, column_names=given,
                                     skip_rows=0 if given is None else 1))
-        yield from reader
+        rows = False
+        for batch in reader:
+            rows = True
+            yield batch
+        if not rows:  # a header alone: its columns are still checked (as DuckDB does)
+            schema = reader.schema
+            yield pa.RecordBatch.from_arrays([pa.array([], t) for t in schema.types],
+                                             schema=schema)
     except CorruptStream as exc:
         raise InputError(item.source, exc.problem) from exc
     except (OSError, pa.ArrowException) as exc:
