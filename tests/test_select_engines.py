@@ -448,3 +448,25 @@ def test_exclude_updates_the_columnar_ledger_at_once(tmp_path: Path) -> None:
             ledgers[engine] = [r[:3] for r in plan_tables(ws.root)["ledger"]]
             assert [r[1:] for r in ledgers[engine] if r[0] == top_id] == [want], engine
         assert ledgers["duckdb"] == ledgers["sqlite"]
+
+
+def _refused_on_both(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    """`phono select ARGS` exits 2 saying ``message`` on both engines, and leaves the
+    plan of the select before it (selection, ledger, recorded runs) as it was."""
+    for engine, ws in _pair(tmp_path, records(HAND), exclude=True).items():
+        code, out = _cli("select", "-w", str(ws.root), "--coverage", "0.9")
+        assert code == 0, out
+        before = _state(ws)
+        code, out = _cli("select", "-w", str(ws.root), "--coverage", "0.5", *args)
+        assert (code, message in out) == (2, True), (engine, code, out)
+        assert _state(ws) == before, engine
+
+
+def test_a_nan_priority_threshold_is_refused(tmp_path: Path) -> None:
+    """`select --priority-threshold nan` was taken, and the engines read it apart:
+    SQLite binds NaN as NULL (``priority < NULL`` never holds: every zero-listen work
+    taken), DuckDB as a NaN above every number (none taken): on one 428-track
+    catalogue 252 tracks selected against 8. NaN is refused, as --coverage nan is."""
+    with pytest.raises(InputError, match="priority threshold"):
+        SelectOptions(priority_threshold=float("nan"))
+    _refused_on_both(tmp_path, ("--priority-threshold", "nan"), "priority threshold")

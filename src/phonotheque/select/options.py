@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -86,6 +87,8 @@ class SelectOptions:
             raise InputError(self.budget_bytes, "budget must not be negative")
         if self.tail_threshold is not None and self.tail_threshold < 0:
             raise InputError(self.tail_threshold, "tail threshold must not be negative")
+        if math.isnan(self.priority_threshold):  # SQLite binds it as NULL, DuckDB as NaN
+            raise InputError(self.priority_threshold, "priority threshold must be a number")
         for name in ("opus_bitrate", "original_bitrate", "assumed_duration_ms"):
             if getattr(self, name) <= 0:
                 raise InputError(getattr(self, name), f"{name} must be positive")
