@@ -470,3 +470,17 @@ def test_a_nan_priority_threshold_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="priority threshold"):
         SelectOptions(priority_threshold=float("nan"))
     _refused_on_both(tmp_path, ("--priority-threshold", "nan"), "priority threshold")
+
+
+@pytest.mark.parametrize("option", ["--budget", "--tail-threshold"])
+def test_a_budget_or_tail_threshold_past_int64_is_refused(option: str, tmp_path: Path) -> None:
+    """`select --budget 100000000000000000000` (or --tail-threshold) ended in a Python
+    traceback on both engines (SQLite: binding the int; the columnar select: recording
+    the run, orjson's "Integer exceeds 64-bit range"), and on a columnar workspace only
+    after the new selection and ledger were committed: the failed command had replaced
+    the plan, without a run record. (--tail-threshold 2^63 failed on SQLite alone.)
+    Both are refused past 2^63 - 1, before anything runs."""
+    for field in ("budget_bytes", "tail_threshold"):
+        with pytest.raises(InputError, match="at most"):
+            SelectOptions(**{field: 2**63})
+    _refused_on_both(tmp_path, (option, str(10**20)), "at most")

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from phonotheque.errors import InputError
+from phonotheque.sources.bounds import MAX_INT64
 from phonotheque.units import format_size, parse_size
 
 __all__ = ["DEFAULT_ORIGINAL_SHARE", "BandScheme", "SelectOptions", "format_size", "parse_size"]
@@ -87,6 +88,9 @@ class SelectOptions:
             raise InputError(self.budget_bytes, "budget must not be negative")
         if self.tail_threshold is not None and self.tail_threshold < 0:
             raise InputError(self.tail_threshold, "tail threshold must not be negative")
+        for name, value in (("budget", self.budget_bytes), ("tail threshold", self.tail_threshold)):
+            if value is not None and value > MAX_INT64:  # no engine binds or records it
+                raise InputError(value, f"{name} must be at most {MAX_INT64:,}")
         if math.isnan(self.priority_threshold):  # SQLite binds it as NULL, DuckDB as NaN
             raise InputError(self.priority_threshold, "priority threshold must be a number")
         for name in ("opus_bitrate", "original_bitrate", "assumed_duration_ms"):
