@@ -484,3 +484,21 @@ def test_a_budget_or_tail_threshold_past_int64_is_refused(option: str, tmp_path:
         with pytest.raises(InputError, match="at most"):
             SelectOptions(**{field: 2**63})
     _refused_on_both(tmp_path, (option, str(10**20)), "at most")
+
+
+def test_a_bitrate_whose_size_estimate_leaves_int64_is_refused(tmp_path: Path) -> None:
+    """`select --opus-bitrate 1000000000000000`: a size estimate (duration x bitrate)
+    past int64 became a float on SQLite (exit 0, a plan) and stopped the columnar
+    select with "DuckDB failed while selecting: Out of Range Error: Overflow in
+    multiplication" (exit 5, a storage error). A bitrate is refused where the longest
+    duration a track may have (sources.bounds.MAX_DURATION_MS) would overflow, and the
+    assumed duration past that longest one."""
+    from phonotheque.sources.bounds import MAX_DURATION_MS, MAX_INT64
+
+    top = MAX_INT64 // MAX_DURATION_MS
+    assert SelectOptions(opus_bitrate=top, original_bitrate=top).opus_bitrate == top
+    for field, value in (("opus_bitrate", top + 1), ("original_bitrate", top + 1),
+                         ("assumed_duration_ms", MAX_DURATION_MS + 1)):
+        with pytest.raises(InputError, match="at most"):
+            SelectOptions(**{field: value})
+    _refused_on_both(tmp_path, ("--opus-bitrate", str(10**15)), "at most")

@@ -8,13 +8,17 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from phonotheque.errors import InputError
-from phonotheque.sources.bounds import MAX_INT64
+from phonotheque.sources.bounds import MAX_DURATION_MS, MAX_INT64
 from phonotheque.units import format_size, parse_size
 
 __all__ = ["DEFAULT_ORIGINAL_SHARE", "BandScheme", "SelectOptions", "format_size", "parse_size"]
 
 # Share of listens whose tracks keep their original file when nothing else is asked.
 DEFAULT_ORIGINAL_SHARE = 0.5
+# Highest bitrate (bits/s) whose size estimate (duration x bitrate) stays in int64 for
+# the longest duration a track may have: past it SQLite estimated in floats and DuckDB
+# stopped with an overflow.
+MAX_BITRATE = MAX_INT64 // MAX_DURATION_MS
 
 @dataclass(frozen=True, slots=True)
 class BandScheme:
@@ -96,6 +100,10 @@ class SelectOptions:
         for name in ("opus_bitrate", "original_bitrate", "assumed_duration_ms"):
             if getattr(self, name) <= 0:
                 raise InputError(getattr(self, name), f"{name} must be positive")
+        for name, top in (("opus_bitrate", MAX_BITRATE), ("original_bitrate", MAX_BITRATE),
+                          ("assumed_duration_ms", MAX_DURATION_MS)):
+            if getattr(self, name) > top:
+                raise InputError(getattr(self, name), f"{name} must be at most {top:,}")
 
     def share_of_originals(self, held_only: bool) -> float | None:
         """The original share in effect; ``None`` means every selected track is original."""
