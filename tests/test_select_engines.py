@@ -502,3 +502,24 @@ def test_a_bitrate_whose_size_estimate_leaves_int64_is_refused(tmp_path: Path) -
         with pytest.raises(InputError, match="at most"):
             SelectOptions(**{field: value})
     _refused_on_both(tmp_path, ("--opus-bitrate", str(10**15)), "at most")
+
+
+def test_quantile_bands_past_the_band_column_are_refused(tmp_path: Path) -> None:
+    """`select --bands quantiles:3000000000` gave a plan on SQLite (band numbers past
+    2^31) and exit 5 on a columnar workspace ("DuckDB failed while selecting: Conversion
+    Error", its band column is a 32-bit INTEGER); quantiles:N with N past 2^63 a
+    traceback on SQLite. N is refused past 2^31 - 1, where both engines agree."""
+    top = 2**31 - 1
+    with pytest.raises(InputError, match="band scheme"):
+        BandScheme.parse(f"quantiles:{top + 1}")
+    with pytest.raises(InputError, match="band"):
+        SelectOptions(bands=BandScheme("quantiles", top + 1))
+    opts = SelectOptions(coverage=1.0, priority_threshold=0.0,
+                         bands=BandScheme.parse(f"quantiles:{top}"))
+    pair = _pair(tmp_path / "top", records(HAND))
+    for ws in pair.values():
+        select(ws, opts)
+    assert _state(pair["duckdb"]) == _state(pair["sqlite"])
+    assert max(row[2] for row in _state(pair["sqlite"])["selection"]) > 2**30
+    for scheme in ("quantiles:3000000000", f"quantiles:{10**20}"):
+        _refused_on_both(tmp_path / scheme.replace(":", "-"), ("--bands", scheme), "band scheme")

@@ -19,6 +19,9 @@ DEFAULT_ORIGINAL_SHARE = 0.5
 # the longest duration a track may have: past it SQLite estimated in floats and DuckDB
 # stopped with an overflow.
 MAX_BITRATE = MAX_INT64 // MAX_DURATION_MS
+# Most quantile bands: a band number is at most N, and catalogue.duckdb's band column is
+# a 32-bit INTEGER (past it the columnar select stopped, where SQLite went on).
+MAX_BANDS = 2**31 - 1
 
 @dataclass(frozen=True, slots=True)
 class BandScheme:
@@ -38,9 +41,10 @@ class BandScheme:
         if t == "decade":
             return cls("decade", 0)
         m = re.fullmatch(r"quantiles:([0-9]+)", t)
-        if m and int(m.group(1)) >= 1:
+        if m and 1 <= int(m.group(1)) <= MAX_BANDS:
             return cls("quantiles", int(m.group(1)))
-        raise InputError(text, "not a band scheme (use 'decade' or 'quantiles:N' with N >= 1)")
+        raise InputError(text, "not a band scheme (use 'decade' or 'quantiles:N' with "
+                               f"1 <= N <= {MAX_BANDS:,})")
 
     def __str__(self) -> str:
         return "decade" if self.kind == "decade" else f"quantiles:{self.n}"
@@ -95,6 +99,8 @@ class SelectOptions:
         for name, value in (("budget", self.budget_bytes), ("tail threshold", self.tail_threshold)):
             if value is not None and value > MAX_INT64:  # no engine binds or records it
                 raise InputError(value, f"{name} must be at most {MAX_INT64:,}")
+        if self.bands.kind == "quantiles" and not 1 <= self.bands.n <= MAX_BANDS:
+            raise InputError(str(self.bands), f"quantile bands must be 1 to {MAX_BANDS:,}")
         if math.isnan(self.priority_threshold):  # SQLite binds it as NULL, DuckDB as NaN
             raise InputError(self.priority_threshold, "priority threshold must be a number")
         for name in ("opus_bitrate", "original_bitrate", "assumed_duration_ms"):
