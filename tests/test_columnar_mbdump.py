@@ -436,6 +436,49 @@ def test_an_archive_table_that_is_a_link_is_read_or_a_reject(
         assert sum(p != (None, None, None) for _, p in placed) > 5
 
 
+@pytest.mark.parametrize(("odd", "reason"), [
+    ("link", None),  # a symbolic link to a file of the user's: read as that file
+    ("broken", "a symbolic link to gone, which names no file: its table is not read"),
+    ("loop", "a symbolic link to track: a loop of links, its table is not read"),
+    ("folder", "not a file (a folder, device or pipe): its table is not read"),
+    ("fifo", "not a file (a folder, device or pipe): its table is not read"),
+])
+@pytest.mark.parametrize("given", ["root", "mbdump"])
+def test_a_folder_table_that_is_not_a_file_is_read_or_a_reject(
+        tmp_path: Path, odd: str, reason: str | None, given: str) -> None:
+    """An unpacked dump whose ``mbdump/track`` is a broken symbolic link, a loop of
+    links, a folder or a pipe: both engines' ``is_file()`` skipped it, exit 0 with every
+    recording unplaced and no reject. Now it is a reject naming the folder and the
+    table's path in it (exit 10), on both engines; a link to a file is read."""
+    tables = _tables()
+    want = _compare(tmp_path / "plain", _folder(tmp_path / "plain", tables))
+    root = _folder(tmp_path, tables)
+    track = root / "mbdump" / "track"
+    track.unlink()
+    if odd == "link":
+        (root / "track.real").write_bytes(tables["track"])
+        track.symlink_to("../track.real")
+    elif odd == "broken":
+        track.symlink_to("gone")
+    elif odd == "loop":
+        track.symlink_to("track")
+    elif odd == "folder":
+        track.mkdir()
+    else:
+        os.mkfifo(track)  # opening it would wait for a writer for ever
+    source = root if given == "root" else root / "mbdump"
+    got = _compare(tmp_path, source)
+    ours = [r for r in got["reject"] if ":" not in r[2]]  # not a line's
+    shown = "mbdump/track" if given == "root" else "track"
+    assert [(r[1], r[2], r[3]) for r in ours] == (
+        [] if reason is None else [(str(source), shown, reason)])
+    placed = [(t[1], t[5:8]) for t in got["track"]]  # key, release_id, disc, position
+    if reason is None:
+        assert placed == [(t[1], t[5:8]) for t in want["track"]]
+    else:
+        assert got["track"] and all(p == (None, None, None) for _, p in placed)
+
+
 def test_a_rerun_changes_nothing(tmp_path: Path) -> None:
     ws = Workspace.create(tmp_path / "w", engine="duckdb")
     source = _folder(tmp_path, _tables())

@@ -140,19 +140,20 @@ class MbdumpReader(_records.MergedByBulkMerge):
         tables = rows.table_folder(item.path)
         if tables is not None:
             done = 0
-            for table in rows.TABLES:
-                path = tables / table
-                if path.is_file():
-                    scan = _Scan()
-                    try:
-                        with open(path, "rb") as f:
-                            while block := f.read(_READ):
-                                scan.add(block)
-                    except OSError as exc:
-                        raise wrap_os_error(exc, printable(path)) from exc
-                    _load_table(con, item, table, path, scan, rejects)
-                    done += scan.size
-                    step(f"table {table} loaded", done)
+            for table, path in rows.folder_tables(item.path, tables, item.source):
+                if isinstance(path, Reject):  # not a file: the row reader's reject
+                    rejects.append(path)
+                    continue
+                scan = _Scan()
+                try:
+                    with open(path, "rb") as f:
+                        while block := f.read(_READ):
+                            scan.add(block)
+                except OSError as exc:
+                    raise wrap_os_error(exc, printable(path)) from exc
+                _load_table(con, item, table, path, scan, rejects)
+                done += scan.size
+                step(f"table {table} loaded", done)
             return
         try:
             folder.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,9 @@ Input: a folder holding ``mbdump/<table>`` files (as the unpacked dump), the
 ``mbdump`` folder itself, or an ``mbdump*.tar.bz2`` / ``.tar.xz`` / ``.tar``
 archive read as a stream (a table member that is a link is read as the file it names in
 the archive, in a second pass; one leading outside the archive is a reject, never
-followed: :func:`archive_tables`, which both engines read). Release dates and labels live in other tables
+followed: :func:`archive_tables`, which both engines read; in a folder, a table that
+is a link to nothing, a loop, a folder or a pipe is a reject: :func:`folder_tables`).
+Release dates and labels live in other tables
 (``release_country``, ``release_label``) that this reader does not load.
 
 Not resumable mid-input (the join needs every table); an interrupted run reads
@@ -25,11 +27,13 @@ the dump again, which is safe because every write is an idempotent upsert.
 
 from __future__ import annotations
 
+import errno
 import lzma
 import os
 import posixpath
 import re
 import sqlite3
+import stat
 import tarfile
 import tempfile
 import zlib
@@ -234,14 +238,15 @@ class MusicBrainzDump:
         """Load every table; return a reject if an archive turns out truncated."""
         folder = table_folder(item.path)
         if folder is not None:
-            for table in TABLES:
-                path = folder / table
-                if path.is_file():
-                    try:
-                        with open(path, "rb", buffering=1 << 20) as f:
-                            loader.load(table, f)
-                    except OSError as exc:
-                        raise wrap_os_error(exc, printable(path)) from exc
+            for table, path in folder_tables(item.path, folder, item.source):
+                if isinstance(path, Reject):
+                    loader.rejects.append(path)
+                    continue
+                try:
+                    with open(path, "rb", buffering=1 << 20) as f:
+                        loader.load(table, f)
+                except OSError as exc:
+                    raise wrap_os_error(exc, printable(path)) from exc
             return None
         where = "archive"
         try:
@@ -384,6 +389,49 @@ def _follow(member: tarfile.TarInfo, links: dict[str, tarfile.TarInfo], files: s
             return None, f"a {kind} to {first}: a loop of links, its table is not read"
         seen.add(target)
         member = links[target]
+
+
+def folder_tables(root: Path, folder: Path, reject_source: str
+                  ) -> Iterator[tuple[str, Path | Reject]]:
+    """The dump tables of the table folder ``folder`` (of the input ``root``), in
+    :data:`TABLES` order: ``(table, its file or the reject saying why it cannot be read)``.
+
+    A table that is a symbolic link to a file is read as that file (the user's own
+    folder); a name that holds something else (a link to nothing, a loop of links, a
+    folder, a pipe or device: opening a pipe would wait for ever) is a reject naming the
+    table's path, never skipped silently. A table that is not there at all is not read
+    (a dump may leave a table out), as before. Both engines read this."""
+    for table in TABLES:
+        path = folder / table
+        try:
+            mode = os.stat(path).st_mode  # follows links
+        except OSError as exc:
+            if not os.path.islink(path):
+                if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                    continue  # not there: a table left out
+                raise wrap_os_error(exc, printable(path)) from exc
+            target = printable(os.readlink(path))
+            if exc.errno == errno.ELOOP:
+                why = f"a symbolic link to {target}: a loop of links, its table is not read"
+            elif exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                why = (f"a symbolic link to {target}, which names no file: its table is "
+                       "not read")
+            else:
+                raise wrap_os_error(exc, printable(path)) from exc
+            yield table, reject(reject_source, _shown(root, path), why)
+            continue
+        if stat.S_ISREG(mode):
+            yield table, path
+        else:
+            yield table, reject(reject_source, _shown(root, path), _NOT_A_FILE)
+
+
+def _shown(root: Path, path: Path) -> str:
+    """``path`` as a reject's locator: relative to the input ``root`` it is under."""
+    try:
+        return printable(path.relative_to(root).as_posix())
+    except ValueError:
+        return printable(path)
 
 
 def table_folder(p: Path) -> Path | None:
