@@ -381,6 +381,70 @@ def test_tar_xz_release_members_are_read_by_duckdb_as_python_reads_them(
     assert "dump2/release:line 1" in tracks and "line 1" not in tracks
 
 
+def _linked_dump(tmp_path: Path, members: list[tuple[str, str, bytes | str]]) -> Path:
+    """A .tar.xz dump of ``members`` (name, "file"/"sym"/"hard"/"dir", the bytes of a
+    file or the target of a link), in that order."""
+    path = tmp_path / "linked.tar.xz"
+    with tarfile.open(path, "w:xz") as tar:
+        for name, kind, data in members:
+            info = tarfile.TarInfo(name)
+            if kind == "file":
+                assert isinstance(data, bytes)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+                continue
+            info.type = {"sym": tarfile.SYMTYPE, "hard": tarfile.LNKTYPE,
+                         "dir": tarfile.DIRTYPE}[kind]
+            info.linkname = str(data)
+            tar.addfile(info)
+    return path
+
+
+_UNREAD = "its lines are not read"
+
+
+@pytest.mark.parametrize(("links", "reason"), [
+    # packed without tar -h: the release member a symbolic link to a file after it, or a
+    # hard link to one before it (tar writes the first name as the file)
+    ([("mbdump/release", "sym", "release.data"), ("mbdump/release.data", "file", None)],
+     None),
+    ([("data/r", "file", None), ("mbdump/release", "hard", "data/r")], None),
+    # never followed out of the archive; not in it; a loop; a folder
+    ([("mbdump/release", "sym", "../../release")],
+     "a symbolic link to ../../release, outside the archive: not followed, " + _UNREAD),
+    ([("mbdump/release", "hard", "mbdump/gone")],
+     "a hard link to mbdump/gone, which is not a file in the archive: " + _UNREAD),
+    ([("mbdump/release", "sym", "r2"), ("mbdump/r2", "sym", "release")],
+     "a symbolic link to r2: a loop of links, " + _UNREAD),
+    ([("mbdump/release", "dir", "")], "not a file (a folder, device or pipe): " + _UNREAD),
+])
+def test_a_tar_xz_member_that_is_a_link_is_read_or_a_reject(
+        tmp_path: Path, links: list[tuple[str, str, str | None]], reason: str | None) -> None:
+    """A JSON dump archive whose mbdump/release member is a link (packed from a folder
+    where it was one) or a folder: both engines' isfile() filter skipped it, exit 0 with
+    nothing read and no reject. Now a link to a file of the archive is read as that file
+    (after the other members, as the mbdump reader does: the shared
+    sources._base.archive_members), and one leading outside it, to nothing, in a loop,
+    or a folder is a reject naming the archive and the member, on both engines."""
+    releases = _synth(tmp_path, 40).read_bytes()
+    recordings = _recording_lines()  # a plain member before it: its lines come first
+    plain = _both(tmp_path / "plain", [_dump(tmp_path, [("mbdump/recording", recordings),
+                                                        ("mbdump/release", releases)])])
+    path = _linked_dump(tmp_path, [("mbdump/recording", "file", recordings)] + [
+        (name, kind, releases if data is None else data) for name, kind, data in links])
+    row, col = _both(tmp_path, [path])
+    want, got = sqlite_tables(row), columnar_tables(col)
+    for table in want:
+        assert got[table] == want[table], table
+    assert [(src, loc, why) for _s, src, loc, why in got["reject"]] == (
+        [] if reason is None else [(str(path), "mbdump/release", reason)])
+    if reason is None:  # as the plain archive's, tracks and their places (but the file)
+        assert [t[:10] + t[11:] for t in got["track"]] == [
+            t[:10] + t[11:] for t in columnar_tables(plain[1])["track"]]
+    else:
+        assert got["track"] and not any(t[5] for t in got["track"])  # no release
+
+
 @pytest.mark.parametrize("dump", ["webservice", "isrc"])
 def test_mbdump_tables_equal_the_sqlite_path(tmp_path: Path, dump: str) -> None:
     paths = [DATA / "mbdump" / dump]

@@ -57,6 +57,7 @@ from phonotheque.catalogue import bulk_merge, columnar
 from phonotheque.columnar_ingest import StageContext, Staged, _records, read_counted
 from phonotheque.errors import wrap_os_error
 from phonotheque.ingest import within_bounds
+from phonotheque.model import Reject
 from phonotheque.read_ahead import read_ahead
 from phonotheque.sources import (
     MAX_LINE,
@@ -66,10 +67,9 @@ from phonotheque.sources import (
     disk_position,
     get,
     open_at,
-    open_tar_on_disk,
     printable,
 )
-from phonotheque.sources.musicbrainz import ARCHIVE_ERRORS, dump_entity
+from phonotheque.sources.musicbrainz import ARCHIVE_ERRORS, archive_entities
 from phonotheque.sources.musicbrainz import SOURCE as JSON_SOURCE
 
 KIND = "musicbrainz"
@@ -176,6 +176,7 @@ class _Chunk:
     disk: int  # bytes of the file on disk read up to its end (compressed: see disk_position)
     member: str | None = None  # the archive member it is from (its lines only)
     base: int = 0  # lines of the input before the member's first
+    reject: Reject | None = None  # a member not read (a link to nothing...): no lines
 
     def lines(self) -> list[bytes]:
         """Its lines (split only when some are read one by one: the flagged ones)."""
@@ -242,53 +243,55 @@ def _batches(chunks: Iterator[_Chunk]) -> Iterator[_Batch]:
         raise
 
 
-def _archive_chunks(path: Path, folder: Path, start: int = 0) -> Iterator[_Chunk]:
+def _archive_chunks(path: Path, folder: Path, start: int = 0, source: str | None = None
+                    ) -> Iterator[_Chunk]:
     """:func:`_chunks` for the ``mbdump/<entity>`` members of a tar archive, streamed
     (tarfile, no unpacking), numbered and counted as the row reader does: lines run on
     across members, bytes count the members' lines, and the lines before uncompressed
     byte ``start`` are decompressed again and skipped. A chunk holds lines of one
     member; only ``release`` members are for the SQL (the others' chunks have no file:
-    the Python reader reads them). Raises :class:`CorruptStream` where the archive
-    breaks."""
+    the Python reader reads them); a member not read (a link leading nowhere, a folder:
+    :func:`archive_entities`) is a chunk of no lines with its reject, whose source is
+    ``source`` (the input's). Raises :class:`CorruptStream` where the archive breaks."""
     size = _pieces()
     pos = total = 0
     piece: _Piece | None = None  # a release member's piece being written
     try:
-        with open_tar_on_disk(path) as (tar, disk):
-            for member in tar:
-                entity = dump_entity(member)
-                f = None if entity is None else tar.extractfile(member)
-                if f is None:
+        for entity, member, f, disk in archive_entities(
+                path, printable(path) if source is None else source):
+            if isinstance(f, Reject):  # a link to nothing, a folder...: its reject only
+                yield _Chunk(None, total + 1, b"", 0, pos, disk.tell(), member.name, total,
+                             f)
+                continue
+            base = total
+            # only a release member's lines are for the SQL: the others are held
+            # for the Python reader
+            sql = entity == "release" and _utf8(member.name)
+            buf: list[bytes] = []
+            for raw in _raw_lines(f):
+                total += 1
+                pos += len(raw)
+                if pos <= start:
+                    continue  # committed by the run that was interrupted
+                if not sql:
+                    buf.append(raw)
+                    if len(buf) == size:
+                        yield _Chunk(None, total - size + 1, _drain(buf), size, pos,
+                                     disk.tell(), member.name, base)
                     continue
-                base = total
-                # only a release member's lines are for the SQL: the others are held
-                # for the Python reader
-                sql = entity == "release" and _utf8(member.name)
-                buf: list[bytes] = []
-                for raw in _raw_lines(f):
-                    total += 1
-                    pos += len(raw)
-                    if pos <= start:
-                        continue  # committed by the run that was interrupted
-                    if not sql:
-                        buf.append(raw)
-                        if len(buf) == size:
-                            yield _Chunk(None, total - size + 1, _drain(buf), size, pos,
-                                         disk.tell(), member.name, base)
-                        continue
-                    if piece is None:
-                        piece = _Piece(folder, total, member.name, base)
-                    piece.write(raw, 1)
-                    if piece.count == size:
-                        chunk, piece = piece.close(pos, disk.tell()), None
-                        yield chunk
-                if buf:
-                    n = len(buf)
-                    yield _Chunk(None, total - n + 1, _drain(buf), n, pos, disk.tell(),
-                                 member.name, base)
-                if piece is not None:
+                if piece is None:
+                    piece = _Piece(folder, total, member.name, base)
+                piece.write(raw, 1)
+                if piece.count == size:
                     chunk, piece = piece.close(pos, disk.tell()), None
                     yield chunk
+            if buf:
+                n = len(buf)
+                yield _Chunk(None, total - n + 1, _drain(buf), n, pos, disk.tell(),
+                             member.name, base)
+            if piece is not None:
+                chunk, piece = piece.close(pos, disk.tell()), None
+                yield chunk
     except ARCHIVE_ERRORS as exc:
         raise CorruptStream(printable(path), f"{type(exc).__name__}: {exc}") from exc
     finally:
@@ -554,7 +557,7 @@ class MusicBrainzReader(_records.MergedByBulkMerge):
         try:
             folder.mkdir(parents=True, exist_ok=True)
             chunks = _one_ahead(_batches(
-                _archive_chunks(item.path, folder, ctx.start) if layout == "archive"
+                _archive_chunks(item.path, folder, ctx.start, item.source) if layout == "archive"
                 else _chunks(item.path, folder, ctx.start, ctx.line)))
             for batch in chunks:
                 try:
@@ -611,6 +614,9 @@ class MusicBrainzReader(_records.MergedByBulkMerge):
                staged: Staged) -> None:
         """Stage one piece: set-based, and the lines SQL flags (or all of a piece
         DuckDB refuses) through the Python reader."""
+        if chunk.reject is not None:  # the row reader's reject of a member not read
+            staged.rejects.append(chunk.reject)
+            return
         first, count = chunk.first, chunk.count
         if chunk.file is None or not self._read(con, [chunk.file], first, count):
             # DuckDB refuses this chunk (malformed JSON, a list where an object

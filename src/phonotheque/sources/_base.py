@@ -13,6 +13,7 @@ import gzip
 import io
 import lzma
 import os
+import posixpath
 import shutil
 import stat
 import subprocess
@@ -498,3 +499,116 @@ def open_tar_on_disk(path: Path) -> Iterator[tuple[tarfile.TarFile, DiskPosition
         stream = raw if opener is None else opener(raw)
         with stream, tarfile.open(fileobj=stream, mode="r|") as tar:
             yield tar, raw
+
+
+#: The most links followed from one archive member to the file it names (more: a loop).
+_MAX_HOPS = 16
+
+
+class _At:
+    """A disk position that stays where the first pass over an archive ended (a second
+    pass reads members a link names: progress does not go back)."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def tell(self) -> int:
+        return self.at
+
+
+def _link_target(member: tarfile.TarInfo) -> str | None:
+    """The normalised archive path a link member names, None if it points outside the
+    archive (an absolute path, or above its top)."""
+    link = member.linkname
+    if link.startswith("/"):
+        return None
+    if member.issym():  # relative to the link's folder
+        link = posixpath.join(posixpath.dirname(posixpath.normpath(member.name)), link)
+    target = posixpath.normpath(link)
+    return None if target == ".." or target.startswith("../") else target
+
+
+def archive_members(path: Path, reject_source: str, wanted: Callable[[str], str | None],
+                    unread: str
+                    ) -> Iterator[tuple[str, tarfile.TarInfo, IO[bytes] | Reject, DiskPosition]]:
+    """The members of the archive ``path`` a reader reads: those whose name ``wanted``
+    gives a key (a dump table, an entity), as ``(key, the member, its bytes or the
+    reject saying why they cannot be read, the archive's disk position)``.
+
+    A wanted member that is a link (hard or symbolic) gives the bytes of the file it
+    names in the archive, read in a second pass over it (the archive is a stream); a link
+    to a path outside the archive is never followed, and one naming no file of the
+    archive, a loop of links or a wanted member of another kind (a folder, a device) is a
+    reject naming the member (``unread`` ends its reason: what is not read): it is never
+    lost silently. Regular members come first, in the archive's order, then the links',
+    in theirs. Errors of the archive itself are raised (the callers say where it
+    broke)."""
+    links: dict[str, tarfile.TarInfo] = {}  # every link of the archive, by normalised name
+    files: set[str] = set()
+    pending: list[tuple[str, tarfile.TarInfo]] = []  # (key, link)
+    end: DiskPosition = _At(0)
+    with open_tar_on_disk(path) as (tar, disk):
+        for member in tar:
+            name = posixpath.normpath(member.name)
+            if member.islnk() or member.issym():
+                links[name] = member
+            elif member.isfile():
+                files.add(name)
+            key = wanted(member.name)
+            if key is None:
+                continue
+            if member.isfile():
+                found = tar.extractfile(member)
+                if found is not None:
+                    yield key, member, found, disk
+            elif member.islnk() or member.issym():
+                pending.append((key, member))
+            else:
+                yield key, member, reject(
+                    reject_source, printable(member.name),
+                    f"not a file (a folder, device or pipe): {unread}"), disk
+        end = _At(disk.tell())
+    todo: list[tuple[str, str, tarfile.TarInfo]] = []  # (target, key, link)
+    for key, member in pending:
+        target, why = _follow(member, links, files, unread)
+        if target is None:
+            yield key, member, reject(reject_source, printable(member.name), why), end
+        else:
+            todo.append((target, key, member))
+    while todo:  # a pass reads each file once: two links to one file take two passes
+        later: list[tuple[str, str, tarfile.TarInfo]] = []
+        with open_tar_on_disk(path) as (tar, _disk):
+            for member in tar:
+                name = posixpath.normpath(member.name)
+                if not member.isfile():
+                    continue
+                mine = [w for w in todo if w[0] == name]
+                if not mine:
+                    continue
+                later += mine[1:]
+                _, key, link = mine[0]
+                todo = [w for w in todo if w[0] != name]
+                found = tar.extractfile(member)
+                if found is not None:
+                    yield key, link, found, end
+        todo = later
+
+
+def _follow(member: tarfile.TarInfo, links: dict[str, tarfile.TarInfo], files: set[str],
+            unread: str) -> tuple[str | None, str]:
+    """The archive file a link member names, following links (or None and why not)."""
+    kind = "symbolic link" if member.issym() else "hard link"
+    first = printable(member.linkname)
+    seen: set[str] = set()
+    while True:
+        target = _link_target(member)
+        if target is None:
+            return None, f"a {kind} to {first}, outside the archive: not followed, {unread}"
+        if target in files:
+            return target, ""
+        if target not in links:
+            return None, f"a {kind} to {first}, which is not a file in the archive: {unread}"
+        if target in seen or len(seen) >= _MAX_HOPS:
+            return None, f"a {kind} to {first}: a loop of links, {unread}"
+        seen.add(target)
+        member = links[target]

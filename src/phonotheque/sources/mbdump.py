@@ -30,7 +30,6 @@ from __future__ import annotations
 import errno
 import lzma
 import os
-import posixpath
 import re
 import sqlite3
 import stat
@@ -48,9 +47,9 @@ from phonotheque.sources._base import (
     DiskPosition,
     Input,
     ReadOptions,
+    archive_members,
     bounded_lines,
     checkpoint,
-    open_tar_on_disk,
     printable,
     reject,
     too_long,
@@ -271,36 +270,9 @@ NO_TABLES = ("no MusicBrainz dump table in it (members named mbdump/<table>: "
              + ", ".join(TABLES) + ")")
 
 
-#: The most links followed from one member to the file it names (a loop is a reject).
-_MAX_HOPS = 16
-
-
-class _At:
-    """A disk position that stays where the first pass over an archive ended (a second
-    pass reads members a link names: progress does not go back)."""
-
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def tell(self) -> int:
-        return self.at
-
-
 def _table_of(name: str) -> str | None:
     parts = name.split("/")
     return parts[-1] if parts[-1] in TABLES and parts[-2:-1] == ["mbdump"] else None
-
-
-def _target(member: tarfile.TarInfo) -> str | None:
-    """The normalised archive path a link member names, None if it points outside the
-    archive (an absolute path, or above its top)."""
-    link = member.linkname
-    if link.startswith("/"):
-        return None
-    if member.issym():  # relative to the link's folder
-        link = posixpath.join(posixpath.dirname(posixpath.normpath(member.name)), link)
-    target = posixpath.normpath(link)
-    return None if target == ".." or target.startswith("../") else target
 
 
 def archive_tables(path: Path, reject_source: str
@@ -309,86 +281,17 @@ def archive_tables(path: Path, reject_source: str
     reject saying why they cannot be read, the archive's disk position)``.
 
     A table member that is a link (hard or symbolic) gives the bytes of the file it names
-    in the archive, read in a second pass over it (the archive is a stream); a link to a
-    path outside the archive is never followed, and one naming no file of the archive, a
-    loop of links or a table member of another kind (a folder, a device) is a reject
-    naming the member: its table is never lost silently. Regular members come first, in
-    the archive's order, then the links', in theirs. Errors of the archive itself are
-    raised (the callers say where it broke)."""
-    links: dict[str, tarfile.TarInfo] = {}  # every link of the archive, by normalised name
-    files: set[str] = set()
-    pending: list[tuple[str, str, tarfile.TarInfo]] = []  # (table, member name, link)
-    end: DiskPosition = _At(0)
-    with open_tar_on_disk(path) as (tar, disk):
-        for member in tar:
-            name = posixpath.normpath(member.name)
-            if member.islnk() or member.issym():
-                links[name] = member
-            elif member.isfile():
-                files.add(name)
-            table = _table_of(member.name)
-            if table is None:
-                continue
-            shown = printable(member.name)
-            if member.isfile():
-                found = tar.extractfile(member)
-                if found is not None:
-                    yield table, shown, found, disk
-            elif member.islnk() or member.issym():
-                pending.append((table, shown, member))
-            else:
-                yield table, shown, reject(reject_source, shown, _NOT_A_FILE), disk
-        end = _At(disk.tell())
-    wanted: list[tuple[str, str, str]] = []  # (target, table, member name)
-    for table, shown, member in pending:
-        target, why = _follow(member, links, files)
-        if target is None:
-            yield table, shown, reject(reject_source, shown, why), end
-        else:
-            wanted.append((target, table, shown))
-    while wanted:  # a pass reads each file once: two links to one file take two passes
-        later: list[tuple[str, str, str]] = []
-        with open_tar_on_disk(path) as (tar, _disk):
-            for member in tar:
-                name = posixpath.normpath(member.name)
-                if not member.isfile():
-                    continue
-                mine = [w for w in wanted if w[0] == name]
-                if not mine:
-                    continue
-                later += mine[1:]
-                _, table, shown = mine[0]
-                wanted = [w for w in wanted if w[0] != name]
-                found = tar.extractfile(member)
-                if found is not None:
-                    yield table, shown, found, end
-        wanted = later
+    in the archive; one leading outside it, to nothing, in a loop, or a table member of
+    another kind (a folder, a device) is a reject naming the member: its table is never
+    lost silently (:func:`~phonotheque.sources._base.archive_members`, which the JSON
+    dump readers share)."""
+    for table, member, found, disk in archive_members(path, reject_source, _table_of,
+                                                      "its table is not read"):
+        yield table, printable(member.name), found, disk
 
 
-#: The reason of a table member that is neither a file nor a link.
+#: The reason of a table that is neither a file nor a link to one.
 _NOT_A_FILE = "not a file (a folder, device or pipe): its table is not read"
-
-
-def _follow(member: tarfile.TarInfo, links: dict[str, tarfile.TarInfo], files: set[str]
-            ) -> tuple[str | None, str]:
-    """The archive file a link member names, following links (or None and why not)."""
-    kind = "symbolic link" if member.issym() else "hard link"
-    first = printable(member.linkname)
-    seen: set[str] = set()
-    while True:
-        target = _target(member)
-        if target is None:
-            return None, (f"a {kind} to {first}, outside the archive: not followed, its "
-                          "table is not read")
-        if target in files:
-            return target, ""
-        if target not in links:
-            return None, (f"a {kind} to {first}, which is not a file in the archive: its "
-                          "table is not read")
-        if target in seen or len(seen) >= _MAX_HOPS:
-            return None, f"a {kind} to {first}: a loop of links, its table is not read"
-        seen.add(target)
-        member = links[target]
 
 
 def folder_tables(root: Path, folder: Path, reject_source: str

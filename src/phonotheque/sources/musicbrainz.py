@@ -6,7 +6,9 @@ objects (``isrcs`` + ``artist-credit``) and artist objects, from
 * ``.jsonl`` files and ``.json`` files holding one object per line, or one
   (pretty-printed) object or array of objects;
 * the published ``.tar.xz`` archives, streamed (``tarfile`` ``r|*``) without
-  unpacking: entities come from the ``mbdump/<entity>`` members;
+  unpacking: entities come from the ``mbdump/<entity>`` members (one that is a link
+  is read as the file it names in the archive, after the others; one leading
+  outside it, to nothing, in a loop, or a folder is a reject: :func:`archive_entities`);
 * any of the line files compressed: ``.jsonl.zst`` (what ``phono synth`` writes
   at scale), ``.jsonl.gz``, ``.json.bz2``, ``.ndjson.xz``, decompressed as read.
 
@@ -31,7 +33,7 @@ import tarfile
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import orjson
 
@@ -42,14 +44,15 @@ from phonotheque.sources._base import (
     CHECKPOINT_EVERY,
     MAX_LINE,
     CorruptStream,
+    DiskPosition,
     Input,
     ReadOptions,
+    archive_members,
     bounded_lines,
     checkpoint,
     expand_files,
     lines_on_disk,
     open_input,
-    open_tar_on_disk,
     printable,
     reject,
     too_long,
@@ -389,23 +392,21 @@ class MusicBrainzJSON:
         pos = total_lines = n = 0
         name: str | None = None  # the member being read
         try:
-            with open_tar_on_disk(item.path) as (tar, disk):
-                for member in tar:
-                    entity = dump_entity(member)
-                    f = None if entity is None else tar.extractfile(member)
-                    if f is None:
-                        continue
-                    name, n = member.name, 0
-                    for raw, length in bounded_lines(f):
-                        n += 1
-                        total_lines += 1
-                        pos += length
-                        if pos <= start:
-                            continue  # already written by the run that was interrupted
-                        yield from _member_line(item, parser, entity, f"{name}:line {n}",
-                                                raw, length)
-                        if total_lines % CHECKPOINT_EVERY == 0:
-                            yield checkpoint(item, KIND, pos, total_lines, disk=disk.tell())
+            for entity, member, f, disk in archive_entities(item.path, item.source):
+                if isinstance(f, Reject):  # a link to nothing, a folder...: said, not read
+                    yield f
+                    continue
+                name, n = member.name, 0
+                for raw, length in bounded_lines(f):
+                    n += 1
+                    total_lines += 1
+                    pos += length
+                    if pos <= start:
+                        continue  # already written by the run that was interrupted
+                    yield from _member_line(item, parser, entity, f"{name}:line {n}",
+                                            raw, length)
+                    if total_lines % CHECKPOINT_EVERY == 0:
+                        yield checkpoint(item, KIND, pos, total_lines, disk=disk.tell())
         except ARCHIVE_ERRORS as exc:
             yield archive_broken(item, name, n, exc)
         yield checkpoint(item, KIND, pos, total_lines, done=True)
@@ -430,9 +431,16 @@ def member_entity(name: str) -> str | None:
     return entity if entity in _ENTITIES else None
 
 
-def dump_entity(member: tarfile.TarInfo) -> str | None:
-    """:func:`member_entity` of a member, None also for what is not a file."""
-    return member_entity(member.name) if member.isfile() else None
+def archive_entities(path: Path, reject_source: str
+                     ) -> Iterator[tuple[str, tarfile.TarInfo, IO[bytes] | Reject, DiskPosition]]:
+    """The members of the dump archive ``path`` read (``mbdump/<entity>``, by
+    :func:`member_entity`): ``(entity, the member, its bytes or the reject saying why
+    they cannot be read, the archive's disk position)``. A member that is a link is read
+    as the file it names in the archive, after the others; one leading outside it, to
+    nothing, in a loop, or a member of another kind (a folder) is a reject naming it
+    (:func:`~phonotheque.sources._base.archive_members`, as the mbdump reader's tables).
+    Both engines read this."""
+    return archive_members(path, reject_source, member_entity, "its lines are not read")
 
 
 def _member_line(item: Input, parser: _Parser, entity: str | None, locator: str,
