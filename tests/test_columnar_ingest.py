@@ -445,6 +445,50 @@ def test_a_tar_xz_member_that_is_a_link_is_read_or_a_reject(
         assert got["track"] and not any(t[5] for t in got["track"])  # no release
 
 
+@pytest.mark.parametrize(("kind", "given", "suffix"), [
+    ("listens", Path("listens.csv"), ".csv"),
+    ("musicbrainz", Path("musicbrainz") / "mbdump-sample.jsonl", ".jsonl"),
+])
+def test_a_folders_file_that_is_a_broken_link_a_loop_or_a_pipe_is_a_reject(
+        tmp_path: Path, kind: str, given: Path, suffix: str) -> None:
+    """`phono ingest listens|musicbrainz <folder>`: a file of the folder named as an
+    input (``*.csv``) that is a symbolic link to nothing, a loop of links or a pipe was
+    skipped silently (``is_file()``), exit 0, on both engines. Now each is a ``file``
+    reject naming it (exit 10), the pipe never opened (it would wait for ever), the rest
+    of the folder read; a link to a file is read; a re-run skips them (exit 0)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    data = (DEMO.parent / given).read_bytes()
+    (folder / f"a{suffix}").write_bytes(data)
+    (folder / f"linked{suffix}").symlink_to(f"a{suffix}")
+    (folder / f"broken{suffix}").symlink_to(f"gone{suffix}")
+    (folder / f"loop{suffix}").symlink_to(f"loop{suffix}")
+    os.mkfifo(folder / f"pipe{suffix}")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "up").symlink_to("..")  # a folder's loop: not walked into
+    row = Workspace.create(tmp_path / "sqlite")
+    col = Workspace.create(tmp_path / "columnar", engine="duckdb")
+    a = ingest(row, kind, [folder])
+    b = ingest(col, kind, [folder])  # dispatches on the engine
+    assert (a.rejected, a.new_rejects) == (b.rejected, b.new_rejects) == (3, 3)
+    _same_counts(a, b)
+    assert a.read > 0
+    want, got = sqlite_tables(row), columnar_tables(col)
+    for table in want:
+        assert got[table] == want[table], table
+    ours = [(src, loc, why) for _s, src, loc, why in got["reject"] if loc == "file"]
+    assert ours == [
+        (str(folder / f"broken{suffix}"), "file",
+         f"a symbolic link to gone{suffix}, which names no file: not read"),
+        (str(folder / f"loop{suffix}"), "file",
+         f"a symbolic link to loop{suffix}, a loop of links: not read"),
+        (str(folder / f"pipe{suffix}"), "file",
+         "not a regular file (a pipe or device): not read")]
+    for ws in (row, col):
+        again = ingest(ws, kind, [folder])
+        assert again.new_rejects == 0
+
+
 @pytest.mark.parametrize("dump", ["webservice", "isrc"])
 def test_mbdump_tables_equal_the_sqlite_path(tmp_path: Path, dump: str) -> None:
     paths = [DATA / "mbdump" / dump]

@@ -35,6 +35,7 @@ from phonotheque.sources import (
     compressed_suffix,
     get,
     printable,
+    unreadable,
 )
 from phonotheque.sqlite_uri import file_uri
 from phonotheque.workspace import Workspace
@@ -213,7 +214,8 @@ def _one(
             progress(_event(item.source, state.rows, state.bytes, total_bytes))
 
     counts = store.write(
-        tap(_prefetch(watch(src.read(item, read_options, start, line)))),
+        tap(_prefetch(watch(src.read(item, read_options, start, line)
+                            if item.problem is None else unreadable(item, src.kind)))),
         batch_size=min(options.batch_size, src.max_batch or options.batch_size),
         on_batch=on_batch,
     )

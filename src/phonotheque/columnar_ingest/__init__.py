@@ -48,7 +48,7 @@ from phonotheque.errors import UnsupportedInput
 from phonotheque.ingest import IngestOptions, IngestReport, SourceReport
 from phonotheque.model import Checkpoint, Reject
 from phonotheque.progress import ProgressEvent, ProgressFn
-from phonotheque.sources import Input, ReadOptions, get
+from phonotheque.sources import Input, ReadOptions, get, unreadable
 from phonotheque.workspace import Workspace
 
 
@@ -237,6 +237,13 @@ def _one(con: columnar.Connection, store: Store, bulk_reader: BulkReader, item: 
             and bulk_reader.resumable):
         start, line = cp.offset, cp.line
     rep = SourceReport(item.source, "resumed" if start else "read", start_offset=start)
+    if item.problem is not None:  # never opened: its reject and checkpoint, as the row path's
+        found = list(unreadable(item, bulk_reader.kind))
+        with columnar.transaction(con):
+            bulk.save_checkpoint(con, next(r for r in found if type(r) is Checkpoint))
+            counts = store.record_rejects([r for r in found if type(r) is Reject])
+        rep.rejected, rep.new_rejects = counts.rejected, counts.new_refused
+        return rep, 0
     parts = bulk_reader.stage(con, item, StageContext(
         options.read, tmp, start, line,
         step=lambda what, disk: tick(rep.read, disk, what)))

@@ -26,6 +26,7 @@ from phonotheque.sources._base import (
     open_tar_on_disk,
     open_tar_stream,
     printable,
+    unreadable,
     utf8_path,
     without_compression,
 )
@@ -86,5 +87,6 @@ def get(kind: str) -> Source:
 
 __all__ = ["MAX_LINE", "SOURCES", "STAGE", "CorruptStream", "Input", "ReadOptions", "Source",
            "bounded_lines", "compressed_suffix", "detect", "disk_position", "get", "open_at",
-           "open_input", "open_tar_on_disk", "open_tar_stream", "printable", "utf8_path",
+           "open_input", "open_tar_on_disk", "open_tar_stream", "printable", "unreadable",
+           "utf8_path",
            "without_compression"]

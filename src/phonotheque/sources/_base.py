@@ -9,6 +9,7 @@ the store how far the records yielded so far reach, so a killed run resumes.
 from __future__ import annotations
 
 import bz2
+import errno
 import gzip
 import io
 import lzma
@@ -59,6 +60,9 @@ class Input:
     mtime_ns: int
     # bytes the progress bar can count for this input (None: unknown, e.g. archives)
     progress_size: int | None = None
+    # why it cannot be read (a file of a folder that is a broken link, a loop, a pipe):
+    # never opened, its ``file`` reject is all it gives (:func:`unreadable`), on both paths
+    problem: str | None = None
 
 
 class Source(Protocol):
@@ -155,15 +159,52 @@ def expand_files(paths: Sequence[Path], suffixes: tuple[str, ...]) -> list[Input
     out: list[Input] = []
     for p in paths:
         if p.is_dir():
-            found = sorted(
-                q for q in p.rglob("*") if q.is_file() and q.name.lower().endswith(suffixes)
-            )
-            if not found:
+            found = sorted(q for q in p.rglob("*") if q.name.lower().endswith(suffixes))
+            inside = [i for i in map(_found_input, found) if i is not None]
+            if not inside:
                 raise InputError(printable(p), f"no input files ({', '.join(suffixes)}) inside")
-            out.extend(file_input(q) for q in found)
+            out.extend(inside)
         else:
             out.append(file_input(p))
     return out
+
+
+def _found_input(path: Path) -> Input | None:
+    """The input for a file named like one found in a folder: None for a folder (its
+    files are found too); one with its :attr:`Input.problem` for what is not a regular
+    file (a symbolic link to nothing, a loop of links, a pipe, a device), so it is a
+    reject naming it, never skipped silently, and a pipe is never opened (it would wait
+    for ever)."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        try:
+            link = path.lstat()
+        except OSError as gone:  # removed meanwhile
+            raise wrap_os_error(gone, printable(path)) from gone
+        if not stat.S_ISLNK(link.st_mode):
+            raise wrap_os_error(exc, printable(path)) from exc
+        target = printable(os.readlink(path))
+        why = ("a loop of links" if exc.errno == errno.ELOOP
+               else "which names no file" if exc.errno in (errno.ENOENT, errno.ENOTDIR)
+               else exc.strerror or str(exc))
+        absolute = Path(os.path.abspath(path))
+        return Input(absolute, printable(absolute), link.st_size, link.st_mtime_ns, 0,
+                     f"a symbolic link to {target}, {why}: not read")
+    if stat.S_ISDIR(st.st_mode):
+        return None
+    if stat.S_ISREG(st.st_mode):
+        return file_input(path)
+    absolute = Path(os.path.abspath(path))
+    return Input(absolute, printable(absolute), 0, st.st_mtime_ns, 0,
+                 "not a regular file (a pipe or device): not read")
+
+
+def unreadable(item: Input, kind: str) -> Iterator[Record]:
+    """What an input with a :attr:`Input.problem` gives: its ``file`` reject, and the
+    checkpoint marking it done (a re-run skips it until it changes)."""
+    yield reject(item.source, "file", item.problem or "cannot be read")
+    yield checkpoint(item, kind, item.size, 0, done=True)
 
 
 def reject(source: str, locator: str, reason: str, kept: bool = False) -> Reject:

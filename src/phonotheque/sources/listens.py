@@ -236,7 +236,7 @@ class ListenCounts:
         return 0
 
     def inputs(self, paths: Sequence[Path]) -> list[Input]:
-        return [Input(i.path, i.source, i.size, i.mtime_ns, None)
+        return [Input(i.path, i.source, i.size, i.mtime_ns, None, i.problem)
                 for i in expand_files(paths, SUFFIXES)]
 
     def read(
