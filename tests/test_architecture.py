@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("foundation", frozenset({
         "phonotheque",  # the package itself: __version__
         "errors", "units", "clock", "atomic", "executors", "model", "isrc", "images",
-        "sqlite_uri", "progress", "read_ahead", "heap_trim",
+        "sqlite_uri", "progress", "read_ahead", "heap_trim", "interrupts",
     })),
     ("engine", frozenset({"torrent"})),
     ("catalogue", frozenset({

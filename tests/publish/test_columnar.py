@@ -318,3 +318,72 @@ def test_a_columnar_publish_reports_every_step(archives: tuple[Workspace, Worksp
     assert at_indexes == bulk_rows
     assert events[-1].done == sum(pq.read_metadata(p).num_rows for p in parquet.glob("*.parquet"))
     assert all(e.stage == "publish" and e.unit == "rows" for e in events)
+
+
+# The FTS5 build of the text index (columnar_export._fts) from an endless source: a view
+# standing for fts_rows (minutes of FTS5 on any machine), so only an interruption ends
+# the statement in time. In the main thread, or in a helper thread of the pool _export
+# runs it in (interrupts.helpers) while the main thread waits for its result.
+_ENDLESS_FTS = (
+    "import signal, sqlite3, sys\n"
+    "from pathlib import Path\n"
+    "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # as on a terminal\n"
+    "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+    "from phonotheque.cli._common import handle_errors\n"
+    "from phonotheque.publish import columnar_export as ce\n"
+    "from phonotheque.publish.dbschema import DDL\n"
+    "db, where = Path(sys.argv[1]), sys.argv[2]\n"
+    "conn = sqlite3.connect(db)\n"
+    "conn.executescript(DDL)\n"
+    "conn.execute('CREATE VIEW fts_rows AS WITH RECURSIVE c(pos) AS (SELECT 1 UNION ALL '\n"
+    "             'SELECT pos + 1 FROM c WHERE pos < 1000000000) SELECT pos, '\n"
+    "             \"'song ' || pos || ' of ' || (pos % 977) AS title, \"\n"
+    "             \"'artist ' || (pos % 7919) AS artists, 'album ' || (pos % 104729) \"\n"
+    "             'AS release FROM c')\n"
+    "conn.close()\n"
+    "def tell(step, rows=0):\n"
+    "    if step == 'text index: FTS5':\n"
+    "        print('ready', flush=True)\n"
+    "def stage():\n"
+    "    if where == 'main':\n"
+    "        ce._fts(db, tell)\n"
+    "    else:\n"
+    "        from phonotheque import interrupts\n"
+    "        with interrupts.helpers(max_workers=2) as pool:\n"
+    "            pool.submit(ce._fts, db, tell).result()\n"
+    "handle_errors(stage)()\n")
+
+
+@pytest.mark.parametrize("where", ["main", "helper"])
+def test_ctrl_c_stops_the_text_index_build_at_once(tmp_path: Path, where: str) -> None:
+    """Ctrl-C during `phono publish`'s FTS5 build (a columnar workspace) took effect only
+    when the build ended: Python's sqlite3 runs no signal handler during a statement, and
+    the build runs in a helper thread the pool waited for (SIGINT at the build's start at
+    2 M tracks: exit 130 after 42.6 s). It must stop the statement within a second, in
+    either thread, and exit 130 as an interruption (SQLite's "interrupted" too), no
+    traceback. In a child process of its own, SIGINT unblocked and Python's own handler
+    put back (see tests/test_cli_scripting.py's Ctrl-C test)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    child = subprocess.Popen([sys.executable, "-c", _ENDLESS_FTS, str(tmp_path / "fts.sqlite"),
+                              where], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+        time.sleep(0.5)  # inside the FTS5 statement
+        sent = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        try:
+            _, err = child.communicate(timeout=5)  # measured: 0.1 s
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"Ctrl-C did not stop the FTS5 build ({where} thread) "
+                                 "within 5 s") from None
+        took = time.monotonic() - sent
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err, err
+    assert took < 5, took

@@ -18,7 +18,7 @@ only one that opens it, so every connection gets the same guarantees:
 - **The catalogue is attached read-only** as ``cat`` unless the caller asks to write.
 - **Ctrl-C stops the query.** While a connection (or a cursor from :func:`cursor`) is
   open, a SIGINT handled by Python's default handler also interrupts its statement in
-  DuckDB's worker threads (:func:`_on_sigint` says why that is needed).
+  DuckDB's worker threads (:mod:`phonotheque.interrupts` says why that is needed).
 """
 
 from __future__ import annotations
@@ -26,9 +26,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import signal
-import threading
-import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cache
@@ -36,7 +33,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from phonotheque import heap_trim
+from phonotheque import heap_trim, interrupts
 from phonotheque.errors import (
     BusyError,
     InputError,
@@ -341,7 +338,7 @@ def connect(catalogue: Path, *, temp_directory: Path, memory_bytes: int | None =
     except BaseException:
         con.close()
         raise
-    _track(con)
+    interrupts.track(con)
     return con
 
 
@@ -365,73 +362,21 @@ def hand_back_memory(con: Connection, limit_bytes: int) -> None:
     con.execute(f"SET memory_limit = '{limit_bytes}B'")
 
 
-# Ctrl-C during a statement. DuckDB's Python client (1.4.4, CompletePendingQuery and
-# FetchNext) runs the main thread's share of a statement in a loop that calls
-# PyErr_CheckSignals between tasks: a SIGINT there raises KeyboardInterrupt, which the
-# client turns into RuntimeError("Query interrupted") at once. But it never tells DuckDB
-# (no ClientContext::Interrupt), so a task of that statement already running in one of
-# DuckDB's worker threads runs to its end, and the next use of the connection (the
-# ROLLBACK of transaction(), close(), the process's exit) waits for it in C++, where no
-# later SIGINT is seen: whenever a worker held a task (15 runs of 30 on 2 cores, with
-# one-task statements; every time with more tasks than the main thread takes), Ctrl-C
-# took effect only when the statement would have ended. The handler below calls
-# interrupt() on every open connection first (DuckDB's own flag, checked by every task at
-# every chunk; a statement started after it clears it), then does what Python's default
-# handler does. It is installed only while a connection is open, from the main thread,
-# and only over Python's default handler: a SIGINT ignored (a background job), or handled
-# by someone else (uvicorn, asyncio, `phono seed`), is left alone.
-_OPEN: weakref.WeakSet[Any] = weakref.WeakSet()
-# Held while interrupting, and by close() around a close from another thread: interrupt()
-# on a connection another thread is closing (with the GIL released) is not safe.
-_OPEN_LOCK = threading.RLock()
-
-
-def _on_sigint(signum: int, frame: Any) -> None:
-    import duckdb
-
-    with _OPEN_LOCK:
-        for con in list(_OPEN):
-            try:
-                con.interrupt()
-            except duckdb.Error:
-                pass  # closed already
-    signal.default_int_handler(signum, frame)
-
-
-def _track(con: duckdb.DuckDBPyConnection) -> None:
-    """Have a SIGINT interrupt ``con``'s statements while it exists (see ``_OPEN``)."""
-    with _OPEN_LOCK:
-        _OPEN.add(con)
-    weakref.finalize(con, _untrack).atexit = False
-    if (threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-        signal.signal(signal.SIGINT, _on_sigint)
-
-
-def _untrack() -> None:
-    # A connection went away: once none is left, Python's default handler goes back (from
-    # the main thread only; one dropped in another thread leaves it to the next).
-    if (next(iter(_OPEN), None) is None
-            and threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGINT) is _on_sigint):
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+# Ctrl-C during a statement: every connection and cursor is registered with
+# phonotheque.interrupts (one mechanism for DuckDB and SQLite; it says why DuckDB needs it:
+# a task in one of DuckDB's worker threads ran on to its end otherwise).
 
 
 def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """``con.cursor()`` (a connection of its own to the same database, for another thread
     or a second statement at once), interrupted by Ctrl-C like ``con``."""
-    cur = con.cursor()
-    _track(cur)
-    return cur
+    return interrupts.track(con.cursor())
 
 
 def close(con: duckdb.DuckDBPyConnection) -> None:
     """``con.close()``, for a connection or cursor closed in a thread other than the main
-    one while the main thread may interrupt it (the main thread's own ``close()`` needs
-    no care: Python runs the SIGINT handler between its statements, not during one)."""
-    with _OPEN_LOCK:
-        _OPEN.discard(con)
-        con.close()
+    one while the main thread may interrupt it (:func:`phonotheque.interrupts.close`)."""
+    interrupts.close(con)
 
 
 def remove_database(path: Path) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from phonotheque import clock
+from phonotheque import clock, interrupts
 from phonotheque.catalogue.schema import MIGRATIONS, migrate
 from phonotheque.errors import InputError, WorkspaceError, wrap_os_error, wrap_sqlite_error
 from phonotheque.model import (
@@ -139,9 +139,10 @@ class Store:
         try:
             if readonly:
                 uri = file_uri(self.path, mode="ro")
-                self.conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+                self.conn = interrupts.sqlite_connect(uri, uri=True, isolation_level=None)
             else:
-                self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=60)
+                self.conn = interrupts.sqlite_connect(self.path, isolation_level=None,
+                                                     timeout=60)
         except sqlite3.Error as exc:
             raise WorkspaceError(self.path, f"cannot open catalogue: {exc}") from exc
         except OSError as exc:

@@ -28,7 +28,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from phonotheque import __version__
+from phonotheque import __version__, interrupts
 from phonotheque.errors import PhonoError, wrap_os_error, wrap_sqlite_error
 from phonotheque.progress import ProgressEvent, ProgressFn
 from phonotheque.workspace import Workspace, require_support
@@ -122,29 +122,35 @@ def handle_errors(f: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return f(*args, **kwargs)
-        except PhonoError as exc:
-            _fail(exc)
-        except sqlite3.OperationalError as exc:
-            # Last resort for SQLite errors raised outside Store.transaction().
-            storage = wrap_sqlite_error(exc, Path("catalogue.sqlite"))
-            if storage is None:
-                raise
-            _fail(storage)
-        except OSError as exc:
-            # An OSError no library boundary translated. Reads are wrapped where they
-            # happen (the input is named there), so what escapes is an output: classify
-            # it as a write, with the same table as everywhere else.
-            _fail(wrap_os_error(exc, exc.filename or "phono", writing=True))
-        except KeyboardInterrupt:
-            _interrupted()
-        except RuntimeError as exc:
-            # Ctrl-C during a DuckDB query (a columnar stage) reaches us as DuckDB's
-            # RuntimeError("Query interrupted") raised from the KeyboardInterrupt
-            if isinstance(exc.__cause__, KeyboardInterrupt):
+        except BaseException as exc:
+            if _is_interruption(exc):
                 _interrupted()
+            if isinstance(exc, PhonoError):
+                _fail(exc)
+            if isinstance(exc, sqlite3.OperationalError):
+                # Last resort for SQLite errors raised outside Store.transaction().
+                storage = wrap_sqlite_error(exc, Path("catalogue.sqlite"))
+                if storage is None:
+                    raise
+                _fail(storage)
+            if isinstance(exc, OSError):
+                # An OSError no library boundary translated. Reads are wrapped where they
+                # happen (the input is named there), so what escapes is an output: classify
+                # it as a write, with the same table as everywhere else.
+                _fail(wrap_os_error(exc, exc.filename or "phono", writing=True))
             raise
 
     return wrapper  # type: ignore[return-value]
+
+
+def _is_interruption(exc: BaseException) -> bool:
+    """Ctrl-C: KeyboardInterrupt, or what a statement it interrupted raised
+    (:func:`phonotheque.interrupts.is_interruption`: DuckDB's RuntimeError("Query
+    interrupted"), SQLite's "interrupted"), or a library's error raised from one: an
+    interruption, never a storage error."""
+    return interrupts.is_interruption(exc) or (
+        isinstance(exc, PhonoError) and exc.__cause__ is not None
+        and interrupts.is_interruption(exc.__cause__))
 
 
 def _interrupted() -> NoReturn:

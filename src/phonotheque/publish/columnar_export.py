@@ -33,9 +33,10 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 
+from phonotheque import interrupts
 from phonotheque.atomic import atomic_path
 from phonotheque.catalogue import bulk, columnar
 from phonotheque.errors import wrap_os_error, wrap_sqlite_error
@@ -198,7 +199,9 @@ def _export(con: columnar.Connection, root: Path, scratch: Path, fts: Path, out:
     # 29 s of CPU at 10 M; in this order the whole publish took as long, 214 vs 223 s at
     # load 20-40: the load and indexes are then the longer path. Measured 2026-12-02.)
     attached = [True]
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    # Ctrl-C (or an error) stops the jobs' statements too: the pool does not wait for an
+    # FTS5 build of minutes (interrupts.helpers).
+    with interrupts.helpers(max_workers=2) as pool:
         copied = None
         if parquet is not None:
             _mkdir(parquet)
@@ -324,7 +327,7 @@ def _sqlite(con: columnar.Connection, catalogue: Path, out: Path, ctx: ExportCon
 def _create(db: Path) -> list[tuple[str, str]]:
     """The published schema without its secondary indexes (built after the load, by
     one sort each); return those indexes' names and statements."""
-    conn = sqlite3.connect(db, isolation_level=None)
+    conn = interrupts.sqlite_connect(db, isolation_level=None)
     try:
         conn.execute("PRAGMA page_size = 4096")
         conn.executescript(DDL)
@@ -363,7 +366,7 @@ def _fts(db: Path, tell: _Tell) -> Path:
     the extension binds a value of an untyped column (every FTS5 column) as a BLOB,
     which FTS5 would store as such, and it cannot set the rowid.
     """
-    conn = sqlite3.connect(db, isolation_level=None)
+    conn = interrupts.sqlite_connect(db, isolation_level=None)
     try:
         _scratch_pragmas(conn)
         for key, value in _FTS_BUILD:
@@ -384,7 +387,7 @@ def _fts_rows(con: columnar.Connection, db: Path, limit: int,
     """The new file ``db``: track_fts's DDL and its rows in a plain table (see :func:`_fts`),
     computed one range of track ids at a time into the scratch database (:data:`_FTS`), then
     copied in popularity order (one sort of the indexed tracks' rows, which spills)."""
-    conn = sqlite3.connect(db, isolation_level=None)
+    conn = interrupts.sqlite_connect(db, isolation_level=None)
     try:
         conn.executescript(DDL)
         conn.execute(f"CREATE TABLE {_FTS_ROWS}(pos INTEGER PRIMARY KEY, title TEXT, "
@@ -418,7 +421,7 @@ def _finish(db: Path, catalogue: Path, ctx: ExportContext, indexes: list[tuple[s
     ``track_isrc_isrc`` in order instead of sorting every ISRC once more. ``threads``:
     helper threads of SQLite's sorter for CREATE INDEX (the same index, by more cores
     when they are free)."""
-    conn = sqlite3.connect(db, isolation_level=None)
+    conn = interrupts.sqlite_connect(db, isolation_level=None)
     try:
         _scratch_pragmas(conn)  # built in a temporary file, renamed at the end
         conn.execute("PRAGMA cache_size = -262144")

@@ -28,7 +28,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from phonotheque import __version__
+from phonotheque import __version__, interrupts
 from phonotheque.atomic import atomic_path
 from phonotheque.catalogue.schema import SCHEMA_VERSION
 from phonotheque.errors import wrap_os_error, wrap_sqlite_error
@@ -85,7 +85,7 @@ _RELEASED = "t.built = 1 AND t.wave IS NOT NULL"
 def export_sqlite(catalogue: Path, out: Path, ctx: ExportContext) -> dict[str, int]:
     """Write ``out`` (atomically) from the catalogue; return row counts per table."""
     with atomic_path(out) as tmp:
-        conn = sqlite3.connect(tmp, isolation_level=None)
+        conn = interrupts.sqlite_connect(tmp, isolation_level=None)  # Ctrl-C stops it
         try:
             conn.create_function("public_source", 1, public_source, deterministic=True)
             conn.execute("PRAGMA page_size = 4096")
