@@ -381,11 +381,11 @@ def test_tar_xz_release_members_are_read_by_duckdb_as_python_reads_them(
     assert "dump2/release:line 1" in tracks and "line 1" not in tracks
 
 
-def _linked_dump(tmp_path: Path, members: list[tuple[str, str, bytes | str]]) -> Path:
-    """A .tar.xz dump of ``members`` (name, "file"/"sym"/"hard"/"dir", the bytes of a
-    file or the target of a link), in that order."""
-    path = tmp_path / "linked.tar.xz"
-    with tarfile.open(path, "w:xz") as tar:
+def linked_tar(path: Path, members: list[tuple[str, str, bytes | str]]) -> Path:
+    """Write ``path``, a .tar.xz of ``members`` (name, "file"/"sym"/"hard"/"dir", the bytes
+    of a file or the target of a link), in that order; return it."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
         for name, kind, data in members:
             info = tarfile.TarInfo(name)
             if kind == "file":
@@ -397,6 +397,7 @@ def _linked_dump(tmp_path: Path, members: list[tuple[str, str, bytes | str]]) ->
                          "dir": tarfile.DIRTYPE}[kind]
             info.linkname = str(data)
             tar.addfile(info)
+    path.write_bytes(lzma.compress(buf.getvalue(), preset=0))
     return path
 
 
@@ -430,7 +431,7 @@ def test_a_tar_xz_member_that_is_a_link_is_read_or_a_reject(
     recordings = _recording_lines()  # a plain member before it: its lines come first
     plain = _both(tmp_path / "plain", [_dump(tmp_path, [("mbdump/recording", recordings),
                                                         ("mbdump/release", releases)])])
-    path = _linked_dump(tmp_path, [("mbdump/recording", "file", recordings)] + [
+    path = linked_tar(tmp_path / "linked.tar.xz", [("mbdump/recording", "file", recordings)] + [
         (name, kind, releases if data is None else data) for name, kind, data in links])
     row, col = _both(tmp_path, [path])
     want, got = sqlite_tables(row), columnar_tables(col)

@@ -27,6 +27,7 @@ from tests.test_columnar_ingest import (
     columnar_pair,
     columnar_tables,
     kill_after_first_input,
+    linked_tar,
     sqlite_tables,
 )
 
@@ -360,27 +361,6 @@ def test_an_archive_without_dump_tables_is_a_reject(tmp_path: Path, layout: str)
                     + ", ".join(TABLES) + ")")]
 
 
-def _linked(tmp_path: Path, members: list[tuple[str, str, bytes | str]]) -> Path:
-    """A dump archive of ``members`` (name, "file"/"sym"/"hard"/"dir", the bytes of a
-    file or the target of a link), in that order."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, kind, data in members:
-            info = tarfile.TarInfo(name)
-            if kind == "file":
-                assert isinstance(data, bytes)
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-                continue
-            info.type = {"sym": tarfile.SYMTYPE, "hard": tarfile.LNKTYPE,
-                         "dir": tarfile.DIRTYPE}[kind]
-            info.linkname = str(data)
-            tar.addfile(info)
-    path = tmp_path / "mbdump-linked.tar.xz"
-    path.write_bytes(lzma.compress(buf.getvalue(), preset=0))
-    return path
-
-
 _OUT = ("outside the archive: not followed, its table is not read")
 
 
@@ -420,7 +400,7 @@ def test_an_archive_table_that_is_a_link_is_read_or_a_reject(
                 if t != "track" and not any(name == f"mbdump/{t}" for name, _, _ in links)]
     members += [(name, kind, tables["track"] if data is None else data)
                 for name, kind, data in links]
-    path = _linked(tmp_path, members)  # type: ignore[arg-type]
+    path = linked_tar(tmp_path / "mbdump-linked.tar.xz", members)  # type: ignore[arg-type]
     want = _compare(tmp_path / "plain", _folder(tmp_path, tables))
     got = _compare(tmp_path, path)
     ours = [r for r in got["reject"] if ":" not in r[2]]  # not a line's
