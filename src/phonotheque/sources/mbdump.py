@@ -40,6 +40,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from phonotheque import interrupts
 from phonotheque import isrc as isrc_mod
 from phonotheque.errors import InputError, InvalidISRC, wrap_os_error
 from phonotheque.model import Artist, Provenance, Record, Reject, Release, Track, TrackISRC
@@ -215,7 +216,11 @@ class MusicBrainzDump:
     ) -> Iterator[Record]:
         tmp_root = options.tmp_dir
         with tempfile.TemporaryDirectory(prefix="phono-mbdump-", dir=tmp_root) as tmp:
-            conn = sqlite3.connect(Path(tmp) / "join.sqlite", isolation_level=None)
+            # Registered with interrupts: Ctrl-C stops a long load or join statement. Not
+            # bound to its thread: the row-path ingest reads in a read-ahead thread, and on
+            # Ctrl-C the main thread closes this reader (suspended, so never in use then).
+            conn = interrupts.sqlite_connect(Path(tmp) / "join.sqlite", isolation_level=None,
+                                             check_same_thread=False)
             try:
                 conn.execute("PRAGMA journal_mode=OFF")
                 conn.execute("PRAGMA synchronous=OFF")
