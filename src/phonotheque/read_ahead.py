@@ -25,6 +25,23 @@ class _Failed:
 
 _END = object()
 
+# The stop event of the read-ahead whose producer runs in this thread (see stopping()).
+_local = threading.local()
+
+
+class Stopped(Exception):
+    """Raised by a producer that saw :func:`stopping`: nobody takes its items any more."""
+
+
+def stopping() -> bool:
+    """Whether the read-ahead whose producer runs in this thread was stopped: its caller
+    stopped taking items (Ctrl-C, an error, closing it). The caller's cleanup waits for
+    the producer to end, so a producer that works long between two items (the SQLite
+    engine's mbdump load: no record until every table is loaded, minutes at MusicBrainz's
+    size) checks this and raises :class:`Stopped`, instead of making the caller wait."""
+    stop: threading.Event | None = getattr(_local, "stop", None)
+    return stop is not None and stop.is_set()
+
 
 def read_ahead(items: Iterator[T], depth: int, *, lockstep: bool = False,
                discard: Callable[[T], None] | None = None,
@@ -41,6 +58,7 @@ def read_ahead(items: Iterator[T], depth: int, *, lockstep: bool = False,
     stop = threading.Event()
 
     def produce() -> None:
+        _local.stop = stop
         try:
             for item in items:
                 q.put(item)

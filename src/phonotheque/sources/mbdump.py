@@ -44,6 +44,7 @@ from phonotheque import interrupts
 from phonotheque import isrc as isrc_mod
 from phonotheque.errors import InputError, InvalidISRC, wrap_os_error
 from phonotheque.model import Artist, Provenance, Record, Reject, Release, Track, TrackISRC
+from phonotheque.read_ahead import Stopped, stopping
 from phonotheque.sources._base import (
     DiskPosition,
     Input,
@@ -75,6 +76,7 @@ _INT64 = 2**63 - 1
 INTEGER_COLUMNS = {"id", "artist_credit", "position", "artist", "recording", "medium", "release",
             "length"}
 _LOAD_BATCH = 50_000
+_STOP_CHECK = 4096  # lines between two looks at read_ahead.stopping() (~10 ms)
 _ESC = re.compile(rb"\\(?:([0-7]{1,3})|x([0-9a-fA-F]{1,2})|(.))", re.S)
 _SIMPLE = {b"b": b"\b", b"f": b"\f", b"n": b"\n", b"r": b"\r", b"t": b"\t", b"v": b"\v"}
 
@@ -129,6 +131,8 @@ class _Loader:
         batch: list[tuple[object, ...]] = []
         n = 0
         for n, (raw, length) in enumerate(bounded_lines(stream), start=1):
+            if not n % _STOP_CHECK and stopping():  # a Ctrl-C must not wait for the load
+                raise Stopped(f"{self.prefix}{table}: stopped at line {n}")
             row = parse_line(table, raw, length, n, self.reject_source, self.prefix)
             if type(row) is Reject:
                 self.rejects.append(row)
