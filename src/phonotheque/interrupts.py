@@ -134,17 +134,23 @@ def sqlite_connect(database: Any, **kwargs: Any) -> sqlite3.Connection:
 
 def is_interruption(exc: BaseException) -> bool:
     """Whether ``exc`` is what a Ctrl-C raises: KeyboardInterrupt, DuckDB's
-    RuntimeError("Query interrupted") raised from one, its InterruptException, or
-    SQLite's "interrupted" (a statement this module interrupted)."""
-    if isinstance(exc, KeyboardInterrupt):
-        return True
-    if isinstance(exc, sqlite3.OperationalError):
-        code = getattr(exc, "sqlite_errorcode", None)
-        return isinstance(code, int) and code & 0xFF == _SQLITE_INTERRUPT
-    if isinstance(exc, RuntimeError) and isinstance(exc.__cause__, KeyboardInterrupt):
-        return True
+    InterruptException, SQLite's "interrupted" (a statement this module interrupted), or
+    any error raised from one of these (DuckDB's RuntimeError("Query interrupted"), a
+    library's error wrapping an interrupted statement): an interruption, never a
+    storage error."""
     duckdb = sys.modules.get("duckdb")  # never imported here: only if a stage used it
-    return duckdb is not None and isinstance(exc, duckdb.InterruptException)
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        if isinstance(cause, sqlite3.OperationalError):
+            code = getattr(cause, "sqlite_errorcode", None)
+            if isinstance(code, int) and code & 0xFF == _SQLITE_INTERRUPT:
+                return True
+        if duckdb is not None and isinstance(cause, duckdb.InterruptException):
+            return True
+        cause = cause.__cause__
+    return False
 
 
 @contextmanager

@@ -373,12 +373,6 @@ def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     return interrupts.track(con.cursor())
 
 
-def close(con: duckdb.DuckDBPyConnection) -> None:
-    """``con.close()``, for a connection or cursor closed in a thread other than the main
-    one while the main thread may interrupt it (:func:`phonotheque.interrupts.close`)."""
-    interrupts.close(con)
-
-
 def remove_database(path: Path) -> None:
     """Delete a scratch database file (and DuckDB's ``.wal`` beside it), if present."""
     for file in (path, path.with_name(path.name + ".wal")):

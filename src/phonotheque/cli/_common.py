@@ -123,7 +123,7 @@ def handle_errors(f: F) -> F:
         try:
             return f(*args, **kwargs)
         except BaseException as exc:
-            if _is_interruption(exc):
+            if interrupts.is_interruption(exc):
                 _interrupted()
             if isinstance(exc, PhonoError):
                 _fail(exc)
@@ -141,16 +141,6 @@ def handle_errors(f: F) -> F:
             raise
 
     return wrapper  # type: ignore[return-value]
-
-
-def _is_interruption(exc: BaseException) -> bool:
-    """Ctrl-C: KeyboardInterrupt, or what a statement it interrupted raised
-    (:func:`phonotheque.interrupts.is_interruption`: DuckDB's RuntimeError("Query
-    interrupted"), SQLite's "interrupted"), or a library's error raised from one: an
-    interruption, never a storage error."""
-    return interrupts.is_interruption(exc) or (
-        isinstance(exc, PhonoError) and exc.__cause__ is not None
-        and interrupts.is_interruption(exc.__cause__))
 
 
 def _interrupted() -> NoReturn:

@@ -305,7 +305,7 @@ def _bulk_parquet(con: columnar.Connection, folder: Path, tell: _Tell) -> None:
                                    f"({PARQUET_OPTIONS})").fetchone()
                 tell(f"parquet/{table}.parquet", _rows(done))
     finally:
-        columnar.close(con)  # in the pool's thread: see columnar.close
+        interrupts.close(con)  # in the pool's thread: see interrupts.close
 
 
 def _sqlite(con: columnar.Connection, catalogue: Path, out: Path, ctx: ExportContext,
