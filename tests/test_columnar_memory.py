@@ -116,3 +116,38 @@ def test_small_memory_limit_gives_the_same_tables(tmp_path: Path) -> None:
     ingest(row, "musicbrainz", paths)
     columnar_ingest.ingest(col, "musicbrainz", paths, memory_bytes=64 << 20)
     assert columnar_tables(col) == sqlite_tables(row)
+
+
+def test_phono_memory_says_what_is_wrong_with_a_size(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """PHONO_MEMORY=100EiB said "not a size" (EiB, the unit of the documented maximum, was
+    unknown), a negative size said the same, and a number of 5,000 digits ended in a
+    ValueError traceback (its message tried to print it). Each now says what is wrong."""
+    from phonotheque.errors import InputError
+
+    ws = Workspace.create(tmp_path / "ws", engine="duckdb")
+    huge = "9" * 5000
+    for bad, why in (("100EiB", "above the maximum of 1 EiB"),
+                     ("2EB", "above the maximum of 1 EiB"),
+                     (huge, "above the maximum of 1 EiB"),
+                     (huge + "GiB", "above the maximum of 1 EiB"),
+                     ("-1GiB", "cannot be negative"),
+                     ("0", "0 B is below the minimum of 64 MiB"),
+                     ("64MB", "61 MiB is below the minimum of 64 MiB")):
+        monkeypatch.setenv(bulk.MEMORY_ENV, bad)
+        with pytest.raises(InputError, match=why) as err:
+            bulk.open_bulk(ws.root)
+        assert "$PHONO_MEMORY" in str(err.value)
+    monkeypatch.setenv(bulk.MEMORY_ENV, "1EiB")  # the maximum itself can be written
+    bulk.open_bulk(ws.root).close()
+
+
+def test_a_budget_of_thousands_of_digits_is_a_clear_error(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from phonotheque.cli import main
+
+    Workspace.create(tmp_path / "ws", engine="duckdb")
+    res = CliRunner().invoke(main, ["select", "-w", str(tmp_path / "ws"),
+                                    "--budget", "9" * 5000 + "PB"])
+    assert res.exit_code == 2 and "above the maximum of 8 EiB" in res.output, res.output

@@ -109,9 +109,10 @@ def stage_memory(option: int | None = None) -> int:
     text = os.environ.get(MEMORY_ENV, "").strip()
     if text:
         try:
-            return columnar.memory_limit(parse_size(text))
+            return columnar.memory_limit(parse_size(text, maximum=columnar.MAX_MEMORY))
         except InputError as exc:
-            raise InputError(f"${MEMORY_ENV}", f"{text!r}: {exc.problem}") from None
+            shown = text if len(text) <= 40 else f"{text[:20]}...{text[-12:]}"
+            raise InputError(f"${MEMORY_ENV}", f"{shown!r}: {exc.problem}") from None
     return min(columnar.memory_limit(), STAGE_MEMORY)
 
 

@@ -44,7 +44,7 @@ from phonotheque.errors import (
     wrap_os_error,
 )
 from phonotheque.sources import printable, utf8_path
-from phonotheque.units import parse_size
+from phonotheque.units import format_binary, parse_size
 
 # duckdb is imported when a connection is first opened, not with this module: importing
 # it costs about 0.2 s of CPU, which every `phono` command paid (the CLI imports every
@@ -75,7 +75,7 @@ _MIN_MEMORY = 64 * 1024 * 1024  # below this DuckDB cannot run its own operators
 #: Above this a limit is refused: DuckDB keeps it in 64 bits, and from just below 2**64
 #: bytes on it wraps to nothing (every allocation fails, "failed to pin block"); 1 EiB
 #: is far more than any machine, so no real limit is lost.
-_MAX_MEMORY = 1 << 60
+MAX_MEMORY = 1 << 60
 
 _EXTENSION_PACKAGE = "duckdb_ext"
 _EXTENSION_FILE = "sqlite_scanner.duckdb_extension"
@@ -92,11 +92,11 @@ def memory_limit(option: int | None = None) -> int:
     if option is None:
         return max(_MIN_MEMORY, int(physical_memory() * DEFAULT_MEMORY_SHARE))
     if option < _MIN_MEMORY:
-        raise InputError("memory limit", f"{option} bytes is below the minimum of "
-                                         f"{_MIN_MEMORY // (1024 * 1024)} MiB")
-    if option > _MAX_MEMORY:
-        raise InputError("memory limit", f"{option} bytes is above the maximum of "
-                                         f"{_MAX_MEMORY >> 60} EiB")
+        raise InputError("memory limit", f"{format_binary(option)} is below the minimum of "
+                                         f"{format_binary(_MIN_MEMORY)}")
+    if option > MAX_MEMORY:
+        raise InputError("memory limit", f"{format_binary(option)} is above the maximum of "
+                                         f"{format_binary(MAX_MEMORY)}")
     return option
 
 
