@@ -26,6 +26,7 @@ from phonotheque import columnar_ingest
 from phonotheque.catalogue import bulk, bulk_merge
 from phonotheque.cli import main
 from phonotheque.columnar_ingest import musicbrainz as mb_columnar
+from phonotheque.errors import InputError
 from phonotheque.ingest import IngestOptions, IngestReport, ingest
 from phonotheque.synth import SynthOptions, synth
 from phonotheque.workspace import Workspace
@@ -488,6 +489,60 @@ def test_a_folders_file_that_is_a_broken_link_a_loop_or_a_pipe_is_a_reject(
     for ws in (row, col):
         again = ingest(ws, kind, [folder])
         assert again.new_rejects == 0
+
+
+def test_tags_folder_entries_that_are_not_files_are_rejects_on_both_engines(
+        tmp_path: Path) -> None:
+    """`phono ingest tags <folder>`: a pipe named ``x.ogg``, a link to a pipe, a link to a
+    folder (even one leading back up) were skipped silently on both engines (exit 0, no
+    reject), and a loop of links was reported as 'Too many levels of symbolic links'.
+    Now the walk follows the listens/musicbrainz folders' rule (sources._base.found_entry):
+    each is a ``file`` reject naming it, the pipe never opened, a folder link not walked
+    into (the loop never followed); a link to a file is read; a re-run adds no reject."""
+    audio = DEMO.parent / "audio" / "by-isrc"
+    folder = tmp_path / "music"
+    (folder / "sub").mkdir(parents=True)
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("GBAAA9900295.oga", "GBAAA9900297.oga"):
+        (folder / name).write_bytes((audio / name).read_bytes())
+    (other / "GBAAA9900298.oga").write_bytes((audio / "GBAAA9900298.oga").read_bytes())
+    (folder / "sub" / "linked.oga").symlink_to("../GBAAA9900297.oga")
+    os.mkfifo(folder / "x.ogg")
+    (folder / "to-pipe.ogg").symlink_to("x.ogg")
+    (folder / "broken.ogg").symlink_to("gone.ogg")
+    (folder / "loop.ogg").symlink_to("loop.ogg")
+    (folder / "linked-folder").symlink_to(other)
+    (folder / "sub" / "up").symlink_to("..")
+    row = Workspace.create(tmp_path / "sqlite")
+    col = Workspace.create(tmp_path / "columnar", engine="duckdb")
+    a = ingest(row, "tags", [folder])
+    b = ingest(col, "tags", [folder])  # dispatches on the engine
+    assert (a.rejected, a.new_rejects) == (b.rejected, b.new_rejects) == (6, 6)
+    want, got = sqlite_tables(row), columnar_tables(col)
+    for table in want:
+        assert got[table] == want[table], table
+    isrcs = {r[1] for r in got["track_isrc"]}
+    assert {"GBAAA9900295", "GBAAA9900297"} <= isrcs and "GBAAA9900298" not in isrcs
+    pipe = "not a regular file (a pipe or device): not read"
+    assert [(src, loc, why) for _s, src, loc, why in got["reject"]] == [
+        (str(folder / "broken.ogg"), "file",
+         "a symbolic link to gone.ogg, which names no file: not read"),
+        (str(folder / "linked-folder"), "file",
+         f"a symbolic link to a folder ({other}): not walked into; give that folder as an "
+         "input to read it"),
+        (str(folder / "loop.ogg"), "file", "a symbolic link to loop.ogg, a loop of links: not read"),
+        (str(folder / "sub" / "up"), "file",
+         "a symbolic link to a folder (..): not walked into; give that folder as an input "
+         "to read it"),
+        (str(folder / "to-pipe.ogg"), "file", pipe),
+        (str(folder / "x.ogg"), "file", pipe)]
+    for ws in (row, col):
+        again = ingest(ws, "tags", [folder])
+        assert again.new_rejects == 0
+    for ws in (row, col):  # given directly, a pipe is an error (as a listens file is)
+        with pytest.raises(InputError, match="not a folder or a regular file"):
+            ingest(ws, "tags", [folder / "x.ogg"])
 
 
 @pytest.mark.parametrize("dump", ["webservice", "isrc"])

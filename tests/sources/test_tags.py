@@ -153,7 +153,7 @@ def test_hostile_file_names(ws: Workspace, data: Path, tmp_path: Path) -> None:
     shutil.copy(src, bad)
     (music / "zero.flac").write_bytes(b"")
     (music / "dangling.mp3").symlink_to(music / "missing.mp3")
-    (music / "loop").symlink_to(music)  # a directory symlink loop is not followed
+    (music / "loop").symlink_to(music)  # a folder link is not walked into: a reject
     report = ingest(ws, "tags", [music])
     files = _audio(ws)
     assert {Path(p).name for p in files} == {Path(n).name for n in names}
@@ -162,9 +162,12 @@ def test_hostile_file_names(ws: Workspace, data: Path, tmp_path: Path) -> None:
     assert rejects == {
         "latin1-\\xe9t\\xe9.flac": "file name is not valid UTF-8; rename the file",
         "zero.flac": "empty file (0 bytes)",
-        "dangling.mp3": "cannot read: broken symbolic link",
+        "dangling.mp3": f"a symbolic link to {music / 'missing.mp3'}, which names no file: "
+                        "not read",
+        "loop": f"a symbolic link to a folder ({music}): not walked into; give that folder "
+                "as an input to read it",
     }
-    assert report.rejected == 3
+    assert report.rejected == 4
     # stored paths are real: they open
     for p in files:
         assert Path(p).is_file()

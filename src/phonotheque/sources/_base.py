@@ -172,32 +172,55 @@ def expand_files(paths: Sequence[Path], suffixes: tuple[str, ...]) -> list[Input
 def _found_input(path: Path) -> Input | None:
     """The input for a file named like one found in a folder: None for a folder (its
     files are found too); one with its :attr:`Input.problem` for what is not a regular
-    file (a symbolic link to nothing, a loop of links, a pipe, a device), so it is a
-    reject naming it, never skipped silently, and a pipe is never opened (it would wait
-    for ever)."""
+    file (see :func:`found_entry`), so it is a reject naming it, never skipped silently,
+    and a pipe is never opened (it would wait for ever)."""
     try:
-        st = path.stat()
+        st, problem = found_entry(path)
+    except OSError as exc:
+        raise wrap_os_error(exc, printable(path)) from exc
+    if st is None:
+        return None
+    if problem is None:
+        return file_input(path)
+    absolute = Path(os.path.abspath(path))
+    return Input(absolute, printable(absolute), st.st_size, st.st_mtime_ns, 0, problem)
+
+
+def found_entry(path: str | os.PathLike[str]) -> tuple[os.stat_result | None, str | None]:
+    """What an entry found in a folder is, for every folder reader (one rule, both engines).
+
+    ``(stat, None)`` for a regular file, a symbolic link to one being that file;
+    ``(None, None)`` for a folder that is not a link (the reader walks it); else
+    ``(stat, why it is not read)``: a symbolic link to nothing, a loop of links, a
+    symbolic link to a folder (not walked: it could lead back up, or to the same files
+    twice; give its folder as an input instead), a pipe or a device (never opened: a pipe
+    would wait for ever). The stat is the link's own when its target cannot be reached.
+    Raises the ``OSError`` of an entry that cannot be looked at for another reason
+    (e.g. permission), for the caller to name.
+    """
+    try:
+        st = os.stat(path)
     except OSError as exc:
         try:
-            link = path.lstat()
-        except OSError as gone:  # removed meanwhile
-            raise wrap_os_error(gone, printable(path)) from gone
+            link = os.lstat(path)
+        except OSError:  # removed meanwhile
+            raise exc from None
         if not stat.S_ISLNK(link.st_mode):
-            raise wrap_os_error(exc, printable(path)) from exc
+            raise
         target = printable(os.readlink(path))
         why = ("a loop of links" if exc.errno == errno.ELOOP
                else "which names no file" if exc.errno in (errno.ENOENT, errno.ENOTDIR)
                else exc.strerror or str(exc))
-        absolute = Path(os.path.abspath(path))
-        return Input(absolute, printable(absolute), link.st_size, link.st_mtime_ns, 0,
-                     f"a symbolic link to {target}, {why}: not read")
-    if stat.S_ISDIR(st.st_mode):
-        return None
+        return link, f"a symbolic link to {target}, {why}: not read"
     if stat.S_ISREG(st.st_mode):
-        return file_input(path)
-    absolute = Path(os.path.abspath(path))
-    return Input(absolute, printable(absolute), 0, st.st_mtime_ns, 0,
-                 "not a regular file (a pipe or device): not read")
+        return st, None
+    if stat.S_ISDIR(st.st_mode):
+        if not os.path.islink(path):
+            return None, None
+        target = printable(os.readlink(path))
+        return st, (f"a symbolic link to a folder ({target}): not walked into; give that "
+                    "folder as an input to read it")
+    return st, "not a regular file (a pipe or device): not read"
 
 
 def unreadable(item: Input, kind: str) -> Iterator[Record]:

@@ -13,7 +13,10 @@ writes it (``UFID:http://musicbrainz.org`` in ID3).
 
 Refused, with the path and the reason, and the walk goes on: empty files,
 unreadable files (permissions), files mutagen cannot parse, files that are not
-audio, and names that are not UTF-8 (they could not be stored and found again).
+audio, and names that are not UTF-8 (they could not be stored and found again);
+and, by the rule every folder reader follows (:func:`found_entry`), a symbolic
+link to nothing, a loop of links, a pipe or device (never opened) and a symbolic
+link to a folder (not walked into). A symbolic link to a file is read as that file.
 A tag value that cannot be understood (e.g. a date ``Oct 3, 1995``) is recorded
 as a reject too, but the file is still attached without that value.
 """
@@ -52,6 +55,7 @@ from phonotheque.sources._base import (
     Input,
     ReadOptions,
     checkpoint,
+    found_entry,
     is_printable_utf8,
     printable,
     reject,
@@ -388,8 +392,11 @@ def describe(path: str, audio: Any, size: int, mtime_ns: int) -> tuple[SourceAud
     return audio_rec, problems
 
 
-def walk(root: Path) -> Iterator[tuple[str, os.stat_result | OSError]]:
-    """Regular files under ``root`` in sorted order (directory symlinks are not followed)."""
+def walk(root: Path) -> Iterator[tuple[str, os.stat_result | OSError | str]]:
+    """Every entry under ``root`` but folders, in sorted order: a regular file (a symbolic
+    link to one being that file) with its stat, one that cannot be looked at with its
+    error, and what is not read (a broken link, a loop, a link to a folder, which is not
+    walked into, a pipe or device) with the reason, :func:`found_entry`'s rule."""
     if not root.is_dir():
         try:
             yield str(root), root.stat()
@@ -408,14 +415,14 @@ def walk(root: Path) -> Iterator[tuple[str, os.stat_result | OSError]]:
         subdirs = []
         for e in entries:
             try:
-                if e.is_dir(follow_symlinks=False):
-                    subdirs.append(e.path)
-                elif e.is_file():
-                    yield e.path, e.stat()
-                elif e.is_symlink() and not os.path.exists(e.path):
-                    yield e.path, OSError(2, "broken symbolic link")
+                st, problem = found_entry(e.path)
             except OSError as exc:
                 yield e.path, exc
+                continue
+            if st is None:
+                subdirs.append(e.path)
+            else:
+                yield e.path, st if problem is None else problem
         stack.extend(reversed(subdirs))
 
 
@@ -443,6 +450,8 @@ class AudioTags:
                 st = p.stat()
             except OSError as exc:
                 raise InputError(printable(p), exc.strerror or str(exc)) from exc
+            if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+                raise InputError(printable(p), "not a folder or a regular file")
             absolute = Path(os.path.abspath(p))
             out.append(Input(absolute, printable(absolute), st.st_size, st.st_mtime_ns, None))
         return out
@@ -456,7 +465,11 @@ class AudioTags:
             if isinstance(st, OSError):
                 yield reject(shown, "file", f"cannot read: {st.strerror or st}")
                 continue
-            if not stat.S_ISREG(st.st_mode):
+            if isinstance(st, str):
+                yield reject(shown, "file", st)
+                continue
+            if not stat.S_ISREG(st.st_mode):  # the input itself, changed since it was given
+                yield reject(shown, "file", "not a regular file (a pipe or device): not read")
                 continue
             suffix = os.path.splitext(path)[1].lower()
             if suffix in SKIP_SUFFIXES:
