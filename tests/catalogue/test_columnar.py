@@ -226,6 +226,33 @@ def test_running_out_of_memory_names_phono_memory(filled: Workspace) -> None:
     assert other.problem == "DuckDB failed while publishing: IO Error: disk"
 
 
+def test_a_duckdb_error_is_classed_by_what_went_wrong(tmp_path: Path) -> None:
+    """Every DuckDB error but out-of-memory became a StorageError (exit 5, "storage"): an
+    overflow or a failed conversion sent a user looking at their disk. Real errors now:
+    a value DuckDB cannot hold or convert is bad input (exit 2), an I/O error stays
+    storage (exit 5), anything else is an error (exit 1)."""
+    from phonotheque.errors import InputError, PhonoError, StorageError
+
+    con = duckdb.connect()
+    try:
+        got = {}
+        for name, sql in (
+                ("overflow", "SELECT 9223372036854775807::BIGINT + 1"),
+                ("conversion", "SELECT CAST('12x' AS BIGINT)"),
+                ("io", f"SELECT * FROM read_csv('{tmp_path / 'gone.csv'}')"),
+                ("catalog", "SELECT * FROM no_such_table")):
+            with pytest.raises(duckdb.Error) as caught:
+                con.execute(sql).fetchall()
+            got[name] = columnar.failed("catalogue.duckdb", "selecting", caught.value)
+    finally:
+        con.close()
+    for name in ("overflow", "conversion"):
+        assert type(got[name]) is InputError and got[name].exit_code == 2, got[name]
+    assert type(got["io"]) is StorageError and got["io"].exit_code == 5, got["io"]
+    assert type(got["catalog"]) is PhonoError and got["catalog"].exit_code == 1
+    assert got["overflow"].problem.startswith("DuckDB failed while selecting: Out of Range")
+
+
 @pytest.mark.parametrize("limit", [None, 10 << 30])
 def test_out_of_memory_advice_is_above_the_limit_in_force(limit: int | None) -> None:
     """A user who already set PHONO_MEMORY=10GiB is told the limit was 10 GiB and to try

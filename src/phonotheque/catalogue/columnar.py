@@ -149,20 +149,32 @@ def sqlite_extension(con: duckdb.DuckDBPyConnection | None = None) -> Path:
 
 def failed(subject: object, doing: str, exc: duckdb.Error,
            limit: int | None = None) -> PhonoError:
-    """The error a stage raises when DuckDB fails while ``doing`` something.
+    """The error a stage raises when DuckDB fails while ``doing`` something, of the class
+    that says what went wrong (docs/cli.md, exit codes), with DuckDB's first line.
 
-    Running out of its memory limit (``limit`` bytes if the caller knows it, else the
-    figure DuckDB's message gives) says what the limit was and names the setting a phono
-    user changes, ``PHONO_MEMORY``, with a figure above it, not DuckDB's own
-    ``SET memory_limit`` advice; anything else is a storage error carrying DuckDB's
-    first line.
+    * Running out of its memory limit (``limit`` bytes if the caller knows it, else the
+      figure DuckDB's message gives): a :class:`StorageError` that says what the limit was
+      and names the setting a phono user changes, ``PHONO_MEMORY``, with a figure above
+      it, not DuckDB's own ``SET memory_limit`` advice.
+    * Reading or writing its files failed (an I/O error, disk full, a read-only file, a
+      database DuckDB invalidated after such an error): :class:`StorageError` (exit 5).
+    * A value it could not convert or hold (a conversion error, an overflow: DuckDB's
+      ``DataError``s), which comes of a value in the input or an option:
+      :class:`InputError` (exit 2), not a storage problem that sends a user to their disk.
+    * Anything else (an internal error, a constraint, a statement it refused): a plain
+      :class:`PhonoError` (exit 1, "error"), naming neither the disk nor the input.
     """
     import duckdb
 
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, duckdb.OutOfMemoryException):
         return StorageError(subject, out_of_memory(doing, first, limit or _limit_in(first)))
-    return StorageError(subject, f"DuckDB failed while {doing}: {first}")
+    problem = f"DuckDB failed while {doing}: {first}"
+    if isinstance(exc, (duckdb.IOException, duckdb.FatalException, duckdb.PermissionException)):
+        return StorageError(subject, problem)
+    if isinstance(exc, duckdb.DataError):
+        return InputError(subject, problem)
+    return PhonoError(subject, problem)
 
 
 _GIB = 1 << 30
