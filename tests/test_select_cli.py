@@ -84,6 +84,38 @@ def test_coverage_report_needs_a_selection(ws: Workspace, tmp_path: Path) -> Non
     assert code == 0 and "empty ledger" in out
 
 
+@pytest.mark.parametrize("engine", ["sqlite", "duckdb"])
+def test_ledger_limit_and_offset_past_int64_are_all_or_none(tmp_path: Path,
+                                                            engine: str) -> None:
+    """`phono ledger --limit 99999999999999999999` ended in a traceback on both engines
+    (SQLite's OverflowError, DuckDB's ConversionException), and `--json`/`--csv` with an
+    offset near 2**63 in islice's ValueError after half a document. Past 2**63 - 1 a
+    limit means every track and an offset none, as any figure above the catalogue's size."""
+    from phonotheque import columnar_ingest
+    from phonotheque.ingest import ingest
+
+    ws = Workspace.create(tmp_path / "ws", engine=engine)
+    demo = Path(phonotheque.__file__).parent / "demo_data"
+    for kind, path in (("mbdump", demo / "mbdump"), ("listens", demo / "listens.csv")):
+        (ingest if engine == "sqlite" else columnar_ingest.ingest)(ws, kind, [path])
+    select(ws, SelectOptions())
+    huge, top = "9" * 20, str(2**63 - 1)
+    code, out = run("ledger", "-w", str(ws.root), "--json")
+    assert code == 0, out
+    every = orjson.loads(out)["tracks"]
+    assert len(every) > 5, every
+    code, out = run("ledger", "-w", str(ws.root), "--json", "--limit", huge)
+    assert code == 0 and orjson.loads(out)["tracks"] == every, out
+    for args in (("--json", "--offset", huge), ("--json", "--limit", "5", "--offset", top)):
+        code, out = run("ledger", "-w", str(ws.root), *args)
+        assert code == 0 and orjson.loads(out)["tracks"] == [], out
+    code, out = run("ledger", "-w", str(ws.root), "--csv", "--limit", "5", "--offset", top)
+    assert code == 0 and len(out.splitlines()) == 1, out  # the header alone
+    for args in (("--limit", huge), ("--offset", huge), ("--limit", huge, "--offset", huge)):
+        code, out = run("ledger", "-w", str(ws.root), *args)
+        assert code == 0 and "Traceback" not in out, out
+
+
 def test_report_from_last_run_matches(lb: Workspace, tmp_path: Path) -> None:
     report = select(lb, SelectOptions(coverage=0.9, budget_bytes=100_000_000))
     with lb.store(readonly=True) as s:

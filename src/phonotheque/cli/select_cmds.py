@@ -30,6 +30,7 @@ from phonotheque.select import (
 from phonotheque.select.chart import FORMATS, last_run, render_coverage, render_report
 from phonotheque.select.ledger_view import LedgerView, open_ledger
 from phonotheque.select.report import MODES
+from phonotheque.sources.bounds import MAX_INT64
 from phonotheque.workspace import Workspace
 
 
@@ -111,10 +112,12 @@ def select_cmd(ws: Workspace, coverage: float, budget: int | None,
 
 @command("ledger")
 @click.option("--status", help="Only this status (a trailing * matches a prefix: error_*).")
-@click.option("--limit", type=click.IntRange(0), default=None,
+# A limit or offset past 2**63 - 1 (more tracks than any catalogue holds) means all, or
+# none: clamped there, as neither SQLite nor DuckDB binds a larger integer (a traceback).
+@click.option("--limit", type=click.IntRange(0, MAX_INT64, clamp=True), default=None,
               help="Tracks to list (0: counts only) [default: 20 in the table, all "
                    "with --json or --csv].")
-@click.option("--offset", type=click.IntRange(0), default=0)
+@click.option("--offset", type=click.IntRange(0, MAX_INT64, clamp=True), default=0)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--csv", "as_csv", is_flag=True,
               help="The matching tracks as CSV (mbid, isrc, title, artist, listens, ...): "
@@ -186,7 +189,7 @@ def _write_json(view: LedgerView, status: str | None, limit: int | None,
     head = orjson.dumps({"counts": view.counts(), "matching": view.matching(status)})
     out = sys.stdout
     out.write(head[:-1].decode() + ',"tracks":[')
-    stop = None if limit is None else offset + limit
+    stop = None if limit is None else min(offset + limit, sys.maxsize)  # islice's bound
     for i, entry in enumerate(itertools.islice(view.iter(status), offset, stop)):
         out.write(("," if i else "")
                   + orjson.dumps({k: getattr(entry, k) for k in entry.__slots__}).decode())
@@ -197,7 +200,7 @@ def _write_csv(entries: Iterable[LedgerEntry], limit: int | None, offset: int) -
     """Stream ``entries`` as CSV to stdout (memory stays flat on any ledger)."""
     writer = csv.DictWriter(sys.stdout, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    stop = None if limit is None else offset + limit
+    stop = None if limit is None else min(offset + limit, sys.maxsize)  # islice's bound
     for entry in itertools.islice(entries, offset, stop):
         writer.writerow(entry.export_row())
 
