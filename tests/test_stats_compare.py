@@ -81,3 +81,28 @@ def test_compare_isrcs_and_mbids(tmp_path: Path, fill: Fill) -> None:
     bad = subprocess.run([PHONO, "compare", str(a.root), str(tmp_path)], capture_output=True,
                          text=True)
     assert bad.returncode != 0 and "not a workspace" in bad.stderr
+
+
+def test_a_sample_or_limit_past_int64_is_every_row(tmp_path: Path, fill: Fill) -> None:
+    """`phono compare A B --sample 99999999999999999999` and `phono rejects --limit` of
+    the same ended in a traceback (SQLite's OverflowError, DuckDB's ConversionException
+    on a columnar workspace). Past 2**63 - 1 they mean every key or reject."""
+    from click.testing import CliRunner
+
+    from phonotheque.cli import main
+
+    a = Workspace.create(tmp_path / "a")
+    b = Workspace.create(tmp_path / "b")
+    fill(a, {"t1": ["GBAAA9900303"], "t2": ["USPR37300012"], "t3": ["DEE250800230"]}, {})
+    fill(b, {"t2": ["USPR37300012"], "t9": ["GBXWZ0800015"]}, {})
+    huge = "9" * 20
+    res = CliRunner().invoke(main, ["compare", str(a.root), str(b.root), "--json",
+                                    "--sample", huge])
+    assert res.exit_code == 0, res.output
+    assert orjson.loads(res.output)["isrc"]["sample_only_a"] == ["DEE250800230",
+                                                                 "GBAAA9900303"]
+    for limit in (huge, "-" + huge):
+        res = CliRunner().invoke(main, ["rejects", "-w", str(a.root), "--json",
+                                        "--limit", limit])
+        assert res.exit_code == 0, res.output
+        assert orjson.loads(res.output)["total"] == 0

@@ -12,6 +12,7 @@ from phonotheque.cli._common import command, console, emit_json, json_option, wo
 from phonotheque.cli._listens import print_listen_match
 from phonotheque.compare import KeyOverlap, compare
 from phonotheque.sources import printable
+from phonotheque.sources.bounds import MAX_INT64
 from phonotheque.stats import catalogue_stats
 from phonotheque.workspace import ENGINES, Workspace
 
@@ -66,7 +67,9 @@ def stats(ws: Workspace, as_json: bool) -> None:
 @command("compare")
 @click.argument("a", type=click.Path(exists=True, path_type=Path))
 @click.argument("b", type=click.Path(exists=True, path_type=Path))
-@click.option("--sample", type=click.IntRange(0), default=10, show_default=True,
+# Past 2**63 - 1 (no engine binds more): every key, as any figure above the catalogue's.
+@click.option("--sample", type=click.IntRange(0, MAX_INT64, clamp=True), default=10,
+              show_default=True,
               help="How many example keys to show for each side.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def compare_cmd(a: Path, b: Path, sample: int, as_json: bool) -> None:
@@ -100,6 +103,9 @@ def compare_cmd(a: Path, b: Path, sample: int, as_json: bool) -> None:
 @workspace_option
 def rejects(ws: Workspace, stage: str | None, limit: int, as_json: bool) -> None:
     """List inputs that were refused, with where and why."""
+    # SQLite binds no integer past 64 bits (a traceback); past the catalogue's size a
+    # limit lists every reject anyway (and a negative one, SQLite's "no limit", too)
+    limit = min(max(limit, -1), MAX_INT64)
     with ws.store(readonly=True) as store:
         rows = store.rejects(stage=stage, limit=limit)
         total = store.reject_count(stage)
