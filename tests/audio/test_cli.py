@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from phonotheque.cli import main
@@ -80,3 +81,15 @@ def test_a_track_without_a_file_is_wanted_not_an_error(ws: Workspace, sounds: Pa
     assert r.exit_code == 0, r.output
     assert "wanted (no file held" in r.output
     assert "error_no_source" not in r.output
+
+
+@pytest.mark.xfail(strict=True, reason="no upper bound on -j/--workers yet (which cap: a "
+                   "decision for the lead); ProcessPoolExecutor's queue takes a C int")
+def test_a_worker_count_past_a_c_int_is_a_clear_error(tmp_path: Path) -> None:
+    """`phono audio -j 99999999999999999999` (also pack, publish, build) ended in a
+    traceback: "OverflowError: Python int too large to convert to C int" from the
+    process pool's semaphore, on both engines, even with nothing to do."""
+    Workspace.create(tmp_path / "ws")
+    res = CliRunner().invoke(main, ["audio", "-w", str(tmp_path / "ws"),
+                                    "-j", "9" * 20])
+    assert res.exit_code == 2 and "workers" in res.output.lower(), res.output
