@@ -54,6 +54,18 @@ err_console = _console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: The most worker processes or threads any ``--workers``/``-j`` takes. A larger count
+#: ended in a traceback (Python's process pool keeps it in a C int) or would start more
+#: processes than any one machine runs usefully; the biggest servers have a few hundred
+#: cores, so no real use is refused.
+MAX_WORKERS = 1024
+
+
+def workers_type(minimum: int = 0) -> click.IntRange:
+    """The type of every ``--workers`` option: ``minimum`` .. :data:`MAX_WORKERS`."""
+    return click.IntRange(minimum, MAX_WORKERS)
+
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="phono")

@@ -25,6 +25,7 @@ from phonotheque.cli._common import (
     handle_errors,
     json_option,
     plain_progress,
+    workers_type,
 )
 from phonotheque.errors import WorkspaceError
 from phonotheque.progress import ProgressEvent
@@ -36,7 +37,7 @@ from phonotheque.workspace import Workspace, require_support
               type=click.Path(file_okay=False, path_type=Path),
               default=lambda: os.environ.get("PHONO_WORKSPACE", "."),
               show_default="$PHONO_WORKSPACE or .", help="Workspace folder.")
-@click.option("--workers", "-j", type=click.IntRange(min=0), default=None,
+@click.option("--workers", "-j", type=workers_type(0), default=None,
               help="Local worker processes (default: number of cores; 0 = in this process).")
 @click.option("--scheduler", metavar="tcp://HOST:8786",
               help="Run on a Dask distributed cluster instead of local processes.")

@@ -13,7 +13,14 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from phonotheque.cli._build_options import build_settings_options, given_settings, print_settings
-from phonotheque.cli._common import command, console, emit_json, json_option, plain_progress
+from phonotheque.cli._common import (
+    command,
+    console,
+    emit_json,
+    json_option,
+    plain_progress,
+    workers_type,
+)
 from phonotheque.cli._listens import warn_unmatched
 from phonotheque.pipeline import (
     BuildOptions,
@@ -225,7 +232,7 @@ def _problems(report: BuildReport) -> str:
 @build_settings_options
 @click.option("--scheduler", help="Dask scheduler address (tcp://host:8786) for audio "
                                   "encoding and per-folder torrent hashing.")
-@click.option("--workers", type=click.IntRange(min=0),
+@click.option("--workers", type=workers_type(0),
               help="Local worker processes (default: all cores; 0 = in this process).")
 @click.option("--stop-after", type=click.Choice(["ingest", "select", "audio", "pack", "publish"]),
               help="Run the stages up to this one only.")

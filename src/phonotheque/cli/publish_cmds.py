@@ -16,6 +16,7 @@ from phonotheque.cli._common import (
     emit_json,
     json_option,
     progress_bar,
+    workers_type,
     workspace_option,
 )
 from phonotheque.workspace import Workspace
@@ -62,7 +63,7 @@ def _executor_options(f: Any) -> Any:
     f = click.option("--scheduler", metavar="tcp://HOST:8786",
                      help="Build each data folder on a Dask cluster worker (shared storage, "
                           "same paths).")(f)
-    return click.option("--workers", "-j", type=click.IntRange(min=0), default=None,
+    return click.option("--workers", "-j", type=workers_type(0), default=None,
                         help="Build this many data folders at once in local processes "
                              "(default: one at a time here; hashing uses every core anyway).")(f)
 

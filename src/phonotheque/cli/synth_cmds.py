@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from phonotheque.cli._common import command, console, progress_bar
+from phonotheque.cli._common import command, console, progress_bar, workers_type
 from phonotheque.synth import AUTO_COMPRESS_TRACKS, SynthOptions, synth
 
 
@@ -26,7 +26,7 @@ from phonotheque.synth import AUTO_COMPRESS_TRACKS, SynthOptions, synth
               show_default=True,
               help=f"zstd: release.jsonl.zst (and listens.csv.zst); auto: zstd from "
                    f"{AUTO_COMPRESS_TRACKS:,} tracks on.")
-@click.option("--workers", type=click.IntRange(1), default=None,
+@click.option("--workers", type=workers_type(1), default=None,
               help="Generating processes (default: one per core); the bytes are the same "
                    "for any number.")
 def synth_cmd(tracks: int | None, releases: int | None, out: Path, seed: int,

@@ -13,7 +13,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from phonotheque.atomic import write_bytes
-from phonotheque.cli._common import command, console, err_console, progress_bar
+from phonotheque.cli._common import (
+    command,
+    console,
+    err_console,
+    progress_bar,
+    workers_type,
+)
 from phonotheque.errors import IntegrityError
 from phonotheque.progress import Meter
 from phonotheque.torrent import (
@@ -135,7 +141,7 @@ def torrent() -> None:
     "--no-date", is_flag=True, help="Write no creation date (byte-reproducible file)."
 )
 @click.option("--private", is_flag=True, help="Set the private flag (changes the infohash).")
-@click.option("--workers", type=click.IntRange(min=1),
+@click.option("--workers", type=workers_type(1),
               help="Hashing threads (default: every core).")
 def create(
     path: Path,
