@@ -162,3 +162,31 @@ def test_compare_with_a_sqlite_file_that_is_not_a_catalogue_exits_3(tmp_path: Pa
                 out = CliRunner().invoke(main, ["compare", *map(str, args)])
                 assert out.exit_code == 3, (engine, bad.name, out.output, out.exception)
                 assert bad.name in out.output, out.output
+
+
+def test_a_truncated_catalogue_duckdb_is_an_error_not_a_traceback_for_every_reader(
+        tmp_path: Path) -> None:
+    """A catalogue.duckdb cut short (a disk full during a copy, a partial restore) that
+    DuckDB still opens failed on the first block past the end a reader read: `phono
+    stats`, `ledger`, `compare` and `publish` (its first read of the catalogue) ended in
+    a traceback of DuckDB's IOException, exit 1, wherever the file was cut (in the
+    schema version's read or in the command's own queries). The columnar stages (select,
+    audio, pack) say "DuckDB failed while ..." naming the file, exit 5; DuckDB refusing
+    to open the file at all is exit 2."""
+    ws = _demo_catalogue(tmp_path / "ws")
+    _columnar(ws)
+    other = _demo_catalogue(tmp_path / "other")
+    _columnar(other)
+    db = ws.root / "catalogue.duckdb"
+    whole = db.read_bytes()
+    for share in (0.1, 0.2, 0.4, 0.6, 0.8):
+        db.write_bytes(whole[:int(len(whole) * share) // 4096 * 4096])
+        for args in (["stats", "-w", str(ws.root)], ["stats", "--json", "-w", str(ws.root)],
+                     ["ledger", "-w", str(ws.root)], ["ledger", "--csv", "-w", str(ws.root)],
+                     ["ledger", "--json", "-w", str(ws.root)],
+                     ["compare", str(ws.root), str(other.root)],
+                     ["compare", str(other.root), str(db)],
+                     ["publish", "-w", str(ws.root)]):
+            out = CliRunner().invoke(main, args)
+            assert out.exit_code in (2, 5), (share, args, out.output, out.exception)
+            assert str(db) in out.output and "DuckDB" in out.output, (share, args, out.output)

@@ -109,6 +109,10 @@ def compare(a: Path, b: Path, *, sample: int = 10, a_name: str = "A",
                 columnar.attach(con, file_b, "b", read_only=True)
                 _check_catalogue(con, "b", file_b)
             parts = _overlaps(con, "a", "a" if same else "b", sample)
+        except columnar.Error as exc:  # e.g. a corrupt or truncated catalogue.duckdb
+            read = ", ".join(str(f) for f in dict.fromkeys((file_a, file_b))
+                             if f.suffix == ".duckdb")
+            raise columnar.failed(read, "comparing the catalogues", exc) from exc
         finally:
             con.close()
     return CompareReport(a_name, b_name, parts["isrc"], parts["mbid"])

@@ -93,6 +93,8 @@ def catalogue_stats(ws: Workspace) -> CatalogueStats:
         con = bulk.open_bulk(ws.root, readonly=True)
         try:
             return _count(con, ops=columnar.CATALOGUE_ALIAS)
+        except columnar.Error as exc:  # e.g. a corrupt or truncated catalogue.duckdb
+            raise columnar.failed(bulk.path(ws.root), "counting the catalogue", exc) from exc
         finally:
             con.close()
     with ws.store(readonly=True) as store:

@@ -181,8 +181,10 @@ def open_bulk(root: Path, *, memory_bytes: int | None = None, threads: int | Non
             _check_version(con, file)
         else:
             migrate(con, file)
-    except BaseException:
+    except BaseException as exc:
         con.close()
+        if isinstance(exc, columnar.Error):  # e.g. a corrupt or truncated file
+            raise columnar.failed(file, "reading its schema version", exc) from exc
         raise
     return con
 

@@ -243,6 +243,8 @@ def catalogue_times(root: Path) -> list[str | None]:
     try:
         row = con.execute("SELECT (SELECT max(updated_at) FROM ledger), "
                           "(SELECT max(updated_at) FROM ingest_checkpoint)").fetchone()
+    except columnar.Error as exc:  # e.g. a corrupt or truncated catalogue.duckdb
+        raise columnar.failed(bulk.path(root), "reading the catalogue", exc) from exc
     finally:
         con.close()
     return list(row) if row else []

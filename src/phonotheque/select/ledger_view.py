@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
-from phonotheque.catalogue import bulk, bulk_selection, ledger
+from phonotheque.catalogue import bulk, bulk_selection, columnar, ledger
 from phonotheque.catalogue.ledger import LedgerEntry
 from phonotheque.workspace import Workspace
 
@@ -55,20 +55,34 @@ class _SqliteLedger:
 
 class _ColumnarLedger:
     def __init__(self, ws: Workspace) -> None:
+        self.file = bulk.path(ws.root)
         self.con = bulk.open_bulk(ws.root, readonly=True)  # a reader: beside other readers
 
     def counts(self) -> dict[str, int]:
-        return bulk_selection.status_counts(self.con)
+        with self._reading():
+            return bulk_selection.status_counts(self.con)
 
     def matching(self, status: str | None) -> int:
-        return bulk_selection.count_matching(self.con, status)
+        with self._reading():
+            return bulk_selection.count_matching(self.con, status)
 
     def entries(self, status: str | None, limit: int | None,
                 offset: int) -> list[LedgerEntry]:
-        return bulk_selection.ledger_entries(self.con, status, limit, offset)
+        with self._reading():
+            return bulk_selection.ledger_entries(self.con, status, limit, offset)
 
     def iter(self, status: str | None) -> Iterator[LedgerEntry]:
-        return bulk_selection.iter_ledger(self.con, status)
+        with self._reading():
+            yield from bulk_selection.iter_ledger(self.con, status)
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        # A DuckDB error reading the file (a corrupt or truncated catalogue.duckdb) is
+        # the columnar stages' storage error, one line, not a traceback.
+        try:
+            yield
+        except columnar.Error as exc:
+            raise columnar.failed(self.file, "reading the ledger", exc) from exc
 
     def close(self) -> None:
         self.con.close()
