@@ -197,3 +197,69 @@ def test_publish_before_any_release_lists_only_the_database(ws: Workspace, data:
     report = publish(ws)
     assert report.unreleased == 1 and report.listed == 1
     assert report.database_torrent is not None
+
+
+# The published database as the publish's own readers meet it, with a table standing for
+# one of 10^9 rows none of which matches (a recursive count: minutes on any machine), so
+# only an interruption ends the statement in time: the excluded tracks read back after a
+# columnar export, and the Parquet export (both engines) of a table.
+_ENDLESS_READERS = (
+    "import signal, sqlite3, sys\n"
+    "from pathlib import Path\n"
+    "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # as on a terminal\n"
+    "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+    "from phonotheque.cli._common import handle_errors\n"
+    "from phonotheque.publish import publisher\n"
+    "from phonotheque.publish.export import export_parquet\n"
+    "from phonotheque.workspace import Workspace\n"
+    "tmp, which = Path(sys.argv[1]), sys.argv[2]\n"
+    "db = tmp / 'metadata.sqlite'\n"
+    "count = ('WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c '\n"
+    "         'WHERE i < 1000000000)')\n"
+    "conn = sqlite3.connect(db)\n"
+    "conn.execute(f\"CREATE VIEW track AS {count} SELECT i AS id, CASE WHEN i < 0 \"\n"
+    "             \"THEN 'excluded' ELSE 'published' END AS status FROM c\")\n"
+    "conn.execute(f\"CREATE VIEW info AS {count} SELECT 'k' || i AS key, i AS value \"\n"
+    "             'FROM c WHERE i < 0')\n"
+    "conn.close()\n"
+    "ws = Workspace.create(tmp / 'ws')\n"
+    "def stage():\n"
+    "    with ws.store() as store:\n"
+    "        print('ready', flush=True)\n"
+    "        if which == 'excluded':\n"
+    "            publisher._excluded_tracks(store, db)\n"
+    "        else:\n"
+    "            export_parquet(db, tmp / 'parquet', tables=['info'])\n"
+    "handle_errors(stage)()\n")
+
+
+@pytest.mark.parametrize("which", ["excluded", "parquet"])
+def test_ctrl_c_stops_the_publish_reading_its_database(tmp_path: Path, which: str) -> None:
+    """`phono publish` read the database it had just written on plain sqlite3
+    connections (the excluded tracks, on a columnar workspace; the Parquet export), which
+    run no signal handler during a statement: Ctrl-C waited for the statement to end
+    (the excluded tracks are a scan of every track, 0.27 s at 2 M). It must stop within a
+    second: exit 130 "interrupted", no traceback. In a child process of its own, SIGINT
+    unblocked and Python's own handler put back (see tests/test_cli_scripting.py)."""
+    import signal
+    import sys
+    import time
+
+    child = subprocess.Popen([sys.executable, "-c", _ENDLESS_READERS, str(tmp_path), which],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+        time.sleep(0.5)  # inside the statement
+        sent = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        try:
+            _, err = child.communicate(timeout=5)  # measured: 0.1 s
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"Ctrl-C did not stop the read ({which}) within 5 s") from None
+        took = time.monotonic() - sent
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err and "Exception ignored" not in err
+    assert took < 5, took

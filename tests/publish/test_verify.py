@@ -233,3 +233,61 @@ def test_summary_counts_problems_not_files(ws: Workspace, download: Path) -> Non
     ok_dl = CliRunner().invoke(main, ["verify", str(_data_folders(download)[1]),
                                       "--against", str(ws.publish)], terminal_width=200)
     assert ok_dl.exit_code == 0 and "0 problems" in ok_dl.output, ok_dl.output
+
+
+# A published database whose torrent table is a view that takes minutes to return
+# nothing (a recursive count to 10^9): what a hostile or broken download can hold, and
+# a statement only an interruption ends in time.
+_ENDLESS_TORRENT_VIEW = (
+    "CREATE VIEW torrent AS WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
+    "FROM c WHERE i < 1000000000) SELECT i AS id, 'x' AS name, 'data' AS kind, "
+    "0 AS obsolete, NULL AS superseded_by FROM c WHERE i < 0")
+_VERIFY_CHILD = (
+    "import signal, sys\n"
+    "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # as on a terminal\n"
+    "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+    "from phonotheque.cli import main\n"
+    "print('ready', flush=True)\n"
+    "main(['verify', sys.argv[1], '--against', sys.argv[2]])\n")
+
+
+def test_ctrl_c_stops_verify_reading_the_published_database(tmp_path: Path) -> None:
+    """`phono verify` read the published database on a plain sqlite3 connection, which
+    runs no signal handler during a statement: Ctrl-C during a long one (a downloaded
+    database is not trusted) waited for it to end. It must stop within a second, exit
+    130 "interrupted", no traceback. In a child process of its own, SIGINT unblocked and
+    Python's own handler put back (see tests/test_cli_scripting.py's Ctrl-C test)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pub = tmp_path / "publish"
+    pub.mkdir()
+    conn = sqlite3.connect(pub / "metadata.sqlite")
+    conn.executescript(
+        f"{_ENDLESS_TORRENT_VIEW};\n"
+        "CREATE TABLE file(torrent_id, path, size, sha256, btv2_root, original_sha256, "
+        "patch_path);\n"
+        "CREATE TABLE aux_file(torrent_id, path, size, sha256, btv2_root);\n")
+    conn.close()
+    data = tmp_path / "download"
+    data.mkdir()
+    child = subprocess.Popen([sys.executable, "-c", _VERIFY_CHILD, str(data), str(pub)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+        time.sleep(0.5)  # inside the statement
+        sent = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        try:
+            _, err = child.communicate(timeout=5)  # measured: 0.1 s
+        except subprocess.TimeoutExpired:
+            raise AssertionError("Ctrl-C did not stop verify's read within 5 s") from None
+        took = time.monotonic() - sent
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err and "Exception ignored" not in err
+    assert took < 5, took

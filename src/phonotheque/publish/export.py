@@ -299,7 +299,7 @@ def export_parquet(
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise wrap_os_error(exc, folder, writing=True) from exc
-    conn = sqlite3.connect(file_uri(db, mode="ro"), uri=True)
+    conn = interrupts.sqlite_connect(file_uri(db, mode="ro"), uri=True)  # Ctrl-C stops it
     try:
         for table in tables:
             schema = _arrow_schema(conn, table)

@@ -28,12 +28,12 @@ interrupted publish leaves the previous generation in place.
 from __future__ import annotations
 
 import shutil
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from phonotheque import interrupts
 from phonotheque.atomic import (
     fsync_dir,
     move_into_place,
@@ -179,7 +179,7 @@ def _excluded_tracks(store: Store, database: Path) -> str:
     """A temporary table of the store's connection listing the excluded tracks, as the
     just published ``database`` says (a columnar workspace's tracks are not in
     catalogue.sqlite); its name, for :func:`index_mod.withdrawn_sql`."""
-    conn = sqlite3.connect(file_uri(database, mode="ro"), uri=True)
+    conn = interrupts.sqlite_connect(file_uri(database, mode="ro"), uri=True)  # Ctrl-C stops it
     try:
         ids = conn.execute("SELECT id FROM track WHERE status = 'excluded' ORDER BY id").fetchall()
     finally:

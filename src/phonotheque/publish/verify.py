@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from phonotheque import interrupts
 from phonotheque.errors import InputError, IntegrityError, PhonoError, WorkspaceError
 from phonotheque.progress import ProgressFn, meter
 from phonotheque.publish.index import V1_SUFFIX
@@ -124,7 +125,8 @@ def _load(against: Path) -> dict[str, _Torrent]:
     if not db.is_file():
         raise WorkspaceError(against, "no metadata.sqlite here (give the publish/ folder)")
     try:
-        conn = sqlite3.connect(file_uri(db, mode="ro", immutable=1), uri=True)
+        # (registered: Ctrl-C stops a statement of a downloaded, possibly hostile, database)
+        conn = interrupts.sqlite_connect(file_uri(db, mode="ro", immutable=1), uri=True)
     except sqlite3.Error as exc:
         raise WorkspaceError(db, f"cannot open: {exc}") from exc
     torrents: dict[str, _Torrent] = {}
