@@ -1187,3 +1187,21 @@ def test_the_staging_is_freed_before_the_transaction_that_commits_a_part(
     assert want["track"]
     for table in want:
         assert got[table] == want[table], table
+
+
+def test_ingest_into_a_truncated_catalogue_duckdb_is_an_error_not_a_traceback(
+        tmp_path: Path) -> None:
+    """`phono ingest listens` into a columnar workspace whose catalogue.duckdb was cut
+    short (DuckDB still opens it) ended in a traceback of DuckDB's IOException, exit 1:
+    the source's checkpoint is read, and the listens resolved at the end, outside the
+    merge that turned DuckDB errors into "DuckDB failed while ingesting ...", exit 5."""
+    ws = Workspace.create(tmp_path / "ws", engine="duckdb")
+    ingest(ws, "musicbrainz", [DEMO / "mbdump-sample.jsonl"])
+    db = ws.root / "catalogue.duckdb"
+    whole = db.read_bytes()
+    for share in (0.2, 0.5, 0.8):
+        db.write_bytes(whole[:int(len(whole) * share) // 4096 * 4096])
+        out = CliRunner().invoke(main, ["ingest", "listens", str(DEMO.parent / "listens.csv"),
+                                        "-w", str(ws.root)])
+        assert out.exit_code in (2, 5), (share, out.output, out.exception)
+        assert str(db) in out.output and "DuckDB" in out.output, (share, out.output)

@@ -207,6 +207,10 @@ def ingest(
                 if progress is not None:
                     progress(_event(item.source, rows, done_bytes, total_bytes))
             report.excluded_tracks = _refresh(con)
+        except columnar.Error as exc:  # outside a part's merge (its checkpoint's read, the
+            # refresh): a corrupt or truncated catalogue.duckdb, say
+            raise columnar.failed(ws.columnar, f"ingesting {kind}", exc,
+                                  bulk.stage_memory(memory_bytes)) from exc
         finally:
             con.close()
     report.add_up()
