@@ -29,6 +29,7 @@ import hashlib
 import os
 import sqlite3
 import tempfile
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -182,12 +183,20 @@ def _safe_relative(path: str) -> bool:
         and all(part not in ("", ".", "..") for part in parts)
 
 
-def _hash_file(path: Path, progress: Progress | None) -> tuple[str, str | None]:
-    """SHA-256 and v2 merkle root of a file, reading it once."""
+class _Stopped(Exception):
+    """A hash given up because the verify stopped (Ctrl-C, an error)."""
+
+
+def _hash_file(path: Path, progress: Progress | None,
+               stop: threading.Event | None = None) -> tuple[str, str | None]:
+    """SHA-256 and v2 merkle root of a file, reading it once; given up (:class:`_Stopped`)
+    between two reads once ``stop`` is set."""
     sha = hashlib.sha256()
     v2 = PiecesRoot()
     with open(path, "rb") as f:
         while chunk := f.read(READ):
+            if stop is not None and stop.is_set():
+                raise _Stopped(path)
             sha.update(chunk)
             v2.update(chunk)
             if progress is not None:
@@ -326,25 +335,34 @@ def _check_folder(
         else:
             todo.append((exp, file))
 
+    # Ctrl-C (or an error) in this thread stops the hashes running in the pool between two
+    # reads: the pool's exit waits for them, which was until each file's end (seconds for
+    # a file of a few GiB), deaf to the interruption.
+    stop = threading.Event()
+
     def check(item: tuple[_Expected, Path]) -> tuple[_Expected, str, str | None]:
         exp, file = item
-        sha, root = _hash_file(file, progress)
+        sha, root = _hash_file(file, progress, stop)
         return exp, sha, root
 
     with ThreadPoolExecutor(max_workers=options.workers or min(4, os.cpu_count() or 1)) as pool:
-        for exp, sha, root in pool.map(check, todo):
-            result.files += 1
-            result.bytes += exp.size
-            report.files_checked += 1
-            report.bytes_checked += exp.size
-            if exp.sha256 and sha != exp.sha256:
-                report.problems.append(Problem(shown(exp.path), "corrupt",
-                                               f"sha256 {sha}, published {exp.sha256}"))
-            elif exp.root and root != exp.root:
-                report.problems.append(Problem(shown(exp.path), "root_mismatch",
-                                               f"merkle root {root}, published {exp.root}"))
-            else:
-                report.files_ok += 1
+        try:
+            for exp, sha, root in pool.map(check, todo):
+                result.files += 1
+                result.bytes += exp.size
+                report.files_checked += 1
+                report.bytes_checked += exp.size
+                if exp.sha256 and sha != exp.sha256:
+                    report.problems.append(Problem(shown(exp.path), "corrupt",
+                                                   f"sha256 {sha}, published {exp.sha256}"))
+                elif exp.root and root != exp.root:
+                    report.problems.append(Problem(shown(exp.path), "root_mismatch",
+                                                   f"merkle root {root}, published {exp.root}"))
+                else:
+                    report.files_ok += 1
+        except BaseException:
+            stop.set()
+            raise
 
 
 def _check_with_torrent(
