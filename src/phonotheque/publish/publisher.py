@@ -249,6 +249,21 @@ def _stage_database_payload(ws: Workspace, out: Path, base: str) -> Path:
     return tmp
 
 
+def _restore_payload(staged: Path, final: Path) -> None:
+    """Put back into the seeded payload ``final`` of an unchanged database torrent each
+    file of ``staged`` (the same files, just made) it lacks or holds at another size: a
+    deleted or cut file of it (parquet/track.parquet) stayed so, and the seeder offered
+    an incomplete torrent. A file of the right size is not read (verify checks bytes)."""
+    for src in sorted(staged.rglob("*")):
+        if not src.is_file():
+            continue
+        dst = final / src.relative_to(staged)
+        if dst.is_file() and dst.stat().st_size == src.stat().st_size:
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        place_file(src, dst)
+
+
 def _database_torrent(ws: Workspace, out: Path, store: Store, pack_opts: PackOptions,
                       stamp: str) -> str:
     """Make (or keep) the torrent over metadata.sqlite + parquet/ of the generation ``out``;
@@ -275,6 +290,7 @@ def _database_torrent(ws: Workspace, out: Path, store: Store, pack_opts: PackOpt
         if not final.is_dir():
             move_into_place(tmp, final)
         else:
+            _restore_payload(tmp, final)
             shutil.rmtree(tmp, ignore_errors=True)
         return str(current["name"])
     # A new database: a new name (a second one at the same time gets a suffix).
