@@ -644,3 +644,27 @@ def test_a_csv_of_a_header_alone_reads_alike_on_both_engines(
         assert [r[2:] for r in _rejects(a)] == [
             ("file", "no key column (recording_mbid, mbid, isrc, track_id) in columns "
                      "['title', 'count']; use --key")]
+
+
+@pytest.mark.parametrize(("names", "rejected"), [
+    (["recording_mbid", "count", "count"], True), (["recording_mbid", "count", "Count"], True),
+    (["recording_mbid", "count", "title", "title"], False)])
+def test_a_parquet_file_repeating_a_column_name_reads_alike_on_both_engines(
+        tmp_path: Path, names: list[str], rejected: bool) -> None:
+    """A Parquet listens file whose schema repeats a column name. The SQLite path
+    refuses it when the repeated name is the key or count column (which of the two
+    holds the counts is anybody's guess: a ``file`` reject, exit 10) where DuckDB
+    renamed the second one (``count_1``) and read the first (every row kept, exit 0).
+    Now both refuse it, and both read a file repeating a column they do not use."""
+    a, b = _pair(tmp_path, tracks=False)
+    path = tmp_path / "weekly.parquet"
+    columns = [pa.array([_mbid(1), _mbid(2)]), pa.array([1, 2]), pa.array([3, 4])]
+    columns += [pa.array(["x", "y"])] * (len(names) - len(columns))
+    schema = pa.schema([(n, c.type) for n, c in zip(names, columns, strict=True)])
+    pq.write_table(pa.Table.from_arrays(columns, schema=schema), path)
+    first = ingest(a, "listens", [path])
+    second = _columnar_ingest(b, [path])
+    assert _columnar_listens(b) == _sqlite_listens(a)
+    assert _rejects(b) == _rejects(a)
+    assert (first.new_rejects, second.new_rejects) == ((1, 1) if rejected else (0, 0))
+    assert len(_sqlite_listens(a)) == (0 if rejected else 2)

@@ -219,6 +219,26 @@ def _types(con: columnar.Connection, scan: str) -> dict[str, str]:
     return {str(r[0]): str(r[1]) for r in rows}
 
 
+def _parquet_names(con: columnar.Connection, item: Input) -> list[str]:
+    """The top-level column names of a Parquet file as written (DESCRIBE shows a
+    repeated name renamed): the children of the schema's root, each nested column's
+    own children skipped."""
+    try:
+        rows = con.execute("SELECT name, num_children FROM parquet_schema(?)",
+                           [str(item.path)]).fetchall()
+    except columnar.Error as exc:
+        raise _Fallback from exc
+    names: list[str] = []
+    skip = 0  # nodes of the current nested column still to pass over
+    for name, children in rows[1:]:
+        if skip:
+            skip += (children or 0) - 1
+            continue
+        names.append(str(name))
+        skip = children or 0
+    return names
+
+
 def _key_sql(kind: str, col: str, typ: str) -> str:
     """SQL for the normalised key of the forms SQL accepts, NULL for every other row."""
     if typ == "VARCHAR":
@@ -268,6 +288,10 @@ def _table(con: columnar.Connection, item: Input, options: ReadOptions, fmt: str
     else:
         types = _types(con, _scan(item, fmt, []))
         names = list(types)
+        if len({n.lower() for n in _parquet_names(con, item)}) != len(names):
+            # DuckDB renamed a repeated name (``count``, ``count_1``); the Python
+            # reader refuses a repeated key or count column, reads the others
+            raise _Fallback
     try:
         key_col, kind, count_col, users_col = listens.choose_columns(item, names, options)
     except InputError as exc:
