@@ -668,3 +668,23 @@ def test_a_parquet_file_repeating_a_column_name_reads_alike_on_both_engines(
     assert _rejects(b) == _rejects(a)
     assert (first.new_rejects, second.new_rejects) == ((1, 1) if rejected else (0, 0))
     assert len(_sqlite_listens(a)) == (0 if rejected else 2)
+
+
+@pytest.mark.parametrize("space", [b"\x0b", b"\x0c"])
+def test_a_json_lines_listen_beside_a_vertical_tab_or_form_feed_is_refused_on_both_engines(
+        data: Path, tmp_path: Path, space: bytes) -> None:
+    """A JSON Lines listen with a ``\\v`` or ``\\f`` before or after its object.
+    orjson refuses the line (not JSON white space: the SQLite path's reject names it,
+    exit 10) where DuckDB's read_json took it for white space and counted the listen
+    (exit 0). Now such a file goes to the Python reader on DuckDB too."""
+    listen = (data / "listenbrainz" / "listenbrainz_listens.jsonl").read_bytes().splitlines()
+    a, b = _pair(tmp_path, tracks=False)
+    before, after = tmp_path / "before.jsonl", tmp_path / "after.jsonl"
+    before.write_bytes(listen[0] + b"\n" + space + listen[1] + b"\n" + listen[0] + b"\n")
+    after.write_bytes(listen[0] + b"\n" + listen[1] + space + b"\n" + listen[0] + b"\n")
+    first = ingest(a, "listens", [before, after])
+    second = _columnar_ingest(b, [before, after])
+    assert _columnar_listens(b) == _sqlite_listens(a)
+    assert _rejects(b) == _rejects(a)
+    assert [r[2] for r in _rejects(a)] == ["line 2", "line 2"]
+    assert first.new_rejects == second.new_rejects == 2

@@ -372,7 +372,8 @@ def _json_layout(item: Input) -> int:
     The Python reader takes the whole file as one document if it parses as one, else
     one document per line (``splitlines``). The first line parsing alone and more text
     after it is exactly "not one document"; a ``\r`` (a line break to splitlines,
-    not to DuckDB) or a broken compressed stream goes to the Python reader.
+    not to DuckDB), a ``\v`` or ``\f`` (white space to DuckDB, not to orjson) or a
+    broken compressed stream goes to the Python reader.
     """
     lines = 0
     more = False
@@ -390,7 +391,10 @@ def _json_layout(item: Input) -> int:
             lines += 1
             last = first
             while block := f.read1(1 << 22):  # type: ignore[attr-defined]
-                if b"\r" in block:
+                if b"\r" in block or b"\x0b" in block or b"\x0c" in block:
+                    # \v and \f: white space to DuckDB around a line's object, a
+                    # malformed line to orjson (never valid JSON text, not even in a
+                    # string): the Python reader names the line
                     raise _Fallback
                 more = more or bool(block.strip(_JSON_WS))
                 lines += block.count(b"\n")
