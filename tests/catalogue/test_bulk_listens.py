@@ -717,3 +717,29 @@ def test_a_json_lines_listen_orjson_refuses_is_refused_on_both_engines(
     assert _columnar_listens(b) == _sqlite_listens(a)
     assert _rejects(b) == _rejects(a)
     assert second.new_rejects == 1
+
+
+@pytest.mark.parametrize(("name", "reason"), [
+    ("weekly.tsv", "a TSV file is not read"),
+    ("weekly.parquet.gz", "a compressed Parquet file is not read")])
+def test_a_tsv_or_compressed_parquet_file_is_refused_saying_why_on_both_engines(
+        tmp_path: Path, name: str, reason: str) -> None:
+    """``phono ingest listens weekly.tsv`` (or ``weekly.parquet.gz``) was read as JSON on
+    both engines: every line refused as "malformed JSON: unexpected character" (or "str
+    is not valid UTF-8"), which says nothing of the real problem. Now one ``file``
+    reject says what is not read, on both engines."""
+    a, b = _pair(tmp_path, tracks=False)
+    path = tmp_path / name
+    if name.endswith(".tsv"):
+        path.write_text(f"recording_mbid\tcount\n{_mbid(1)}\t3\n{_mbid(2)}\t4\n")
+    else:
+        plain = tmp_path / "plain.parquet"
+        pq.write_table(pa.table({"recording_mbid": [_mbid(1)], "count": [3]}), plain)
+        path.write_bytes(gzip.compress(plain.read_bytes()))
+    first = ingest(a, "listens", [path])
+    second = _columnar_ingest(b, [path])
+    assert _sqlite_listens(a) == _columnar_listens(b) == []
+    assert _rejects(b) == _rejects(a)
+    [(_, _, locator, why)] = _rejects(a)
+    assert (locator, why.split(":")[0].split(" (")[0]) == ("file", reason)
+    assert first.new_rejects == second.new_rejects == 1

@@ -245,6 +245,13 @@ class ListenCounts:
         name = item.path.name
         lower = name.lower()
         dataset = options.dataset or stem(name)
+        inner = without_compression(lower)
+        if inner.endswith(".tsv") or (inner.endswith(".parquet") and inner != lower):
+            # not JSON: read as JSON, every line was refused as "malformed JSON"
+            raise InputError(item.source, (
+                "a TSV file is not read (listen counts are read from CSV, Parquet or JSON)"
+                if inner.endswith(".tsv") else "a compressed Parquet file is not read: "
+                "decompress it (Parquet compresses its own pages)"))
         if lower.endswith(".parquet"):
             yield from self._table(item, options, dataset, _parquet_batches(item, options))
         elif without_compression(lower).endswith(".csv"):
