@@ -25,7 +25,7 @@ import pytest
 import pyzstd
 
 from phonotheque.catalogue import bulk, bulk_listens, columnar, listens_columnar
-from phonotheque.errors import StorageError
+from phonotheque.errors import InputError, PhonoError
 from phonotheque.ingest import IngestOptions, IngestReport, ingest
 from phonotheque.sources import ReadOptions, get
 from phonotheque.workspace import Workspace
@@ -457,8 +457,10 @@ def test_a_failed_merge_leaves_no_rows_and_no_checkpoint(tmp_path: Path) -> None
         con.execute("CREATE VIEW ingest_checkpoint AS SELECT * FROM gone")
     finally:
         con.close()
-    with pytest.raises(StorageError):
+    # DuckDB's "Can only delete from base table": neither storage nor input (exit 1)
+    with pytest.raises(PhonoError) as failed:
         _columnar_ingest(b, [DEMO / "listens.csv"])
+    assert type(failed.value) is PhonoError
     con = bulk.open_bulk(b.root)
     try:
         assert con.execute("SELECT count(*) FROM listens").fetchone() == (0,)
@@ -478,7 +480,7 @@ def test_a_failed_merge_reports_its_own_error(tmp_path: Path,
         return "", "CAST(n.key AS BIGINT)"
 
     monkeypatch.setattr(bulk_listens, "_resolution", broken)
-    with pytest.raises(StorageError) as failed:
+    with pytest.raises(InputError) as failed:  # a conversion: DuckDB's DataError
         _columnar_ingest(b, [DEMO / "listens.csv"])
     assert "Conversion Error" in str(failed.value)
     assert "aborted" not in str(failed.value)
@@ -690,14 +692,17 @@ def test_a_json_lines_listen_beside_a_vertical_tab_or_form_feed_is_refused_on_bo
     assert first.new_rejects == second.new_rejects == 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "DuckDB's JSON reader (yyjson, built with ALLOW_INF_AND_NAN and ALLOW_TRAILING_COMMAS, "
-    "no nesting limit) accepts what orjson refuses; a plain listen line goes to SQL only, "
-    "so orjson never sees it. Finding such lines cheaply (a per-line check without a "
-    "second Python pass over a multi-GB dump) is not done yet"))
-@pytest.mark.parametrize("odd", [b"NaN", b"-Infinity", b"1e400", b"[1,]",
-                                 b"[" * 1100 + b"]" * 1100],
-                         ids=["nan", "infinity", "overflow", "trailing-comma", "depth"])
+_NOT_SCREENED = pytest.mark.xfail(strict=True, reason=(
+    "DuckDB's JSON reader (yyjson, no nesting limit, numbers past a double read as inf) "
+    "accepts what orjson refuses; a plain listen line goes to SQL only, so orjson never "
+    "sees it, and no cheap byte pattern finds these two (listens_columnar._lenient)"))
+
+
+@pytest.mark.parametrize("odd", [b"NaN", b"-Infinity", b"[1,]", b"{\"a\": 1 , }",
+                                 pytest.param(b"1e400", marks=_NOT_SCREENED),
+                                 pytest.param(b"[" * 1100 + b"]" * 1100, marks=_NOT_SCREENED)],
+                         ids=["nan", "infinity", "trailing-comma", "trailing-comma-object",
+                              "overflow", "depth"])
 def test_a_json_lines_listen_orjson_refuses_is_refused_on_both_engines(
         data: Path, tmp_path: Path, odd: bytes) -> None:
     """A JSON Lines listen holding, in a field phono does not read, a value orjson
