@@ -24,6 +24,17 @@ Why each part is needed:
   ``sqlite3.OperationalError("interrupted")``.
 - A statement in a helper thread is not stopped by a KeyboardInterrupt in the main
   thread at all (``ThreadPoolExecutor.__exit__``, and Python's exit, wait for the thread).
+- SQLite checks for an interruption between two virtual machine instructions only, and
+  some instructions run long: the sort of a ``CREATE INDEX`` (OP_SorterSort, checked on
+  SQLite 3.40.1: ``interrupt()`` during it returns only when it ends; 13-17 s at 10 M
+  tracks), FTS5's 'optimize'. No statement can be cut there, so a statement that may run
+  such an instruction runs in a helper thread (:func:`helpers`, :func:`run`) the caller
+  waits on: on Ctrl-C the caller interrupts it, waits a moment (:data:`_GRACE_SECONDS`)
+  for it to end and otherwise leaves it behind. Helper threads are daemon threads, so
+  Python's exit does not wait for one left inside ``sqlite3_step`` (CPython ends such a
+  thread when it asks for the GIL back during finalisation); a process that goes on
+  instead has the thread end when its statement's instruction ends (interrupted, its
+  connection closed by the job).
 
 The handler is installed only while a registered connection is open, only from the main
 thread and only over Python's default handler: a SIGINT ignored (a background job) or
@@ -33,13 +44,15 @@ handler is put back when the last connection goes away (asyncio.run looks for it
 
 from __future__ import annotations
 
+import queue
 import signal
 import sqlite3
 import sys
 import threading
+import time
 import weakref
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, wait
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -52,6 +65,16 @@ _SQLITE_INTERRUPT = 9  # SQLite's result code for an interrupted statement
 _TICK_OPS = 10_000
 #: How often :func:`helpers` interrupts the connections again while its jobs end.
 _POLL_SECONDS = 0.05
+#: How long :func:`helpers` waits, after a Ctrl-C or an error, for its jobs' interrupted
+#: statements to end before it leaves the jobs still running behind (one inside a long
+#: SQLite instruction, see the module). An interrupted statement stops far sooner
+#: otherwise, and a job that ends in time closes its connections before the caller's
+#: cleanup (the removal of a temporary database) runs.
+_GRACE_SECONDS = 0.5
+#: The same for :func:`run`, whose job uses SQLite only (an interrupted SQLite statement
+#: stops at its next instruction; a DuckDB job gets the longer wait above, and one left
+#: running into Python's exit was never tried).
+_RUN_GRACE_SECONDS = 0.1
 
 _OPEN: weakref.WeakSet[Any] = weakref.WeakSet()
 # Held while interrupting, and by close() around a close from another thread: interrupt()
@@ -59,6 +82,7 @@ _OPEN: weakref.WeakSet[Any] = weakref.WeakSet()
 _LOCK = threading.RLock()
 
 C = TypeVar("C")
+R = TypeVar("R")
 
 
 def interrupt_all() -> None:
@@ -153,30 +177,90 @@ def is_interruption(exc: BaseException) -> bool:
     return False
 
 
+class Helpers:
+    """What :func:`helpers` yields: ``submit`` as ``ThreadPoolExecutor.submit`` (a
+    :class:`~concurrent.futures.Future`, at most ``max_workers`` jobs at once, in the order
+    submitted), but in daemon threads: Python's exit does not wait for a job left behind
+    (ThreadPoolExecutor's threads it joins, whatever they run)."""
+
+    def __init__(self, max_workers: int) -> None:
+        self._max_workers = max_workers
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._threads = 0
+        self.futures: list[Future[Any]] = []
+
+    def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
+        future: Future[R] = Future()
+        self.futures.append(future)
+        self._jobs.put((future, fn, args, kwargs))
+        if self._threads < self._max_workers:
+            self._threads += 1
+            threading.Thread(target=self._work, name=f"phono-helper-{self._threads}",
+                             daemon=True).start()
+        return future
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            future, fn, args, kwargs = job
+            del job
+            if future.set_running_or_notify_cancel():
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException as exc:  # noqa: BLE001 - the caller's, through the Future
+                    future.set_exception(exc)
+                else:
+                    future.set_result(result)
+                    del result
+            del future, fn, args, kwargs
+
+    def _shutdown(self) -> None:
+        for _ in range(self._threads):
+            self._jobs.put(None)
+
+
+def _stop(futures: list[Future[Any]], grace: float) -> None:
+    """Cancel the jobs not started and interrupt the registered connections, again every
+    :data:`_POLL_SECONDS`, until the running jobs end or ``grace`` seconds pass."""
+    for future in futures:
+        future.cancel()
+    deadline = time.monotonic() + grace
+    while not all(f.done() for f in futures):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return  # left behind: see the module
+        interrupt_all()
+        wait(futures, timeout=min(_POLL_SECONDS, left))
+
+
 @contextmanager
-def helpers(max_workers: int) -> Iterator[ThreadPoolExecutor]:
-    """A thread pool whose jobs stop with the block: when the block raises (Ctrl-C, an
-    error), jobs not started are cancelled and the registered connections' statements
-    interrupted, again every :data:`_POLL_SECONDS` (a job may start its next statement
-    after one), until the running jobs end; then the block's exception goes on. A job's
-    connection must be registered (:func:`track`, :func:`sqlite_connect`) for its
-    statement to stop. Without an exception, the jobs end as in ``ThreadPoolExecutor``."""
-    futures: list[Future[Any]] = []
-    with ThreadPoolExecutor(max_workers=max_workers) as pool:
-        submit = pool.submit
+def helpers(max_workers: int, *, grace: float = _GRACE_SECONDS) -> Iterator[Helpers]:
+    """A pool of helper threads whose jobs stop with the block: when the block raises
+    (Ctrl-C, an error), jobs not started are cancelled and the registered connections'
+    statements interrupted, again every :data:`_POLL_SECONDS` (a job may start its next
+    statement after one), until the running jobs end, or for ``grace`` seconds at most
+    (:data:`_GRACE_SECONDS`): a job whose statement runs one long SQLite instruction is
+    left behind (see the module); then the block's exception goes on. A job's connection
+    must be registered (:func:`track`, :func:`sqlite_connect`) for its statement to stop.
+    Without an exception, the block ends when its jobs have ended, as
+    ``ThreadPoolExecutor``'s."""
+    pool = Helpers(max_workers)
+    try:
+        yield pool
+        wait(pool.futures)  # interruptible (a lock's wait): a Ctrl-C here stops them too
+    except BaseException:
+        _stop(pool.futures, grace)
+        raise
+    finally:
+        pool._shutdown()
 
-        def submitted(*args: Any, **kwargs: Any) -> Future[Any]:
-            future = submit(*args, **kwargs)
-            futures.append(future)
-            return future
 
-        pool.submit = submitted  # type: ignore[method-assign]
-        try:
-            yield pool
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            while not all(f.done() for f in futures):
-                interrupt_all()
-                wait(futures, timeout=_POLL_SECONDS)
-            raise
+def run(fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
+    """``fn(*args, **kwargs)`` in a helper thread the caller waits on: a Ctrl-C stops it
+    as in :func:`helpers`, within :data:`_RUN_GRACE_SECONDS` even during a long SQLite
+    instruction (the caller's wait is what Ctrl-C interrupts). For work on a SQLite
+    database that may run such an instruction (CREATE INDEX, FTS5's 'optimize'): ``fn``
+    opens (:func:`sqlite_connect`), uses and closes its connection itself, in its
+    thread, so that a connection left behind is never closed under it; it uses no DuckDB
+    connection."""
+    with helpers(1, grace=_RUN_GRACE_SECONDS) as pool:
+        return pool.submit(fn, *args, **kwargs).result()

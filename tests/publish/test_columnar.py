@@ -387,3 +387,69 @@ def test_ctrl_c_stops_the_text_index_build_at_once(tmp_path: Path, where: str) -
     assert child.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err, err
     assert took < 5, took
+
+
+# columnar_export._finish on a published database whose track table holds 3 M rows of
+# random MBIDs (the real schema, catalogue and index statements): the sort of the CREATE
+# INDEX track_mbid is one SQLite instruction of ~3 s (more on a loaded machine; 13-17 s at
+# 10 M tracks), which no interrupt() cuts. "sorting" is printed when the statement starts.
+_LONG_SORT = (
+    "import signal, sys\n"
+    "from concurrent.futures import Future\n"
+    "from pathlib import Path\n"
+    "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # as on a terminal\n"
+    "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+    "from phonotheque import interrupts\n"
+    "from phonotheque.catalogue.store import Store\n"
+    "from phonotheque.cli._common import handle_errors\n"
+    "from phonotheque.publish import columnar_export as ce\n"
+    "from phonotheque.publish.export import ExportContext\n"
+    "db, cat = Path(sys.argv[1]), Path(sys.argv[2])\n"
+    "Store(cat, create=True).close()\n"
+    "indexes = [i for i in ce._create(db) if i[0] == 'track_mbid']\n"
+    "conn = interrupts.sqlite_connect(db, isolation_level=None)\n"
+    "conn.execute('PRAGMA journal_mode = OFF')\n"
+    "conn.execute('INSERT INTO track(id, mbid, title, status) WITH RECURSIVE n(i) AS '\n"
+    "             '(SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000000) '\n"
+    "             \"SELECT i, lower(hex(randomblob(18))), 't', 'todo' FROM n\")\n"
+    "conn.close()\n"
+    "def tell(step, rows=0):\n"
+    "    if step == 'metadata.sqlite: index track_mbid':\n"
+    "        print('sorting', flush=True)\n"
+    "ctx = ExportContext(built_at='2026-01-01T00:00:00Z')\n"
+    "handle_errors(lambda: ce._finish(db, cat, ctx, indexes, Future(), 1, tell))()\n")
+
+
+def test_ctrl_c_stops_a_long_index_sort_at_once(tmp_path: Path) -> None:
+    """Ctrl-C during `phono publish`'s CREATE INDEX track_mbid (a columnar workspace, 10 M
+    tracks) exited 130 only 13-17 s later: SQLite sorts in one virtual machine instruction
+    and checks for an interruption (the progress handler, interrupt()) only between two.
+    The publish's SQLite statements now run in a helper thread the main thread waits on,
+    which a Ctrl-C stops within a second, the sort left to end in its thread: exit 130,
+    "interrupted", no traceback nor "Exception ignored" (Python's exit with that thread
+    inside sqlite3_step). Child process as in the test above."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    child = subprocess.Popen([sys.executable, "-c", _LONG_SORT, str(tmp_path / "pub.sqlite"),
+                              str(tmp_path / "catalogue.sqlite")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "sorting\n"
+        time.sleep(1)  # the table scan (~0.5 s) is over: inside the sort
+        sent = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        try:
+            _, err = child.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("Ctrl-C did not stop CREATE INDEX within 30 s") from None
+        took = time.monotonic() - sent
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == 130, err
+    assert "interrupted" in err, err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert took < 1.5, took

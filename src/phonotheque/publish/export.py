@@ -85,28 +85,35 @@ _RELEASED = "t.built = 1 AND t.wave IS NOT NULL"
 def export_sqlite(catalogue: Path, out: Path, ctx: ExportContext) -> dict[str, int]:
     """Write ``out`` (atomically) from the catalogue; return row counts per table."""
     with atomic_path(out) as tmp:
-        conn = interrupts.sqlite_connect(tmp, isolation_level=None)  # Ctrl-C stops it
         try:
-            conn.create_function("public_source", 1, public_source, deterministic=True)
-            conn.execute("PRAGMA page_size = 4096")
-            conn.execute("PRAGMA journal_mode = OFF")  # built in a temporary file, renamed at the end
-            conn.execute("PRAGMA synchronous = OFF")
-            conn.executescript(DDL)
-            conn.execute("ATTACH DATABASE ? AS cat", (str(catalogue),))
-            conn.execute("BEGIN")
-            counts = _fill(conn, ctx)
-            conn.execute("COMMIT")
-            conn.execute("DETACH DATABASE cat")
-            conn.execute("INSERT INTO track_fts(track_fts) VALUES ('optimize')")
-            conn.execute("ANALYZE")
-            conn.execute(f"PRAGMA user_version = {PUBLISH_SCHEMA_VERSION}")
+            # In a helper thread: Ctrl-C stops it at once, even during FTS5's 'optimize'
+            # (one SQLite instruction: see interrupts.run)
+            return interrupts.run(_build, catalogue, tmp, ctx)
         except sqlite3.OperationalError as exc:
             storage = wrap_sqlite_error(exc, out)
             if storage is None:
                 raise
             raise storage from exc
-        finally:
-            conn.close()
+
+
+def _build(catalogue: Path, db: Path, ctx: ExportContext) -> dict[str, int]:
+    conn = interrupts.sqlite_connect(db, isolation_level=None)  # Ctrl-C stops it
+    try:
+        conn.create_function("public_source", 1, public_source, deterministic=True)
+        conn.execute("PRAGMA page_size = 4096")
+        conn.execute("PRAGMA journal_mode = OFF")  # built in a temporary file, renamed at the end
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.executescript(DDL)
+        conn.execute("ATTACH DATABASE ? AS cat", (str(catalogue),))
+        conn.execute("BEGIN")
+        counts = _fill(conn, ctx)
+        conn.execute("COMMIT")
+        conn.execute("DETACH DATABASE cat")
+        conn.execute("INSERT INTO track_fts(track_fts) VALUES ('optimize')")
+        conn.execute("ANALYZE")
+        conn.execute(f"PRAGMA user_version = {PUBLISH_SCHEMA_VERSION}")
+    finally:
+        conn.close()
     return counts
 
 
