@@ -42,6 +42,13 @@ class WorkspaceError(PhonoError):
     exit_code = 3
 
 
+class DamagedCatalogue(WorkspaceError):
+    """A workspace's catalogue file (catalogue.sqlite, catalogue.duckdb) is not a readable
+    database of ours: empty, cut short, a damaged block, not a database at all. Exit 3 like
+    any file that is not a workspace's, on both engines and every command; a real I/O
+    failure (EIO, disk full, a read-only file being written) is a :class:`StorageError`."""
+
+
 class SchemaTooNew(WorkspaceError):
     """The catalogue was written by a newer phono than this one."""
 

@@ -146,6 +146,30 @@ def test_not_a_workspace(tmp_path: Path) -> None:
         Workspace.open(tmp_path).store()
 
 
+@pytest.mark.parametrize("engine", ["sqlite", "duckdb"])
+def test_an_empty_catalogue_sqlite_is_exit_3_not_a_traceback(tmp_path: Path,
+                                                             engine: str) -> None:
+    """catalogue.sqlite cut to nothing (0 bytes): SQLite opens an empty file as a new,
+    empty database, and the read-only open every command makes first (the workspace's
+    engine, in its meta table) ended in a traceback, sqlite3.OperationalError "no such
+    table: meta", exit 1, on both engines. Now exit 3 naming the file, as a damaged one."""
+    from click.testing import CliRunner
+
+    from phonotheque.cli import main
+
+    ws = Workspace.create(tmp_path / "w", engine=engine)
+    ws.catalogue.write_bytes(b"")
+    for args in (["stats"], ["ledger"], ["rejects"], ["select"], ["gc"]):
+        out = CliRunner().invoke(main, [*args, "-w", str(ws.root)])
+        assert out.exit_code == 3, (args, out.output, out.exception)
+        assert f"{ws.catalogue}: not a readable SQLite catalogue" in out.output, out.output
+    assert ws.catalogue.stat().st_size == 0  # nothing written over it
+    # `phono init` (idempotent) still makes a catalogue of an empty file
+    Store(ws.catalogue, create=True).close()
+    with Store(ws.catalogue, readonly=True) as store:
+        assert store.scalar("PRAGMA user_version") == SCHEMA_VERSION
+
+
 def test_reject_count_by_stage(tmp_path: Path) -> None:
     with Store(tmp_path / "c.sqlite", create=True) as s:
         s.add_rejects([Reject("ingest", "a.json", "line 1", "bad"),

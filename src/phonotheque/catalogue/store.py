@@ -17,7 +17,13 @@ from typing import Any
 
 from phonotheque import clock, interrupts
 from phonotheque.catalogue.schema import MIGRATIONS, migrate
-from phonotheque.errors import InputError, WorkspaceError, wrap_os_error, wrap_sqlite_error
+from phonotheque.errors import (
+    DamagedCatalogue,
+    InputError,
+    WorkspaceError,
+    wrap_os_error,
+    wrap_sqlite_error,
+)
 from phonotheque.model import (
     Artist,
     Checkpoint,
@@ -158,8 +164,16 @@ class Store:
             if readonly:
                 from phonotheque.catalogue.schema import schema_version
 
-                if schema_version(self.conn) > len(migrations):
+                version = schema_version(self.conn)
+                if version > len(migrations):
                     migrate(self.conn, self.path, migrations)  # raises SchemaTooNew
+                if version == 0 and not self.conn.execute(
+                        "SELECT 1 FROM sqlite_master LIMIT 1").fetchone():
+                    # an empty file (cut to nothing): SQLite reads it as a new database
+                    self.conn.close()
+                    raise DamagedCatalogue(self.path, "not a readable SQLite catalogue: an "
+                                           "empty database (no tables); restore it from a "
+                                           "backup, or `phono init` a new workspace")
             else:
                 migrate(self.conn, self.path, migrations)
         except sqlite3.DatabaseError as exc:
@@ -167,7 +181,7 @@ class Store:
             storage = wrap_sqlite_error(exc, self.path)
             if storage is not None:
                 raise storage from exc
-            raise WorkspaceError(self.path, f"not a readable SQLite catalogue: {exc}") from exc
+            raise DamagedCatalogue(self.path, f"not a readable SQLite catalogue: {exc}") from exc
 
     # -- plumbing -----------------------------------------------------------
 
