@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from phonotheque.catalogue import columnar
-from phonotheque.errors import InputError, PhonoError, ToolError
+from phonotheque.errors import DamagedCatalogue, InputError, ToolError
 from phonotheque.workspace import Workspace
 from tests.select_helpers import lb_top_records
 
@@ -199,8 +199,9 @@ def test_no_catalogue_or_not_a_catalogue(tmp_path: Path) -> None:
         columnar.connect(tmp_path / "missing.sqlite", temp_directory=tmp_path / "t")
     junk = tmp_path / "junk.sqlite"
     junk.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(PhonoError, match="DuckDB cannot"):
+    with pytest.raises(DamagedCatalogue, match="not a readable SQLite catalogue") as caught:
         columnar.connect(junk, temp_directory=tmp_path / "t")
+    assert caught.value.exit_code == 3  # as the SQLite engine says of the same file
 
 
 def test_running_out_of_memory_names_phono_memory(filled: Workspace) -> None:

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from phonotheque import heap_trim, interrupts
 from phonotheque.errors import (
     BusyError,
+    DamagedCatalogue,
     InputError,
     PhonoError,
     StorageError,
@@ -147,8 +148,95 @@ def sqlite_extension(con: duckdb.DuckDBPyConnection | None = None) -> Path:
     return path
 
 
+# -- a catalogue file that is not a readable database of ours --------------------------
+# DuckDB (1.4) raises the same IOException for a damaged file and for a real I/O failure,
+# so they are told apart by what can be checked:
+# * before opening, the file's own header: every DuckDB database has the magic "DUCK" at
+#   byte 8 of a 4 KiB main header (an empty file, or one overwritten there, has not). Exact.
+# * afterwards, DuckDB's message, for what only shows once it reads the file: cut short
+#   ("Could not read enough bytes": the file is shorter than its own block list says), a
+#   damaged block ("Corrupt database file: computed checksum ..."), another storage
+#   version, and what the SQLite extension says of a damaged catalogue.sqlite ("file is
+#   not a database", "database disk image is malformed"). DuckDB computes these itself from
+#   bytes it did read, so a failing disk (EIO: "Could not read from file ...: Input/output
+#   error"), a full disk or a permission refusal never matches them. The words are
+#   DuckDB's and could change in another version: an error they miss is then classed as
+#   before (exit 5 in a stage, exit 2 where DuckDB refuses to open the file), never as a
+#   wrong "damaged"; tests/test_damaged_catalogue.py pins them for the pinned DuckDB.
+_MAGIC_OFFSET, _MAGIC = 8, b"DUCK"
+_DAMAGED = re.compile(
+    r"not a valid DuckDB database file|Could not read enough bytes|Corrupt database file|"
+    r"does not match stored checksum|trying to read a database file with version number|"
+    r"file is not a database|database disk image is malformed", re.IGNORECASE)
+_FILE_NAMED = re.compile(r'(?:from|file) "([^"]+)"')
+# The OS's words (strerror) in DuckDB's message when it may not open a file for writing or
+# the disk failed: storage when writing (errors.os_error_class's table for these errnos).
+_CANNOT_WRITE = re.compile(
+    r"Permission denied|Operation not permitted|Read-only file system|No space left|"
+    r"Disk quota exceeded|Input/output error|File too large", re.IGNORECASE)
+# DuckDB's lock conflict: 'Could not set lock on file "...": Conflicting lock is held in
+# ...'. Not any "lock" in the message: "in block at location 0" holds one too.
+_LOCK = re.compile(r"could not set lock|conflicting lock", re.IGNORECASE)
+
+
+def is_damaged(exc: BaseException) -> bool:
+    """True if DuckDB's ``exc`` says a database file it read is not readable as one
+    (damaged, cut short, another storage version, not a database): see above."""
+    return _DAMAGED.search(str(exc)) is not None
+
+
+def is_lock_conflict(exc: BaseException) -> bool:
+    """True if DuckDB's ``exc`` says another process holds the file's lock."""
+    return _LOCK.search(str(exc)) is not None
+
+
+def damaged(path: object, detail: str) -> DamagedCatalogue:
+    """The error for a catalogue file that is not a readable database of ours: the same
+    words as the SQLite engine's (catalogue.store), "not a readable <kind> catalogue"."""
+    suffix = Path(str(path)).suffix
+    kind = {".duckdb": "DuckDB ", ".sqlite": "SQLite "}.get(suffix, "")
+    return DamagedCatalogue(path, f"not a readable {kind}catalogue (damaged, cut short or "
+                                  f"not a database; restore it from a backup): {detail}")
+
+
+def check_header(path: Path) -> None:
+    """Refuse an existing DuckDB file whose header is not DuckDB's (empty, overwritten, not
+    a database) before DuckDB opens it: :class:`DamagedCatalogue`. A missing file, or one
+    that cannot be read, is left to DuckDB (it says what is wrong)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(_MAGIC_OFFSET)
+            magic = fh.read(len(_MAGIC))
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        return
+    except OSError as exc:
+        raise wrap_os_error(exc, path) from exc
+    if magic != _MAGIC:
+        what = "an empty file" if path.stat().st_size == 0 else "no DuckDB header"
+        raise damaged(path, what)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _open_error(path: Path, exc: duckdb.Error, *, writing: bool, verb: str) -> PhonoError:
+    """What DuckDB's refusal to open or attach ``path`` is: busy (another process's lock),
+    damaged (exit 3), a file it may not write when writing (exit 5), else bad input."""
+    import duckdb
+
+    if isinstance(exc, duckdb.IOException) and is_lock_conflict(exc):
+        return BusyError(path, "another phono process is using it; wait for it to finish")
+    if is_damaged(exc):
+        return damaged(path, _first_line(exc))
+    if writing and (isinstance(exc, duckdb.PermissionException)
+                    or _CANNOT_WRITE.search(str(exc)) is not None):
+        return StorageError(path, f"cannot write: DuckDB cannot open it: {_first_line(exc)}")
+    return InputError(path, f"DuckDB cannot {verb} it: {exc}")
+
+
 def failed(subject: object, doing: str, exc: duckdb.Error,
-           limit: int | None = None) -> PhonoError:
+           limit: int | None = None, *, catalogue: Path | None = None) -> PhonoError:
     """The error a stage raises when DuckDB fails while ``doing`` something, of the class
     that says what went wrong (docs/cli.md, exit codes), with DuckDB's first line.
 
@@ -163,10 +251,19 @@ def failed(subject: object, doing: str, exc: duckdb.Error,
       :class:`InputError` (exit 2), not a storage problem that sends a user to their disk.
     * Anything else (an internal error, a constraint, a statement it refused): a plain
       :class:`PhonoError` (exit 1, "error"), naming neither the disk nor the input.
+
+    Before all these, a file DuckDB found damaged (:func:`is_damaged`: cut short, a block's
+    checksum wrong) is :class:`DamagedCatalogue` (exit 3) naming the file: the one in
+    DuckDB's message, else ``catalogue`` (the catalogue the step reads), else ``subject``.
     """
     import duckdb
 
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    first = _first_line(exc)
+    if is_damaged(exc):
+        # the file DuckDB names, else the catalogue the step reads, else the subject
+        named = _FILE_NAMED.search(first)
+        where = named.group(1) if named else (catalogue or subject)
+        return damaged(where, f"DuckDB failed while {doing}: {first}")
     if isinstance(exc, duckdb.OutOfMemoryException):
         return StorageError(subject, out_of_memory(doing, first, limit or _limit_in(first)))
     problem = f"DuckDB failed while {doing}: {first}"
@@ -308,16 +405,17 @@ def connect(catalogue: Path, *, temp_directory: Path, memory_bytes: int | None =
     }
     if threads is not None:
         config["threads"] = threads
+    if database is not None:
+        check_header(database)
     try:
         con = duckdb.connect(":memory:" if database is None else str(database),
                              read_only=read_only and database is not None, config=config)
-    except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
+    except duckdb.Error as exc:
+        if isinstance(exc, duckdb.IOException) and is_lock_conflict(exc):
             raise BusyError(database, "another phono process is using the columnar "
                                       "catalogue; wait for it to finish") from exc
-        raise InputError(database, f"DuckDB cannot open it: {exc}") from exc
-    except duckdb.Error as exc:
-        raise InputError(database, f"DuckDB cannot open it: {exc}") from exc
+        raise _open_error(Path(str(database)), exc, writing=not read_only,
+                          verb="open") from exc
     try:
         # DuckDB draws its own progress bar on stdout for a query past 2 s: library code
         # never prints (it corrupted `--json` output and the first line a caller reads).
@@ -344,9 +442,11 @@ def connect(catalogue: Path, *, temp_directory: Path, memory_bytes: int | None =
                 "SELECT table_name FROM duckdb_tables() WHERE database_name = ?",
                 [CATALOGUE_ALIAS]).fetchall()}
         except duckdb.Error as exc:
+            if is_damaged(exc):
+                raise damaged(catalogue, _first_line(exc)) from exc
             raise InputError(catalogue, f"DuckDB cannot read the catalogue: {exc}") from exc
         if "track" not in tables:
-            raise InputError(catalogue, "not a catalogue (no track table)")
+            raise damaged(catalogue, "no track table")
     except BaseException:
         con.close()
         raise
@@ -419,16 +519,14 @@ def attach(con: duckdb.DuckDBPyConnection, path: Path, alias: str, *,
     ``read_only``."""
     import duckdb
 
-    options = [] if Path(path).suffix == ".duckdb" else ["TYPE sqlite"]
+    is_duckdb = Path(path).suffix == ".duckdb"
+    options = [] if is_duckdb else ["TYPE sqlite"]
     if read_only:
         options.append("READ_ONLY")
+    if is_duckdb:
+        check_header(Path(path))
     try:
         con.execute(f"ATTACH {quote(str(path))} AS {alias}"
                     + (f" ({', '.join(options)})" if options else ""))
-    except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
-            raise BusyError(path, "another phono process is using it; wait for it to "
-                                  "finish") from exc
-        raise InputError(path, f"DuckDB cannot attach it: {exc}") from exc
     except duckdb.Error as exc:
-        raise InputError(path, f"DuckDB cannot attach it: {exc}") from exc
+        raise _open_error(Path(path), exc, writing=not read_only, verb="attach") from exc

@@ -119,7 +119,8 @@ def mirrored(con: columnar.Connection, store: Store) -> Iterator[dict[str, int]]
         with store.transaction():
             copied = fill(con, store.conn)
     except columnar.Error as exc:
-        raise columnar.failed(store.path.parent, "reading the held tracks", exc) from exc
+        raise columnar.failed(store.path.parent, "reading the held tracks", exc,
+                              catalogue=bulk.path(store.path.parent)) from exc
     try:
         yield copied
     finally:

@@ -168,7 +168,8 @@ def export_columnar(root: Path, out: Path, parquet: Path | None, ctx: ExportCont
         counts = _export(con, root, scratch, fts, out, parquet, ctx, threads, memory_bytes,
                          _Tell(progress))
     except columnar.Error as exc:
-        raise columnar.failed(out, "publishing", exc) from exc
+        raise columnar.failed(out, "publishing", exc,
+                              catalogue=bulk.path(root)) from exc
     finally:
         con.close()
         columnar.remove_database(scratch)
