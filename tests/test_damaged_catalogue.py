@@ -187,3 +187,26 @@ def test_a_read_only_catalogue_is_storage_when_writing_and_readable_when_reading
         assert str(db) in out.output, out.output
     finally:
         _writable_again(db)
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "duckdb"])
+def test_a_damaged_page_of_catalogue_sqlite_read_mid_command_is_exit_3(
+        built: dict[str, Path], tmp_path: Path, engine: str) -> None:
+    """A page of catalogue.sqlite overwritten past its schema (the open checks only the
+    schema): `phono publish` and `pack` read it mid-command and ended in a traceback,
+    sqlite3.DatabaseError 'database disk image is malformed', exit 1, on both engines
+    (catalogue.sqlite holds the ledger on a columnar workspace too). Now exit 3 naming
+    the file, as when the open finds the damage."""
+    ws = _copy(built, engine, tmp_path / "ws")
+    db = ws / "catalogue.sqlite"
+    whole = db.read_bytes()
+    pages = len(whole) // 4096
+    for page in range(pages // 2, pages):  # past the schema; up to the first page read
+        db.write_bytes(whole)
+        _overwrite(db, page * 4096, 4096)
+        out = CliRunner().invoke(main, ["publish", "--no-parquet", "-w", str(ws)])
+        if out.exit_code != 0:
+            _says_damaged(out, db, f"page {page} of {pages}")
+            break
+    else:
+        pytest.fail("publish read none of the damaged pages")

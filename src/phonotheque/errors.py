@@ -122,7 +122,19 @@ def wrap_os_error(exc: OSError, path: Path | str, *, writing: bool = False) -> P
 
 
 # SQLite's primary result codes (the low byte of ``sqlite_errorcode``).
-_SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_FULL = 8, 10, 13
+_SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL = 8, 10, 11, 13
+_SQLITE_NOTADB = 26
+
+
+def sqlite_damage(exc: Exception, path: Path | str) -> DamagedCatalogue | None:
+    """A SQLite error saying the database file is damaged (SQLITE_CORRUPT: 'database disk
+    image is malformed'; SQLITE_NOTADB: 'file is not a database'), as a
+    :class:`DamagedCatalogue` naming ``path``; None for every other error. By SQLite's
+    result code, not its message text."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if not isinstance(code, int) or code & 0xFF not in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return None
+    return DamagedCatalogue(path, f"not a readable SQLite catalogue: {exc}")
 
 
 def wrap_sqlite_error(exc: Exception, path: Path | str) -> StorageError | None:

@@ -29,7 +29,7 @@ from rich.progress import (
 )
 
 from phonotheque import __version__, interrupts
-from phonotheque.errors import PhonoError, wrap_os_error, wrap_sqlite_error
+from phonotheque.errors import PhonoError, sqlite_damage, wrap_os_error, wrap_sqlite_error
 from phonotheque.progress import ProgressEvent, ProgressFn
 from phonotheque.workspace import Workspace, require_support
 
@@ -139,6 +139,15 @@ def handle_errors(f: F) -> F:
                 _interrupted()
             if isinstance(exc, PhonoError):
                 _fail(exc)
+            if isinstance(exc, sqlite3.DatabaseError):
+                # A damaged page of catalogue.sqlite met by a read after the open (which
+                # checks only the schema): 'database disk image is malformed' mid-command.
+                # The workspace's catalogue is the SQLite file a command reads; named so.
+                root = kwargs.get("workspace")
+                damage = sqlite_damage(exc, Path(root) / "catalogue.sqlite"
+                                       if isinstance(root, Path) else "catalogue.sqlite")
+                if damage is not None:
+                    _fail(damage)
             if isinstance(exc, sqlite3.OperationalError):
                 # Last resort for SQLite errors raised outside Store.transaction().
                 storage = wrap_sqlite_error(exc, Path("catalogue.sqlite"))
