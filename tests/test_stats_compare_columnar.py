@@ -193,3 +193,28 @@ def test_a_truncated_catalogue_duckdb_is_an_error_not_a_traceback_for_every_read
             assert out.exit_code == 3, (share, args, out.output, out.exception)
             assert f"{db}: not a readable DuckDB catalogue" in out.output, (share, args,
                                                                             out.output)
+
+
+def test_compare_refuses_a_columnar_workspace_whose_catalogue_duckdb_is_gone(
+        tmp_path: Path) -> None:
+    """Every command exits 3 on a columnar workspace whose catalogue.duckdb is missing (or
+    a folder where it was): its tracks live there. `phono compare` opens no Workspace,
+    read the stale catalogue.sqlite as a SQLite workspace's and exited 0 with its figures
+    as the workspace's (counts a user would believe)."""
+    ws = _demo_catalogue(tmp_path / "ws")
+    _columnar(ws)
+    other = _demo_catalogue(tmp_path / "other")
+    db = ws.root / "catalogue.duckdb"
+    whole = db.read_bytes()
+    for gone in ("missing", "a folder"):
+        db.unlink()
+        if gone == "a folder":
+            db.mkdir()
+        for args in ([ws.root, other.root], [other.root, ws.root], [ws.catalogue, other.root]):
+            out = CliRunner().invoke(main, ["compare", *map(str, args)])
+            assert out.exit_code == 3, (gone, args, out.output, out.exception)
+            assert "catalogue.duckdb is missing" in out.output, (gone, out.output)
+        if gone == "a folder":
+            db.rmdir()
+        db.write_bytes(whole)
+    assert CliRunner().invoke(main, ["compare", str(ws.root), str(other.root)]).exit_code == 0

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from phonotheque.catalogue.store import Store
 from phonotheque.errors import InputError, WorkspaceError
-from phonotheque.workspace import CATALOGUE, COLUMNAR
+from phonotheque.workspace import CATALOGUE, COLUMNAR, check_columnar_present
 
 if TYPE_CHECKING:  # DuckDB is imported only when a columnar catalogue is compared
     from phonotheque.catalogue.columnar import Connection as ColumnarConnection
@@ -66,9 +66,12 @@ def catalogue_file(path: Path) -> Path:
     """
     path = Path(path)
     if path.is_dir() and (path / CATALOGUE).is_file():
+        check_columnar_present(path)  # a columnar workspace's tracks are not in SQLite
         return path / COLUMNAR if (path / COLUMNAR).is_file() else path / CATALOGUE
     if path.is_file() and path.suffix == ".sqlite":
         columnar = path.with_name(COLUMNAR)
+        if path.name == CATALOGUE:
+            check_columnar_present(path.parent)
         return columnar if path.name == CATALOGUE and columnar.is_file() else path
     if path.is_file() and path.name == COLUMNAR and path.with_name(CATALOGUE).is_file():
         return path

@@ -156,9 +156,7 @@ class Workspace:
                     pass  # held by another run, or a read-only copy: a later open records it
             return
         if recorded == "duckdb":
-            raise WorkspaceError(self.root, f"{COLUMNAR} is missing: this workspace is columnar "
-                                            "and its tracks live in that file; restore it "
-                                            "from a backup (nothing was changed)")
+            raise _columnar_missing(self.root)
 
     def store(self, *, readonly: bool = False) -> Store:
         return Store(self.catalogue, readonly=readonly)
@@ -167,6 +165,23 @@ class Workspace:
 #: catalogue.sqlite's ``meta`` key naming a columnar workspace's engine (see
 #: Workspace._record_engine).
 ENGINE_META = "engine"
+
+
+def _columnar_missing(root: Path) -> WorkspaceError:
+    return WorkspaceError(root, f"{COLUMNAR} is missing: this workspace is columnar and its "
+                                "tracks live in that file; restore it from a backup (nothing "
+                                "was changed)")
+
+
+def check_columnar_present(root: Path) -> None:
+    """Refuse, only reading, a workspace at ``root`` recorded columnar whose catalogue.duckdb
+    has gone (Workspace.open's rule, for a reader that opens no Workspace: compare)."""
+    root = Path(root)
+    if (root / COLUMNAR).is_file():
+        return
+    with Store(root / CATALOGUE, readonly=True) as store:
+        if store.get_meta(ENGINE_META) == "duckdb":
+            raise _columnar_missing(root)
 
 
 def _make_columnar(ws: Workspace) -> None:
