@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from phonotheque.cli import main
 from phonotheque.ingest import ingest
 from phonotheque.workspace import Workspace
+from tests import require
 
 DEMO = Path(__file__).parents[1] / "src" / "phonotheque" / "demo_data"
 
@@ -160,9 +161,9 @@ def _make_read_only(path: Path) -> None:
     if os.geteuid() != 0:
         path.chmod(0o444)
         return
-    if shutil.which("chattr") is None or subprocess.run(
-            ["chattr", "+i", str(path)], capture_output=True, check=False).returncode:
-        pytest.skip("cannot make a file read-only for root here (chattr +i)")
+    chattr = require.require_tool("chattr")
+    if subprocess.run([chattr, "+i", str(path)], capture_output=True, check=False).returncode:
+        require.missing("a file system where chattr +i makes a file read-only for root")
 
 
 def _writable_again(path: Path) -> None:
