@@ -14,6 +14,7 @@ import orjson
 from click.testing import CliRunner
 
 from phonotheque.cli import main
+from tests import sigint
 
 PHONO = str(Path(__file__).parents[1] / ".venv" / "bin" / "phono")
 
@@ -143,9 +144,6 @@ def test_ctrl_c_inside_a_duckdb_query_is_an_interruption_not_a_traceback(tmp_pat
     In a child process of its own, SIGINT unblocked and Python's own handler put back (a
     child inherits its parent's signal mask and ignored signals; in-process, in a suite
     worker, the signal did not stop the query for six minutes)."""
-    import signal
-    import sys
-    import time
 
     code = (
         "import signal, sqlite3, sys\n"
@@ -168,23 +166,8 @@ def test_ctrl_c_inside_a_duckdb_query_is_an_interruption_not_a_traceback(tmp_pat
         "    finally:\n"
         "        con.close()\n"
         "handle_errors(stage)()\n")
-    child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert child.stdout is not None and child.stdout.readline() == "ready\n"
-        time.sleep(0.5)  # inside the query
-        sent = time.monotonic()
-        child.send_signal(signal.SIGINT)
-        try:
-            _, err = child.communicate(timeout=5)  # measured: 0.1 s
-        except subprocess.TimeoutExpired:
-            raise AssertionError("Ctrl-C did not stop the DuckDB query within 5 s") from None
-        took = time.monotonic() - sent
-    finally:
-        child.kill()
-        child.wait()
-    assert child.returncode == 130, err  # the interruption landed, and was handled
-    assert "interrupted" in err and "Traceback" not in err, err
+    rc, err, took = sigint.interrupt_child([code, str(tmp_path)])  # inside the query
+    sigint.assert_interrupted(rc, err)
     assert took < 5, took
 
 

@@ -29,6 +29,7 @@ from phonotheque.publish.export import PARQUET_TABLES
 from phonotheque.publish.publisher import PublishOptions, publish
 from phonotheque.serve.queries import PublishedDB
 from phonotheque.workspace import Workspace
+from tests import sigint
 from tests.conftest import DATA
 from tests.publish.archive import make_archive
 
@@ -363,29 +364,9 @@ def test_ctrl_c_stops_the_text_index_build_at_once(tmp_path: Path, where: str) -
     either thread, and exit 130 as an interruption (SQLite's "interrupted" too), no
     traceback. In a child process of its own, SIGINT unblocked and Python's own handler
     put back (see tests/test_cli_scripting.py's Ctrl-C test)."""
-    import signal
-    import subprocess
-    import sys
-    import time
 
-    child = subprocess.Popen([sys.executable, "-c", _ENDLESS_FTS, str(tmp_path / "fts.sqlite"),
-                              where], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert child.stdout is not None and child.stdout.readline() == "ready\n"
-        time.sleep(0.5)  # inside the FTS5 statement
-        sent = time.monotonic()
-        child.send_signal(signal.SIGINT)
-        try:
-            _, err = child.communicate(timeout=5)  # measured: 0.1 s
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"Ctrl-C did not stop the FTS5 build ({where} thread) "
-                                 "within 5 s") from None
-        took = time.monotonic() - sent
-    finally:
-        child.kill()
-        child.wait()
-    assert child.returncode == 130, err
-    assert "interrupted" in err and "Traceback" not in err, err
+    rc, err, took = sigint.interrupt_child([_ENDLESS_FTS, str(tmp_path / "fts.sqlite"), where])
+    sigint.assert_interrupted(rc, err)
     assert took < 5, took
 
 
@@ -428,28 +409,9 @@ def test_ctrl_c_stops_a_long_index_sort_at_once(tmp_path: Path) -> None:
     which a Ctrl-C stops within a second, the sort left to end in its thread: exit 130,
     "interrupted", no traceback nor "Exception ignored" (Python's exit with that thread
     inside sqlite3_step). Child process as in the test above."""
-    import signal
-    import subprocess
-    import sys
-    import time
 
-    child = subprocess.Popen([sys.executable, "-c", _LONG_SORT, str(tmp_path / "pub.sqlite"),
-                              str(tmp_path / "catalogue.sqlite")],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert child.stdout is not None and child.stdout.readline() == "sorting\n"
-        time.sleep(1)  # the table scan (~0.5 s) is over: inside the sort
-        sent = time.monotonic()
-        child.send_signal(signal.SIGINT)
-        try:
-            _, err = child.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            raise AssertionError("Ctrl-C did not stop CREATE INDEX within 30 s") from None
-        took = time.monotonic() - sent
-    finally:
-        child.kill()
-        child.wait()
-    assert child.returncode == 130, err
-    assert "interrupted" in err, err
-    assert "Traceback" not in err and "Exception ignored" not in err, err
+    rc, err, took = sigint.interrupt_child(
+        [_LONG_SORT, str(tmp_path / "pub.sqlite"), str(tmp_path / "catalogue.sqlite")],
+        ready="sorting", after=1, timeout=30)  # the table scan (~0.5 s) is over: inside the sort
+    sigint.assert_interrupted(rc, err)
     assert took < 1.5, took

@@ -18,6 +18,7 @@ from phonotheque.publish.export import PARQUET_TABLES
 from phonotheque.publish.publisher import publish
 from phonotheque.publish.waves import ReleaseOptions, release
 from phonotheque.workspace import Workspace
+from tests import sigint
 from tests.publish.archive import make_archive
 
 
@@ -241,27 +242,9 @@ def test_ctrl_c_stops_the_publish_reading_its_database(tmp_path: Path, which: st
     (the excluded tracks are a scan of every track, 0.27 s at 2 M). It must stop within a
     second: exit 130 "interrupted", no traceback. In a child process of its own, SIGINT
     unblocked and Python's own handler put back (see tests/test_cli_scripting.py)."""
-    import signal
-    import sys
-    import time
 
-    child = subprocess.Popen([sys.executable, "-c", _ENDLESS_READERS, str(tmp_path), which],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert child.stdout is not None and child.stdout.readline() == "ready\n"
-        time.sleep(0.5)  # inside the statement
-        sent = time.monotonic()
-        child.send_signal(signal.SIGINT)
-        try:
-            _, err = child.communicate(timeout=5)  # measured: 0.1 s
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"Ctrl-C did not stop the read ({which}) within 5 s") from None
-        took = time.monotonic() - sent
-    finally:
-        child.kill()
-        child.wait()
-    assert child.returncode == 130, err
-    assert "interrupted" in err and "Traceback" not in err and "Exception ignored" not in err
+    rc, err, took = sigint.interrupt_child([_ENDLESS_READERS, str(tmp_path), which])
+    sigint.assert_interrupted(rc, err)
     assert took < 5, took
 
 

@@ -15,6 +15,7 @@ from phonotheque.publish.export import PARQUET_TABLES
 from phonotheque.publish.verify import VerifyOptions, verify
 from phonotheque.publish.waves import ReleaseOptions, release
 from phonotheque.workspace import Workspace
+from tests import sigint
 from tests.publish.archive import make_archive
 
 
@@ -257,10 +258,6 @@ def test_ctrl_c_stops_verify_reading_the_published_database(tmp_path: Path) -> N
     database is not trusted) waited for it to end. It must stop within a second, exit
     130 "interrupted", no traceback. In a child process of its own, SIGINT unblocked and
     Python's own handler put back (see tests/test_cli_scripting.py's Ctrl-C test)."""
-    import signal
-    import subprocess
-    import sys
-    import time
 
     pub = tmp_path / "publish"
     pub.mkdir()
@@ -273,23 +270,8 @@ def test_ctrl_c_stops_verify_reading_the_published_database(tmp_path: Path) -> N
     conn.close()
     data = tmp_path / "download"
     data.mkdir()
-    child = subprocess.Popen([sys.executable, "-c", _VERIFY_CHILD, str(data), str(pub)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert child.stdout is not None and child.stdout.readline() == "ready\n"
-        time.sleep(0.5)  # inside the statement
-        sent = time.monotonic()
-        child.send_signal(signal.SIGINT)
-        try:
-            _, err = child.communicate(timeout=5)  # measured: 0.1 s
-        except subprocess.TimeoutExpired:
-            raise AssertionError("Ctrl-C did not stop verify's read within 5 s") from None
-        took = time.monotonic() - sent
-    finally:
-        child.kill()
-        child.wait()
-    assert child.returncode == 130, err
-    assert "interrupted" in err and "Traceback" not in err and "Exception ignored" not in err
+    rc, err, took = sigint.interrupt_child([_VERIFY_CHILD, str(data), str(pub)])
+    sigint.assert_interrupted(rc, err)
     assert took < 5, took
 
 
@@ -298,10 +280,6 @@ def test_ctrl_c_stops_verify_hashing_large_files(tmp_path: Path) -> None:
     waited for every hash already running to reach its file's end (two 3 GiB files:
     exit 130 1.6-4.6 s after the signal). The hashes stop between two reads: exit 130
     within a second, "interrupted", no traceback. Sparse files: no disk used."""
-    import signal
-    import subprocess
-    import sys
-    import time
 
     pub = tmp_path / "publish"
     pub.mkdir()
@@ -322,21 +300,8 @@ def test_ctrl_c_stops_verify_hashing_large_files(tmp_path: Path) -> None:
                      (name, size, "0" * 64))
     conn.commit()
     conn.close()
-    child = subprocess.Popen([sys.executable, "-c", _VERIFY_CHILD, str(data.parent), str(pub)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert child.stdout is not None and child.stdout.readline() == "ready\n"
-        time.sleep(1)  # hashing both files
-        sent = time.monotonic()
-        child.send_signal(signal.SIGINT)
-        try:
-            _, err = child.communicate(timeout=5)  # measured: 0.1 s
-        except subprocess.TimeoutExpired:
-            raise AssertionError("Ctrl-C did not stop verify's hashing within 5 s") from None
-        took = time.monotonic() - sent
-    finally:
-        child.kill()
-        child.wait()
-    assert child.returncode == 130, err
-    assert "interrupted" in err and "Traceback" not in err and "Exception ignored" not in err
+    rc, err, took = sigint.interrupt_child(
+        [_VERIFY_CHILD, str(data.parent), str(pub)],
+        after=1)  # hashing both files
+    sigint.assert_interrupted(rc, err)
     assert took < 5, took
