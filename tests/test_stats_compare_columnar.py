@@ -218,3 +218,31 @@ def test_compare_refuses_a_columnar_workspace_whose_catalogue_duckdb_is_gone(
             db.rmdir()
         db.write_bytes(whole)
     assert CliRunner().invoke(main, ["compare", str(ws.root), str(other.root)]).exit_code == 0
+
+
+def test_compare_refuses_a_columnar_catalogue_of_a_newer_schema(tmp_path: Path) -> None:
+    """Every reader refuses a catalogue written by a newer phono (exit 3, "newer than this
+    phono understands"), and compare does on a SQLite workspace; on a columnar one it
+    read on and exited 0, whether catalogue.duckdb's schema version (bulk_meta) or its
+    catalogue.sqlite's (user_version) was the newer."""
+    import sqlite3
+
+    import duckdb
+
+    other = _demo_catalogue(tmp_path / "other")
+    for newer in ("catalogue.duckdb", "catalogue.sqlite"):
+        ws = _demo_catalogue(tmp_path / newer)
+        _columnar(ws)
+        if newer == "catalogue.duckdb":
+            con = duckdb.connect(str(ws.columnar))
+            con.execute("UPDATE bulk_meta SET value = '999' WHERE key = 'schema_version'")
+            con.close()
+        else:
+            conn = sqlite3.connect(ws.catalogue)
+            conn.execute("PRAGMA user_version = 999")
+            conn.close()
+        for args in ([ws.root, other.root], [other.root, ws.root]):
+            out = CliRunner().invoke(main, ["compare", *map(str, args)])
+            assert out.exit_code == 3, (newer, args, out.output, out.exception)
+            assert f"{ws.root / newer}: " in out.output, out.output
+            assert "newer than this phono understands" in out.output, out.output

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from phonotheque.catalogue.store import Store
-from phonotheque.errors import InputError, WorkspaceError
+from phonotheque.errors import InputError, SchemaTooNew, WorkspaceError
 from phonotheque.workspace import CATALOGUE, COLUMNAR, check_columnar_present
 
 if TYPE_CHECKING:  # DuckDB is imported only when a columnar catalogue is compared
@@ -108,9 +108,11 @@ def compare(a: Path, b: Path, *, sample: int = 10, a_name: str = "A",
         try:
             columnar.attach(con, file_a, "a", read_only=True)
             _check_catalogue(con, "a", file_a)
+            _check_columnar_version(con, "a", file_a)
             if not same:
                 columnar.attach(con, file_b, "b", read_only=True)
                 _check_catalogue(con, "b", file_b)
+                _check_columnar_version(con, "b", file_b)
             parts = _overlaps(con, "a", "a" if same else "b", sample)
         except columnar.Error as exc:  # e.g. a corrupt or truncated catalogue.duckdb
             read = ", ".join(str(f) for f in dict.fromkeys((file_a, file_b))
@@ -119,6 +121,22 @@ def compare(a: Path, b: Path, *, sample: int = 10, a_name: str = "A",
         finally:
             con.close()
     return CompareReport(a_name, b_name, parts["isrc"], parts["mbid"])
+
+
+def _check_columnar_version(con: ColumnarConnection, db: str, path: Path) -> None:
+    """Refuse a catalogue.duckdb attached as ``db`` whose schema is newer than this phono's
+    (what every other reader refuses, bulk.open_bulk): its tables may mean other things."""
+    if path.suffix != ".duckdb":
+        return
+    from phonotheque.catalogue import bulk
+
+    row = con.execute(f"SELECT max(TRY_CAST(value AS BIGINT)) FROM {db}.bulk_meta "
+                      "WHERE key = 'schema_version'").fetchone()
+    version = int(row[0]) if row and row[0] is not None else 0
+    if version > bulk.SCHEMA_VERSION:
+        raise SchemaTooNew(path, f"columnar catalogue schema version {version} is newer "
+                                 f"than this phono understands (up to {bulk.SCHEMA_VERSION}); "
+                                 "upgrade phonotheque")
 
 
 def _check_catalogue(conn: sqlite3.Connection | ColumnarConnection, db: str,

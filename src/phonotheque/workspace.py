@@ -174,13 +174,13 @@ def _columnar_missing(root: Path) -> WorkspaceError:
 
 
 def check_columnar_present(root: Path) -> None:
-    """Refuse, only reading, a workspace at ``root`` recorded columnar whose catalogue.duckdb
-    has gone (Workspace.open's rule, for a reader that opens no Workspace: compare)."""
+    """Refuse, only reading, what Workspace.open refuses, for a reader that opens no
+    Workspace (compare): a catalogue.sqlite that is damaged or of a newer schema (its
+    read-only open says so), and a workspace recorded columnar whose catalogue.duckdb has
+    gone."""
     root = Path(root)
-    if (root / COLUMNAR).is_file():
-        return
     with Store(root / CATALOGUE, readonly=True) as store:
-        if store.get_meta(ENGINE_META) == "duckdb":
+        if store.get_meta(ENGINE_META) == "duckdb" and not (root / COLUMNAR).is_file():
             raise _columnar_missing(root)
 
 
