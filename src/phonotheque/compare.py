@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from phonotheque.catalogue.store import Store
-from phonotheque.errors import InputError, SchemaTooNew, WorkspaceError
+from phonotheque.errors import InputError, WorkspaceError
 from phonotheque.workspace import CATALOGUE, COLUMNAR, check_columnar_present
 
 if TYPE_CHECKING:  # DuckDB is imported only when a columnar catalogue is compared
@@ -124,19 +124,12 @@ def compare(a: Path, b: Path, *, sample: int = 10, a_name: str = "A",
 
 
 def _check_columnar_version(con: ColumnarConnection, db: str, path: Path) -> None:
-    """Refuse a catalogue.duckdb attached as ``db`` whose schema is newer than this phono's
-    (what every other reader refuses, bulk.open_bulk): its tables may mean other things."""
-    if path.suffix != ".duckdb":
-        return
-    from phonotheque.catalogue import bulk
+    """Refuse a catalogue.duckdb attached as ``db`` whose schema is newer than this phono's,
+    as every other reader does (bulk.open_bulk)."""
+    if path.suffix == ".duckdb":
+        from phonotheque.catalogue import bulk
 
-    row = con.execute(f"SELECT max(TRY_CAST(value AS BIGINT)) FROM {db}.bulk_meta "
-                      "WHERE key = 'schema_version'").fetchone()
-    version = int(row[0]) if row and row[0] is not None else 0
-    if version > bulk.SCHEMA_VERSION:
-        raise SchemaTooNew(path, f"columnar catalogue schema version {version} is newer "
-                                 f"than this phono understands (up to {bulk.SCHEMA_VERSION}); "
-                                 "upgrade phonotheque")
+        bulk.refuse_newer(con, path, db)
 
 
 def _check_catalogue(conn: sqlite3.Connection | ColumnarConnection, db: str,

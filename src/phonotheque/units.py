@@ -36,12 +36,18 @@ def parse_size(text: str, maximum: int = MAX_SIZE) -> int:
         value = Decimal(m.group(2)) * _UNITS[unit]
     except InvalidOperation as exc:  # pragma: no cover - the pattern only lets digits through
         raise InputError(text, "not a size") from exc
-    shown = text if len(text) <= 40 else f"{text[:20]}...{text[-12:]}"
+    shown = shorten(text)
     if m.group(1) == "-" and value:
         raise InputError(shown, "a size cannot be negative")
     if value > maximum:
         raise InputError(shown, f"above the maximum of {format_binary(maximum)}")
     return int(value)
+
+
+def shorten(text: str) -> str:
+    """``text`` as a message shows a value: whole up to 40 characters, else its start and end
+    (a number of thousands of digits would fill the screen)."""
+    return text if len(text) <= 40 else f"{text[:20]}...{text[-12:]}"
 
 
 def format_binary(n: int) -> str:

@@ -26,7 +26,7 @@ from phonotheque import clock
 from phonotheque.catalogue import columnar
 from phonotheque.errors import InputError, SchemaTooNew, WorkspaceError
 from phonotheque.model import Checkpoint
-from phonotheque.units import parse_size
+from phonotheque.units import parse_size, shorten
 
 #: DuckDB's file in the workspace (beside catalogue.sqlite).
 BULK_FILE = "catalogue.duckdb"
@@ -111,8 +111,7 @@ def stage_memory(option: int | None = None) -> int:
         try:
             return columnar.memory_limit(parse_size(text, maximum=columnar.MAX_MEMORY))
         except InputError as exc:
-            shown = text if len(text) <= 40 else f"{text[:20]}...{text[-12:]}"
-            raise InputError(f"${MEMORY_ENV}", f"{shown!r}: {exc.problem}") from None
+            raise InputError(f"${MEMORY_ENV}", f"{shorten(text)!r}: {exc.problem}") from None
     return min(columnar.memory_limit(), STAGE_MEMORY)
 
 
@@ -189,21 +188,32 @@ def open_bulk(root: Path, *, memory_bytes: int | None = None, threads: int | Non
     return con
 
 
-def schema_version(con: columnar.Connection) -> int:
+def schema_version(con: columnar.Connection, database: str | None = None) -> int:
+    """The schema version of the columnar catalogue open as ``con``'s current database, or
+    attached to it as ``database`` (0: none recorded)."""
+    where = "current_database()" if database is None else columnar.quote(database)
     row = con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = "
-                      "current_database() AND table_name = 'bulk_meta'").fetchone()
+                      f"{where} AND table_name = 'bulk_meta'").fetchone()
     if not row or not row[0]:
         return 0
-    got = con.execute("SELECT value FROM bulk_meta WHERE key = 'schema_version'").fetchone()
+    table = "bulk_meta" if database is None else f"{database}.bulk_meta"
+    got = con.execute(f"SELECT value FROM {table} WHERE key = 'schema_version'").fetchone()
     return int(got[0]) if got else 0
 
 
-def _check_version(con: columnar.Connection, file: Path) -> None:
-    current = schema_version(con)
+def refuse_newer(con: columnar.Connection, file: Path, database: str | None = None) -> int:
+    """The catalogue's schema version (:func:`schema_version`); :class:`SchemaTooNew` if
+    it is newer than this phono's: its tables may mean other things."""
+    current = schema_version(con, database)
     if current > SCHEMA_VERSION:
         raise SchemaTooNew(file, f"columnar catalogue schema version {current} is newer than "
                                  f"this phono understands (up to {SCHEMA_VERSION}); "
                                  "upgrade phonotheque")
+    return current
+
+
+def _check_version(con: columnar.Connection, file: Path) -> None:
+    current = refuse_newer(con, file)
     if current < SCHEMA_VERSION:
         raise WorkspaceError(file, f"columnar catalogue schema version {current} is older "
                                    f"than this phono's ({SCHEMA_VERSION}) and a reader does "
